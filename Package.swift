@@ -1,0 +1,34 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "omnibase-agents",
+    products: [
+        .library(name: "Orchestration", targets: ["Orchestration"]),
+        .library(name: "Agents", targets: ["Agents"]),
+        .executable(name: "omnibase-agents", targets: ["omnibase-agents"]),
+    ],
+    targets: [
+        // The system SQLite library (Debian: libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        // Our own C helpers for what Glibc does not import: posix_spawn with chdir, pidfd, wait-status macros.
+        .target(name: "COmnibaseShims", path: "Sources/COmnibaseShims"),
+        .target(name: "Orchestration", dependencies: ["CSQLite", "COmnibaseShims"]),
+        .target(name: "Agents", dependencies: ["Orchestration"]),
+        .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Agents"]),
+        .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims"]),
+        .testTarget(name: "CLITests", dependencies: ["Orchestration"]),
+    ]
+)
+
+// Settings for every Swift target (system and C targets are skipped): Swift 6 language mode with
+// complete data-race checking comes with tools 6.2; warnings are errors.
+for target in package.targets where target.type != .system && !target.name.hasPrefix("C") {
+    var settings = target.swiftSettings ?? []
+    settings.append(.treatAllWarnings(as: .error))
+    // SE-0335: `any` spelled out for existentials.
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    // SE-0444: imports are visible only in the files that write them.
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}

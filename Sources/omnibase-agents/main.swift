@@ -1,0 +1,2 @@
+import Orchestration
+print("omnibase-agents \(Orchestration.version)")

@@ -1,0 +1,4 @@
+import Testing
+@testable import Orchestration
+
+@Test func versionIsSet() { #expect(!Orchestration.version.isEmpty) }
