@@ -1,10 +1,47 @@
 #ifndef OMNIBASE_SHIMS_H
 #define OMNIBASE_SHIMS_H
 
+#include <stdint.h>
+#include <sys/types.h>
+
 /* Wait-status decoding: the function-like macros of <sys/wait.h> are not imported into Swift. */
 int omni_wifexited(int status);
 int omni_wexitstatus(int status);
 int omni_wifsignaled(int status);
 int omni_wtermsig(int status);
+
+/*
+ * Starts `path` with posix_spawn as the leader of a new process group (pgid == pid), with an
+ * empty signal mask, every signal at its default disposition, stdin from /dev/null, and
+ * `stdout_fd`/`stderr_fd` as fds 1 and 2. `cwd` may be NULL (inherit). `argv` and `envp` are
+ * NULL-terminated. Returns 0 and stores the pid, or returns the error number (errno is not set).
+ * The log fds should be close-on-exec: the dup2 onto 1 and 2 clears the flag on the copies only.
+ */
+int omni_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+               int stdout_fd, int stderr_fd, pid_t *pid_out);
+
+/* pidfd_open(2) through syscall(2) (close-on-exec by definition). Returns the fd, or -1 and errno. */
+int omni_pidfd_open(pid_t pid);
+
+/* epoll_create1(EPOLL_CLOEXEC). Returns the fd, or -1 and errno. */
+int omni_epoll_create(void);
+
+/*
+ * Adds `fd` to `epfd` for EPOLLIN with EPOLLONESHOT, tagged with `token` (the packed
+ * struct epoll_event stays on the C side). Returns 0, or -1 and errno.
+ */
+int omni_epoll_add_oneshot(int epfd, int fd, uint64_t token);
+
+/*
+ * epoll_wait(2) that copies the tokens of the ready fds into `tokens`. Returns the number of
+ * tokens, or -1 and errno (EINTR included: the caller loops).
+ */
+int omni_epoll_wait(int epfd, uint64_t *tokens, int max_tokens, int timeout_ms);
+
+/*
+ * waitid(P_PID, pid, WEXITED | WNOWAIT): blocks until the child has exited, WITHOUT reaping it.
+ * Returns 0, or -1 and errno (EINTR included: the caller loops).
+ */
+int omni_waitid_exited_nowait(pid_t pid);
 
 #endif

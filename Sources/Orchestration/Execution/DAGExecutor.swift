@@ -1,0 +1,313 @@
+import Foundation
+
+/// Options of one run that do not come from the plan.
+public struct RunOptions: Sendable {
+    /// The run's id.
+    public var runID: String
+    /// Overrides the plan's `max_concurrency` (`--max-concurrency`, `--mode sync` = 1).
+    public var maxConcurrency: Int?
+    /// How each step enters the run (resume, `--from`/`--to`); nil = all pending.
+    public var initial: [SchedulerStateMachine.InitialState]?
+    /// Scheduling priorities (larger first); nil = remaining path length in node counts.
+    public var priorities: [Double]?
+    /// Where attempt logs go; nil discards step output.
+    public var logDirectory: String?
+    /// A correlation id for the report.
+    public var traceID: String
+    /// The `seq` of the first event of this session (a resumed run continues its numbering).
+    public var firstSeq: Int64
+    /// Whether this session resumes an earlier one (emits `run_resumed` instead of `run_started`).
+    public var resuming: Bool
+
+    /// Creates options.
+    public init(runID: String = RunID.make(), maxConcurrency: Int? = nil,
+                initial: [SchedulerStateMachine.InitialState]? = nil, priorities: [Double]? = nil,
+                logDirectory: String? = nil, traceID: String = RunID.traceID(), firstSeq: Int64 = 1,
+                resuming: Bool = false) {
+        self.runID = runID
+        self.maxConcurrency = maxConcurrency
+        self.initial = initial
+        self.priorities = priorities
+        self.logDirectory = logDirectory
+        self.traceID = traceID
+        self.firstSeq = firstSeq
+        self.resuming = resuming
+    }
+}
+
+/// Runs a plan: one loop over one task group, never more than `max_concurrency` attempts at once.
+///
+/// The loop feeds what happened into ``SchedulerStateMachine`` and performs the actions it
+/// returns: it records each turn's events with the observers first, then starts attempts and
+/// arms retry timers (through the injected clock). A stop request (SIGINT/SIGTERM) tears running
+/// attempts down by cancelling them; they end `cancelled`.
+public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
+    private let plan: Plan
+    private let graph: PlanGraph
+    private let options: RunOptions
+    private let runner: any StepRunner
+    private let observers: [any RunObserver]
+    private let clock: C
+
+    /// Creates an executor.
+    /// - Parameters:
+    ///   - plan: the plan; `graph` must be its validated graph.
+    ///   - runner: where attempts run.
+    ///   - observers: who records the events.
+    ///   - clock: the clock of retry delays (a manual clock in tests).
+    public init(plan: Plan, graph: PlanGraph, options: RunOptions, runner: any StepRunner = LocalStepRunner(),
+                observers: [any RunObserver] = [], clock: C) {
+        precondition(graph.count == plan.steps.count, "the graph must be the plan's")
+        self.plan = plan
+        self.graph = graph
+        self.options = options
+        self.runner = runner
+        self.observers = observers
+        self.clock = clock
+    }
+
+    private enum Wake: Sendable {
+        case attemptFinished(step: Int, AttemptOutcome)
+        case retryTimerFired(step: Int)
+        case stopRequested(StopReason)
+        case stopStreamEnded
+    }
+
+    /// Runs the plan to its end.
+    /// - Parameter stopRequests: yields when the run must stop (signals).
+    /// - Returns: the final report; its `exitCode` follows SPEC §5.
+    /// - Throws: ``EngineError`` when an observer failed (e.g. the state folder); the run was
+    ///   stopped as for a signal before the error is thrown.
+    public func run(stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
+        var loop = RunLoop(plan: plan, graph: graph, options: options)
+        await withTaskGroup(of: Wake.self) { group in
+            if let stopRequests {
+                group.addTask {
+                    for await reason in stopRequests { return .stopRequested(reason) }
+                    return .stopStreamEnded
+                }
+            }
+            var actions: [SchedulerStateMachine.Action] = []
+            loop.startEvent()
+            loop.machine.start(into: &actions)
+            await perform(&actions, loop: &loop, group: &group)
+            while !loop.machine.isFinished, let wake = await group.next() {
+                switch wake {
+                case .attemptFinished(let step, let outcome):
+                    loop.attemptFinished(step, outcome)
+                    loop.machine.attemptFinished(step, outcome.result, into: &actions)
+                case .retryTimerFired(let step):
+                    loop.machine.retryTimerFired(step, into: &actions)
+                case .stopRequested(let reason):
+                    if loop.stopReason == nil { loop.stopReason = reason }
+                    loop.machine.stop(into: &actions)
+                case .stopStreamEnded:
+                    continue
+                }
+                await perform(&actions, loop: &loop, group: &group)
+            }
+            group.cancelAll()
+        }
+        if let failure = loop.observerFailure { throw failure }
+        return loop.builder.current
+    }
+
+    /// Records the events of the actions, then starts what they say to start.
+    private func perform(_ actions: inout [SchedulerStateMachine.Action], loop: inout RunLoop,
+                         group: inout TaskGroup<Wake>) async {
+        for action in actions { loop.event(for: action) }
+        await record(&loop)
+        if loop.observerFailure != nil && !loop.machine.isFinished {
+            // The state folder failed: stop as for a signal, so nothing runs unrecorded.
+            var stopActions: [SchedulerStateMachine.Action] = []
+            loop.machine.stop(into: &stopActions)
+            for action in stopActions { loop.event(for: action) }
+            await record(&loop)
+            actions += stopActions
+        }
+        for action in actions {
+            switch action {
+            case .start(let step, let attempt):
+                let runner = self.runner
+                let stepValue = plan.steps[step]
+                let context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
+                                             killGrace: plan.killGrace, logDirectory: options.logDirectory)
+                group.addTask {
+                    .attemptFinished(step: step, await runner.run(stepValue, context: context))
+                }
+            case .scheduleRetry(let step, _, let delay):
+                let clock = self.clock
+                group.addTask {
+                    // A cancelled timer still reports; the state machine ignores timers of
+                    // steps that were cancelled meanwhile.
+                    try? await clock.sleep(until: clock.now.advanced(by: delay), tolerance: nil)
+                    return .retryTimerFired(step: step)
+                }
+            case .terminateRunning:
+                group.cancelAll()
+            case .finish, .runFinished:
+                break
+            }
+        }
+        actions.removeAll(keepingCapacity: true)
+    }
+
+    private func record(_ loop: inout RunLoop) async {
+        guard !loop.pending.isEmpty else { return }
+        let events = loop.pending
+        loop.pending.removeAll(keepingCapacity: true)
+        for observer in observers {
+            do {
+                try await observer.record(events)
+            } catch let error as EngineError {
+                if loop.observerFailure == nil { loop.observerFailure = error }
+            } catch {
+                if loop.observerFailure == nil {
+                    loop.observerFailure = EngineError(.stateFailure, "recording the run failed: \(error)")
+                }
+            }
+        }
+    }
+}
+
+/// The executor's bookkeeping of one run: the state machine, the report and the events not
+/// recorded yet.
+private struct RunLoop {
+    let plan: Plan
+    let graph: PlanGraph
+    let options: RunOptions
+    var machine: SchedulerStateMachine
+    var builder: RunReportBuilder
+    var pending: [RunEvent] = []
+    var nextSeq: Int64
+    var lastOutcome: [AttemptOutcome?]
+    var stopReason: StopReason?
+    var observerFailure: EngineError?
+
+    init(plan: Plan, graph: PlanGraph, options: RunOptions) {
+        self.plan = plan
+        self.graph = graph
+        self.options = options
+        machine = SchedulerStateMachine(graph: graph, policies: plan.steps.map(SchedulerStateMachine.Policy.init),
+                                        maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency,
+                                        priorities: options.priorities, initial: options.initial)
+        builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID)
+        nextSeq = options.firstSeq
+        lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
+    }
+
+    mutating func emit(_ kind: RunEvent.Kind, step: Int? = nil, attempt: Int? = nil, data: JSONValue? = nil) {
+        let event = RunEvent(seq: nextSeq, runID: options.runID, kind: kind, stepID: step.map { graph.ids[$0] },
+                             attempt: attempt, data: data)
+        nextSeq += 1
+        builder.apply(event)
+        pending.append(event)
+    }
+
+    mutating func startEvent() {
+        emit(options.resuming ? .runResumed : .runStarted, data: [
+            "plan_id": .string(plan.id),
+            "steps": .int(graph.count),
+            "max_concurrency": .int(options.maxConcurrency ?? plan.maxConcurrency),
+        ])
+    }
+
+    mutating func attemptFinished(_ step: Int, _ outcome: AttemptOutcome) {
+        lastOutcome[step] = outcome
+        if outcome.result == .failed {
+            emit(.stepAttemptFailed, step: step, attempt: attemptNumber(step), data: Self.outcomeData(outcome))
+        }
+    }
+
+    private func attemptNumber(_ step: Int) -> Int? {
+        let attempts = builder.current.steps[step].attempts
+        return attempts > 0 ? attempts : nil
+    }
+
+    mutating func event(for action: SchedulerStateMachine.Action) {
+        switch action {
+        case .start(let step, let attempt):
+            emit(.stepStarted, step: step, attempt: attempt)
+        case .scheduleRetry(let step, let attempt, let delay):
+            emit(.stepRetry, step: step, attempt: attempt, data: ["delay_sec": .double(Self.seconds(delay))])
+        case .finish(let step, let status, let reason):
+            finishEvent(step, status, reason)
+        case .terminateRunning:
+            break
+        case .runFinished(let status):
+            let exitCode: Int32
+            switch status {
+            case .succeeded: exitCode = 0
+            case .cancelled: exitCode = stopReason?.exitCode ?? (observerFailure?.exitCode ?? 130)
+            default: exitCode = observerFailure?.exitCode ?? 1
+            }
+            let counts = builder.current.summary
+            emit(.runFinished, data: [
+                "status": .string(status.rawValue),
+                "exit_code": .int(Int(exitCode)),
+                "summary": [
+                    "total": .int(graph.count),
+                    "succeeded": .int(counts[.succeeded] ?? 0),
+                    "failed": .int(counts[.failed] ?? 0),
+                    "skipped": .int(counts[.skipped] ?? 0),
+                    "cancelled": .int(counts[.cancelled] ?? 0),
+                ],
+            ])
+        }
+    }
+
+    private mutating func finishEvent(_ step: Int, _ status: StepStatus, _ reason: SchedulerStateMachine.FinishReason) {
+        let attempt = attemptNumber(step)
+        switch status {
+        case .succeeded:
+            emit(.stepSucceeded, step: step, attempt: attempt, data: lastOutcome[step].map(Self.outcomeData))
+        case .failed:
+            emit(.stepFailed, step: step, attempt: attempt, data: lastOutcome[step].map(Self.outcomeData))
+        case .skipped:
+            emit(.stepSkipped, step: step, data: ["reason": .string(describe(reason))])
+        case .cancelled:
+            var data: [JSONValue.Member] = [.init("reason", .string(describe(reason)))]
+            if reason == .interrupted, let outcome = lastOutcome[step], case .object(let members) = Self.outcomeData(outcome) {
+                data += members.filter { $0.key != "error" }
+            }
+            emit(.stepCancelled, step: step, attempt: attempt, data: .object(data))
+        case .pending, .running:
+            preconditionFailure("not a final status: \(status)")
+        }
+    }
+
+    private func describe(_ reason: SchedulerStateMachine.FinishReason) -> String {
+        switch reason {
+        case .attempted:
+            return "finished"
+        case .dependencyBlocked(let dependency):
+            let verb: String
+            switch machine.status(of: dependency) {
+            case .failed: verb = "failed"
+            case .cancelled: verb = "was cancelled"
+            default: verb = "was skipped"
+            }
+            return "dependency \"\(graph.ids[dependency])\" \(verb)"
+        case .aborted(let by):
+            return "run aborted: critical step \"\(graph.ids[by])\" failed"
+        case .outsideSelection:
+            return "outside the --from/--to selection"
+        case .interrupted:
+            return "run interrupted by \(stopReason?.signalName ?? "a stop request")"
+        }
+    }
+
+    static func outcomeData(_ outcome: AttemptOutcome) -> JSONValue {
+        var members: [JSONValue.Member] = [
+            .init("exit_code", outcome.exitCode.map { .int(Int($0)) } ?? .null),
+            .init("signal", outcome.signal.map { .int(Int($0)) } ?? .null),
+            .init("timed_out", .bool(outcome.timedOut)),
+        ]
+        if let error = outcome.error { members.append(.init("error", .string(error))) }
+        return .object(members)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+
+/// One thing that happened in a run, as written to `events.jsonl` and the store (SPEC §3).
+public struct RunEvent: Sendable, Hashable {
+    /// The event types of SPEC §3.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case runStarted = "run_started"
+        case stepStarted = "step_started"
+        case stepAttemptFailed = "step_attempt_failed"
+        case stepRetry = "step_retry"
+        case stepSucceeded = "step_succeeded"
+        case stepFailed = "step_failed"
+        case stepSkipped = "step_skipped"
+        case stepCancelled = "step_cancelled"
+        case runFinished = "run_finished"
+        case runResumed = "run_resumed"
+    }
+
+    /// Position in the run's event log, assigned when the event is recorded (0 until then).
+    public var seq: Int64
+    /// Wall-clock time of the event.
+    public var timestamp: Date
+    /// The run.
+    public var runID: String
+    /// What happened.
+    public var kind: Kind
+    /// The step concerned, for step events.
+    public var stepID: String?
+    /// The attempt concerned (1-based), for attempt events.
+    public var attempt: Int?
+    /// Details: exit code, signal, reason, delay...
+    public var data: JSONValue?
+
+    /// Creates an event.
+    public init(seq: Int64 = 0, timestamp: Date = Date(), runID: String, kind: Kind, stepID: String? = nil,
+                attempt: Int? = nil, data: JSONValue? = nil) {
+        self.seq = seq
+        self.timestamp = timestamp
+        self.runID = runID
+        self.kind = kind
+        self.stepID = stepID
+        self.attempt = attempt
+        self.data = data
+    }
+
+    /// The event as its `events.jsonl` object: `seq`, `ts`, `run_id`, `type`, then `step_id`,
+    /// `attempt` and `data` where they apply.
+    public var json: JSONValue {
+        var members: [JSONValue.Member] = [
+            .init("seq", .int(Int(seq))),
+            .init("ts", .string(Timestamp.rfc3339(timestamp))),
+            .init("run_id", .string(runID)),
+            .init("type", .string(kind.rawValue)),
+        ]
+        if let stepID { members.append(.init("step_id", .string(stepID))) }
+        if let attempt { members.append(.init("attempt", .int(attempt))) }
+        if let data { members.append(.init("data", data)) }
+        return .object(members)
+    }
+}
+
+/// RFC 3339 UTC timestamps with milliseconds (`2026-11-21T10:00:00.000Z`).
+public enum Timestamp {
+    /// Formats a date.
+    public static func rfc3339(_ date: Date) -> String {
+        var seconds = date.timeIntervalSince1970
+        var millis = Int((seconds * 1000).rounded(.down)) % 1000
+        if millis < 0 { millis += 1000 }
+        seconds.round(.down)
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+    }
+
+    /// Parses what ``rfc3339(_:)`` writes (and whole seconds without a fraction).
+    public static func parse(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for i in range {
+                guard bytes[i] >= 0x30, bytes[i] <= 0x39 else { return nil }
+                value = value * 10 + Int(bytes[i] - 0x30)
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
+        var millis = 0
+        if bytes.count == 24, bytes[19] == UInt8(ascii: "."), let m = number(20..<23) { millis = m }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        let seconds = timegm(&parts)
+        return Date(timeIntervalSince1970: Double(seconds) + Double(millis) / 1000)
+    }
+}

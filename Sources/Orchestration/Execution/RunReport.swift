@@ -1,0 +1,109 @@
+import Foundation
+
+/// The result of a run, printed by `run`, `resume`, `replay` and `runs show` (SPEC §4).
+public struct RunReport: Sendable {
+    /// One step's line of the report.
+    public struct StepReport: Sendable, Hashable {
+        /// The step id.
+        public var id: String
+        /// Its status.
+        public var status: StepStatus
+        /// Attempts started (0 if it never started).
+        public var attempts: Int
+        /// The last attempt's exit code.
+        public var exitCode: Int32?
+        /// The signal that ended the last attempt.
+        public var signal: Int32?
+        /// Whether the last attempt timed out.
+        public var timedOut: Bool
+        /// When the first attempt started.
+        public var startedAt: Date?
+        /// When the step reached its final status (after an attempt).
+        public var finishedAt: Date?
+        /// Why it failed, was skipped or was cancelled.
+        public var error: String?
+
+        /// `finishedAt - startedAt`.
+        public var duration: Double? {
+            guard let startedAt, let finishedAt else { return nil }
+            return finishedAt.timeIntervalSince(startedAt)
+        }
+    }
+
+    /// The run id.
+    public var runID: String
+    /// The plan's id.
+    public var planID: String
+    /// The run's status.
+    public var status: RunStatus
+    /// The exit code of the command that ran it (SPEC §5).
+    public var exitCode: Int32
+    /// When it started.
+    public var startedAt: Date?
+    /// When it finished.
+    public var finishedAt: Date?
+    /// Every step of the plan, in plan order.
+    public var steps: [StepReport]
+    /// A correlation id for logs and traces.
+    public var traceID: String
+    /// The stage, for stage orchestrators.
+    public var stage: String?
+
+    /// Counts per final status.
+    public var summary: [StepStatus: Int] {
+        var counts: [StepStatus: Int] = [:]
+        for step in steps { counts[step.status, default: 0] += 1 }
+        return counts
+    }
+
+    /// Wall time of the run.
+    public var duration: Double? {
+        guard let startedAt, let finishedAt else { return nil }
+        return finishedAt.timeIntervalSince(startedAt)
+    }
+
+    /// The canonical JSON of SPEC §4.
+    public var json: JSONValue {
+        let counts = summary
+        var members: [JSONValue.Member] = [
+            .init("run_id", .string(runID)),
+            .init("plan_id", .string(planID)),
+        ]
+        if let stage { members.append(.init("stage", .string(stage))) }
+        members += [
+            .init("status", .string(status.rawValue)),
+            .init("exit_code", .int(Int(exitCode))),
+            .init("started_at", startedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
+            .init("finished_at", finishedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
+            .init("duration_sec", duration.map { .double(Self.rounded($0)) } ?? .null),
+            .init("summary", .object([
+                "total": .int(steps.count),
+                "succeeded": .int(counts[.succeeded] ?? 0),
+                "failed": .int(counts[.failed] ?? 0),
+                "skipped": .int(counts[.skipped] ?? 0),
+                "cancelled": .int(counts[.cancelled] ?? 0),
+            ])),
+            .init("steps", .array(steps.map(Self.stepJSON))),
+            .init("trace_id", .string(traceID)),
+        ]
+        return .object(members)
+    }
+
+    private static func stepJSON(_ step: StepReport) -> JSONValue {
+        .object([
+            "id": .string(step.id),
+            "status": .string(step.status.rawValue),
+            "attempts": .int(step.attempts),
+            "exit_code": step.exitCode.map { .int(Int($0)) } ?? .null,
+            "signal": step.signal.map { .int(Int($0)) } ?? .null,
+            "timed_out": .bool(step.timedOut),
+            "started_at": step.startedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null,
+            "finished_at": step.finishedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null,
+            "duration_sec": step.duration.map { .double(rounded($0)) } ?? .null,
+            "error": step.error.map { .string($0) } ?? .null,
+        ])
+    }
+
+    /// Milliseconds are the resolution of the timestamps.
+    static func rounded(_ seconds: Double) -> Double { (seconds * 1000).rounded() / 1000 }
+}

@@ -1,0 +1,85 @@
+import Foundation
+
+/// Folds a run's events into its ``RunReport``.
+///
+/// The same fold serves a live run and a stored one (`runs show`), so both print the same thing.
+public struct RunReportBuilder: Sendable {
+    private var report: RunReport
+    private var indexByID: [String: Int]
+
+    /// Starts a report for a plan's steps, all `pending`.
+    public init(runID: String, planID: String, stepIDs: [String], traceID: String) {
+        report = RunReport(
+            runID: runID, planID: planID, status: .pending, exitCode: 0, startedAt: nil, finishedAt: nil,
+            steps: stepIDs.map {
+                RunReport.StepReport(id: $0, status: .pending, attempts: 0, exitCode: nil, signal: nil,
+                                     timedOut: false, startedAt: nil, finishedAt: nil, error: nil)
+            },
+            traceID: traceID)
+        indexByID = Dictionary(uniqueKeysWithValues: stepIDs.enumerated().map { ($1, $0) })
+    }
+
+    /// The report as of the events applied so far.
+    public var current: RunReport { report }
+
+    /// Applies one event.
+    public mutating func apply(_ event: RunEvent) {
+        switch event.kind {
+        case .runStarted, .runResumed:
+            if report.startedAt == nil { report.startedAt = event.timestamp }
+            report.status = .running
+            report.finishedAt = nil
+        case .runFinished:
+            report.finishedAt = event.timestamp
+            if let status = event.data?["status"]?.stringValue.flatMap(RunStatus.init(rawValue:)) {
+                report.status = status
+            }
+            if let code = event.data?["exit_code"]?.intValue { report.exitCode = Int32(code) }
+        default:
+            guard let id = event.stepID, let index = indexByID[id] else { return }
+            applyStepEvent(event, to: &report.steps[index])
+        }
+    }
+
+    private func applyStepEvent(_ event: RunEvent, to step: inout RunReport.StepReport) {
+        let data = event.data
+        func takeOutcome() {
+            step.exitCode = data?["exit_code"]?.intValue.map(Int32.init)
+            step.signal = data?["signal"]?.intValue.map(Int32.init)
+            step.timedOut = data?["timed_out"]?.boolValue ?? false
+        }
+        switch event.kind {
+        case .stepStarted:
+            step.status = .running
+            step.attempts = max(step.attempts, event.attempt ?? step.attempts + 1)
+            if step.startedAt == nil { step.startedAt = event.timestamp }
+            step.finishedAt = nil
+            step.error = nil
+        case .stepAttemptFailed:
+            takeOutcome()
+            step.error = data?["error"]?.stringValue
+        case .stepRetry:
+            step.status = .pending
+        case .stepSucceeded:
+            takeOutcome()
+            step.status = .succeeded
+            step.finishedAt = event.timestamp
+            step.error = nil
+        case .stepFailed:
+            takeOutcome()
+            step.status = .failed
+            step.finishedAt = event.timestamp
+            step.error = data?["error"]?.stringValue ?? step.error
+        case .stepSkipped:
+            step.status = .skipped
+            step.error = data?["reason"]?.stringValue
+        case .stepCancelled:
+            if data?["exit_code"] != nil || data?["signal"] != nil { takeOutcome() }
+            step.status = .cancelled
+            if step.startedAt != nil { step.finishedAt = event.timestamp }
+            step.error = data?["reason"]?.stringValue
+        case .runStarted, .runFinished, .runResumed:
+            break
+        }
+    }
+}

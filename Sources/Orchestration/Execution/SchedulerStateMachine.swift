@@ -1,0 +1,315 @@
+/// The rules of SPEC §2 as a pure state machine: events in, actions out, no I/O.
+///
+/// The executor feeds it what happened (an attempt finished, a retry timer fired, a stop was
+/// requested) and performs the actions it returns (start an attempt, arm a retry timer, record a
+/// final status, tear down running attempts, finish the run). Every transition outside SPEC's
+/// `pending -> running -> final` is a bug and traps.
+///
+/// Among ready steps, the one with the longest remaining path (``PlanGraph/remainingPathLengths(weights:)``)
+/// starts first; ties go to the step that comes first in the plan.
+public struct SchedulerStateMachine: Sendable {
+    /// What the executor must do.
+    public enum Action: Sendable, Equatable {
+        /// Start attempt `attempt` (1-based) of `step`.
+        case start(step: Int, attempt: Int)
+        /// Arm a timer; when it fires, call ``retryTimerFired(_:into:)``. `attempt` is the next one.
+        case scheduleRetry(step: Int, attempt: Int, delay: Duration)
+        /// `step` reached a final status.
+        case finish(step: Int, status: StepStatus, reason: FinishReason)
+        /// Tear down every running attempt (a stop was requested); each reports back as cancelled.
+        case terminateRunning
+        /// Every step is final; the run ended with this status.
+        case runFinished(RunStatus)
+    }
+
+    /// Why a step reached its final status.
+    public enum FinishReason: Sendable, Equatable {
+        /// Its last attempt succeeded or failed on its own.
+        case attempted
+        /// A dependency ended in a way that does not let it run.
+        case dependencyBlocked(dependency: Int)
+        /// A critical step failed with `on_failure: abort` before this one started.
+        case aborted(by: Int)
+        /// Outside the `--from`/`--to` selection.
+        case outsideSelection
+        /// The run was stopped (SIGINT/SIGTERM).
+        case interrupted
+    }
+
+    /// How a step enters the run.
+    public enum InitialState: Sendable, Equatable {
+        /// To be run.
+        case pending
+        /// Succeeded in an earlier session of the same run (resume): kept, not run again.
+        case alreadySucceeded
+        /// Outside the `--from`/`--to` selection: reported skipped, treated as satisfied by
+        /// dependents, not counted in the run's status.
+        case excluded
+    }
+
+    /// A step's scheduling rules.
+    public struct Policy: Sendable {
+        /// 1 + retries.
+        public var maxAttempts: Int
+        /// `critical`.
+        public var critical: Bool
+        /// The effective policy (a non-critical `abort` is `skip_dependents`).
+        public var onFailure: FailurePolicy
+        /// The retry delays.
+        public var retry: RetryPolicy
+
+        /// The policy of a plan step.
+        public init(_ step: Step) {
+            maxAttempts = step.retry.maxAttempts
+            critical = step.critical
+            onFailure = step.effectiveFailurePolicy
+            retry = step.retry
+        }
+    }
+
+    private enum Phase: Equatable {
+        case waiting
+        case ready
+        case running(attempt: Int)
+        case retryWait(attempt: Int)
+        case final(StepStatus)
+    }
+
+    private let dependencies: [[Int32]]
+    private let dependents: [[Int32]]
+    private let policies: [Policy]
+    private let counted: [Bool]
+    private let maxConcurrency: Int
+    private var phase: [Phase]
+    private var nextAttempt: [Int]
+    private var unmetDependencies: [Int32]
+    private var ready: Heap<Int32>
+    private var finalCount = 0
+    private var started = false
+    private var stopping = false
+    private var abortedBy: Int?
+    private var runFinished = false
+
+    /// Attempts running right now.
+    public private(set) var runningCount = 0
+    /// Steps waiting for a retry timer.
+    public private(set) var retryWaitingCount = 0
+    /// The most attempts that were ever running at once (for tests of the concurrency limit).
+    public private(set) var maxRunningObserved = 0
+
+    /// Creates the state machine of one run.
+    /// - Parameters:
+    ///   - graph: the validated DAG.
+    ///   - policies: each step's rules, by index.
+    ///   - maxConcurrency: the most attempts running at once (at least 1).
+    ///   - priorities: larger starts first (e.g. remaining path lengths); nil = node counts.
+    ///   - initial: how each step enters (resume, `--from`/`--to`); nil = all pending.
+    public init(graph: PlanGraph, policies: [Policy], maxConcurrency: Int, priorities: [Double]? = nil,
+                initial: [InitialState]? = nil) {
+        precondition(policies.count == graph.count && maxConcurrency >= 1)
+        let priority = priorities ?? graph.remainingPathLengths()
+        dependencies = graph.dependencies
+        dependents = graph.dependents
+        self.policies = policies
+        self.maxConcurrency = maxConcurrency
+        let initial = initial ?? [InitialState](repeating: .pending, count: graph.count)
+        counted = initial.map { $0 != .excluded }
+        phase = initial.map { state in
+            switch state {
+            case .pending: return .waiting
+            case .alreadySucceeded: return .final(.succeeded)
+            case .excluded: return .final(.skipped)
+            }
+        }
+        nextAttempt = [Int](repeating: 1, count: graph.count)
+        unmetDependencies = [Int32](repeating: 0, count: graph.count)
+        ready = Heap<Int32> { a, b in
+            let pa = priority[Int(a)], pb = priority[Int(b)]
+            return pa != pb ? pa > pb : a < b
+        }
+    }
+
+    /// The status a step has now.
+    public func status(of step: Int) -> StepStatus {
+        switch phase[step] {
+        case .waiting, .ready, .retryWait: return .pending
+        case .running: return .running
+        case .final(let status): return status
+        }
+    }
+
+    /// Whether the run has finished.
+    public var isFinished: Bool { runFinished }
+
+    // MARK: - Events
+
+    /// Starts the run: reports excluded steps, starts the first ready steps.
+    public mutating func start(into actions: inout [Action]) {
+        precondition(!started, "a run starts once")
+        started = true
+        for step in phase.indices {
+            switch phase[step] {
+            case .final(.skipped):
+                finalCount += 1
+                actions.append(.finish(step: step, status: .skipped, reason: .outsideSelection))
+            case .final:
+                finalCount += 1
+            case .waiting:
+                var unmet: Int32 = 0
+                for dep in dependencies[step] {
+                    if case .final = phase[Int(dep)] { continue }
+                    unmet += 1
+                }
+                unmetDependencies[step] = unmet
+                if unmet == 0 { makeReady(step) }
+            default:
+                preconditionFailure("step \(step) is \(phase[step]) before the run started")
+            }
+        }
+        fillSlots(into: &actions)
+        finishIfDone(into: &actions)
+    }
+
+    /// Records the end of an attempt.
+    public mutating func attemptFinished(_ step: Int, _ result: AttemptOutcome.Result, into actions: inout [Action]) {
+        guard case .running(let attempt) = phase[step] else {
+            preconditionFailure("attempt of step \(step) finished while it was \(phase[step])")
+        }
+        runningCount -= 1
+        switch result {
+        case .succeeded:
+            finalize(step, .succeeded, .attempted, into: &actions)
+        case .cancelled:
+            finalize(step, .cancelled, .interrupted, into: &actions)
+        case .failed:
+            if attempt < policies[step].maxAttempts && !stopping && abortedBy == nil {
+                phase[step] = .retryWait(attempt: attempt + 1)
+                retryWaitingCount += 1
+                actions.append(.scheduleRetry(step: step, attempt: attempt + 1,
+                                              delay: policies[step].retry.delay(beforeRetry: attempt)))
+            } else {
+                finalize(step, .failed, .attempted, into: &actions)
+            }
+        }
+        fillSlots(into: &actions)
+        finishIfDone(into: &actions)
+    }
+
+    /// A retry timer fired. Timers of steps that were cancelled meanwhile are ignored.
+    public mutating func retryTimerFired(_ step: Int, into actions: inout [Action]) {
+        switch phase[step] {
+        case .final(.cancelled):
+            return
+        case .retryWait(let attempt):
+            retryWaitingCount -= 1
+            nextAttempt[step] = attempt
+            makeReady(step)
+            fillSlots(into: &actions)
+        default:
+            preconditionFailure("retry timer of step \(step) fired while it was \(phase[step])")
+        }
+    }
+
+    /// A stop was requested (SIGINT/SIGTERM): nothing new starts, every step not started ends
+    /// `cancelled`, running attempts are torn down. Idempotent.
+    public mutating func stop(into actions: inout [Action]) {
+        guard !stopping, !runFinished else { return }
+        stopping = true
+        cancelNotStarted(reason: .interrupted, into: &actions)
+        if runningCount > 0 { actions.append(.terminateRunning) }
+        finishIfDone(into: &actions)
+    }
+
+    // MARK: - Transitions
+
+    private mutating func makeReady(_ step: Int) {
+        phase[step] = .ready
+        ready.insert(Int32(step))
+    }
+
+    private mutating func fillSlots(into actions: inout [Action]) {
+        guard !stopping, abortedBy == nil else { return }
+        while runningCount < maxConcurrency, let next = ready.popFirst() {
+            let step = Int(next)
+            let attempt = nextAttempt[step]
+            phase[step] = .running(attempt: attempt)
+            runningCount += 1
+            actions.append(.start(step: step, attempt: attempt))
+        }
+        maxRunningObserved = max(maxRunningObserved, runningCount)
+    }
+
+    private mutating func finalize(_ step: Int, _ status: StepStatus, _ reason: FinishReason,
+                                   into actions: inout [Action]) {
+        switch phase[step] {
+        case .final(let previous):
+            preconditionFailure("step \(step) is already \(previous), cannot become \(status)")
+        default:
+            break
+        }
+        phase[step] = .final(status)
+        finalCount += 1
+        actions.append(.finish(step: step, status: status, reason: reason))
+        let lets = status == .succeeded || (status == .failed && policies[step].onFailure == .continue)
+        if lets {
+            for d in dependents[step] {
+                let dependent = Int(d)
+                guard case .waiting = phase[dependent] else { continue }
+                unmetDependencies[dependent] -= 1
+                if unmetDependencies[dependent] == 0 { makeReady(dependent) }
+            }
+            return
+        }
+        if status == .failed && policies[step].onFailure == .abort && abortedBy == nil {
+            abortedBy = step
+            cancelNotStarted(reason: .aborted(by: step), into: &actions)
+            return
+        }
+        skipDownstream(of: step, into: &actions)
+    }
+
+    /// Every waiting step downstream of `blocked` ends `skipped`.
+    private mutating func skipDownstream(of blocked: Int, into actions: inout [Action]) {
+        var stack: [(step: Int, cause: Int)] = dependents[blocked].map { (Int($0), blocked) }
+        while let (step, cause) = stack.popLast() {
+            guard case .waiting = phase[step] else { continue }
+            phase[step] = .final(.skipped)
+            finalCount += 1
+            actions.append(.finish(step: step, status: .skipped, reason: .dependencyBlocked(dependency: cause)))
+            for d in dependents[step] { stack.append((Int(d), step)) }
+        }
+    }
+
+    /// Every step that is not running and not final ends `cancelled`.
+    private mutating func cancelNotStarted(reason: FinishReason, into actions: inout [Action]) {
+        ready.removeAll()
+        for step in phase.indices {
+            switch phase[step] {
+            case .waiting, .ready:
+                break
+            case .retryWait:
+                retryWaitingCount -= 1
+            case .running, .final:
+                continue
+            }
+            phase[step] = .final(.cancelled)
+            finalCount += 1
+            actions.append(.finish(step: step, status: .cancelled, reason: reason))
+        }
+    }
+
+    private mutating func finishIfDone(into actions: inout [Action]) {
+        guard !runFinished, finalCount == phase.count else { return }
+        precondition(runningCount == 0 && retryWaitingCount == 0)
+        runFinished = true
+        if stopping {
+            actions.append(.runFinished(.cancelled))
+            return
+        }
+        var succeeded = true
+        for step in phase.indices where counted[step] && policies[step].critical {
+            if phase[step] != .final(.succeeded) { succeeded = false; break }
+        }
+        actions.append(.runFinished(succeeded ? .succeeded : .failed))
+    }
+}

@@ -1,0 +1,42 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Turns SIGINT and SIGTERM into stop requests for a run.
+///
+/// The signals are ignored at the process level (`SIG_IGN`) and observed through dispatch
+/// signal sources on a private queue, so they arrive as values in ``requests`` instead of
+/// interrupting arbitrary code. Children are unaffected: the process layer resets every signal
+/// disposition to the default in the child (`POSIX_SPAWN_SETSIGDEF`).
+public final class SignalStopSource: Sendable {
+    /// Yields once per received signal.
+    public let requests: AsyncStream<StopReason>
+    private let continuation: AsyncStream<StopReason>.Continuation
+    private let sources: Mutex<[any DispatchSourceSignal]>
+
+    /// Starts observing SIGINT and SIGTERM.
+    public init() {
+        let (stream, continuation) = AsyncStream.makeStream(of: StopReason.self)
+        requests = stream
+        self.continuation = continuation
+        let queue = DispatchQueue(label: "omnibase.signals")
+        var sources: [any DispatchSourceSignal] = []
+        for (number, reason) in [(SIGINT, StopReason.interrupt), (SIGTERM, StopReason.terminate)] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { continuation.yield(reason) }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = Mutex(sources)
+    }
+
+    /// Stops observing; the stream ends.
+    public func finish() {
+        sources.withLock { sources in
+            for source in sources { source.cancel() }
+            sources.removeAll()
+        }
+        continuation.finish()
+    }
+}

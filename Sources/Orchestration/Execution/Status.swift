@@ -1,0 +1,55 @@
+/// A step's status (SPEC §2): `pending`, `running`, then one final status.
+public enum StepStatus: String, Sendable, Hashable, CaseIterable {
+    case pending, running, succeeded, failed, skipped, cancelled
+
+    /// Whether the status is one of the final ones.
+    public var isFinal: Bool {
+        switch self {
+        case .pending, .running: return false
+        case .succeeded, .failed, .skipped, .cancelled: return true
+        }
+    }
+}
+
+/// A run's status (SPEC §2): `pending`, `running`, then `succeeded`, `failed` or `cancelled`.
+public enum RunStatus: String, Sendable, Hashable, CaseIterable {
+    case pending, running, succeeded, failed, cancelled
+
+    /// Whether the status is one of the final ones.
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// How one attempt of a step ended.
+public struct AttemptOutcome: Sendable, Hashable {
+    /// The attempt's verdict.
+    public enum Result: Sendable, Hashable {
+        case succeeded
+        case failed
+        /// Torn down because the run was stopped.
+        case cancelled
+    }
+
+    /// The verdict.
+    public var result: Result
+    /// The process's exit code, if it exited.
+    public var exitCode: Int32?
+    /// The signal that killed the process, if one did.
+    public var signal: Int32?
+    /// Whether the attempt exceeded its timeout.
+    public var timedOut: Bool
+    /// One sentence explaining a failure ("exited with code 3", "command not found: foo").
+    public var error: String?
+
+    /// Creates an outcome.
+    public init(result: Result, exitCode: Int32? = nil, signal: Int32? = nil, timedOut: Bool = false,
+                error: String? = nil) {
+        self.result = result
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.error = error
+    }
+
+    /// A successful attempt.
+    public static let success = AttemptOutcome(result: .succeeded, exitCode: 0)
+}

@@ -1,0 +1,154 @@
+import Foundation
+
+/// Where and how one attempt runs.
+public struct AttemptContext: Sendable {
+    /// The run.
+    public var runID: String
+    /// The step.
+    public var stepID: String
+    /// 1-based attempt number.
+    public var attempt: Int
+    /// SIGTERM to SIGKILL on timeout or stop.
+    public var killGrace: Duration
+    /// The folder for `<step>.<attempt>.out` / `.err`, or nil to discard output.
+    public var logDirectory: String?
+
+    /// The attempt's stdout log path.
+    public var stdoutPath: String { logPath("out") }
+    /// The attempt's stderr log path.
+    public var stderrPath: String { logPath("err") }
+
+    private func logPath(_ suffix: String) -> String {
+        guard let logDirectory else { return "/dev/null" }
+        return "\(logDirectory)/\(stepID).\(attempt).\(suffix)"
+    }
+}
+
+/// The seam between the scheduler and where steps execute: local processes now, a cluster
+/// backend later, without touching the scheduler.
+public protocol StepRunner: Sendable {
+    /// Runs one attempt to completion and never throws: every failure is in the outcome.
+    ///
+    /// - Important: Cancellation of the calling task means the run is being stopped: tear the
+    ///   attempt down and return an outcome with result `cancelled`.
+    func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome
+}
+
+/// Runs process steps as local processes (``LocalProcess``) and closure steps in-process.
+public struct LocalStepRunner: StepRunner {
+    private let baseEnvironment: [String: String]
+
+    /// Creates a runner whose steps inherit `environment` (the engine's own by default).
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        baseEnvironment = environment
+    }
+
+    public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
+        switch step.action {
+        case .process(let command):
+            return await runProcess(command, step: step, context: context)
+        case .closure(let body):
+            return await Self.runClosure(body, timeout: step.timeout,
+                                         context: StepContext(runID: context.runID, stepID: step.id, attempt: context.attempt))
+        }
+    }
+
+    private func runProcess(_ command: ProcessCommand, step: Step, context: AttemptContext) async -> AttemptOutcome {
+        var environment = baseEnvironment
+        for (name, value) in command.environment { environment[name] = value }
+        environment["OMNIBASE_RUN_ID"] = context.runID
+        environment["OMNIBASE_STEP_ID"] = step.id
+        environment["OMNIBASE_ATTEMPT"] = String(context.attempt)
+        let spec = ProcessSpec(command: command.command, arguments: command.arguments, environment: environment,
+                               workingDirectory: command.workingDirectory, stdoutPath: context.stdoutPath,
+                               stderrPath: context.stderrPath, timeout: step.timeout, killGrace: context.killGrace)
+        let outcome = await LocalProcess.run(spec)
+        return Self.attemptOutcome(outcome, timeout: step.timeout)
+    }
+
+    /// Maps a process outcome to the scheduler's verdict and one explaining sentence.
+    static func attemptOutcome(_ outcome: ProcessOutcome, timeout: Duration?) -> AttemptOutcome {
+        var exitCode: Int32?
+        var signal: Int32?
+        var error: String?
+        switch outcome.termination {
+        case .exited(let code):
+            exitCode = code
+            if code != 0 { error = "exited with code \(code)" }
+        case .signaled(let number):
+            signal = number
+            error = "killed by signal \(number) (\(signalName(number)))"
+        case .failedToStart(let reason):
+            error = reason
+        }
+        if outcome.timedOut {
+            let limit = timeout.map { " after \(formatSeconds($0))" } ?? ""
+            error = "timed out\(limit)"
+        }
+        if outcome.cancelled {
+            return AttemptOutcome(result: .cancelled, exitCode: exitCode, signal: signal, error: "interrupted")
+        }
+        let result: AttemptOutcome.Result = outcome.succeeded ? .succeeded : .failed
+        return AttemptOutcome(result: result, exitCode: exitCode, signal: signal, timedOut: outcome.timedOut,
+                              error: result == .succeeded ? nil : error)
+    }
+
+    /// Runs a closure step, racing it against its timeout.
+    static func runClosure(_ body: @escaping @Sendable (StepContext) async throws -> Void, timeout: Duration?,
+                           context: StepContext) async -> AttemptOutcome {
+        await withTaskGroup(of: AttemptOutcome?.self) { group in
+            group.addTask {
+                do {
+                    try await body(context)
+                    return .success
+                } catch is CancellationError {
+                    return AttemptOutcome(result: .cancelled, error: "interrupted")
+                } catch {
+                    return AttemptOutcome(result: .failed, error: "\(error)")
+                }
+            }
+            if let timeout {
+                group.addTask {
+                    do { try await Task.sleep(for: timeout) } catch { return nil }
+                    return AttemptOutcome(result: .failed, timedOut: true, error: "timed out after \(formatSeconds(timeout))")
+                }
+            }
+            var first: AttemptOutcome?
+            while let next = await group.next() {
+                guard let outcome = next else { continue }
+                if first == nil {
+                    first = outcome
+                    group.cancelAll()
+                }
+            }
+            return first ?? AttemptOutcome(result: .cancelled, error: "interrupted")
+        }
+    }
+}
+
+/// `2s`, `0.5s`, `1.25s`.
+func formatSeconds(_ duration: Duration) -> String {
+    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\((seconds * 1000).rounded() / 1000)s"
+}
+
+/// The conventional name of a signal number.
+func signalName(_ number: Int32) -> String {
+    switch number {
+    case SIGHUP: return "SIGHUP"
+    case SIGINT: return "SIGINT"
+    case SIGQUIT: return "SIGQUIT"
+    case SIGILL: return "SIGILL"
+    case SIGABRT: return "SIGABRT"
+    case SIGBUS: return "SIGBUS"
+    case SIGFPE: return "SIGFPE"
+    case SIGKILL: return "SIGKILL"
+    case SIGSEGV: return "SIGSEGV"
+    case SIGPIPE: return "SIGPIPE"
+    case SIGALRM: return "SIGALRM"
+    case SIGTERM: return "SIGTERM"
+    case SIGUSR1: return "SIGUSR1"
+    case SIGUSR2: return "SIGUSR2"
+    default: return "signal \(number)"
+    }
+}

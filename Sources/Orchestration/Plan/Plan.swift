@@ -1,0 +1,37 @@
+import Foundation
+
+/// A validated, fully resolved plan: a DAG of steps with run-wide settings.
+///
+/// Plans come from JSON files (``PlanLoader``) or are built in code; either way ``PlanGraph``
+/// validates them before a run.
+public struct Plan: Sendable {
+    /// `plan_id`.
+    public var id: String
+    /// `version`.
+    public var version: String
+    /// Free-form `metadata`.
+    public var metadata: JSONValue?
+    /// The effective variables (plan's `variables` overridden by `--var`).
+    public var variables: [String: String]
+    /// `globals.max_concurrency`: the most steps that run at once.
+    public var maxConcurrency: Int
+    /// `globals.kill_grace_sec`: SIGTERM to SIGKILL.
+    public var killGrace: Duration
+    /// The steps, in file order.
+    public var steps: [Step]
+
+    /// Creates a plan.
+    /// - Parameters:
+    ///   - maxConcurrency: defaults to the number of CPU cores.
+    public init(id: String, version: String = "1.0.0", metadata: JSONValue? = nil,
+                variables: [String: String] = [:], maxConcurrency: Int? = nil,
+                killGrace: Duration = .seconds(5), steps: [Step]) {
+        self.id = id
+        self.version = version
+        self.metadata = metadata
+        self.variables = variables
+        self.maxConcurrency = maxConcurrency ?? ProcessInfo.processInfo.activeProcessorCount
+        self.killGrace = killGrace
+        self.steps = steps
+    }
+}

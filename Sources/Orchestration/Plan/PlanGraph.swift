@@ -1,0 +1,132 @@
+/// The DAG of a plan with steps numbered in file order: validated edges, a topological order and
+/// scheduling priorities.
+public struct PlanGraph: Sendable {
+    /// A structural problem of a plan's step list.
+    public enum Issue: Sendable, Equatable {
+        /// Step `index` reuses the id of step `first`.
+        case duplicateID(index: Int, first: Int)
+        /// `steps[step].depends_on[position]` names no step.
+        case unknownDependency(step: Int, position: Int, name: String)
+        /// `steps[step].depends_on[position]` names the step itself.
+        case selfDependency(step: Int, position: Int)
+        /// `steps[step].depends_on[position]` repeats an earlier entry.
+        case repeatedDependency(step: Int, position: Int)
+        /// The steps form a cycle; the path starts and ends with the same step.
+        case cycle([Int])
+    }
+
+    /// Step ids by index.
+    public let ids: [String]
+    /// Index of every id.
+    public let indexByID: [String: Int]
+    /// For each step, the steps it depends on.
+    public let dependencies: [[Int32]]
+    /// For each step, the steps that depend on it.
+    public let dependents: [[Int32]]
+    /// A topological order (lowest index first among ready steps).
+    public let topologicalOrder: [Int]
+
+    /// Builds and validates the graph.
+    /// - Throws: ``Issue`` wrapped in a `PlanGraph.ValidationFailure`.
+    public init(ids: [String], dependsOn: [[String]]) throws(ValidationFailure) {
+        var indexByID: [String: Int] = [:]
+        indexByID.reserveCapacity(ids.count)
+        for (index, id) in ids.enumerated() {
+            if let first = indexByID[id] { throw ValidationFailure(.duplicateID(index: index, first: first)) }
+            indexByID[id] = index
+        }
+        var dependencies = [[Int32]](repeating: [], count: ids.count)
+        var dependents = [[Int32]](repeating: [], count: ids.count)
+        for (step, names) in dependsOn.enumerated() {
+            var seen = Set<Int>()
+            for (position, name) in names.enumerated() {
+                guard let dep = indexByID[name] else {
+                    throw ValidationFailure(.unknownDependency(step: step, position: position, name: name))
+                }
+                if dep == step { throw ValidationFailure(.selfDependency(step: step, position: position)) }
+                if !seen.insert(dep).inserted {
+                    throw ValidationFailure(.repeatedDependency(step: step, position: position))
+                }
+                dependencies[step].append(Int32(dep))
+                dependents[dep].append(Int32(step))
+            }
+        }
+        guard let order = GraphAlgorithms.topologicalOrder(count: ids.count, successors: dependents) else {
+            let cycle = GraphAlgorithms.findCycle(count: ids.count, successors: dependencies) ?? []
+            // findCycle walks dependency edges: in `a -> b`, a depends on b.
+            throw ValidationFailure(.cycle(cycle))
+        }
+        self.ids = ids
+        self.indexByID = indexByID
+        self.dependencies = dependencies
+        self.dependents = dependents
+        self.topologicalOrder = order
+    }
+
+    /// Builds the graph of a plan's steps.
+    public init(steps: [Step]) throws(ValidationFailure) {
+        try self.init(ids: steps.map(\.id), dependsOn: steps.map(\.dependsOn))
+    }
+
+    /// The number of steps.
+    public var count: Int { ids.count }
+
+    /// The longest path from each step to the end of the DAG, the step itself included.
+    ///
+    /// With no weights every step counts 1 (node counts); with measured durations, the ready step
+    /// with the most work behind it starts first (critical-path priority).
+    public func remainingPathLengths(weights: [Double]? = nil) -> [Double] {
+        var length = [Double](repeating: 0, count: count)
+        for node in topologicalOrder.reversed() {
+            var tail = 0.0
+            for d in dependents[node] { tail = max(tail, length[Int(d)]) }
+            length[node] = (weights?[node] ?? 1) + tail
+        }
+        return length
+    }
+
+    /// The steps in the part of the DAG downstream of `from` and upstream of `to` (both
+    /// inclusive); nil bounds are open.
+    public func selection(from: Int?, to: Int?) -> [Bool] {
+        func reach(_ start: Int, _ edges: [[Int32]]) -> [Bool] {
+            var seen = [Bool](repeating: false, count: count)
+            var stack = [start]
+            seen[start] = true
+            while let node = stack.popLast() {
+                for next in edges[node] where !seen[Int(next)] {
+                    seen[Int(next)] = true
+                    stack.append(Int(next))
+                }
+            }
+            return seen
+        }
+        let downstream = from.map { reach($0, dependents) } ?? [Bool](repeating: true, count: count)
+        let upstream = to.map { reach($0, dependencies) } ?? [Bool](repeating: true, count: count)
+        return zip(downstream, upstream).map { $0 && $1 }
+    }
+
+    /// A validation failure and its issue.
+    public struct ValidationFailure: Error, Sendable {
+        /// What is wrong.
+        public var issue: Issue
+        init(_ issue: Issue) { self.issue = issue }
+    }
+
+    /// A sentence describing an issue with step ids (no file location).
+    public static func describe(_ issue: Issue, ids: [String]) -> String {
+        switch issue {
+        case .duplicateID(let index, let first):
+            return "steps[\(index)]: duplicate step id \"\(ids[index])\" (first used by steps[\(first)])"
+        case .unknownDependency(let step, let position, let name):
+            let hint = Suggestion.closest(to: name, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
+            return "steps[\(step)].depends_on[\(position)]: step \"\(ids[step])\" depends on unknown step \"\(name)\"\(hint)"
+        case .selfDependency(let step, let position):
+            return "steps[\(step)].depends_on[\(position)]: step \"\(ids[step])\" depends on itself"
+        case .repeatedDependency(let step, let position):
+            return "steps[\(step)].depends_on[\(position)]: step \"\(ids[step])\" lists the same dependency twice"
+        case .cycle(let path):
+            return "dependency cycle: " + path.map { ids[$0] }.joined(separator: " -> ")
+                + " (each step depends on the next)"
+        }
+    }
+}

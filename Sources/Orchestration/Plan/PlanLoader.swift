@@ -1,0 +1,353 @@
+import Foundation
+
+/// Loads plan files strictly (SPEC §1): a located, one-sentence error for anything that is not
+/// exactly a valid plan.
+///
+/// Every message starts with `FILE:LINE:COLUMN: JSON.PATH:` so a user can jump to the spot.
+public enum PlanLoader {
+    /// The most steps a plan may have.
+    public static let maxSteps = 100_000
+    /// The largest plan file.
+    public static let maxFileBytes = 16 * 1024 * 1024
+
+    /// Reads, parses, validates and resolves the plan at `path`.
+    /// - Parameters:
+    ///   - path: the plan file.
+    ///   - overrides: `--var NAME=VALUE` values; they take precedence over the plan's `variables`.
+    /// - Throws: ``EngineError`` with code `invalidPlan` or `unknownVariable` (exit 2).
+    public static func load(path: String, overrides: [String: String] = [:]) throws(EngineError) -> LoadedPlan {
+        let url = URL(fileURLWithPath: path)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw EngineError(.invalidPlan, "\(path): cannot read the plan: \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw EngineError(.invalidPlan, "\(path): the plan is not a regular file")
+        }
+        guard Int(info.st_size) <= maxFileBytes else {
+            throw EngineError(.invalidPlan, "\(path): the plan is larger than 16 MiB (\(info.st_size) bytes)")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw EngineError(.invalidPlan, "\(path): cannot read the plan: \(error.localizedDescription)")
+        }
+        let source = PlanSource(displayPath: path, directory: url.deletingLastPathComponent().standardizedFileURL.path,
+                                bytes: [UInt8](data), overrides: overrides)
+        return try load(source)
+    }
+
+    /// Loads a plan from a stored source (used by `resume` and `replay`).
+    public static func load(_ source: PlanSource) throws(EngineError) -> LoadedPlan {
+        let root: JSONNode
+        do {
+            root = try StrictJSONParser.parse(source.bytes, limits: .init(maxBytes: maxFileBytes, maxDepth: 64))
+        } catch {
+            let at = error.path.isEmpty ? "" : " (at \(error.path))"
+            throw EngineError(.invalidPlan, "\(source.displayPath):\(error.location.line):\(error.location.column): invalid JSON: \(error.message)\(at)")
+        }
+        var decoder = PlanDecoder(source: source)
+        let plan = try decoder.decodePlan(root)
+        let graph: PlanGraph
+        do { graph = try PlanGraph(steps: plan.steps) } catch {
+            throw decoder.graphError(error.issue, ids: plan.steps.map(\.id))
+        }
+        return LoadedPlan(plan: plan, graph: graph, source: source)
+    }
+}
+
+/// Turns a parsed JSON tree into a ``Plan``, checking every key, type and range.
+private struct PlanDecoder {
+    let source: PlanSource
+    /// Where each step's `depends_on` entries are, for graph errors.
+    var dependencyLocations: [[SourceLocation]] = []
+    var stepLocations: [SourceLocation] = []
+    var variables: [String: String] = [:]
+
+    init(source: PlanSource) { self.source = source }
+
+    static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
+    static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env"]
+    static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
+                           "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
+                           "on_failure", "cwd", "env", "tags"]
+
+    func error(_ location: SourceLocation, _ path: String, _ message: String,
+               code: EngineError.Code = .invalidPlan) -> EngineError {
+        let at = path.isEmpty ? "" : " \(path):"
+        return EngineError(code, "\(source.displayPath):\(location.line):\(location.column):\(at) \(message)")
+    }
+
+    func graphError(_ issue: PlanGraph.Issue, ids: [String]) -> EngineError {
+        let sentence = PlanGraph.describe(issue, ids: ids)
+        let location: SourceLocation
+        switch issue {
+        case .duplicateID(let index, _): location = stepLocations[index]
+        case .unknownDependency(let step, let position, _), .selfDependency(let step, let position),
+             .repeatedDependency(let step, let position):
+            location = dependencyLocations[step][position]
+        case .cycle(let path): location = stepLocations[path.first ?? 0]
+        }
+        return EngineError(.invalidPlan, "\(source.displayPath):\(location.line):\(location.column): \(sentence)")
+    }
+
+    mutating func decodePlan(_ root: JSONNode) throws(EngineError) -> Plan {
+        let top = try Fields(root, path: "", allowed: Self.planKeys, decoder: self)
+        let id = try top.string("plan_id", required: true)!
+        let version = try top.string("version", required: true)!
+        let metadata = top["metadata"]
+        if let metadata, case .object = metadata.kind {} else if let metadata {
+            throw error(metadata.location, "metadata", "must be an object, not \(metadata.typeName)")
+        }
+        var variables = try top.stringMap("variables") ?? [:]
+        for (name, value) in source.overrides { variables[name] = value }
+        for name in variables.keys where !VariableSubstitution.isValidName(name) {
+            throw error(top["variables"]?.location ?? root.location, "variables",
+                        "\"\(name)\" is not a valid variable name (letters, digits and _, not starting with a digit)")
+        }
+        self.variables = variables
+
+        var maxConcurrency = ProcessInfo.processInfo.activeProcessorCount
+        var defaultTimeout: Duration?
+        var killGrace = Duration.seconds(5)
+        var workingDirectory = source.directory
+        var globalEnv: [String: String] = [:]
+        if let globalsNode = top["globals"] {
+            let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: self)
+            if let n = try globals.int("max_concurrency", minimum: 1) { maxConcurrency = n }
+            defaultTimeout = try globals.seconds("default_timeout_sec", positive: true)
+            killGrace = try globals.seconds("kill_grace_sec", positive: false) ?? killGrace
+            if let dir = try globals.string("working_dir") {
+                workingDirectory = resolvePath(try substitute(dir, globals.location("working_dir"), "globals.working_dir", step: nil))
+            }
+            for (name, value, location) in try globals.stringMembers("env") {
+                globalEnv[name] = try substitute(value, location, "globals.env.\(name)", step: nil)
+            }
+        }
+
+        guard let stepsNode = top["steps"] else {
+            throw error(root.location, "", "missing required field \"steps\"")
+        }
+        guard case .array(let stepNodes) = stepsNode.kind else {
+            throw error(stepsNode.location, "steps", "must be an array of steps, not \(stepsNode.typeName)")
+        }
+        guard !stepNodes.isEmpty else { throw error(stepsNode.location, "steps", "a plan needs at least one step") }
+        guard stepNodes.count <= PlanLoader.maxSteps else {
+            throw error(stepsNode.location, "steps", "a plan may have at most \(PlanLoader.maxSteps) steps, this one has \(stepNodes.count)")
+        }
+        var steps: [Step] = []
+        steps.reserveCapacity(stepNodes.count)
+        stepLocations.reserveCapacity(stepNodes.count)
+        dependencyLocations.reserveCapacity(stepNodes.count)
+        for (index, node) in stepNodes.enumerated() {
+            steps.append(try decodeStep(node, index: index, defaultTimeout: defaultTimeout,
+                                        workingDirectory: workingDirectory, globalEnv: globalEnv))
+        }
+        return Plan(id: id, version: version, metadata: metadata?.toValue(), variables: variables,
+                    maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps)
+    }
+
+    mutating func decodeStep(_ node: JSONNode, index: Int, defaultTimeout: Duration?,
+                             workingDirectory: String, globalEnv: [String: String]) throws(EngineError) -> Step {
+        let path = "steps[\(index)]"
+        let fields = try Fields(node, path: path, allowed: Self.stepKeys, decoder: self)
+        stepLocations.append(node.location)
+        let id = try fields.string("id", required: true)!
+        guard Self.isValidStepID(id) else {
+            throw error(fields.location("id"), "\(path).id",
+                        "step id \"\(id)\" must start with a letter or digit and contain only letters, digits, _ . -")
+        }
+        let rawCommand = try fields.string("command", required: true)!
+        guard !rawCommand.isEmpty else { throw error(fields.location("command"), "\(path).command", "step \"\(id)\" has an empty command") }
+        let command = try substitute(rawCommand, fields.location("command"), "\(path).command", step: id)
+        var arguments: [String] = []
+        if let argNodes = try fields.array("args") {
+            for (i, argNode) in argNodes.enumerated() {
+                guard case .string(let raw) = argNode.kind else {
+                    throw error(argNode.location, "\(path).args[\(i)]", "must be a string, not \(argNode.typeName)")
+                }
+                arguments.append(try substitute(raw, argNode.location, "\(path).args[\(i)]", step: id))
+            }
+        }
+        var dependsOn: [String] = []
+        var locations: [SourceLocation] = []
+        if let depNodes = try fields.array("depends_on") {
+            for (i, depNode) in depNodes.enumerated() {
+                guard case .string(let dep) = depNode.kind else {
+                    throw error(depNode.location, "\(path).depends_on[\(i)]", "must be a step id string, not \(depNode.typeName)")
+                }
+                dependsOn.append(dep)
+                locations.append(depNode.location)
+            }
+        }
+        dependencyLocations.append(locations)
+        let timeout = try fields.seconds("timeout_sec", positive: true) ?? defaultTimeout
+        var retry = RetryPolicy()
+        retry.retries = try fields.int("retries", minimum: 0, maximum: 1000) ?? 0
+        retry.delay = try fields.seconds("retry_delay_sec", positive: false) ?? .zero
+        retry.backoff = try fields.enumeration("retry_backoff", RetryPolicy.Backoff.self) ?? .exponential
+        retry.maxDelay = try fields.seconds("max_retry_delay_sec", positive: false) ?? .seconds(300)
+        let critical = try fields.bool("critical") ?? true
+        let onFailure = try fields.enumeration("on_failure", FailurePolicy.self) ?? .abort
+        var cwd = workingDirectory
+        if let raw = try fields.string("cwd") {
+            cwd = resolvePath(try substitute(raw, fields.location("cwd"), "\(path).cwd", step: id))
+        }
+        var env = globalEnv
+        for (name, value, location) in try fields.stringMembers("env") {
+            env[name] = try substitute(value, location, "\(path).env.\(name)", step: id)
+        }
+        var tags: [String] = []
+        if let tagNodes = try fields.array("tags") {
+            for (i, tagNode) in tagNodes.enumerated() {
+                guard case .string(let tag) = tagNode.kind else {
+                    throw error(tagNode.location, "\(path).tags[\(i)]", "must be a string, not \(tagNode.typeName)")
+                }
+                tags.append(tag)
+            }
+        }
+        let action = StepAction.process(ProcessCommand(command: command, arguments: arguments,
+                                                       workingDirectory: cwd, environment: env))
+        return Step(id: id, name: try fields.string("name"), action: action, dependsOn: dependsOn,
+                    timeout: timeout, retry: retry, critical: critical, onFailure: onFailure, tags: tags)
+    }
+
+    func substitute(_ text: String, _ location: SourceLocation, _ path: String, step: String?) throws(EngineError) -> String {
+        do {
+            return try VariableSubstitution.substitute(text, variables: variables)
+        } catch {
+            let owner = step.map { " in step \"\($0)\"" } ?? ""
+            switch error {
+            case .unknownVariable(let name):
+                let hint = Suggestion.closest(to: name, among: variables.keys).map { " (did you mean ${\($0)}?)" }
+                    ?? "; pass --var \(name)=VALUE or define it in \"variables\""
+                throw self.error(location, path, "unknown variable ${\(name)}\(owner)\(hint)", code: .unknownVariable)
+            case .malformedReference(let text):
+                throw self.error(location, path, "malformed variable reference \(text)\(owner) (write ${NAME}, or $$ for a literal $)")
+            }
+        }
+    }
+
+    func resolvePath(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: source.directory, isDirectory: true))
+            .standardizedFileURL.path
+    }
+
+    static func isValidStepID(_ id: String) -> Bool {
+        func alnum(_ b: UInt8) -> Bool {
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+        }
+        guard let first = id.utf8.first, alnum(first) else { return false }
+        return id.utf8.allSatisfy { alnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+    }
+}
+
+/// One JSON object being decoded: unknown keys are rejected on creation; typed accessors reject
+/// wrong types and out-of-range numbers with the value's location.
+private struct Fields {
+    let object: JSONObject
+    let node: JSONNode
+    let path: String
+    let decoder: PlanDecoder
+
+    init(_ node: JSONNode, path: String, allowed: [String], decoder: PlanDecoder) throws(EngineError) {
+        guard case .object(let object) = node.kind else {
+            let what = path.isEmpty ? "a plan" : path
+            throw decoder.error(node.location, path, "\(what) must be an object, not \(node.typeName)")
+        }
+        for member in object.members where !allowed.contains(member.key) {
+            let hint = Suggestion.closest(to: member.key, among: allowed).map { " (did you mean \"\($0)\"?)" } ?? ""
+            throw decoder.error(member.keyLocation, Self.join(path, member.key), "unknown key \"\(member.key)\"\(hint)")
+        }
+        self.object = object
+        self.node = node
+        self.path = path
+        self.decoder = decoder
+    }
+
+    static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    subscript(key: String) -> JSONNode? { object[key] }
+
+    func location(_ key: String) -> SourceLocation { object[key]?.location ?? node.location }
+
+    private func fail(_ key: String, _ value: JSONNode, _ message: String) -> EngineError {
+        decoder.error(value.location, Self.join(path, key), message)
+    }
+
+    func string(_ key: String, required: Bool = false) throws(EngineError) -> String? {
+        guard let value = object[key] else {
+            if required { throw decoder.error(node.location, path, "missing required field \"\(key)\"") }
+            return nil
+        }
+        guard case .string(let s) = value.kind else { throw fail(key, value, "must be a string, not \(value.typeName)") }
+        return s
+    }
+
+    func bool(_ key: String) throws(EngineError) -> Bool? {
+        guard let value = object[key] else { return nil }
+        guard case .bool(let b) = value.kind else { throw fail(key, value, "must be true or false, not \(value.typeName)") }
+        return b
+    }
+
+    func int(_ key: String, minimum: Int, maximum: Int = Int(Int32.max)) throws(EngineError) -> Int? {
+        guard let value = object[key] else { return nil }
+        guard case .number(let number) = value.kind else { throw fail(key, value, "must be an integer, not \(value.typeName)") }
+        guard let n = number.int else { throw fail(key, value, "must be an integer, not \(number.text)") }
+        guard n >= minimum else { throw fail(key, value, "must be at least \(minimum), not \(n)") }
+        guard n <= maximum else { throw fail(key, value, "must be at most \(maximum), not \(n)") }
+        return n
+    }
+
+    /// A duration in seconds: finite, not negative, and not zero when `positive`.
+    func seconds(_ key: String, positive: Bool) throws(EngineError) -> Duration? {
+        guard let value = object[key] else { return nil }
+        guard case .number(let number) = value.kind else { throw fail(key, value, "must be a number of seconds, not \(value.typeName)") }
+        let seconds = number.double
+        guard seconds.isFinite else { throw fail(key, value, "must be a finite number of seconds") }
+        guard seconds >= 0 else { throw fail(key, value, "must not be negative, not \(number.text)") }
+        if positive && seconds == 0 { throw fail(key, value, "must be greater than 0") }
+        guard seconds <= 31_536_000 else { throw fail(key, value, "must be at most one year (31536000 seconds)") }
+        return .seconds(seconds)
+    }
+
+    func enumeration<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type) throws(EngineError) -> E?
+    where E.RawValue == String {
+        guard let raw = try string(key) else { return nil }
+        guard let value = E(rawValue: raw) else {
+            let allowed = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            let hint = Suggestion.closest(to: raw, among: E.allCases.map(\.rawValue)).map { " (did you mean \"\($0)\"?)" } ?? ""
+            throw fail(key, object[key]!, "unknown value \"\(raw)\"\(hint); expected one of \(allowed)")
+        }
+        return value
+    }
+
+    func array(_ key: String) throws(EngineError) -> [JSONNode]? {
+        guard let value = object[key] else { return nil }
+        guard case .array(let items) = value.kind else { throw fail(key, value, "must be an array, not \(value.typeName)") }
+        return items
+    }
+
+    /// An object whose values are all strings (environment, variables), in file order.
+    func stringMembers(_ key: String) throws(EngineError) -> [(String, String, SourceLocation)] {
+        guard let value = object[key] else { return [] }
+        guard case .object(let members) = value.kind else { throw fail(key, value, "must be an object of strings, not \(value.typeName)") }
+        var result: [(String, String, SourceLocation)] = []
+        for member in members.members {
+            guard case .string(let s) = member.value.kind else {
+                throw decoder.error(member.value.location, "\(Self.join(path, key)).\(member.key)",
+                                    "must be a string, not \(member.value.typeName)")
+            }
+            result.append((member.key, s, member.value.location))
+        }
+        return result
+    }
+
+    /// ``stringMembers(_:)`` as a dictionary, or nil when the key is absent.
+    func stringMap(_ key: String) throws(EngineError) -> [String: String]? {
+        guard object[key] != nil else { return nil }
+        var map: [String: String] = [:]
+        for (name, value, _) in try stringMembers(key) { map[name] = value }
+        return map
+    }
+}

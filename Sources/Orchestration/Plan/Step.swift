@@ -1,0 +1,114 @@
+import Foundation
+
+/// What a step does when it runs: a process, or an async Swift closure (library API).
+public enum StepAction: Sendable {
+    /// Run a program with fully substituted argv (no shell).
+    case process(ProcessCommand)
+    /// Run an async closure in the engine's process. Throwing fails the attempt.
+    case closure(@Sendable (StepContext) async throws -> Void)
+}
+
+/// A process step's program, arguments, folder and environment, all variables substituted.
+public struct ProcessCommand: Sendable, Hashable {
+    /// The program: a path, or a name looked up in `PATH`.
+    public var command: String
+    /// `argv[1...]`, each element passed through untouched.
+    public var arguments: [String]
+    /// The absolute working folder, or nil for the engine's own.
+    public var workingDirectory: String?
+    /// Variables added to the engine's environment (the plan's `globals.env`, then the step's `env`).
+    public var environment: [String: String]
+
+    /// Creates a command.
+    public init(command: String, arguments: [String] = [], workingDirectory: String? = nil,
+                environment: [String: String] = [:]) {
+        self.command = command
+        self.arguments = arguments
+        self.workingDirectory = workingDirectory
+        self.environment = environment
+    }
+
+    /// The argv as it will be executed, for dry runs and reports.
+    public var argv: [String] { [command] + arguments }
+}
+
+/// What a closure step knows about its attempt.
+public struct StepContext: Sendable {
+    /// The run this attempt belongs to.
+    public var runID: String
+    /// The step's id.
+    public var stepID: String
+    /// 1-based attempt number.
+    public var attempt: Int
+}
+
+/// What the rest of the run does when a step finally fails (SPEC §2).
+public enum FailurePolicy: String, Sendable, Hashable, CaseIterable {
+    /// Stop the run if the step is critical (otherwise as `skip_dependents`).
+    case abort
+    /// Let dependents run as if the step had succeeded.
+    case `continue`
+    /// Skip everything downstream of the step; the rest of the run goes on.
+    case skipDependents = "skip_dependents"
+}
+
+/// One node of a plan's DAG.
+public struct Step: Sendable {
+    /// Unique id, `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+    public var id: String
+    /// A human-readable name.
+    public var name: String?
+    /// What running the step does.
+    public var action: StepAction
+    /// Ids of steps that must finish first.
+    public var dependsOn: [String]
+    /// Per-attempt time limit; nil = none.
+    public var timeout: Duration?
+    /// Retries and their delays.
+    public var retry: RetryPolicy
+    /// Whether the run fails (and, with `abort`, stops) when this step fails.
+    public var critical: Bool
+    /// What a final failure does to the rest of the run.
+    public var onFailure: FailurePolicy
+    /// Free-form labels.
+    public var tags: [String]
+
+    /// Creates a step.
+    public init(id: String, name: String? = nil, action: StepAction, dependsOn: [String] = [],
+                timeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(), critical: Bool = true,
+                onFailure: FailurePolicy = .abort, tags: [String] = []) {
+        self.id = id
+        self.name = name
+        self.action = action
+        self.dependsOn = dependsOn
+        self.timeout = timeout
+        self.retry = retry
+        self.critical = critical
+        self.onFailure = onFailure
+        self.tags = tags
+    }
+
+    /// A process step (library API convenience).
+    public static func process(_ id: String, _ command: String, _ arguments: [String] = [],
+                               dependsOn: [String] = []) -> Step {
+        Step(id: id, action: .process(ProcessCommand(command: command, arguments: arguments)),
+             dependsOn: dependsOn)
+    }
+
+    /// A closure step (library API convenience).
+    public static func closure(_ id: String, dependsOn: [String] = [],
+                               _ body: @escaping @Sendable (StepContext) async throws -> Void) -> Step {
+        Step(id: id, action: .closure(body), dependsOn: dependsOn)
+    }
+
+    /// The process command, if this is a process step.
+    public var processCommand: ProcessCommand? {
+        if case .process(let command) = action { return command }
+        return nil
+    }
+
+    /// The effective on-failure behaviour: a non-critical `abort` acts as `skip_dependents`.
+    var effectiveFailurePolicy: FailurePolicy {
+        onFailure == .abort && !critical ? .skipDependents : onFailure
+    }
+}

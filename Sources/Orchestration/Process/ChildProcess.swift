@@ -1,0 +1,67 @@
+import COmnibaseShims
+import Glibc
+
+/// A started child: the leader of its own process group, observed by the ``ProcessMonitor`` and
+/// not reaped until the attempt has decided what to do with its group.
+struct ChildProcess: Sendable {
+    /// The leader's pid, which is also the process group id.
+    let pid: pid_t
+    /// The leader's pidfd, or -1 when it is observed by a fallback thread; closed after reaping.
+    let pidfd: Int32
+    /// Signalled when the leader exits.
+    let exit: ExitWatch
+
+    /// How long teardown waits, after SIGKILL, for the leader to exit and the group to empty.
+    static let killSettleBound: Duration = .seconds(2)
+    /// How often teardown re-reads `/proc` while the group empties.
+    static let killSettlePoll: Duration = .milliseconds(5)
+
+    /// Reaps the leader, which must have exited (so this does not block), and closes its pidfd.
+    func reap() -> ProcessOutcome.Termination {
+        Self.reap(pid: pid, pidfd: pidfd)
+    }
+
+    /// Reaps `pid` with `waitpid` and then closes `pidfd` (if any), in that order, so the pidfd
+    /// cannot be mistaken for another process's while the pid is still ours.
+    @discardableResult
+    static func reap(pid: pid_t, pidfd: Int32) -> ProcessOutcome.Termination {
+        var status: Int32 = 0
+        let result = SystemCallError.retryingOnInterrupt { waitpid(pid, &status, 0) }
+        let lost = result == -1 ? SystemCallError(call: "waitpid", code: errno) : nil
+        if pidfd >= 0 { close(pidfd) }
+        if let lost {
+            return .failedToStart("the exit status of process \(pid) was lost (\(lost)): something else reaped it")
+        }
+        if omni_wifexited(status) != 0 { return .exited(omni_wexitstatus(status)) }
+        if omni_wifsignaled(status) != 0 { return .signaled(omni_wtermsig(status)) }
+        return .failedToStart("process \(pid) reported an unexpected wait status \(status)")
+    }
+
+    /// Tears the whole process group down and reaps the leader.
+    ///
+    /// SIGTERM and then SIGCONT (so a stopped member still gets to handle SIGTERM) go to the group;
+    /// the leader gets `grace` to exit; then SIGKILL goes to the group **always**, because
+    /// grandchildren may outlive a leader that died on SIGTERM. All of this happens while the
+    /// leader is still unreaped, so the group id cannot have been reused. Then `/proc` is polled
+    /// until no member of the group runs any more (bounded by ``killSettleBound``), and only
+    /// then is the leader reaped.
+    ///
+    /// - Important: Run this in an uncancelled context (``withUncancelledTask(_:)``): it sleeps.
+    /// - Returns: How the leader ended, and how many members were still alive at the end.
+    func tearDown(grace: Duration) async -> (termination: ProcessOutcome.Termination, survivors: Int) {
+        let group = ProcessGroup(leader: pid)
+        let clock = ContinuousClock()
+        group.send(SIGTERM)
+        group.send(SIGCONT)
+        _ = await exit.wait(until: clock.now.advanced(by: grace))
+        group.send(SIGKILL)
+        let leaderExited = await exit.wait(until: clock.now.advanced(by: Self.killSettleBound)) == .exited
+        let survivors = await group.waitUntilEmpty(within: Self.killSettleBound, pollingEvery: Self.killSettlePoll)
+        if !leaderExited && exit.abandon(pid: pid, pidfd: pidfd) {
+            // The leader survived SIGKILL for the whole bound (uninterruptible sleep). Whoever
+            // observes its exit later reaps it; it is counted among the survivors.
+            return (.signaled(SIGKILL), max(survivors, 1))
+        }
+        return (reap(), survivors)
+    }
+}

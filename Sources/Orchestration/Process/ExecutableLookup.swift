@@ -1,0 +1,82 @@
+import Glibc
+
+/// Finds the file a step's command names, the way `execvpe` would, before anything is spawned.
+///
+/// Doing the lookup here (instead of `posix_spawnp`) gives one clear sentence for each failure
+/// (`command not found: foo`, `permission denied: ./script`) without starting a process, and
+/// searches the `PATH` of the *child's* environment rather than the engine's.
+enum ExecutableLookup {
+    /// The `PATH` used when neither the child's environment nor the engine's has one (glibc's default).
+    static let defaultSearchPath = "/bin:/usr/bin"
+
+    /// Resolves `command` to the path to hand to `posix_spawn`.
+    ///
+    /// - A command containing `/` is used as is; a relative one is taken relative to
+    ///   `workingDirectory` (where the child will be when it executes).
+    /// - Otherwise each directory of `PATH` (from `environment`, else the engine's) is tried in
+    ///   order; an empty entry means the working directory. The first regular file that passes
+    ///   `access(X_OK)` wins. As in `execvp`, finding only non-executable candidates reports
+    ///   "permission denied".
+    ///
+    /// - Returns: The path, or a one-sentence reason why the command cannot be started.
+    static func resolve(_ command: String, environment: [String: String], workingDirectory: String?) -> Result<String, LaunchFailure> {
+        if command.isEmpty {
+            return .failure(LaunchFailure("the command is empty"))
+        }
+        if command.utf8.contains(UInt8(ascii: "/")) {
+            let path = anchored(command, in: workingDirectory)
+            switch classify(path) {
+            case .executable: return .success(path)
+            case .missing: return .failure(LaunchFailure("command not found: \(command)"))
+            case .notExecutable: return .failure(LaunchFailure("permission denied: \(command)"))
+            case .directory: return .failure(LaunchFailure("is a directory, not a program: \(command)"))
+            }
+        }
+        let searchPath = environment["PATH"] ?? getenv("PATH").map { String(cString: $0) } ?? defaultSearchPath
+        var sawNotExecutable = false
+        for directory in searchPath.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = anchored(directory.isEmpty ? command : "\(directory)/\(command)", in: workingDirectory)
+            switch classify(candidate) {
+            case .executable: return .success(candidate)
+            case .notExecutable: sawNotExecutable = true
+            case .missing, .directory: continue
+            }
+        }
+        return .failure(LaunchFailure(sawNotExecutable ? "permission denied: \(command)" : "command not found: \(command)"))
+    }
+
+    /// What is at a path, as far as executing it goes.
+    enum Kind: Equatable {
+        case executable, notExecutable, directory, missing
+    }
+
+    /// Classifies `path` with `stat` and `access(X_OK)`.
+    static func classify(_ path: String) -> Kind {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return .missing }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFREG: return access(path, X_OK) == 0 ? .executable : .notExecutable
+        default: return .notExecutable
+        }
+    }
+
+    /// Whether `path` names an existing directory.
+    static func isDirectory(_ path: String) -> Bool {
+        classify(path) == .directory
+    }
+
+    /// `path` itself if absolute, else `path` under `directory` (when there is one).
+    private static func anchored(_ path: String, in directory: String?) -> String {
+        guard let directory, !path.hasPrefix("/") else { return path }
+        return directory.hasSuffix("/") ? directory + path : "\(directory)/\(path)"
+    }
+}
+
+/// Why a spec could not be started: one sentence a user can act on.
+struct LaunchFailure: Error, Equatable {
+    /// The sentence, e.g. `command not found: foo`.
+    var message: String
+
+    init(_ message: String) { self.message = message }
+}

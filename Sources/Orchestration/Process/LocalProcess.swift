@@ -1,0 +1,77 @@
+/// Runs step commands as local processes, each the leader of its own process group.
+///
+/// This is the engine's own process control; it does not use `Foundation.Process` (whose children
+/// inherit the spawning thread's blocked signal mask on Linux, among other problems).
+///
+/// ## One attempt
+/// 1. The command is looked up (``ProcessSpec/command``), the log files are created, and the
+///    child is started with `posix_spawn` as the leader of a new process group, with an empty
+///    signal mask, default signal dispositions and stdin from `/dev/null`.
+/// 2. Its exit is observed by the ``ProcessMonitor`` thread through a pidfd; no thread of the
+///    cooperative pool ever blocks. The exited leader is left a zombie until step 3 is decided.
+/// 3. If the leader exits first, it is reaped and the outcome returned. Background processes it
+///    left behind are **not** killed (as with `make`: a step may start a daemon on purpose).
+///    If the timeout passes or the calling task is cancelled first, the whole group is torn
+///    down: SIGTERM and SIGCONT, ``ProcessSpec/killGrace`` for the leader to exit, SIGKILL to the
+///    group in every case, a bounded check that no member still runs, then the leader is reaped.
+///
+/// - Important: A descendant that leaves the group (`setsid`, `setpgid`, daemons that double-fork
+///   into their own session) is out of reach of the teardown and is not counted in
+///   ``ProcessOutcome/survivors``; only cgroups or PID namespaces could contain it.
+public enum LocalProcess {
+    /// Runs one process to completion; never throws: every failure is in the outcome.
+    ///
+    /// Cancellation of the calling task tears the process group down (SIGTERM and SIGCONT, grace,
+    /// SIGKILL, check that the group is empty) and returns with ``ProcessOutcome/cancelled`` set.
+    /// A task that is already cancelled starts nothing: the outcome is `failedToStart` with
+    /// `cancelled` set.
+    ///
+    /// - Parameter spec: What to run.
+    /// - Returns: How the attempt ended.
+    /// - Important: Nothing else in the engine may reap children (`waitpid(-1)`, `SIGCHLD` set to
+    ///   `SIG_IGN`), or exit statuses are lost. Ignoring `SIGPIPE` in the engine is fine: children
+    ///   get default dispositions back.
+    public static func run(_ spec: ProcessSpec) async -> ProcessOutcome {
+        await run(spec, monitor: .shared)
+    }
+
+    /// ``run(_:)`` with an explicit monitor (tests use the thread-per-child fallback).
+    static func run(_ spec: ProcessSpec, monitor: ProcessMonitor) async -> ProcessOutcome {
+        if Task.isCancelled {
+            return ProcessOutcome(termination: .failedToStart("cancelled before the process was started"), cancelled: true)
+        }
+        let child: ChildProcess
+        switch await ProcessLauncher.launch(spec, monitor: monitor) {
+        case .success(let started): child = started
+        case .failure(let failure): return ProcessOutcome(termination: .failedToStart(failure.message))
+        }
+
+        let deadline = spec.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let reason: ProcessOutcome.TeardownReason
+        switch await child.exit.wait(until: deadline) {
+        case .exited:
+            return ProcessOutcome(termination: child.reap(), pid: child.pid)
+        case .deadlinePassed:
+            reason = .timeout
+        case .cancelled:
+            reason = .cancellation
+        }
+
+        let grace = spec.killGrace
+        let teardown = await withUncancelledTask { await child.tearDown(grace: grace) }
+        return ProcessOutcome(
+            termination: teardown.termination,
+            timedOut: reason == .timeout,
+            cancelled: reason == .cancellation,
+            pid: child.pid,
+            survivors: teardown.survivors
+        )
+    }
+}
+
+extension ProcessOutcome {
+    /// Why a process group was torn down.
+    fileprivate enum TeardownReason {
+        case timeout, cancellation
+    }
+}

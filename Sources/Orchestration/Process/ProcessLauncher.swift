@@ -1,0 +1,154 @@
+import COmnibaseShims
+import Glibc
+
+/// Turns a ``ProcessSpec`` into a running ``ChildProcess``: validation, executable lookup, log
+/// files, `posix_spawn` (in the C shim) and registration with the ``ProcessMonitor``.
+enum ProcessLauncher {
+    /// How many times a spawn that failed with `EAGAIN` (process or memory limits) is retried.
+    static let spawnRetries = 3
+
+    /// Starts `spec`, or says in one sentence why it cannot be started.
+    ///
+    /// Every fd opened here is close-on-exec, and the parent's copies of the log fds are closed
+    /// before returning: only the child holds the log files open afterwards.
+    static func launch(_ spec: ProcessSpec, monitor: ProcessMonitor) async -> Result<ChildProcess, LaunchFailure> {
+        if let problem = validate(spec) {
+            return .failure(problem)
+        }
+        if let directory = spec.workingDirectory, !ExecutableLookup.isDirectory(directory) {
+            let exists = access(directory, F_OK) == 0
+            return .failure(LaunchFailure("working directory \(exists ? "is not a directory" : "does not exist"): \(directory)"))
+        }
+        let executable: String
+        switch ExecutableLookup.resolve(spec.command, environment: spec.environment, workingDirectory: spec.workingDirectory) {
+        case .success(let path): executable = path
+        case .failure(let failure): return .failure(failure)
+        }
+
+        let logs: (stdout: Int32, stderr: Int32)
+        switch openLogs(spec) {
+        case .success(let fds): logs = fds
+        case .failure(let failure): return .failure(failure)
+        }
+        defer {
+            close(logs.stdout)
+            if logs.stderr != logs.stdout { close(logs.stderr) }
+        }
+
+        let argv = CStringArray([spec.command] + spec.arguments)
+        let envp = CStringArray(spec.environment.map { "\($0.key)=\($0.value)" })
+        var attempt = 0
+        while true {
+            var pid: pid_t = 0
+            let code = argv.withPointers { argvPointer in
+                envp.withPointers { envpPointer in
+                    withOptionalCString(spec.workingDirectory) { directory in
+                        omni_spawn(executable, argvPointer, envpPointer, directory, logs.stdout, logs.stderr, &pid)
+                    }
+                }
+            }
+            if code == 0 {
+                let (exit, pidfd) = monitor.watch(pid: pid)
+                return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit))
+            }
+            // Transient: back off outside any lock, in the async context, then try again.
+            if code == EAGAIN && attempt < spawnRetries && !Task.isCancelled {
+                attempt += 1
+                try? await Task.sleep(for: .milliseconds(10 << attempt))
+                continue
+            }
+            return .failure(describe(spawnError: code, spec: spec, executable: executable))
+        }
+    }
+
+    /// A reason the spec can never be started, checked before anything touches the system.
+    private static func validate(_ spec: ProcessSpec) -> LaunchFailure? {
+        if spec.command.utf8.contains(0) {
+            return LaunchFailure("the command contains a NUL byte")
+        }
+        if let index = spec.arguments.firstIndex(where: { $0.utf8.contains(0) }) {
+            return LaunchFailure("argument \(index + 1) contains a NUL byte")
+        }
+        for (name, value) in spec.environment {
+            if name.isEmpty || name.utf8.contains(UInt8(ascii: "=")) || name.utf8.contains(0) {
+                return LaunchFailure("invalid environment variable name: \(name.debugDescription)")
+            }
+            if value.utf8.contains(0) {
+                return LaunchFailure("environment variable \(name) contains a NUL byte")
+            }
+        }
+        if let directory = spec.workingDirectory, directory.utf8.contains(0) {
+            return LaunchFailure("the working directory contains a NUL byte")
+        }
+        return nil
+    }
+
+    /// Creates or truncates the log files (mode 0600, close-on-exec); one fd when both paths agree.
+    private static func openLogs(_ spec: ProcessSpec) -> Result<(stdout: Int32, stderr: Int32), LaunchFailure> {
+        func openLog(_ path: String, _ stream: String) -> Result<Int32, LaunchFailure> {
+            let fd = SystemCallError.retryingOnInterrupt { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+            guard fd >= 0 else {
+                return .failure(LaunchFailure("cannot open the \(stream) log \(path): \(SystemCallError.message(for: errno))"))
+            }
+            return .success(fd)
+        }
+        let stdout: Int32
+        switch openLog(spec.stdoutPath, "stdout") {
+        case .success(let fd): stdout = fd
+        case .failure(let failure): return .failure(failure)
+        }
+        if spec.stderrPath == spec.stdoutPath {
+            return .success((stdout, stdout))
+        }
+        switch openLog(spec.stderrPath, "stderr") {
+        case .success(let stderr): return .success((stdout, stderr))
+        case .failure(let failure):
+            close(stdout)
+            return .failure(failure)
+        }
+    }
+
+    /// One sentence for an error number returned by `posix_spawn`.
+    private static func describe(spawnError code: Int32, spec: ProcessSpec, executable: String) -> LaunchFailure {
+        let command = spec.command
+        switch code {
+        case ENOENT:
+            if let directory = spec.workingDirectory, !ExecutableLookup.isDirectory(directory) {
+                return LaunchFailure("working directory does not exist: \(directory)")
+            }
+            // The file was there a moment ago: either it vanished or its `#!` interpreter is missing.
+            return access(executable, F_OK) == 0
+                ? LaunchFailure("the interpreter named on the #! line of \(command) was not found")
+                : LaunchFailure("command not found: \(command)")
+        case EACCES: return LaunchFailure("permission denied: \(command)")
+        case ENOEXEC: return LaunchFailure("not an executable format (binary or #! script): \(command)")
+        case ENOTDIR: return LaunchFailure("a component of the path is not a directory: \(spec.workingDirectory ?? command)")
+        case E2BIG: return LaunchFailure("argument list and environment too long for \(command)")
+        default: return LaunchFailure("cannot start \(command): \(SystemCallError(call: "posix_spawn", code: code))")
+        }
+    }
+}
+
+/// NUL-terminated C strings in a NULL-terminated array (`argv`, `envp`), freed on deinit.
+private final class CStringArray {
+    private var pointers: [UnsafeMutablePointer<CChar>?]
+
+    init(_ strings: [String]) {
+        pointers = strings.map { strdup($0) }
+        pointers.append(nil)
+    }
+
+    deinit {
+        for pointer in pointers { free(pointer) }
+    }
+
+    func withPointers<R>(_ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+/// Calls `body` with `string` as a C string, or with `nil`.
+private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}

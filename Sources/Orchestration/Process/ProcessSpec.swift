@@ -1,0 +1,85 @@
+import Foundation
+
+/// What to start: one command, its arguments and environment, and where its output goes.
+///
+/// A spec describes one attempt of a step. ``LocalProcess/run(_:)`` starts it as the leader of a
+/// new process group, with stdin from `/dev/null` and stdout/stderr written by the kernel
+/// directly into the two log files (no pipes, so the engine's memory does not grow with output).
+///
+/// ```swift
+/// let spec = ProcessSpec(
+///     command: "make", arguments: ["-j2"],
+///     stdoutPath: "/tmp/run/build.out", stderrPath: "/tmp/run/build.err",
+///     timeout: .seconds(120), killGrace: .seconds(5))
+/// let outcome = await LocalProcess.run(spec)
+/// ```
+public struct ProcessSpec: Sendable {
+    /// The program: a path (absolute, or relative to `workingDirectory`), or a name looked up in
+    /// the `PATH` of ``environment`` (falling back to the engine's own `PATH`), as `execvpe` does.
+    ///
+    /// The command is executed directly, not through a shell. A file that is not a binary or a
+    /// `#!` script fails to start (it is not handed to `/bin/sh` the way `execvp` does).
+    public var command: String
+
+    /// The arguments after the program name (`argv[1...]`); `argv[0]` is ``command`` as given.
+    ///
+    /// Each element reaches the child byte for byte: no shell ever sees it.
+    ///
+    /// - Important: Elements must not contain NUL bytes; such a spec fails to start.
+    public var arguments: [String]
+
+    /// The complete environment of the child: nothing else is inherited, so callers merge the
+    /// engine's environment themselves. Defaults to the engine's environment.
+    ///
+    /// - Important: Names must be non-empty and contain neither `=` nor NUL; values must not
+    ///   contain NUL. Otherwise the spec fails to start.
+    public var environment: [String: String]
+
+    /// The directory the child starts in; `nil` inherits the engine's current directory.
+    public var workingDirectory: String?
+
+    /// The file that becomes the child's fd 1: created (mode 0600) or truncated.
+    public var stdoutPath: String
+
+    /// The file that becomes the child's fd 2: created (mode 0600) or truncated.
+    ///
+    /// It may equal ``stdoutPath``: the file is then opened once and both streams share it.
+    public var stderrPath: String
+
+    /// How long the attempt may run before its process group is torn down; `nil` means no limit.
+    public var timeout: Duration?
+
+    /// How long the process group gets between SIGTERM and SIGKILL when it is torn down.
+    public var killGrace: Duration
+
+    /// Creates a spec.
+    ///
+    /// - Parameters:
+    ///   - command: A path, or a name looked up in the `PATH` of `environment`.
+    ///   - arguments: `argv[1...]`.
+    ///   - environment: The child's complete environment (default: the engine's).
+    ///   - workingDirectory: The child's directory (default: inherit).
+    ///   - stdoutPath: The file for fd 1.
+    ///   - stderrPath: The file for fd 2.
+    ///   - timeout: The time limit (default: none).
+    ///   - killGrace: The SIGTERM to SIGKILL grace period (default: 5 seconds).
+    public init(
+        command: String,
+        arguments: [String] = [],
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        workingDirectory: String? = nil,
+        stdoutPath: String,
+        stderrPath: String,
+        timeout: Duration? = nil,
+        killGrace: Duration = .seconds(5)
+    ) {
+        self.command = command
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.stdoutPath = stdoutPath
+        self.stderrPath = stderrPath
+        self.timeout = timeout
+        self.killGrace = killGrace
+    }
+}

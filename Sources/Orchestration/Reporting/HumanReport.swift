@@ -1,0 +1,40 @@
+/// The human summary of a run: a header, one line per step, a summary line; within the style's
+/// width (at most 100 columns).
+public enum HumanReport {
+    /// Renders a report.
+    public static func render(_ report: RunReport, style: TextStyle) -> String {
+        let width = max(60, style.width)
+        var lines: [String] = []
+        let runMarker: StepStatus
+        switch report.status {
+        case .succeeded: runMarker = .succeeded
+        case .failed: runMarker = .failed
+        case .cancelled: runMarker = .cancelled
+        case .pending, .running: runMarker = .running
+        }
+        let stage = report.stage.map { " stage \($0)" } ?? ""
+        lines.append(truncate("\(style.marker(runMarker)) run \(report.runID) (plan \(report.planID)\(stage)) "
+                              + "\(report.status.rawValue) in \(formatDuration(report.duration))", to: width))
+        let idWidth = min(max(4, report.steps.map(\.id.count).max() ?? 4), 32)
+        let fixed = 2 + 4 + 2 + idWidth + 2 + 8 + 2 + 8 + 2
+        for step in report.steps {
+            let marker = pad(style.marker(step.status), 4 - (style.rich ? 2 : 0))
+            let attempts = step.attempts == 1 ? "1 try" : "\(step.attempts) tries"
+            var detail = step.error ?? ""
+            if detail.isEmpty, step.status == .succeeded { detail = "" }
+            let line = "  \(marker)  \(pad(truncate(step.id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
+                + "\(pad(formatDuration(step.duration), 8))  \(truncate(detail, to: max(0, width - fixed)))"
+            lines.append(trimTrailing(line))
+        }
+        let counts = report.summary
+        lines.append("\(report.steps.count) steps: \(counts[.succeeded] ?? 0) succeeded, \(counts[.failed] ?? 0) failed, "
+                     + "\(counts[.skipped] ?? 0) skipped, \(counts[.cancelled] ?? 0) cancelled")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func trimTrailing(_ line: String) -> String {
+        var line = line
+        while line.hasSuffix(" ") { line.removeLast() }
+        return line
+    }
+}

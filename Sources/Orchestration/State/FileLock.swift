@@ -1,0 +1,122 @@
+import Glibc
+
+/// An exclusive, cross-process lock on a file, taken with `flock(2)`.
+///
+/// `flock` locks belong to an *open file description*: two `FileLock`s on the same path exclude
+/// each other whether they live in different processes or in one process (each `FileLock` opens
+/// the file itself), and the kernel drops the lock when the descriptor is closed, including when
+/// its process dies, so a crashed holder never leaves a stale lock behind.
+///
+/// Waiting polls `LOCK_EX | LOCK_NB` with short sleeps (starting at 100 µs, growing to 5 ms) up
+/// to a timeout instead of blocking in the kernel, so a stuck peer is reported as
+/// ``StoreError/Code/busy`` rather than hanging the caller forever. The wait blocks the calling
+/// thread; keep timeouts short when calling from the cooperative pool.
+///
+/// The lock file is opened with `O_CLOEXEC` (children never inherit it, so a spawned step can
+/// never keep the lock alive) and `O_NOFOLLOW` (a symbolic link is refused), and is created with
+/// mode 0600 whatever the umask.
+///
+/// - Important: A `FileLock` is not a lock between threads sharing the *same* instance: its
+///   holder is the open file description, not a thread. Give each owner its own instance; the
+///   type is deliberately not `Sendable`.
+public final class FileLock {
+    /// The lock file.
+    public let path: String
+    private let descriptor: Int32
+    /// Whether this instance currently holds the lock.
+    public private(set) var isLocked = false
+
+    /// Opens (creating if needed) the lock file at `path`. Does not take the lock.
+    ///
+    /// - Parameter path: The lock file, e.g. `<state>/runs.db.lock`.
+    /// - Throws: ``StoreError`` with `.symlinkRefused` when `path` is a symbolic link, or the
+    ///   mapped `errno` when the file cannot be opened or created.
+    public init(path: String) throws {
+        self.path = path
+        let fd = path.withCString { open($0, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw StoreError.posix(errno, operation: "open", path: path) }
+        // The umask may have removed bits, never added any; a pre-existing file is tightened too.
+        var status = stat()
+        if fstat(fd, &status) == 0, status.st_uid == geteuid(), status.st_mode & 0o7777 != 0o600 {
+            _ = fchmod(fd, 0o600)
+        }
+        descriptor = fd
+    }
+
+    deinit {
+        // Closing the descriptor releases the lock if it is still held.
+        close(descriptor)
+    }
+
+    /// Takes the lock if nobody else holds it, without waiting.
+    ///
+    /// - Returns: Whether the lock is now held by this instance.
+    /// - Throws: ``StoreError`` for failures other than contention (e.g. `EIO`, `ENOLCK`).
+    public func tryLock() throws -> Bool {
+        precondition(!isLocked, "FileLock.tryLock() called while already holding \(path)")
+        while true {
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 {
+                isLocked = true
+                return true
+            }
+            let number = errno
+            switch number {
+            case EINTR: continue
+            case EWOULDBLOCK: return false
+            default: throw StoreError.posix(number, operation: "flock", path: path)
+            }
+        }
+    }
+
+    /// Takes the lock, waiting up to `timeout` for another holder to release it.
+    ///
+    /// - Parameter timeout: How long to wait. Zero tries once.
+    /// - Throws: ``StoreError`` with `.busy` when the lock is still held by another open file
+    ///   description after `timeout`, or the mapped `errno` for other failures.
+    public func lock(timeout: Duration) throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        var pause: Duration = .microseconds(100)
+        while try !tryLock() {
+            let now = clock.now
+            guard now < deadline else {
+                throw StoreError(
+                    .busy,
+                    message: "Another process held the lock '\(path)' for longer than \(timeout); "
+                        + "try again when it has finished.",
+                    detail: "flock: still held after \(timeout)",
+                    path: path
+                )
+            }
+            FileLock.sleep(min(pause, now.duration(to: deadline)))
+            pause = min(pause * 2, .milliseconds(5))
+        }
+    }
+
+    /// Releases the lock. Calling it while not holding the lock is a bug.
+    public func unlock() {
+        precondition(isLocked, "FileLock.unlock() called without holding \(path)")
+        // flock(LOCK_UN) cannot fail on a valid descriptor; EINTR is the only transient error.
+        while flock(descriptor, LOCK_UN) != 0 && errno == EINTR {}
+        isLocked = false
+    }
+
+    /// Runs `body` while holding the lock, waiting up to `timeout` for it.
+    ///
+    /// - Parameters:
+    ///   - timeout: How long to wait for the lock.
+    ///   - body: The work to do under the lock.
+    /// - Throws: ``StoreError`` with `.busy` on timeout, or whatever `body` throws.
+    public func withLock<T>(timeout: Duration, _ body: () throws -> T) throws -> T {
+        try lock(timeout: timeout)
+        defer { unlock() }
+        return try body()
+    }
+
+    private static func sleep(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    }
+}

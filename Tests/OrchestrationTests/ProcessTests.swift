@@ -1,0 +1,432 @@
+import COmnibaseShims
+import Foundation
+import Glibc
+import Testing
+
+@testable import Orchestration
+
+/// Real processes through `LocalProcess`: exits, start failures, output files, environment and
+/// argv fidelity, signal state of children, timeouts, teardown of whole groups, cancellation and
+/// many concurrent children. Children announce readiness by writing marker files; the tests wait
+/// on those markers (bounded) instead of sleeping.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct ProcessTests {
+    // MARK: - Exit statuses
+
+    @Test func trueExitsZero() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("/bin/true"))
+        #expect(outcome.termination == .exited(0))
+        #expect(outcome.succeeded)
+        #expect(outcome.pid != nil)
+        #expect(!outcome.timedOut && !outcome.cancelled && outcome.survivors == 0)
+    }
+
+    @Test func nonZeroExitStatusIsReported() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", "exit 3"]))
+        #expect(outcome.termination == .exited(3))
+        #expect(!outcome.succeeded)
+    }
+
+    @Test func deathBySignalIsReported() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", "kill -9 $$"]))
+        #expect(outcome.termination == .signaled(SIGKILL))
+        #expect(!outcome.succeeded)
+    }
+
+    // MARK: - Failures to start
+
+    @Test func unknownCommandFailsToStart() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("omnibase-no-such-command"))
+        #expect(outcome.termination == .failedToStart("command not found: omnibase-no-such-command"))
+        #expect(outcome.pid == nil)
+        #expect(!outcome.succeeded)
+    }
+
+    @Test func missingPathFailsToStart() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("/nonexistent/omnibase-tool"))
+        #expect(outcome.termination == .failedToStart("command not found: /nonexistent/omnibase-tool"))
+    }
+
+    @Test func missingWorkingDirectoryFailsToStart() async throws {
+        let scratch = try Scratch()
+        var spec = scratch.spec("/bin/true")
+        spec.workingDirectory = scratch.path("no-such-dir")
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.termination == .failedToStart("working directory does not exist: \(scratch.path("no-such-dir"))"))
+        #expect(outcome.pid == nil)
+    }
+
+    @Test func nonExecutableFileFailsToStart() async throws {
+        let scratch = try Scratch()
+        let script = try scratch.write("script.sh", "#!/bin/sh\nexit 0\n", mode: 0o644)
+        let outcome = await LocalProcess.run(scratch.spec(script))
+        #expect(outcome.termination == .failedToStart("permission denied: \(script)"))
+        #expect(outcome.pid == nil)
+    }
+
+    @Test func relativeCommandRunsInWorkingDirectory() async throws {
+        let scratch = try Scratch()
+        _ = try scratch.write("step.sh", "#!/bin/sh\npwd\n", mode: 0o755)
+        var spec = scratch.spec("./step.sh")
+        spec.workingDirectory = scratch.root
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.termination == .exited(0))
+        #expect(try scratch.read("out") == "\(scratch.root)\n")
+    }
+
+    @Test func commandIsLookedUpInTheChildsPath() async throws {
+        let scratch = try Scratch()
+        try FileManager.default.createDirectory(atPath: scratch.path("bin"), withIntermediateDirectories: true)
+        _ = try scratch.write("bin/omnibase-tool", "#!/bin/sh\necho found\n", mode: 0o755)
+        _ = try scratch.write("bin/omnibase-locked", "#!/bin/sh\necho found\n", mode: 0o644)
+        var spec = scratch.spec("omnibase-tool")
+        spec.environment = ["PATH": "\(scratch.path("bin")):/usr/bin:/bin"]
+        #expect(await LocalProcess.run(spec).termination == .exited(0))
+        #expect(try scratch.read("out") == "found\n")
+
+        spec.command = "omnibase-locked"
+        #expect(await LocalProcess.run(spec).termination == .failedToStart("permission denied: omnibase-locked"))
+    }
+
+    @Test func alreadyCancelledTaskStartsNothing() async throws {
+        let scratch = try Scratch()
+        let spec = scratch.spec("/bin/true")
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await LocalProcess.run(spec)
+        }
+        let outcome = await task.value
+        #expect(outcome.cancelled)
+        #expect(outcome.pid == nil)
+        #expect(!outcome.succeeded)
+    }
+
+    // MARK: - Output
+
+    @Test func outputLandsInTheLogFiles() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", "echo to-out; echo to-err >&2"]))
+        #expect(outcome.termination == .exited(0))
+        #expect(try scratch.read("out") == "to-out\n")
+        #expect(try scratch.read("err") == "to-err\n")
+        let mode = try FileManager.default.attributesOfItem(atPath: scratch.path("out"))[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test func sameLogFileForBothStreams() async throws {
+        let scratch = try Scratch()
+        var spec = scratch.spec("sh", ["-c", "echo one; echo two >&2; echo three"])
+        spec.stderrPath = spec.stdoutPath
+        #expect(await LocalProcess.run(spec).termination == .exited(0))
+        #expect(try scratch.read("out") == "one\ntwo\nthree\n")
+    }
+
+    @Test func logFilesAreTruncated() async throws {
+        let scratch = try Scratch()
+        _ = try scratch.write("out", String(repeating: "stale\n", count: 100), mode: 0o600)
+        #expect(await LocalProcess.run(scratch.spec("sh", ["-c", "echo fresh"])).termination == .exited(0))
+        #expect(try scratch.read("out") == "fresh\n")
+    }
+
+    @Test func largeOutputGoesStraightToTheFile() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("head", ["-c", "50000000", "/dev/zero"]))
+        #expect(outcome.termination == .exited(0))
+        let size = try FileManager.default.attributesOfItem(atPath: scratch.path("out"))[.size] as? Int
+        #expect(size == 50_000_000)
+    }
+
+    // MARK: - Environment, arguments, signal state
+
+    @Test func childSeesExactlyTheGivenEnvironment() async throws {
+        let scratch = try Scratch()
+        let environment = [
+            "PATH": "/usr/bin:/bin",
+            "OMNIBASE_STEP_ID": "build-1",
+            "OMNIBASE_ODD": "spaces and\nnewline = equals",
+            "EMPTY": "",
+        ]
+        var spec = scratch.spec("env", ["-0"])
+        spec.environment = environment
+        #expect(await LocalProcess.run(spec).termination == .exited(0))
+        let entries = try scratch.readData("out").split(separator: 0, omittingEmptySubsequences: false).dropLast()
+        let seen = Set(entries.map { String(decoding: $0, as: UTF8.self) })
+        #expect(seen == Set(environment.map { "\($0.key)=\($0.value)" }))
+    }
+
+    @Test func argumentsArriveByteForByte() async throws {
+        let scratch = try Scratch()
+        let arguments = [
+            "$(touch pwned)", "`touch pwned2`", "a b  c", "it's", "\"double\"", "line1\nline2", "", "*", "-n",
+            "--", "tab\there", "back\\slash", "é ü ∑", ";exit 9",
+        ]
+        var spec = scratch.spec("sh", ["-c", #"printf '%s\0' "$0" "$@""#, "sh-name"] + arguments)
+        spec.workingDirectory = scratch.root
+        #expect(await LocalProcess.run(spec).termination == .exited(0))
+        let expected = (["sh-name"] + arguments).map { Array($0.utf8) + [0] }.joined()
+        #expect(try scratch.readData("out") == Data(expected))
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("pwned")))
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("pwned2")))
+    }
+
+    @Test func childSignalMaskIsEmptyAndDispositionsDefault() async throws {
+        let scratch = try Scratch()
+        // The engine ignores SIGPIPE; SETSIGDEF must keep that from leaking into steps.
+        let previous = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previous) }
+        let spec = scratch.spec("grep", ["-E", "^Sig(Blk|Ign):", "/proc/self/status"])
+        // From a detached task, i.e. from a cooperative-pool thread with its signal mask.
+        let outcome = await Task.detached { await LocalProcess.run(spec) }.value
+        #expect(outcome.termination == .exited(0))
+        let status = try scratch.read("out")
+        #expect(status == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n")
+    }
+
+    @Test func sigtermKillsAChildStartedFromATask() async throws {
+        let scratch = try Scratch()
+        let marker = scratch.path("pid")
+        let spec = scratch.spec("sh", ["-c", "echo $$ > \(marker); exec sleep 100"])
+        let running = Task.detached { await LocalProcess.run(spec) }
+        let pid = try #require(await scratch.waitForPid(marker))
+        let clock = ContinuousClock()
+        let start = clock.now
+        kill(pid, SIGTERM)
+        let outcome = await running.value
+        #expect(outcome.termination == .signaled(SIGTERM))
+        #expect(clock.now - start < .seconds(2))
+    }
+
+    // MARK: - Timeouts and teardown
+
+    @Test func timeoutTearsDownTheWholeGroup() async throws {
+        let scratch = try Scratch()
+        let pidFile = scratch.path("grandchild")
+        let marker = scratch.path("ready")
+        var spec = scratch.spec("sh", ["-c", "sleep 100 & sleep 100 & echo $! > \(pidFile); echo $$ > \(marker); wait"])
+        spec.timeout = .milliseconds(500)
+        let running = Task { await LocalProcess.run(spec) }
+        let leader = try #require(await scratch.waitForPid(marker))
+        let grandchild = try #require(await scratch.waitForPid(pidFile))
+        #expect(ProcessTable.entry(pid: grandchild)?.group == leader)
+        let outcome = await running.value
+        #expect(outcome.timedOut)
+        #expect(!outcome.cancelled && !outcome.succeeded)
+        #expect(outcome.pid == leader)
+        #expect(outcome.survivors == 0)
+        #expect(ProcessGroup(leader: leader).liveMembers().isEmpty)
+        #expect(ProcessTable.entry(pid: grandchild)?.isAlive != true)
+    }
+
+    @Test func stepIgnoringSigtermIsKilledAfterTheGrace() async throws {
+        let scratch = try Scratch()
+        let marker = scratch.path("ready")
+        var spec = scratch.spec("sh", ["-c", "trap '' TERM; sleep 100 & echo $$ > \(marker); while :; do sleep 1; done"])
+        spec.timeout = .milliseconds(500)
+        spec.killGrace = .milliseconds(300)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let running = Task { await LocalProcess.run(spec) }
+        let leader = try #require(await scratch.waitForPid(marker))
+        let outcome = await running.value
+        let elapsed = clock.now - start
+        #expect(outcome.timedOut)
+        #expect(outcome.termination == .signaled(SIGKILL))
+        #expect(elapsed >= .milliseconds(800))
+        #expect(outcome.survivors == 0)
+        #expect(ProcessGroup(leader: leader).liveMembers().isEmpty)
+    }
+
+    @Test func stoppedStepIsContinuedAndTornDown() async throws {
+        let scratch = try Scratch()
+        let marker = scratch.path("ready")
+        // The TERM trap can only run once the shell is continued: exiting 7 proves the SIGCONT.
+        var spec = scratch.spec("sh", ["-c", "trap 'exit 7' TERM; echo $$ > \(marker); kill -STOP $$; while :; do sleep 1; done"])
+        spec.timeout = .seconds(2)
+        spec.killGrace = .seconds(10)
+        let running = Task { await LocalProcess.run(spec) }
+        let leader = try #require(await scratch.waitForPid(marker))
+        #expect(await scratch.waitUntil { ProcessTable.entry(pid: leader)?.state == UInt8(ascii: "T") }, "the step never stopped")
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome = await running.value
+        #expect(outcome.timedOut)
+        #expect(outcome.termination == .exited(7))
+        #expect(clock.now - start < .seconds(5), "teardown waited for the grace instead of continuing the step")
+        #expect(outcome.survivors == 0)
+    }
+
+    @Test func exitBeforeTimeoutIsNotATimeout() async throws {
+        let scratch = try Scratch()
+        var spec = scratch.spec("sh", ["-c", "exit 0"])
+        spec.timeout = .seconds(30)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.succeeded)
+        #expect(clock.now - start < .seconds(5))
+    }
+
+    @Test func backgroundProcessesOfASuccessfulStepAreLeftAlone() async throws {
+        let scratch = try Scratch()
+        let pidFile = scratch.path("daemon")
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", "sleep 100 > /dev/null 2>&1 & echo $! > \(pidFile)"]))
+        #expect(outcome.succeeded)
+        let daemon = try #require(await scratch.waitForPid(pidFile))
+        #expect(ProcessTable.entry(pid: daemon)?.isAlive == true)
+        kill(daemon, SIGKILL)
+    }
+
+    // MARK: - Cancellation
+
+    @Test func cancellationTearsDownPromptly() async throws {
+        let scratch = try Scratch()
+        let marker = scratch.path("ready")
+        let spec = scratch.spec("sh", ["-c", "echo $$ > \(marker); exec sleep 100"])
+        let running = Task { await LocalProcess.run(spec) }
+        let leader = try #require(await scratch.waitForPid(marker))
+        let clock = ContinuousClock()
+        let start = clock.now
+        running.cancel()
+        let outcome = await running.value
+        #expect(clock.now - start < .seconds(2))
+        #expect(outcome.cancelled)
+        #expect(!outcome.timedOut && !outcome.succeeded)
+        #expect(outcome.survivors == 0)
+        #expect(ProcessGroup(leader: leader).liveMembers().isEmpty)
+    }
+
+    @Test func cancellationTearsDownAStepWithATimeout() async throws {
+        let scratch = try Scratch()
+        let marker = scratch.path("ready")
+        var spec = scratch.spec("sh", ["-c", "sleep 100 & echo $$ > \(marker); wait"])
+        spec.timeout = .seconds(60)
+        let running = Task { await LocalProcess.run(spec) }
+        let leader = try #require(await scratch.waitForPid(marker))
+        running.cancel()
+        let outcome = await running.value
+        #expect(outcome.cancelled && !outcome.timedOut)
+        #expect(outcome.survivors == 0)
+        #expect(ProcessGroup(leader: leader).liveMembers().isEmpty)
+    }
+
+    // MARK: - Many children
+
+    @Test func manyConcurrentChildrenAllReturn() async throws {
+        let scratch = try Scratch()
+        let spec = scratch.spec("/bin/true")
+        let outcomes = await withTaskGroup(of: ProcessOutcome.self, returning: [ProcessOutcome].self) { group in
+            var started = 0
+            var results: [ProcessOutcome] = []
+            while started < 8 {
+                group.addTask { await LocalProcess.run(spec) }
+                started += 1
+            }
+            while let outcome = await group.next() {
+                results.append(outcome)
+                if started < 200 {
+                    group.addTask { await LocalProcess.run(spec) }
+                    started += 1
+                }
+            }
+            return results
+        }
+        #expect(outcomes.count == 200)
+        #expect(outcomes.allSatisfy { $0.termination == .exited(0) })
+        let ourZombies = ProcessTable.entries().filter { $0.parent == getpid() && $0.state == UInt8(ascii: "Z") }
+        #expect(ourZombies.isEmpty)
+    }
+
+    @Test func threadPerChildFallbackWorks() async throws {
+        let scratch = try Scratch()
+        let monitor = ProcessMonitor(strategy: .threadPerChild)
+        #expect(await LocalProcess.run(scratch.spec("/bin/true"), monitor: monitor).termination == .exited(0))
+        #expect(await LocalProcess.run(scratch.spec("sh", ["-c", "exit 4"]), monitor: monitor).termination == .exited(4))
+        var spec = scratch.spec("sh", ["-c", "sleep 100 & wait"])
+        spec.timeout = .milliseconds(200)
+        let outcome = await LocalProcess.run(spec, monitor: monitor)
+        #expect(outcome.timedOut && outcome.survivors == 0)
+        let ourZombies = ProcessTable.entries().filter { $0.parent == getpid() && $0.state == UInt8(ascii: "Z") }
+        #expect(ourZombies.isEmpty)
+    }
+
+    // MARK: - The process table
+
+    @Test func processTableParsesOddCommandNames() async throws {
+        let scratch = try Scratch()
+        let odd = scratch.path("a) (b c")
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: odd)
+        let marker = scratch.path("ready")
+        let spec = scratch.spec("sh", ["-c", "echo $$ > \(marker); exec \"$0\" 100", odd])
+        let running = Task { await LocalProcess.run(spec) }
+        let leader = try #require(await scratch.waitForPid(marker))
+        #expect(await scratch.waitUntil { ProcessTable.entry(pid: leader)?.state == UInt8(ascii: "S") })
+        let entry = try #require(ProcessTable.entry(pid: leader))
+        #expect(entry.group == leader)
+        #expect(entry.parent == getpid())
+        running.cancel()
+        #expect(await running.value.cancelled)
+    }
+}
+
+/// A temporary directory for one test, with the log files of its specs; removed on deinit.
+private final class Scratch {
+    let root: String
+
+    init() throws {
+        var template = Array("/tmp/omnibase-process-test.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw SystemCallError(call: "mkdtemp", code: errno) }
+        root = String(cString: made)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func path(_ name: String) -> String { "\(root)/\(name)" }
+
+    /// A spec whose logs are `out` and `err` in this directory.
+    func spec(_ command: String, _ arguments: [String] = []) -> ProcessSpec {
+        ProcessSpec(command: command, arguments: arguments, stdoutPath: path("out"), stderrPath: path("err"))
+    }
+
+    func write(_ name: String, _ content: String, mode: Int) throws -> String {
+        let file = path(name)
+        try content.write(toFile: file, atomically: false, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file)
+        return file
+    }
+
+    func read(_ name: String) throws -> String {
+        try String(contentsOfFile: path(name), encoding: .utf8)
+    }
+
+    func readData(_ name: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: path(name)))
+    }
+
+    /// Polls (every 5 ms, for at most 10 s) until `condition` holds.
+    func waitUntil(_ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return condition()
+    }
+
+    /// Waits for a marker file holding one complete line with a pid (written by `echo $$ > file`).
+    func waitForPid(_ file: String) async -> pid_t? {
+        var pid: pid_t?
+        _ = await waitUntil {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8), text.hasSuffix("\n") else { return false }
+            pid = pid_t(text.dropLast())
+            return true
+        }
+        return pid
+    }
+}

@@ -1,0 +1,409 @@
+import Dispatch
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+@testable import Orchestration
+
+/// A fresh folder under /tmp, removed (with everything in it) when the test body returns.
+private func withScratchFolder<T>(_ body: (String) throws -> T) throws -> T {
+    var template = Array("/tmp/omnibase-sqlite-XXXXXX".utf8CString)
+    let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    let folder = String(cString: try #require(created))
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    return try body(folder)
+}
+
+/// The permission bits of `path` (not following a final symbolic link).
+private func permissions(_ path: String) -> mode_t? {
+    var status = stat()
+    return lstat(path, &status) == 0 ? status.st_mode & 0o7777 : nil
+}
+
+/// Starts `/usr/bin/flock LOCK sh -c '...'`, which holds `lockPath` for `seconds`, and returns
+/// once it holds the lock (the command touches a marker file after `flock` has succeeded).
+private func holdLockInAnotherProcess(_ lockPath: String, seconds: Double, folder: String) throws -> Process {
+    let marker = folder + "/held-\(UInt32.random(in: 0...UInt32.max))"
+    let holder = Process()
+    holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+    holder.arguments = [lockPath, "sh", "-c", "touch \"$0\"; sleep \(seconds)", marker]
+    try holder.run()
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !FileManager.default.fileExists(atPath: marker) {
+        try #require(ContinuousClock.now < deadline, "flock never took the lock")
+        usleep(5_000)
+    }
+    return holder
+}
+
+@Suite("SQLiteDatabase")
+struct SQLiteDatabaseTests {
+    @Test("a read-write connection is in WAL mode and its files are private")
+    func openReadWriteUsesWAL() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let db = try SQLiteDatabase(path: path)
+            #expect(try db.journalMode() == "wal")
+            try db.write { try $0.exec("CREATE TABLE t(x)") }
+            #expect(permissions(path) == 0o600)
+            #expect(permissions(path + "-wal") == 0o600)
+            #expect(permissions(path + "-shm") == 0o600)
+            #expect(permissions(path + ".lock") == 0o600)
+        }
+    }
+
+    @Test("user_version survives a reopen")
+    func userVersionRoundTrip() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            do {
+                let db = try SQLiteDatabase(path: path)
+                #expect(try db.userVersion == 0)
+                try db.setUserVersion(7)
+                #expect(try db.userVersion == 7)
+                try db.write { db in
+                    try db.setUserVersion(8)  // Joins the transaction.
+                }
+            }
+            let reopened = try SQLiteDatabase(path: path, mode: .readOnly)
+            #expect(try reopened.userVersion == 8)
+        }
+    }
+
+    @Test("typed values survive binding and reading, including NULL, blobs, Unicode and Int64 extremes")
+    func typedRoundTrip() throws {
+        try withScratchFolder { folder in
+            let db = try SQLiteDatabase(path: folder + "/runs.db")
+            try db.write { try $0.exec("CREATE TABLE v(id INTEGER PRIMARY KEY, i, r, s, b)") }
+            let texts = ["", "héllo wörld", "日本語 🚀 \u{1F468}\u{200D}\u{1F469}", "nul\0inside", "'; DROP TABLE v; --"]
+            let integers: [Int64] = [.min, -1, 0, 1, .max]
+            let blobs: [[UInt8]] = [[], [0], [0, 1, 2, 255], Array(repeating: 0xAB, count: 100_000)]
+            try db.write { db in
+                for (index, text) in texts.enumerated() {
+                    try db.run("INSERT INTO v(i, r, s, b) VALUES (?, ?, ?, ?)",
+                               integers[index], Double(index) + 0.5, text, index < blobs.count ? blobs[index] : nil)
+                }
+                #expect(db.lastInsertRowID == Int64(texts.count))
+                #expect(db.changes == 1)
+            }
+
+            let rows = try db.query("SELECT i, r, s, b FROM v ORDER BY id")
+            #expect(rows.count == texts.count)
+            for (index, row) in rows.enumerated() {
+                #expect(row.int64(0) == integers[index])
+                #expect(row.double(1) == Double(index) + 0.5)
+                #expect(row.string(2) == texts[index])
+                if index < blobs.count {
+                    #expect(row.blob(3) == blobs[index])
+                    #expect(!row.isNull(3))
+                } else {
+                    #expect(row.isNull(3))
+                    #expect(row.blob(3) == nil)
+                }
+            }
+
+            // The same through the statement's own column readers.
+            let statement = try db.prepare("SELECT i, r, s, b, NULL FROM v WHERE id = ?")
+            try statement.bind(Int(1), at: 1)
+            #expect(try statement.step())
+            #expect(statement.int64(0) == .min)
+            #expect(statement.int(0) == Int.min)
+            #expect(statement.double(1) == 0.5)
+            #expect(statement.string(2) == "")
+            #expect(statement.blob(3) == [])
+            #expect(statement.isNull(4) && statement.string(4) == nil && statement.int(4) == 0)
+            #expect(statement.columnCount == 5 && statement.columnName(2) == "s")
+            #expect(try !statement.step())
+
+            let optional: String? = nil
+            #expect(try db.query("SELECT ? IS NULL, ?", optional, true).first == Row(values: [.integer(1), .integer(1)]))
+        }
+    }
+
+    @Test("cached statements are reused; prepared ones are not")
+    func statementCacheReuse() throws {
+        try withScratchFolder { folder in
+            let db = try SQLiteDatabase(path: folder + "/runs.db")
+            let sql = "SELECT ? + 1"
+            let first = try db.cachedStatement(sql)
+            try first.bind([41])
+            #expect(try first.step())
+            let second = try db.cachedStatement(sql)
+            #expect(first === second)
+            // Getting it again reset it and cleared its bindings.
+            #expect(try second.step())
+            #expect(second.isNull(0))
+            #expect(try db.prepare(sql) !== first)
+            #expect(try db.query(sql, 1).first?.int(0) == 2)
+            #expect(try db.query(sql, 2).first?.int(0) == 3)
+        }
+    }
+
+    @Test("a throwing write body rolls back and releases the lock")
+    func writeRollsBackOnError() throws {
+        struct Planned: Error {}
+        try withScratchFolder { folder in
+            let db = try SQLiteDatabase(path: folder + "/runs.db")
+            try db.write { try $0.exec("CREATE TABLE t(x)") }
+            #expect(throws: Planned.self) {
+                try db.write { db in
+                    try db.run("INSERT INTO t VALUES (?)", 1)
+                    throw Planned()
+                }
+            }
+            #expect(!db.isInWriteTransaction)
+            #expect(try db.query("SELECT count(*) FROM t").first?.int(0) == 0)
+            try db.write { try $0.run("INSERT INTO t VALUES (?)", 2) }
+            #expect(try db.query("SELECT x FROM t").map { $0.int(0) } == [2])
+        }
+    }
+
+    @Test("a statement that writes outside write {} is refused")
+    func writeOutsideTransactionIsRefused() throws {
+        try withScratchFolder { folder in
+            let db = try SQLiteDatabase(path: folder + "/runs.db")
+            let error = #expect(throws: StoreError.self) { try db.exec("CREATE TABLE t(x)") }
+            #expect(error?.code == .other)
+            #expect(error?.sql == "CREATE TABLE t(x)")
+            #expect(try db.query("SELECT count(*) FROM sqlite_schema").first?.int(0) == 0)
+        }
+    }
+
+    @Test("four connections on four threads write 800 rows and checkpoint without a conflict",
+          .timeLimit(.minutes(3)))
+    func concurrentWritersAreExclusive() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            do {
+                let setup = try SQLiteDatabase(path: path)
+                try setup.write { try $0.exec("CREATE TABLE t(worker INTEGER, n INTEGER, pad BLOB)") }
+            }
+            let failures = Mutex<[String]>([])
+            let finished = DispatchSemaphore(value: 0)
+            for worker in 0..<4 {
+                let thread = Thread {
+                    defer { finished.signal() }
+                    do {
+                        let db = try SQLiteDatabase(path: path, synchronous: .normal, busyTimeout: .seconds(60))
+                        db.checkpointThreshold = 20  // Exercise the automatic checkpoint too.
+                        for n in 0..<200 {
+                            try db.write { db in
+                                try db.run("INSERT INTO t VALUES (?, ?, ?)", worker, n, [UInt8](repeating: UInt8(n & 0xFF), count: 2_000))
+                            }
+                            if n % 40 == 39 { try db.checkpoint(n % 80 == 39 ? .passive : .truncate) }
+                        }
+                    } catch {
+                        failures.withLock { $0.append("worker \(worker): \(error)") }
+                    }
+                }
+                thread.start()
+            }
+            for _ in 0..<4 { finished.wait() }
+            #expect(failures.withLock { $0 } == [])
+
+            let db = try SQLiteDatabase(path: path)
+            #expect(try db.query("SELECT count(*) FROM t").first?.int(0) == 800)
+            #expect(try db.query("SELECT count(DISTINCT worker * 1000 + n) FROM t").first?.int(0) == 800)
+            #expect(try db.integrityCheck() == "ok")
+        }
+    }
+
+    @Test("write waits for a lock held by another process, and reports busy after its timeout",
+          .timeLimit(.minutes(1)))
+    func writeWaitsForAnotherProcess() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let patient = try SQLiteDatabase(path: path, busyTimeout: .seconds(10))
+            let impatient = try SQLiteDatabase(path: path, busyTimeout: .milliseconds(200))
+            try patient.write { try $0.exec("CREATE TABLE t(x)") }
+
+            let holder = try holdLockInAnotherProcess(path + ".lock", seconds: 1, folder: folder)
+            let error = #expect(throws: StoreError.self) {
+                try impatient.write { try $0.run("INSERT INTO t VALUES (0)") }
+            }
+            #expect(error?.code == .busy)
+            #expect(error?.exitCode == 74)
+            #expect(throws: StoreError(.busy, message: "")) { try impatient.checkpoint() }
+
+            let clock = ContinuousClock()
+            let started = clock.now
+            try patient.write { try $0.run("INSERT INTO t VALUES (1)") }
+            #expect(clock.now - started > .milliseconds(300), "write did not wait for the other process")
+            holder.waitUntilExit()
+
+            #expect(try patient.query("SELECT x FROM t").map { $0.int(0) } == [1])
+        }
+    }
+
+    @Test("two FileLocks on one file exclude each other within one process")
+    func fileLockInstancesExclude() throws {
+        try withScratchFolder { folder in
+            let first = try FileLock(path: folder + "/x.lock")
+            let second = try FileLock(path: folder + "/x.lock")
+            #expect(try first.tryLock())
+            #expect(try !second.tryLock())
+            #expect(throws: StoreError(.busy, message: "")) { try second.lock(timeout: .milliseconds(20)) }
+            first.unlock()
+            #expect(try second.tryLock())
+            second.unlock()
+        }
+    }
+
+    @Test("a read-only connection reads the last commit while a writer is inside a transaction")
+    func readerReadsDuringWrite() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let writer = try SQLiteDatabase(path: path)
+            try writer.write { db in
+                try db.exec("CREATE TABLE t(x)")
+                try db.run("INSERT INTO t VALUES (1)")
+            }
+            let reader = try SQLiteDatabase(path: path, mode: .readOnly, busyTimeout: .milliseconds(100))
+            try writer.write { db in
+                try db.run("INSERT INTO t VALUES (2)")
+                #expect(try reader.query("SELECT count(*) FROM t").first?.int(0) == 1)
+            }
+            #expect(try reader.query("SELECT count(*) FROM t").first?.int(0) == 2)
+
+            #expect(throws: StoreError(.readOnly, message: "")) { try reader.write { _ in } }
+            let error = #expect(throws: StoreError.self) { try reader.exec("INSERT INTO t VALUES (3)") }
+            #expect(error?.code == .readOnly)
+        }
+    }
+
+    @Test("a read-only connection to a missing database cannot open it")
+    func readerNeedsTheDatabase() throws {
+        try withScratchFolder { folder in
+            let error = #expect(throws: StoreError.self) {
+                _ = try SQLiteDatabase(path: folder + "/missing.db", mode: .readOnly)
+            }
+            #expect(error?.code == .cannotOpen)
+            #expect(error?.exitCode == 74)
+        }
+    }
+
+    @Test("SQLITE_FULL (max_page_count) is diskFull, exit 74, and the database recovers")
+    func diskFullFromPageLimit() throws {
+        try withScratchFolder { folder in
+            let db = try SQLiteDatabase(path: folder + "/runs.db")
+            try db.write { db in
+                try db.exec("CREATE TABLE t(b BLOB)")
+                try db.run("INSERT INTO t VALUES (?)", [UInt8](repeating: 1, count: 1_000))
+            }
+            let pages = try #require(try db.query("PRAGMA page_count").first?.int(0))
+            _ = try db.query("PRAGMA max_page_count=\(pages + 2)")
+
+            let error = #expect(throws: StoreError.self) {
+                try db.write { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: 2, count: 100_000)) }
+            }
+            #expect(error?.code == .diskFull)
+            #expect(error?.exitCode == 74)
+            #expect(error?.sql?.contains("INSERT") == true)
+            #expect(!db.isInWriteTransaction)
+
+            _ = try db.query("PRAGMA max_page_count=1000000")
+            try db.write { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: 3, count: 100_000)) }
+            #expect(try db.query("SELECT count(*) FROM t").first?.int(0) == 2)
+            #expect(try db.integrityCheck() == "ok")
+        }
+    }
+
+    @Test("a full file system is diskFull, exit 74, and the database recovers once space is freed",
+          .enabled(if: TinyFileSystem.canMount, "mounting tmpfs is not permitted here"),
+          .timeLimit(.minutes(1)))
+    func diskFullFromFileSystem() throws {
+        try withScratchFolder { folder in
+            let mountPoint = folder + "/tiny"
+            let tiny = try TinyFileSystem(at: mountPoint, size: "1m")
+            defer { tiny.unmount() }
+            let filler = mountPoint + "/filler"
+            do {
+                let db = try SQLiteDatabase(path: mountPoint + "/runs.db")
+                try db.write { try $0.exec("CREATE TABLE t(b BLOB)") }
+                // Leave a little room, then fill it.
+                #expect(FileManager.default.createFile(atPath: filler, contents: Data(count: 700 * 1024)))
+                var failure: StoreError?
+                for n in 0..<100 where failure == nil {
+                    do {
+                        try db.write { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: UInt8(n), count: 32 * 1024)) }
+                    } catch let error as StoreError {
+                        failure = error
+                    }
+                }
+                let error = try #require(failure, "the file system never filled up")
+                #expect(error.code == .diskFull, "\(error)")
+                #expect(error.exitCode == 74)
+                let committed = try #require(try db.query("SELECT count(*) FROM t").first?.int(0))
+
+                try FileManager.default.removeItem(atPath: filler)
+                try db.write { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: 9, count: 32 * 1024)) }
+                #expect(try db.query("SELECT count(*) FROM t").first?.int(0) == committed + 1)
+                #expect(try db.integrityCheck() == "ok")
+                try db.checkpoint()
+            }
+            let reopened = try SQLiteDatabase(path: mountPoint + "/runs.db")
+            #expect(try reopened.integrityCheck() == "ok")
+        }
+    }
+
+    @Test("a file that is not a database is reported as corrupt (exit 74), not a crash")
+    func garbageFileIsCorrupt() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let garbage = (0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(garbage)))
+            let error = #expect(throws: StoreError.self) { _ = try SQLiteDatabase(path: path) }
+            #expect(error?.code == .corrupt)
+            #expect(error?.exitCode == 74)
+            #expect(error?.sqliteResultCode == 26)  // SQLITE_NOTADB
+            #expect(error.map { $0.message.contains(path) } == true)
+        }
+    }
+
+    @Test("a symbolic link in place of the database is refused, exit 5")
+    func symlinkedDatabaseIsRefused() throws {
+        try withScratchFolder { folder in
+            let real = folder + "/real.db"
+            do { _ = try SQLiteDatabase(path: real) }
+            #expect(symlink(real, folder + "/runs.db") == 0)
+            let error = #expect(throws: StoreError.self) { _ = try SQLiteDatabase(path: folder + "/runs.db") }
+            #expect(error?.code == .symlinkRefused)
+            #expect(error?.exitCode == 5)
+        }
+    }
+}
+
+/// A size-limited tmpfs mounted for one test (needs root and a sandbox that allows `mount`).
+private struct TinyFileSystem {
+    let mountPoint: String
+
+    /// Whether this environment lets us mount a tmpfs; checked once.
+    static let canMount: Bool = {
+        var template = Array("/tmp/omnibase-mount-XXXXXX".utf8CString)
+        guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { return false }
+        let probe = String(cString: created)
+        defer { rmdir(probe) }
+        guard run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe]) else { return false }
+        return run("/bin/umount", [probe])
+    }()
+
+    init(at mountPoint: String, size: String) throws {
+        self.mountPoint = mountPoint
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try #require(Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0700", "tmpfs", mountPoint]))
+    }
+
+    func unmount() {
+        _ = Self.run("/bin/umount", [mountPoint])
+    }
+
+    private static func run(_ executable: String, _ arguments: [String]) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+}
