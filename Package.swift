@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "Agents", dependencies: ["Orchestration"]),
         .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Agents"]),
         .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims"]),
-        .testTarget(name: "CLITests", dependencies: ["Orchestration"]),
+        .testTarget(name: "CLITests", dependencies: ["Orchestration", "omnibase-agents"]),
     ]
 )
 

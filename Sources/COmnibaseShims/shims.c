@@ -61,8 +61,9 @@ int omni_spawn(const char *path, char *const argv[], char *const envp[], const c
         (rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0)
         goto destroy_actions;
 
-    /* File actions run in order, in the child: stdin, stdout, stderr, then the directory (the
-     * paths used here are absolute, so the chdir may come last). */
+    /* File actions run in order, in the child: stdin, stdout, stderr, then the directory. The
+     * chdir happens before the exec, so a relative `path` is resolved from `cwd`: the caller
+     * passes an absolute one. */
     if ((rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
         (rc = posix_spawn_file_actions_adddup2(&actions, out, 1)) != 0 ||
         (rc = posix_spawn_file_actions_adddup2(&actions, err, 2)) != 0)

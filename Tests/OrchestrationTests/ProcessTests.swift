@@ -1,4 +1,3 @@
-import COmnibaseShims
 import Foundation
 import Glibc
 import Testing
@@ -69,6 +68,21 @@ struct ProcessTests {
         #expect(outcome.pid == nil)
     }
 
+    @Test func fileInNoExecutableFormatFailsToStart() async throws {
+        let scratch = try Scratch()
+        let junk = try scratch.write("junk", "\u{7}\u{1}not a program\n", mode: 0o755)
+        let outcome = await LocalProcess.run(scratch.spec(junk))
+        #expect(outcome.termination == .failedToStart("not an executable format (binary or #! script): \(junk)"))
+        #expect(outcome.pid == nil)
+    }
+
+    @Test func scriptWithMissingInterpreterFailsToStart() async throws {
+        let scratch = try Scratch()
+        let script = try scratch.write("script", "#!/nonexistent/interpreter\n", mode: 0o755)
+        let outcome = await LocalProcess.run(scratch.spec(script))
+        #expect(outcome.termination == .failedToStart("the interpreter named on the #! line of \(script) was not found"))
+    }
+
     @Test func relativeCommandRunsInWorkingDirectory() async throws {
         let scratch = try Scratch()
         _ = try scratch.write("step.sh", "#!/bin/sh\npwd\n", mode: 0o755)
@@ -77,6 +91,20 @@ struct ProcessTests {
         let outcome = await LocalProcess.run(spec)
         #expect(outcome.termination == .exited(0))
         #expect(try scratch.read("out") == "\(scratch.root)\n")
+    }
+
+    @Test func relativeCommandInRelativeWorkingDirectory() async throws {
+        let scratch = try Scratch()
+        try FileManager.default.createDirectory(atPath: scratch.path("a/b/c"), withIntermediateDirectories: true)
+        _ = try scratch.write("a/b/c/step.sh", "#!/bin/sh\npwd\n", mode: 0o755)
+        // The same directory, spelled relative to the engine's current directory.
+        let depth = FileManager.default.currentDirectoryPath.split(separator: "/").count
+        let relative = String(repeating: "../", count: depth) + scratch.path("a/b/c").dropFirst()
+        var spec = scratch.spec("./step.sh")
+        spec.workingDirectory = relative
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.termination == .exited(0))
+        #expect(try scratch.read("out") == "\(scratch.path("a/b/c"))\n")
     }
 
     @Test func commandIsLookedUpInTheChildsPath() async throws {

@@ -179,15 +179,19 @@ struct SQLiteDatabaseTests {
                 try setup.write { try $0.exec("CREATE TABLE t(worker INTEGER, n INTEGER, pad BLOB)") }
             }
             let failures = Mutex<[String]>([])
+            let writersInside = Atomic<Int>(0)
             let finished = DispatchSemaphore(value: 0)
             for worker in 0..<4 {
                 let thread = Thread {
                     defer { finished.signal() }
                     do {
-                        let db = try SQLiteDatabase(path: path, synchronous: .normal, busyTimeout: .seconds(60))
+                        let db = try SQLiteDatabase(path: path, busyTimeout: .seconds(60))
                         db.checkpointThreshold = 20  // Exercise the automatic checkpoint too.
                         for n in 0..<200 {
                             try db.write { db in
+                                let overlapping = writersInside.add(1, ordering: .sequentiallyConsistent).oldValue
+                                defer { writersInside.subtract(1, ordering: .sequentiallyConsistent) }
+                                if overlapping != 0 { failures.withLock { $0.append("two write bodies overlapped") } }
                                 try db.run("INSERT INTO t VALUES (?, ?, ?)", worker, n, [UInt8](repeating: UInt8(n & 0xFF), count: 2_000))
                             }
                             if n % 40 == 39 { try db.checkpoint(n % 80 == 39 ? .passive : .truncate) }
@@ -232,6 +236,40 @@ struct SQLiteDatabaseTests {
             holder.waitUntilExit()
 
             #expect(try patient.query("SELECT x FROM t").map { $0.int(0) } == [1])
+        }
+    }
+
+    @Test("large commits trigger a checkpoint under the lock, so the WAL stays small")
+    func automaticCheckpointBoundsTheWAL() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let db = try SQLiteDatabase(path: path)
+            db.checkpointThreshold = 20
+            try db.write { try $0.exec("CREATE TABLE t(b BLOB)") }
+            for n in 0..<200 {
+                try db.write { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: UInt8(n & 0xFF), count: 2_000)) }
+            }
+            #expect(db.automaticCheckpointCount > 5)
+            let walSize = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
+            #expect(walSize < 64 * 4096, "the WAL grew to \(walSize) bytes")
+            #expect(try db.checkpoint(.truncate).isComplete)
+            #expect(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int == 0)
+        }
+    }
+
+    @Test("while one connection is inside write {}, another can neither write nor checkpoint")
+    func checkpointWaitsForWriter() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let first = try SQLiteDatabase(path: path)
+            let second = try SQLiteDatabase(path: path, busyTimeout: .milliseconds(100))
+            try first.write { db in
+                try db.exec("CREATE TABLE t(x)")
+                #expect(throws: StoreError(.busy, message: "")) { try second.checkpoint(.passive) }
+                #expect(throws: StoreError(.busy, message: "")) { try second.write { _ in } }
+            }
+            try second.write { try $0.run("INSERT INTO t VALUES (1)") }
+            #expect(try second.checkpoint(.passive).isComplete)
         }
     }
 

@@ -117,7 +117,8 @@ public struct JSONNode: Sendable {
 
 /// The members of a JSON object, in source order.
 ///
-/// The parser rejects duplicate keys, so in parsed objects every key appears once.
+/// The parser rejects duplicate keys (compared as Swift strings), so in parsed objects every key
+/// appears once.
 public struct JSONObject: Sendable {
     /// One `"key": value` pair with the location of its key.
     public struct Member: Sendable {
@@ -191,7 +192,7 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
     /// The value as a `Double`, rounded to the nearest representable value.
     ///
     /// The parser rejects numbers whose value overflows to infinity, so for parsed numbers this
-    /// is finite. Values too small to represent become 0.
+    /// is finite. Values too small to represent become 0; text that is not a number gives NaN.
     public var double: Double {
         Double(text) ?? .nan
     }

@@ -63,6 +63,10 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
 /// ``Limits``. Values come back as ``JSONNode``s that remember where they start, so later
 /// validation can point at the offending token too.
 ///
+/// Keys are compared as Swift strings, that is by canonical equivalence: `"\u00e9"` and
+/// `"e\u0301"` in one object are duplicates, because any dictionary built from the object would
+/// conflate them.
+///
 /// Columns count bytes (see ``SourceLocation``). The parser works on the bytes directly and
 /// recurses at most ``Limits/maxDepth`` levels.
 public struct StrictJSONParser {
@@ -71,6 +75,8 @@ public struct StrictJSONParser {
         /// The largest input accepted, in bytes.
         public var maxBytes: Int
         /// The deepest nesting of arrays and objects accepted (the top-level container is level 1).
+        ///
+        /// - Important: The parser recurses once per level, so keep this in the hundreds at most.
         public var maxDepth: Int
 
         /// Creates limits; the defaults are 16 MiB and 64 levels.
@@ -233,16 +239,18 @@ private struct Parser {
         SourceLocation(line: line, column: offset - lineStart + 1, offset: offset)
     }
 
-    func error(_ code: JSONParseError.Code, _ message: String, at location: SourceLocation) -> JSONParseError {
+    /// An error at `location`; containers prepend their part of the path as it propagates.
+    func failure(_ code: JSONParseError.Code, _ message: String, at location: SourceLocation) -> JSONParseError {
         JSONParseError(code: code, message: message, location: location)
     }
 
     // MARK: Document
 
+    /// Parses the whole input: one value with optional whitespace around it.
     mutating func parseDocument() throws(JSONParseError) -> JSONNode {
         try checkEncoding()
         guard !input.isEmpty else {
-            throw error(.syntax, "the input is empty; expected a JSON value", at: .start)
+            throw failure(.syntax, "the input is empty; expected a JSON value", at: .start)
         }
         skipWhitespace()
         let root = try parseValue()
@@ -258,7 +266,7 @@ private struct Parser {
         let count = input.count
         let byte = { (index: Int) -> UInt8? in index < count ? input[index] : nil }
         if byte(0) == 0xEF, byte(1) == 0xBB, byte(2) == 0xBF {
-            throw error(
+            throw failure(
                 .encoding, "the file starts with a UTF-8 byte order mark (EF BB BF); JSON must be UTF-8 without one",
                 at: .start)
         }
@@ -275,7 +283,7 @@ private struct Parser {
             default: nil
             }
         if let encoding {
-            throw error(.encoding, "the file looks like \(encoding); it must be UTF-8", at: .start)
+            throw failure(.encoding, "the file looks like \(encoding); it must be UTF-8", at: .start)
         }
     }
 
@@ -311,9 +319,9 @@ private struct Parser {
         case JSONByte.minus, JSONByte.zero...UInt8(ascii: "9"):
             return try parseNumber()
         case JSONByte.plus:
-            throw error(.invalidNumber, "a number must not start with '+'", at: location)
+            throw failure(.invalidNumber, "a number must not start with '+'", at: location)
         case JSONByte.dot:
-            throw error(.invalidNumber, "a number must start with a digit (write 0.5, not .5)", at: location)
+            throw failure(.invalidNumber, "a number must start with a digit (write 0.5, not .5)", at: location)
         case _ where JSONByte.isLetter(byte):
             return try parseLiteral()
         default:
@@ -353,13 +361,13 @@ private struct Parser {
         let message: String
         switch word.lowercased() {
         case "nan", "infinity", "inf":
-            return error(.invalidNumber, "NaN and Infinity are not allowed in JSON", at: location(of: start))
+            return failure(.invalidNumber, "NaN and Infinity are not allowed in JSON", at: location(of: start))
         case "true", "false", "null":
             message = "invalid literal '\(word)'; JSON literals are lowercase: true, false, null"
         default:
             message = "invalid literal '\(word)'; expected true, false or null (strings must be in double quotes)"
         }
-        return error(.syntax, message, at: location(of: start))
+        return failure(.syntax, message, at: location(of: start))
     }
 
     // MARK: Containers
@@ -368,10 +376,11 @@ private struct Parser {
     mutating func enterContainer() throws(JSONParseError) {
         depth += 1
         guard depth <= maxDepth else {
-            throw error(.tooDeep, "nesting deeper than \(maxDepth) levels", at: location)
+            throw failure(.tooDeep, "nesting deeper than \(maxDepth) levels", at: location)
         }
     }
 
+    /// Parses the array whose `[` is at the cursor.
     mutating func parseArray() throws(JSONParseError) -> JSONNode {
         let start = location
         try enterContainer()
@@ -388,7 +397,7 @@ private struct Parser {
             skipWhitespace()
             guard position < input.count else { throw unterminated("array", "]", start: start) }
             if input[position] == JSONByte.closeBracket, let lastComma {
-                throw error(.syntax, "trailing comma before ']' is not allowed", at: lastComma)
+                throw failure(.syntax, "trailing comma before ']' is not allowed", at: lastComma)
             }
             do throws(JSONParseError) {
                 elements.append(try parseValue())
@@ -411,6 +420,7 @@ private struct Parser {
         }
     }
 
+    /// Parses the object whose `{` is at the cursor, rejecting duplicate keys.
     mutating func parseObject() throws(JSONParseError) -> JSONNode {
         let start = location
         try enterContainer()
@@ -431,10 +441,10 @@ private struct Parser {
             let byte = input[position]
             guard byte == JSONByte.quote else {
                 if byte == JSONByte.closeBrace, let lastComma {
-                    throw error(.syntax, "trailing comma before '}' is not allowed", at: lastComma)
+                    throw failure(.syntax, "trailing comma before '}' is not allowed", at: lastComma)
                 }
                 if JSONByte.isLetter(byte) || JSONByte.isDigit(byte) || byte == JSONByte.underscore || byte == UInt8(ascii: "$") {
-                    throw error(.syntax, "object keys must be strings in double quotes", at: keyLocation)
+                    throw failure(.syntax, "object keys must be strings in double quotes", at: keyLocation)
                 }
                 throw unexpected(expected: "a string key")
             }
@@ -451,7 +461,7 @@ private struct Parser {
             }
             if let previous {
                 let first = members[previous].keyLocation
-                throw error(
+                throw failure(
                     .duplicateKey,
                     "duplicate key \(JSONValue.string(key).serialized()), first defined at line \(first.line), column \(first.column)",
                     at: keyLocation)
@@ -492,7 +502,7 @@ private struct Parser {
 
     /// The error at the end of the input for a container that was never closed.
     func unterminated(_ container: String, _ closer: String, start: SourceLocation) -> JSONParseError {
-        error(
+        failure(
             .syntax,
             "unterminated \(container): the input ends before '\(closer)' (the \(container) starts at line \(start.line), column \(start.column))",
             at: location)
@@ -505,7 +515,7 @@ private struct Parser {
             byte == JSONByte.quote || byte == JSONByte.openBrace || byte == JSONByte.openBracket || byte == JSONByte.minus
             || JSONByte.isDigit(byte) || JSONByte.isLetter(byte)
         if startsValue {
-            return error(.syntax, "missing ',' between \(between)", at: location)
+            return failure(.syntax, "missing ',' between \(between)", at: location)
         }
         return unexpected(expected: expected)
     }
@@ -526,10 +536,10 @@ private struct Parser {
         if input[position] == JSONByte.zero {
             position += 1
             if position < input.count, JSONByte.isDigit(input[position]) {
-                throw error(.invalidNumber, "leading zeros are not allowed in numbers", at: location(of: position - 1))
+                throw failure(.invalidNumber, "leading zeros are not allowed in numbers", at: location(of: position - 1))
             }
             if position < input.count, input[position] | 0x20 == UInt8(ascii: "x") {
-                throw error(.invalidNumber, "hexadecimal numbers are not allowed in JSON", at: start)
+                throw failure(.invalidNumber, "hexadecimal numbers are not allowed in JSON", at: start)
             }
         } else {
             skipDigits()
@@ -553,7 +563,7 @@ private struct Parser {
         if position < input.count {
             let next = input[position]
             if JSONByte.isLetter(next) || JSONByte.isDigit(next) || next == JSONByte.dot || next == JSONByte.plus || next == JSONByte.minus {
-                throw error(.invalidNumber, "invalid number: unexpected '\(Character(Unicode.Scalar(next)))'", at: location)
+                throw failure(.invalidNumber, "invalid number: unexpected '\(Character(Unicode.Scalar(next)))'", at: location)
             }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: input[begin..<position]), as: UTF8.self)
@@ -561,7 +571,7 @@ private struct Parser {
         if !isInteger || position - begin > 300 {
             guard let value = Double(text), value.isFinite else {
                 let shown = text.count > 40 ? String(text.prefix(40)) + "..." : text
-                throw error(
+                throw failure(
                     .numberOutOfRange, "number out of range: \(shown) is too large for a 64-bit floating-point number",
                     at: start)
             }
@@ -576,15 +586,11 @@ private struct Parser {
     /// Requires a digit at the cursor.
     func expectDigit(after what: String) throws(JSONParseError) {
         guard position < input.count else {
-            throw error(.invalidNumber, "expected a digit after \(what) but reached the end of the input", at: location)
+            throw failure(.invalidNumber, "expected a digit after \(what) but reached the end of the input", at: location)
         }
         guard JSONByte.isDigit(input[position]) else {
-            let found: String
-            switch describeCharacter(at: position) {
-            case .success(let description): found = description
-            case .failure(let encodingError): throw encodingError
-            }
-            throw error(.invalidNumber, "expected a digit after \(what) but found \(found)", at: location)
+            let found = try describeCharacter(at: position).get()
+            throw failure(.invalidNumber, "expected a digit after \(what) but found \(found)", at: location)
         }
     }
 
@@ -658,12 +664,8 @@ private struct Parser {
         case UInt8(ascii: "u"):
             return try parseUnicodeEscape(escapeStart: escapeStart)
         default:
-            let found: String
-            switch describeCharacter(at: position) {
-            case .success(let description): found = description
-            case .failure(let encodingError): throw encodingError
-            }
-            throw error(
+            let found = try describeCharacter(at: position).get()
+            throw failure(
                 .invalidString,
                 "invalid escape sequence: '\\' followed by \(found) (valid escapes: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
                 at: escapeStart)
@@ -678,7 +680,7 @@ private struct Parser {
         let scalarValue: UInt32
         switch unit {
         case 0:
-            throw error(.invalidString, "NUL (\\u0000) is not allowed in strings", at: escapeStart)
+            throw failure(.invalidString, "NUL (\\u0000) is not allowed in strings", at: escapeStart)
         case 0xD800...0xDBFF:
             let lowStart = location
             guard position + 1 < input.count, input[position] == JSONByte.backslash,
@@ -707,7 +709,7 @@ private struct Parser {
         var value: UInt32 = 0
         for offset in 1...4 {
             guard position + offset < input.count, let digit = JSONByte.hexValue(input[position + offset]) else {
-                throw error(.invalidString, "invalid \\u escape: expected four hexadecimal digits after \\u", at: escapeStart)
+                throw failure(.invalidString, "invalid \\u escape: expected four hexadecimal digits after \\u", at: escapeStart)
             }
             value = value << 4 | digit
         }
@@ -721,7 +723,7 @@ private struct Parser {
             unit < 0xDC00
             ? "a high surrogate must be followed by a low-surrogate escape \\uDC00-\\uDFFF"
             : "a low surrogate must follow a high-surrogate escape \\uD800-\\uDBFF"
-        return error(.invalidString, "unpaired surrogate \(written) in string; \(rule)", at: location)
+        return failure(.invalidString, "unpaired surrogate \(written) in string; \(rule)", at: location)
     }
 
     func rawControlCharacter(_ byte: UInt8) -> JSONParseError {
@@ -729,11 +731,11 @@ private struct Parser {
             byte == 0
             ? "NUL (U+0000) is not allowed in strings"
             : "control character \(JSONByte.codePoint(UInt32(byte))) must be escaped in strings"
-        return error(.invalidString, message, at: location)
+        return failure(.invalidString, message, at: location)
     }
 
     func unterminatedString(start: SourceLocation) -> JSONParseError {
-        error(
+        failure(
             .syntax,
             "unterminated string: the input ends before the closing '\"' (the string starts at line \(start.line), column \(start.column))",
             at: location)
@@ -779,7 +781,7 @@ private struct Parser {
     }
 
     func invalidUTF8(_ reason: String, at offset: Int) -> JSONParseError {
-        error(.encoding, "invalid UTF-8: \(reason); the file must be UTF-8", at: location(of: offset))
+        failure(.encoding, "invalid UTF-8: \(reason); the file must be UTF-8", at: location(of: offset))
     }
 
     // MARK: Messages
@@ -787,16 +789,16 @@ private struct Parser {
     /// The error for the character at the cursor where `expected` should be, with hints for comments and single quotes.
     func unexpected(expected: String) -> JSONParseError {
         guard position < input.count else {
-            return error(.syntax, "expected \(expected) but reached the end of the input", at: location)
+            return failure(.syntax, "expected \(expected) but reached the end of the input", at: location)
         }
         switch input[position] {
         case JSONByte.slash:
-            return error(.syntax, "comments are not allowed in JSON", at: location)
+            return failure(.syntax, "comments are not allowed in JSON", at: location)
         case JSONByte.apostrophe:
-            return error(.syntax, "strings must be in double quotes, not single quotes", at: location)
+            return failure(.syntax, "strings must be in double quotes, not single quotes", at: location)
         default:
             switch describeCharacter(at: position) {
-            case .success(let found): return error(.syntax, "expected \(expected) but found \(found)", at: location)
+            case .success(let found): return failure(.syntax, "expected \(expected) but found \(found)", at: location)
             case .failure(let encodingError): return encodingError
             }
         }

@@ -12,7 +12,8 @@ enum ExecutableLookup {
     /// Resolves `command` to the path to hand to `posix_spawn`.
     ///
     /// - A command containing `/` is used as is; a relative one is taken relative to
-    ///   `workingDirectory` (where the child will be when it executes).
+    ///   `workingDirectory` (where the child will be when it executes). The path returned is
+    ///   absolute whenever the command or the directory is relative.
     /// - Otherwise each directory of `PATH` (from `environment`, else the engine's) is tried in
     ///   order; an empty entry means the working directory. The first regular file that passes
     ///   `access(X_OK)` wins. As in `execvp`, finding only non-executable candidates reports
@@ -66,10 +67,19 @@ enum ExecutableLookup {
         classify(path) == .directory
     }
 
-    /// `path` itself if absolute, else `path` under `directory` (when there is one).
+    /// `path` itself if absolute, else `path` under `directory` (when there is one), made absolute
+    /// against the engine's current directory if still relative: the child changes directory
+    /// before it executes the file, so a relative path would be resolved from the wrong place.
     private static func anchored(_ path: String, in directory: String?) -> String {
-        guard let directory, !path.hasPrefix("/") else { return path }
-        return directory.hasSuffix("/") ? directory + path : "\(directory)/\(path)"
+        if path.hasPrefix("/") { return path }
+        var anchored = path
+        if let directory {
+            anchored = directory.hasSuffix("/") ? directory + path : "\(directory)/\(path)"
+        }
+        if anchored.hasPrefix("/") { return anchored }
+        guard let current = getcwd(nil, 0) else { return anchored }
+        defer { free(current) }
+        return "\(String(cString: current))/\(anchored)"
     }
 }
 

@@ -39,6 +39,9 @@ public struct ProcessSpec: Sendable {
     public var workingDirectory: String?
 
     /// The file that becomes the child's fd 1: created (mode 0600) or truncated.
+    ///
+    /// - Important: Its directory must exist; a file that cannot be opened makes the attempt fail
+    ///   to start. The kernel appends to it directly, so nothing caps its size.
     public var stdoutPath: String
 
     /// The file that becomes the child's fd 2: created (mode 0600) or truncated.

@@ -120,12 +120,15 @@ public final class SQLiteDatabase {
     /// releases the lock.
     public var checkpointThreshold = 1000
 
-    private let connection: Connection
+    private let connection: SQLiteConnectionHandle
     private var statementCache: [String: Statement] = [:]
     private var framesAtLastCheckpoint = 0
 
     /// Whether a ``write(_:)`` body is running on this connection.
     public private(set) var isInWriteTransaction = false
+
+    /// How many automatic checkpoints ``write(_:)`` has run on this connection (for diagnostics).
+    private(set) var automaticCheckpointCount = 0
 
     /// Opens (read-write: creating) the database at `path` and configures the connection.
     ///
@@ -145,6 +148,11 @@ public final class SQLiteDatabase {
     ///   - busyTimeout: How long to wait for another writer; 5 seconds by default.
     /// - Throws: ``StoreError``: `.cannotOpen`, `.corrupt` (not a database), `.symlinkRefused`
     ///   (`path` or the lock file is a symbolic link), `.busy`, `.readOnly`, `.ioError`.
+    /// - Important: Opening read-write takes the write lock for a moment (to switch to WAL mode),
+    ///   so it waits, up to `busyTimeout`, for a writer that holds it. Do not run
+    ///   `PRAGMA wal_autocheckpoint` on the connection: it would replace the WAL hook that
+    ///   schedules checkpoints (safety is kept, since a checkpoint SQLite runs by itself happens
+    ///   inside `COMMIT`, under the lock, but the WAL would then be checkpointed by SQLite's rules).
     public init(
         path: String,
         mode: Mode = .readWrite,
@@ -155,6 +163,12 @@ public final class SQLiteDatabase {
         self.mode = mode
         self.busyTimeout = busyTimeout
 
+        // NOMUTEX, and moving a connection between threads at all, need a thread-safe build
+        // (SQLITE_THREADSAFE 1 or 2; Debian's is 1).
+        guard sqlite3_threadsafe() != 0 else {
+            throw StoreError(.other, message: "The system SQLite library was built without thread support; "
+                + "install one built with SQLITE_THREADSAFE=1.", path: path)
+        }
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW
         var lock: FileLock?
         switch mode {
@@ -174,7 +188,7 @@ public final class SQLiteDatabase {
             sqlite3_close(handle)
             throw StoreError.sqlite(status, sqliteMessage: message, sql: nil, path: path)
         }
-        connection = Connection(pointer: handle, path: path, lock: lock, busyTimeout: busyTimeout)
+        connection = SQLiteConnectionHandle(pointer: handle, path: path, lock: lock, busyTimeout: busyTimeout)
         try configure(synchronous: synchronous)
     }
 
@@ -192,7 +206,7 @@ public final class SQLiteDatabase {
         let hook: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32 = {
             context, _, _, frames in
             if let context {
-                Unmanaged<WALFrameCounter>.fromOpaque(context).takeUnretainedValue().frames = Int(frames)
+                Unmanaged<SQLiteWALFrameCounter>.fromOpaque(context).takeUnretainedValue().frames = Int(frames)
             }
             return SQLITE_OK
         }
@@ -422,6 +436,7 @@ public final class SQLiteDatabase {
         if frames - framesAtLastCheckpoint >= checkpointThreshold,
            let outcome = try? checkpointHoldingLock(.passive) {
             framesAtLastCheckpoint = outcome.walFrames
+            automaticCheckpointCount += 1
         }
         return result
     }
@@ -476,19 +491,19 @@ public final class SQLiteDatabase {
 
 /// Receives the WAL size from the `sqlite3_wal_hook` callback, which runs synchronously inside
 /// `COMMIT` on the thread that owns the connection.
-final class WALFrameCounter {
+fileprivate final class SQLiteWALFrameCounter {
     var frames = 0
 }
 
 /// Owns the `sqlite3*` pointer. Every ``Statement`` holds a strong reference, so the connection
 /// is closed (under the write lock) only after its last statement has been finalized.
-final class Connection {
+fileprivate final class SQLiteConnectionHandle {
     let pointer: OpaquePointer
     let path: String
     /// The cross-process write lock; nil for read-only connections.
     let lock: FileLock?
     let busyTimeout: Duration
-    let walFrames = WALFrameCounter()
+    let walFrames = SQLiteWALFrameCounter()
     /// True while this connection holds `lock`: only then may a statement write.
     var holdsWriteLock = false
     /// Above zero while running an internal statement that SQLite reports as writing but that
@@ -550,10 +565,10 @@ extension Duration {
 ///
 /// - Important: Not `Sendable`: it belongs to the owner of its connection.
 public final class Statement {
-    private let connection: Connection
+    private let connection: SQLiteConnectionHandle
     private let handle: OpaquePointer
 
-    init(connection: Connection, handle: OpaquePointer) {
+    fileprivate init(connection: SQLiteConnectionHandle, handle: OpaquePointer) {
         self.connection = connection
         self.handle = handle
     }
@@ -635,7 +650,7 @@ public final class Statement {
         default:
             let error = connection.error(status, sql: sql)
             sqlite3_reset(handle)
-            return try { throw error }()
+            throw error
         }
     }
 
@@ -732,10 +747,15 @@ private var sqliteTransient: sqlite3_destructor_type {
 
 /// A value with one of SQLite's storage classes.
 public enum SQLiteValue: Sendable, Hashable {
+    /// SQL NULL.
     case null
+    /// A 64-bit signed integer.
     case integer(Int64)
+    /// An IEEE 754 double.
     case real(Double)
+    /// UTF-8 text (it may contain NUL characters).
     case text(String)
+    /// Bytes, possibly none.
     case blob([UInt8])
 }
 
@@ -746,18 +766,22 @@ public protocol SQLiteBindable {
 }
 
 extension SQLiteValue: SQLiteBindable {
+    /// Itself.
     public var sqliteValue: SQLiteValue { self }
 }
 
 extension Int: SQLiteBindable {
+    /// A 64-bit integer.
     public var sqliteValue: SQLiteValue { .integer(Int64(self)) }
 }
 
 extension Int64: SQLiteBindable {
+    /// An integer.
     public var sqliteValue: SQLiteValue { .integer(self) }
 }
 
 extension Int32: SQLiteBindable {
+    /// An integer.
     public var sqliteValue: SQLiteValue { .integer(Int64(self)) }
 }
 
@@ -767,14 +791,17 @@ extension Bool: SQLiteBindable {
 }
 
 extension Double: SQLiteBindable {
+    /// A real.
     public var sqliteValue: SQLiteValue { .real(self) }
 }
 
 extension String: SQLiteBindable {
+    /// Text.
     public var sqliteValue: SQLiteValue { .text(self) }
 }
 
 extension Array: SQLiteBindable where Element == UInt8 {
+    /// A blob.
     public var sqliteValue: SQLiteValue { .blob(self) }
 }
 

@@ -65,6 +65,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
             }
         }
 
+        /// The code's name, e.g. `disk full`.
         public var description: String { kind.rawValue }
     }
 
@@ -109,6 +110,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// The process exit code for this error (SPEC §5).
     public var exitCode: Int32 { code.exitCode }
 
+    /// The message followed by the context (path, SQLite's message and code, the SQL), for logs.
     public var description: String {
         var context: [String] = []
         if let path { context.append("path: \(path)") }
@@ -123,6 +125,7 @@ extension StoreError: Hashable {
     /// Errors are equal when their codes are equal; the context is not compared.
     public static func == (lhs: StoreError, rhs: StoreError) -> Bool { lhs.code == rhs.code }
 
+    /// Hashes the code only, consistently with `==`.
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }
 

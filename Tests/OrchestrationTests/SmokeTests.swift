@@ -1,4 +1,0 @@
-import Testing
-@testable import Orchestration
-
-@Test func versionIsSet() { #expect(!Orchestration.version.isEmpty) }
