@@ -26,11 +26,15 @@ private enum PlanFile: Sendable {
     case missing
     /// A folder where the plan should be.
     case directory
+    /// A named pipe (reading it would block forever).
+    case fifo
+    /// A symbolic link to `target`.
+    case symlink(to: String)
     /// A syntactically fine plan of more than 16 MiB.
     case oversized
     /// A plan with `count` minimal, valid steps (the `steps` array is marked).
     case manySteps(Int)
-    /// A plan whose `metadata` nests arrays so that the whole document is `depth` levels deep.
+    /// A plan whose `metadata.deep` nests arrays so that the whole document is `depth` levels deep.
     case nested(depth: Int)
 
     /// The file's bytes and the marker's `line:column` (columns count bytes, SPEC'd by the parser).
@@ -45,7 +49,7 @@ private enum PlanFile: Sendable {
             let (bytes, location) = Self.encode(text)
             let units = Array(String(decoding: bytes, as: UTF8.self).utf16)
             return ([0xFF, 0xFE] + units.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }, location)
-        case .missing, .directory:
+        case .missing, .directory, .fifo, .symlink:
             return ([], nil)
         case .oversized:
             // Built as bytes: a 16 MiB string is too slow to walk character by character.
@@ -64,19 +68,19 @@ private enum PlanFile: Sendable {
             bytes += Array("]\n}\n".utf8)
             return (bytes, location)
         case .nested(let depth):
-            // The root object is level 1, so `depth - 1` arrays; the marker sits on the one past 64.
-            let arrays = depth - 1
+            // The root object is level 1 and `metadata` level 2, so `depth - 2` arrays inside
+            // `metadata.deep`; the marker sits on the first container past 64 levels.
+            let arrays = depth - 2
             var opening = ""
-            for level in 2...depth {
+            for level in 3...depth {
                 if level == 65 { opening.append(marker) }
                 opening += "["
             }
-            precondition(arrays == opening.filter { $0 == "[" }.count)
             return Self.encode("""
                 {
                   "plan_id": "P",
                   "version": "1",
-                  "metadata": \(opening)\(String(repeating: "]", count: arrays)),
+                  "metadata": {"deep": \(opening)\(String(repeating: "]", count: arrays))},
                   "steps": [{"id": "a", "command": "true"}]
                 }
                 """)
@@ -100,7 +104,7 @@ private enum PlanFile: Sendable {
                 continue
             }
             bytes.append(contentsOf: Array(String(character).utf8))
-            if character == "\n" {
+            if bytes.last == UInt8(ascii: "\n") {  // "\r\n" is one Character: look at the bytes
                 line += 1
                 lineStart = bytes.count
             }
@@ -180,7 +184,9 @@ private let badPlans: [BadPlan] = [
         """#), path: "steps[0].args[0]", causes: ["invalid JSON", "NUL"]),
     BadPlan(name: "number-overflow", file: .text(plan(steps: #"    {"id": "a", "command": "true", "timeout_sec": ‸1e400}"#)),
             path: "steps[0].timeout_sec", causes: ["invalid JSON", "1e400", "out of range"]),
-    BadPlan(name: "nesting-65-deep", file: .nested(depth: 65), path: "metadata[0]",
+    BadPlan(name: "nesting-65-deep", file: .nested(depth: 65), path: "metadata.deep[0]",
+            causes: ["invalid JSON", "nesting", "64"]),
+    BadPlan(name: "nesting-100000-deep", file: .nested(depth: 100_000), path: "metadata.deep[0]",
             causes: ["invalid JSON", "nesting", "64"]),
     BadPlan(name: "empty-file", file: .text("‸"), path: nil, causes: ["invalid JSON", "empty"]),
     BadPlan(name: "whitespace-only", file: .text("  \n\n‸"), path: nil, causes: ["invalid JSON"]),
@@ -198,6 +204,29 @@ private let badPlans: [BadPlan] = [
             path: nil, causes: ["invalid JSON", "unterminated object"]),
     BadPlan(name: "nan-literal", file: .text(plan(steps: #"    {"id": "a", "command": "true", "timeout_sec": ‸NaN}"#)),
             path: "steps[0].timeout_sec", causes: ["invalid JSON", "NaN"]),
+    BadPlan(name: "invalid-escape", file: .text(#"""
+        {
+          "plan_id": "P‸\x",
+          "version": "1",
+          "steps": [{"id": "a", "command": "true"}]
+        }
+        """#), path: "plan_id", causes: ["invalid JSON", "escape"]),
+    BadPlan(name: "raw-tab-in-string", file: .text("{\n  \"plan_id\": \"P‸\tQ\",\n  \"version\": \"1\",\n  \"steps\": []\n}\n"),
+            path: "plan_id", causes: ["invalid JSON", "control character", "escaped"]),
+    BadPlan(name: "lone-surrogate", file: .text(#"""
+        {
+          "plan_id": "P‸\ud800",
+          "version": "1",
+          "steps": [{"id": "a", "command": "true"}]
+        }
+        """#), path: "plan_id", causes: ["invalid JSON", "surrogate"]),
+    BadPlan(name: "leading-zero", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retries": ‸01}"#)),
+            path: "steps[0].retries", causes: ["invalid JSON", "leading zero"]),
+    BadPlan(name: "crlf-line-endings", file: .text(
+        "{\r\n  \"plan_id\": \"P\",\r\n  \"version\": \"1\",\r\n  \"steps\": [{\"id\": \"a\", \"command\": \"true\", \"retries\": ‸-1}]\r\n}\r\n"),
+            path: "steps[0].retries", causes: ["at least 0"]),
+    BadPlan(name: "columns-count-bytes", file: .text(plan(steps: #"    {"id": "a", "name": "héllo ✓", "command": "true", "retries": ‸-1}"#)),
+            path: "steps[0].retries", causes: ["at least 0"]),
     BadPlan(name: "duplicate-key", file: .text("""
         {
           "plan_id": "P",
@@ -237,6 +266,18 @@ private let badPlans: [BadPlan] = [
             path: "steps[0].retries", causes: ["must be an integer", "string"]),
     BadPlan(name: "critical-is-yes", file: .text(plan(steps: #"    {"id": "a", "command": "true", "critical": ‸"yes"}"#)),
             path: "steps[0].critical", causes: ["true or false", "string"]),
+    BadPlan(name: "version-is-a-number", file: .text("{\n  \"plan_id\": \"P\",\n  \"version\": ‸1,\n  \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]\n}\n"),
+            path: "version", causes: ["must be a string", "number"]),
+    BadPlan(name: "depends-on-is-a-string", file: .text(plan(steps: """
+            {"id": "a", "command": "true"},
+            {"id": "b", "command": "true", "depends_on": ‸"a"}
+        """)), path: "steps[1].depends_on", causes: ["must be an array", "string"]),
+    BadPlan(name: "step-is-a-string", file: .text(plan(steps: #"    ‸"build""#)),
+            path: "steps[0]", causes: ["must be an object", "string"]),
+    BadPlan(name: "empty-command", file: .text(plan(steps: #"    {"id": "a", "command": ‸""}"#)),
+            path: "steps[0].command", causes: ["empty command"]),
+    BadPlan(name: "huge-integer-retries", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retries": ‸99999999999999999999999}"#)),
+            path: "steps[0].retries", causes: ["99999999999999999999999"]),
     BadPlan(name: "steps-is-an-object", file: .text("""
         {
           "plan_id": "P",
@@ -350,6 +391,11 @@ private let badPlans: [BadPlan] = [
     // Files.
     BadPlan(name: "missing-file", file: .missing, path: nil, causes: ["cannot read", "No such file"]),
     BadPlan(name: "directory", file: .directory, path: nil, causes: ["not a regular file"]),
+    BadPlan(name: "fifo", file: .fifo, path: nil, causes: ["not a regular file"]),
+    BadPlan(name: "link-to-dev-null", file: .symlink(to: "/dev/null"), path: nil, causes: ["not a regular file"]),
+    BadPlan(name: "symlink-loop", file: .symlink(to: "symlink-loop.json"), path: nil, causes: ["cannot read"]),
+    BadPlan(name: "plan ✓ with spaces", file: .text("{\n  \"plan_id\": \"P\"\n  ‸\"version\": \"1\"\n}\n"),
+            path: nil, causes: ["invalid JSON", "missing ','"]),
     BadPlan(name: "over-16-mib", file: .oversized, path: nil, causes: ["16 MiB"]),
     BadPlan(name: "over-100000-steps", file: .manySteps(PlanLoader.maxSteps + 1), path: "steps",
             causes: ["at most 100000 steps", "100001"]),
@@ -464,6 +510,8 @@ private let badCommandLines: [BadCommandLine] = [
         switch bad.file {
         case .missing: break
         case .directory: try FileManager.default.createDirectory(atPath: file, withIntermediateDirectories: false)
+        case .fifo: #expect(mkfifo(file, 0o644) == 0)
+        case .symlink(let target): try FileManager.default.createSymbolicLink(atPath: file, withDestinationPath: target)
         default: try Data(bytes).write(to: URL(fileURLWithPath: file))
         }
         let before = tree(dir.path)

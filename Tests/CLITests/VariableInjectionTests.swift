@@ -65,10 +65,11 @@ private func readRecorded(_ path: String) throws -> [String] {
     return items
 }
 
-/// Every file or folder under `root` whose name contains "pwned".
+/// Every file or folder under `root` whose name starts with "pwned": what the injected commands
+/// would have created (a folder merely named after one, like the hostile cwd, does not count).
 private func pwnedFiles(_ root: String) -> [String] {
     let all = (try? FileManager.default.subpathsOfDirectory(atPath: root)) ?? []
-    return all.filter { ($0 as NSString).lastPathComponent.contains("pwned") }
+    return all.filter { ($0 as NSString).lastPathComponent.hasPrefix("pwned") }
 }
 
 @Suite struct VariableInjectionTests {
@@ -188,6 +189,18 @@ private func pwnedFiles(_ root: String) -> [String] {
         let log = try String(contentsOfFile: dir.path + "/state/runs/\(runID)/logs/show.1.out", encoding: .utf8)
         #expect(log == injection.value)
         #expect(pwnedFiles(dir.path).isEmpty)
+    }
+
+    /// Control for the "nothing executed" checks: a value that a plan itself hands to a shell as
+    /// its script IS run (that is the plan's choice), and ``pwnedFiles(_:)`` sees what it creates.
+    @Test func detectorSeesWhatAShellScriptCreates() async throws {
+        let dir = TempDir()
+        let step = #"{"id": "script", "command": "sh", "args": ["-c", "${A}"]}"#
+        _ = dir.write("plan.json", planJSON([step]))
+        let result = await runCLI(["run", "plan.json", "--state-dir", "state", "--format", "json",
+                                   "--var", "A=touch pwned-control"], in: dir.path)
+        #expect(result.termination == .exited(0), "stderr: \(result.stderr)")
+        #expect(pwnedFiles(dir.path) == ["pwned-control"])
     }
 
     /// Steps see OMNIBASE_RUN_ID, OMNIBASE_STEP_ID and OMNIBASE_ATTEMPT, matching the report.

@@ -18,6 +18,8 @@ public struct RunOptions: Sendable {
     public var firstSeq: Int64
     /// Whether this session resumes an earlier one (emits `run_resumed` instead of `run_started`).
     public var resuming: Bool
+    /// Attempts each step made in earlier sessions (resume); nil = none.
+    public var previousAttempts: [Int]?
 
     /// Creates options.
     public init(runID: String = RunID.make(), maxConcurrency: Int? = nil,
@@ -47,6 +49,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     private let options: RunOptions
     private let runner: any StepRunner
     private let observers: [any RunObserver]
+    private let commitGate: (any CommitGate)?
     private let clock: C
 
     /// Creates an executor.
@@ -54,15 +57,18 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     ///   - plan: the plan; `graph` must be its validated graph.
     ///   - runner: where attempts run.
     ///   - observers: who records the events.
+    ///   - commitGate: when set, a step starts only once its dependencies' results are durable,
+    ///     and the run returns only once its last event is.
     ///   - clock: the clock of retry delays (a manual clock in tests).
     public init(plan: Plan, graph: PlanGraph, options: RunOptions, runner: any StepRunner = LocalStepRunner(),
-                observers: [any RunObserver] = [], clock: C) {
+                observers: [any RunObserver] = [], commitGate: (any CommitGate)? = nil, clock: C) {
         precondition(graph.count == plan.steps.count, "the graph must be the plan's")
         self.plan = plan
         self.graph = graph
         self.options = options
         self.runner = runner
         self.observers = observers
+        self.commitGate = commitGate
         self.clock = clock
     }
 
@@ -71,6 +77,8 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         case retryTimerFired(step: Int)
         case stopRequested(StopReason)
         case stopStreamEnded
+        case durable(Int64)
+        case durabilityFailed(EngineError)
     }
 
     /// Runs the plan to its end.
@@ -103,10 +111,22 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                     loop.machine.stop(into: &actions)
                 case .stopStreamEnded:
                     continue
+                case .durable(let seq):
+                    loop.waitingForSeq = nil
+                    startDeferred(upTo: seq, loop: &loop, group: &group)
+                    continue
+                case .durabilityFailed(let error):
+                    loop.waitingForSeq = nil
+                    if loop.observerFailure == nil { loop.observerFailure = error }
+                    cancelDeferred(loop: &loop, group: &group)
+                    loop.machine.stop(into: &actions)
                 }
                 await perform(&actions, loop: &loop, group: &group)
             }
             group.cancelAll()
+        }
+        if let commitGate, loop.observerFailure == nil {
+            do { try await commitGate.waitUntilDurable(loop.nextSeq - 1) } catch { loop.observerFailure = error }
         }
         if let failure = loop.observerFailure { throw failure }
         return loop.builder.current
@@ -128,12 +148,14 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         for action in actions {
             switch action {
             case .start(let step, let attempt):
-                let runner = self.runner
-                let stepValue = plan.steps[step]
-                let context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
-                                             killGrace: plan.killGrace, logDirectory: options.logDirectory)
-                group.addTask {
-                    .attemptFinished(step: step, await runner.run(stepValue, context: context))
+                var needed: Int64 = 0
+                for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }
+                if let commitGate, needed > commitGate.durableSeq {
+                    // A step starts only once its dependencies' results are durable.
+                    loop.deferred.append((step, attempt, needed))
+                    waitForDurability(needed, gate: commitGate, loop: &loop, group: &group)
+                } else {
+                    startAttempt(step, attempt, group: &group)
                 }
             case .scheduleRetry(let step, _, let delay):
                 let clock = self.clock
@@ -145,11 +167,55 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                 }
             case .terminateRunning:
                 group.cancelAll()
+                cancelDeferred(loop: &loop, group: &group)
             case .finish, .runFinished:
                 break
             }
         }
         actions.removeAll(keepingCapacity: true)
+    }
+
+    private func startAttempt(_ step: Int, _ attempt: Int, group: inout TaskGroup<Wake>) {
+        let runner = self.runner
+        let stepValue = plan.steps[step]
+        let context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
+                                     killGrace: plan.killGrace, logDirectory: options.logDirectory)
+        group.addTask {
+            .attemptFinished(step: step, await runner.run(stepValue, context: context))
+        }
+    }
+
+    private func waitForDurability(_ seq: Int64, gate: any CommitGate, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
+        if let waiting = loop.waitingForSeq, waiting >= seq { return }
+        loop.waitingForSeq = seq
+        group.addTask {
+            do {
+                try await gate.waitUntilDurable(seq)
+                return .durable(seq)
+            } catch {
+                return .durabilityFailed(EngineError(error))
+            }
+        }
+    }
+
+    private func startDeferred(upTo seq: Int64, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
+        var remaining: [(step: Int, attempt: Int, needed: Int64)] = []
+        for entry in loop.deferred {
+            if entry.needed <= seq { startAttempt(entry.step, entry.attempt, group: &group) } else { remaining.append(entry) }
+        }
+        loop.deferred = remaining
+        if let gate = commitGate, let most = remaining.map(\.needed).max() {
+            waitForDurability(most, gate: gate, loop: &loop, group: &group)
+        }
+    }
+
+    /// Steps waiting for durability when the run stops never started: they end cancelled.
+    private func cancelDeferred(loop: inout RunLoop, group: inout TaskGroup<Wake>) {
+        for entry in loop.deferred {
+            let step = entry.step
+            group.addTask { .attemptFinished(step: step, AttemptOutcome(result: .cancelled, error: "interrupted")) }
+        }
+        loop.deferred.removeAll()
     }
 
     private func record(_ loop: inout RunLoop) async {
@@ -183,6 +249,12 @@ private struct RunLoop {
     var lastOutcome: [AttemptOutcome?]
     var stopReason: StopReason?
     var observerFailure: EngineError?
+    /// The `seq` of each step's final event (0 until it has one).
+    var finalSeq: [Int64]
+    /// Attempts the state machine started that wait for their dependencies' results to be durable.
+    var deferred: [(step: Int, attempt: Int, needed: Int64)] = []
+    /// The `seq` a durability waiter is waiting for.
+    var waitingForSeq: Int64?
 
     init(plan: Plan, graph: PlanGraph, options: RunOptions) {
         self.plan = plan
@@ -190,10 +262,12 @@ private struct RunLoop {
         self.options = options
         machine = SchedulerStateMachine(graph: graph, policies: plan.steps.map(SchedulerStateMachine.Policy.init),
                                         maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency,
-                                        priorities: options.priorities, initial: options.initial)
+                                        priorities: options.priorities, initial: options.initial,
+                                        previousAttempts: options.previousAttempts)
         builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID)
         nextSeq = options.firstSeq
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
+        finalSeq = [Int64](repeating: 0, count: graph.count)
     }
 
     mutating func emit(_ kind: RunEvent.Kind, step: Int? = nil, attempt: Int? = nil, data: JSONValue? = nil) {
@@ -258,6 +332,7 @@ private struct RunLoop {
 
     private mutating func finishEvent(_ step: Int, _ status: StepStatus, _ reason: SchedulerStateMachine.FinishReason) {
         let attempt = attemptNumber(step)
+        finalSeq[step] = nextSeq
         switch status {
         case .succeeded:
             emit(.stepSucceeded, step: step, attempt: attempt, data: lastOutcome[step].map(Self.outcomeData))

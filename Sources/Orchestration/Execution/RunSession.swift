@@ -1,62 +1,172 @@
 import Foundation
 
-/// Runs a loaded plan with everything a CLI run has: a run folder in the state folder, attempt
-/// logs, the `events.jsonl` log, the plan snapshot and the final `report.json`.
+/// What a user asked of a run besides the plan: kept with the run so `resume` and `replay` repeat it.
+public struct RunRequest: Sendable, Hashable {
+    /// `--max-concurrency` (or 1 for `--mode sync`); nil = the plan's.
+    public var maxConcurrency: Int?
+    /// `--from`.
+    public var from: String?
+    /// `--to`.
+    public var to: String?
+    /// The stage, for stage orchestrators.
+    public var stage: String?
+
+    /// Creates a request.
+    public init(maxConcurrency: Int? = nil, from: String? = nil, to: String? = nil, stage: String? = nil) {
+        self.maxConcurrency = maxConcurrency
+        self.from = from
+        self.to = to
+        self.stage = stage
+    }
+
+    var json: JSONValue {
+        .object([
+            "max_concurrency": maxConcurrency.map { .int($0) } ?? .null,
+            "from": from.map { .string($0) } ?? .null,
+            "to": to.map { .string($0) } ?? .null,
+        ])
+    }
+
+    init(json: JSONValue, stage: String?) {
+        maxConcurrency = json["max_concurrency"]?.intValue
+        from = json["from"]?.stringValue
+        to = json["to"]?.stringValue
+        self.stage = stage
+    }
+}
+
+/// Runs plans with durable state: the run's row, steps, attempts and events in `runs.db`, its
+/// `events.jsonl`, attempt logs, and the lease that keeps one engine per run.
 ///
 /// Layout under the state folder:
 ///
 /// | path | content |
 /// | --- | --- |
-/// | `runs/<id>/plan.json` | the plan file's bytes as they were when the run started |
-/// | `runs/<id>/source.json` | the plan's path, folder and `--var` overrides |
-/// | `runs/<id>/events.jsonl` | one event per line (SPEC §3) |
+/// | `runs.db` (+ `-wal`, `-shm`, `.lock`) | the run history (see ``RunStore``) |
+/// | `runs/<id>/events.jsonl` | one event per line (SPEC §3), written after each commit |
 /// | `runs/<id>/logs/<step>.<attempt>.out` / `.err` | each attempt's output |
-/// | `runs/<id>/report.json` | the final report |
+/// | `runs/<id>/lease` | locked by the engine working on the run |
 public struct RunSession: Sendable {
     /// The state folder.
     public let stateDirectory: StateDirectory
+    /// `synchronous` of the store's writes.
+    public var synchronous: SQLiteDatabase.Synchronous
 
     /// Opens the state folder (creating it 0700).
-    public init(stateDirectory path: String) throws(EngineError) {
+    public init(stateDirectory path: String, synchronous: SQLiteDatabase.Synchronous = .full) throws(EngineError) {
         do { stateDirectory = try StateDirectory(path: path) } catch { throw EngineError(error) }
+        self.synchronous = synchronous
     }
 
-    /// Runs `loaded` to its end.
+    /// Starts a new run of `loaded` and runs it to its end.
     /// - Parameters:
-    ///   - options: the run's id, concurrency override, selection.
+    ///   - request: concurrency override, selection, stage.
     ///   - observers: more observers (progress printers).
     ///   - stopRequests: signals.
+    ///   - runID: the new run's id.
+    ///   - parentRunID: the run this one replays.
     /// - Returns: the final report.
-    /// - Throws: ``EngineError`` when the state folder fails.
-    public func run(_ loaded: LoadedPlan, options: RunOptions, observers: [any RunObserver] = [],
-                    stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
-        var options = options
-        let runFolder = "runs/\(options.runID)"
+    /// - Throws: ``EngineError`` (exit 3 for an unknown `--from`/`--to` step, 74 when the state
+    ///   folder fails).
+    public func start(_ loaded: LoadedPlan, request: RunRequest = RunRequest(), observers: [any RunObserver] = [],
+                      stopRequests: AsyncStream<StopReason>? = nil, runID: String = RunID.make(),
+                      parentRunID: String? = nil) async throws(EngineError) -> RunReport {
+        let initial = try loaded.graph.initialStates(from: request.from, to: request.to)
+        let lease = try RunLease(stateDirectory: stateDirectory, runID: runID)
+        defer { lease.release() }
+        let traceID = RunID.traceID()
         do {
-            _ = try stateDirectory.runDirectory(options.runID)
-            options.logDirectory = try stateDirectory.ensureSubdirectory("\(runFolder)/logs")
-            try stateDirectory.writeFileAtomically("\(runFolder)/plan.json", loaded.source.bytes)
-            try stateDirectory.writeFileAtomically("\(runFolder)/source.json", Array(Self.sourceJSON(loaded.source).serialized(pretty: true).utf8))
-        } catch {
-            throw EngineError(error)
+            let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
+            try store.createRun(RunStore.NewRun(
+                runID: runID, planID: loaded.plan.id, traceID: traceID, stage: request.stage, parentRunID: parentRunID,
+                source: loaded.source, options: request.json, stepIDs: loaded.graph.ids, engine: .current))
         }
-        let events = try EventLogWriter(stateDirectory: stateDirectory, runID: options.runID)
-        let executor = DAGExecutor(plan: loaded.plan, graph: loaded.graph, options: options,
-                                   observers: [events] + observers, clock: ContinuousClock())
-        let report = try await executor.run(stopRequests: stopRequests)
-        do {
-            try stateDirectory.writeFileAtomically("\(runFolder)/report.json", Array(report.json.serialized(pretty: true).utf8))
-        } catch {
-            throw EngineError(error)
+        let options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial, traceID: traceID)
+        return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests, stage: request.stage)
+    }
+
+    /// Continues a failed, cancelled or crashed run: same run id, succeeded steps kept, the rest
+    /// run again, events appended.
+    /// - Throws: ``EngineError``: exit 3 for an unknown run, 75 when a live engine holds it.
+    public func resume(runID: String, observers: [any RunObserver] = [],
+                       stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
+        let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
+        guard let record = try store.run(runID) else { throw unknownRun(runID) }
+        if record.status == .succeeded {
+            throw EngineError(.usage, "run \(runID) already succeeded; nothing to resume (use 'replay \(runID)' to run it again)")
         }
+        let lease = try RunLease(stateDirectory: stateDirectory, runID: runID, holder: record.engine)
+        defer { lease.release() }
+        // The lease is ours, so the engine that had the run is gone: tear down what it left.
+        await OrphanReaper.reap(runID: runID)
+        let loaded = try PlanLoader.load(record.source)
+        let stored = try store.steps(runID)
+        guard stored.map(\.id) == loaded.graph.ids else {
+            throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
+        }
+        let request = RunRequest(json: record.options, stage: record.stage)
+        let selection = try loaded.graph.initialStates(from: request.from, to: request.to)
+        var initial: [SchedulerStateMachine.InitialState] = []
+        for (index, step) in stored.enumerated() {
+            if selection?[index] == .excluded {
+                initial.append(.excluded)
+            } else {
+                initial.append(step.status == .succeeded ? .alreadySucceeded : .pending)
+            }
+        }
+        // Attempts that were running when the engine died end as "engine lost".
+        var seq = record.lastSeq
+        var lost: [RunEvent] = []
+        for attempt in try store.unfinishedAttempts(runID) {
+            seq += 1
+            lost.append(RunEvent(seq: seq, runID: runID, kind: .stepAttemptFailed, stepID: attempt.stepID,
+                                 attempt: attempt.attempt,
+                                 data: ["exit_code": .null, "signal": .null, "timed_out": false,
+                                        "engine_lost": true, "error": "engine lost while the attempt ran"]))
+        }
+        if !lost.isEmpty { try store.append(lost) }
+        try store.claim(runID: runID, engine: .current)
+        var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial,
+                                 traceID: record.traceID, firstSeq: seq + 1, resuming: true)
+        options.previousAttempts = stored.map(\.attempts)
+        _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
+                              stage: record.stage, durableSeq: seq)
+        guard let report = try store.report(runID) else { throw unknownRun(runID) }
         return report
     }
 
-    static func sourceJSON(_ source: PlanSource) -> JSONValue {
-        .object([
-            "display_path": .string(source.displayPath),
-            "directory": .string(source.directory),
-            "overrides": .object(source.overrides.sorted { $0.key < $1.key }.map { JSONValue.Member($0.key, .string($0.value)) }),
-        ])
+    /// Runs a stored run again from its snapshot, as a new run.
+    public func replay(runID: String, observers: [any RunObserver] = [],
+                       stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
+        let store = try RunStore(stateDirectory: stateDirectory, readOnly: true)
+        guard let record = try store.run(runID) else { throw unknownRun(runID) }
+        let loaded = try PlanLoader.load(record.source)
+        return try await start(loaded, request: RunRequest(json: record.options, stage: record.stage), observers: observers,
+                               stopRequests: stopRequests, parentRunID: runID)
+    }
+
+    private func execute(_ loaded: LoadedPlan, options: RunOptions, observers: [any RunObserver],
+                         stopRequests: AsyncStream<StopReason>?, stage: String?,
+                         durableSeq: Int64 = 0) async throws(EngineError) -> RunReport {
+        var options = options
+        do {
+            options.logDirectory = try stateDirectory.ensureSubdirectory("runs/\(options.runID)/logs")
+        } catch {
+            throw EngineError(error)
+        }
+        let recorder = try StoreRecorder(stateDirectory: stateDirectory, runID: options.runID, durableSeq: durableSeq,
+                                         synchronous: synchronous)
+        let executor = DAGExecutor(plan: loaded.plan, graph: loaded.graph, options: options,
+                                   observers: [recorder] + observers, commitGate: recorder, clock: ContinuousClock())
+        let result: Result<RunReport, EngineError>
+        do { result = .success(try await executor.run(stopRequests: stopRequests)) } catch { result = .failure(error) }
+        try await recorder.close()
+        var report = try result.get()
+        report.stage = stage
+        return report
+    }
+
+    private func unknownRun(_ runID: String) -> EngineError {
+        EngineError(.unknownReference, "no run \(runID) in \(stateDirectory.path)")
     }
 }

@@ -82,6 +82,7 @@ public struct SchedulerStateMachine: Sendable {
     private let maxConcurrency: Int
     private var phase: [Phase]
     private var nextAttempt: [Int]
+    private let attemptOffset: [Int]
     private var unmetDependencies: [Int32]
     private var ready: Heap<Int32>
     private var finalCount = 0
@@ -104,8 +105,10 @@ public struct SchedulerStateMachine: Sendable {
     ///   - maxConcurrency: the most attempts running at once (at least 1).
     ///   - priorities: larger starts first (e.g. remaining path lengths); nil = node counts.
     ///   - initial: how each step enters (resume, `--from`/`--to`); nil = all pending.
+    ///   - previousAttempts: attempts each step made in earlier sessions of the run (resume):
+    ///     numbering continues after them and the step gets a fresh `1 + retries` budget.
     public init(graph: PlanGraph, policies: [Policy], maxConcurrency: Int, priorities: [Double]? = nil,
-                initial: [InitialState]? = nil) {
+                initial: [InitialState]? = nil, previousAttempts: [Int]? = nil) {
         precondition(policies.count == graph.count && maxConcurrency >= 1)
         let priority = priorities ?? graph.remainingPathLengths()
         dependencies = graph.dependencies
@@ -121,7 +124,8 @@ public struct SchedulerStateMachine: Sendable {
             case .excluded: return .final(.skipped)
             }
         }
-        nextAttempt = [Int](repeating: 1, count: graph.count)
+        attemptOffset = previousAttempts ?? [Int](repeating: 0, count: graph.count)
+        nextAttempt = attemptOffset.map { $0 + 1 }
         unmetDependencies = [Int32](repeating: 0, count: graph.count)
         ready = Heap<Int32> { a, b in
             let pa = priority[Int(a)], pb = priority[Int(b)]
@@ -182,7 +186,7 @@ public struct SchedulerStateMachine: Sendable {
         case .cancelled:
             finalize(step, .cancelled, .interrupted, into: &actions)
         case .failed:
-            if attempt < policies[step].maxAttempts && !stopping && abortedBy == nil {
+            if attempt - attemptOffset[step] < policies[step].maxAttempts && !stopping && abortedBy == nil {
                 phase[step] = .retryWait(attempt: attempt + 1)
                 retryWaitingCount += 1
                 actions.append(.scheduleRetry(step: step, attempt: attempt + 1,

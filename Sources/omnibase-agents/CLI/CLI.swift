@@ -18,7 +18,9 @@ protocol CLICommand: Sendable {
 /// The command tree and the one exit funnel: every error becomes one sentence on stderr and its
 /// SPEC §5 exit code; help and version go to stdout with exit 0.
 enum CLI {
-    static let commands: [any CLICommand.Type] = [RunCommand.self, ValidateCommand.self]
+    static let commands: [any CLICommand.Type] = [
+        RunCommand.self, ValidateCommand.self, ResumeCommand.self, ReplayCommand.self, RunsCommand.self,
+    ]
 
     static var help: String {
         var text = """
@@ -65,17 +67,14 @@ enum CLI {
             print(command.help, terminator: "")
             return 0
         }
-        do {
-            let instance = try command.init(arguments: rest)
-            return try await instance.run()
-        } catch {
-            return fail(error)
-        }
+        let instance: any CLICommand
+        do { instance = try command.init(arguments: rest) } catch { return fail(error, seeHelp: true) }
+        do { return try await instance.run() } catch { return fail(error) }
     }
 
     /// Prints an error as one line on stderr and returns its exit code.
-    static func fail(_ error: EngineError) -> Int32 {
-        let hint = error.code == .usage ? " (see --help)" : ""
+    static func fail(_ error: EngineError, seeHelp: Bool = false) -> Int32 {
+        let hint = seeHelp && error.code == .usage ? " (see --help)" : ""
         let line = error.message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ")
         FileHandle.standardError.write(Data("omnibase-agents: error: \(line)\(hint)\n".utf8))
         return error.exitCode

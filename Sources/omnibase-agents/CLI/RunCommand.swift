@@ -54,36 +54,17 @@ struct RunCommand: CLICommand {
 
     func run() async throws(EngineError) -> Int32 {
         let loaded = try PlanLoader.load(path: planPath, overrides: variables)
-        var options = RunOptions(maxConcurrency: mode == .sync ? 1 : maxConcurrency)
-        options.initial = try selection(loaded)
+        let request = RunRequest(maxConcurrency: mode == .sync ? 1 : maxConcurrency, from: from, to: to)
         if mode == .dryRun {
-            printDryRun(loaded, initial: options.initial)
+            printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
             return 0
         }
         let session = try RunSession(stateDirectory: common.stateDirectory)
         let signals = SignalStopSource()
         defer { signals.finish() }
-        let report = try await session.run(loaded, options: options, stopRequests: signals.requests)
+        let report = try await session.start(loaded, request: request, stopRequests: signals.requests)
         common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
         return report.exitCode
-    }
-
-    /// `--from` / `--to` as initial states; unknown ids exit 3.
-    func selection(_ loaded: LoadedPlan) throws(EngineError) -> [SchedulerStateMachine.InitialState]? {
-        guard from != nil || to != nil else { return nil }
-        func index(_ id: String?, _ option: String) throws(EngineError) -> Int? {
-            guard let id else { return nil }
-            guard let index = loaded.graph.indexByID[id] else {
-                let hint = Suggestion.closest(to: id, among: loaded.graph.ids).map { " (did you mean \"\($0)\"?)" } ?? ""
-                throw EngineError(.unknownReference, "\(option) names unknown step \"\(id)\"\(hint)")
-            }
-            return index
-        }
-        let selected = loaded.graph.selection(from: try index(from, "--from"), to: try index(to, "--to"))
-        guard selected.contains(true) else {
-            throw usage("--from \(from ?? "") and --to \(to ?? "") select no step: \(to ?? "") is not downstream of \(from ?? "")")
-        }
-        return selected.map { $0 ? .pending : .excluded }
     }
 
     func printDryRun(_ loaded: LoadedPlan, initial: [SchedulerStateMachine.InitialState]?) {

@@ -1,0 +1,59 @@
+import Foundation
+
+/// Tears down what a dead engine left running: the process groups of its steps.
+///
+/// A process is recognised as a step of the run by `OMNIBASE_RUN_ID=<run>` in its environment
+/// (every step gets it, and children inherit it), read from `/proc/<pid>/environ`. Each such
+/// process's group gets SIGTERM and SIGCONT, then SIGKILL after the grace period. Our own group
+/// is never signalled.
+///
+/// - Important: A step process that cleared its environment, or a grandchild that left the
+///   group with `setsid`, cannot be found or reached this way.
+public enum OrphanReaper {
+    /// Process groups that hold processes of a run, with one member each (for verification).
+    public static func groups(ofRun runID: String) -> [Int32: Int32] {
+        let needle = Array("OMNIBASE_RUN_ID=\(runID)".utf8)
+        let ownGroup = getpgrp()
+        let ownPID = getpid()
+        var groups: [Int32: Int32] = [:]
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }
+        for entry in entries {
+            guard let pid = Int32(entry), pid != ownPID else { continue }
+            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+            let hasRun = environ.split(separator: 0, omittingEmptySubsequences: true).contains { Array($0) == needle }
+            guard hasRun, let (pgid, state) = groupAndState(of: pid), state != "Z", pgid != ownGroup, pgid > 1 else { continue }
+            groups[pgid] = pid
+        }
+        return groups
+    }
+
+    /// Terminates every process group of a run and waits (bounded) until none is left.
+    /// - Returns: the number of groups that were signalled.
+    @discardableResult
+    public static func reap(runID: String, grace: Duration = .seconds(5)) async -> Int {
+        let found = groups(ofRun: runID)
+        guard !found.isEmpty else { return 0 }
+        for pgid in found.keys {
+            kill(-pgid, SIGTERM)
+            kill(-pgid, SIGCONT)
+        }
+        let deadline = ContinuousClock.now.advanced(by: grace)
+        while ContinuousClock.now < deadline, !groups(ofRun: runID).isEmpty {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for pgid in groups(ofRun: runID).keys { kill(-pgid, SIGKILL) }
+        let killDeadline = ContinuousClock.now.advanced(by: .seconds(2))
+        while ContinuousClock.now < killDeadline, !groups(ofRun: runID).isEmpty {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return found.count
+    }
+
+    private static func groupAndState(of pid: Int32) -> (Int32, Character)? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        guard fields.count > 2, let pgid = Int32(fields[2]), let state = fields[0].first else { return nil }
+        return (pgid, state)
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Synchronization
+
+/// The one-engine-per-run lease: an exclusive `flock` on `runs/<id>/lease`, held for the life of
+/// the engine's work on the run. The kernel drops it when the engine dies, however it dies, so a
+/// `resume` that gets the lease knows the previous engine is gone.
+public final class RunLease: Sendable {
+    private let lock: Mutex<FileLock?>
+    /// The run.
+    public let runID: String
+
+    /// Takes the lease of a run, or throws exit 75 naming the engine that holds it.
+    /// - Parameter holder: the engine recorded for the run, named in the message.
+    public init(stateDirectory: StateDirectory, runID: String, holder: EngineIdentity? = nil) throws(EngineError) {
+        self.runID = runID
+        let file: FileLock
+        do {
+            _ = try stateDirectory.ensureSubdirectory("runs/\(runID)")
+            file = try FileLock(path: try stateDirectory.runDirectory(runID) + "/lease")
+            guard try file.tryLock() else {
+                let who = holder.map { " (engine pid \($0.pid))" } ?? ""
+                throw EngineError(.runHeld, "run \(runID) is held by another live engine\(who); try again when it has finished")
+            }
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw EngineError(error)
+        }
+        lock = Mutex(file)
+    }
+
+    /// Gives the lease up (also done when the lease is released or the process exits).
+    public func release() {
+        lock.withLock { file in
+            file?.unlock()
+            file = nil
+        }
+    }
+
+    deinit { release() }
+}

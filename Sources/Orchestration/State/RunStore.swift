@@ -1,0 +1,413 @@
+import Foundation
+
+/// The run history in `runs.db`: runs, steps, attempts and events (SPEC §3).
+///
+/// The database is the source of truth; `events.jsonl` is a copy written after each commit.
+/// One `RunStore` wraps one connection and, like it, belongs to one owner at a time (the store
+/// writer's thread, or a command reading history).
+///
+/// Schema (``schemaVersion`` in `PRAGMA user_version`):
+///
+/// | table | one row per | notable columns |
+/// | --- | --- | --- |
+/// | `runs` | run | `status`, `exit_code`, `plan_snapshot` (the plan file's bytes), `variables` (JSON of `--var`), engine `pid` / `start_time` / `boot_id` |
+/// | `steps` | step of a run | `status`, `attempts`, `exit_code`, `signal`, `timed_out`, `error` |
+/// | `attempts` | attempt | `exit_code`, `signal`, `timed_out`, `cancelled`, `engine_lost` as separate facts |
+/// | `events` | event | `seq`, `ts`, `type`, `step_id`, `attempt`, `data` (JSON) |
+public final class RunStore {
+    /// The schema this build reads and writes.
+    public static let schemaVersion = 1
+
+    /// The connection.
+    public let database: SQLiteDatabase
+
+    /// Opens (and for read-write, creates or checks) the store of a state folder.
+    /// - Throws: ``EngineError``: exit 4 for an incompatible schema, 74 for I/O, 5 for symlinks.
+    public init(stateDirectory: StateDirectory, readOnly: Bool = false,
+                synchronous: SQLiteDatabase.Synchronous = .full) throws(EngineError) {
+        let path = stateDirectory.databasePath
+        do {
+            if readOnly {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw EngineError(.unknownReference, "no run history in \(stateDirectory.path) (no runs.db yet)")
+                }
+                database = try SQLiteDatabase(path: path, mode: .readOnly)
+            } else {
+                database = try SQLiteDatabase(path: path, mode: .readWrite, synchronous: synchronous)
+            }
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw EngineError(error)
+        }
+        try checkSchema(readOnly: readOnly)
+    }
+
+    private func checkSchema(readOnly: Bool) throws(EngineError) {
+        let version: Int
+        do {
+            version = try database.userVersion
+            if version == Self.schemaVersion { return }
+            if version == 0 && !readOnly {
+                let created = try database.write { db -> Int in
+                    // Another engine may have created it meanwhile.
+                    guard try db.userVersion == 0 else { return try db.userVersion }
+                    try db.exec(Self.schema)
+                    try db.setUserVersion(Self.schemaVersion)
+                    return Self.schemaVersion
+                }
+                if created == Self.schemaVersion { return }
+            }
+        } catch {
+            throw EngineError(error)
+        }
+        throw EngineError(.protocolViolation,
+                          "\(database.path) has schema version \(version), this engine reads version "
+                          + "\(Self.schemaVersion); use a matching omnibase-agents or a fresh --state-dir")
+    }
+
+    static let schema = """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        plan_id TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending','running','succeeded','failed','cancelled')),
+        exit_code INTEGER,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        trace_id TEXT NOT NULL,
+        stage TEXT,
+        parent_run_id TEXT,
+        plan_path TEXT NOT NULL,
+        plan_dir TEXT NOT NULL,
+        plan_snapshot BLOB NOT NULL,
+        variables TEXT NOT NULL,
+        options TEXT NOT NULL,
+        engine_pid INTEGER,
+        engine_start_time INTEGER,
+        engine_boot_id TEXT,
+        last_seq INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_created ON runs (created_at);
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        step_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending','running','succeeded','failed','skipped','cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER,
+        signal INTEGER,
+        timed_out INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT,
+        finished_at TEXT,
+        error TEXT,
+        PRIMARY KEY (run_id, step_id)
+    );
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        exit_code INTEGER,
+        signal INTEGER,
+        timed_out INTEGER NOT NULL DEFAULT 0,
+        cancelled INTEGER NOT NULL DEFAULT 0,
+        engine_lost INTEGER NOT NULL DEFAULT 0,
+        succeeded INTEGER,
+        error TEXT,
+        PRIMARY KEY (run_id, step_id, attempt),
+        FOREIGN KEY (run_id, step_id) REFERENCES steps (run_id, step_id)
+    );
+    CREATE TABLE events (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        seq INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        type TEXT NOT NULL,
+        step_id TEXT,
+        attempt INTEGER,
+        data TEXT,
+        PRIMARY KEY (run_id, seq)
+    );
+    -- A step's success is recorded at most once per run.
+    CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
+    """
+
+    // MARK: - Writing
+
+    /// A new run's row and its steps, all `pending`.
+    public struct NewRun: Sendable {
+        public var runID: String
+        public var planID: String
+        public var traceID: String
+        public var stage: String?
+        public var parentRunID: String?
+        public var source: PlanSource
+        public var options: JSONValue
+        public var stepIDs: [String]
+        public var engine: EngineIdentity
+
+        /// Creates a run description.
+        public init(runID: String, planID: String, traceID: String, stage: String? = nil, parentRunID: String? = nil,
+                    source: PlanSource, options: JSONValue, stepIDs: [String], engine: EngineIdentity) {
+            self.runID = runID
+            self.planID = planID
+            self.traceID = traceID
+            self.stage = stage
+            self.parentRunID = parentRunID
+            self.source = source
+            self.options = options
+            self.stepIDs = stepIDs
+            self.engine = engine
+        }
+    }
+
+    /// Records a new run (one transaction).
+    public func createRun(_ run: NewRun) throws(EngineError) {
+        let overrides: JSONValue = .object(run.source.overrides.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) })
+        try write { db in
+            try db.cachedStatement("""
+                INSERT INTO runs (run_id, plan_id, status, created_at, trace_id, stage, parent_run_id, plan_path, plan_dir,
+                                  plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id)
+                VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).run(run.runID, run.planID, Timestamp.rfc3339(Date()), run.traceID, run.stage, run.parentRunID,
+                         run.source.displayPath, run.source.directory, run.source.bytes, overrides.serialized(),
+                         run.options.serialized(), run.engine.pid, run.engine.startTime, run.engine.bootID)
+            let insert = try db.cachedStatement("INSERT INTO steps (run_id, step_id, position, status) VALUES (?, ?, ?, 'pending')")
+            for (position, id) in run.stepIDs.enumerated() {
+                try insert.run(run.runID, id, position)
+            }
+        }
+    }
+
+    /// Records that an engine (this one) holds the run now.
+    public func claim(runID: String, engine: EngineIdentity) throws(EngineError) {
+        try write { db in
+            try db.cachedStatement("UPDATE runs SET engine_pid = ?, engine_start_time = ?, engine_boot_id = ? WHERE run_id = ?")
+                .run(engine.pid, engine.startTime, engine.bootID, runID)
+        }
+    }
+
+    /// Records one scheduler turn's events and what they change, in one transaction.
+    public func append(_ events: [RunEvent]) throws(EngineError) {
+        guard let runID = events.first?.runID else { return }
+        try write { db in
+            try Self.apply(events, runID: runID, db: db)
+        }
+    }
+
+    /// Records several batches (of possibly different runs) in one transaction: group commit.
+    public func append(batches: [[RunEvent]]) throws(EngineError) {
+        try write { db in
+            for events in batches {
+                guard let runID = events.first?.runID else { continue }
+                try Self.apply(events, runID: runID, db: db)
+            }
+        }
+    }
+
+    private func write(_ body: (SQLiteDatabase) throws -> Void) throws(EngineError) {
+        do { try database.write(body) } catch { throw EngineError(error) }
+    }
+
+    private static func apply(_ events: [RunEvent], runID: String, db: SQLiteDatabase) throws {
+        let insertEvent = try db.cachedStatement(
+            "INSERT INTO events (run_id, seq, ts, type, step_id, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        var lastSeq: Int64 = 0
+        for event in events {
+            let ts = Timestamp.rfc3339(event.timestamp)
+            try insertEvent.run(runID, event.seq, ts, event.kind.rawValue, event.stepID, event.attempt.map { Int64($0) },
+                                event.data?.serialized())
+            lastSeq = max(lastSeq, event.seq)
+            let data = event.data
+            let exitCode = data?["exit_code"]?.intValue
+            let signal = data?["signal"]?.intValue
+            let timedOut = data?["timed_out"]?.boolValue ?? false
+            switch event.kind {
+            case .runStarted, .runResumed:
+                try db.cachedStatement("UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), finished_at = NULL, exit_code = NULL WHERE run_id = ?")
+                    .run(ts, runID)
+            case .runFinished:
+                try db.cachedStatement("UPDATE runs SET status = ?, exit_code = ?, finished_at = ? WHERE run_id = ?")
+                    .run(data?["status"]?.stringValue ?? "failed", data?["exit_code"]?.intValue, ts, runID)
+            case .stepStarted:
+                let attempt = event.attempt ?? 1
+                try db.cachedStatement("""
+                    UPDATE steps SET status = 'running', attempts = ?, started_at = coalesce(started_at, ?), finished_at = NULL,
+                                     error = NULL WHERE run_id = ? AND step_id = ?
+                    """).run(attempt, ts, runID, event.stepID)
+                try db.cachedStatement("INSERT INTO attempts (run_id, step_id, attempt, started_at) VALUES (?, ?, ?, ?)")
+                    .run(runID, event.stepID, attempt, ts)
+            case .stepAttemptFailed:
+                let lost = data?["engine_lost"]?.boolValue ?? false
+                try db.cachedStatement("""
+                    UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, timed_out = ?, engine_lost = ?, succeeded = 0, error = ?
+                    WHERE run_id = ? AND step_id = ? AND attempt = ?
+                    """).run(ts, exitCode, signal, timedOut, lost, data?["error"]?.stringValue, runID, event.stepID, event.attempt)
+                if lost {
+                    try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
+                }
+            case .stepRetry:
+                try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
+            case .stepSucceeded, .stepFailed:
+                let status = event.kind == .stepSucceeded ? "succeeded" : "failed"
+                try db.cachedStatement("""
+                    UPDATE steps SET status = ?, exit_code = ?, signal = ?, timed_out = ?, finished_at = ?, error = ?
+                    WHERE run_id = ? AND step_id = ?
+                    """).run(status, exitCode, signal, timedOut, ts, data?["error"]?.stringValue, runID, event.stepID)
+                try db.cachedStatement("""
+                    UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
+                           signal = coalesce(signal, ?), timed_out = max(timed_out, ?), succeeded = ?, error = coalesce(error, ?)
+                    WHERE run_id = ? AND step_id = ? AND attempt = ?
+                    """).run(ts, exitCode, signal, timedOut, event.kind == .stepSucceeded, data?["error"]?.stringValue,
+                             runID, event.stepID, event.attempt)
+            case .stepSkipped:
+                try db.cachedStatement("UPDATE steps SET status = 'skipped', error = ? WHERE run_id = ? AND step_id = ?")
+                    .run(data?["reason"]?.stringValue, runID, event.stepID)
+            case .stepCancelled:
+                try db.cachedStatement("""
+                    UPDATE steps SET status = 'cancelled', error = ?, exit_code = coalesce(?, exit_code), signal = coalesce(?, signal),
+                           finished_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END
+                    WHERE run_id = ? AND step_id = ?
+                    """).run(data?["reason"]?.stringValue, exitCode, signal, ts, runID, event.stepID)
+                if let attempt = event.attempt {
+                    try db.cachedStatement("""
+                        UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
+                               signal = coalesce(signal, ?), cancelled = 1, succeeded = 0
+                        WHERE run_id = ? AND step_id = ? AND attempt = ? AND finished_at IS NULL
+                        """).run(ts, exitCode, signal, runID, event.stepID, attempt)
+                }
+            }
+        }
+        try db.cachedStatement("UPDATE runs SET last_seq = max(last_seq, ?) WHERE run_id = ?").run(lastSeq, runID)
+    }
+
+    // MARK: - Reading
+
+    /// A run's row.
+    public struct RunRecord: Sendable {
+        public var runID: String
+        public var planID: String
+        public var status: RunStatus
+        public var exitCode: Int32?
+        public var createdAt: String
+        public var startedAt: String?
+        public var finishedAt: String?
+        public var traceID: String
+        public var stage: String?
+        public var parentRunID: String?
+        public var source: PlanSource
+        public var options: JSONValue
+        public var engine: EngineIdentity?
+        public var lastSeq: Int64
+    }
+
+    private static let runColumns = """
+        run_id, plan_id, status, exit_code, created_at, started_at, finished_at, trace_id, stage, parent_run_id,
+        plan_path, plan_dir, plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id, last_seq
+        """
+
+    private static func runRecord(_ row: Row) -> RunRecord {
+        var overrides: [String: String] = [:]
+        if let text = row.string(13), let value = try? StrictJSONParser.parse(Array(text.utf8)).toValue(),
+           case .object(let members) = value {
+            for member in members { overrides[member.key] = member.value.stringValue ?? "" }
+        }
+        let options = row.string(14).flatMap { try? StrictJSONParser.parse(Array($0.utf8)).toValue() } ?? .object([])
+        let engine = row.isNull(15) ? nil : EngineIdentity(pid: Int32(row.int(15)), startTime: row.int64(16),
+                                                          bootID: row.string(17) ?? "")
+        return RunRecord(
+            runID: row.string(0) ?? "", planID: row.string(1) ?? "",
+            status: RunStatus(rawValue: row.string(2) ?? "") ?? .pending,
+            exitCode: row.isNull(3) ? nil : Int32(row.int(3)), createdAt: row.string(4) ?? "",
+            startedAt: row.string(5), finishedAt: row.string(6), traceID: row.string(7) ?? "", stage: row.string(8),
+            parentRunID: row.string(9),
+            source: PlanSource(displayPath: row.string(10) ?? "", directory: row.string(11) ?? "",
+                               bytes: row.blob(12) ?? [], overrides: overrides),
+            options: options, engine: engine, lastSeq: row.int64(18))
+    }
+
+    /// One run, or nil.
+    public func run(_ runID: String) throws(EngineError) -> RunRecord? {
+        try read { db in
+            try db.query("SELECT \(Self.runColumns) FROM runs WHERE run_id = ?", runID).first.map(Self.runRecord)
+        }
+    }
+
+    /// Runs, newest first, optionally of one status.
+    public func runs(status: RunStatus? = nil, limit: Int = 1000) throws(EngineError) -> [RunRecord] {
+        try read { db in
+            if let status {
+                return try db.query("SELECT \(Self.runColumns) FROM runs WHERE status = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                    status.rawValue, limit).map(Self.runRecord)
+            }
+            return try db.query("SELECT \(Self.runColumns) FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", limit)
+                .map(Self.runRecord)
+        }
+    }
+
+    /// A run's step rows in plan order: (id, status, attempts).
+    public func steps(_ runID: String) throws(EngineError) -> [(id: String, status: StepStatus, attempts: Int)] {
+        try read { db in
+            try db.query("SELECT step_id, status, attempts FROM steps WHERE run_id = ? ORDER BY position", runID).map {
+                (id: $0.string(0) ?? "", status: StepStatus(rawValue: $0.string(1) ?? "") ?? .pending, attempts: $0.int(2))
+            }
+        }
+    }
+
+    /// A run's events in order, after `seq`.
+    public func events(_ runID: String, after seq: Int64 = 0) throws(EngineError) -> [RunEvent] {
+        try read { db in
+            try db.query("SELECT seq, ts, type, step_id, attempt, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+                         runID, seq).map { row in
+                RunEvent(seq: row.int64(0), timestamp: Timestamp.parse(row.string(1) ?? "") ?? Date(timeIntervalSince1970: 0),
+                         runID: runID, kind: RunEvent.Kind(rawValue: row.string(2) ?? "") ?? .runStarted,
+                         stepID: row.string(3), attempt: row.isNull(4) ? nil : row.int(4),
+                         data: row.string(5).flatMap { try? StrictJSONParser.parse(Array($0.utf8)).toValue() })
+            }
+        }
+    }
+
+    /// Attempts whose end was never recorded (the engine died while they ran).
+    public func unfinishedAttempts(_ runID: String) throws(EngineError) -> [(stepID: String, attempt: Int)] {
+        try read { db in
+            try db.query("SELECT step_id, attempt FROM attempts WHERE run_id = ? AND finished_at IS NULL ORDER BY step_id",
+                         runID).map { (stepID: $0.string(0) ?? "", attempt: $0.int(1)) }
+        }
+    }
+
+    /// The report of a stored run, folded from its events exactly as a live run's is.
+    public func report(_ runID: String) throws(EngineError) -> RunReport? {
+        guard let record = try run(runID) else { return nil }
+        var builder = RunReportBuilder(runID: runID, planID: record.planID, stepIDs: try steps(runID).map(\.id),
+                                       traceID: record.traceID)
+        for event in try events(runID) { builder.apply(event) }
+        var report = builder.current
+        report.stage = record.stage
+        if !record.status.isFinal { report.status = record.status }
+        return report
+    }
+
+    /// Durations (seconds) of recent successful attempts per step of a plan, newest first.
+    public func successfulDurations(planID: String, limitRuns: Int = 10) throws(EngineError) -> [String: [Double]] {
+        try read { db in
+            let rows = try db.query("""
+                SELECT a.step_id, a.started_at, a.finished_at FROM attempts a JOIN runs r ON r.run_id = a.run_id
+                WHERE r.plan_id = ? AND a.succeeded = 1 AND r.run_id IN
+                      (SELECT run_id FROM runs WHERE plan_id = ? ORDER BY created_at DESC LIMIT ?)
+                ORDER BY r.created_at DESC
+                """, planID, planID, limitRuns)
+            var result: [String: [Double]] = [:]
+            for row in rows {
+                guard let id = row.string(0), let start = row.string(1).flatMap(Timestamp.parse),
+                      let end = row.string(2).flatMap(Timestamp.parse) else { continue }
+                result[id, default: []].append(end.timeIntervalSince(start))
+            }
+            return result
+        }
+    }
+
+    private func read<T>(_ body: (SQLiteDatabase) throws -> T) throws(EngineError) -> T {
+        do { return try body(database) } catch let error as EngineError { throw error } catch { throw EngineError(error) }
+    }
+}

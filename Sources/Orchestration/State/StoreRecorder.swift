@@ -1,0 +1,182 @@
+import Foundation
+import Synchronization
+
+/// Tells the executor when recorded events are durable.
+public protocol CommitGate: Sendable {
+    /// The highest `seq` known to be durable.
+    var durableSeq: Int64 { get }
+    /// Returns once every event with `seq <= seq` is durable.
+    /// - Throws: ``EngineError`` if the store failed.
+    func waitUntilDurable(_ seq: Int64) async throws(EngineError)
+}
+
+/// Records a run's events in `runs.db`, then in `events.jsonl`, on a dedicated writer thread with
+/// group commit.
+///
+/// `record` only queues a scheduler turn's events and returns. The writer thread takes
+/// everything queued, commits it in one `BEGIN IMMEDIATE` transaction (one fsync with
+/// `synchronous=FULL`), appends the same events to `events.jsonl`, then publishes the new
+/// ``durableSeq``. While one commit is being fsynced, the next turns queue up and go in the next
+/// transaction, so 10,000 fast steps do not mean 10,000 fsyncs. The executor starts a step only
+/// when its dependencies' results are durable (``CommitGate``).
+///
+/// The writer is a thread of its own, not a task, because SQLite's calls block (an fsync takes
+/// milliseconds) and the cooperative pool has only as many threads as cores.
+public final class StoreRecorder: RunObserver, CommitGate {
+    private struct Waiter {
+        var seq: Int64
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var queued: [[RunEvent]] = []
+        var durable: Int64 = 0
+        var waiters: [Waiter] = []
+        var failure: EngineError?
+        var closing = false
+        /// Transactions committed (for tests and benchmarks).
+        var commits = 0
+    }
+
+    /// What the recorder and its writer thread share.
+    private final class Shared: Sendable {
+        let state: Mutex<State>
+        let wakeup = DispatchSemaphore(value: 0)
+        let stopped = DispatchSemaphore(value: 0)
+        init(durable: Int64) { state = Mutex(State(durable: durable)) }
+    }
+
+    private let shared: Shared
+    private var wakeup: DispatchSemaphore { shared.wakeup }
+    private var stopped: DispatchSemaphore { shared.stopped }
+    /// The events file this recorder appends to.
+    public let eventsPath: String
+
+    /// Starts the writer thread with its own connection.
+    /// - Parameters:
+    ///   - stateDirectory: the state folder.
+    ///   - runID: the run whose `events.jsonl` is appended (its tail is repaired from the
+    ///     database first).
+    ///   - durableSeq: the last `seq` already in the database (resume).
+    /// - Throws: ``EngineError`` when the database or the events file cannot be opened.
+    public init(stateDirectory: StateDirectory, runID: String, durableSeq: Int64 = 0,
+                synchronous: SQLiteDatabase.Synchronous = .full) throws(EngineError) {
+        let shared = Shared(durable: durableSeq)
+        self.shared = shared
+        eventsPath = stateDirectory.path + "/runs/\(runID)/events.jsonl"
+        let opened = Mutex<EngineError?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            // The connection and the file live and die on this thread.
+            let store: RunStore
+            let events: EventLogFile
+            do {
+                store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
+                events = try EventLogFile(stateDirectory: stateDirectory, runID: runID)
+                try events.repair(from: store.events(runID))
+            } catch {
+                opened.withLock { $0 = EngineError(error) }
+                ready.signal()
+                shared.stopped.signal()
+                return
+            }
+            ready.signal()
+            Self.writerLoop(store: store, events: events, shared: shared)
+            shared.stopped.signal()
+        }
+        thread.name = "omnibase-store-writer"
+        thread.start()
+        ready.wait()
+        if let error = opened.withLock({ $0 }) { throw error }
+    }
+
+    private static func writerLoop(store: RunStore, events: EventLogFile, shared: Shared) {
+        while true {
+            shared.wakeup.wait()
+            let (batches, closing) = shared.state.withLock { state -> ([[RunEvent]], Bool) in
+                let batches = state.queued
+                state.queued.removeAll(keepingCapacity: true)
+                return (batches, state.closing)
+            }
+            if !batches.isEmpty {
+                let lastSeq = batches.last?.last?.seq ?? 0
+                var failure: EngineError?
+                do {
+                    try store.append(batches: batches)
+                    try events.append(batches.joined())
+                } catch {
+                    failure = EngineError(error)
+                }
+                let ready = shared.state.withLock { state -> [Waiter] in
+                    state.commits += 1
+                    if let failure, state.failure == nil { state.failure = failure }
+                    if state.failure == nil { state.durable = max(state.durable, lastSeq) }
+                    let durable = state.durable
+                    let failed = state.failure != nil
+                    let ready = state.waiters.filter { failed || $0.seq <= durable }
+                    state.waiters.removeAll { failed || $0.seq <= durable }
+                    return ready
+                }
+                let failureNow = shared.state.withLock { $0.failure }
+                for waiter in ready {
+                    if let failureNow { waiter.continuation.resume(throwing: failureNow) } else { waiter.continuation.resume() }
+                }
+            }
+            if closing && shared.state.withLock({ $0.queued.isEmpty }) { return }
+        }
+    }
+
+    public func record(_ events: [RunEvent]) async throws {
+        guard !events.isEmpty else { return }
+        let failure = shared.state.withLock { state -> EngineError? in
+            if let failure = state.failure { return failure }
+            precondition(!state.closing, "events recorded after the recorder was closed")
+            state.queued.append(events)
+            return nil
+        }
+        if let failure { throw failure }
+        wakeup.signal()
+    }
+
+    public var durableSeq: Int64 { shared.state.withLock { $0.durable } }
+
+    /// Transactions committed so far.
+    public var commitCount: Int { shared.state.withLock { $0.commits } }
+
+    public func waitUntilDurable(_ seq: Int64) async throws(EngineError) {
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Void, EngineError>? = shared.state.withLock { state in
+                    if let failure = state.failure { return .failure(failure) }
+                    if state.durable >= seq { return .success(()) }
+                    state.waiters.append(Waiter(seq: seq, continuation: continuation))
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } catch {
+            throw EngineError(error)
+        }
+    }
+
+    /// Commits what is queued, stops the writer thread and closes the connection.
+    /// - Throws: the store's failure, if any.
+    public func close() async throws(EngineError) {
+        let alreadyClosing = shared.state.withLock { state in
+            defer { state.closing = true }
+            return state.closing
+        }
+        guard !alreadyClosing else { return }
+        wakeup.signal()
+        // The thread finishes its last commit and exits; waiting for it blocks briefly, off the
+        // caller's actor on a detached task so the cooperative pool is not held.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let stopped = self.stopped
+            Thread {
+                stopped.wait()
+                continuation.resume()
+            }.start()
+        }
+        if let failure = shared.state.withLock({ $0.failure }) { throw failure }
+    }
+}
