@@ -249,6 +249,8 @@ private struct RunLoop {
     var lastOutcome: [AttemptOutcome?]
     var stopReason: StopReason?
     var observerFailure: EngineError?
+    /// The number of each step's latest attempt (0 until it starts).
+    var attempts: [Int]
     /// The `seq` of each step's final event (0 until it has one).
     var finalSeq: [Int64]
     /// Attempts the state machine started that wait for their dependencies' results to be durable.
@@ -268,6 +270,7 @@ private struct RunLoop {
         nextSeq = options.firstSeq
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
         finalSeq = [Int64](repeating: 0, count: graph.count)
+        attempts = options.previousAttempts ?? [Int](repeating: 0, count: graph.count)
     }
 
     mutating func emit(_ kind: RunEvent.Kind, step: Int? = nil, attempt: Int? = nil, data: JSONValue? = nil) {
@@ -294,13 +297,13 @@ private struct RunLoop {
     }
 
     private func attemptNumber(_ step: Int) -> Int? {
-        let attempts = builder.current.steps[step].attempts
-        return attempts > 0 ? attempts : nil
+        attempts[step] > 0 ? attempts[step] : nil
     }
 
     mutating func event(for action: SchedulerStateMachine.Action) {
         switch action {
         case .start(let step, let attempt):
+            attempts[step] = attempt
             emit(.stepStarted, step: step, attempt: attempt)
         case .scheduleRetry(let step, let attempt, let delay):
             emit(.stepRetry, step: step, attempt: attempt, data: ["delay_sec": .double(Self.seconds(delay))])

@@ -47,8 +47,7 @@ enum CLI {
 
     static func main(_ arguments: [String]) async -> Int32 {
         guard let first = arguments.first else {
-            FileHandle.standardError.write(Data(("omnibase-agents: missing command\n\n" + help).utf8))
-            return 2
+            return fail(EngineError(.usage, "missing command; run 'omnibase-agents --help' for the list"))
         }
         if first == "-h" || first == "--help" || first == "help" {
             print(help, terminator: "")

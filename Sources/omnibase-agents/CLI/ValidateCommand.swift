@@ -18,7 +18,10 @@ struct ValidateCommand: CLICommand {
     let variables: [String: String]
 
     init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: ["--var"], flags: [])
+        // The common options are accepted (so scripts can pass them everywhere); validate uses none.
+        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--var"]),
+                                          flags: CommonOptions.flags)
+        _ = try CommonOptions(scanner)
         guard scanner.remainingPositionals.count == 1 else {
             throw usage(scanner.remainingPositionals.isEmpty ? "validate needs a plan file"
                         : "validate takes one plan file, got \(scanner.remainingPositionals.count) arguments")
