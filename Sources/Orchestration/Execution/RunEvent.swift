@@ -63,15 +63,29 @@ public struct RunEvent: Sendable, Hashable {
 public enum Timestamp {
     /// Formats a date.
     public static func rfc3339(_ date: Date) -> String {
-        var seconds = date.timeIntervalSince1970
-        var millis = Int((seconds * 1000).rounded(.down)) % 1000
-        if millis < 0 { millis += 1000 }
-        seconds.round(.down)
+        let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = totalMillis / 1000
+        var millis = totalMillis % 1000
+        if millis < 0 { millis += 1000; seconds -= 1 }
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        var bytes = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int, _ at: Int, _ width: Int) {
+            var value = value
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                bytes[i] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, 0, 4); bytes[4] = UInt8(ascii: "-")
+        put(Int(parts.tm_mon) + 1, 5, 2); bytes[7] = UInt8(ascii: "-")
+        put(Int(parts.tm_mday), 8, 2); bytes[10] = UInt8(ascii: "T")
+        put(Int(parts.tm_hour), 11, 2); bytes[13] = UInt8(ascii: ":")
+        put(Int(parts.tm_min), 14, 2); bytes[16] = UInt8(ascii: ":")
+        put(Int(parts.tm_sec), 17, 2); bytes[19] = UInt8(ascii: ".")
+        put(Int(millis), 20, 3); bytes[23] = UInt8(ascii: "Z")
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Parses what ``rfc3339(_:)`` writes (and whole seconds without a fraction).

@@ -37,11 +37,11 @@ public struct RunReportBuilder: Sendable {
             if let code = event.data?["exit_code"]?.intValue { report.exitCode = Int32(code) }
         default:
             guard let id = event.stepID, let index = indexByID[id] else { return }
-            applyStepEvent(event, to: &report.steps[index])
+            Self.applyStepEvent(event, to: &report.steps[index])
         }
     }
 
-    private func applyStepEvent(_ event: RunEvent, to step: inout RunReport.StepReport) {
+    private static func applyStepEvent(_ event: RunEvent, to step: inout RunReport.StepReport) {
         let data = event.data
         func takeOutcome() {
             step.exitCode = data?["exit_code"]?.intValue.map(Int32.init)
