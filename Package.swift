@@ -16,6 +16,8 @@ let package = Package(
         .target(name: "Orchestration", dependencies: ["CSQLite", "COmnibaseShims"]),
         .target(name: "Agents", dependencies: ["Orchestration"]),
         .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Agents"]),
+        // The benchmark harness: `swift run -c release omnibase-bench --help`.
+        .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration"], path: "Benchmarks/omnibase-bench"),
         .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims"]),
         .testTarget(name: "CLITests", dependencies: ["Orchestration", "omnibase-agents"]),
     ]

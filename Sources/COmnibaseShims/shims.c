@@ -15,7 +15,7 @@ int omni_wexitstatus(int status) { return WEXITSTATUS(status); }
 int omni_wifsignaled(int status) { return WIFSIGNALED(status); }
 int omni_wtermsig(int status) { return WTERMSIG(status); }
 
-/* Moves a log fd that sits on 0, 1 or 2 (possible only if the engine closed its own stdio) above
+/* Moves an output fd that sits on 0, 1 or 2 (possible only if the engine closed its own stdio) above
  * 2, so that the file actions below cannot overwrite it before it is duplicated. */
 static int omni_lift_above_stdio(int fd, int *owned) {
     *owned = -1;
@@ -92,7 +92,34 @@ int omni_pidfd_open(pid_t pid) {
 #endif
 }
 
+int omni_output_pipe(int fds[2]) {
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    /* O_NONBLOCK lives on the open file description, and each end has its own: setting it on the
+     * read end leaves the child's write end blocking. */
+    int flags = fcntl(fds[0], F_GETFL);
+    if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) < 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
 int omni_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int omni_epoll_add(int epfd, int fd, uint64_t token) {
+    struct epoll_event event = {0};
+    event.events = EPOLLIN;
+    event.data.u64 = token;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int omni_epoll_delete(int epfd, int fd) {
+    struct epoll_event unused = {0}; /* kernels before 2.6.9 required a non-NULL event */
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &unused);
+}
 
 int omni_epoll_add_oneshot(int epfd, int fd, uint64_t token) {
     struct epoll_event event = {0};

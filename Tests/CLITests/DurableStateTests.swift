@@ -84,7 +84,7 @@ private func fileEvents(_ state: String, _ runID: String) throws -> [StoredEvent
 /// The invariants of a run's durable record: an intact database, seqs 1...N without gaps, at
 /// most one `step_succeeded` per step, and an `events.jsonl` equal to the database's events.
 private func expectConsistentRecord(_ state: String, _ runID: String, _ context: String,
-                                    sourceLocation: SourceLocation = #_sourceLocation) throws {
+                                    sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
     let db = try openHistory(state)
     #expect(try db.integrityCheck() == "ok", "\(context): integrity_check", sourceLocation: sourceLocation)
     let duplicates = try db.query("""
@@ -98,8 +98,8 @@ private func expectConsistentRecord(_ state: String, _ runID: String, _ context:
     #expect(lastSeq == stored.count, "\(context): runs.last_seq \(lastSeq ?? -1) for \(stored.count) events",
             sourceLocation: sourceLocation)
     let file = try fileEvents(state, runID)
-    #expect(file == stored, "\(context): events.jsonl differs from runs.db: file \(file.count) events, db \(stored.count); "
-            + "first difference: \(zip(file, stored).first { $0 != $1 }.map { "\($0.0) vs \($0.1)" } ?? "length")",
+    let difference = zip(file, stored).first { $0 != $1 }.map { "\($0.0) vs \($0.1)" } ?? "length"
+    #expect(file == stored, "\(context): events.jsonl differs from runs.db: file \(file.count) events, db \(stored.count); first difference: \(difference)",
             sourceLocation: sourceLocation)
 }
 
@@ -120,7 +120,7 @@ private func isLiveEngine(_ pid: Int32) -> Bool {
 }
 
 /// Error output is one line (the SPEC's "one clear sentence").
-private func expectOneLine(_ result: CLIResult, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) {
+private func expectOneLine(_ result: CLIResult, _ context: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
     let lines = result.stderr.split(separator: "\n")
     #expect(lines.count == 1, "\(context): expected one line on stderr, got: \(result.stderr)", sourceLocation: sourceLocation)
     #expect(result.stderr.hasPrefix("omnibase-agents: error: "), "\(context): \(result.stderr)", sourceLocation: sourceLocation)
@@ -352,10 +352,11 @@ struct DurableStateTests {
             }
             plans.append(dir.write("p\(engine).json", planJSON(steps, globals: "{\"max_concurrency\": 4}", id: "P\(engine)")))
         }
-        async let r0 = runCLI(["run", plans[0], "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(120))
-        async let r1 = runCLI(["run", plans[1], "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(120))
-        async let r2 = runCLI(["run", plans[2], "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(120))
-        async let r3 = runCLI(["run", plans[3], "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(120))
+        let (plan0, plan1, plan2, plan3, folder) = (plans[0], plans[1], plans[2], plans[3], dir.path)
+        async let r0 = runCLI(["run", plan0, "--format", "json", "--state-dir", state], in: folder, timeout: .seconds(120))
+        async let r1 = runCLI(["run", plan1, "--format", "json", "--state-dir", state], in: folder, timeout: .seconds(120))
+        async let r2 = runCLI(["run", plan2, "--format", "json", "--state-dir", state], in: folder, timeout: .seconds(120))
+        async let r3 = runCLI(["run", plan3, "--format", "json", "--state-dir", state], in: folder, timeout: .seconds(120))
         let results = await [r0, r1, r2, r3]
         var runIDs: [String] = []
         for (index, result) in results.enumerated() {
@@ -393,8 +394,9 @@ struct DurableStateTests {
         let runID = try #require(try failed.json()["run_id"]?.stringValue)
         try FileManager.default.removeItem(atPath: dir.path + "/fail")
 
-        async let a = runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
-        async let b = runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        let folder = dir.path
+        async let a = runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: folder)
+        async let b = runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: folder)
         let results = await [a, b]
         #expect(results.map(\.status).sorted() == [0, 75], "\(results.map { "\($0.status): \($0.stderr)" })")
         if let refused = results.first(where: { $0.status == 75 }) {

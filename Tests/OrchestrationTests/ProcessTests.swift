@@ -169,6 +169,117 @@ struct ProcessTests {
         #expect(size == 50_000_000)
     }
 
+    @Test func silentStepCreatesNoLogFiles() async throws {
+        let scratch = try Scratch()
+        let outcome = await LocalProcess.run(scratch.spec("/bin/true"))
+        #expect(outcome.succeeded)
+        #expect(outcome.logError == nil)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("out")))
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("err")))
+        // Only the stream that carries bytes gets its file.
+        #expect(await LocalProcess.run(scratch.spec("sh", ["-c", "echo only-err >&2"])).succeeded)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("out")))
+        #expect(try scratch.read("err") == "only-err\n")
+    }
+
+    @Test func largeOutputOnBothStreamsIsCompleteAndMemoryStaysFlat() async throws {
+        let scratch = try Scratch()
+        let before = try #require(residentKilobytes())
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", "head -c 1000000 /dev/zero >&2 & head -c 50000000 /dev/zero; wait"]))
+        let after = try #require(residentKilobytes())
+        #expect(outcome.succeeded)
+        #expect(outcome.logError == nil)
+        #expect(try scratch.size("out") == 50_000_000)
+        #expect(try scratch.size("err") == 1_000_000)
+        #expect(after - before < 30_000, "the engine's resident memory grew by \(after - before) KiB")
+    }
+
+    @Test func outputOfAGrandchildAfterTheLeaderExitedLandsInTheLog() async throws {
+        let scratch = try Scratch()
+        let go = scratch.path("go")
+        // The grandchild holds both pipes and writes only once the test says so, after `run` returned.
+        let script = "(while [ ! -e \(go) ]; do sleep 0.01; done; echo late; echo late-err >&2; echo last) & echo early"
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", script]))
+        #expect(outcome.succeeded)
+        #expect(try scratch.read("out") == "early\n")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("err")))
+        _ = try scratch.write("go", "", mode: 0o600)
+        #expect(await scratch.waitUntil { (try? scratch.read("out")) == "early\nlate\nlast\n" })
+        #expect(try scratch.read("err") == "late-err\n")
+    }
+
+    @Test func backgroundProcessHoldingThePipesDoesNotDelayTheReturn() async throws {
+        let scratch = try Scratch()
+        let pidFile = scratch.path("daemon")
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", "sleep 30 & echo $! > \(pidFile)"]))
+        let elapsed = clock.now - start
+        let daemon = try #require(await scratch.waitForPid(pidFile))
+        defer { kill(daemon, SIGKILL) }
+        #expect(outcome.succeeded)
+        #expect(elapsed < .seconds(2), "run waited \(elapsed) for a background process that holds its pipes")
+        #expect(elapsed >= OutputDrain.window, "run returned before the drain window passed")
+        #expect(ProcessTable.entry(pid: daemon)?.isAlive == true)
+    }
+
+    @Test func logFileThatCannotBeCreatedIsReportedAndDrained() async throws {
+        let scratch = try Scratch()
+        var spec = scratch.spec("sh", ["-c", "head -c 1000000 /dev/zero; echo to-err >&2; exit 3"])
+        spec.stdoutPath = scratch.path("no-such-dir/out")
+        let outcome = await LocalProcess.run(spec)
+        // The process ran to its own end: a megabyte into a log that does not exist did not block it.
+        #expect(outcome.termination == .exited(3))
+        #expect(outcome.logError == "cannot create the stdout log \(spec.stdoutPath): No such file or directory")
+        #expect(try scratch.read("err") == "to-err\n")
+    }
+
+    @Test func logFileThatCannotBeWrittenIsReported() async throws {
+        let scratch = try Scratch()
+        var spec = scratch.spec("sh", ["-c", "head -c 1000000 /dev/zero; echo to-err >&2"])
+        spec.stdoutPath = "/dev/full"
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.succeeded)
+        let error = try #require(outcome.logError)
+        #expect(error.hasPrefix("cannot write the stdout log /dev/full after 0 bytes: No space left on device"))
+        #expect(try scratch.read("err") == "to-err\n")
+    }
+
+    @Test func outputBeforeATimeoutIsInTheLogWhenRunReturns() async throws {
+        let scratch = try Scratch()
+        let marker = scratch.path("ready")
+        var spec = scratch.spec("sh", ["-c", "echo before; echo before-err >&2; sleep 100 & echo $$ > \(marker); wait"])
+        spec.timeout = .milliseconds(300)
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.timedOut && outcome.survivors == 0)
+        #expect(try scratch.read("out") == "before\n")
+        #expect(try scratch.read("err") == "before-err\n")
+    }
+
+    @Test func devNullNeedsNoPipe() async throws {
+        let scratch = try Scratch()
+        var spec = scratch.spec("sh", ["-c", "echo gone; echo kept >&2"])
+        spec.stdoutPath = "/dev/null"
+        #expect(await LocalProcess.run(spec).succeeded)
+        #expect(try scratch.read("err") == "kept\n")
+        spec.stderrPath = "/dev/null"
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.succeeded && outcome.logError == nil)
+    }
+
+    @Test func directFilesFallbackCreatesBothFiles() async throws {
+        let scratch = try Scratch()
+        let pump = OutputPump(strategy: .directFiles)
+        let outcome = await LocalProcess.run(scratch.spec("sh", ["-c", "echo to-out"]), monitor: .shared, pump: pump)
+        #expect(outcome.succeeded)
+        #expect(try scratch.read("out") == "to-out\n")
+        #expect(try scratch.read("err") == "")
+        var spec = scratch.spec("/bin/true")
+        spec.stdoutPath = scratch.path("no-such-dir/out")
+        let failed = await LocalProcess.run(spec, monitor: .shared, pump: pump)
+        #expect(failed.termination == .failedToStart("cannot open the stdout log \(spec.stdoutPath): No such file or directory"))
+    }
+
     // MARK: - Environment, arguments, signal state
 
     @Test func childSeesExactlyTheGivenEnvironment() async throws {
@@ -437,6 +548,10 @@ private final class Scratch {
         try Data(contentsOf: URL(fileURLWithPath: path(name)))
     }
 
+    func size(_ name: String) throws -> Int? {
+        try FileManager.default.attributesOfItem(atPath: path(name))[.size] as? Int
+    }
+
     /// Polls (every 5 ms, for at most 10 s) until `condition` holds.
     func waitUntil(_ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now.advanced(by: .seconds(10))
@@ -457,4 +572,12 @@ private final class Scratch {
         }
         return pid
     }
+}
+
+/// The engine's resident memory in KiB (`VmRSS` in `/proc/self/status`).
+private func residentKilobytes() -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return nil }
+    return Int(line.dropFirst("VmRSS:".count).split(separator: " ").first ?? "")
 }

@@ -13,15 +13,24 @@ int omni_wtermsig(int status);
 /*
  * Starts `path` with posix_spawn as the leader of a new process group (pgid == pid), with an
  * empty signal mask, every signal at its default disposition, stdin from /dev/null, and
- * `stdout_fd`/`stderr_fd` as fds 1 and 2. `cwd` may be NULL (inherit). `argv` and `envp` are
- * NULL-terminated. Returns 0 and stores the pid, or returns the error number (errno is not set).
- * The log fds should be close-on-exec: the dup2 onto 1 and 2 clears the flag on the copies only.
+ * `stdout_fd`/`stderr_fd` (pipe write ends, or /dev/null) as fds 1 and 2. `cwd` may be NULL
+ * (inherit). `argv` and `envp` are NULL-terminated. Returns 0 and stores the pid, or returns the
+ * error number (errno is not set). The output fds should be close-on-exec: the dup2 onto 1 and 2
+ * clears the flag on the copies only.
  */
 int omni_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
                int stdout_fd, int stderr_fd, pid_t *pid_out);
 
 /* pidfd_open(2) through syscall(2) (close-on-exec by definition). Returns the fd, or -1 and errno. */
 int omni_pidfd_open(pid_t pid);
+
+/*
+ * pipe2(O_CLOEXEC) for a child's output: fds[0] is the read end, made O_NONBLOCK for the engine's
+ * pump; fds[1] is the write end, left blocking for the child (a full pipe makes the child wait:
+ * back-pressure). Close-on-exec from the start, so no concurrent spawn inherits either end.
+ * Returns 0, or -1 and errno (nothing is left open then).
+ */
+int omni_output_pipe(int fds[2]);
 
 /* epoll_create1(EPOLL_CLOEXEC). Returns the fd, or -1 and errno. */
 int omni_epoll_create(void);
@@ -31,6 +40,15 @@ int omni_epoll_create(void);
  * struct epoll_event stays on the C side). Returns 0, or -1 and errno.
  */
 int omni_epoll_add_oneshot(int epfd, int fd, uint64_t token);
+
+/*
+ * Adds `fd` to `epfd` for EPOLLIN, level-triggered (EPOLLHUP and EPOLLERR are always reported),
+ * tagged with `token`. Returns 0, or -1 and errno.
+ */
+int omni_epoll_add(int epfd, int fd, uint64_t token);
+
+/* Removes `fd` from `epfd`. Returns 0, or -1 and errno. */
+int omni_epoll_delete(int epfd, int fd);
 
 /*
  * epoll_wait(2) that copies the tokens of the ready fds into `tokens`. Returns the number of

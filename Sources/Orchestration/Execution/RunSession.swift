@@ -10,28 +10,39 @@ public struct RunRequest: Sendable, Hashable {
     public var to: String?
     /// The stage, for stage orchestrators.
     public var stage: String?
+    /// Free-form labels kept with the run (e.g. the git commit a stage ran on), readable from
+    /// ``RunStore/RunRecord/options`` under `labels`.
+    public var labels: [String: String]
 
     /// Creates a request.
-    public init(maxConcurrency: Int? = nil, from: String? = nil, to: String? = nil, stage: String? = nil) {
+    public init(maxConcurrency: Int? = nil, from: String? = nil, to: String? = nil, stage: String? = nil,
+                labels: [String: String] = [:]) {
         self.maxConcurrency = maxConcurrency
         self.from = from
         self.to = to
         self.stage = stage
+        self.labels = labels
     }
 
-    var json: JSONValue {
+    /// The request as stored in the run's `options` column.
+    public var json: JSONValue {
         .object([
             "max_concurrency": maxConcurrency.map { .int($0) } ?? .null,
             "from": from.map { .string($0) } ?? .null,
             "to": to.map { .string($0) } ?? .null,
+            "labels": .object(labels.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) }),
         ])
     }
 
-    init(json: JSONValue, stage: String?) {
+    /// A request read back from a run's `options` column.
+    public init(json: JSONValue, stage: String?) {
         maxConcurrency = json["max_concurrency"]?.intValue
         from = json["from"]?.stringValue
         to = json["to"]?.stringValue
         self.stage = stage
+        var labels: [String: String] = [:]
+        for member in json["labels"]?.objectValue ?? [] { labels[member.key] = member.value.stringValue ?? "" }
+        self.labels = labels
     }
 }
 

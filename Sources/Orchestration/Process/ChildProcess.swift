@@ -10,11 +10,24 @@ struct ChildProcess: Sendable {
     let pidfd: Int32
     /// Signalled when the leader exits.
     let exit: ExitWatch
+    /// Signalled when the child's output pipes are read to end-of-file; `nil` when its output
+    /// goes to `/dev/null` or straight into files.
+    let output: OutputDrain?
 
     /// How long teardown waits, after SIGKILL, for the leader to exit and the group to empty.
     static let killSettleBound: Duration = .seconds(2)
     /// How often teardown re-reads `/proc` while the group empties.
     static let killSettlePoll: Duration = .milliseconds(5)
+
+    /// Waits, at most ``OutputDrain/window`` and even if the calling task is cancelled, for the
+    /// output to be copied to the end; call it after reaping (or tearing down) the group.
+    ///
+    /// - Returns: What went wrong with the log files so far, if anything.
+    func settleOutput() async -> String? {
+        guard let output else { return nil }
+        _ = await output.wait(until: ContinuousClock.now.advanced(by: OutputDrain.window))
+        return output.error
+    }
 
     /// Reaps the leader, which must have exited (so this does not block), and closes its pidfd.
     func reap() -> ProcessOutcome.Termination {

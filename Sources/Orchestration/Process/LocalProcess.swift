@@ -4,22 +4,30 @@
 /// inherit the spawning thread's blocked signal mask on Linux, among other problems).
 ///
 /// ## One attempt
-/// 1. The command is looked up (``ProcessSpec/command``), the log files are created, and the
-///    child is started with `posix_spawn` as the leader of a new process group, with an empty
-///    signal mask, default signal dispositions and stdin from `/dev/null`.
+/// 1. The command is looked up (``ProcessSpec/command``), a pipe is created for each log path
+///    and handed to the ``OutputPump`` thread, and the child is started with `posix_spawn` as the
+///    leader of a new process group, with an empty signal mask, default signal dispositions,
+///    stdin from `/dev/null` and the pipes' write ends as stdout and stderr. The pump copies the
+///    pipes into the log files, creating each file on the stream's first byte.
 /// 2. Its exit is observed by the ``ProcessMonitor`` thread through a pidfd; no thread of the
 ///    cooperative pool ever blocks. The exited leader is left a zombie until step 3 is decided.
-/// 3. If the leader exits first, it is reaped and the outcome returned. Background processes it
-///    left behind are **not** killed (as with `make`: a step may start a daemon on purpose).
+/// 3. If the leader exits first, it is reaped. Background processes it left behind are **not**
+///    killed (as with `make`: a step may start a daemon on purpose).
 ///    If the timeout passes or the calling task is cancelled first, the whole group is torn
 ///    down: SIGTERM and SIGCONT, ``ProcessSpec/killGrace`` for the leader to exit, SIGKILL to the
 ///    group in every case, a bounded check that no member still runs, then the leader is reaped.
+/// 4. The attempt waits for the pump to read the pipes to end-of-file, at most
+///    ``OutputDrain/window``, and returns. End-of-file comes at once unless a background process
+///    still holds a pipe; the pump then goes on copying its output until it closes the pipe.
 ///
 /// - Important: A descendant that leaves the group (`setsid`, `setpgid`, daemons that double-fork
 ///   into their own session) is out of reach of the teardown and is not counted in
 ///   ``ProcessOutcome/survivors``; only cgroups or PID namespaces could contain it.
 public enum LocalProcess {
     /// Runs one process to completion; never throws: every failure is in the outcome.
+    ///
+    /// It returns once the leader has been reaped and its output is in the log files, or
+    /// ``OutputDrain/window`` after the reaping if a background process still holds a pipe.
     ///
     /// Cancellation of the calling task tears the process group down (SIGTERM and SIGCONT, grace,
     /// SIGKILL, check that the group is empty) and returns with ``ProcessOutcome/cancelled`` set.
@@ -35,13 +43,13 @@ public enum LocalProcess {
         await run(spec, monitor: .shared)
     }
 
-    /// ``run(_:)`` with an explicit monitor (tests use the thread-per-child fallback).
-    static func run(_ spec: ProcessSpec, monitor: ProcessMonitor) async -> ProcessOutcome {
+    /// ``run(_:)`` with an explicit monitor and pump (tests use their fallbacks).
+    static func run(_ spec: ProcessSpec, monitor: ProcessMonitor, pump: OutputPump = .shared) async -> ProcessOutcome {
         if Task.isCancelled {
             return ProcessOutcome(termination: .failedToStart("cancelled before the process was started"), cancelled: true)
         }
         let child: ChildProcess
-        switch await ProcessLauncher.launch(spec, monitor: monitor) {
+        switch await ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
         case .success(let started): child = started
         case .failure(let failure): return ProcessOutcome(termination: .failedToStart(failure.message))
         }
@@ -50,7 +58,8 @@ public enum LocalProcess {
         let reason: ProcessOutcome.TeardownReason
         switch await child.exit.wait(until: deadline) {
         case .exited:
-            return ProcessOutcome(termination: child.reap(), pid: child.pid)
+            let termination = child.reap()
+            return ProcessOutcome(termination: termination, pid: child.pid, logError: await child.settleOutput())
         case .deadlinePassed:
             reason = .timeout
         case .cancelled:
@@ -64,7 +73,8 @@ public enum LocalProcess {
             timedOut: reason == .timeout,
             cancelled: reason == .cancellation,
             pid: child.pid,
-            survivors: teardown.survivors
+            survivors: teardown.survivors,
+            logError: await child.settleOutput()
         )
     }
 }

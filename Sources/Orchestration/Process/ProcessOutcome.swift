@@ -43,6 +43,15 @@ public struct ProcessOutcome: Sendable, Equatable {
     /// Live (non-zombie) members of the process group still found after a teardown; 0 when the
     /// group was emptied, and always 0 after a normal exit (nothing is torn down then).
     public var survivors: Int
+    /// What went wrong with the log files (one could not be created, the disk filled up), or
+    /// `nil`; it does not change ``termination``. The output that could not be stored was read
+    /// and discarded, so the process was never blocked by it.
+    ///
+    /// - Important: It covers what happened until ``LocalProcess/run(_:)`` returned. Output that
+    ///   a background process writes later still goes to the log, but errors with it are not
+    ///   reported anywhere. (In the rare fallback where the child writes into its log files
+    ///   directly, a full disk fails the child's own writes instead, and nothing is reported here.)
+    public var logError: String?
 
     /// `true` when the leader exited with status 0 on its own, before any timeout or cancellation.
     public var succeeded: Bool {
@@ -57,11 +66,16 @@ public struct ProcessOutcome: Sendable, Equatable {
     ///   - cancelled: Whether cancellation tore the group down.
     ///   - pid: The leader's pid, if one was started.
     ///   - survivors: Live group members left after a teardown.
-    public init(termination: Termination, timedOut: Bool = false, cancelled: Bool = false, pid: Int32? = nil, survivors: Int = 0) {
+    ///   - logError: What went wrong with the log files, if anything.
+    public init(
+        termination: Termination, timedOut: Bool = false, cancelled: Bool = false, pid: Int32? = nil, survivors: Int = 0,
+        logError: String? = nil
+    ) {
         self.termination = termination
         self.timedOut = timedOut
         self.cancelled = cancelled
         self.pid = pid
         self.survivors = survivors
+        self.logError = logError
     }
 }

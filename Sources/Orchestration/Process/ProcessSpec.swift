@@ -3,8 +3,9 @@ import Foundation
 /// What to start: one command, its arguments and environment, and where its output goes.
 ///
 /// A spec describes one attempt of a step. ``LocalProcess/run(_:)`` starts it as the leader of a
-/// new process group, with stdin from `/dev/null` and stdout/stderr written by the kernel
-/// directly into the two log files (no pipes, so the engine's memory does not grow with output).
+/// new process group, with stdin from `/dev/null` and stdout/stderr going through pipes that one
+/// engine thread copies into the two log files, chunk by chunk (the engine's memory does not grow
+/// with output, and a child that writes faster than the disk takes simply waits).
 ///
 /// ```swift
 /// let spec = ProcessSpec(
@@ -38,15 +39,25 @@ public struct ProcessSpec: Sendable {
     /// The directory the child starts in; `nil` inherits the engine's current directory.
     public var workingDirectory: String?
 
-    /// The file that becomes the child's fd 1: created (mode 0600) or truncated.
+    /// The file that receives what the child writes to fd 1.
     ///
-    /// - Important: Its directory must exist; a file that cannot be opened makes the attempt fail
-    ///   to start. The kernel appends to it directly, so nothing caps its size.
+    /// The file is created when the process first writes to the stream (mode 0600, truncated if
+    /// it exists; a symbolic link at the path is refused). A process that writes nothing to the
+    /// stream gets no file, and a file already at the path is then left as it was. `/dev/null`
+    /// is given to the child directly, without a pipe or a file.
+    ///
+    /// - Important: A file that cannot be created or written (missing directory, permissions,
+    ///   full disk) does not stop the process: its output is discarded and the problem is in
+    ///   ``ProcessOutcome/logError``. Nothing caps the file's size. Output that a background
+    ///   process writes after the attempt returned still goes to the file, until the process
+    ///   closes the stream or the engine exits.
     public var stdoutPath: String
 
-    /// The file that becomes the child's fd 2: created (mode 0600) or truncated.
+    /// The file that receives what the child writes to fd 2; created like ``stdoutPath``, when
+    /// the process first writes to the stream.
     ///
-    /// It may equal ``stdoutPath``: the file is then opened once and both streams share it.
+    /// It may equal ``stdoutPath`` (compared as strings): both fds then share one pipe, so the
+    /// file keeps the order in which the child wrote to either.
     public var stderrPath: String
 
     /// How long the attempt may run before its process group is torn down; `nil` means no limit.
@@ -62,8 +73,8 @@ public struct ProcessSpec: Sendable {
     ///   - arguments: `argv[1...]`.
     ///   - environment: The child's complete environment (default: the engine's).
     ///   - workingDirectory: The child's directory (default: inherit).
-    ///   - stdoutPath: The file for fd 1.
-    ///   - stderrPath: The file for fd 2.
+    ///   - stdoutPath: The file for fd 1, created on the first byte.
+    ///   - stderrPath: The file for fd 2, created on the first byte.
     ///   - timeout: The time limit (default: none).
     ///   - killGrace: The SIGTERM to SIGKILL grace period (default: 5 seconds).
     public init(

@@ -36,7 +36,7 @@ enum CLI {
         }
         text += """
 
-        Common options: --format human|json, --no-color, --state-dir DIR, -h/--help.
+        Common options: --format human|json|yaml, --no-color, --state-dir DIR, -h/--help.
         Run 'omnibase-agents <command> --help' for a command's options.
         Exit codes: 0 ok, 1 run failed, 2 bad plan or arguments, 3 unknown id, 4 protocol,
         5 security, 74 state folder failed, 75 run held by another engine, 130/143 interrupted.
@@ -85,12 +85,12 @@ struct CommonOptions {
     static let valueOptions: Set<String> = ["--format", "--state-dir"]
     static let flags: Set<String> = ["--no-color"]
     static let help = """
-      --format human|json  Output format (default: human on a terminal, json otherwise).
+      --format human|json|yaml  Output format (default: human on a terminal, json otherwise).
       --no-color           Plain ASCII output (also NO_COLOR, TERM=dumb, CI=true).
       --state-dir DIR      The state folder (default: $OMNIBASE_STATE_DIR or ./.state).
     """
 
-    enum Format: String { case human, json }
+    enum Format: String { case human, json, yaml }
 
     var format: Format
     var style: TextStyle
@@ -99,7 +99,7 @@ struct CommonOptions {
     init(_ scanner: ArgumentScanner) throws(EngineError) {
         let noColor = scanner.flag("--no-color")
         style = TextStyle.detect(fd: 1, noColor: noColor)
-        if let text = try scanner.choice("--format", among: ["human", "json"]) {
+        if let text = try scanner.choice("--format", among: ["human", "json", "yaml"]) {
             format = Format(rawValue: text)!
         } else {
             format = isatty(1) != 0 ? .human : .json
@@ -111,6 +111,7 @@ struct CommonOptions {
     func emit(json: JSONValue, human: () -> String) {
         switch format {
         case .json: print(json.serialized(pretty: true))
+        case .yaml: print(YAMLWriter.serialize(json), terminator: "")
         case .human: print(human(), terminator: "")
         }
     }

@@ -70,27 +70,25 @@ struct RunCommand: CLICommand {
     func printDryRun(_ loaded: LoadedPlan, initial: [SchedulerStateMachine.InitialState]?) {
         let order = loaded.graph.topologicalOrder.filter { initial?[$0] != .excluded }
         let steps = order.map { loaded.plan.steps[$0] }
-        switch common.format {
-        case .json:
-            let json: JSONValue = .object([
-                "plan_id": .string(loaded.plan.id),
-                "mode": "dry-run",
-                "steps": .array(steps.map { step in
-                    .object([
-                        "id": .string(step.id),
-                        "argv": .array((step.processCommand?.argv ?? []).map { .string($0) }),
-                        "cwd": step.processCommand?.workingDirectory.map { .string($0) } ?? .null,
-                        "depends_on": .array(step.dependsOn.map { .string($0) }),
-                    ])
-                }),
-            ])
-            print(json.serialized(pretty: true))
-        case .human:
-            print("Dry run of \(loaded.plan.id): \(steps.count) steps in order, nothing started")
+        let json: JSONValue = .object([
+            "plan_id": .string(loaded.plan.id),
+            "mode": "dry-run",
+            "steps": .array(steps.map { step in
+                .object([
+                    "id": .string(step.id),
+                    "argv": .array((step.processCommand?.argv ?? []).map { .string($0) }),
+                    "cwd": step.processCommand?.workingDirectory.map { .string($0) } ?? .null,
+                    "depends_on": .array(step.dependsOn.map { .string($0) }),
+                ])
+            }),
+        ])
+        common.emit(json: json) {
+            var text = "Dry run of \(loaded.plan.id): \(steps.count) steps in order, nothing started\n"
             for (position, step) in steps.enumerated() {
                 let argv = (step.processCommand?.argv ?? []).map(ShellQuoting.quote).joined(separator: " ")
-                print("\(position + 1). \(step.id): \(argv)")
+                text += "\(position + 1). \(step.id): \(argv)\n"
             }
+            return text
         }
     }
 }

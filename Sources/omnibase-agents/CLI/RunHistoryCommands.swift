@@ -177,6 +177,8 @@ struct RunsCommand: CLICommand {
             guard try store.run(runID) != nil else { throw unknownRun(runID) }
             let events = try store.events(runID)
             switch common.format {
+            case .yaml:
+                print(YAMLWriter.serialize(.object(["events": .array(events.map(\.json))])), terminator: "")
             case .json:
                 var bytes: [UInt8] = []
                 for event in events {

@@ -1,0 +1,108 @@
+import Foundation
+import Orchestration
+
+/// DAG shapes of the process benchmarks, all of `true` steps.
+enum Shape: String, CaseIterable {
+    /// N steps, no edges.
+    case independent
+    /// A chain of N steps.
+    case chain
+    /// sqrt(N) layers of sqrt(N) steps; each depends on 2 random steps of the previous layer.
+    case lattice
+
+    /// Dependencies of each step by index, reproducible from the seed.
+    func dependencies(count: Int, seed: UInt64 = 42) -> [[Int]] {
+        switch self {
+        case .independent:
+            return Array(repeating: [], count: count)
+        case .chain:
+            return (0..<count).map { $0 == 0 ? [] : [$0 - 1] }
+        case .lattice:
+            var generator = SplitMix64(seed: seed)
+            let width = max(1, Int(Double(count).squareRoot()))
+            return (0..<count).map { index in
+                let layer = index / width
+                guard layer > 0 else { return [] }
+                let previous = (layer - 1) * width
+                let a = previous + Int.random(in: 0..<width, using: &generator)
+                var b = previous + Int.random(in: 0..<width, using: &generator)
+                if b == a { b = previous + (a - previous + 1) % width }
+                return a == b ? [a] : [a, b].sorted()
+            }
+        }
+    }
+}
+
+/// Writes the same DAG as a plan, a build.ninja and a Makefile.
+struct DAGFiles {
+    let folder: String
+    let planPath: String
+
+    init(shape: Shape, count: Int, folder: String) throws {
+        self.folder = folder
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let deps = shape.dependencies(count: count)
+        var plan = "{\"plan_id\": \"BENCH-\(shape.rawValue)-\(count)\", \"version\": \"1\", \"steps\": [\n"
+        var ninja = "rule t\n  command = true\n"
+        var make = ".PHONY: all\nall:"
+        for index in 0..<count { make += " s\(index)" }
+        make += "\n"
+        for (index, list) in deps.enumerated() {
+            let depIDs = list.map { "\"s\($0)\"" }.joined(separator: ",")
+            plan += "{\"id\": \"s\(index)\", \"command\": \"true\", \"depends_on\": [\(depIDs)]}"
+            plan += index == count - 1 ? "\n" : ",\n"
+            let inputs = list.map { "s\($0)" }.joined(separator: " ")
+            ninja += "build s\(index): t" + (inputs.isEmpty ? "" : " || \(inputs)") + "\n"
+            make += ".PHONY: s\(index)\ns\(index):" + (inputs.isEmpty ? "" : " \(inputs)") + "\n\t@true\n"
+        }
+        plan += "]}\n"
+        planPath = folder + "/plan.json"
+        try plan.write(toFile: planPath, atomically: true, encoding: .utf8)
+        try ninja.write(toFile: folder + "/build.ninja", atomically: true, encoding: .utf8)
+        try make.write(toFile: folder + "/Makefile", atomically: true, encoding: .utf8)
+    }
+}
+
+/// Runs an external tool in a folder and returns its wall time, or nil if it is not installed.
+func timeTool(_ command: String, _ arguments: [String], in folder: String) async -> Double? {
+    let start = ContinuousClock.now
+    let outcome = await LocalProcess.run(ProcessSpec(command: command, arguments: arguments,
+                                                     workingDirectory: folder, stdoutPath: "/dev/null",
+                                                     stderrPath: "/dev/null"))
+    guard outcome.succeeded else { return nil }
+    return seconds(ContinuousClock.now - start)
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// One process-DAG scenario: the engine with the store on and off, ninja and make, side by side.
+func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: String) async throws -> [String: Double] {
+    let folder = "\(scratch)/\(shape.rawValue)-\(count)-j\(concurrency)"
+    try? FileManager.default.removeItem(atPath: folder)
+    let files = try DAGFiles(shape: shape, count: count, folder: folder)
+    let loaded = try PlanLoader.load(path: files.planPath)
+    var results: [String: Double] = [:]
+
+    // Engine, durable store on (what `run` does).
+    let session = try RunSession(stateDirectory: folder + "/state-on")
+    var start = ContinuousClock.now
+    let report = try await session.start(loaded, request: RunRequest(maxConcurrency: concurrency))
+    results["engine_store_on"] = seconds(ContinuousClock.now - start)
+    guard report.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+
+    // Engine, store off: same executor and logs, no SQLite, no events file.
+    let logs = folder + "/state-off/logs"
+    try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+    start = ContinuousClock.now
+    let bare = try await DAGExecutor(plan: loaded.plan, graph: loaded.graph,
+                                     options: RunOptions(maxConcurrency: concurrency, logDirectory: logs),
+                                     clock: ContinuousClock()).run()
+    results["engine_store_off"] = seconds(ContinuousClock.now - start)
+    guard bare.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+
+    results["ninja"] = await timeTool("ninja", ["-j\(concurrency)"], in: folder)
+    results["make"] = await timeTool("make", ["-j\(concurrency)", "-s"], in: folder)
+    return results
+}

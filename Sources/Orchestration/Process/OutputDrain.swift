@@ -1,0 +1,156 @@
+import Synchronization
+
+/// The "output copied to the end" signal of one attempt, set by the ``OutputPump`` thread and
+/// awaited by the task running the attempt; it also collects log-file errors.
+///
+/// An attempt has one stream per distinct log path that goes through the pump (stdout and stderr,
+/// or one when both paths are equal). The drain is complete when the pump has read every one of
+/// them to end-of-file, which happens once no process holds a write end any more: usually the
+/// moment the leader exits, later if a background descendant inherited the pipe.
+///
+/// One waiter at a time (the task running the attempt).
+final class OutputDrain: Sendable {
+    /// How long an attempt whose leader has been reaped (after a teardown, if any) waits for its
+    /// output to reach end-of-file before ``LocalProcess/run(_:)`` returns anyway.
+    ///
+    /// A leader closes its pipe ends when it exits, before its exit is reported, so without other
+    /// writers the end-of-file is already in the kernel when the attempt looks, and the only delay
+    /// is the pump catching up (microseconds; a few scheduler time slices under load; 100 ms is
+    /// about 25 of them). When the window passes, some descendant still holds the pipe: usually a
+    /// background process that a successful step left running on purpose (it is not killed, as
+    /// with `make`), which may write for hours, so waiting longer would only delay the run. The
+    /// pump keeps copying whatever it writes until it closes the pipe.
+    static let window: Duration = .milliseconds(100)
+
+    private struct State {
+        /// Streams registered with the pump and not yet read to end-of-file.
+        var openStreams = 0
+        /// What went wrong with the log files, in the order it happened.
+        var errors: [String] = []
+        /// The wait in progress, if any.
+        var wait = Wait.idle
+    }
+
+    /// One wait for the last end-of-file or the deadline, whichever comes first.
+    private enum Wait {
+        /// Nobody waits.
+        case idle
+        /// A task is suspended until the last end-of-file (`true`) or the deadline (`false`).
+        case waiting(CheckedContinuation<Bool, Never>)
+        /// The deadline passed before the task suspended: it must not suspend.
+        case expired
+    }
+
+    private let state = Mutex(State())
+
+    /// Whether every stream has been read to end-of-file (or none went through the pump).
+    var isComplete: Bool {
+        state.withLock { $0.openStreams == 0 }
+    }
+
+    /// The log-file errors so far, joined into one text; `nil` when there were none.
+    var error: String? {
+        state.withLock { $0.errors.isEmpty ? nil : $0.errors.joined(separator: "; ") }
+    }
+
+    /// Counts one more stream; called just before the stream is handed to the pump.
+    func streamAdded() {
+        state.withLock { $0.openStreams += 1 }
+    }
+
+    /// Takes back a stream that the pump never received (its registration failed).
+    func streamWithdrawn() {
+        state.withLock { state in
+            guard state.openStreams > 0, case .idle = state.wait else {
+                preconditionFailure("OutputDrain: withdrawing a stream that was not added, or during a wait")
+            }
+            state.openStreams -= 1
+        }
+    }
+
+    /// Records a log-file error (the pump then discards that stream's output).
+    func record(_ error: String) {
+        state.withLock { $0.errors.append(error) }
+    }
+
+    /// Counts one stream read to end-of-file and wakes the waiter if it was the last. Called by
+    /// the pump thread, never from the cooperative pool.
+    func streamEnded() {
+        let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
+            precondition(state.openStreams > 0, "OutputDrain: more streams ended than were added")
+            state.openStreams -= 1
+            guard state.openStreams == 0, case .waiting(let waiter) = state.wait else { return nil }
+            state.wait = .idle
+            return waiter
+        }
+        waiter?.resume(returning: true)
+    }
+
+    /// Waits until every stream is at end-of-file or `deadline` passes, **even if the calling
+    /// task is cancelled**: the wait is bounded by the deadline, and returning early on
+    /// cancellation would let a stopping engine exit before the last output of a torn-down step
+    /// reached its log.
+    ///
+    /// When the output is already complete (the usual case) this takes one lock and starts no
+    /// task; otherwise an uncancelled task races a timer against the pump's wake-up, and the
+    /// timer is cancelled as soon as the output completes.
+    ///
+    /// - Returns: `true` when the output is complete.
+    func wait(until deadline: ContinuousClock.Instant) async -> Bool {
+        if isComplete { return true }
+        return await withUncancelledTask {
+            let complete = await withTaskGroup(of: Void.self, returning: Bool.self) { group in
+                group.addTask {
+                    do {
+                        try await Task.sleep(until: deadline, clock: .continuous)
+                        self.expire()
+                    } catch {
+                        // Cancelled: the output completed first.
+                    }
+                }
+                let complete = await self.suspendUntilComplete()
+                group.cancelAll()
+                return complete
+            }
+            // The timer has finished (the group waited for it): forget an expiry that raced the
+            // last end-of-file, so that a later wait starts clean.
+            self.state.withLock { $0.wait = .idle }
+            return complete
+        }
+    }
+
+    /// Suspends until the last end-of-file (`true`) or the deadline (`false`).
+    private func suspendUntilComplete() async -> Bool {
+        await withCheckedContinuation { continuation in
+            let immediate: Bool? = state.withLock { state in
+                if state.openStreams == 0 { return true }
+                switch state.wait {
+                case .idle:
+                    state.wait = .waiting(continuation)
+                    return nil
+                case .expired:
+                    state.wait = .idle
+                    return false
+                case .waiting:
+                    preconditionFailure("OutputDrain: only one task may wait at a time")
+                }
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+
+    /// The deadline passed: wakes the waiter with `false`, or tells it not to suspend.
+    private func expire() {
+        let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
+            switch state.wait {
+            case .waiting(let waiter):
+                state.wait = .idle
+                return waiter
+            case .idle, .expired:
+                state.wait = .expired
+                return nil
+            }
+        }
+        waiter?.resume(returning: false)
+    }
+}
