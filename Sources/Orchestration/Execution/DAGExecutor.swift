@@ -372,6 +372,8 @@ private struct RunLoop {
             return "outside the --from/--to selection"
         case .interrupted:
             return "run interrupted by \(stopReason?.signalName ?? "a stop request")"
+        case .skippedByUser:
+            return "skipped by the user"
         }
     }
 

@@ -16,9 +16,17 @@ public enum StopReason: Sendable, Hashable {
     case interrupt
     /// SIGTERM.
     case terminate
+    /// The user chose to abort (`run --step`).
+    case user
 
-    /// The exit code of SPEC §5: 130 or 143.
-    public var exitCode: Int32 { self == .interrupt ? 130 : 143 }
-    /// The signal's name.
-    public var signalName: String { self == .interrupt ? "SIGINT" : "SIGTERM" }
+    /// The exit code of SPEC §5: 130 (SIGINT, or the user's abort) or 143 (SIGTERM).
+    public var exitCode: Int32 { self == .terminate ? 143 : 130 }
+    /// What stopped the run.
+    public var signalName: String {
+        switch self {
+        case .interrupt: return "SIGINT"
+        case .terminate: return "SIGTERM"
+        case .user: return "the user"
+        }
+    }
 }

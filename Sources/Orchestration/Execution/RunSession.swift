@@ -81,7 +81,8 @@ public struct RunSession: Sendable {
     ///   folder fails).
     public func start(_ loaded: LoadedPlan, request: RunRequest = RunRequest(), observers: [any RunObserver] = [],
                       stopRequests: AsyncStream<StopReason>? = nil, runID: String = RunID.make(),
-                      parentRunID: String? = nil) async throws(EngineError) -> RunReport {
+                      parentRunID: String? = nil,
+                      runner: any StepRunner = LocalStepRunner()) async throws(EngineError) -> RunReport {
         let initial = try loaded.graph.initialStates(from: request.from, to: request.to)
         let lease = try RunLease(stateDirectory: stateDirectory, runID: runID)
         defer { lease.release() }
@@ -93,7 +94,8 @@ public struct RunSession: Sendable {
                 source: loaded.source, options: request.json, stepIDs: loaded.graph.ids, engine: .current))
         }
         let options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial, traceID: traceID)
-        return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests, stage: request.stage)
+        return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
+                                 stage: request.stage, runner: runner)
     }
 
     /// Continues a failed, cancelled or crashed run: same run id, succeeded steps kept, the rest
@@ -157,8 +159,8 @@ public struct RunSession: Sendable {
     }
 
     private func execute(_ loaded: LoadedPlan, options: RunOptions, observers: [any RunObserver],
-                         stopRequests: AsyncStream<StopReason>?, stage: String?,
-                         durableSeq: Int64 = 0) async throws(EngineError) -> RunReport {
+                         stopRequests: AsyncStream<StopReason>?, stage: String?, durableSeq: Int64 = 0,
+                         runner: any StepRunner = LocalStepRunner()) async throws(EngineError) -> RunReport {
         var options = options
         do {
             options.logDirectory = try stateDirectory.ensureSubdirectory("runs/\(options.runID)/logs")
@@ -167,7 +169,7 @@ public struct RunSession: Sendable {
         }
         let recorder = try StoreRecorder(stateDirectory: stateDirectory, runID: options.runID, durableSeq: durableSeq,
                                          synchronous: synchronous)
-        let executor = DAGExecutor(plan: loaded.plan, graph: loaded.graph, options: options,
+        let executor = DAGExecutor(plan: loaded.plan, graph: loaded.graph, options: options, runner: runner,
                                    observers: [recorder] + observers, commitGate: recorder, clock: ContinuousClock())
         let result: Result<RunReport, EngineError>
         do { result = .success(try await executor.run(stopRequests: stopRequests)) } catch { result = .failure(error) }

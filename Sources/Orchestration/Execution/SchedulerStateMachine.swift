@@ -34,6 +34,8 @@ public struct SchedulerStateMachine: Sendable {
         case outsideSelection
         /// The run was stopped (SIGINT/SIGTERM).
         case interrupted
+        /// The user skipped it (`run --step`).
+        case skippedByUser
     }
 
     /// How a step enters the run.
@@ -185,6 +187,8 @@ public struct SchedulerStateMachine: Sendable {
             finalize(step, .succeeded, .attempted, into: &actions)
         case .cancelled:
             finalize(step, .cancelled, .interrupted, into: &actions)
+        case .skipped:
+            finalize(step, .skipped, .skippedByUser, into: &actions)
         case .failed:
             if attempt - attemptOffset[step] < policies[step].maxAttempts && !stopping && abortedBy == nil {
                 phase[step] = .retryWait(attempt: attempt + 1)

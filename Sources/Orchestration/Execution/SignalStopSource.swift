@@ -31,6 +31,11 @@ public final class SignalStopSource: Sendable {
         self.sources = Mutex(sources)
     }
 
+    /// Requests a stop as if a signal had arrived (e.g. the user chose abort).
+    public func request(_ reason: StopReason) {
+        continuation.yield(reason)
+    }
+
     /// Stops observing; the stream ends.
     public func finish() {
         sources.withLock { sources in

@@ -27,6 +27,8 @@ public struct AttemptOutcome: Sendable, Hashable {
         case failed
         /// Torn down because the run was stopped.
         case cancelled
+        /// Not run: the user chose to skip it (`run --step`).
+        case skipped
     }
 
     /// The verdict.

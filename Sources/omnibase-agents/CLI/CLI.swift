@@ -95,9 +95,10 @@ struct CommonOptions {
     var format: Format
     var style: TextStyle
     var stateDirectory: String
+    var noColor: Bool
 
     init(_ scanner: ArgumentScanner) throws(EngineError) {
-        let noColor = scanner.flag("--no-color")
+        noColor = scanner.flag("--no-color")
         style = TextStyle.detect(fd: 1, noColor: noColor)
         if let text = try scanner.choice("--format", among: ["human", "json", "yaml"]) {
             format = Format(rawValue: text)!

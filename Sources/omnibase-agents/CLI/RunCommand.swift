@@ -15,9 +15,13 @@ struct RunCommand: CLICommand {
       --var NAME=VALUE          Set a plan variable (repeatable; overrides the plan's "variables").
       --max-concurrency N       Run at most N steps at once (overrides globals.max_concurrency).
       --mode MODE               async (default), sync (one step at a time), dry-run (print the
-                                steps in order with their argv, start nothing).
+                                steps in order with their argv, start nothing), profile (run,
+                                then show per-step timings, the critical path and the engine's
+                                own overhead).
       --from ID                 Run only what is downstream of step ID (inclusive).
       --to ID                   Run only what is upstream of step ID (inclusive).
+      --step                    Step through the plan on a terminal: before each step, show its
+                                command and ask continue, skip, abort or run all (implies sync).
     \(CommonOptions.help)
 
     Exit codes: 0 succeeded, 1 failed, 2 bad plan or arguments, 3 unknown step id,
@@ -25,7 +29,7 @@ struct RunCommand: CLICommand {
 
     """
 
-    enum Mode: String { case async, sync, dryRun = "dry-run" }
+    enum Mode: String { case async, sync, dryRun = "dry-run", profile }
 
     let planPath: String
     let variables: [String: String]
@@ -34,11 +38,12 @@ struct RunCommand: CLICommand {
     let from: String?
     let to: String?
     let common: CommonOptions
+    let stepThrough: Bool
 
     init(arguments: [String]) throws(EngineError) {
         let scanner = try ArgumentScanner(
             arguments, valueOptions: CommonOptions.valueOptions.union(["--var", "--max-concurrency", "--mode", "--from", "--to"]),
-            flags: CommonOptions.flags)
+            flags: CommonOptions.flags.union(["--step"]))
         let positionals = scanner.remainingPositionals
         guard positionals.count == 1 else {
             throw usage(positionals.isEmpty ? "run needs a plan file" : "run takes one plan file, got \(positionals.count) arguments")
@@ -46,24 +51,48 @@ struct RunCommand: CLICommand {
         planPath = positionals[0]
         variables = try scanner.variables()
         maxConcurrency = try scanner.integer("--max-concurrency", range: 1...100_000)
-        mode = Mode(rawValue: try scanner.choice("--mode", among: ["async", "sync", "dry-run"]) ?? "async")!
+        mode = Mode(rawValue: try scanner.choice("--mode", among: ["async", "sync", "dry-run", "profile"]) ?? "async")!
         from = scanner.value("--from")
         to = scanner.value("--to")
         common = try CommonOptions(scanner)
+        stepThrough = scanner.flag("--step")
+        if stepThrough {
+            guard isatty(0) != 0 && isatty(2) != 0 else {
+                throw usage("--step needs a terminal to ask on (stdin and stderr are not terminals)")
+            }
+            guard mode != .dryRun else { throw usage("--step and --mode dry-run do not go together") }
+        }
     }
 
     func run() async throws(EngineError) -> Int32 {
         let loaded = try PlanLoader.load(path: planPath, overrides: variables)
-        let request = RunRequest(maxConcurrency: mode == .sync ? 1 : maxConcurrency, from: from, to: to)
+        let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to)
         if mode == .dryRun {
             printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
             return 0
         }
         let session = try RunSession(stateDirectory: common.stateDirectory)
+        let buffer = EventBuffer()
+        var observers: [any RunObserver] = mode == .profile ? [buffer] : []
+        let progress = stepThrough ? nil : common.progressPrinter(for: loaded, request: request, session: session)
+        if let progress { observers.append(progress) }
         let signals = SignalStopSource()
         defer { signals.finish() }
-        let report = try await session.start(loaded, request: request, stopRequests: signals.requests)
-        common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
+        let allObservers = observers
+        let runner: any StepRunner = stepThrough
+            ? InteractiveStepRunner(onAbort: { signals.request(.user) }) : LocalStepRunner()
+        let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
+            try await session.start(loaded, request: request, observers: allObservers, stopRequests: signals.requests,
+                                    runner: runner)
+        }
+        if mode == .profile {
+            let profile = RunProfile(events: buffer.events, graph: loaded.graph)
+            common.emit(json: report.json.adding("profile", profile.json)) {
+                HumanReport.render(report, style: common.style) + "\n" + profile.render(style: common.style)
+            }
+        } else {
+            common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
+        }
         return report.exitCode
     }
 
@@ -85,21 +114,10 @@ struct RunCommand: CLICommand {
         common.emit(json: json) {
             var text = "Dry run of \(loaded.plan.id): \(steps.count) steps in order, nothing started\n"
             for (position, step) in steps.enumerated() {
-                let argv = (step.processCommand?.argv ?? []).map(ShellQuoting.quote).joined(separator: " ")
+                let argv = ShellQuoting.line(step.processCommand?.argv ?? [])
                 text += "\(position + 1). \(step.id): \(argv)\n"
             }
             return text
         }
-    }
-}
-
-/// Shell-style quoting for display only (nothing here is ever given to a shell).
-enum ShellQuoting {
-    static func quote(_ word: String) -> String {
-        let safe = word.unicodeScalars.allSatisfy {
-            CharacterSet.alphanumerics.contains($0) || "-_./=:,@%+".unicodeScalars.contains($0)
-        }
-        if safe && !word.isEmpty { return word }
-        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

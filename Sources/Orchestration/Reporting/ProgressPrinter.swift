@@ -1,0 +1,188 @@
+import Foundation
+import Synchronization
+
+/// Shows a run's progress while it runs, on a stream (stderr).
+///
+/// On a terminal it redraws one block in place: done/total with a bar, an ETA from earlier runs'
+/// durations, the running steps with their elapsed time, and failures as they happen. Elsewhere
+/// it prints one plain line per finished step (`Step 3/10: build ... ok 1.20s`). Never both.
+public final class ProgressPrinter: RunObserver {
+    /// How progress is drawn.
+    public enum Mode: Sendable {
+        /// A block redrawn in place (a terminal).
+        case live
+        /// One line per event (a log, a pipe).
+        case lines
+    }
+
+    private struct State {
+        var total = 0
+        var done = 0
+        var running: [String: Date] = [:]
+        var runningOrder: [String] = []
+        var failures: [String] = []
+        var drawnLines = 0
+        var remainingEstimate: [String: Double] = [:]
+        var started: Date?
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+    private let mode: Mode
+    private let style: TextStyle
+    private let fd: Int32
+    private let planSteps: [String]
+    private let expected: [String: Double]
+    private let slots: Int
+
+    /// Creates a printer.
+    /// - Parameters:
+    ///   - stepIDs: the plan's steps (for done/total).
+    ///   - expectedDurations: median seconds of each step in earlier runs (for the ETA); empty = no ETA.
+    ///   - slots: the concurrency limit (for the ETA).
+    ///   - fd: where to draw (2 = stderr).
+    public init(mode: Mode, style: TextStyle, stepIDs: [String], expectedDurations: [String: Double] = [:],
+                slots: Int, fd: Int32 = 2) {
+        self.mode = mode
+        self.style = style
+        self.fd = fd
+        planSteps = stepIDs
+        expected = expectedDurations
+        self.slots = max(1, slots)
+        state.withLock { $0.total = stepIDs.count }
+    }
+
+    public func record(_ events: [RunEvent]) async throws {
+        var lines: [String] = []
+        state.withLock { state in
+            for event in events { apply(event, to: &state, lines: &lines) }
+        }
+        switch mode {
+        case .lines:
+            if !lines.isEmpty { write(lines.joined(separator: "\n") + "\n") }
+        case .live:
+            redraw()
+        }
+    }
+
+    /// Redraws the live block (call periodically so elapsed times move).
+    public func tick() {
+        guard mode == .live else { return }
+        redraw()
+    }
+
+    /// Removes the live block before the final summary is printed.
+    public func clear() {
+        guard mode == .live else { return }
+        let text = state.withLock { state -> String in
+            defer { state.drawnLines = 0 }
+            return state.drawnLines > 0 ? "\u{1B}[\(state.drawnLines)A\u{1B}[J" : ""
+        }
+        if !text.isEmpty { write(text) }
+    }
+
+    private func apply(_ event: RunEvent, to state: inout State, lines: inout [String]) {
+        let id = event.stepID ?? ""
+        switch event.kind {
+        case .runStarted, .runResumed:
+            state.started = state.started ?? event.timestamp
+        case .stepStarted:
+            if state.running[id] == nil { state.runningOrder.append(id) }
+            state.running[id] = event.timestamp
+        case .stepAttemptFailed:
+            let error = event.data?["error"]?.stringValue ?? "failed"
+            lines.append(line("\(style.marker(.cancelled)) \(id) attempt \(event.attempt ?? 0) failed: \(error)"))
+        case .stepRetry:
+            let delay = event.data?["delay_sec"]?.doubleValue ?? 0
+            lines.append(line("  retrying \(id) (attempt \(event.attempt ?? 0)) in \(formatDuration(delay))"))
+            state.running[id] = nil
+            state.runningOrder.removeAll { $0 == id }
+        case .stepSucceeded, .stepFailed, .stepSkipped, .stepCancelled:
+            state.done += 1
+            let began = state.running[id]
+            state.running[id] = nil
+            state.runningOrder.removeAll { $0 == id }
+            let duration = began.map { event.timestamp.timeIntervalSince($0) }
+            let word: String
+            switch event.kind {
+            case .stepSucceeded: word = "ok"
+            case .stepFailed:
+                word = "FAILED"
+                state.failures.append("\(id): \(event.data?["error"]?.stringValue ?? "failed")")
+            case .stepSkipped: word = "skipped"
+            default: word = "cancelled"
+            }
+            let detail = event.kind == .stepSkipped || event.kind == .stepCancelled
+                ? " (\(event.data?["reason"]?.stringValue ?? ""))" : ""
+            let time = duration.map { " " + formatDuration($0) } ?? ""
+            lines.append(line("Step \(state.done)/\(state.total): \(id) ... \(word)\(time)\(detail)"))
+        case .runFinished:
+            state.finished = true
+        }
+    }
+
+    private func line(_ text: String) -> String { truncate(text, to: style.width) }
+
+    private func redraw() {
+        let text = state.withLock { state -> String in
+            let now = Date()
+            var block: [String] = []
+            let fraction = state.total == 0 ? 1 : Double(state.done) / Double(state.total)
+            let barWidth = 24
+            let filled = Int((fraction * Double(barWidth)).rounded(.down))
+            let bar = style.rich
+                ? String(repeating: "█", count: filled) + String(repeating: "░", count: barWidth - filled)
+                : String(repeating: "#", count: filled) + String(repeating: ".", count: barWidth - filled)
+            var header = "\(state.done)/\(state.total) done [\(bar)] \(Int(fraction * 100))%"
+            if let eta = eta(state, now: now) { header += "  ETA \(formatDuration(eta))" }
+            block.append(line(header))
+            for id in state.runningOrder.prefix(8) {
+                let elapsed = state.running[id].map { now.timeIntervalSince($0) } ?? 0
+                block.append(line("  \(style.marker(.running)) \(id) \(formatDuration(elapsed))"))
+            }
+            if state.runningOrder.count > 8 { block.append("  ... and \(state.runningOrder.count - 8) more running") }
+            for failure in state.failures.suffix(5) { block.append(line("  \(style.marker(.failed)) \(failure)")) }
+            var out = state.drawnLines > 0 ? "\u{1B}[\(state.drawnLines)A\u{1B}[J" : ""
+            out += block.joined(separator: "\n") + "\n"
+            state.drawnLines = block.count
+            return out
+        }
+        write(text)
+    }
+
+    /// Remaining work over the slots, never less than the longest remaining step; nil without history.
+    private func eta(_ state: State, now: Date) -> Double? {
+        guard !expected.isEmpty, !state.finished else { return nil }
+        var remaining = 0.0
+        var longest = 0.0
+        var known = false
+        for id in planSteps {
+            guard let typical = expected[id] else { continue }
+            known = true
+            if let began = state.running[id] {
+                let left = max(0, typical - now.timeIntervalSince(began))
+                remaining += left
+                longest = max(longest, left)
+            }
+        }
+        // Steps not started yet: those that are neither running nor counted done.
+        let notStarted = max(0, state.total - state.done - state.running.count)
+        if notStarted > 0 {
+            let pending = planSteps.filter { state.running[$0] == nil }.compactMap { expected[$0] }
+            let average = pending.isEmpty ? 0 : pending.reduce(0, +) / Double(pending.count)
+            remaining += average * Double(notStarted)
+        }
+        return known ? max(longest, remaining / Double(slots)) : nil
+    }
+
+    private func write(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            offset += n
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Orchestration
+
+extension CommonOptions {
+    /// The progress printer of a run in human format (nil for json/yaml): a live block when stderr
+    /// is a terminal, plain lines otherwise; the ETA comes from earlier runs' durations.
+    func progressPrinter(for loaded: LoadedPlan, request: RunRequest, session: RunSession) -> ProgressPrinter? {
+        guard format == .human else { return nil }
+        let onTerminal = isatty(2) != 0
+        let style = TextStyle.detect(fd: 2, noColor: noColor)
+        var expected: [String: Double] = [:]
+        if let store = try? RunStore(stateDirectory: session.stateDirectory, readOnly: true),
+           let history = try? store.successfulDurations(planID: loaded.plan.id) {
+            for (id, durations) in history where !durations.isEmpty {
+                expected[id] = durations.sorted()[durations.count / 2]
+            }
+        }
+        return ProgressPrinter(mode: onTerminal ? .live : .lines, style: style, stepIDs: loaded.graph.ids,
+                               expectedDurations: expected,
+                               slots: request.maxConcurrency ?? loaded.plan.maxConcurrency)
+    }
+}
+
+/// Runs `body` while a live progress block is redrawn every quarter second; clears it at the end.
+func withProgress<T: Sendable>(_ progress: ProgressPrinter?,
+                               _ body: @escaping @Sendable () async throws(EngineError) -> T) async throws(EngineError) -> T {
+    guard let progress else { return try await body() }
+    let result: Result<T, EngineError> = await withTaskGroup(of: Result<T, EngineError>?.self) { group in
+        group.addTask {
+            do { return .success(try await body()) } catch { return .failure(EngineError(error)) }
+        }
+        group.addTask {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                progress.tick()
+            }
+            return nil
+        }
+        var outcome: Result<T, EngineError> = .failure(EngineError(.stateFailure, "the run ended without a result"))
+        while let next = await group.next() {
+            if let next {
+                outcome = next
+                group.cancelAll()
+            }
+        }
+        return outcome
+    }
+    progress.clear()
+    return try result.get()
+}
+
+extension JSONValue {
+    /// An object with one more member at the end.
+    func adding(_ key: String, _ value: JSONValue) -> JSONValue {
+        guard case .object(var members) = self else { return self }
+        members.append(.init(key, value))
+        return .object(members)
+    }
+}
