@@ -176,6 +176,9 @@ public struct RunSession: Sendable {
         try await recorder.close()
         var report = try result.get()
         report.stage = stage
+        if report.status == .failed {
+            try FailureSnapshot.write(report: report, loaded: loaded, stateDirectory: stateDirectory)
+        }
         return report
     }
 

@@ -18,7 +18,7 @@ public enum HumanReport {
         let idWidth = min(max(4, report.steps.map(\.id.count).max() ?? 4), 32)
         let fixed = 2 + 4 + 2 + idWidth + 2 + 8 + 2 + 8 + 2
         for step in report.steps {
-            let marker = pad(style.marker(step.status), 4 - (style.rich ? 2 : 0))
+            let marker = pad(style.marker(step.status), 4)
             let attempts = step.attempts == 1 ? "1 try" : "\(step.attempts) tries"
             var detail = step.error ?? ""
             if detail.isEmpty, step.status == .succeeded { detail = "" }

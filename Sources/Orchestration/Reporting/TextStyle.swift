@@ -41,20 +41,47 @@ public struct TextStyle: Sendable, Hashable {
         rich ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
     }
 
-    /// The display width of a marker (emoji take two columns).
-    func markerWidth(_ status: StepStatus) -> Int { rich ? 2 : 4 }
 }
 
-/// Shortens text to a number of columns with an ellipsis.
+/// The columns a character takes on a terminal: emoji and East Asian wide characters take two,
+/// combining marks and variation selectors none.
+func columns(_ character: Character) -> Int {
+    var width = 0
+    for scalar in character.unicodeScalars {
+        switch scalar.value {
+        case 0xFE00...0xFE0F, 0x200B...0x200F: continue
+        case 0x1100...0x115F, 0x2E80...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFF00...0xFF60, 0xFFE0...0xFFE6,
+             0x1F000...0x1FAFF, 0x2600...0x27BF, 0x2B00...0x2BFF, 0x23E9...0x23FA:
+            width = max(width, 2)
+        default:
+            if !scalar.properties.isGraphemeExtend { width = max(width, 1) }
+        }
+    }
+    return width
+}
+
+/// The columns a string takes on a terminal.
+func displayWidth(_ text: String) -> Int { text.reduce(0) { $0 + columns($1) } }
+
+/// Shortens text to a number of terminal columns with an ellipsis.
 func truncate(_ text: String, to width: Int) -> String {
-    guard text.count > width else { return text }
-    guard width > 3 else { return String(text.prefix(width)) }
-    return String(text.prefix(width - 3)) + "..."
+    guard displayWidth(text) > width else { return text }
+    let budget = width > 3 ? width - 3 : width
+    var out = ""
+    var used = 0
+    for character in text {
+        let w = columns(character)
+        if used + w > budget { break }
+        out.append(character)
+        used += w
+    }
+    return width > 3 ? out + "..." : out
 }
 
-/// Pads text on the right to a number of columns.
+/// Pads text on the right to a number of terminal columns.
 func pad(_ text: String, _ width: Int) -> String {
-    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    let used = displayWidth(text)
+    return used >= width ? text : text + String(repeating: " ", count: width - used)
 }
 
 /// `0.42s`, `12.3s`, `2m05s`.

@@ -154,15 +154,19 @@ struct RunsCommand: CLICommand {
             let runID = self.runID!
             guard let record = try store.run(runID), let report = try store.report(runID) else { throw unknownRun(runID) }
             let live = !record.status.isFinal && (record.engine?.isAlive ?? false)
+            let snapshotPath = "\(directory.path)/\(FailureSnapshot.relativePath(runID: runID))"
+            let snapshot = FileManager.default.fileExists(atPath: snapshotPath) ? snapshotPath : nil
             var json = report.json
             if case .object(var members) = json {
                 members.append(.init("live", .bool(live)))
                 members.append(.init("progress", progressJSON(report)))
                 if let engine = record.engine { members.append(.init("engine_pid", .int(Int(engine.pid)))) }
+                members.append(.init("snapshot", snapshot.map { .string($0) } ?? .null))
                 json = .object(members)
             }
             common.emit(json: json) {
                 var text = HumanReport.render(report, style: common.style)
+                if let snapshot { text += "failure snapshot: \(snapshot)\n" }
                 if !record.status.isFinal {
                     let counts = report.summary
                     let done = report.steps.count - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
