@@ -7,10 +7,18 @@ import Orchestration
 let usage = """
 Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [--concurrency 1,2,8]
                               [--scratch DIR] [--out FILE.json]
+       omnibase-bench inprocess [--shapes ...] [--nodes 10000,100000] [--concurrency 1,8,1024]
+                                [--store off,on] [--out FILE.json]
+       omnibase-bench validate [--steps 100000] [--out FILE.json]
 
-Runs each DAG of `true` steps with the engine (durable store on and off), `ninja -jN` and
-`make -jN` in one invocation and prints wall times and ratios (engine / ninja). Results are also
-written as JSON (default: Benchmarks/results/process.json).
+process    DAGs of `true` steps: the engine (durable store on and off) next to `ninja -jN` and
+           `make -jN` on the same DAG, in one invocation; prints wall times and ratios.
+inprocess  DAGs of no-op Swift closure steps through the library API: nodes per second,
+           microseconds of engine overhead per node and peak memory per node (each size runs in a
+           fresh process so its peak memory is its own).
+validate   Loading and validating a generated plan: time and peak memory.
+
+Results go to Benchmarks/results/<scenario>.json unless --out says otherwise.
 
 """
 
@@ -20,48 +28,127 @@ func option(_ name: String, in arguments: [String]) -> String? {
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard arguments.first == "process" else {
-    FileHandle.standardError.write(Data(usage.utf8))
-    exit(arguments.contains("--help") || arguments.contains("-h") ? 0 : 2)
-}
+let scenario = arguments.first ?? ""
+let scratch = option("--scratch", in: arguments) ?? NSTemporaryDirectory() + "omnibase-bench-\(getpid())"
 let shapes = (option("--shapes", in: arguments) ?? "independent,chain,lattice").split(separator: ",")
     .compactMap { Shape(rawValue: String($0)) }
-let steps = Int(option("--steps", in: arguments) ?? "10000") ?? 10000
-let levels = (option("--concurrency", in: arguments) ?? "2").split(separator: ",").compactMap { Int($0) }
-let scratch = option("--scratch", in: arguments) ?? NSTemporaryDirectory() + "omnibase-bench-\(getpid())"
-let out = option("--out", in: arguments) ?? "Benchmarks/results/process.json"
 
 func format(_ value: Double?) -> String { value.map { String(format: "%8.2f", $0) } ?? "       -" }
 func ratio(_ a: Double?, _ b: Double?) -> String {
     guard let a, let b, b > 0 else { return "     -" }
     return String(format: "%5.2fx", a / b)
 }
-
-print("shape        steps   -j  store on  store off     ninja      make  on/ninja  off/ninja  on/make")
-var rows: [JSONValue] = []
-for shape in shapes {
-    for concurrency in levels {
-        let r = try await runProcessScenario(shape: shape, count: steps, concurrency: concurrency, scratch: scratch)
-        print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%6d", steps)) "
-              + "\(String(format: "%4d", concurrency)) \(format(r["engine_store_on"]))  \(format(r["engine_store_off"])) "
-              + "\(format(r["ninja"]))  \(format(r["make"]))    \(ratio(r["engine_store_on"], r["ninja"]))     "
-              + "\(ratio(r["engine_store_off"], r["ninja"]))   \(ratio(r["engine_store_on"], r["make"]))")
-        rows.append(.object([
-            "shape": .string(shape.rawValue), "steps": .int(steps), "concurrency": .int(concurrency),
-            "engine_store_on_sec": r["engine_store_on"].map { .double($0) } ?? .null,
-            "engine_store_off_sec": r["engine_store_off"].map { .double($0) } ?? .null,
-            "ninja_sec": r["ninja"].map { .double($0) } ?? .null,
-            "make_sec": r["make"].map { .double($0) } ?? .null,
-        ]))
-    }
+func machine() -> String {
+    "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
 }
-try? FileManager.default.removeItem(atPath: scratch)
-let document: JSONValue = .object([
-    "scenario": "process",
-    "date": .string(Timestamp.rfc3339(Date())),
-    "machine": .string("\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"),
-    "results": .array(rows),
-])
-try FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-try document.serialized(pretty: true).write(toFile: out, atomically: true, encoding: .utf8)
-print("results written to \(out)")
+func writeResults(_ name: String, _ rows: [JSONValue]) throws {
+    let out = option("--out", in: arguments) ?? "Benchmarks/results/\(name).json"
+    let document: JSONValue = .object([
+        "scenario": .string(name), "date": .string(Timestamp.rfc3339(Date())), "machine": .string(machine()),
+        "results": .array(rows),
+    ])
+    try FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try document.serialized(pretty: true).write(toFile: out, atomically: true, encoding: .utf8)
+    print("results written to \(out)")
+}
+
+switch scenario {
+case "process":
+    try await processScenario()
+case "inprocess":
+    try await inProcessScenario()
+case "inprocess-one":
+    // A single in-process measurement, run by `inprocess` in a fresh process; prints one JSON line.
+    let shape = Shape(rawValue: option("--shape", in: arguments) ?? "independent") ?? .independent
+    let result = try await measureInProcess(shape: shape, nodes: Int(option("--nodes", in: arguments) ?? "10000") ?? 10000,
+                                            concurrency: Int(option("--concurrency", in: arguments) ?? "8") ?? 8,
+                                            store: option("--store", in: arguments) == "on", scratch: scratch)
+    print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes)]).serialized())
+    try? FileManager.default.removeItem(atPath: scratch)
+case "validate-one":
+    let result = try measureValidation(steps: Int(option("--steps", in: arguments) ?? "100000") ?? 100_000, scratch: scratch)
+    print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes)]).serialized())
+    try? FileManager.default.removeItem(atPath: scratch)
+case "validate":
+    try await validateScenario()
+default:
+    FileHandle.standardError.write(Data(usage.utf8))
+    exit(arguments.contains("--help") || arguments.contains("-h") ? 0 : 2)
+}
+
+func processScenario() async throws {
+    let steps = Int(option("--steps", in: arguments) ?? "10000") ?? 10000
+    let levels = (option("--concurrency", in: arguments) ?? "2").split(separator: ",").compactMap { Int($0) }
+    print("shape        steps   -j  store on  store off     ninja      make  on/ninja  off/ninja  on/make")
+    var rows: [JSONValue] = []
+    for shape in shapes {
+        for concurrency in levels {
+            let r = try await runProcessScenario(shape: shape, count: steps, concurrency: concurrency, scratch: scratch)
+            print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%6d", steps)) "
+                  + "\(String(format: "%4d", concurrency)) \(format(r["engine_store_on"]))  \(format(r["engine_store_off"])) "
+                  + "\(format(r["ninja"]))  \(format(r["make"]))    \(ratio(r["engine_store_on"], r["ninja"]))     "
+                  + "\(ratio(r["engine_store_off"], r["ninja"]))   \(ratio(r["engine_store_on"], r["make"]))")
+            rows.append(.object([
+                "shape": .string(shape.rawValue), "steps": .int(steps), "concurrency": .int(concurrency),
+                "engine_store_on_sec": r["engine_store_on"].map { .double($0) } ?? .null,
+                "engine_store_off_sec": r["engine_store_off"].map { .double($0) } ?? .null,
+                "ninja_sec": r["ninja"].map { .double($0) } ?? .null,
+                "make_sec": r["make"].map { .double($0) } ?? .null,
+            ]))
+        }
+    }
+    try? FileManager.default.removeItem(atPath: scratch)
+    try writeResults("process", rows)
+}
+
+/// Runs this executable again with other arguments and parses its one-line JSON answer.
+func runSelf(_ extra: [String]) async throws -> JSONValue {
+    let out = NSTemporaryDirectory() + "omnibase-bench-\(UUID().uuidString).json"
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let outcome = await LocalProcess.run(ProcessSpec(command: CommandLine.arguments[0], arguments: extra,
+                                                     stdoutPath: out, stderrPath: "/dev/null"))
+    guard outcome.succeeded, let data = FileManager.default.contents(atPath: out) else {
+        throw EngineError(.executionFailed, "benchmark child \(extra.joined(separator: " ")) failed: \(outcome.termination)")
+    }
+    return try StrictJSONParser.parse([UInt8](data)).toValue()
+}
+
+func inProcessScenario() async throws {
+    let sizes = (option("--nodes", in: arguments) ?? "10000,100000").split(separator: ",").compactMap { Int($0) }
+    let levels = (option("--concurrency", in: arguments) ?? "1,8,1024").split(separator: ",").compactMap { Int($0) }
+    let stores = (option("--store", in: arguments) ?? "off,on").split(separator: ",").map(String.init)
+    print("shape          nodes     -j  store   seconds   nodes/s   us/node  bytes/node")
+    var rows: [JSONValue] = []
+    for shape in shapes {
+        for nodes in sizes {
+            for concurrency in levels {
+                for store in stores {
+                    let answer = try await runSelf(["inprocess-one", "--shape", shape.rawValue, "--nodes", String(nodes),
+                                                    "--concurrency", String(concurrency), "--store", store])
+                    let seconds = answer["seconds"]?.doubleValue ?? 0
+                    let rss = answer["peak_rss"]?.intValue ?? 0
+                    print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%8d", nodes)) "
+                          + "\(String(format: "%6d", concurrency))  \(store.padding(toLength: 4, withPad: " ", startingAt: 0)) "
+                          + String(format: "%9.3f %9.0f %9.2f %11.0f", seconds, Double(nodes) / seconds,
+                                   seconds * 1e6 / Double(nodes), Double(rss) / Double(nodes)))
+                    rows.append(.object([
+                        "shape": .string(shape.rawValue), "nodes": .int(nodes), "concurrency": .int(concurrency),
+                        "store": .string(store), "seconds": .double(seconds),
+                        "us_per_node": .double(seconds * 1e6 / Double(nodes)),
+                        "peak_rss_bytes": .int(rss), "bytes_per_node": .double(Double(rss) / Double(nodes)),
+                    ]))
+                }
+            }
+        }
+    }
+    try writeResults("inprocess", rows)
+}
+
+func validateScenario() async throws {
+    let steps = Int(option("--steps", in: arguments) ?? "100000") ?? 100_000
+    let answer = try await runSelf(["validate-one", "--steps", String(steps)])
+    let seconds = answer["seconds"]?.doubleValue ?? 0
+    let rss = answer["peak_rss"]?.intValue ?? 0
+    print(String(format: "validate %d steps: %.3f s, peak memory %.1f MB", steps, seconds, Double(rss) / 1e6))
+    try writeResults("validate", [.object(["steps": .int(steps), "seconds": .double(seconds), "peak_rss_bytes": .int(rss)])])
+}

@@ -61,7 +61,7 @@ struct RunSemanticsTests {
     @Test func retriesCountAttemptsAndBackoffIsRecorded() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([
-            stepJSON("flaky", "[ \"$OMNIBASE_ATTEMPT\" -ge 3 ] || exit 7",
+            stepJSON("flaky", "echo attempt $OMNIBASE_ATTEMPT; [ \"$OMNIBASE_ATTEMPT\" -ge 3 ] || exit 7",
                      extra: "\"retries\": 3, \"retry_delay_sec\": 0.05, \"retry_backoff\": \"exponential\""),
             stepJSON("never", "exit 4", extra: "\"retries\": 1, \"retry_delay_sec\": 0.01, \"critical\": false, \"on_failure\": \"continue\""),
         ]))

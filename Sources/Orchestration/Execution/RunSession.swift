@@ -93,7 +93,8 @@ public struct RunSession: Sendable {
                 runID: runID, planID: loaded.plan.id, traceID: traceID, stage: request.stage, parentRunID: parentRunID,
                 source: loaded.source, options: request.json, stepIDs: loaded.graph.ids, engine: .current))
         }
-        let options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial, traceID: traceID)
+        var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial, traceID: traceID)
+        options.priorities = priorities(for: loaded)
         return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                                  stage: request.stage, runner: runner)
     }
@@ -142,6 +143,7 @@ public struct RunSession: Sendable {
         var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial,
                                  traceID: record.traceID, firstSeq: seq + 1, resuming: true)
         options.previousAttempts = stored.map(\.attempts)
+        options.priorities = priorities(for: loaded)
         _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                               stage: record.stage, durableSeq: seq)
         guard let report = try store.report(runID) else { throw unknownRun(runID) }
@@ -180,6 +182,24 @@ public struct RunSession: Sendable {
             try FailureSnapshot.write(report: report, loaded: loaded, stateDirectory: stateDirectory)
         }
         return report
+    }
+
+    /// The scheduling priority of each step: its longest remaining path in *measured* seconds
+    /// (the median of its recent successful attempts in earlier runs of the same plan), so the
+    /// ready step with the most work behind it starts first. Steps without history count as the
+    /// median of the steps that have one; with no history at all, nil (node counts).
+    public func priorities(for loaded: LoadedPlan) -> [Double]? {
+        guard let store = try? RunStore(stateDirectory: stateDirectory, readOnly: true),
+              let history = try? store.successfulDurations(planID: loaded.plan.id), !history.isEmpty else { return nil }
+        var medians: [Double?] = loaded.graph.ids.map { id in
+            guard let samples = history[id], !samples.isEmpty else { return nil }
+            return samples.sorted()[samples.count / 2]
+        }
+        let known = medians.compactMap { $0 }.sorted()
+        guard !known.isEmpty else { return nil }
+        let fallback = max(known[known.count / 2], 1e-6)
+        medians = medians.map { $0.map { max($0, 1e-6) } ?? fallback }
+        return loaded.graph.remainingPathLengths(weights: medians.map { $0 ?? fallback })
     }
 
     private func unknownRun(_ runID: String) -> EngineError {

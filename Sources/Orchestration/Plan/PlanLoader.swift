@@ -55,15 +55,30 @@ public enum PlanLoader {
     }
 }
 
+/// Formats located errors for one plan file.
+private struct Locator {
+    let displayPath: String
+
+    func error(_ location: SourceLocation, _ path: String, _ message: String,
+               code: EngineError.Code = .invalidPlan) -> EngineError {
+        let at = path.isEmpty ? "" : " \(path):"
+        return EngineError(code, "\(displayPath):\(location.line):\(location.column):\(at) \(message)")
+    }
+}
+
 /// Turns a parsed JSON tree into a ``Plan``, checking every key, type and range.
 private struct PlanDecoder {
     let source: PlanSource
+    let locator: Locator
     /// Where each step's `depends_on` entries are, for graph errors.
     var dependencyLocations: [[SourceLocation]] = []
     var stepLocations: [SourceLocation] = []
     var variables: [String: String] = [:]
 
-    init(source: PlanSource) { self.source = source }
+    init(source: PlanSource) {
+        self.source = source
+        locator = Locator(displayPath: source.displayPath)
+    }
 
     static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
     static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env"]
@@ -73,8 +88,7 @@ private struct PlanDecoder {
 
     func error(_ location: SourceLocation, _ path: String, _ message: String,
                code: EngineError.Code = .invalidPlan) -> EngineError {
-        let at = path.isEmpty ? "" : " \(path):"
-        return EngineError(code, "\(source.displayPath):\(location.line):\(location.column):\(at) \(message)")
+        locator.error(location, path, message, code: code)
     }
 
     func graphError(_ issue: PlanGraph.Issue, ids: [String]) -> EngineError {
@@ -91,7 +105,7 @@ private struct PlanDecoder {
     }
 
     mutating func decodePlan(_ root: JSONNode) throws(EngineError) -> Plan {
-        let top = try Fields(root, path: "", allowed: Self.planKeys, decoder: self)
+        let top = try Fields(root, path: "", allowed: Self.planKeys, decoder: locator)
         let id = try top.string("plan_id", required: true)!
         let version = try top.string("version", required: true)!
         let metadata = top["metadata"]
@@ -112,7 +126,7 @@ private struct PlanDecoder {
         var workingDirectory = source.directory
         var globalEnv: [String: String] = [:]
         if let globalsNode = top["globals"] {
-            let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: self)
+            let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: locator)
             if let n = try globals.int("max_concurrency", minimum: 1) { maxConcurrency = n }
             defaultTimeout = try globals.seconds("default_timeout_sec", positive: true)
             killGrace = try globals.seconds("kill_grace_sec", positive: false) ?? killGrace
@@ -149,7 +163,7 @@ private struct PlanDecoder {
     mutating func decodeStep(_ node: JSONNode, index: Int, defaultTimeout: Duration?,
                              workingDirectory: String, globalEnv: [String: String]) throws(EngineError) -> Step {
         let path = "steps[\(index)]"
-        let fields = try Fields(node, path: path, allowed: Self.stepKeys, decoder: self)
+        let fields = try Fields(node, path: path, allowed: Self.stepKeys, decoder: locator)
         stepLocations.append(node.location)
         let id = try fields.string("id", required: true)!
         guard Self.isValidStepID(id) else {
@@ -248,9 +262,9 @@ private struct Fields {
     let object: JSONObject
     let node: JSONNode
     let path: String
-    let decoder: PlanDecoder
+    let decoder: Locator
 
-    init(_ node: JSONNode, path: String, allowed: [String], decoder: PlanDecoder) throws(EngineError) {
+    init(_ node: JSONNode, path: String, allowed: [String], decoder: Locator) throws(EngineError) {
         guard case .object(let object) = node.kind else {
             let what = path.isEmpty ? "a plan" : path
             throw decoder.error(node.location, path, "\(what) must be an object, not \(node.typeName)")

@@ -72,6 +72,7 @@ struct RunCommand: CLICommand {
             return 0
         }
         let session = try RunSession(stateDirectory: common.stateDirectory)
+        let chosenPriorities = mode == .profile ? session.priorities(for: loaded) : nil
         let buffer = EventBuffer()
         var observers: [any RunObserver] = mode == .profile ? [buffer] : []
         let progress = stepThrough ? nil : common.progressPrinter(for: loaded, request: request, session: session)
@@ -86,7 +87,7 @@ struct RunCommand: CLICommand {
                                     runner: runner)
         }
         if mode == .profile {
-            let profile = RunProfile(events: buffer.events, graph: loaded.graph)
+            let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities)
             common.emit(json: report.json.adding("profile", profile.json)) {
                 HumanReport.render(report, style: common.style) + "\n" + profile.render(style: common.style)
             }

@@ -1,0 +1,70 @@
+import Foundation
+import Orchestration
+
+/// In-process DAGs of no-op closure steps through the library API: what the engine itself costs
+/// per node, with the durable store off and on.
+struct InProcessResult {
+    var shape: Shape
+    var nodes: Int
+    var concurrency: Int
+    var store: Bool
+    var seconds: Double
+    var peakRSSBytes: Int
+
+    var nodesPerSecond: Double { Double(nodes) / seconds }
+    var microsecondsPerNode: Double { seconds * 1e6 / Double(nodes) }
+    var bytesPerNode: Double { Double(peakRSSBytes) / Double(nodes) }
+}
+
+/// Builds the plan of a shape with no-op closure steps.
+func closurePlan(shape: Shape, nodes: Int, concurrency: Int) -> Plan {
+    let deps = shape.dependencies(count: nodes)
+    var steps: [Step] = []
+    steps.reserveCapacity(nodes)
+    for (index, list) in deps.enumerated() {
+        steps.append(Step(id: "n\(index)", action: .closure { _ in }, dependsOn: list.map { "n\($0)" }))
+    }
+    return Plan(id: "INPROC-\(shape.rawValue)-\(nodes)", maxConcurrency: concurrency, steps: steps)
+}
+
+/// Runs one in-process scenario in this process and measures it (call in a fresh process so the
+/// peak memory is this scenario's own).
+func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, scratch: String) async throws -> InProcessResult {
+    let plan = closurePlan(shape: shape, nodes: nodes, concurrency: concurrency)
+    let graph = try PlanGraph(steps: plan.steps)
+    let options = RunOptions(maxConcurrency: concurrency)
+    let start = ContinuousClock.now
+    let report: RunReport
+    if store {
+        let directory = try StateDirectory(path: scratch + "/state-\(getpid())")
+        let runStore = try RunStore(stateDirectory: directory)
+        try runStore.createRun(RunStore.NewRun(
+            runID: options.runID, planID: plan.id, traceID: options.traceID,
+            source: PlanSource(displayPath: "(in-process)", directory: scratch, bytes: [], overrides: [:]),
+            options: .object([]), stepIDs: graph.ids, engine: .current))
+        let recorder = try StoreRecorder(stateDirectory: directory, runID: options.runID)
+        report = try await DAGExecutor(plan: plan, graph: graph, options: options, observers: [recorder],
+                                       commitGate: recorder, clock: ContinuousClock()).run()
+        try await recorder.close()
+    } else {
+        report = try await DAGExecutor(plan: plan, graph: graph, options: options, clock: ContinuousClock()).run()
+    }
+    let elapsed = seconds(ContinuousClock.now - start)
+    guard report.status == .succeeded else { throw EngineError(.executionFailed, "in-process run failed") }
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return InProcessResult(shape: shape, nodes: nodes, concurrency: concurrency, store: store, seconds: elapsed,
+                           peakRSSBytes: Int(usage.ru_maxrss) * 1024)
+}
+
+/// Plan validation of a large generated plan file: time and peak memory (in a fresh process).
+func measureValidation(steps: Int, scratch: String) throws -> (seconds: Double, peakRSSBytes: Int) {
+    let files = try DAGFiles(shape: .lattice, count: steps, folder: scratch + "/validate-\(steps)")
+    let start = ContinuousClock.now
+    let loaded = try PlanLoader.load(path: files.planPath)
+    let elapsed = seconds(ContinuousClock.now - start)
+    precondition(loaded.graph.count == steps)
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return (elapsed, Int(usage.ru_maxrss) * 1024)
+}
