@@ -125,6 +125,52 @@ struct EventLogFileTests {
         }
     }
 
+    /// The repair path as the engine uses it: `resume` of a failed run whose events.jsonl was
+    /// torn repairs the tail from the database, then appends the new events after it.
+    @Test(arguments: [0, 1, 2])
+    func resumeRepairsATornTailBeforeAppending(lineFromEnd: Int) async throws {
+        for position in ["line start", "one byte in", "middle", "before newline"] {
+            let folder = ScratchFolder()
+            let marker = folder.path + "/fail"
+            #expect(FileManager.default.createFile(atPath: marker, contents: nil))
+            let plan = """
+            {"plan_id": "RESUME", "version": "1", "steps": [
+              {"id": "a", "command": "true"},
+              {"id": "b", "command": "sh", "args": ["-c", "[ ! -e '\(marker)' ]"], "depends_on": ["a"]}
+            ]}
+            """
+            let planPath = folder.path + "/plan.json"
+            try plan.write(toFile: planPath, atomically: true, encoding: .utf8)
+            let session = try RunSession(stateDirectory: folder.path + "/state")
+            let failed = try await session.start(try PlanLoader.load(path: planPath))
+            #expect(failed.status == .failed)
+            let path = folder.path + "/state/runs/\(failed.runID)/events.jsonl"
+            let original = contents(path)
+            let ends = original.indices.filter { original[$0] == UInt8(ascii: "\n") }
+            let lineEnd = ends[ends.count - 1 - lineFromEnd]
+            let lineStart = ends.count - 2 - lineFromEnd >= 0 ? ends[ends.count - 2 - lineFromEnd] + 1 : 0
+            let cut = switch position {
+            case "line start": lineStart
+            case "one byte in": lineStart + 1
+            case "middle": (lineStart + lineEnd) / 2
+            default: lineEnd
+            }
+            try overwrite(path, with: original[0..<cut])
+
+            try FileManager.default.removeItem(atPath: marker)
+            let resumed = try await session.resume(runID: failed.runID)
+            #expect(resumed.status == .succeeded, "\(position) of line -\(lineFromEnd + 1)")
+            let final = contents(path)
+            #expect(final.starts(with: original), "\(position) of line -\(lineFromEnd + 1): the repaired file lost what was written")
+            let stored = try RunStore(stateDirectory: session.stateDirectory, readOnly: true).events(failed.runID)
+            let read = EventLogFile.read(path: path)
+            #expect(read.validLength == final.count, "\(position) of line -\(lineFromEnd + 1): torn line left in the file")
+            #expect(read.events.compactMap { $0["seq"]?.intValue } == stored.map { Int($0.seq) },
+                    "\(position) of line -\(lineFromEnd + 1)")
+            #expect(read.events.compactMap { $0["type"]?.stringValue } == stored.map(\.kind.rawValue))
+        }
+    }
+
     @Test func anUnparsableWholeLineAndEverythingAfterItIsReplaced() async throws {
         let run = try await RecordedRun.make()
         let starts = run.lineStarts

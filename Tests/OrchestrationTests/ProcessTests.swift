@@ -245,6 +245,22 @@ struct ProcessTests {
         #expect(try scratch.read("err") == "to-err\n")
     }
 
+    @Test func symlinkOrReaderlessFifoAsLogIsRefusedWithoutBlocking() async throws {
+        let scratch = try Scratch()
+        let target = try scratch.write("target", "untouched\n", mode: 0o600)
+        #expect(symlink(target, scratch.path("link")) == 0)
+        #expect(mkfifo(scratch.path("fifo"), 0o600) == 0)
+        var spec = scratch.spec("sh", ["-c", "echo to-out; echo to-err >&2"])
+        spec.stdoutPath = scratch.path("link")
+        spec.stderrPath = scratch.path("fifo")
+        let outcome = await LocalProcess.run(spec)
+        #expect(outcome.succeeded)
+        let error = try #require(outcome.logError)
+        #expect(error.contains("cannot create the stdout log \(spec.stdoutPath): Too many levels of symbolic links"))
+        #expect(error.contains("cannot create the stderr log \(spec.stderrPath): No such device or address"))
+        #expect(try scratch.read("target") == "untouched\n")
+    }
+
     @Test func outputBeforeATimeoutIsInTheLogWhenRunReturns() async throws {
         let scratch = try Scratch()
         let marker = scratch.path("ready")
@@ -476,7 +492,11 @@ struct ProcessTests {
         }
         #expect(outcomes.count == 200)
         #expect(outcomes.allSatisfy { $0.termination == .exited(0) })
-        let ourZombies = ProcessTable.entries().filter { $0.parent == getpid() && $0.state == UInt8(ascii: "Z") }
+        // Only this test's children: other suites run in this process at the same time.
+        let pids = Set(outcomes.compactMap(\.pid))
+        let ourZombies = ProcessTable.entries().filter {
+            $0.parent == getpid() && $0.state == UInt8(ascii: "Z") && pids.contains($0.pid)
+        }
         #expect(ourZombies.isEmpty)
     }
 
@@ -489,7 +509,11 @@ struct ProcessTests {
         spec.timeout = .milliseconds(200)
         let outcome = await LocalProcess.run(spec, monitor: monitor)
         #expect(outcome.timedOut && outcome.survivors == 0)
-        let ourZombies = ProcessTable.entries().filter { $0.parent == getpid() && $0.state == UInt8(ascii: "Z") }
+        // Only this test's children: other suites run in this process at the same time.
+        let pids = Set([outcome.pid].compactMap { $0 })
+        let ourZombies = ProcessTable.entries().filter {
+            $0.parent == getpid() && $0.state == UInt8(ascii: "Z") && pids.contains($0.pid)
+        }
         #expect(ourZombies.isEmpty)
     }
 
@@ -579,5 +603,5 @@ private func residentKilobytes() -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
         let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
     else { return nil }
-    return Int(line.dropFirst("VmRSS:".count).split(separator: " ").first ?? "")
+    return Int(line.dropFirst("VmRSS:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
 }

@@ -106,11 +106,15 @@ public struct RunSession: Sendable {
                        stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
-        if record.status == .succeeded {
-            throw EngineError(.usage, "run \(runID) already succeeded; nothing to resume (use 'replay \(runID)' to run it again)")
-        }
         let lease = try RunLease(stateDirectory: stateDirectory, runID: runID, holder: record.engine)
         defer { lease.release() }
+        if record.status == .succeeded {
+            // An engine killed after its last commit may have left events.jsonl short: mend it.
+            do { try EventLogFile(stateDirectory: stateDirectory, runID: runID).repair(from: store.events(runID)) } catch {
+                throw EngineError(error)
+            }
+            throw EngineError(.usage, "run \(runID) already succeeded; nothing to resume (use 'replay \(runID)' to run it again)")
+        }
         // The lease is ours, so the engine that had the run is gone: tear down what it left.
         await OrphanReaper.reap(runID: runID)
         let loaded = try PlanLoader.load(record.source)

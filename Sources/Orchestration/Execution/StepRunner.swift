@@ -96,22 +96,12 @@ public struct LocalStepRunner: StepRunner {
     /// Runs a closure step, racing it against its timeout.
     static func runClosure(_ body: @escaping @Sendable (StepContext) async throws -> Void, timeout: Duration?,
                            context: StepContext) async -> AttemptOutcome {
-        await withTaskGroup(of: AttemptOutcome?.self) { group in
+        guard let timeout else { return await runClosure(body, context: context) }
+        return await withTaskGroup(of: AttemptOutcome?.self) { group in
+            group.addTask { await runClosure(body, context: context) }
             group.addTask {
-                do {
-                    try await body(context)
-                    return .success
-                } catch is CancellationError {
-                    return AttemptOutcome(result: .cancelled, error: "interrupted")
-                } catch {
-                    return AttemptOutcome(result: .failed, error: "\(error)")
-                }
-            }
-            if let timeout {
-                group.addTask {
-                    do { try await Task.sleep(for: timeout) } catch { return nil }
-                    return AttemptOutcome(result: .failed, timedOut: true, error: "timed out after \(formatSeconds(timeout))")
-                }
+                do { try await Task.sleep(for: timeout) } catch { return nil }
+                return AttemptOutcome(result: .failed, timedOut: true, error: "timed out after \(formatSeconds(timeout))")
             }
             var first: AttemptOutcome?
             while let next = await group.next() {
@@ -122,6 +112,20 @@ public struct LocalStepRunner: StepRunner {
                 }
             }
             return first ?? AttemptOutcome(result: .cancelled, error: "interrupted")
+        }
+    }
+}
+
+extension LocalStepRunner {
+    /// Runs a closure step's body once: returning succeeds, throwing fails, cancellation cancels.
+    static func runClosure(_ body: @Sendable (StepContext) async throws -> Void, context: StepContext) async -> AttemptOutcome {
+        do {
+            try await body(context)
+            return .success
+        } catch is CancellationError {
+            return AttemptOutcome(result: .cancelled, error: "interrupted")
+        } catch {
+            return AttemptOutcome(result: .failed, error: "\(error)")
         }
     }
 }

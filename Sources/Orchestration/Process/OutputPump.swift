@@ -31,6 +31,8 @@ import Glibc
 /// discarded, so the child never blocks on a full pipe; the error goes to the ``OutputDrain``
 /// and from there to ``ProcessOutcome/logError``.
 ///
+/// - Important: Log paths should name regular files. The pump writes with blocking calls, so a
+///   slow device or a FIFO whose reader stalls holds up the output of every step.
 /// - Important: A stream stays registered until every writer has closed it, which can be long
 ///   after its attempt returned (a background process left by a successful step). When the engine
 ///   exits, such a process loses its reader: what it writes afterwards is lost, and its next
@@ -177,10 +179,12 @@ private final class LogCopy {
     private func store(_ chunk: UnsafeRawBufferPointer) {
         if discarding { return }
         if file < 0 {
+            // O_NONBLOCK only for the open: a FIFO without a reader fails with ENXIO instead of
+            // blocking the pump (and with it every step's output). Writes then block as usual.
             file = SystemCallError.retryingOnInterrupt {
-                open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
             }
-            guard file >= 0 else {
+            guard file >= 0, fcntl(file, F_SETFL, O_APPEND) == 0 else {
                 fail("cannot create the \(stream) log \(path): \(SystemCallError.message(for: errno))")
                 return
             }

@@ -31,7 +31,7 @@ public final class RunStore {
                 guard FileManager.default.fileExists(atPath: path) else {
                     throw EngineError(.unknownReference, "no run history in \(stateDirectory.path) (no runs.db yet)")
                 }
-                database = try SQLiteDatabase(path: path, mode: .readOnly)
+                database = try Self.openForReading(path: path, folder: stateDirectory.path)
             } else {
                 database = try SQLiteDatabase(path: path, mode: .readWrite, synchronous: synchronous)
             }
@@ -41,6 +41,19 @@ public final class RunStore {
             throw EngineError(error)
         }
         try checkSchema(readOnly: readOnly)
+    }
+
+    /// A read-only connection; on a read-only file system (where SQLite cannot create the
+    /// `-shm` file a WAL reader needs) an immutable one, which is safe because nobody can write.
+    private static func openForReading(path: String, folder: String) throws -> SQLiteDatabase {
+        do {
+            let database = try SQLiteDatabase(path: path, mode: .readOnly)
+            _ = try database.userVersion
+            return database
+        } catch {
+            guard access(folder, W_OK) != 0 else { throw error }
+            return try SQLiteDatabase(path: path, mode: .immutable)
+        }
     }
 
     private func checkSchema(readOnly: Bool) throws(EngineError) {

@@ -68,6 +68,10 @@ public final class SQLiteDatabase {
         case readWrite
         /// Reads only (`SQLITE_OPEN_READONLY`); never takes the write lock.
         case readOnly
+        /// Reads a database that nobody can be writing (`immutable=1`): for a state folder on a
+        /// read-only file system, where SQLite cannot create the WAL's `-shm` file that a normal
+        /// read-only connection needs.
+        case immutable
     }
 
     /// The durability of commits (`PRAGMA synchronous`).
@@ -178,10 +182,13 @@ public final class SQLiteDatabase {
             lock = try FileLock(path: path + ".lock")
         case .readOnly:
             flags |= SQLITE_OPEN_READONLY
+        case .immutable:
+            flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI
         }
 
         var handle: OpaquePointer?
-        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        let name = mode == .immutable ? Self.immutableURI(path) : path
+        let status = sqlite3_open_v2(name, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) }
             // A failed open has read nothing and opened no WAL, so closing it cannot checkpoint.
@@ -190,6 +197,21 @@ public final class SQLiteDatabase {
         }
         connection = SQLiteConnectionHandle(pointer: handle, path: path, lock: lock, busyTimeout: busyTimeout)
         try configure(synchronous: synchronous)
+    }
+
+    /// `file:` URI of a path with `immutable=1`, percent-encoding what URIs reserve.
+    private static func immutableURI(_ path: String) -> String {
+        var encoded = ""
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "/"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                encoded += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return "file:" + encoded + "?immutable=1"
     }
 
     private func configure(synchronous: Synchronous) throws {

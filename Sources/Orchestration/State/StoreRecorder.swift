@@ -98,7 +98,10 @@ public final class StoreRecorder: RunObserver, CommitGate {
                 state.queued.removeAll(keepingCapacity: true)
                 return (batches, state.closing)
             }
-            if !batches.isEmpty {
+            // After a failed commit nothing more is committed: a later, smaller batch that happened
+            // to fit would leave a gap in the run's events.
+            let failedBefore = shared.state.withLock { $0.failure != nil }
+            if !batches.isEmpty && !failedBefore {
                 let lastSeq = batches.last?.last?.seq ?? 0
                 var failure: EngineError?
                 do {

@@ -1,0 +1,83 @@
+import Foundation
+
+extension HTMLReport {
+    /// The step table, with status filters that need no script (radio buttons and CSS).
+    func tableSection(_ timeline: Timeline) -> String {
+        let steps = report.steps
+        var classes: [[String]] = []
+        classes.reserveCapacity(steps.count)
+        for (index, step) in steps.enumerated() {
+            var names = [step.status.rawValue]
+            if timeline.attemptsByStep[index].count > 1 { names.append("retried") }
+            if timeline.attemptsByStep[index].contains(where: { $0.timedOut }) { names.append("timed-out") }
+            if !step.status.isFinal { names.append("unfinished") }
+            classes.append(names)
+        }
+        func count(_ name: String) -> Int { classes.filter { $0.contains(name) }.count }
+        var out = "<section id=\"steps\">\n<h2>Steps</h2>\n"
+        let filters: [(id: String, label: String, count: Int)] = [
+            ("all", "All", steps.count), ("failed", "Failed", count("failed")), ("retried", "Retried", count("retried")),
+            ("timed-out", "Timed out", count("timed-out")), ("skipped", "Skipped", count("skipped")),
+            ("cancelled", "Cancelled", count("cancelled")), ("unfinished", "Unfinished", count("unfinished")),
+        ].filter { $0.id == "all" || $0.count > 0 }
+        for filter in filters {
+            out += "<input class=\"filter\" type=\"radio\" name=\"filter\" id=\"f-\(filter.id)\""
+                + (filter.id == "all" ? " checked" : "") + ">"
+        }
+        out += "\n<div class=\"filters\">"
+        for filter in filters {
+            out += "<label for=\"f-\(filter.id)\">\(filter.label) (\(filter.count))</label>"
+        }
+        out += "</div>\n<div class=\"table-wrap\">\n<table>\n<thead><tr><th>#</th><th>Step</th><th>Status</th><th>Attempts</th>"
+            + "<th>Start</th><th>Duration</th><th>Exit</th><th>Error</th><th>stderr (last attempt)</th></tr></thead>\n<tbody>\n"
+        let failedCount = count("failed")
+        for (index, step) in steps.enumerated() {
+            out += "<tr class=\"step \(classes[index].joined(separator: " "))\" id=\"\(HTML.escape(Self.anchor(step.id)))\">"
+            out += "<td class=\"num\">\(index + 1)</td>"
+            out += "<td class=\"id\"><span class=\"mono\">\(HTML.escape(step.id))</span>"
+            if let name = names[step.id] { out += "<div class=\"name\">\(HTML.escape(name))</div>" }
+            out += "</td><td><span class=\"badge \(step.status.rawValue)\">\(step.status.rawValue)</span></td><td>"
+            let stepAttempts = timeline.attemptsByStep[index]
+            if stepAttempts.isEmpty {
+                out += "<span class=\"muted\">0</span>"
+            } else {
+                for attempt in stepAttempts {
+                    let (start, end) = timeline.interval(attempt)
+                    out += "<span class=\"chip \(attempt.outcome.rawValue)\" title=\""
+                        + HTML.escape(Self.describe(attempt, start: start, end: end)) + "\">\(attempt.attempt)</span>"
+                }
+            }
+            out += "</td>"
+            let start = timeline.offset(step.startedAt).map { "+" + formatDuration($0) } ?? "-"
+            out += "<td class=\"num\">\(start)</td><td class=\"num\">\(formatDuration(step.duration))</td>"
+            out += "<td class=\"num\">\(exitText(step))</td>"
+            out += "<td class=\"error\">\(step.error.map(HTML.escape) ?? "")</td>"
+            out += "<td>\(logCell(step, open: step.status == .failed && failedCount <= 10))</td></tr>\n"
+        }
+        out += "</tbody>\n</table>\n</div>\n</section>\n"
+        return out
+    }
+
+    /// `0`, `1`, `SIGKILL`, `timed out (SIGTERM)`, or `-`.
+    private func exitText(_ step: RunReport.StepReport) -> String {
+        var parts: [String] = []
+        if step.timedOut { parts.append("timed out") }
+        if let code = step.exitCode { parts.append(step.timedOut ? "exit \(code)" : "\(code)") }
+        if let signal = step.signal { parts.append(Self.signalName(signal)) }
+        return parts.isEmpty ? "-" : parts.joined(separator: ", ")
+    }
+
+    private func logCell(_ step: RunReport.StepReport, open: Bool) -> String {
+        guard let log = logs[step.id] else { return "" }
+        let path = HTML.escape(log.path)
+        if log.omitted {
+            return "<span class=\"muted\" title=\"\(path)\">left out (page size limit)</span>"
+        }
+        guard let tail = log.tail else { return "<span class=\"muted\">empty</span>" }
+        var summary = tail.lineCount == 1 ? "1 line" : "\(tail.lineCount) lines"
+        if tail.truncated { summary = "last " + summary }
+        if log.attempt > 1 { summary += " · attempt \(log.attempt)" }
+        return "<details\(open ? " open" : "")><summary>\(summary)</summary>"
+            + "<pre class=\"log\" title=\"\(path)\">\(HTML.escape(tail.text))</pre></details>"
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Orchestration
+
+/// `graph PLAN.json` or `graph --run RUN_ID`: the DAG as Graphviz DOT or a Mermaid flowchart.
+struct GraphCommand: CLICommand {
+    static let name = "graph"
+    static let abstract = "Print a plan's DAG (or a run's, coloured by status) as DOT or Mermaid."
+    static let help = """
+    Usage: omnibase-agents graph PLAN.json [--var NAME=VALUE]... [--format dot|mermaid]
+           omnibase-agents graph --run RUN_ID [--state-dir DIR] [--format dot|mermaid]
+
+    Prints the DAG with an edge from each dependency to its dependent; a node's label is the
+    step's name when it has one, its id otherwise. With --run, draws the plan snapshot stored
+    with the run and colours each node by the step's final status: succeeded green, failed red,
+    skipped grey, cancelled orange, pending white.
+
+      --format dot|mermaid  Graphviz DOT (default) or a Mermaid flowchart.
+      --var NAME=VALUE      Override a plan variable (repeatable; not with --run).
+      --run RUN_ID          Draw a stored run instead of a plan file.
+      --state-dir DIR       The state folder (default: $OMNIBASE_STATE_DIR or ./.state).
+
+    Example: omnibase-agents graph plan.json | dot -Tsvg > plan.svg
+
+    Exit codes: 0, 2 bad plan or arguments, 3 unknown run.
+
+    """
+
+    enum Source {
+        case plan(path: String, variables: [String: String])
+        case run(id: String, stateDirectory: String)
+    }
+
+    let source: Source
+    let format: GraphRenderer.Format
+
+    init(arguments: [String]) throws(EngineError) {
+        let scanner = try ArgumentScanner(arguments, valueOptions: ["--format", "--state-dir", "--var", "--run"],
+                                          flags: CommonOptions.flags)
+        let formats = GraphRenderer.Format.allCases.map(\.rawValue)
+        format = try scanner.choice("--format", among: formats).flatMap(GraphRenderer.Format.init(rawValue:)) ?? .dot
+        let positionals = scanner.remainingPositionals
+        if let runID = scanner.value("--run") {
+            guard positionals.isEmpty else { throw usage("graph takes a plan file or --run RUN_ID, not both") }
+            guard scanner.values("--var").isEmpty else {
+                throw usage("--var does not apply to --run: the run's stored variables are used")
+            }
+            let directory = scanner.value("--state-dir") ?? ProcessInfo.processInfo.environment["OMNIBASE_STATE_DIR"] ?? ".state"
+            source = .run(id: runID, stateDirectory: directory)
+        } else {
+            guard positionals.count == 1 else {
+                throw usage(positionals.isEmpty ? "graph needs a plan file or --run RUN_ID"
+                            : "graph takes one plan file, got \(positionals.count) arguments")
+            }
+            source = .plan(path: positionals[0], variables: try scanner.variables())
+        }
+    }
+
+    func run() async throws(EngineError) -> Int32 {
+        switch source {
+        case .plan(let path, let variables):
+            let loaded = try PlanLoader.load(path: path, overrides: variables)
+            print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format), terminator: "")
+        case .run(let runID, let stateDirectory):
+            let directory: StateDirectory
+            do { directory = try StateDirectory(path: stateDirectory) } catch { throw EngineError(error) }
+            let store = try RunStore(stateDirectory: directory, readOnly: true)
+            guard let record = try store.run(runID) else {
+                throw EngineError(.unknownReference, "no run \(runID) in \(stateDirectory)")
+            }
+            let loaded = try PlanLoader.load(record.source)
+            var statusByID: [String: StepStatus] = [:]
+            for step in try store.steps(runID) { statusByID[step.id] = step.status }
+            let statuses = loaded.graph.ids.map { statusByID[$0] ?? .pending }
+            print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format, statuses: statuses, runID: runID),
+                  terminator: "")
+        }
+        return 0
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Orchestration
+
+/// `report RUN_ID --html FILE`: a self-contained HTML page of a run.
+struct ReportCommand: CLICommand {
+    static let name = "report"
+    static let abstract = "Write a run's self-contained HTML page: timeline (Gantt), DAG, step table."
+    static let help = """
+    Usage: omnibase-agents report RUN_ID --html FILE [options]
+
+    Writes one HTML file that needs nothing else (inline CSS and SVG, no script, no network):
+    a Gantt timeline with one bar per attempt (retries, timeouts and cancellations visible),
+    the DAG laid out by levels, and a table of the steps with status, attempts, durations,
+    exit codes, errors and the last lines of each step's stderr. FILE '-' writes to stdout.
+
+      --html FILE          Where to write the page (replaced atomically).
+    \(CommonOptions.help)
+
+    Exit codes: 0, 2 bad arguments or FILE cannot be written, 3 unknown run.
+
+    """
+
+    let runID: String
+    let output: String
+    let common: CommonOptions
+
+    init(arguments: [String]) throws(EngineError) {
+        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--html"]),
+                                          flags: CommonOptions.flags)
+        runID = try singleRunID(scanner, command: "report")
+        guard let output = scanner.value("--html"), !output.isEmpty else {
+            throw usage("report needs --html FILE (the page to write)")
+        }
+        self.output = output
+        common = try CommonOptions(scanner)
+    }
+
+    func run() async throws(EngineError) -> Int32 {
+        let directory: StateDirectory
+        do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
+        let store = try RunStore(stateDirectory: directory, readOnly: true)
+        let report = try HTMLReport.load(runID: runID, stateDirectory: directory, store: store)
+        let page = Data(report.render().utf8)
+        if output == "-" {
+            FileHandle.standardOutput.write(page)
+            return 0
+        }
+        do {
+            try page.write(to: URL(fileURLWithPath: output), options: .atomic)
+        } catch {
+            throw usage("cannot write \(output): \((error as NSError).localizedDescription)")
+        }
+        let path = URL(fileURLWithPath: output).standardizedFileURL.path
+        common.emit(json: .object([
+            "run_id": .string(runID),
+            "file": .string(path),
+            "bytes": .int(page.count),
+            "steps": .int(report.report.steps.count),
+            "attempts": .int(report.attempts.count),
+        ])) {
+            "Wrote \(output) (\(page.count / 1024 + 1) KiB: \(report.report.steps.count) steps, "
+                + "\(report.attempts.count) attempts)\n"
+        }
+        return 0
+    }
+}
