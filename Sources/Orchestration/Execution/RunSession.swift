@@ -13,16 +13,23 @@ public struct RunRequest: Sendable, Hashable {
     /// Free-form labels kept with the run (e.g. the git commit a stage ran on), readable from
     /// ``RunStore/RunRecord/options`` under `labels`.
     public var labels: [String: String]
+    /// Among ready steps, start the one that comes first in the plan (instead of the one with the
+    /// longest remaining path): a stage in sync mode runs in registry order where dependencies allow.
+    public var preservePlanOrder: Bool
 
     /// Creates a request.
     public init(maxConcurrency: Int? = nil, from: String? = nil, to: String? = nil, stage: String? = nil,
-                labels: [String: String] = [:]) {
+                labels: [String: String] = [:], preservePlanOrder: Bool = false) {
         self.maxConcurrency = maxConcurrency
         self.from = from
         self.to = to
         self.stage = stage
         self.labels = labels
+        self.preservePlanOrder = preservePlanOrder
     }
+
+    /// Priorities that make the scheduler prefer earlier steps of the plan.
+    public static func planOrderPriorities(count: Int) -> [Double] { (0..<count).map { Double(count - $0) } }
 
     /// The request as stored in the run's `options` column.
     public var json: JSONValue {
@@ -31,6 +38,7 @@ public struct RunRequest: Sendable, Hashable {
             "from": from.map { .string($0) } ?? .null,
             "to": to.map { .string($0) } ?? .null,
             "labels": .object(labels.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) }),
+            "plan_order": .bool(preservePlanOrder),
         ])
     }
 
@@ -43,6 +51,7 @@ public struct RunRequest: Sendable, Hashable {
         var labels: [String: String] = [:]
         for member in json["labels"]?.objectValue ?? [] { labels[member.key] = member.value.stringValue ?? "" }
         self.labels = labels
+        preservePlanOrder = json["plan_order"]?.boolValue ?? false
     }
 }
 
@@ -94,7 +103,8 @@ public struct RunSession: Sendable {
                 source: loaded.source, options: request.json, stepIDs: loaded.graph.ids, engine: .current))
         }
         var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial, traceID: traceID)
-        options.priorities = priorities(for: loaded)
+        options.priorities = request.preservePlanOrder
+            ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
         return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                                  stage: request.stage, runner: runner)
     }
@@ -147,7 +157,8 @@ public struct RunSession: Sendable {
         var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial,
                                  traceID: record.traceID, firstSeq: seq + 1, resuming: true)
         options.previousAttempts = stored.map(\.attempts)
-        options.priorities = priorities(for: loaded)
+        options.priorities = request.preservePlanOrder
+            ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
         _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                               stage: record.stage, durableSeq: seq)
         guard let report = try store.report(runID) else { throw unknownRun(runID) }

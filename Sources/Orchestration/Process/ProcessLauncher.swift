@@ -5,8 +5,14 @@ import Glibc
 /// pipes (or `/dev/null`, or log files when the ``OutputPump`` is not available), `posix_spawn`
 /// (in the C shim) and registration with the ``ProcessMonitor``.
 enum ProcessLauncher {
-    /// How many times a spawn that failed with `EAGAIN` (process or memory limits) is retried.
-    static let spawnRetries = 3
+    /// How many times a spawn that failed with `EAGAIN` (process or memory limits) or `ETXTBSY` is
+    /// retried.
+    ///
+    /// `ETXTBSY`: a script that was just written can still be open for writing in a child that
+    /// another thread is spawning at that moment (the descriptor is close-on-exec, but it exists
+    /// until that child execs), and exec refuses a file open for writing. It clears in
+    /// microseconds, so a short retry makes the race invisible (Go's os/exec does the same).
+    static let spawnRetries = 5
 
     /// Starts `spec`, or says in one sentence why it cannot be started.
     ///
@@ -51,7 +57,7 @@ enum ProcessLauncher {
                 return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain))
             }
             // Transient: back off outside any lock, in the async context, then try again.
-            if code == EAGAIN && attempt < spawnRetries && !Task.isCancelled {
+            if (code == EAGAIN || code == ETXTBSY) && attempt < spawnRetries && !Task.isCancelled {
                 attempt += 1
                 try? await Task.sleep(for: .milliseconds(10 << attempt))
                 continue

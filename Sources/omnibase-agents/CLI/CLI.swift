@@ -20,7 +20,7 @@ protocol CLICommand: Sendable {
 enum CLI {
     static let commands: [any CLICommand.Type] = [
         RunCommand.self, ValidateCommand.self, ResumeCommand.self, ReplayCommand.self, RunsCommand.self,
-        GraphCommand.self, ReportCommand.self,
+        GraphCommand.self, ReportCommand.self, OrchCommand.self,
     ]
 
     static var help: String {

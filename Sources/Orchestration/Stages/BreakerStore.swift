@@ -1,0 +1,102 @@
+import Foundation
+import Glibc
+
+/// The circuit breakers of every component, kept in the state folder across invocations:
+/// `breakers.json`, replaced atomically (``StateDirectory/writeFileAtomically(_:_:)``) under the
+/// cross-process lock `breakers.json.lock`, so concurrent stages never lose an update.
+///
+/// ```json
+/// { "version": 1,
+///   "components": { "lint": { "consecutive_failures": 3, "opened_at": "2026-11-21T10:00:00.000Z",
+///                             "last_error": "exited with code 1", "last_run_id": "r-20261121-8f3a2c" } } }
+/// ```
+///
+/// The file is separate from `runs.db`, whose schema belongs to the run store.
+public struct BreakerStore: Sendable {
+    /// The file name in the state folder.
+    public static let fileName = "breakers.json"
+    /// The state folder.
+    public let stateDirectory: StateDirectory
+
+    /// Creates a store over a state folder.
+    public init(stateDirectory: StateDirectory) {
+        self.stateDirectory = stateDirectory
+    }
+
+    /// Every recorded breaker by component name; components never recorded are closed.
+    /// - Throws: ``EngineError``: exit 5 when the file is a symbolic link, 74 when it cannot be
+    ///   read or is corrupt.
+    public func load() throws(EngineError) -> [String: CircuitBreaker] {
+        let path = stateDirectory.path + "/" + Self.fileName
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let number = errno
+            if number == ENOENT { return [:] }
+            if number == ELOOP {
+                throw EngineError(.securityViolation, "\(path) is a symbolic link; refusing to read it")
+            }
+            throw EngineError(.stateFailure, "cannot read \(path): \(String(cString: strerror(number)))")
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        let data: Data
+        do { data = try handle.readToEnd() ?? Data() } catch {
+            throw EngineError(.stateFailure, "cannot read \(path): \(error.localizedDescription)")
+        }
+        return try Self.decode([UInt8](data), path: path)
+    }
+
+    /// Reads the breakers, lets `body` change them, and writes them back atomically, all under
+    /// the lock.
+    /// - Throws: ``EngineError`` as ``load()``, or when the lock or the write fails.
+    public func update(_ body: (inout [String: CircuitBreaker]) -> Void) throws(EngineError) {
+        do {
+            let lock = try FileLock(path: stateDirectory.path + "/" + Self.fileName + ".lock")
+            try lock.withLock(timeout: .seconds(10)) {
+                var breakers = try load()
+                body(&breakers)
+                try stateDirectory.writeFileAtomically(Self.fileName, Array(Self.encode(breakers).utf8))
+            }
+        } catch {
+            throw EngineError(error)
+        }
+    }
+
+    static func encode(_ breakers: [String: CircuitBreaker]) -> String {
+        let members = breakers.sorted { $0.key < $1.key }.map { name, breaker in
+            JSONValue.Member(name, .object([
+                "consecutive_failures": .int(breaker.consecutiveFailures),
+                "opened_at": breaker.openedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null,
+                "last_error": breaker.lastError.map { .string($0) } ?? .null,
+                "last_run_id": breaker.lastRunID.map { .string($0) } ?? .null,
+            ]))
+        }
+        return JSONValue.object(["version": 1, "components": .object(members)]).serialized(pretty: true) + "\n"
+    }
+
+    static func decode(_ bytes: [UInt8], path: String) throws(EngineError) -> [String: CircuitBreaker] {
+        func corrupt(_ why: String) -> EngineError {
+            EngineError(.stateFailure, "\(path) is corrupt (\(why)); delete it to reset every circuit breaker")
+        }
+        let root: JSONValue
+        do { root = try StrictJSONParser.parse(bytes).toValue() } catch { throw corrupt(error.description) }
+        guard root["version"]?.intValue == 1, let members = root["components"]?.objectValue else {
+            throw corrupt("expected {\"version\": 1, \"components\": {...}}")
+        }
+        var breakers: [String: CircuitBreaker] = [:]
+        for member in members {
+            let value = member.value
+            guard let failures = value["consecutive_failures"]?.intValue, failures >= 0 else {
+                throw corrupt("\(member.key): consecutive_failures must be a count")
+            }
+            var openedAt: Date?
+            if let text = value["opened_at"]?.stringValue {
+                guard let date = Timestamp.parse(text) else { throw corrupt("\(member.key): opened_at is not a timestamp") }
+                openedAt = date
+            }
+            breakers[member.key] = CircuitBreaker(consecutiveFailures: failures, openedAt: openedAt,
+                                                  lastError: value["last_error"]?.stringValue,
+                                                  lastRunID: value["last_run_id"]?.stringValue)
+        }
+        return breakers
+    }
+}

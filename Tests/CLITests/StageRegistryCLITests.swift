@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+@testable import Orchestration
+
+@Suite("orch --stage registry: administration, strict loading, exit codes", .serialized, .timeLimit(.minutes(2)))
+struct StageRegistryCLITests {
+    /// A registry already in canonical form, so a round trip must give back the same bytes.
+    static let canonical = JSONValue.object([
+        "version": "1",
+        "components": [
+            .object(["name": "lint", "type": "validator", "tags": ["pre-commit"], "command": "true"]),
+            .object(["name": "build", "type": "tool", "command": "true", "idempotent": true]),
+        ],
+        "stages": .object(["ci": .object(["mode": "async"])]),
+    ]).serialized(pretty: true) + "\n"
+
+    @Test func addAndRemoveRoundTripAtomicallyAsCanonicalJSON() async throws {
+        let dir = TempDir()
+        let file = dir.write("omnibase.registry.json", Self.canonical)
+        chmod(file, 0o640)
+
+        let added = await orch(["--stage", "registry", "add", "--name", "unit", "--type", "test", "--command", "swift",
+                                "--arg", "test", "--arg", "--parallel", "--tags", "test,slow", "--idempotent",
+                                "--retries", "1", "--timeout-sec", "600", "--depends-on", "build",
+                                "--description", "the unit tests"], in: dir)
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(try added.json()["added"]?.stringValue == "unit")
+        let text = try #require(dir.read("omnibase.registry.json"))
+        let document = try StrictJSONParser.parse(text).toValue()
+        let unitEntry = try #require(document["components"]?.arrayValue?.last)
+        #expect(unitEntry.objectValue?.map(\.key) == ["name", "description", "type", "tags", "command", "args", "idempotent",
+                                                      "timeout_sec", "depends_on", "retries"])
+        #expect(unitEntry["args"] == ["test", "--parallel"])
+        #expect(text.contains("\n    {\n      \"name\": \"unit\",\n      \"description\": \"the unit tests\",\n"))
+        #expect(text.contains("\n      \"timeout_sec\": 600,\n"))
+        #expect(text.hasSuffix("}\n"))
+        var info = stat()
+        stat(file, &info)
+        #expect(info.st_mode & 0o777 == 0o640, "the file keeps its permissions")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty)
+
+        let list = await orch(["--stage", "registry", "list"], in: dir)
+        #expect(try list.json()["components"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["lint", "build", "unit"])
+        let inspect = await orch(["--stage", "registry", "inspect", "unit"], in: dir)
+        let unit = try inspect.json()
+        #expect(unit["component"]?["args"] == ["test", "--parallel"])
+        #expect(unit["stages"] == ["ci", "test"])
+        #expect(unit["retries"]?.intValue == 1)
+        #expect(unit["breaker"]?["state"]?.stringValue == "disabled")
+        let buildInfo = try await orch(["--stage", "registry", "inspect", "build"], in: dir).json()
+        #expect(buildInfo["dependents"] == ["unit"])
+
+        // It is selected, and runs, like any component.
+        let dry = await orch(["--stage", "test", "--mode", "dry-run"], in: dir)
+        #expect(try dry.json().stepIDs == ["build", "unit"])
+
+        // build cannot go while unit depends on it; unit can, and the file is as before.
+        let refused = await orch(["--stage", "registry", "remove", "build"], in: dir)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("cannot remove \"build\": \"unit\" depends on it"))
+        let removed = await orch(["--stage", "registry", "remove", "unit"], in: dir)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(dir.read("omnibase.registry.json") == Self.canonical)
+
+        // --json adds a whole component, keeping its member order.
+        let json = await orch(["--stage", "registry", "add", "--json",
+                               "{\"name\": \"fmt\", \"command\": \"true\", \"type\": \"tool\", \"lifecycle\": \"canary\"}"], in: dir)
+        #expect(json.status == 0, "\(json.stderr)")
+        #expect(dir.read("omnibase.registry.json")?.contains("\"name\": \"fmt\",\n      \"command\": \"true\",") == true)
+        let again = await orch(["--stage", "registry", "remove", "fmt"], in: dir)
+        #expect(again.status == 0)
+        #expect(dir.read("omnibase.registry.json") == Self.canonical)
+    }
+
+    @Test func addCreatesAMissingRegistryAndRejectsBadComponents() async throws {
+        let dir = TempDir()
+        let created = await orch(["--stage", "registry", "add", "--name", "a", "--type", "tool", "--command", "true"], in: dir)
+        #expect(created.status == 0, "\(created.stderr)")
+        #expect(try RegistryLoader.load(path: dir.path + "/omnibase.registry.json").registry.components.map(\.name) == ["a"])
+
+        let duplicate = await orch(["--stage", "registry", "add", "--name", "a", "--type", "tool", "--command", "true"], in: dir)
+        #expect(duplicate.status == 2)
+        #expect(duplicate.stderr.contains("component \"a\" is already in"))
+        let unknownDependency = await orch(["--stage", "registry", "add", "--name", "b", "--type", "tool", "--command", "true",
+                                            "--depends-on", "aa"], in: dir)
+        #expect(unknownDependency.status == 3)
+        #expect(unknownDependency.stderr.contains("no component \"aa\" in the registry (did you mean \"a\"?)"))
+        let badJSON = await orch(["--stage", "registry", "add", "--json", "{\"name\": \"c\", \"type\": \"tol\", \"command\": \"x\"}"], in: dir)
+        #expect(badJSON.status == 2)
+        #expect(badJSON.stderr.contains("--json:1:23: component.type: unknown value \"tol\" (did you mean \"tool\"?)"))
+        let retries = await orch(["--stage", "registry", "add", "--name", "d", "--type", "tool", "--command", "x", "--retries", "2"], in: dir)
+        #expect(retries.status == 2)
+        #expect(retries.stderr.contains("--retries needs --idempotent"))
+        #expect(try RegistryLoader.load(path: dir.path + "/omnibase.registry.json").registry.components.map(\.name) == ["a"])
+    }
+
+    @Test func unknownComponentsExit3WithASuggestion() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", Self.canonical)
+        for action in ["inspect", "remove", "reset"] {
+            let result = await orch(["--stage", "registry", action, "lnt"], in: dir)
+            #expect(result.status == 3, "\(action)")
+            #expect(result.stderr.contains("no component \"lnt\" in the registry (did you mean \"lint\"?)"), "\(result.stderr)")
+            #expect(result.stdout.isEmpty)
+        }
+        let from = await orch(["--stage", "ci", "--from", "buld"], in: dir)
+        #expect(from.status == 3)
+        #expect(dir.read("omnibase.registry.json") == Self.canonical)
+    }
+
+    @Test func aMalformedRegistryExits2WithTheLocation() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", """
+            {
+              "components": [
+                { "name": "lint", "type": "validator", "comand": "true" }
+              ]
+            }
+            """)
+        let result = await orch(["--stage", "pre-commit"], in: dir)
+        #expect(result.status == 2)
+        #expect(result.stderr == "omnibase-agents: error: omnibase.registry.json:3:44: components[0].comand: "
+                + "unknown key \"comand\" (did you mean \"command\"?)\n")
+        dir.put("bad.json", "{\"components\": [\n  {\"name\": \"a\",}\n]}")
+        let syntax = await orch(["--stage", "registry", "list", "--registry", "bad.json"], in: dir)
+        #expect(syntax.status == 2)
+        #expect(syntax.stderr.hasPrefix("omnibase-agents: error: bad.json:2:15: invalid JSON"))
+        let missing = await orch(["--stage", "test", "--registry", "none.json"], in: dir)
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("none.json: cannot read the registry"))
+        // Editing a malformed registry is refused, and the file is left alone.
+        let edit = await orch(["--stage", "registry", "add", "--name", "x", "--type", "tool", "--command", "y",
+                               "--registry", "bad.json"], in: dir)
+        #expect(edit.status == 2)
+        #expect(dir.read("bad.json") == "{\"components\": [\n  {\"name\": \"a\",}\n]}")
+    }
+
+    @Test func badArgumentsExit2() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", Self.canonical)
+        let cases: [([String], String)] = [
+            (["--stage", "pre-comit"], "unknown stage 'pre-comit' (did you mean 'pre-commit'?)"),
+            ([], "orch needs --stage"),
+            (["--stage", "ci", "--filter", "typ=tool"], "--filter: unknown filter key \"typ\" (did you mean \"type\"?)"),
+            (["--stage", "ci", "--lifecycle", "stabel"], "unknown lifecycle 'stabel' (did you mean 'stable'?)"),
+            (["--stage", "ci", "--mode", "fast"], "option --mode must be one of"),
+            (["--stage", "registry", "lst"], "unknown registry action 'lst' (did you mean 'list'?)"),
+            (["--stage", "registry", "list", "--mode", "sync"], "option --mode does not apply to the registry stage"),
+            (["--stage", "ci", "--name", "x"], "option --name belongs to 'orch --stage registry add'"),
+            (["--stage", "pipeline"], "the pipeline stage needs its components"),
+            (["--stage", "test", "--tags", "nothing-has-this"], "stage test selects no component"),
+            (["--stage", "pre-commit", "--max-concurrency", "2"], "--max-concurrency applies to async mode"),
+        ]
+        for (arguments, message) in cases {
+            let result = await orch(arguments, in: dir)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(result.stderr) should contain \(message)")
+        }
+    }
+}
