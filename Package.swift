@@ -20,6 +20,9 @@ let package = Package(
         .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration"], path: "Benchmarks/omnibase-bench"),
         .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims"]),
         .testTarget(name: "CLITests", dependencies: ["Orchestration", "omnibase-agents"]),
+        // Multi-agent orchestration (issue 6): real git repositories and processes; the CLI binary
+        // is a dependency so `ci emit` and `agents run` can be run as separate processes.
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "Orchestration", "omnibase-agents"]),
     ]
 )
 

@@ -1,0 +1,149 @@
+import Orchestration
+
+/// The orchestrator's scheduling rules as a value type (no I/O): which tasks may start now,
+/// which can never start, and when the project is settled.
+///
+/// - A task starts when every dependency is `done`, its role has a free slot (`max_parallel`;
+///   a blocked task keeps its slot) and, without auto-spawn, someone asked for it.
+/// - A task whose dependency failed or stalled (directly or transitively) never starts.
+/// - The project is settled when nothing runs and every task that has not finished can never
+///   start.
+struct ProjectScheduler {
+    enum Slot: Equatable {
+        case pending
+        case running
+        case finished(TaskState)
+    }
+
+    let tasks: [TaskSpec]
+    let dependencies: [[Int32]]
+    let order: [Int]
+    let capacity: [String: Int]
+    let indexByID: [String: Int]
+    private(set) var slots: [Slot]
+    private(set) var runningPerRole: [String: Int] = [:]
+    var autoSpawn: Bool
+    private(set) var requested: Set<Int> = []
+    private(set) var stopping = false
+
+    /// - Parameters:
+    ///   - plan: The project.
+    ///   - states: The stored state of each task (fresh: all pending). Tasks that were working
+    ///     or blocked count as requested, so they restart first even without auto-spawn.
+    ///   - autoSpawn: Whether ready tasks start by themselves.
+    init(plan: ProjectPlan, states: [String: TaskState], autoSpawn: Bool) {
+        tasks = plan.tasks
+        dependencies = plan.graph.dependencies
+        order = plan.graph.topologicalOrder
+        indexByID = plan.graph.indexByID
+        var capacity: [String: Int] = [:]
+        for role in plan.roles { capacity[role.name] = role.maxParallel }
+        self.capacity = capacity
+        self.autoSpawn = autoSpawn
+        var slots: [Slot] = []
+        var requested: Set<Int> = []
+        for (index, task) in plan.tasks.enumerated() {
+            let state = states[task.id] ?? .pending
+            if state.isFinal {
+                slots.append(.finished(state))
+            } else {
+                slots.append(.pending)
+                if state == .working || state == .blocked { requested.insert(index) }
+            }
+        }
+        self.slots = slots
+        self.requested = requested
+    }
+
+    /// Tasks running now.
+    var runningCount: Int { slots.count { $0 == .running } }
+
+    /// Whether task `index` has every dependency done.
+    func isReady(_ index: Int) -> Bool {
+        dependencies[index].allSatisfy { slots[Int($0)] == .finished(.done) }
+    }
+
+    /// Marks the tasks that may start now as running and returns them (plan order; tasks that
+    /// were interrupted mid-work first).
+    mutating func takeStartable() -> [Int] {
+        guard !stopping else { return [] }
+        var started: [Int] = []
+        let candidates = slots.indices.filter { requested.contains($0) } + slots.indices.filter { !requested.contains($0) }
+        for index in candidates where slots[index] == .pending {
+            guard autoSpawn || requested.contains(index), isReady(index) else { continue }
+            let role = tasks[index].role
+            guard runningPerRole[role, default: 0] < capacity[role, default: 1] else { continue }
+            slots[index] = .running
+            runningPerRole[role, default: 0] += 1
+            started.append(index)
+        }
+        return started
+    }
+
+    /// Records the end of a running task (an interrupted one goes back to pending).
+    mutating func finished(_ index: Int, _ outcome: TaskOutcome) {
+        guard slots[index] == .running else { preconditionFailure("task \(tasks[index].id) finished while \(slots[index])") }
+        runningPerRole[tasks[index].role, default: 1] -= 1
+        slots[index] = outcome.state.map(Slot.finished) ?? .pending
+    }
+
+    /// Asks for a task to start (``Orchestrator/spawnAgent(role:task:)``): it starts as soon as
+    /// its dependencies are done and its role has a free slot (at once when both hold).
+    /// - Throws: ``AgentSpawnError`` when it is running or finished, or can never start.
+    mutating func request(_ index: Int) throws(AgentSpawnError) {
+        let task = tasks[index]
+        switch slots[index] {
+        case .running: throw AgentSpawnError(.alreadyStarted, "task \(task.id) already has an agent")
+        case .finished(let state): throw AgentSpawnError(.alreadyStarted, "task \(task.id) is already \(state.rawValue)")
+        case .pending: break
+        }
+        if let reason = unreachableReason(index) {
+            throw AgentSpawnError(.notReady, "task \(task.id) can never start: \(reason)")
+        }
+        requested.insert(index)
+    }
+
+    /// Stops starting tasks.
+    mutating func stop() { stopping = true }
+
+    /// Why a pending task can never start (a dependency failed or stalled, directly or
+    /// transitively), or nil.
+    func unreachableReason(_ index: Int) -> String? {
+        var reasons = [String?](repeating: nil, count: tasks.count)
+        for node in order {
+            for dependency in dependencies[node] {
+                let dep = Int(dependency)
+                switch slots[dep] {
+                case .finished(.failed), .finished(.stalled):
+                    if case .finished(let state) = slots[dep] {
+                        reasons[node] = "its dependency \(tasks[dep].id) \(state.rawValue)"
+                    }
+                default:
+                    if slots[dep] == .pending, let inherited = reasons[dep] {
+                        reasons[node] = "its dependency \(tasks[dep].id) cannot start (\(inherited))"
+                    }
+                }
+                if reasons[node] != nil { break }
+            }
+            if node == index { return reasons[node] }
+        }
+        return reasons[index]
+    }
+
+    /// Every pending task that can never start, with the reason.
+    var unreachable: [(Int, String)] {
+        slots.indices.compactMap { index in
+            guard slots[index] == .pending, let reason = unreachableReason(index) else { return nil }
+            return (index, reason)
+        }
+    }
+
+    /// Nothing runs, and nothing that has not finished can ever start (with auto-spawn; without
+    /// it, pending tasks wait for ``request(_:)``).
+    var isSettled: Bool {
+        guard runningCount == 0 else { return false }
+        return slots.indices.allSatisfy { index in
+            slots[index] != .pending || unreachableReason(index) != nil
+        }
+    }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Agents
+import Orchestration
+
+/// `agents run`, `agents status` and `ci emit` as separate processes: blocked agents, the
+/// demo project, kill -9 and --resume.
+@Suite("agents CLI: blocked agents, the demo, crash and resume", .tags(.cli, .process), .serialized, .timeLimit(.minutes(5)))
+struct CLIAgentsTests {
+    /// CPU time (user + system) of a process, in clock ticks, from `/proc/<pid>/stat`.
+    static func cpuTicks(_ pid: Int32) -> Int? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        // Fields after the command: state(0) ppid(1) ... utime(11) stime(12).
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        return user + system
+    }
+
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)...].first != "Z"
+    }
+
+    func runArguments(_ fixture: Fixture, _ extra: [String] = []) -> [String] {
+        ["agents", "run", fixture.project, "--repo", fixture.repo, "--state-dir", fixture.state, "--retry-interval", "0.05",
+         "--auto-merge", "--format", "json"] + extra
+    }
+
+    @Test func blockedAgentUsesNoCPUAndWakesWithinASecondOfCIEmit() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("waiter.sh", """
+            echo "$ITERATION $(date +%s.%N)" >> \(fixture.marks)/starts
+            if [ -z "${CI_EVENT:-}" ]; then
+                echo "$PPID" > \(fixture.marks)/engine.pid
+                echo "need the deployment first"
+                exit 42
+            fi
+            echo "$CI_EVENT $CI_EVENT_DATA" > woken.txt
+            echo '<promise>DONE</promise>'
+            """)
+        fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [
+            #"{"id": "T1", "role": "qa", "wait_for": ["deploy.done"]}"#,
+        ], milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let run = Task { await runCLI(runArguments(fixture), in: fixture.dir.path) }
+
+        try await eventually("T1 to block") { readStatus(fixture.state)?.task("T1")?.state == .blocked }
+        let status = try #require(readStatus(fixture.state))
+        #expect(status.live)
+        #expect(status.task("T1")?.awaiting == ["deploy.done"])
+        let engine = try #require(Int32(fixture.lines("engine.pid").first ?? ""))
+        try await Task.sleep(for: .milliseconds(300))
+        let before = try #require(Self.cpuTicks(engine))
+        try await Task.sleep(for: .seconds(2))
+        let after = try #require(Self.cpuTicks(engine))
+        let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))
+        // 2 seconds of waiting: at most 40 ms of CPU (polling every millisecond would cost far more).
+        #expect(after - before <= max(4, ticksPerSecond / 25), "the blocked engine used \(after - before) ticks in 2 s")
+
+        let emitted = Date().timeIntervalSince1970
+        let emit = await runCLI(["ci", "emit", "deploy.done", "--data", "{\"url\": \"http://staging\"}", "--state-dir", fixture.state],
+                                in: fixture.dir.path)
+        #expect(emit.status == 0, "\(emit.stderr)")
+        try await eventually("the second iteration") { fixture.lines("starts").count >= 2 }
+        let restarted = try #require(Double(fixture.lines("starts")[1].split(separator: " ")[1]))
+        #expect(restarted - emitted < 1.0, "the agent ran again \(restarted - emitted) s after ci emit started")
+
+        let result = await run.value
+        #expect(result.status == 0, "\(result.stderr)")
+        let final = try result.json()
+        #expect(final["tasks"]?[0]?["state"] == "done")
+        let woken = await git(["show", "integration:woken.txt"], in: fixture.repo)
+        #expect(woken.stdout == "deploy.done {\"url\":\"http://staging\"}\n")
+    }
+
+    @Test func eventEmittedBeforeTheWaitIsNotMissed() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("waiter.sh", """
+            echo "$ITERATION" >> \(fixture.marks)/starts
+            if [ -z "${CI_EVENT:-}" ]; then exit 42; fi
+            echo "$CI_EVENT" > woken.txt
+            echo '<promise>DONE</promise>'
+            """)
+        fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [
+            #"{"id": "T1", "role": "qa", "wait_for": ["db.migrated"]}"#,
+        ], milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        // Published before any session exists: the next session adopts it.
+        let emit = await runCLI(["ci", "emit", "db.migrated", "--state-dir", fixture.state, "--format", "json"], in: fixture.dir.path)
+        #expect(emit.status == 0, "\(emit.stderr)")
+        #expect(try emit.json()["delivered"] == .bool(false))
+
+        let started = ContinuousClock.now
+        let result = await runCLI(runArguments(fixture), in: fixture.dir.path, timeout: .seconds(60))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(fixture.lines("starts") == ["1", "2"])
+        let status = try result.json()
+        #expect(status["tasks"]?[0]?["iteration"] == .int(2))
+        #expect(status["events"]?["recent"]?[0]?["name"] == "db.migrated")
+    }
+
+    @Test func agentsStatusWorksLiveAndAfterAndCIEmitValidates() async throws {
+        let fixture = try await Fixture.make()
+        let none = await runCLI(["agents", "status", "--state-dir", fixture.state], in: fixture.dir.path)
+        #expect(none.status == 3, "no session yet: \(none.stderr)")
+        let bad = await runCLI(["ci", "emit", "x", "--data", "{nope", "--state-dir", fixture.state], in: fixture.dir.path)
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--data is not valid JSON"))
+        let badPlan = await runCLI(["agents", "run", fixture.project, "--state-dir", fixture.state], in: fixture.dir.path)
+        #expect(badPlan.status == 2, "no plan.json: \(badPlan.stderr)")
+
+        fixture.script("quick.sh", "echo \"$TASK_ID\" > \"$TASK_ID.txt\"\necho '<promise>DONE</promise>'\n")
+        fixture.plan(projectPlan(roles: [("dev", "quick.sh")], tasks: [#"{"id": "T1", "role": "dev"}"#],
+                                 milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let run = await runCLI(runArguments(fixture), in: fixture.dir.path)
+        #expect(run.status == 0, "\(run.stderr)")
+        let status = await runCLI(["agents", "status", "--state-dir", fixture.state, "--format", "json"], in: fixture.dir.path)
+        let json = try status.json()
+        #expect(json["project"] == "test")
+        #expect(json["live"] == .bool(false))
+        #expect(json["status"] == "succeeded")
+        #expect(json["tasks"]?[0]?["id"] == "T1")
+        #expect(json["tasks"]?[0]?["branch"] == "agent/dev/T1")
+        #expect(json["milestones"]?[0]?["state"] == "merged")
+        #expect(json["milestones"]?[0]?["merge"]?["branch"] == "integration")
+        let yaml = await runCLI(["agents", "status", "--state-dir", fixture.state, "--format", "yaml"], in: fixture.dir.path)
+        #expect(yaml.stdout.contains("project: test"))
+        let human = await runCLI(["agents", "status", "--state-dir", fixture.state, "--format", "human"], in: fixture.dir.path)
+        #expect(human.stdout.contains("PASS T1 [dev] done"), "\(human.stdout)")
+        // Running again without --resume in the same repository: the branches exist.
+        let again = await runCLI(runArguments(fixture), in: fixture.dir.path)
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("already exist"), "\(again.stderr)")
+    }
+
+    @Test func demoProjectEndToEnd() async throws {
+        let dir = TempDir()
+        let setup = await runProcess("sh", [packageRoot + "/plans/demo-project/setup.sh", dir.path + "/repo"], in: dir.path)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        let repo = setup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let started = ContinuousClock.now
+        let result = await runCLI(["agents", "run", packageRoot + "/plans/demo-project", "--repo", repo, "--auto-merge",
+                                   "--state-dir", dir.path + "/state", "--format", "json"], in: dir.path, timeout: .seconds(120))
+        let elapsed = ContinuousClock.now - started
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(elapsed < .seconds(60), "the demo took \(elapsed)")
+        let status = try result.json()
+        let tasks = status["tasks"]?.arrayValue ?? []
+        #expect(tasks.count == 4)
+        #expect(tasks.allSatisfy { $0["state"] == "done" }, "\(tasks)")
+        #expect(status["milestones"]?.arrayValue?.map { $0["state"] } == ["merged", "merged"])
+        let iterations = Dictionary(uniqueKeysWithValues: tasks.map { ($0["id"]?.stringValue ?? "", $0["iteration"]?.intValue ?? 0) })
+        #expect(iterations == ["api-greet": 2, "api-config": 2, "web-page": 3, "qa-smoke": 2])
+        let events = (status["events"]?["recent"]?.arrayValue ?? []).map { "\($0["name"]?.stringValue ?? ""):\($0["task"]?.stringValue ?? "")" }
+        #expect(events.contains("ci.failed:api-config") && events.contains("staging.deployed:"), "\(events)")
+
+        // The integration branch: the two milestones' merges, in dependency order, on the base.
+        let integration = await git(["log", "--first-parent", "--format=%s", "integration"], in: repo)
+        #expect(integration.lines == [
+            "Merge agent/qa/qa-smoke into integration",
+            "Merge agent/frontend/web-page into integration",
+            "Merge agent/backend/api-config into integration",
+            "Merge agent/backend/api-greet into integration",
+            "Initial commit",
+        ])
+        // Each task branch: its dependencies merged in first, then its own commit(s).
+        func history(_ branch: String) async -> [String] { await git(["log", "--first-parent", "--format=%s", "main..\(branch)"], in: repo).lines }
+        #expect(await history("agent/backend/api-greet") == ["api-greet: Greeting function"])
+        #expect(await history("agent/backend/api-config") == ["api-config: App configuration", "api-config: App configuration"],
+                "the first completion failed CI; the fix is a second commit")
+        #expect(await history("agent/frontend/web-page") == [
+            "web-page: Landing page", "Merge dependency agent/backend/api-greet into agent/frontend/web-page"])
+        // qa-smoke branched from the integration branch when it started; M1 may already have been
+        // merged there (then api-config needs no merge of its own), web-page (M2) never was.
+        let qa = await history("agent/qa/qa-smoke")
+        #expect(qa.first == "qa-smoke: Smoke test against staging")
+        #expect(qa.dropFirst().first == "Merge dependency agent/frontend/web-page into agent/qa/qa-smoke", "\(qa)")
+        for dependency in ["agent/backend/api-greet", "agent/backend/api-config", "agent/frontend/web-page"] {
+            let contained = await git(["merge-base", "--is-ancestor", dependency, "agent/qa/qa-smoke"], in: repo)
+            #expect(contained.status == 0, "qa-smoke starts from \(dependency)'s work")
+        }
+        let files = await git(["ls-tree", "-r", "--name-only", "integration"], in: repo)
+        #expect(Set(files.lines).isSuperset(of: ["src/greet.sh", "src/config.sh", "web/index.html", "tests/smoke.sh"]))
+        let smoke = await runProcess("sh", ["-c", "mkdir -p \"$0\" && git archive integration | tar -x -C \"$0\" && cd \"$0\" && sh tests/smoke.sh",
+                                            dir.path + "/export"], in: repo)
+        #expect(smoke.status == 0, "the merged app passes its smoke test: \(smoke.stdout) \(smoke.stderr)")
+        let clean = await git(["status", "--porcelain"], in: repo)
+        #expect(clean.stdout.isEmpty, "the sandbox and state are excluded from the user's worktree: \(clean.stdout)")
+    }
+
+    @Test func ctrlCStopsTheSessionResumablyWithExit130() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("waiter.sh", """
+            echo "$ITERATION" >> \(fixture.marks)/starts
+            if [ -z "${CI_EVENT:-}" ]; then echo "$PPID" > \(fixture.marks)/engine.pid; exit 42; fi
+            echo '<promise>DONE</promise>'
+            """)
+        fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [
+            #"{"id": "T1", "role": "qa", "wait_for": ["go"]}"#,
+        ], milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let run = Task { await runCLI(runArguments(fixture), in: fixture.dir.path) }
+        try await eventually("T1 to block") { readStatus(fixture.state)?.task("T1")?.state == .blocked }
+        let engine = try #require(Int32(fixture.lines("engine.pid").first ?? ""))
+        #expect(kill(engine, SIGINT) == 0)
+        let stopped = await run.value
+        #expect(stopped.status == 130, "\(stopped.stderr)")
+        let status = try stopped.json()
+        #expect(status["status"] == "interrupted")
+        #expect(status["tasks"]?[0]?["state"] == "blocked")
+        #expect(status["awaiting"]?[0]?["events"] == ["go"])
+
+        let emit = await runCLI(["ci", "emit", "go", "--state-dir", fixture.state], in: fixture.dir.path)
+        #expect(emit.status == 0)
+        let resumed = await runCLI(runArguments(fixture, ["--resume"]), in: fixture.dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(fixture.lines("starts") == ["1", "2"])
+    }
+
+    @Test func killNineThenResumeDoesNotRedoFinishedTasks() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("agent.sh", """
+            echo "$TASK_ID $ITERATION $PPID" >> \(fixture.marks)/runs
+            echo "$TASK_ID" > "$TASK_ID.txt"
+            if [ "$TASK_ID" = T2 ] && [ ! -e \(fixture.marks)/fast ]; then
+                echo "$PPID" > \(fixture.marks)/engine.pid
+                sleep 60
+            fi
+            echo '<promise>DONE</promise>'
+            """)
+        fixture.plan(projectPlan(roles: [("dev", "agent.sh")], tasks: [
+            #"{"id": "T1", "role": "dev"}"#,
+            #"{"id": "T2", "role": "dev", "depends_on": ["T1"]}"#,
+            #"{"id": "T3", "role": "dev", "depends_on": ["T2"]}"#,
+        ], milestones: [#"{"id": "M1", "tasks": ["T1"]}"#, #"{"id": "M2", "tasks": ["T2", "T3"]}"#]))
+        let run = Task { await runCLI(runArguments(fixture), in: fixture.dir.path) }
+        try await eventually("T2 to be running with T1 done") {
+            fixture.marked("engine.pid") && readStatus(fixture.state)?.task("T1")?.state == .done
+                && readStatus(fixture.state)?.milestone("M1")?.state == .merged
+        }
+        let engine = try #require(Int32(fixture.lines("engine.pid").first ?? ""))
+        #expect(kill(engine, SIGKILL) == 0)
+        let killed = await run.value
+        #expect(killed.status == 128 + SIGKILL)
+
+        let crashed = try #require(readStatus(fixture.state))
+        #expect(!crashed.live)
+        #expect(crashed.session.status == .running, "a killed engine cannot record anything")
+        #expect(crashed.task("T2")?.state == .working)
+        let session = crashed.session.id
+        #expect(!OrphanReaper.groups(ofRun: session).isEmpty, "the killed engine's agent (sleep 60) is still running")
+
+        fixture.dir.write("marks/fast", "")
+        let resumed = await runCLI(runArguments(fixture, ["--resume"]), in: fixture.dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let status = try resumed.json()
+        #expect(status["session_id"]?.stringValue == session)
+        #expect(status["status"] == "succeeded")
+        #expect((status["tasks"]?.arrayValue ?? []).allSatisfy { $0["state"] == "done" })
+        #expect(status["milestones"]?.arrayValue?.map { $0["state"] } == ["merged", "merged"])
+        let runs = fixture.lines("runs").map { $0.split(separator: " ").prefix(2).joined(separator: " ") }
+        #expect(runs == ["T1 1", "T2 1", "T2 2", "T3 1"], "T1 was not redone; T2's cut-short iteration ran again as iteration 2")
+        #expect(OrphanReaper.groups(ofRun: session).isEmpty, "the resumed engine tore down what the dead one left")
+        let integration = await git(["log", "--first-parent", "--format=%s", "integration"], in: fixture.repo)
+        #expect(integration.lines == ["Merge agent/dev/T3 into integration", "Merge agent/dev/T2 into integration",
+                                      "Merge agent/dev/T1 into integration", "Initial commit"])
+    }
+}

@@ -1,0 +1,111 @@
+import Testing
+@testable import Agents
+import Orchestration
+
+/// The Ralph loop's decision rules, the completion promise and the scheduler, without processes.
+@Suite("Loop rules: verdicts, completion promises, scheduling", .tags(.unit))
+struct LoopRulesTests {
+    func observe(exit: Int32? = 0, check: Bool? = nil, promise: Bool? = nil, budget: Int = 1, max: Int = 5,
+                 streak: Int = 0, stallAfter: Int = 3) -> IterationVerdict {
+        IterationVerdict.decide(.init(exitStatus: exit, checkPassed: check, promiseFound: promise, budgetUsed: budget,
+                                      maxRetries: max, unchangedStreak: streak, stallAfter: stallAfter))
+    }
+
+    @Test func exit42IsBlockedWhateverElseHappened() {
+        #expect(observe(exit: 42, check: true) == .blocked)
+        #expect(observe(exit: 42, promise: true, budget: 5, max: 5) == .blocked)
+    }
+
+    @Test func checkAndPromiseMustAgree() {
+        #expect(observe(check: true) == .done)
+        #expect(observe(promise: true) == .done)
+        #expect(observe(check: true, promise: true) == .done)
+        #expect(observe(check: true, promise: false).name == "not_yet")
+        #expect(observe(check: false, promise: true).name == "not_yet")
+    }
+
+    @Test func completionOnTheLastAllowedIterationCounts() {
+        #expect(observe(check: true, budget: 3, max: 3) == .done)
+        #expect(observe(check: false, budget: 3, max: 3).name == "failed")
+        #expect(observe(check: false, budget: 2, max: 3).name == "not_yet")
+    }
+
+    @Test func stallNeedsTheStreak() {
+        #expect(observe(check: false, streak: 3, stallAfter: 3).name == "stalled")
+        #expect(observe(check: false, streak: 2, stallAfter: 3).name == "not_yet")
+        #expect(observe(check: false, streak: 9, stallAfter: 0).name == "not_yet", "stall_after 0 turns it off")
+        #expect(observe(check: true, streak: 9, stallAfter: 3) == .done, "done wins over a stall")
+    }
+
+    @Test func promiseMustBeAloneOnItsLine() {
+        #expect(CompletionPromise.isPresent("DONE", in: "working...\n<promise>DONE</promise>\n"))
+        #expect(CompletionPromise.isPresent("DONE", in: "  <promise>DONE</promise>\r\n"))
+        #expect(!CompletionPromise.isPresent("DONE", in: "I will print <promise>DONE</promise> when I am done.\n"))
+        #expect(!CompletionPromise.isPresent("DONE", in: "Done: <promise>DONE</promise>"))
+        #expect(!CompletionPromise.isPresent("DONE", in: "<promise>done</promise>"))
+        #expect(!CompletionPromise.isPresent("DONE", in: "<promise>DONE</promise>."))
+        #expect(CompletionPromise.isPresent("SHIPPED", in: "<promise>SHIPPED</promise>"))
+    }
+
+    @Test func waitConditionNeedsEveryNameOrAnEventForTheTask() {
+        func event(_ seq: Int64, _ name: String, task: String? = nil, source: String = "cli") -> CIEvent {
+            CIEvent(seq: seq, id: "\(seq)", name: name, task: task, data: nil, source: source, timestamp: "")
+        }
+        let both = BusWaitCondition(task: "T", names: ["a", "b"])
+        #expect(both.match([event(1, "a")]) == nil)
+        #expect(both.match([event(1, "a"), event(2, "b")])?.map(\.seq) == [1, 2])
+        #expect(both.match([event(1, "a", task: "other"), event(2, "b")]) == nil, "an event for another task does not count")
+        #expect(both.match([event(1, "anything", task: "T")])?.map(\.seq) == [1], "any event for the task counts")
+        #expect(both.match([event(1, "ci.failed", task: "T", source: CIEventBus.engineSource)]) == nil,
+                "the engine's own CI reports do not wake the task")
+        let any = BusWaitCondition(task: "T", names: [])
+        #expect(any.match([event(1, "a")]) == nil)
+        #expect(any.match([event(1, "a", task: "T")]) != nil)
+    }
+
+    @Test func schedulerStartsReadyTasksWithinCapacityAndNeverStartsDependentsOfFailures() throws {
+        let text = """
+        {"project": "p", "roles": {"r": {"agent": {"command": "x"}, "max_parallel": 1}, "s": {"agent": {"command": "x"}, "max_parallel": 2}},
+         "milestones": [{"id": "M", "tasks": ["A", "B", "C", "D"]}],
+         "tasks": [{"id": "A", "role": "r"}, {"id": "B", "role": "r"}, {"id": "C", "role": "s", "depends_on": ["A"]},
+                   {"id": "D", "role": "s", "depends_on": ["C"]}]}
+        """
+        let plan = try ProjectPlanLoader.load(bytes: Array(text.utf8), displayPath: "plan.json", directory: "/p")
+        var scheduler = ProjectScheduler(plan: plan, states: [:], autoSpawn: true)
+        #expect(scheduler.takeStartable() == [0], "role r has one slot")
+        #expect(scheduler.takeStartable() == [])
+        scheduler.finished(0, .failed("budget"))
+        #expect(scheduler.takeStartable() == [1], "B takes the freed slot; C can never start")
+        #expect(scheduler.unreachableReason(2) == "its dependency A failed")
+        #expect(scheduler.unreachableReason(3) == "its dependency C cannot start (its dependency A failed)")
+        #expect(!scheduler.isSettled)
+        scheduler.finished(1, .done)
+        #expect(scheduler.takeStartable() == [])
+        #expect(scheduler.isSettled)
+        do {
+            try scheduler.request(2)
+            Issue.record("C can never start")
+        } catch {
+            #expect(error.code == .notReady)
+        }
+    }
+
+    @Test func schedulerRestartsInterruptedTasksFirstAndHonoursSpawnRequests() throws {
+        let text = """
+        {"project": "p", "roles": {"r": {"agent": {"command": "x"}, "max_parallel": 1}},
+         "milestones": [{"id": "M", "tasks": ["A", "B"]}], "tasks": [{"id": "A", "role": "r"}, {"id": "B", "role": "r"}]}
+        """
+        let plan = try ProjectPlanLoader.load(bytes: Array(text.utf8), displayPath: "plan.json", directory: "/p")
+        var resumed = ProjectScheduler(plan: plan, states: ["A": .pending, "B": .blocked], autoSpawn: true)
+        #expect(resumed.takeStartable() == [1], "the task that was blocked when the engine died goes first")
+        var manual = ProjectScheduler(plan: plan, states: [:], autoSpawn: false)
+        #expect(manual.takeStartable() == [])
+        try manual.request(1)
+        #expect(manual.takeStartable() == [1])
+        try manual.request(0)
+        #expect(manual.takeStartable() == [], "requested, but the role's one slot is taken")
+        #expect(throws: AgentSpawnError.self) { try manual.request(1) }
+        manual.finished(1, .failed("x"))
+        #expect(manual.takeStartable() == [0])
+    }
+}
