@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "Agents", dependencies: ["Orchestration"]),
         .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Agents"]),
         // The benchmark harness: `swift run -c release omnibase-bench --help`.
-        .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration"], path: "Benchmarks/omnibase-bench"),
+        .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration", "Agents"], path: "Benchmarks/omnibase-bench"),
         .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims"]),
         .testTarget(name: "CLITests", dependencies: ["Orchestration", "omnibase-agents"]),
         // Multi-agent orchestration (issue 6): real git repositories and processes; the CLI binary

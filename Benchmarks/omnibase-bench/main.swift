@@ -10,6 +10,10 @@ Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [
        omnibase-bench inprocess [--shapes ...] [--nodes 10000,100000] [--concurrency 1,8,1024]
                                 [--store off,on] [--out FILE.json]
        omnibase-bench validate [--steps 100000] [--out FILE.json]
+       omnibase-bench workflows [--dir ../shared/bench/workflows] [--slots 2,8] [--target 3]
+                                [--out FILE.json]
+       omnibase-bench bus [--waiters 1,100,10000] [--out FILE.json]
+       omnibase-bench smoke        (every scenario once in a tiny size: CI's check that they work)
 
 process    DAGs of `true` steps: the engine (durable store on and off) next to `ninja -jN` and
            `make -jN` on the same DAG, in one invocation; prints wall times and ratios.
@@ -17,6 +21,12 @@ inprocess  DAGs of no-op Swift closure steps through the library API: nodes per 
            microseconds of engine overhead per node and peak memory per node (each size runs in a
            fresh process so its peak memory is its own).
 validate   Loading and validating a generated plan: time and peak memory.
+workflows  Real workflow DAGs run as sleep steps scaled so their lower bound
+           max(critical path, work / slots) is --target seconds: the engine's makespan on a first
+           run (node-count priorities) and a second run (measured durations), next to the bound,
+           a simulated longest-path-first list schedule, make and ninja.
+bus        The CI-event bus: milliseconds from publish (a durable commit) to the first and the
+           last of N blocked waiters waking.
 
 Results go to Benchmarks/results/<scenario>.json unless --out says otherwise.
 
@@ -71,6 +81,12 @@ case "validate-one":
     try? FileManager.default.removeItem(atPath: scratch)
 case "validate":
     try await validateScenario()
+case "workflows":
+    try await workflowScenario()
+case "bus":
+    try await busScenario()
+case "smoke":
+    try await smokeScenario()
 default:
     FileHandle.standardError.write(Data(usage.utf8))
     exit(arguments.contains("--help") || arguments.contains("-h") ? 0 : 2)
@@ -151,4 +167,72 @@ func validateScenario() async throws {
     let rss = answer["peak_rss"]?.intValue ?? 0
     print(String(format: "validate %d steps: %.3f s, peak memory %.1f MB", steps, seconds, Double(rss) / 1e6))
     try writeResults("validate", [.object(["steps": .int(steps), "seconds": .double(seconds), "peak_rss_bytes": .int(rss)])])
+}
+
+func workflowScenario() async throws {
+    let folder = option("--dir", in: arguments) ?? "../shared/bench/workflows"
+    let slotsList = (option("--slots", in: arguments) ?? "2,8").split(separator: ",").compactMap { Int($0) }
+    let target = Double(option("--target", in: arguments) ?? "3") ?? 3
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+        .filter { $0.hasSuffix(".json") }.sorted()
+    guard !files.isEmpty else { throw EngineError(.usage, "no workflow files in \(folder)") }
+    print("workflow                          tasks slots   bound     LPF  engine1  engine2   ninja    make  e2/LPF  e2/bound")
+    var rows: [JSONValue] = []
+    for file in files {
+        for slots in slotsList {
+            let row = try await runWorkflowScenario(path: folder + "/" + file, slots: slots, target: target, scratch: scratch)
+            rows.append(row)
+            let name = String((row["workflow"]?.stringValue ?? file).prefix(32))
+            let values = ["lower_bound_sec", "simulated_lpf_sec", "engine_first_sec", "engine_second_sec", "ninja_sec", "make_sec"]
+                .map { row[$0]?.doubleValue }
+            print(name.padding(toLength: 32, withPad: " ", startingAt: 0)
+                  + String(format: " %6d %5d", row["tasks"]?.intValue ?? 0, slots)
+                  + values.map { format($0) }.joined()
+                  + "  " + ratio(values[3], values[1]) + "   " + ratio(values[3], values[0]))
+        }
+    }
+    try? FileManager.default.removeItem(atPath: scratch)
+    try writeResults("workflows", rows)
+}
+
+func busScenario() async throws {
+    let counts = (option("--waiters", in: arguments) ?? "1,100,10000").split(separator: ",").compactMap { Int($0) }
+    print("waiters   first wake (ms)   last wake (ms)")
+    var rows: [JSONValue] = []
+    for count in counts {
+        let (first, last) = try await measureBusLatency(waiters: count, scratch: scratch)
+        print(String(format: "%7d   %15.3f   %14.3f", count, first * 1000, last * 1000))
+        rows.append(.object(["waiters": .int(count), "first_wake_ms": .double(first * 1000), "last_wake_ms": .double(last * 1000)]))
+    }
+    try? FileManager.default.removeItem(atPath: scratch)
+    try writeResults("bus", rows)
+}
+
+/// Every scenario once, tiny: proves the harness works (CI runs this; real numbers come from
+/// full runs by hand).
+func smokeScenario() async throws {
+    let folder = scratch + "/smoke"
+    for shape in Shape.allCases {
+        let r = try await runProcessScenario(shape: shape, count: 20, concurrency: 2, scratch: folder)
+        print("process \(shape.rawValue) 20 steps: store on \(format(r["engine_store_on"]))s, off \(format(r["engine_store_off"]))s, "
+              + "ninja \(format(r["ninja"]))s, make \(format(r["make"]))s")
+    }
+    for store in [false, true] {
+        let r = try await measureInProcess(shape: .lattice, nodes: 400, concurrency: 8, store: store, scratch: folder)
+        print(String(format: "inprocess lattice 400 nodes, store %@: %.2f us/node", store ? "on" : "off", r.microsecondsPerNode))
+    }
+    let validation = try measureValidation(steps: 500, scratch: folder)
+    print(String(format: "validate 500 steps: %.3f s", validation.seconds))
+    let workflows = option("--dir", in: arguments) ?? "../shared/bench/workflows"
+    if let file = ((try? FileManager.default.contentsOfDirectory(atPath: workflows)) ?? []).filter({ $0.hasSuffix(".json") }).sorted().first {
+        let row = try await runWorkflowScenario(path: workflows + "/" + file, slots: 2, target: 0.2, scratch: folder)
+        print("workflow \(row["workflow"]?.stringValue ?? file): engine \(format(row["engine_second_sec"]?.doubleValue))s, "
+              + "bound \(format(row["lower_bound_sec"]?.doubleValue))s, simulated \(format(row["simulated_lpf_sec"]?.doubleValue))s")
+    } else {
+        print("workflow: no files in \(workflows), skipped")
+    }
+    let (first, last) = try await measureBusLatency(waiters: 10, scratch: folder)
+    print(String(format: "bus 10 waiters: first %.3f ms, last %.3f ms", first * 1000, last * 1000))
+    try? FileManager.default.removeItem(atPath: scratch)
+    print("smoke: every scenario ran")
 }

@@ -38,4 +38,22 @@ public struct SessionRecord: Sendable, Hashable {
     public var startedAt: String
     /// When it ended (RFC 3339), if it did.
     public var finishedAt: String?
+
+    /// Creates a session record (for embedders that drive the store and bus themselves).
+    public init(id: String, project: String, projectDirectory: String, repository: String, sandbox: String,
+                integrationBranch: String, config: JSONValue, plan: [UInt8], status: Status, enginePID: Int?,
+                startedAt: String, finishedAt: String?) {
+        self.id = id
+        self.project = project
+        self.projectDirectory = projectDirectory
+        self.repository = repository
+        self.sandbox = sandbox
+        self.integrationBranch = integrationBranch
+        self.config = config
+        self.plan = plan
+        self.status = status
+        self.enginePID = enginePID
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
 }
