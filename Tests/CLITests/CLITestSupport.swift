@@ -48,23 +48,22 @@ final class TempDir {
     func read(_ name: String) -> String? { try? String(contentsOfFile: path + "/" + name, encoding: .utf8) }
 }
 
-/// Runs the CLI with arguments in a folder (the engine's own process layer does the spawning).
-func runCLI(_ arguments: [String], in directory: String, environment extra: [String: String] = [:],
-            timeout: Duration = .seconds(60)) async -> CLIResult {
+/// Runs a program in a folder with the test's environment changed by `environment` (a nil value
+/// removes a variable), its output captured to files (the engine's own process layer spawns it).
+func runProgram(_ command: String, _ arguments: [String], in directory: String,
+                environment changes: [String: String?] = [:], timeout: Duration = .seconds(60)) async -> CLIResult {
     var environment = ProcessInfo.processInfo.environment
-    environment["NO_COLOR"] = "1"
-    environment.removeValue(forKey: "OMNIBASE_STATE_DIR")
-    for (key, value) in extra { environment[key] = value }
-    let out = directory + "/.cli-\(UUID().uuidString).out"
-    let err = directory + "/.cli-\(UUID().uuidString).err"
-    let spec = ProcessSpec(command: cliPath, arguments: arguments, environment: environment,
-                           workingDirectory: directory, stdoutPath: out, stderrPath: err, timeout: timeout,
-                           killGrace: .seconds(2))
-    let outcome = await LocalProcess.run(spec)
+    for (key, value) in changes { environment[key] = value }
+    let out = directory + "/.run-\(UUID().uuidString).out"
+    let err = directory + "/.run-\(UUID().uuidString).err"
     defer {
         try? FileManager.default.removeItem(atPath: out)
         try? FileManager.default.removeItem(atPath: err)
     }
+    let spec = ProcessSpec(command: command, arguments: arguments, environment: environment,
+                           workingDirectory: directory, stdoutPath: out, stderrPath: err, timeout: timeout,
+                           killGrace: .seconds(2))
+    let outcome = await LocalProcess.run(spec)
     let status: Int32
     switch outcome.termination {
     case .exited(let code): status = code
@@ -75,6 +74,15 @@ func runCLI(_ arguments: [String], in directory: String, environment extra: [Str
                      stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                      stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "",
                      termination: outcome.termination)
+}
+
+/// Runs the CLI with arguments in a folder: plain ASCII output, no state folder from the
+/// environment.
+func runCLI(_ arguments: [String], in directory: String, environment extra: [String: String] = [:],
+            timeout: Duration = .seconds(60)) async -> CLIResult {
+    var changes: [String: String?] = ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil]
+    for (key, value) in extra { changes[key] = value }
+    return await runProgram(cliPath, arguments, in: directory, environment: changes, timeout: timeout)
 }
 
 /// A plan file's JSON from steps given as JSON object texts.

@@ -11,28 +11,8 @@ import Testing
 /// Runs any program (sh, sqlite3) with the test's environment, like `runCLI` runs the engine.
 private func runTool(_ command: String, _ arguments: [String], in directory: String,
                      timeout: Duration = .seconds(60)) async -> CLIResult {
-    var environment = ProcessInfo.processInfo.environment
-    environment["NO_COLOR"] = "1"
-    environment.removeValue(forKey: "OMNIBASE_STATE_DIR")
-    let out = directory + "/.tool-\(UUID().uuidString).out"
-    let err = directory + "/.tool-\(UUID().uuidString).err"
-    let spec = ProcessSpec(command: command, arguments: arguments, environment: environment, workingDirectory: directory,
-                           stdoutPath: out, stderrPath: err, timeout: timeout, killGrace: .seconds(2))
-    let outcome = await LocalProcess.run(spec)
-    defer {
-        try? FileManager.default.removeItem(atPath: out)
-        try? FileManager.default.removeItem(atPath: err)
-    }
-    let status: Int32
-    switch outcome.termination {
-    case .exited(let code): status = code
-    case .signaled(let signal): status = 128 + signal
-    case .failedToStart: status = -1
-    }
-    return CLIResult(status: status,
-                     stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                     stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "",
-                     termination: outcome.termination)
+    await runProgram(command, arguments, in: directory, environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil],
+                     timeout: timeout)
 }
 
 /// A read-only connection to a state folder's `runs.db`.

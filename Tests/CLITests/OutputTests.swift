@@ -13,26 +13,12 @@ func runInTerminal(_ arguments: [String], in directory: String, columns: Int = 1
     return await runCLIProcess("/bin/sh", ["-c", script], in: directory, environment: environment)
 }
 
-/// Runs any program the way runCLI runs the CLI.
+/// Runs any program with colour allowed (no NO_COLOR, no CI).
 func runCLIProcess(_ command: String, _ arguments: [String], in directory: String,
                    environment extra: [String: String]) async -> CLIResult {
-    var environment = ProcessInfo.processInfo.environment
-    environment.removeValue(forKey: "NO_COLOR")
-    environment.removeValue(forKey: "CI")
-    for (key, value) in extra { environment[key] = value }
-    let out = directory + "/.term-\(UUID().uuidString).out"
-    let err = directory + "/.term-\(UUID().uuidString).err"
-    defer {
-        try? FileManager.default.removeItem(atPath: out)
-        try? FileManager.default.removeItem(atPath: err)
-    }
-    let outcome = await LocalProcess.run(ProcessSpec(command: command, arguments: arguments, environment: environment,
-                                                     workingDirectory: directory, stdoutPath: out, stderrPath: err,
-                                                     timeout: .seconds(60)))
-    var status: Int32 = -1
-    if case .exited(let code) = outcome.termination { status = code }
-    return CLIResult(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                     stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "", termination: outcome.termination)
+    var changes: [String: String?] = ["NO_COLOR": nil, "CI": nil]
+    for (key, value) in extra { changes[key] = value }
+    return await runProgram(command, arguments, in: directory, environment: changes)
 }
 
 /// Display columns of a line: escape sequences take none, emoji and other wide characters two.

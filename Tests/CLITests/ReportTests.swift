@@ -424,24 +424,8 @@ struct ReportTests {
 
     static func runTool(_ command: String, _ arguments: [String], in directory: String,
                         timeout: Duration = .seconds(90)) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let out = directory + "/.tool-\(UUID().uuidString).out"
-        let err = directory + "/.tool-\(UUID().uuidString).err"
-        defer {
-            try? FileManager.default.removeItem(atPath: out)
-            try? FileManager.default.removeItem(atPath: err)
-        }
-        let spec = ProcessSpec(command: command, arguments: arguments, environment: ProcessInfo.processInfo.environment,
-                               workingDirectory: directory, stdoutPath: out, stderrPath: err, timeout: timeout,
-                               killGrace: .seconds(2))
-        let outcome = await LocalProcess.run(spec)
-        let status: Int32
-        switch outcome.termination {
-        case .exited(let code): status = code
-        case .signaled(let signal): status = 128 + signal
-        case .failedToStart: status = -1
-        }
-        return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+        let result = await runProgram(command, arguments, in: directory, timeout: timeout)
+        return (result.status, result.stdout, result.stderr)
     }
 
     /// Headless Chromium with console logging on stderr and a throwaway profile.
