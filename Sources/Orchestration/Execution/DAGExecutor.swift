@@ -266,7 +266,8 @@ private struct RunLoop {
                                         maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency,
                                         priorities: options.priorities, initial: options.initial,
                                         previousAttempts: options.previousAttempts)
-        builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID)
+        builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID,
+                                   indexByID: graph.indexByID)
         nextSeq = options.firstSeq
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
         finalSeq = [Int64](repeating: 0, count: graph.count)
@@ -277,7 +278,7 @@ private struct RunLoop {
         let event = RunEvent(seq: nextSeq, runID: options.runID, kind: kind, stepID: step.map { graph.ids[$0] },
                              attempt: attempt, data: data)
         nextSeq += 1
-        builder.apply(event)
+        builder.apply(event, stepIndex: step)
         pending.append(event)
     }
 

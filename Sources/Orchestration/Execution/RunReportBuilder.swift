@@ -8,7 +8,8 @@ public struct RunReportBuilder: Sendable {
     private var indexByID: [String: Int]
 
     /// Starts a report for a plan's steps, all `pending`.
-    public init(runID: String, planID: String, stepIDs: [String], traceID: String) {
+    public init(runID: String, planID: String, stepIDs: [String], traceID: String,
+                indexByID: [String: Int]? = nil) {
         report = RunReport(
             runID: runID, planID: planID, status: .pending, exitCode: 0, startedAt: nil, finishedAt: nil,
             steps: stepIDs.map {
@@ -16,11 +17,17 @@ public struct RunReportBuilder: Sendable {
                                      timedOut: false, startedAt: nil, finishedAt: nil, error: nil)
             },
             traceID: traceID)
-        indexByID = Dictionary(uniqueKeysWithValues: stepIDs.enumerated().map { ($1, $0) })
+        self.indexByID = indexByID ?? Dictionary(uniqueKeysWithValues: stepIDs.enumerated().map { ($1, $0) })
     }
 
     /// The report as of the events applied so far.
     public var current: RunReport { report }
+
+    /// Applies one event whose step's index is known (no lookup by id).
+    mutating func apply(_ event: RunEvent, stepIndex: Int?) {
+        guard let stepIndex, event.stepID != nil else { return apply(event) }
+        Self.applyStepEvent(event, to: &report.steps[stepIndex])
+    }
 
     /// Applies one event.
     public mutating func apply(_ event: RunEvent) {
