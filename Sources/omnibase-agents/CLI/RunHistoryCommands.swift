@@ -1,6 +1,30 @@
 import Foundation
 import Orchestration
 
+/// What `resume` and `replay` take: one run id and the common options.
+struct StoredRunArguments {
+    let runID: String
+    let common: CommonOptions
+
+    init(_ arguments: [String], command: String) throws(EngineError) {
+        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions, flags: CommonOptions.flags)
+        runID = try singleRunID(scanner, command: command)
+        common = try CommonOptions(scanner)
+    }
+
+    /// Runs `operation` on the state folder with SIGINT/SIGTERM as stop requests, prints the
+    /// report, returns its exit code.
+    func execute(_ operation: (RunSession, String, AsyncStream<StopReason>) async throws(EngineError) -> RunReport)
+        async throws(EngineError) -> Int32 {
+        let session = try RunSession(stateDirectory: common.stateDirectory)
+        let signals = SignalStopSource()
+        defer { signals.finish() }
+        let report = try await operation(session, runID, signals.requests)
+        common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
+        return report.exitCode
+    }
+}
+
 /// `resume RUN_ID`: continue a failed, cancelled or crashed run.
 struct ResumeCommand: CLICommand {
     static let name = "resume"
@@ -17,22 +41,16 @@ struct ResumeCommand: CLICommand {
 
     """
 
-    let runID: String
-    let common: CommonOptions
+    let arguments: StoredRunArguments
 
     init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions, flags: CommonOptions.flags)
-        runID = try singleRunID(scanner, command: "resume")
-        common = try CommonOptions(scanner)
+        self.arguments = try StoredRunArguments(arguments, command: Self.name)
     }
 
     func run() async throws(EngineError) -> Int32 {
-        let session = try RunSession(stateDirectory: common.stateDirectory)
-        let signals = SignalStopSource()
-        defer { signals.finish() }
-        let report = try await session.resume(runID: runID, stopRequests: signals.requests)
-        common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
-        return report.exitCode
+        try await arguments.execute { session, runID, stops throws(EngineError) in
+            try await session.resume(runID: runID, stopRequests: stops)
+        }
     }
 }
 
@@ -48,22 +66,16 @@ struct ReplayCommand: CLICommand {
 
     """
 
-    let runID: String
-    let common: CommonOptions
+    let arguments: StoredRunArguments
 
     init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions, flags: CommonOptions.flags)
-        runID = try singleRunID(scanner, command: "replay")
-        common = try CommonOptions(scanner)
+        self.arguments = try StoredRunArguments(arguments, command: Self.name)
     }
 
     func run() async throws(EngineError) -> Int32 {
-        let session = try RunSession(stateDirectory: common.stateDirectory)
-        let signals = SignalStopSource()
-        defer { signals.finish() }
-        let report = try await session.replay(runID: runID, stopRequests: signals.requests)
-        common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
-        return report.exitCode
+        try await arguments.execute { session, runID, stops throws(EngineError) in
+            try await session.replay(runID: runID, stopRequests: stops)
+        }
     }
 }
 
