@@ -195,9 +195,7 @@ public struct ProjectStatus: Sendable {
             case .pending: style.rich ? "⏱️" : "TODO"
             }
         }
-        func clip(_ text: String) -> String {
-            text.count > style.width ? String(text.prefix(style.width - 3)) + "..." : text
-        }
+        func clip(_ text: String) -> String { style.fit(text) }
         var lines: [String] = []
         lines.append(clip("Project \(session.project), session \(session.id): \(session.status.rawValue)\(live ? " (live)" : "")"))
         lines.append(clip("  repo \(session.repository), integration branch \(session.integrationBranch)"))

@@ -36,6 +36,10 @@ public struct TextStyle: Sendable, Hashable {
         }
     }
 
+    /// Text shortened with an ellipsis to the style's width, counting terminal columns (emoji
+    /// take two).
+    public func fit(_ text: String) -> String { truncate(text, to: width) }
+
     /// Wraps text in an ANSI colour when rich.
     public func color(_ text: String, _ code: String) -> String {
         rich ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text

@@ -37,7 +37,7 @@ struct AgentsProgressPrinter: OrchestratorObserver {
         case .sessionFinished(let session, let status):
             line = "Session \(session) \(status.rawValue)"
         }
-        let clipped = line.count > style.width ? String(line.prefix(style.width - 3)) + "..." : line
+        let clipped = style.fit(line)
         FileHandle.standardError.write(Data((clipped + "\n").utf8))
     }
 
