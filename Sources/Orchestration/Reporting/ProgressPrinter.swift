@@ -40,16 +40,20 @@ public final class ProgressPrinter: RunObserver {
     ///   - stepIDs: the plan's steps (for done/total).
     ///   - expectedDurations: median seconds of each step in earlier runs (for the ETA); empty = no ETA.
     ///   - slots: the concurrency limit (for the ETA).
+    ///   - alreadyDone: steps finished in an earlier session of the run (resume).
     ///   - fd: where to draw (2 = stderr).
     public init(mode: Mode, style: TextStyle, stepIDs: [String], expectedDurations: [String: Double] = [:],
-                slots: Int, fd: Int32 = 2) {
+                slots: Int, alreadyDone: Int = 0, fd: Int32 = 2) {
         self.mode = mode
         self.style = style
         self.fd = fd
         planSteps = stepIDs
         expected = expectedDurations
         self.slots = max(1, slots)
-        state.withLock { $0.total = stepIDs.count }
+        state.withLock { state in
+            state.total = stepIDs.count
+            state.done = alreadyDone
+        }
     }
 
     public func record(_ events: [RunEvent]) async throws {

@@ -4,7 +4,8 @@ import Orchestration
 extension CommonOptions {
     /// The progress printer of a run in human format (nil for json/yaml): a live block when stderr
     /// is a terminal, plain lines otherwise; the ETA comes from earlier runs' durations.
-    func progressPrinter(for loaded: LoadedPlan, request: RunRequest, session: RunSession) -> ProgressPrinter? {
+    func progressPrinter(for loaded: LoadedPlan, request: RunRequest, session: RunSession,
+                         alreadyDone: Int = 0) -> ProgressPrinter? {
         guard format == .human else { return nil }
         let onTerminal = isatty(2) != 0
         let style = TextStyle.detect(fd: 2, noColor: noColor)
@@ -17,7 +18,7 @@ extension CommonOptions {
         }
         return ProgressPrinter(mode: onTerminal ? .live : .lines, style: style, stepIDs: loaded.graph.ids,
                                expectedDurations: expected,
-                               slots: request.maxConcurrency ?? loaded.plan.maxConcurrency)
+                               slots: request.maxConcurrency ?? loaded.plan.maxConcurrency, alreadyDone: alreadyDone)
     }
 }
 

@@ -12,16 +12,33 @@ struct StoredRunArguments {
         common = try CommonOptions(scanner)
     }
 
-    /// Runs `operation` on the state folder with SIGINT/SIGTERM as stop requests, prints the
-    /// report, returns its exit code.
-    func execute(_ operation: (RunSession, String, AsyncStream<StopReason>) async throws(EngineError) -> RunReport)
-        async throws(EngineError) -> Int32 {
+    /// Runs `operation` on the state folder with SIGINT/SIGTERM as stop requests and progress
+    /// (human format), prints the report, returns its exit code.
+    func execute(resuming: Bool,
+                 _ operation: @escaping @Sendable (RunSession, String, AsyncStream<StopReason>, [any RunObserver])
+                    async throws(EngineError) -> RunReport) async throws(EngineError) -> Int32 {
         let session = try RunSession(stateDirectory: common.stateDirectory)
         let signals = SignalStopSource()
         defer { signals.finish() }
-        let report = try await operation(session, runID, signals.requests)
+        let progress = progressPrinter(session, resuming: resuming)
+        let runID = self.runID
+        let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
+            try await operation(session, runID, signals.requests, progress.map { [$0] } ?? [])
+        }
         common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
         return report.exitCode
+    }
+
+    /// Progress for the stored run's plan, when it can be read (otherwise the operation itself
+    /// reports what is wrong).
+    private func progressPrinter(_ session: RunSession, resuming: Bool) -> ProgressPrinter? {
+        guard common.format == .human,
+              let store = try? RunStore(stateDirectory: session.stateDirectory, readOnly: true),
+              let record = try? store.run(runID), let loaded = try? PlanLoader.load(record.source) else { return nil }
+        // A resumed run keeps its succeeded steps: they count as done from the start.
+        let done = resuming ? ((try? store.steps(runID))?.filter { $0.status == .succeeded }.count ?? 0) : 0
+        return common.progressPrinter(for: loaded, request: RunRequest(json: record.options, stage: record.stage),
+                                      session: session, alreadyDone: done)
     }
 }
 
@@ -48,8 +65,8 @@ struct ResumeCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute { session, runID, stops throws(EngineError) in
-            try await session.resume(runID: runID, stopRequests: stops)
+        try await arguments.execute(resuming: true) { session, runID, stops, observers throws(EngineError) in
+            try await session.resume(runID: runID, observers: observers, stopRequests: stops)
         }
     }
 }
@@ -73,8 +90,8 @@ struct ReplayCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute { session, runID, stops throws(EngineError) in
-            try await session.replay(runID: runID, stopRequests: stops)
+        try await arguments.execute(resuming: false) { session, runID, stops, observers throws(EngineError) in
+            try await session.replay(runID: runID, observers: observers, stopRequests: stops)
         }
     }
 }
