@@ -154,7 +154,11 @@ struct Fixture: Sendable {
     }
 
     /// Whether a marker file exists.
-    func marked(_ name: String) -> Bool { FileManager.default.fileExists(atPath: marks + "/" + name) }
+    /// Whether a marker file holds at least one whole line (a shell's `echo x > file` creates the
+    /// file before it writes, so existence alone can be seen too early).
+    func marked(_ name: String) -> Bool {
+        ((try? String(contentsOfFile: marks + "/" + name, encoding: .utf8)) ?? "").hasSuffix("\n")
+    }
 
     /// The lines of a marker/log file.
     func lines(_ name: String) -> [String] {
