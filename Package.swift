@@ -18,11 +18,13 @@ let package = Package(
         .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Agents"]),
         // The benchmark harness: `swift run -c release omnibase-bench --help`.
         .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration", "Agents"], path: "Benchmarks/omnibase-bench"),
-        .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims"]),
+        // Test doubles at true boundaries (a manual clock), shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Orchestration", "omnibase-agents"]),
         // Multi-agent orchestration (issue 6): real git repositories and processes; the CLI binary
         // is a dependency so `ci emit` and `agents run` can be run as separate processes.
-        .testTarget(name: "AgentsTests", dependencies: ["Agents", "Orchestration", "omnibase-agents"]),
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "Orchestration", "omnibase-agents", "TestSupport"]),
     ]
 )
 

@@ -65,12 +65,7 @@ final class OutputPump: Sendable {
             epollFD = -1
             return
         }
-        epollFD = omni_epoll_create()
-        guard epollFD >= 0 else { return }
-        let epollFD = epollFD
-        let thread = Thread { Self.serve(epollFD: epollFD) }
-        thread.name = "omnibase.process-output"
-        thread.start()
+        epollFD = EpollThread.start(name: "omnibase.process-output") { Self.serve(epollFD: $0) }
     }
 
     /// Creates a pipe for one output stream of a child about to be spawned and starts copying it

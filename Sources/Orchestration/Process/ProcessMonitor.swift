@@ -47,12 +47,7 @@ final class ProcessMonitor: Sendable {
             epollFD = -1
             return
         }
-        epollFD = omni_epoll_create()
-        guard epollFD >= 0 else { return }
-        let epollFD = epollFD
-        let thread = Thread { Self.serve(epollFD: epollFD) }
-        thread.name = "omnibase.process-monitor"
-        thread.start()
+        epollFD = EpollThread.start(name: "omnibase.process-monitor") { Self.serve(epollFD: $0) }
     }
 
     /// Starts observing `pid`, a child of this process that has not been reaped.

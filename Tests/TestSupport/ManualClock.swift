@@ -1,14 +1,19 @@
 import Synchronization
-import Testing
 
-/// A clock that moves only when a test advances it: retry delays are tested without real sleeps.
-final class ManualClock: Clock, Sendable {
-    struct Instant: InstantProtocol {
-        var offset: Duration
-        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-        func duration(to other: Instant) -> Duration { other.offset - offset }
-        static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
+/// A clock that moves only when a test advances it: retry delays and agents' retry intervals are
+/// tested without real sleeps. Shared by the test targets.
+public final class ManualClock: Clock, Sendable {
+    /// A point on the manual time line.
+    public struct Instant: InstantProtocol {
+        /// Time since the clock was created.
+        public var offset: Duration
+        public func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
+        public func duration(to other: Instant) -> Duration { other.offset - offset }
+        public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
     }
+
+    /// Creates a clock at offset zero.
+    public init() {}
 
     private struct Sleeper {
         var id: Int
@@ -25,13 +30,13 @@ final class ManualClock: Clock, Sendable {
 
     private let state = Mutex(State())
 
-    var now: Instant { state.withLock { $0.now } }
-    var minimumResolution: Duration { .zero }
+    public var now: Instant { state.withLock { $0.now } }
+    public var minimumResolution: Duration { .zero }
 
     /// Sleepers waiting right now.
-    var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
-    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+    public func sleep(until deadline: Instant, tolerance: Duration?) async throws {
         let id = state.withLock { state in
             state.nextID += 1
             return state.nextID
@@ -63,7 +68,7 @@ final class ManualClock: Clock, Sendable {
     }
 
     /// Moves time forward and wakes every sleeper whose deadline has come.
-    func advance(by duration: Duration) {
+    public func advance(by duration: Duration) {
         let due: [Sleeper] = state.withLock { state in
             state.now = state.now.advanced(by: duration)
             let now = state.now
@@ -75,14 +80,21 @@ final class ManualClock: Clock, Sendable {
     }
 
     /// Waits until `count` sleepers are registered (a readiness marker, bounded).
-    func waitForSleepers(_ count: Int) async throws {
+    /// - Throws: ``Timeout`` after 20 s.
+    public func waitForSleepers(_ count: Int) async throws {
         let deadline = ContinuousClock.now.advanced(by: .seconds(20))
         while sleeperCount < count {
             guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting for \(count) sleepers (have \(sleeperCount))")
-                throw CancellationError()
+                throw Timeout(message: "timed out waiting for \(count) sleepers (have \(sleeperCount))")
             }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
+}
+
+/// A bounded wait in a test ran out.
+public struct Timeout: Error, CustomStringConvertible {
+    /// What was awaited.
+    public var message: String
+    public var description: String { message }
 }
