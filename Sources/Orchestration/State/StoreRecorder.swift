@@ -34,6 +34,9 @@ public final class StoreRecorder: RunObserver, CommitGate {
         var waiters: [Waiter] = []
         var failure: EngineError?
         var closing = false
+        /// The writer is gathering turns for `coalescing`: only a durability waiter or `close`
+        /// wakes it early, `record` just queues.
+        var gathering = false
         /// Transactions committed (for tests and benchmarks).
         var commits = 0
     }
@@ -60,7 +63,8 @@ public final class StoreRecorder: RunObserver, CommitGate {
     ///   - durableSeq: the last `seq` already in the database (resume).
     /// - Throws: ``EngineError`` when the database or the events file cannot be opened.
     public init(stateDirectory: StateDirectory, runID: String, durableSeq: Int64 = 0,
-                synchronous: SQLiteDatabase.Synchronous = .full) throws(EngineError) {
+                synchronous: SQLiteDatabase.Synchronous = .full,
+                coalescing: Duration = StoreRecorder.defaultCoalescing) throws(EngineError) {
         let shared = Shared(durable: durableSeq)
         self.shared = shared
         eventsPath = stateDirectory.path + "/runs/\(runID)/events.jsonl"
@@ -81,7 +85,7 @@ public final class StoreRecorder: RunObserver, CommitGate {
                 return
             }
             ready.signal()
-            Self.writerLoop(store: store, events: events, shared: shared)
+            Self.writerLoop(store: store, events: events, shared: shared, coalescing: coalescing)
             shared.stopped.signal()
         }
         thread.name = "omnibase-store-writer"
@@ -90,9 +94,16 @@ public final class StoreRecorder: RunObserver, CommitGate {
         if let error = opened.withLock({ $0 }) { throw error }
     }
 
-    private static func writerLoop(store: RunStore, events: EventLogFile, shared: Shared) {
+    /// How long the writer gathers scheduler turns into one transaction when nobody waits for
+    /// them to be durable.
+    public static let defaultCoalescing: Duration = .milliseconds(10)
+
+    private static func writerLoop(store: RunStore, events: EventLogFile, shared: Shared, coalescing: Duration) {
+        let gatherMicroseconds = Int(coalescing.components.seconds) * 1_000_000
+            + Int(coalescing.components.attoseconds / 1_000_000_000_000)
         while true {
             shared.wakeup.wait()
+            if gatherMicroseconds > 0 { gather(shared, for: gatherMicroseconds) }
             let (batches, closing) = shared.state.withLock { state -> ([[RunEvent]], Bool) in
                 let batches = state.queued
                 state.queued.removeAll(keepingCapacity: true)
@@ -129,16 +140,32 @@ public final class StoreRecorder: RunObserver, CommitGate {
         }
     }
 
+    /// Waits up to `microseconds` for more turns, unless someone waits for durability or the
+    /// recorder is closing: then the commit goes now.
+    private static func gather(_ shared: Shared, for microseconds: Int) {
+        let deadline = DispatchTime.now() + .microseconds(microseconds)
+        while true {
+            let urgent = shared.state.withLock { state -> Bool in
+                let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil
+                state.gathering = !urgent
+                return urgent
+            }
+            if urgent { return }
+            if shared.wakeup.wait(timeout: deadline) == .timedOut { break }
+        }
+        shared.state.withLock { $0.gathering = false }
+    }
+
     public func record(_ events: [RunEvent]) async throws {
         guard !events.isEmpty else { return }
-        let failure = shared.state.withLock { state -> EngineError? in
-            if let failure = state.failure { return failure }
+        let (failure, gathering) = shared.state.withLock { state -> (EngineError?, Bool) in
+            if let failure = state.failure { return (failure, false) }
             precondition(!state.closing, "events recorded after the recorder was closed")
             state.queued.append(events)
-            return nil
+            return (nil, state.gathering)
         }
         if let failure { throw failure }
-        wakeup.signal()
+        if !gathering { wakeup.signal() }
     }
 
     public var durableSeq: Int64 { shared.state.withLock { $0.durable } }
@@ -149,13 +176,15 @@ public final class StoreRecorder: RunObserver, CommitGate {
     public func waitUntilDurable(_ seq: Int64) async throws(EngineError) {
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome: Result<Void, EngineError>? = shared.state.withLock { state in
-                    if let failure = state.failure { return .failure(failure) }
-                    if state.durable >= seq { return .success(()) }
+                let (outcome, gathering) = shared.state.withLock { state -> (Result<Void, EngineError>?, Bool) in
+                    if let failure = state.failure { return (.failure(failure), false) }
+                    if state.durable >= seq { return (.success(()), false) }
                     state.waiters.append(Waiter(seq: seq, continuation: continuation))
-                    return nil
+                    return (nil, state.gathering)
                 }
                 if let outcome { continuation.resume(with: outcome) }
+                // Someone needs these events now: end the writer's gathering.
+                if gathering { wakeup.signal() }
             }
         } catch {
             throw EngineError(error)
