@@ -68,3 +68,39 @@ func measureValidation(steps: Int, scratch: String) throws -> (seconds: Double, 
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return (elapsed, Int(usage.ru_maxrss) * 1024)
 }
+
+/// The floor under the in-process figures: the same DAG run by the simplest correct scheduler a
+/// Swift programmer would write by hand (Kahn's algorithm over one TaskGroup, at most
+/// `concurrency` child tasks of the same no-op closure in flight), with no report, no events,
+/// no retries and no priorities. Seconds for the whole DAG.
+func measureBareTaskGroup(shape: Shape, nodes: Int, concurrency: Int) async -> Double {
+    let deps = shape.dependencies(count: nodes)
+    var successors = [[Int]](repeating: [], count: nodes)
+    var waiting = [Int](repeating: 0, count: nodes)
+    for (index, list) in deps.enumerated() {
+        waiting[index] = list.count
+        for dep in list { successors[dep].append(index) }
+    }
+    var ready = (0..<nodes).filter { waiting[$0] == 0 }.reversed() as [Int]
+    let body: @Sendable () async throws -> Void = {}
+    let start = ContinuousClock.now
+    await withTaskGroup(of: Int.self) { group in
+        var running = 0
+        while running < concurrency, let node = ready.popLast() {
+            group.addTask { try? await body(); return node }
+            running += 1
+        }
+        while let done = await group.next() {
+            running -= 1
+            for next in successors[done] {
+                waiting[next] -= 1
+                if waiting[next] == 0 { ready.append(next) }
+            }
+            while running < concurrency, let node = ready.popLast() {
+                group.addTask { try? await body(); return node }
+                running += 1
+            }
+        }
+    }
+    return seconds(ContinuousClock.now - start)
+}

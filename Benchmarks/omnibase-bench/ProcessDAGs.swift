@@ -63,14 +63,43 @@ struct DAGFiles {
     }
 }
 
-/// Runs an external tool in a folder and returns its wall time, or nil if it is not installed.
-func timeTool(_ command: String, _ arguments: [String], in folder: String) async -> Double? {
+/// CPU seconds (user + system) used so far by this process (`RUSAGE_SELF`, all threads) or by
+/// its waited-for children and their descendants (`RUSAGE_CHILDREN`).
+func cpuSeconds(_ who: __rusage_who) -> Double {
+    var usage = rusage()
+    getrusage(who.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// Wall time and CPU of one measured variant.
+struct Measured {
+    var wall: Double
+    /// CPU of the engine process itself (0 for an external tool, which is all "children").
+    var engineCPU: Double
+    /// CPU of the processes it ran (for a tool: the tool and everything it ran).
+    var childrenCPU: Double
+}
+
+/// Measures `body`: wall time, this process's CPU and its children's CPU.
+func measure(_ body: () async throws -> Void) async rethrows -> Measured {
+    let (selfBefore, childrenBefore) = (cpuSeconds(RUSAGE_SELF), cpuSeconds(RUSAGE_CHILDREN))
     let start = ContinuousClock.now
-    let outcome = await LocalProcess.run(ProcessSpec(command: command, arguments: arguments,
-                                                     workingDirectory: folder, stdoutPath: "/dev/null",
-                                                     stderrPath: "/dev/null"))
-    guard outcome.succeeded else { return nil }
-    return seconds(ContinuousClock.now - start)
+    try await body()
+    return Measured(wall: seconds(ContinuousClock.now - start), engineCPU: cpuSeconds(RUSAGE_SELF) - selfBefore,
+                    childrenCPU: cpuSeconds(RUSAGE_CHILDREN) - childrenBefore)
+}
+
+/// Runs an external tool in a folder: its wall time and CPU, or nil if it is not installed.
+func timeTool(_ command: String, _ arguments: [String], in folder: String) async -> Measured? {
+    var succeeded = false
+    let measured = await measure {
+        succeeded = await LocalProcess.run(ProcessSpec(command: command, arguments: arguments, workingDirectory: folder,
+                                                       stdoutPath: "/dev/null", stderrPath: "/dev/null")).succeeded
+    }
+    guard succeeded else { return nil }
+    // The bench's own share of running the tool (one spawn) is noise; count it as the tool's.
+    return Measured(wall: measured.wall, engineCPU: 0, childrenCPU: measured.childrenCPU + measured.engineCPU)
 }
 
 func seconds(_ duration: Duration) -> Double {
@@ -78,29 +107,29 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 /// One process-DAG scenario: the engine with the store on and off, ninja and make, side by side.
-func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: String) async throws -> [String: Double] {
+func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: String) async throws -> [String: Measured] {
     let folder = "\(scratch)/\(shape.rawValue)-\(count)-j\(concurrency)"
     try? FileManager.default.removeItem(atPath: folder)
     let files = try DAGFiles(shape: shape, count: count, folder: folder)
     let loaded = try PlanLoader.load(path: files.planPath)
-    var results: [String: Double] = [:]
+    var results: [String: Measured] = [:]
 
     // Engine, durable store on (what `run` does).
     let session = try RunSession(stateDirectory: folder + "/state-on")
-    var start = ContinuousClock.now
-    let report = try await session.start(loaded, request: RunRequest(maxConcurrency: concurrency))
-    results["engine_store_on"] = seconds(ContinuousClock.now - start)
-    guard report.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+    results["engine_store_on"] = try await measure {
+        let report = try await session.start(loaded, request: RunRequest(maxConcurrency: concurrency))
+        guard report.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+    }
 
     // Engine, store off: same executor and logs, no SQLite, no events file.
     let logs = folder + "/state-off/logs"
     try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-    start = ContinuousClock.now
-    let bare = try await DAGExecutor(plan: loaded.plan, graph: loaded.graph,
-                                     options: RunOptions(maxConcurrency: concurrency, logDirectory: logs),
-                                     clock: ContinuousClock()).run()
-    results["engine_store_off"] = seconds(ContinuousClock.now - start)
-    guard bare.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+    results["engine_store_off"] = try await measure {
+        let bare = try await DAGExecutor(plan: loaded.plan, graph: loaded.graph,
+                                         options: RunOptions(maxConcurrency: concurrency, logDirectory: logs),
+                                         clock: ContinuousClock()).run()
+        guard bare.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+    }
 
     results["ninja"] = await timeTool("ninja", ["-j\(concurrency)"], in: folder)
     results["make"] = await timeTool("make", ["-j\(concurrency)", "-s"], in: folder)

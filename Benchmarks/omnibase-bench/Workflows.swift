@@ -105,8 +105,8 @@ func runWorkflowScenario(path: String, slots: Int, target: Double, scratch: Stri
     }
     let bound = workflow.lowerBound(scaled, slots: slots)
     let simulated = workflow.simulatedLongestPathFirst(scaled, slots: slots)
-    let ninjaTime = await timeTool("ninja", ["-j\(slots)"], in: folder)
-    let makeTime = await timeTool("make", ["-j\(slots)", "-s"], in: folder)
+    let ninjaTime = await timeTool("ninja", ["-j\(slots)"], in: folder)?.wall
+    let makeTime = await timeTool("make", ["-j\(slots)", "-s"], in: folder)?.wall
     return .object([
         "workflow": .string(workflow.name), "tasks": .int(workflow.ids.count), "slots": .int(slots),
         "lower_bound_sec": .double(bound), "simulated_lpf_sec": .double(simulated),

@@ -26,7 +26,8 @@ workflows  Real workflow DAGs run as sleep steps scaled so their lower bound
            run (node-count priorities) and a second run (measured durations), next to the bound,
            a simulated longest-path-first list schedule, make and ninja.
 bus        The CI-event bus: milliseconds from publish (a durable commit) to the first and the
-           last of N blocked waiters waking.
+           last of N blocked waiters waking; then `ci emit` from another process (the
+           omnibase-agents binary beside this one) to a blocked waiter here.
 
 Results go to Benchmarks/results/<scenario>.json unless --out says otherwise.
 
@@ -73,7 +74,10 @@ case "inprocess-one":
     let result = try await measureInProcess(shape: shape, nodes: Int(option("--nodes", in: arguments) ?? "10000") ?? 10000,
                                             concurrency: Int(option("--concurrency", in: arguments) ?? "8") ?? 8,
                                             store: option("--store", in: arguments) == "on", scratch: scratch)
-    print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes)]).serialized())
+    // The hand-written TaskGroup floor on the same DAG, after the engine, in the same process.
+    let bare = await measureBareTaskGroup(shape: shape, nodes: result.nodes, concurrency: result.concurrency)
+    print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes),
+                            "bare_seconds": .double(bare)]).serialized())
     try? FileManager.default.removeItem(atPath: scratch)
 case "validate-one":
     let result = try measureValidation(steps: Int(option("--steps", in: arguments) ?? "100000") ?? 100_000, scratch: scratch)
@@ -95,21 +99,31 @@ default:
 func processScenario() async throws {
     let steps = Int(option("--steps", in: arguments) ?? "10000") ?? 10000
     let levels = (option("--concurrency", in: arguments) ?? "2").split(separator: ",").compactMap { Int($0) }
-    print("shape        steps   -j  store on  store off     ninja      make  on/ninja  off/ninja  on/make")
+    print("shape        steps   -j  store on  store off     ninja      make  on/ninja  off/ninja  on/make"
+          + "   CPU us/step: engine on  off  steps(on)  ninja+steps")
     var rows: [JSONValue] = []
     for shape in shapes {
         for concurrency in levels {
             let r = try await runProcessScenario(shape: shape, count: steps, concurrency: concurrency, scratch: scratch)
+            let (on, off, ninja, make) = (r["engine_store_on"], r["engine_store_off"], r["ninja"], r["make"])
+            func perStep(_ value: Double?) -> String { value.map { String(format: "%6.0f", $0 * 1e6 / Double(steps)) } ?? "     -" }
             print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%6d", steps)) "
-                  + "\(String(format: "%4d", concurrency)) \(format(r["engine_store_on"]))  \(format(r["engine_store_off"])) "
-                  + "\(format(r["ninja"]))  \(format(r["make"]))    \(ratio(r["engine_store_on"], r["ninja"]))     "
-                  + "\(ratio(r["engine_store_off"], r["ninja"]))   \(ratio(r["engine_store_on"], r["make"]))")
+                  + "\(String(format: "%4d", concurrency)) \(format(on?.wall))  \(format(off?.wall)) "
+                  + "\(format(ninja?.wall))  \(format(make?.wall))    \(ratio(on?.wall, ninja?.wall))     "
+                  + "\(ratio(off?.wall, ninja?.wall))   \(ratio(on?.wall, make?.wall))"
+                  + "             \(perStep(on?.engineCPU)) \(perStep(off?.engineCPU))     \(perStep(on?.childrenCPU))"
+                  + "       \(perStep(ninja?.childrenCPU))")
+            func cpu(_ m: Measured?) -> JSONValue {
+                guard let m else { return .null }
+                return .object(["engine_sec": .double(m.engineCPU), "children_sec": .double(m.childrenCPU)])
+            }
             rows.append(.object([
                 "shape": .string(shape.rawValue), "steps": .int(steps), "concurrency": .int(concurrency),
-                "engine_store_on_sec": r["engine_store_on"].map { .double($0) } ?? .null,
-                "engine_store_off_sec": r["engine_store_off"].map { .double($0) } ?? .null,
-                "ninja_sec": r["ninja"].map { .double($0) } ?? .null,
-                "make_sec": r["make"].map { .double($0) } ?? .null,
+                "engine_store_on_sec": on.map { .double($0.wall) } ?? .null,
+                "engine_store_off_sec": off.map { .double($0.wall) } ?? .null,
+                "ninja_sec": ninja.map { .double($0.wall) } ?? .null,
+                "make_sec": make.map { .double($0.wall) } ?? .null,
+                "cpu": .object(["engine_store_on": cpu(on), "engine_store_off": cpu(off), "ninja": cpu(ninja), "make": cpu(make)]),
             ]))
         }
     }
@@ -133,7 +147,7 @@ func inProcessScenario() async throws {
     let sizes = (option("--nodes", in: arguments) ?? "10000,100000").split(separator: ",").compactMap { Int($0) }
     let levels = (option("--concurrency", in: arguments) ?? "1,8,1024").split(separator: ",").compactMap { Int($0) }
     let stores = (option("--store", in: arguments) ?? "off,on").split(separator: ",").map(String.init)
-    print("shape          nodes     -j  store   seconds   nodes/s   us/node  bytes/node")
+    print("shape          nodes     -j  store   seconds   nodes/s   us/node  bytes/node   bare us/node  overhead us/node")
     var rows: [JSONValue] = []
     for shape in shapes {
         for nodes in sizes {
@@ -143,15 +157,19 @@ func inProcessScenario() async throws {
                                                     "--concurrency", String(concurrency), "--store", store])
                     let seconds = answer["seconds"]?.doubleValue ?? 0
                     let rss = answer["peak_rss"]?.intValue ?? 0
+                    let bare = answer["bare_seconds"]?.doubleValue ?? 0
                     print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%8d", nodes)) "
                           + "\(String(format: "%6d", concurrency))  \(store.padding(toLength: 4, withPad: " ", startingAt: 0)) "
                           + String(format: "%9.3f %9.0f %9.2f %11.0f", seconds, Double(nodes) / seconds,
-                                   seconds * 1e6 / Double(nodes), Double(rss) / Double(nodes)))
+                                   seconds * 1e6 / Double(nodes), Double(rss) / Double(nodes))
+                          + String(format: "   %12.2f  %16.2f", bare * 1e6 / Double(nodes), (seconds - bare) * 1e6 / Double(nodes)))
                     rows.append(.object([
                         "shape": .string(shape.rawValue), "nodes": .int(nodes), "concurrency": .int(concurrency),
                         "store": .string(store), "seconds": .double(seconds),
                         "us_per_node": .double(seconds * 1e6 / Double(nodes)),
                         "peak_rss_bytes": .int(rss), "bytes_per_node": .double(Double(rss) / Double(nodes)),
+                        "bare_taskgroup_us_per_node": .double(bare * 1e6 / Double(nodes)),
+                        "overhead_us_per_node": .double((seconds - bare) * 1e6 / Double(nodes)),
                     ]))
                 }
             }
@@ -204,6 +222,15 @@ func busScenario() async throws {
         print(String(format: "%7d   %15.3f   %14.3f", count, first * 1000, last * 1000))
         rows.append(.object(["waiters": .int(count), "first_wake_ms": .double(first * 1000), "last_wake_ms": .double(last * 1000)]))
     }
+    if let cli = siblingCLI() {
+        let (fromStored, fromSpawn) = try await measureCrossProcessWake(cli: cli, rounds: 9, scratch: scratch)
+        print(String(format: "ci emit from another process, median of 9: stored -> waiter running %.1f ms "
+                     + "(millisecond timestamps); emitter started -> waiter running %.1f ms", fromStored * 1000, fromSpawn * 1000))
+        rows.append(.object(["cross_process_stored_to_wake_ms": .double(fromStored * 1000),
+                             "cross_process_spawn_to_wake_ms": .double(fromSpawn * 1000)]))
+    } else {
+        print("ci emit from another process: skipped (build omnibase-agents in the same configuration first)")
+    }
     try? FileManager.default.removeItem(atPath: scratch)
     try writeResults("bus", rows)
 }
@@ -214,8 +241,8 @@ func smokeScenario() async throws {
     let folder = scratch + "/smoke"
     for shape in Shape.allCases {
         let r = try await runProcessScenario(shape: shape, count: 20, concurrency: 2, scratch: folder)
-        print("process \(shape.rawValue) 20 steps: store on \(format(r["engine_store_on"]))s, off \(format(r["engine_store_off"]))s, "
-              + "ninja \(format(r["ninja"]))s, make \(format(r["make"]))s")
+        print("process \(shape.rawValue) 20 steps: store on \(format(r["engine_store_on"]?.wall))s, off \(format(r["engine_store_off"]?.wall))s, "
+              + "ninja \(format(r["ninja"]?.wall))s, make \(format(r["make"]?.wall))s")
     }
     for store in [false, true] {
         let r = try await measureInProcess(shape: .lattice, nodes: 400, concurrency: 8, store: store, scratch: folder)
@@ -233,6 +260,10 @@ func smokeScenario() async throws {
     }
     let (first, last) = try await measureBusLatency(waiters: 10, scratch: folder)
     print(String(format: "bus 10 waiters: first %.3f ms, last %.3f ms", first * 1000, last * 1000))
+    if let cli = siblingCLI() {
+        let (fromStored, _) = try await measureCrossProcessWake(cli: cli, rounds: 1, scratch: folder)
+        print(String(format: "bus ci emit from another process: %.1f ms", fromStored * 1000))
+    }
     try? FileManager.default.removeItem(atPath: scratch)
     print("smoke: every scenario ran")
 }
