@@ -24,7 +24,9 @@ validate   Loading and validating a generated plan: time and peak memory.
 workflows  Real workflow DAGs run as sleep steps scaled so their lower bound
            max(critical path, work / slots) is --target seconds: the engine's makespan on a first
            run (node-count priorities) and a second run (measured durations), next to the bound,
-           a simulated longest-path-first list schedule, make and ninja.
+           a simulated longest-path-first list schedule, make and ninja; and the same DAG as
+           in-process closure steps that sleep, with the second run's priorities (the
+           scheduler without the cost of starting processes).
 bus        The CI-event bus: milliseconds from publish (a durable commit) to the first and the
            last of N blocked waiters waking; then `ci emit` from another process (the
            omnibase-agents binary beside this one) to a blocked waiter here.
@@ -194,19 +196,22 @@ func workflowScenario() async throws {
     let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
         .filter { $0.hasSuffix(".json") }.sorted()
     guard !files.isEmpty else { throw EngineError(.usage, "no workflow files in \(folder)") }
-    print("workflow                          tasks slots   bound     LPF  engine1  engine2   ninja    make  e2/LPF  e2/bound")
+    print("workflow                          tasks slots   bound     LPF  engine1  engine2  in-proc   ninja    make"
+          + "  e2/LPF  e2/bound  in-proc/LPF  ninja/LPF  make/LPF")
     var rows: [JSONValue] = []
     for file in files {
         for slots in slotsList {
             let row = try await runWorkflowScenario(path: folder + "/" + file, slots: slots, target: target, scratch: scratch)
             rows.append(row)
             let name = String((row["workflow"]?.stringValue ?? file).prefix(32))
-            let values = ["lower_bound_sec", "simulated_lpf_sec", "engine_first_sec", "engine_second_sec", "ninja_sec", "make_sec"]
-                .map { row[$0]?.doubleValue }
+            let values = ["lower_bound_sec", "simulated_lpf_sec", "engine_first_sec", "engine_second_sec",
+                          "engine_in_process_sec", "ninja_sec", "make_sec"].map { row[$0]?.doubleValue }
             print(name.padding(toLength: 32, withPad: " ", startingAt: 0)
                   + String(format: " %6d %5d", row["tasks"]?.intValue ?? 0, slots)
                   + values.map { format($0) }.joined()
-                  + "  " + ratio(values[3], values[1]) + "   " + ratio(values[3], values[0]))
+                  + "  " + ratio(values[3], values[1]) + "   " + ratio(values[3], values[0])
+                  + "       " + ratio(values[4], values[1]) + "     " + ratio(values[5], values[1])
+                  + "    " + ratio(values[6], values[1]))
         }
     }
     try? FileManager.default.removeItem(atPath: scratch)

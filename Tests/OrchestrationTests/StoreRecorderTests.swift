@@ -87,3 +87,80 @@ struct StoreRecorderTests {
         #expect(try fixture.storedSeqs() == Array(1...10))
     }
 }
+
+/// Group commit writes a step that started and succeeded within one transaction as its final
+/// rows at once. Whatever the split of a real run's events into transactions, the tables must
+/// end up exactly as when every event is its own transaction.
+@Suite("RunStore: batched events leave the same rows", .timeLimit(.minutes(1)))
+struct RunStoreBatchingTests {
+    static let plan = """
+    {"plan_id": "BATCHES", "version": "1", "globals": {"max_concurrency": 3},
+     "steps": [
+      {"id": "a", "command": "true"},
+      {"id": "b", "command": "sh", "args": ["-c", "exit 0"], "depends_on": ["a"]},
+      {"id": "flaky", "command": "sh", "args": ["-c", "[ \\"$OMNIBASE_ATTEMPT\\" -ge 3 ] || exit 3"],
+       "retries": 3, "retry_delay_sec": 0.01},
+      {"id": "slow", "command": "sleep", "args": ["5"], "timeout_sec": 0.2, "critical": false, "on_failure": "continue"},
+      {"id": "after-slow", "command": "true", "depends_on": ["slow"]},
+      {"id": "optional", "command": "sh", "args": ["-c", "echo oops >&2; exit 1"], "critical": false,
+       "on_failure": "skip_dependents"},
+      {"id": "needs-optional", "command": "true", "depends_on": ["optional"], "critical": false},
+      {"id": "z", "command": "true", "depends_on": ["b", "flaky"]}
+     ]}
+    """
+
+    /// The rows of the tables the events change (the run's `created_at` is left out: each copy
+    /// is created at its own time).
+    static func tables(_ store: RunStore) throws -> [String: [Row]] {
+        let db = store.database
+        return [
+            "runs": try db.query("SELECT run_id, status, exit_code, started_at, finished_at, last_seq FROM runs"),
+            "steps": try db.query("SELECT * FROM steps ORDER BY run_id, step_id"),
+            "attempts": try db.query("SELECT * FROM attempts ORDER BY run_id, step_id, attempt"),
+            "events": try db.query("SELECT * FROM events ORDER BY run_id, seq"),
+        ]
+    }
+
+    @Test func anySplitIntoTransactionsGivesTheRowsOfOneEventPerTransaction() async throws {
+        var template = Array((NSTemporaryDirectory() + "omnibase-batches-XXXXXX").utf8CString)
+        let folder = String(cString: mkdtemp(&template)!)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Self.plan.write(toFile: folder + "/plan.json", atomically: true, encoding: .utf8)
+        let loaded = try PlanLoader.load(path: folder + "/plan.json")
+        let session = try RunSession(stateDirectory: folder + "/recorded")
+        let report = try await session.start(loaded)
+        #expect(report.status == .succeeded)
+        let recorded = try RunStore(stateDirectory: session.stateDirectory, readOnly: true)
+        let events = try recorded.events(report.runID)
+        #expect(Set(events.map(\.kind)).isSuperset(of: [.stepStarted, .stepSucceeded, .stepAttemptFailed, .stepRetry,
+                                                         .stepFailed, .stepSkipped, .runFinished]))
+
+        func replay(into name: String, _ batches: [[RunEvent]]) throws -> [String: [Row]] {
+            let store = try RunStore(stateDirectory: StateDirectory(path: folder + "/" + name))
+            try store.createRun(RunStore.NewRun(runID: report.runID, planID: loaded.plan.id, traceID: "t", source: loaded.source,
+                                                options: .object([]), stepIDs: loaded.graph.ids, engine: .current))
+            for group in batches { try store.append(batches: [group]) }
+            return try Self.tables(store)
+        }
+        let reference = try replay(into: "one-per-transaction", events.map { [$0] })
+        #expect(reference["attempts"]?.count == 9, "a, b, 3 flaky, slow, after-slow, optional, z: \(reference["attempts"] ?? [])")
+
+        #expect(try replay(into: "one-transaction", [events]) == reference)
+        var generator = SplitMix64(seed: 7)
+        for split in 0..<20 {
+            var batches: [[RunEvent]] = []
+            var rest = events[...]
+            while !rest.isEmpty {
+                let size = Int.random(in: 1...max(1, rest.count), using: &generator)
+                batches.append(Array(rest.prefix(size)))
+                rest = rest.dropFirst(size)
+            }
+            #expect(try replay(into: "split-\(split)", batches) == reference, "split \(batches.map(\.count))")
+        }
+        // And what the engine itself wrote, through the recorder's gathering.
+        let written = try Self.tables(recorded)
+        #expect(written["steps"] == reference["steps"])
+        #expect(written["attempts"] == reference["attempts"])
+        #expect(written["events"] == reference["events"])
+    }
+}

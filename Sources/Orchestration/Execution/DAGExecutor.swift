@@ -221,7 +221,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     private func record(_ loop: inout RunLoop) async {
         guard !loop.pending.isEmpty else { return }
         let events = loop.pending
-        loop.pending.removeAll(keepingCapacity: true)
+        // Not `removeAll(keepingCapacity:)`: the observers may still hold `events`, and keeping
+        // the capacity of a shared buffer means allocating a new one that large every turn.
+        loop.pending = []
         for observer in observers {
             do {
                 try await observer.record(events)

@@ -210,12 +210,20 @@ public final class RunStore {
     }
 
     /// Records several batches (of possibly different runs) in one transaction: group commit.
+    ///
+    /// Consecutive events of one run are applied together, so a step that started and finished
+    /// within the transaction costs one row write per table, not two.
     public func append(batches: [[RunEvent]]) throws(EngineError) {
         try write { db in
-            for events in batches {
-                guard let runID = events.first?.runID else { continue }
-                try Self.apply(events, runID: runID, db: db)
+            var run: [RunEvent] = []
+            for event in batches.joined() {
+                if let first = run.first, first.runID != event.runID {
+                    try Self.apply(run, runID: first.runID, db: db)
+                    run.removeAll(keepingCapacity: true)
+                }
+                run.append(event)
             }
+            if let first = run.first { try Self.apply(run, runID: first.runID, db: db) }
         }
     }
 
@@ -223,15 +231,43 @@ public final class RunStore {
         do { try database.write(body) } catch { throw EngineError(error) }
     }
 
+    /// Attempts that start and succeed within `events`, with nothing else about their step in
+    /// between: index of the `step_started` event -> index of its `step_succeeded` event.
+    private static func startedAndSucceeded(_ events: [RunEvent]) -> [Int: Int] {
+        var openStart: [String: (index: Int, attempt: Int?)] = [:]
+        var pairs: [Int: Int] = [:]
+        for (index, event) in events.enumerated() {
+            guard let stepID = event.stepID else { continue }
+            if event.kind == .stepSucceeded, let start = openStart[stepID], start.attempt == event.attempt {
+                pairs[start.index] = index
+            }
+            if event.kind == .stepStarted {
+                openStart[stepID] = (index, event.attempt)
+            } else {
+                openStart[stepID] = nil
+            }
+        }
+        return pairs
+    }
+
     private static func apply(_ events: [RunEvent], runID: String, db: SQLiteDatabase) throws {
         let insertEvent = try db.cachedStatement(
             "INSERT INTO events (run_id, seq, ts, type, step_id, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
         var lastSeq: Int64 = 0
-        for event in events {
+        // A step that started and succeeded in this transaction gets its final rows at once.
+        let pairs = startedAndSucceeded(events)
+        var rowsWritten = Set<Int>()
+        for (index, event) in events.enumerated() {
             let ts = Timestamp.rfc3339(event.timestamp)
             try insertEvent.run(runID, event.seq, ts, event.kind.rawValue, event.stepID, event.attempt.map { Int64($0) },
                                 event.data?.serialized())
             lastSeq = max(lastSeq, event.seq)
+            if rowsWritten.contains(index) { continue }
+            if let finishIndex = pairs[index] {
+                try applyStartedAndSucceeded(start: event, startTimestamp: ts, finish: events[finishIndex], runID: runID, db: db)
+                rowsWritten.insert(finishIndex)
+                continue
+            }
             let data = event.data
             let exitCode = data?["exit_code"]?.intValue
             let signal = data?["signal"]?.intValue
@@ -293,6 +329,28 @@ public final class RunStore {
             }
         }
         try db.cachedStatement("UPDATE runs SET last_seq = max(last_seq, ?) WHERE run_id = ?").run(lastSeq, runID)
+    }
+
+    /// The rows `step_started` followed by `step_succeeded` of the same attempt leave, written
+    /// once: exactly what applying the two events one after the other gives.
+    private static func applyStartedAndSucceeded(start: RunEvent, startTimestamp: String, finish: RunEvent, runID: String,
+                                                 db: SQLiteDatabase) throws {
+        let attempt = start.attempt ?? 1
+        let finishedAt = Timestamp.rfc3339(finish.timestamp)
+        let data = finish.data
+        let exitCode = data?["exit_code"]?.intValue
+        let signal = data?["signal"]?.intValue
+        let timedOut = data?["timed_out"]?.boolValue ?? false
+        let error = data?["error"]?.stringValue
+        try db.cachedStatement("""
+            UPDATE steps SET status = 'succeeded', attempts = ?, started_at = coalesce(started_at, ?), exit_code = ?, signal = ?,
+                             timed_out = ?, finished_at = ?, error = ?
+            WHERE run_id = ? AND step_id = ?
+            """).run(attempt, startTimestamp, exitCode, signal, timedOut, finishedAt, error, runID, start.stepID)
+        try db.cachedStatement("""
+            INSERT INTO attempts (run_id, step_id, attempt, started_at, finished_at, exit_code, signal, timed_out, succeeded, error)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+            """).run(runID, start.stepID, attempt, startTimestamp, finishedAt, exitCode, signal, timedOut, error)
     }
 
     // MARK: - Reading
