@@ -251,6 +251,7 @@ struct DurableStateTests {
             #expect(listed.status == 0, "\(context): runs list: \(listed.stderr)")
             let listedRun = try #require(try listed.json()["runs"]?[0], "\(context)")
             let runID = try #require(listedRun["run_id"]?.stringValue, "\(context)")
+            #expect(listedRun["live"] == .bool(false), "\(context): the killed engine's run is listed as live")
             let atFirstKill = try stepStatuses(state, runID)
             if listedRun["status"]?.stringValue == "succeeded" {
                 // Killed after the run's end was recorded, while the engine was exiting: the run
@@ -706,6 +707,10 @@ struct DurableStateTests {
             #expect(first.stdout.isEmpty, "\(context): a report was printed for a run that could not be recorded")
             // What was committed is whole: an intact database, seqs without gaps.
             try expectConsistentRecord(state, runID, context + ", before resume", comparingFile: false)
+            // The engine could not record the run's end: history says it waits for a resume.
+            let listed = await runCLI(["runs", "list", "--format", "human", "--state-dir", state, "--no-color"], in: dir.path)
+            #expect(listed.status == 0, "\(context): \(listed.stderr)")
+            #expect(listed.stdout.contains("engine gone: resume \(runID)"), "\(context): \(listed.stdout)")
 
             #expect(remount(state, options: "size=20m,mode=0700", readOnly: false), "\(context)")
             let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)

@@ -158,10 +158,14 @@ struct RunsCommand: CLICommand {
             for run in runs {
                 let report = try store.report(run.runID)
                 let counts = report?.summary ?? [:]
+                // A run that is not final but whose engine is gone (killed, or stopped by a state
+                // folder it could no longer write) waits for `resume`.
+                let live = !run.status.isFinal && (run.engine?.isAlive ?? false)
                 items.append(.object([
                     "run_id": .string(run.runID),
                     "plan_id": .string(run.planID),
                     "status": .string(run.status.rawValue),
+                    "live": .bool(live),
                     "started_at": run.startedAt.map { .string($0) } ?? .null,
                     "finished_at": run.finishedAt.map { .string($0) } ?? .null,
                     "summary": .object([
@@ -174,7 +178,8 @@ struct RunsCommand: CLICommand {
                 ]))
                 let done = (report?.steps.count ?? 0) - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
                 lines.append("\(run.runID)  \(run.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  "
-                             + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(run.planID)")
+                             + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(run.planID)"
+                             + (run.status.isFinal || live ? "" : "  (engine gone: resume \(run.runID))"))
             }
             common.emit(json: .object(["runs": .array(items)])) {
                 lines.isEmpty ? "No runs.\n" : lines.joined(separator: "\n") + "\n"
