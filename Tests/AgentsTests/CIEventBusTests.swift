@@ -71,6 +71,44 @@ struct CIEventBusTests {
         try await eventually("the waiter to leave") { await bus.waitingTasks.isEmpty }
     }
 
+    @Test func waitersCancelledAtAnyMomentWhileEventsArriveAllEndAndNoneIsLeftBehind() async throws {
+        let dir = TempDir()
+        let bus = CIEventBus(store: try await Self.store(dir.path + "/state"))
+        try await bus.refresh()
+        // 300 waiters, every third cancelled at once (mostly before it begins to wait), every
+        // third a little later, while waiting; the rest woken by the event.
+        let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            var tasks: [Task<BusWakeup, any Error>] = []
+            for index in 0..<300 {
+                tasks.append(Task { try await bus.wait(for: BusWaitCondition(task: "T\(index)", names: ["go"]), after: 0) })
+                if index % 3 == 0 { tasks[index].cancel() }
+            }
+            for (index, task) in tasks.enumerated() {
+                group.addTask {
+                    do { _ = try await task.value; return (index, true) } catch is CancellationError { return (index, false) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(5))
+            for (index, task) in tasks.enumerated() where index % 3 == 1 { task.cancel() }
+            try await bus.publish("go")
+            var outcomes: [Int: Bool] = [:]
+            for try await (index, woken) in group { outcomes[index] = woken }
+            return outcomes
+        }
+        #expect(outcomes.count == 300, "every waiter ended")
+        // Every cancel happened before the publish: exactly the uncancelled waiters were woken.
+        #expect((0..<300).filter { outcomes[$0] == true } == (0..<300).filter { $0 % 3 == 2 })
+        #expect(await bus.waitingTasks.isEmpty, "no waiter left registered")
+        // A wait on a stopped bus is refused at once.
+        let pump = Task { try await bus.run(wake: nil) }
+        try await eventually("the pump to start") { await bus.lastSequence == 1 }
+        pump.cancel()
+        _ = try? await pump.value
+        await #expect(throws: CancellationError.self) {
+            try await bus.wait(for: BusWaitCondition(task: "late", names: ["never"]), after: 1)
+        }
+    }
+
     @Test func emitFromAnotherProcessWakesAWaiterWithoutThePoll() async throws {
         let dir = TempDir()
         let state = dir.path + "/state"

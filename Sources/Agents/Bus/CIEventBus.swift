@@ -1,5 +1,6 @@
 import Foundation
 import Orchestration
+import Synchronization
 
 /// The CI-event bus: publish/subscribe over `AsyncStream`s, durable in `agents.db`.
 ///
@@ -33,15 +34,27 @@ public actor CIEventBus {
         var continuation: CheckedContinuation<BusWakeup, any Error>
     }
 
+    /// What waiting tasks and the pump share, behind a lock rather than the actor: a woken task
+    /// returns from ``wait(for:after:)`` without the actor, so with thousands of waiters the
+    /// first one runs while the pump is still resuming the others (on the actor, each would
+    /// queue behind the whole ingest and then behind every task woken before it).
+    private struct Shared {
+        /// The session's events known so far, in sequence order.
+        var events: [CIEvent] = []
+        /// The highest sequence number ingested.
+        var lastSeq: Int64 = 0
+        var waiters: [Int: Waiter] = [:]
+        var nextToken = 0
+        /// Waits cancelled before their continuation was registered.
+        var cancelledEarly: Set<Int> = []
+        var stopped = false
+    }
+
     private let store: AgentStore
     private var state = State.idle
-    /// The session's events known so far, in sequence order.
-    private var events: [CIEvent] = []
-    /// The highest sequence number ingested.
-    private var lastSeq: Int64 = 0
-    private var waiters: [Int: Waiter] = [:]
+    private let shared = Mutex(Shared())
     private var subscribers: [Int: AsyncStream<CIEvent>.Continuation] = [:]
-    private var nextToken = 0
+    private var nextSubscriber = 0
     private var adopted = false
 
     /// Creates a bus over a session's store.
@@ -50,13 +63,13 @@ public actor CIEventBus {
     }
 
     /// The highest sequence number the bus has seen.
-    public var lastSequence: Int64 { lastSeq }
+    public var lastSequence: Int64 { shared.withLock { $0.lastSeq } }
 
     /// Every event the bus has seen, in order.
-    public var allEvents: [CIEvent] { events }
+    public var allEvents: [CIEvent] { shared.withLock { $0.events } }
 
     /// Tasks waiting right now (for status and tests).
-    public var waitingTasks: [String] { waiters.values.map(\.condition.task).sorted() }
+    public var waitingTasks: [String] { shared.withLock { $0.waiters.values.map(\.condition.task) }.sorted() }
 
     // MARK: - Publishing
 
@@ -80,30 +93,37 @@ public actor CIEventBus {
     /// Reads the events stored after the last one seen and delivers them (the pump calls it on
     /// every wake-up; ``publish(_:task:data:id:source:)`` after every commit).
     public func refresh() async throws {
+        let after = shared.withLock { $0.lastSeq }
         let fresh: [CIEvent]
         if adopted {
-            fresh = try await store.events(after: lastSeq)
+            fresh = try await store.events(after: after)
         } else {
-            fresh = try await store.adoptAndFetchEvents(after: lastSeq)
+            fresh = try await store.adoptAndFetchEvents(after: after)
             adopted = true
         }
-        // Re-entrancy: another refresh may have ingested some of these meanwhile.
-        ingest(fresh.filter { $0.seq > lastSeq })
+        ingest(fresh)
     }
 
     private func ingest(_ fresh: [CIEvent]) {
-        guard !fresh.isEmpty else { return }
-        events.append(contentsOf: fresh)
-        lastSeq = events.last?.seq ?? lastSeq
-        for continuation in subscribers.values {
-            for event in fresh { continuation.yield(event) }
-        }
-        for (token, waiter) in waiters {
-            if let hit = waiter.condition.match(events.lazy.filter { $0.seq > waiter.cursor }) {
-                waiters[token] = nil
-                waiter.continuation.resume(returning: BusWakeup(events: hit, cursor: lastSeq))
+        // Re-entrancy: another refresh may have ingested some of these meanwhile.
+        let (new, woken) = shared.withLock { shared -> ([CIEvent], [(CheckedContinuation<BusWakeup, any Error>, BusWakeup)]) in
+            let new = fresh.filter { $0.seq > shared.lastSeq }
+            guard !new.isEmpty else { return ([], []) }
+            shared.events.append(contentsOf: new)
+            shared.lastSeq = new.last?.seq ?? shared.lastSeq
+            var woken: [(CheckedContinuation<BusWakeup, any Error>, BusWakeup)] = []
+            for (token, waiter) in shared.waiters {
+                if let hit = waiter.condition.match(shared.events.lazy.filter { $0.seq > waiter.cursor }) {
+                    woken.append((waiter.continuation, BusWakeup(events: hit, cursor: shared.lastSeq)))
+                    shared.waiters[token] = nil
+                }
             }
+            return (new, woken)
         }
+        for continuation in subscribers.values {
+            for event in new { continuation.yield(event) }
+        }
+        for (continuation, wakeup) in woken { continuation.resume(returning: wakeup) }
     }
 
     // MARK: - Subscribing and waiting
@@ -113,13 +133,13 @@ public actor CIEventBus {
     /// The stream ends when the bus stops; dropping it unsubscribes.
     public func subscribe(after seq: Int64 = 0) -> AsyncStream<CIEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: CIEvent.self)
-        for event in events where event.seq > seq { continuation.yield(event) }
+        for event in shared.withLock({ $0.events }) where event.seq > seq { continuation.yield(event) }
         guard state != .stopped else {
             continuation.finish()
             return stream
         }
-        let token = nextToken
-        nextToken += 1
+        let token = nextSubscriber
+        nextSubscriber += 1
         subscribers[token] = continuation
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
@@ -141,30 +161,52 @@ public actor CIEventBus {
     ///   - cursor: Events up to this sequence number were already seen by the task.
     /// - Returns: The events that ended the wait and the new cursor.
     /// - Throws: `CancellationError` when the waiting task is cancelled or the bus stops.
-    public func wait(for condition: BusWaitCondition, after cursor: Int64) async throws -> BusWakeup {
+    public nonisolated func wait(for condition: BusWaitCondition, after cursor: Int64) async throws -> BusWakeup {
         try Task.checkCancellation()
-        if let hit = condition.match(events.lazy.filter { $0.seq > cursor }) {
-            return BusWakeup(events: hit, cursor: lastSeq)
+        let token: Int
+        switch shared.withLock({ shared -> Admission in
+            if let hit = condition.match(shared.events.lazy.filter { $0.seq > cursor }) {
+                return .satisfied(BusWakeup(events: hit, cursor: shared.lastSeq))
+            }
+            if shared.stopped { return .stopped }
+            defer { shared.nextToken += 1 }
+            return .waiting(token: shared.nextToken)
+        }) {
+        case .waiting(let registered): token = registered
+        case .satisfied(let wakeup): return wakeup
+        case .stopped: throw CancellationError()
         }
-        guard state != .stopped else { throw CancellationError() }
-        let token = nextToken
-        nextToken += 1
+        // After the handler's scope the handler no longer runs: forget an early cancellation.
+        defer { shared.withLock { _ = $0.cancelledEarly.remove(token) } }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BusWakeup, any Error>) in
-                if Task.isCancelled {
-                    continuation.resume(throwing: CancellationError())
-                } else {
-                    waiters[token] = Waiter(condition: condition, cursor: cursor, continuation: continuation)
+                let early = shared.withLock { shared -> Result<BusWakeup, any Error>? in
+                    if shared.cancelledEarly.contains(token) || shared.stopped { return .failure(CancellationError()) }
+                    // An event that arrived since the check above.
+                    if let hit = condition.match(shared.events.lazy.filter { $0.seq > cursor }) {
+                        return .success(BusWakeup(events: hit, cursor: shared.lastSeq))
+                    }
+                    shared.waiters[token] = Waiter(condition: condition, cursor: cursor, continuation: continuation)
+                    return nil
                 }
+                if let early { continuation.resume(with: early) }
             }
         } onCancel: {
-            Task { await self.cancelWaiter(token) }
+            let waiter = shared.withLock { shared -> Waiter? in
+                if let waiter = shared.waiters.removeValue(forKey: token) { return waiter }
+                shared.cancelledEarly.insert(token)
+                return nil
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
         }
     }
 
-    private func cancelWaiter(_ token: Int) {
-        guard let waiter = waiters.removeValue(forKey: token) else { return }
-        waiter.continuation.resume(throwing: CancellationError())
+    /// How a wait begins: already satisfied by events seen, refused (the bus stopped), or a
+    /// token to wait under.
+    private enum Admission {
+        case satisfied(BusWakeup)
+        case stopped
+        case waiting(token: Int)
     }
 
     // MARK: - Running
@@ -195,8 +237,12 @@ public actor CIEventBus {
 
     private func shutDown() {
         state = .stopped
-        for waiter in waiters.values { waiter.continuation.resume(throwing: CancellationError()) }
-        waiters.removeAll()
+        let waiters = shared.withLock { shared -> [Waiter] in
+            shared.stopped = true
+            defer { shared.waiters.removeAll() }
+            return Array(shared.waiters.values)
+        }
+        for waiter in waiters { waiter.continuation.resume(throwing: CancellationError()) }
         for continuation in subscribers.values { continuation.finish() }
         subscribers.removeAll()
     }
