@@ -10,7 +10,7 @@ Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [
        omnibase-bench inprocess [--shapes ...] [--nodes 10000,100000] [--concurrency 1,8,1024]
                                 [--store off,on] [--out FILE.json]
        omnibase-bench validate [--steps 100000] [--out FILE.json]
-       omnibase-bench workflows [--dir ../shared/bench/workflows] [--slots 2,8] [--target 3]
+       omnibase-bench workflows [--dir ../shared/bench/workflows] [--slots 2,8] [--target 10]
                                 [--out FILE.json]
        omnibase-bench bus [--waiters 1,100,10000] [--out FILE.json]
        omnibase-bench smoke        (every scenario once in a tiny size: CI's check that they work)
@@ -192,7 +192,7 @@ func validateScenario() async throws {
 func workflowScenario() async throws {
     let folder = option("--dir", in: arguments) ?? "../shared/bench/workflows"
     let slotsList = (option("--slots", in: arguments) ?? "2,8").split(separator: ",").compactMap { Int($0) }
-    let target = Double(option("--target", in: arguments) ?? "3") ?? 3
+    let target = Double(option("--target", in: arguments) ?? "10") ?? 10
     let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
         .filter { $0.hasSuffix(".json") }.sorted()
     guard !files.isEmpty else { throw EngineError(.usage, "no workflow files in \(folder)") }
