@@ -8,13 +8,7 @@ import Synchronization
 /// Every waiter blocks on the same event name; the clock starts just before `publish` (which
 /// commits the event to agents.db, then wakes the waiters) and stops when a waiter resumes.
 func measureBusLatency(waiters: Int, scratch: String) async throws -> (first: Double, last: Double) {
-    let directory = try StateDirectory(path: scratch + "/bus-\(waiters)-\(UUID().uuidString)")
-    let store = try AgentStore(stateDirectory: directory)
-    let session = SessionRecord(id: "s-bench-\(waiters)", project: "bench", projectDirectory: scratch, repository: scratch,
-                                sandbox: scratch, integrationBranch: "integration", config: .object([]), plan: [],
-                                status: .running, enginePID: Int(getpid()), startedAt: Timestamp.rfc3339(Date()), finishedAt: nil)
-    try await store.createSession(session, roles: [], tasks: [], milestones: [])
-    let bus = CIEventBus(store: store)
+    let (bus, _) = try await benchBus(in: scratch + "/bus-\(waiters)-\(UUID().uuidString)", scratch: scratch)
     try await bus.refresh()
     let cursor = await bus.lastSequence
     let wakeTimes = WakeLog()
@@ -50,13 +44,7 @@ final class WakeLog: Sendable {
 /// to the waiter running (which includes starting the CLI).
 func measureCrossProcessWake(cli: String, rounds: Int, scratch: String) async throws -> (fromStored: Double, fromSpawn: Double) {
     let path = scratch + "/bus-cross-\(UUID().uuidString)"
-    let directory = try StateDirectory(path: path)
-    let store = try AgentStore(stateDirectory: directory)
-    let session = SessionRecord(id: "s-bench-cross", project: "bench", projectDirectory: scratch, repository: scratch,
-                                sandbox: scratch, integrationBranch: "integration", config: .object([]), plan: [],
-                                status: .running, enginePID: Int(getpid()), startedAt: Timestamp.rfc3339(Date()), finishedAt: nil)
-    try await store.createSession(session, roles: [], tasks: [], milestones: [])
-    let bus = CIEventBus(store: store)
+    let (bus, directory) = try await benchBus(in: path, scratch: scratch)
     let wake = try WakeChannel(stateDirectory: directory, fallbackInterval: .seconds(60))
     defer { wake.close() }
     let pump = Task { try await bus.run(wake: wake) }
@@ -91,4 +79,16 @@ func siblingCLI() -> String? {
     let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
     let path = here + "/omnibase-agents"
     return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+}
+
+/// A bus over a new state folder at `path` with a running session of this process.
+func benchBus(in path: String, scratch: String) async throws -> (CIEventBus, StateDirectory) {
+    let directory = try StateDirectory(path: path)
+    let store = try AgentStore(stateDirectory: directory)
+    let session = SessionRecord(id: "s-bench-\(UUID().uuidString.prefix(8))", project: "bench", projectDirectory: scratch,
+                                repository: scratch, sandbox: scratch, integrationBranch: "integration", config: .object([]),
+                                plan: [], status: .running, enginePID: Int(getpid()), startedAt: Timestamp.rfc3339(Date()),
+                                finishedAt: nil)
+    try await store.createSession(session, roles: [], tasks: [], milestones: [])
+    return (CIEventBus(store: store), directory)
 }
