@@ -106,6 +106,37 @@ struct CLIAgentsTests {
         #expect(status["events"]?["recent"]?[0]?["name"] == "db.migrated")
     }
 
+    @Test func aBlockedTaskLendsItsRoleSlotToTheTaskItWaitsFor() async throws {
+        let fixture = try await Fixture.make()
+        // One slot for the role. T1 waits for an event that only T2, of the same role, emits:
+        // if T1 kept the slot while blocked, T2 could never start.
+        fixture.script("agent.sh", """
+            echo "$TASK_ID $ITERATION start" >> \(fixture.marks)/log
+            if [ "$TASK_ID" = T1 ] && [ -z "${CI_EVENT:-}" ]; then exit 42; fi
+            if [ "$TASK_ID" = T2 ]; then
+                "$OMNIBASE_AGENTS_CLI" ci emit schema.ready --state-dir "$OMNIBASE_STATE_DIR" > /dev/null
+                sleep 0.3
+            fi
+            echo "$TASK_ID" > "$TASK_ID.txt"
+            echo "$TASK_ID $ITERATION end" >> \(fixture.marks)/log
+            echo '<promise>DONE</promise>'
+            """)
+        fixture.plan("""
+            {"project": "test",
+             "roles": {"dev": {"agent": {"command": "sh", "args": ["${PROJECT_DIR}/agent.sh"]}, "max_parallel": 1}},
+             "milestones": [{"id": "M1", "tasks": ["T1", "T2"]}],
+             "tasks": [{"id": "T1", "role": "dev", "wait_for": ["schema.ready"]}, {"id": "T2", "role": "dev"}]}
+            """)
+        let result = await runCLI(runArguments(fixture), in: fixture.dir.path, timeout: .seconds(90))
+        #expect(result.status == 0, "\(result.stderr)")
+        let final = try result.json()
+        #expect(final["tasks"]?[0]?["state"] == "done")
+        #expect(final["tasks"]?[1]?["state"] == "done")
+        // T1 blocked, T2 ran whole; T1, woken meanwhile, ran again only once T2 had ended: never
+        // two agents of the role at once.
+        #expect(fixture.lines("log") == ["T1 1 start", "T2 1 start", "T2 1 end", "T1 2 start", "T1 2 end"])
+    }
+
     @Test func agentsStatusWorksLiveAndAfterAndCIEmitValidates() async throws {
         let fixture = try await Fixture.make()
         let none = await runCLI(["agents", "status", "--state-dir", fixture.state], in: fixture.dir.path)

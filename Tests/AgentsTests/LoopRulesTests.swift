@@ -108,4 +108,35 @@ struct LoopRulesTests {
         manual.finished(1, .failed("x"))
         #expect(manual.takeStartable() == [0])
     }
+
+    @Test func aBlockedTaskGivesItsSlotBackAndTakesTheNextOneWhenWoken() throws {
+        let text = """
+        {"project": "p", "roles": {"r": {"agent": {"command": "x"}, "max_parallel": 1}},
+         "milestones": [{"id": "M", "tasks": ["A", "B", "C"]}],
+         "tasks": [{"id": "A", "role": "r"}, {"id": "B", "role": "r"}, {"id": "C", "role": "r"}]}
+        """
+        let plan = try ProjectPlanLoader.load(bytes: Array(text.utf8), displayPath: "plan.json", directory: "/p")
+        var scheduler = ProjectScheduler(plan: plan, states: [:], autoSpawn: true)
+        #expect(scheduler.takeStartable() == [0])
+        scheduler.park(0)
+        #expect(scheduler.takeStartable() == [1], "A waits on the bus: B takes its slot")
+        #expect(!scheduler.isSettled, "a parked task still runs")
+        let gotSlot = scheduler.reclaim(0)
+        #expect(!gotSlot, "A is woken while B holds the slot: it waits")
+        scheduler.finished(1, .done)
+        let granted = scheduler.grantReclaimed()
+        #expect(granted == [0], "the freed slot goes to the woken task...")
+        #expect(scheduler.takeStartable() == [], "...not to C")
+        scheduler.park(0)
+        #expect(scheduler.takeStartable() == [2])
+        let again = scheduler.reclaim(0)
+        #expect(!again)
+        scheduler.finished(0, .interrupted)
+        let none = scheduler.grantReclaimed()
+        #expect(none.isEmpty, "a task that ended while parked wants no slot")
+        #expect(scheduler.runningPerRole["r"] == 1, "C alone holds the slot")
+        scheduler.finished(2, .done)
+        #expect(scheduler.runningPerRole["r"] == 0)
+        #expect(scheduler.takeStartable() == [0], "A, interrupted, starts again")
+    }
 }

@@ -35,6 +35,10 @@ public actor Orchestrator {
         case spawned
         case stop(StopReason?)
         case trackerProcessed
+        /// A task blocked on the bus: its role's slot is free meanwhile.
+        case parked(String)
+        /// A parked task was woken: resume the continuation once it has a slot again.
+        case reclaim(String, CheckedContinuation<Void, Never>)
     }
 
     struct Running: Sendable {
@@ -319,7 +323,15 @@ public actor Orchestrator {
             ci: plan.ciPlanPath.map { CIRunner(planPath: $0, stateDirectory: stateDirectory, projectDirectory: plan.directory) },
             clock: config.clock, retryInterval: prepared.retryInterval, maxRetries: prepared.maxRetries,
             stallAfter: prepared.stallAfter, stateDirectory: stateDirectory, session: prepared.session,
-            projectDirectory: plan.directory, environment: environment, observers: observers)
+            projectDirectory: plan.directory, environment: environment, observers: observers,
+            slots: RoleSlots(
+                park: { task in mailbox.send(.parked(task)) },
+                reclaim: { task in
+                    await withCheckedContinuation { continuation in
+                        // A closed mailbox means the session is over: nothing to wait for.
+                        if !mailbox.send(.reclaim(task, continuation)) { continuation.resume() }
+                    }
+                }))
         let roles = Dictionary(uniqueKeysWithValues: plan.roles.map { ($0.name, RoleAgent(role: $0, settings: settings)) })
 
         var states: [String: TaskState] = [:]
@@ -385,9 +397,12 @@ public actor Orchestrator {
         var trackerPending = 0
         var reportedUnreachable = false
         var stopping = false
+        /// Woken parked tasks waiting for a slot.
+        var reclaims: [Int: CheckedContinuation<Void, Never>] = [:]
         await withTaskGroup(of: Void.self) { group in
             func startReady() {
                 guard var scheduler = self.scheduler else { return }
+                for index in scheduler.grantReclaimed() { reclaims.removeValue(forKey: index)?.resume() }
                 let started = scheduler.takeStartable()
                 self.scheduler = scheduler
                 for index in started {
@@ -448,17 +463,29 @@ public actor Orchestrator {
                     trackerPending -= 1
                 case .spawned:
                     break
+                case .parked(let task):
+                    if let index = plan.graph.indexByID[task] { scheduler?.park(index) }
+                case .reclaim(let task, let continuation):
+                    // Stopping: the task is being cancelled and needs no slot to notice.
+                    if stopping || scheduler == nil { continuation.resume() } else if let index = plan.graph.indexByID[task] {
+                        if scheduler?.reclaim(index) == true { continuation.resume() } else { reclaims[index] = continuation }
+                    } else {
+                        continuation.resume()
+                    }
                 case .stop:
                     if !stopping {
                         stopping = true
                         scheduler?.stop()
                         for role in roles.values { await role.close() }
                         group.cancelAll()
+                        for continuation in reclaims.values { continuation.resume() }
+                        reclaims.removeAll()
                     }
                 }
                 if !stopping { startReady() }
             }
             group.cancelAll()
+            for continuation in reclaims.values { continuation.resume() }
         }
         return stopping
     }

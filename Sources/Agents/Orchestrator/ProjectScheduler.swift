@@ -3,8 +3,11 @@ import Orchestration
 /// The orchestrator's scheduling rules as a value type (no I/O): which tasks may start now,
 /// which can never start, and when the project is settled.
 ///
-/// - A task starts when every dependency is `done`, its role has a free slot (`max_parallel`;
-///   a blocked task keeps its slot) and, without auto-spawn, someone asked for it.
+/// - A task starts when every dependency is `done`, its role has a free slot (`max_parallel`)
+///   and, without auto-spawn, someone asked for it.
+/// - A task blocked on the bus gives its slot back while it waits (it is parked: it still has
+///   its agent, and the project is not settled while it waits). Woken, it takes the next free
+///   slot of its role before any new task of that role starts.
 /// - A task whose dependency failed or stalled (directly or transitively) never starts.
 /// - The project is settled when nothing runs and every task that has not finished can never
 ///   start.
@@ -21,7 +24,12 @@ struct ProjectScheduler {
     let capacity: [String: Int]
     let indexByID: [String: Int]
     private(set) var slots: [Slot]
+    /// Tasks holding a slot, per role (parked tasks do not).
     private(set) var runningPerRole: [String: Int] = [:]
+    /// Running tasks blocked on the bus, without a slot.
+    private(set) var parked: Set<Int> = []
+    /// Parked tasks that were woken and wait for a slot, oldest first.
+    private(set) var reclaiming: [Int] = []
     var autoSpawn: Bool
     private(set) var requested: Set<Int> = []
     private(set) var stopping = false
@@ -67,12 +75,14 @@ struct ProjectScheduler {
     /// were interrupted mid-work first).
     mutating func takeStartable() -> [Int] {
         guard !stopping else { return [] }
+        // Woken parked tasks of a role come before its new tasks.
+        let waitingRoles = Set(reclaiming.map { tasks[$0].role })
         var started: [Int] = []
         let candidates = slots.indices.filter { requested.contains($0) } + slots.indices.filter { !requested.contains($0) }
         for index in candidates where slots[index] == .pending {
             guard autoSpawn || requested.contains(index), isReady(index) else { continue }
             let role = tasks[index].role
-            guard runningPerRole[role, default: 0] < capacity[role, default: 1] else { continue }
+            guard !waitingRoles.contains(role), runningPerRole[role, default: 0] < capacity[role, default: 1] else { continue }
             slots[index] = .running
             runningPerRole[role, default: 0] += 1
             started.append(index)
@@ -83,8 +93,41 @@ struct ProjectScheduler {
     /// Records the end of a running task (an interrupted one goes back to pending).
     mutating func finished(_ index: Int, _ outcome: TaskOutcome) {
         guard slots[index] == .running else { preconditionFailure("task \(tasks[index].id) finished while \(slots[index])") }
-        runningPerRole[tasks[index].role, default: 1] -= 1
+        if parked.remove(index) != nil {
+            reclaiming.removeAll { $0 == index }
+        } else {
+            runningPerRole[tasks[index].role, default: 1] -= 1
+        }
         slots[index] = outcome.state.map(Slot.finished) ?? .pending
+    }
+
+    /// A running task blocks on the bus: its slot is free for another task of its role.
+    mutating func park(_ index: Int) {
+        guard slots[index] == .running, !parked.contains(index) else { return }
+        parked.insert(index)
+        runningPerRole[tasks[index].role, default: 1] -= 1
+    }
+
+    /// A parked task was woken and wants a slot again: true when it has one now; otherwise it
+    /// waits in line and ``grantReclaimed()`` gives it one when a slot of its role frees.
+    mutating func reclaim(_ index: Int) -> Bool {
+        guard parked.contains(index) else { return true }
+        if !reclaiming.contains(index) { reclaiming.append(index) }
+        return grantReclaimed().contains(index)
+    }
+
+    /// Gives free slots to woken parked tasks, oldest first; returns those that got one.
+    mutating func grantReclaimed() -> [Int] {
+        var granted: [Int] = []
+        reclaiming.removeAll { index in
+            let role = tasks[index].role
+            guard runningPerRole[role, default: 0] < capacity[role, default: 1] else { return false }
+            runningPerRole[role, default: 0] += 1
+            parked.remove(index)
+            granted.append(index)
+            return true
+        }
+        return granted
     }
 
     /// Asks for a task to start (``Orchestrator/spawnAgent(role:task:)``): it starts as soon as

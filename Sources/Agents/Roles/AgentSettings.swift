@@ -30,4 +30,17 @@ public struct AgentSettings: Sendable {
     public var environment: [String: String]
     /// The progress observers.
     var observers: ObserverSet
+    /// The roles' slots, which a task blocked on the bus gives back while it waits.
+    var slots: RoleSlots?
+}
+
+/// How a task blocked on the bus gives its role's slot (`max_parallel`) back while it waits,
+/// and takes one again when woken, before any new task of its role starts. Without it, a role
+/// with `max_parallel: 1` whose first task waits for an event only its second task produces
+/// would wait forever.
+struct RoleSlots: Sendable {
+    /// The task blocks now.
+    var park: @Sendable (_ task: String) -> Void
+    /// The task was woken: returns once it has a slot again.
+    var reclaim: @Sendable (_ task: String) async -> Void
 }

@@ -264,7 +264,11 @@ extension RoleAgent {
             }
         }
         await settings.observers.emit(.taskBlocked(task: task.id, awaiting: task.waitFor))
+        settings.slots?.park(task.id)
         let wake = try await settings.bus.wait(for: BusWaitCondition(task: task.id, names: task.waitFor), after: record.eventCursor)
+        // Still blocked (phase and record) until the role has a slot for it again.
+        await settings.slots?.reclaim(task.id)
+        try Task.checkCancellation()
         record = try await settings.store.updateTask(task.id) {
             $0.state = .working
             $0.phase = nil

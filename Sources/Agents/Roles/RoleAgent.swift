@@ -1,8 +1,9 @@
 import Foundation
 import Orchestration
 
-/// The agent of one role: works on its role's tasks, at most `max_parallel` at once, each in its
-/// own worktree, through the Ralph loop (`RoleAgent+RalphLoop.swift`).
+/// The agent of one role: works on its role's tasks, at most `max_parallel` at once (tasks
+/// blocked on the bus do not count), each in its own worktree, through the Ralph loop
+/// (`RoleAgent+RalphLoop.swift`).
 ///
 /// ## State
 /// `open(active:)` holds the tasks being worked on and what each is doing (its phase), so
@@ -62,7 +63,9 @@ public actor RoleAgent {
     }
 
     private func admit(_ task: String) -> Bool {
-        guard case .open(var active) = state, active[task] == nil, active.count < role.maxParallel else { return false }
+        // Tasks blocked on the bus hold no slot (``RoleSlots``).
+        guard case .open(var active) = state, active[task] == nil,
+              active.values.count(where: { $0 != .blocked }) < role.maxParallel else { return false }
         active[task] = .preparing
         state = .open(active: active)
         return true

@@ -15,17 +15,20 @@ final class Mailbox<Message: Sendable>: Sendable {
     private let state = Mutex(State())
 
     /// Queues a message, or hands it to the waiting consumer. Ignored once closed.
-    func send(_ message: Message) {
-        let waiter: CheckedContinuation<Message?, Never>? = state.withLock { state in
-            guard !state.closed else { return nil }
+    /// - Returns: false when the mailbox was closed and the message dropped.
+    @discardableResult
+    func send(_ message: Message) -> Bool {
+        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Message?, Never>?) in
+            guard !state.closed else { return (false, nil) }
             if let waiter = state.waiter {
                 state.waiter = nil
-                return waiter
+                return (true, waiter)
             }
             state.buffer.append(message)
-            return nil
+            return (true, nil)
         }
         waiter?.resume(returning: message)
+        return accepted
     }
 
     /// The next message; nil when the mailbox is closed and empty, or the caller is cancelled.
