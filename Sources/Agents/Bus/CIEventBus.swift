@@ -106,25 +106,38 @@ public actor CIEventBus {
 
     private func ingest(_ fresh: [CIEvent]) {
         // Re-entrancy: another refresh may have ingested some of these meanwhile.
-        let (new, woken) = shared.withLock { shared -> ([CIEvent], [(CheckedContinuation<BusWakeup, any Error>, BusWakeup)]) in
+        let (new, tokens) = shared.withLock { shared -> ([CIEvent], [Int]) in
             let new = fresh.filter { $0.seq > shared.lastSeq }
             guard !new.isEmpty else { return ([], []) }
             shared.events.append(contentsOf: new)
             shared.lastSeq = new.last?.seq ?? shared.lastSeq
-            var woken: [(CheckedContinuation<BusWakeup, any Error>, BusWakeup)] = []
-            for (token, waiter) in shared.waiters {
-                if let hit = waiter.condition.match(shared.events.lazy.filter { $0.seq > waiter.cursor }) {
-                    woken.append((waiter.continuation, BusWakeup(events: hit, cursor: shared.lastSeq)))
+            return (new, Array(shared.waiters.keys))
+        }
+        guard !new.isEmpty else { return }
+        // Waiters are matched and woken a few hundred at a time: with thousands of them the
+        // first wakes without waiting for all the others to be matched. A waiter that arrives
+        // meanwhile sees the new events itself; one cancelled meanwhile is no longer there.
+        var next = 0
+        while next < tokens.count {
+            let batch = tokens[next..<min(next + Self.wakeBatch, tokens.count)]
+            next += batch.count
+            let woken = shared.withLock { shared -> [(CheckedContinuation<BusWakeup, any Error>, BusWakeup)] in
+                batch.compactMap { token in
+                    guard let waiter = shared.waiters[token],
+                          let hit = waiter.condition.match(shared.events.lazy.filter { $0.seq > waiter.cursor }) else { return nil }
                     shared.waiters[token] = nil
+                    return (waiter.continuation, BusWakeup(events: hit, cursor: shared.lastSeq))
                 }
             }
-            return (new, woken)
+            for (continuation, wakeup) in woken { continuation.resume(returning: wakeup) }
         }
         for continuation in subscribers.values {
             for event in new { continuation.yield(event) }
         }
-        for (continuation, wakeup) in woken { continuation.resume(returning: wakeup) }
     }
+
+    /// How many waiters one lock holds matches.
+    private static let wakeBatch = 256
 
     // MARK: - Subscribing and waiting
 
