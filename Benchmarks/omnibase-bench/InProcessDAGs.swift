@@ -86,19 +86,16 @@ func measureBareTaskGroup(shape: Shape, nodes: Int, concurrency: Int) async -> D
     let start = ContinuousClock.now
     await withTaskGroup(of: Int.self) { group in
         var running = 0
-        while running < concurrency, let node = ready.popLast() {
-            group.addTask { try? await body(); return node }
-            running += 1
-        }
-        while let done = await group.next() {
+        while true {
+            while running < concurrency, let node = ready.popLast() {
+                group.addTask { try? await body(); return node }
+                running += 1
+            }
+            guard let done = await group.next() else { break }
             running -= 1
             for next in successors[done] {
                 waiting[next] -= 1
                 if waiting[next] == 0 { ready.append(next) }
-            }
-            while running < concurrency, let node = ready.popLast() {
-                group.addTask { try? await body(); return node }
-                running += 1
             }
         }
     }

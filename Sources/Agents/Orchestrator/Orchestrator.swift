@@ -467,11 +467,11 @@ public actor Orchestrator {
                     if let index = plan.graph.indexByID[task] { scheduler?.park(index) }
                 case .reclaim(let task, let continuation):
                     // Stopping: the task is being cancelled and needs no slot to notice.
-                    if stopping || scheduler == nil { continuation.resume() } else if let index = plan.graph.indexByID[task] {
-                        if scheduler?.reclaim(index) == true { continuation.resume() } else { reclaims[index] = continuation }
-                    } else {
+                    guard !stopping, let index = plan.graph.indexByID[task], scheduler?.reclaim(index) == false else {
                         continuation.resume()
+                        break
                     }
+                    reclaims[index] = continuation
                 case .stop:
                     if !stopping {
                         stopping = true

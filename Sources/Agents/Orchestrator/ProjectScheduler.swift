@@ -111,23 +111,29 @@ struct ProjectScheduler {
     /// A parked task was woken and wants a slot again: true when it has one now; otherwise it
     /// waits in line and ``grantReclaimed()`` gives it one when a slot of its role frees.
     mutating func reclaim(_ index: Int) -> Bool {
-        guard parked.contains(index) else { return true }
-        if !reclaiming.contains(index) { reclaiming.append(index) }
-        return grantReclaimed().contains(index)
+        guard parked.contains(index), !reclaiming.contains(index) else { return !parked.contains(index) }
+        let role = tasks[index].role
+        // Behind the woken tasks of its role that already wait.
+        if !reclaiming.contains(where: { tasks[$0].role == role }), takeSlot(unparking: index) { return true }
+        reclaiming.append(index)
+        return false
     }
 
     /// Gives free slots to woken parked tasks, oldest first; returns those that got one.
     mutating func grantReclaimed() -> [Int] {
         var granted: [Int] = []
-        reclaiming.removeAll { index in
-            let role = tasks[index].role
-            guard runningPerRole[role, default: 0] < capacity[role, default: 1] else { return false }
-            runningPerRole[role, default: 0] += 1
-            parked.remove(index)
-            granted.append(index)
-            return true
-        }
+        for index in reclaiming where takeSlot(unparking: index) { granted.append(index) }
+        reclaiming.removeAll { granted.contains($0) }
         return granted
+    }
+
+    /// Gives a parked task a slot of its role if one is free.
+    private mutating func takeSlot(unparking index: Int) -> Bool {
+        let role = tasks[index].role
+        guard runningPerRole[role, default: 0] < capacity[role, default: 1] else { return false }
+        runningPerRole[role, default: 0] += 1
+        parked.remove(index)
+        return true
     }
 
     /// Asks for a task to start (``Orchestrator/spawnAgent(role:task:)``): it starts as soon as

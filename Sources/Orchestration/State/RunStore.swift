@@ -371,6 +371,11 @@ public final class RunStore {
         public var options: JSONValue
         public var engine: EngineIdentity?
         public var lastSeq: Int64
+
+        /// Not finished, and the engine that holds it is still running. A run that is not
+        /// finished and not live was left by a killed engine (or one that could no longer write
+        /// its state) and waits for `resume`.
+        public var isLive: Bool { !status.isFinal && (engine?.isAlive ?? false) }
     }
 
     private static let runColumns = """

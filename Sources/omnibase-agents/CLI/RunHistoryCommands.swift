@@ -158,9 +158,7 @@ struct RunsCommand: CLICommand {
             for run in runs {
                 let report = try store.report(run.runID)
                 let counts = report?.summary ?? [:]
-                // A run that is not final but whose engine is gone (killed, or stopped by a state
-                // folder it could no longer write) waits for `resume`.
-                let live = !run.status.isFinal && (run.engine?.isAlive ?? false)
+                let live = run.isLive
                 items.append(.object([
                     "run_id": .string(run.runID),
                     "plan_id": .string(run.planID),
@@ -187,7 +185,7 @@ struct RunsCommand: CLICommand {
         case .show:
             let runID = self.runID!
             guard let record = try store.run(runID), let report = try store.report(runID) else { throw unknownRun(runID) }
-            let live = !record.status.isFinal && (record.engine?.isAlive ?? false)
+            let live = record.isLive
             let snapshotPath = "\(directory.path)/\(FailureSnapshot.relativePath(runID: runID))"
             let snapshot = FileManager.default.fileExists(atPath: snapshotPath) ? snapshotPath : nil
             var json = report.json
