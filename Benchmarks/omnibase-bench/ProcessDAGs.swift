@@ -72,6 +72,13 @@ func cpuSeconds(_ who: __rusage_who) -> Double {
         + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
+/// Context switches (voluntary and involuntary) of this process's threads so far.
+func contextSwitches() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+}
+
 /// Wall time and CPU of one measured variant.
 struct Measured {
     var wall: Double
@@ -79,15 +86,17 @@ struct Measured {
     var engineCPU: Double
     /// CPU of the processes it ran (for a tool: the tool and everything it ran).
     var childrenCPU: Double
+    /// Context switches of the engine's own threads (0 for an external tool).
+    var engineSwitches = 0
 }
 
-/// Measures `body`: wall time, this process's CPU and its children's CPU.
+/// Measures `body`: wall time, this process's CPU and context switches, and its children's CPU.
 func measure(_ body: () async throws -> Void) async rethrows -> Measured {
-    let (selfBefore, childrenBefore) = (cpuSeconds(RUSAGE_SELF), cpuSeconds(RUSAGE_CHILDREN))
+    let (selfBefore, childrenBefore, switchesBefore) = (cpuSeconds(RUSAGE_SELF), cpuSeconds(RUSAGE_CHILDREN), contextSwitches())
     let start = ContinuousClock.now
     try await body()
     return Measured(wall: seconds(ContinuousClock.now - start), engineCPU: cpuSeconds(RUSAGE_SELF) - selfBefore,
-                    childrenCPU: cpuSeconds(RUSAGE_CHILDREN) - childrenBefore)
+                    childrenCPU: cpuSeconds(RUSAGE_CHILDREN) - childrenBefore, engineSwitches: contextSwitches() - switchesBefore)
 }
 
 /// Runs an external tool in a folder: its wall time and CPU, or nil if it is not installed.
@@ -107,7 +116,8 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 /// One process-DAG scenario: the engine with the store on and off, ninja and make, side by side.
-func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: String) async throws -> [String: Measured] {
+func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: String,
+                        tools: [String] = ["ninja", "make"]) async throws -> [String: Measured] {
     let folder = "\(scratch)/\(shape.rawValue)-\(count)-j\(concurrency)"
     try? FileManager.default.removeItem(atPath: folder)
     let files = try DAGFiles(shape: shape, count: count, folder: folder)
@@ -131,7 +141,11 @@ func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: Str
         guard bare.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
     }
 
-    results["ninja"] = await timeTool("ninja", ["-j\(concurrency)"], in: folder)
-    results["make"] = await timeTool("make", ["-j\(concurrency)", "-s"], in: folder)
+    if tools.contains("ninja") {
+        results["ninja"] = await timeTool("ninja", ["-j\(concurrency)"], in: folder)
+    }
+    if tools.contains("make") {
+        results["make"] = await timeTool("make", ["-j\(concurrency)", "-s"], in: folder)
+    }
     return results
 }

@@ -6,7 +6,7 @@ import Orchestration
 
 let usage = """
 Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [--concurrency 1,2,8]
-                              [--scratch DIR] [--out FILE.json]
+                              [--tools ninja,make|none] [--scratch DIR] [--out FILE.json]
        omnibase-bench inprocess [--shapes ...] [--nodes 10000,100000] [--concurrency 1,8,1024]
                                 [--store off,on] [--out FILE.json]
        omnibase-bench validate [--steps 100000] [--out FILE.json]
@@ -101,12 +101,14 @@ default:
 func processScenario() async throws {
     let steps = Int(option("--steps", in: arguments) ?? "10000") ?? 10000
     let levels = (option("--concurrency", in: arguments) ?? "2").split(separator: ",").compactMap { Int($0) }
+    let tools = (option("--tools", in: arguments) ?? "ninja,make").split(separator: ",").map(String.init)
     print("shape        steps   -j  store on  store off     ninja      make  on/ninja  off/ninja  on/make"
-          + "   CPU us/step: engine on  off  steps(on)  ninja+steps")
+          + "   CPU us/step: engine on  off  steps(on)  ninja+steps   switches/step: on  off")
     var rows: [JSONValue] = []
     for shape in shapes {
         for concurrency in levels {
-            let r = try await runProcessScenario(shape: shape, count: steps, concurrency: concurrency, scratch: scratch)
+            let r = try await runProcessScenario(shape: shape, count: steps, concurrency: concurrency, scratch: scratch,
+                                                 tools: tools)
             let (on, off, ninja, make) = (r["engine_store_on"], r["engine_store_off"], r["ninja"], r["make"])
             func perStep(_ value: Double?) -> String { value.map { String(format: "%6.0f", $0 * 1e6 / Double(steps)) } ?? "     -" }
             print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%6d", steps)) "
@@ -114,10 +116,13 @@ func processScenario() async throws {
                   + "\(format(ninja?.wall))  \(format(make?.wall))    \(ratio(on?.wall, ninja?.wall))     "
                   + "\(ratio(off?.wall, ninja?.wall))   \(ratio(on?.wall, make?.wall))"
                   + "             \(perStep(on?.engineCPU)) \(perStep(off?.engineCPU))     \(perStep(on?.childrenCPU))"
-                  + "       \(perStep(ninja?.childrenCPU))")
+                  + "       \(perStep(ninja?.childrenCPU))"
+                  + String(format: "             %5.1f %5.1f", Double(on?.engineSwitches ?? 0) / Double(steps),
+                           Double(off?.engineSwitches ?? 0) / Double(steps)))
             func cpu(_ m: Measured?) -> JSONValue {
                 guard let m else { return .null }
-                return .object(["engine_sec": .double(m.engineCPU), "children_sec": .double(m.childrenCPU)])
+                return .object(["engine_sec": .double(m.engineCPU), "children_sec": .double(m.childrenCPU),
+                                "engine_context_switches": .int(m.engineSwitches)])
             }
             rows.append(.object([
                 "shape": .string(shape.rawValue), "steps": .int(steps), "concurrency": .int(concurrency),

@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,4 +140,17 @@ int omni_epoll_wait(int epfd, uint64_t *tokens, int max_tokens, int timeout_ms) 
 int omni_waitid_exited_nowait(pid_t pid) {
     siginfo_t info;
     return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT);
+}
+
+int omni_wake_fd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+void omni_wake(int fd) {
+    uint64_t one = 1;
+    /* EAGAIN means the counter is full: a wake-up is pending anyway. */
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {}
+}
+
+void omni_wake_consume(int fd) {
+    uint64_t count;
+    while (read(fd, &count, sizeof count) < 0 && errno == EINTR) {}
 }

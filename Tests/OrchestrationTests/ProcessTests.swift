@@ -223,6 +223,37 @@ struct ProcessTests {
         #expect(ProcessTable.entry(pid: daemon)?.isAlive == true)
     }
 
+    /// The pump keeps every waiting drain's deadline: many attempts whose pipes stay held, started
+    /// at different moments, each return after their own window, and none waits for the holders.
+    @Test func manyDrainWindowsRunOutTogether() async throws {
+        let scratch = try Scratch()
+        let clock = ContinuousClock()
+        let results = await withTaskGroup(of: (Duration, Bool, pid_t?).self) { group in
+            for index in 0..<12 {
+                let pidFile = scratch.path("daemon-\(index)")
+                var spec = scratch.spec("sh", ["-c", "sleep 30 & echo $! > \(pidFile)"])
+                spec.stdoutPath = scratch.path("out-\(index)")
+                spec.stderrPath = scratch.path("err-\(index)")
+                group.addTask { [spec] in
+                    try? await Task.sleep(for: .milliseconds(15 * index))
+                    let start = clock.now
+                    let outcome = await LocalProcess.run(spec)
+                    let elapsed = clock.now - start
+                    let text = try? String(contentsOfFile: pidFile, encoding: .utf8)
+                    return (elapsed, outcome.succeeded, text.flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for (elapsed, succeeded, daemon) in results {
+            if let daemon { kill(daemon, SIGKILL) }
+            #expect(succeeded)
+            #expect(daemon != nil)
+            #expect(elapsed >= OutputDrain.window, "run returned before the drain window passed")
+            #expect(elapsed < .seconds(10), "run waited \(elapsed) for background processes that hold its pipes")
+        }
+    }
+
     @Test func logFileThatCannotBeCreatedIsReportedAndDrained() async throws {
         let scratch = try Scratch()
         var spec = scratch.spec("sh", ["-c", "head -c 1000000 /dev/zero; echo to-err >&2; exit 3"])

@@ -62,4 +62,11 @@ int omni_epoll_wait(int epfd, uint64_t *tokens, int max_tokens, int timeout_ms);
  */
 int omni_waitid_exited_nowait(pid_t pid);
 
+/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): a wake-up for an epoll thread. Returns the fd, or -1. */
+int omni_wake_fd(void);
+/* Makes `fd` (from omni_wake_fd) readable. */
+void omni_wake(int fd);
+/* Resets `fd` (from omni_wake_fd) after it was reported readable. */
+void omni_wake_consume(int fd);
+
 #endif

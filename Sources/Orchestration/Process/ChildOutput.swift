@@ -21,7 +21,7 @@ struct ChildOutput {
     ///   and for files opened directly; a pipe's log-file problems surface later, in the drain).
     static func prepare(_ spec: ProcessSpec, pump: OutputPump) -> Result<ChildOutput, LaunchFailure> {
         let shared = spec.stderrPath == spec.stdoutPath
-        let drain = OutputDrain()
+        let drain = OutputDrain(pump: pump)
         func destination(_ path: String, _ stream: String) -> Result<Int32, LaunchFailure> {
             if path != discard, let writeEnd = pump.attach(path: path, stream: stream, drain: drain) {
                 return .success(writeEnd)

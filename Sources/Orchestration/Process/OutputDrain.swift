@@ -8,7 +8,9 @@ import Synchronization
 /// them to end-of-file, which happens once no process holds a write end any more: usually the
 /// moment the leader exits, later if a background descendant inherited the pipe.
 ///
-/// One waiter at a time (the task running the attempt).
+/// One waiter at a time (the task running the attempt). A waiting drain's deadline is kept by the
+/// pump thread (``OutputPump/watch(_:)``), which reads its pipes anyway: a wait is one
+/// continuation, with no task and no timer of its own.
 final class OutputDrain: Sendable {
     /// How long an attempt whose leader has been reaped (after a teardown, if any) waits for its
     /// output to reach end-of-file before ``LocalProcess/run(_:)`` returns anyway.
@@ -27,21 +29,18 @@ final class OutputDrain: Sendable {
         var openStreams = 0
         /// What went wrong with the log files, in the order it happened.
         var errors: [String] = []
-        /// The wait in progress, if any.
-        var wait = Wait.idle
-    }
-
-    /// One wait for the last end-of-file or the deadline, whichever comes first.
-    private enum Wait {
-        /// Nobody waits.
-        case idle
-        /// A task is suspended until the last end-of-file (`true`) or the deadline (`false`).
-        case waiting(CheckedContinuation<Bool, Never>)
-        /// The deadline passed before the task suspended: it must not suspend.
-        case expired
+        /// The task waiting for the last end-of-file, and until when.
+        var waiter: (continuation: CheckedContinuation<Bool, Never>, deadline: ContinuousClock.Instant)?
     }
 
     private let state = Mutex(State())
+    /// The pump the streams go through, which keeps the deadline of a wait.
+    private let timekeeper: OutputPump
+
+    /// Creates the drain of one attempt whose streams go through `pump`.
+    init(pump: OutputPump) {
+        timekeeper = pump
+    }
 
     /// Whether every stream has been read to end-of-file (or none went through the pump).
     var isComplete: Bool {
@@ -61,7 +60,7 @@ final class OutputDrain: Sendable {
     /// Takes back a stream that the pump never received (its registration failed).
     func streamWithdrawn() {
         state.withLock { state in
-            guard state.openStreams > 0, case .idle = state.wait else {
+            guard state.openStreams > 0, state.waiter == nil else {
                 preconditionFailure("OutputDrain: withdrawing a stream that was not added, or during a wait")
             }
             state.openStreams -= 1
@@ -79,9 +78,9 @@ final class OutputDrain: Sendable {
         let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
             precondition(state.openStreams > 0, "OutputDrain: more streams ended than were added")
             state.openStreams -= 1
-            guard state.openStreams == 0, case .waiting(let waiter) = state.wait else { return nil }
-            state.wait = .idle
-            return waiter
+            guard state.openStreams == 0, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return waiter.continuation
         }
         waiter?.resume(returning: true)
     }
@@ -91,66 +90,39 @@ final class OutputDrain: Sendable {
     /// cancellation would let a stopping engine exit before the last output of a torn-down step
     /// reached its log.
     ///
-    /// When the output is already complete (the usual case) this takes one lock and starts no
-    /// task; otherwise an uncancelled task races a timer against the pump's wake-up, and the
-    /// timer is cancelled as soon as the output completes.
+    /// When the output is already complete this takes one lock; otherwise it suspends until the
+    /// pump thread reads the last end-of-file or finds the deadline passed.
     ///
     /// - Returns: `true` when the output is complete.
     func wait(until deadline: ContinuousClock.Instant) async -> Bool {
         if isComplete { return true }
-        return await withUncancelledTask {
-            let complete = await withTaskGroup(of: Void.self, returning: Bool.self) { group in
-                group.addTask {
-                    do {
-                        try await Task.sleep(until: deadline, clock: .continuous)
-                        self.expire()
-                    } catch {
-                        // Cancelled: the output completed first.
-                    }
-                }
-                let complete = await self.suspendUntilComplete()
-                group.cancelAll()
-                return complete
-            }
-            // The timer has finished (the group waited for it): forget an expiry that raced the
-            // last end-of-file, so that a later wait starts clean.
-            self.state.withLock { $0.wait = .idle }
-            return complete
-        }
-    }
-
-    /// Suspends until the last end-of-file (`true`) or the deadline (`false`).
-    private func suspendUntilComplete() async -> Bool {
-        await withCheckedContinuation { continuation in
-            let immediate: Bool? = state.withLock { state in
+        return await withCheckedContinuation { continuation in
+            let complete = state.withLock { state in
                 if state.openStreams == 0 { return true }
-                switch state.wait {
-                case .idle:
-                    state.wait = .waiting(continuation)
-                    return nil
-                case .expired:
-                    state.wait = .idle
-                    return false
-                case .waiting:
-                    preconditionFailure("OutputDrain: only one task may wait at a time")
-                }
+                precondition(state.waiter == nil, "OutputDrain: only one task may wait at a time")
+                state.waiter = (continuation, deadline)
+                return false
             }
-            if let immediate { continuation.resume(returning: immediate) }
+            if complete {
+                continuation.resume(returning: true)
+            } else {
+                timekeeper.watch(self, until: deadline)
+            }
         }
     }
 
-    /// The deadline passed: wakes the waiter with `false`, or tells it not to suspend.
-    private func expire() {
-        let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
-            switch state.wait {
-            case .waiting(let waiter):
-                state.wait = .idle
-                return waiter
-            case .idle, .expired:
-                state.wait = .expired
-                return nil
-            }
+    /// Called by the pump thread: wakes the waiter with `false` if its deadline is not after
+    /// `now`.
+    ///
+    /// - Returns: The deadline of a wait still in progress, or `nil` when nobody waits any more.
+    func expireWait(at now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        let (expired, pending): (CheckedContinuation<Bool, Never>?, ContinuousClock.Instant?) = state.withLock { state in
+            guard let waiter = state.waiter else { return (nil, nil) }
+            guard waiter.deadline <= now else { return (nil, waiter.deadline) }
+            state.waiter = nil
+            return (waiter.continuation, nil)
         }
-        waiter?.resume(returning: false)
+        expired?.resume(returning: false)
+        return pending
     }
 }

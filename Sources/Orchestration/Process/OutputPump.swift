@@ -1,6 +1,7 @@
 import COmnibaseShims
 import Foundation
 import Glibc
+import Synchronization
 
 /// Copies every child's stdout and stderr from pipes into log files, on one thread for the whole
 /// engine; a log file is created only when its stream carries its first byte.
@@ -55,17 +56,33 @@ final class OutputPump: Sendable {
 
     /// The epoll set served by the pump thread, or -1 when output goes straight into files.
     private let epollFD: Int32
+    /// An eventfd in the epoll set (token ``wakeToken``) that interrupts the pump's sleep when a
+    /// wait with an earlier deadline arrives.
+    private let wakeFD: Int32
+    /// The token of ``wakeFD``; a stream's token is its copy's address, never 0.
+    private static let wakeToken: UInt64 = 0
+    /// The deadlines of drain waits, kept by the pump thread.
+    private let deadlines = DrainDeadlines()
 
     /// Creates a pump.
     ///
     /// - Important: With `.pipes` this starts a thread that never ends; create that kind once
     ///   (``shared``).
     init(strategy: Strategy) {
-        guard strategy == .pipes else {
+        let wakeFD = strategy == .pipes ? omni_wake_fd() : -1
+        guard wakeFD >= 0 else {
             epollFD = -1
+            self.wakeFD = -1
             return
         }
-        epollFD = EpollThread.start(name: "omnibase.process-output") { Self.serve(epollFD: $0) }
+        self.wakeFD = wakeFD
+        let deadlines = self.deadlines
+        epollFD = EpollThread.start(name: "omnibase.process-output") { epollFD in
+            Self.serve(epollFD: epollFD, wakeFD: wakeFD, deadlines: deadlines)
+        }
+        if epollFD < 0 || omni_epoll_add(epollFD, wakeFD, Self.wakeToken) != 0 {
+            preconditionFailure("output pump: cannot watch its wake-up descriptor: \(SystemCallError.message(for: errno))")
+        }
     }
 
     /// Creates a pipe for one output stream of a child about to be spawned and starts copying it
@@ -99,18 +116,31 @@ final class OutputPump: Sendable {
         return nil
     }
 
+    /// Keeps `drain`'s deadline: the pump wakes its waiter with `false` once `deadline` has
+    /// passed, unless the last end-of-file came first. Called by the waiting task after it has
+    /// registered its continuation with the drain.
+    func watch(_ drain: OutputDrain, until deadline: ContinuousClock.Instant) {
+        if deadlines.watch(drain, until: deadline) { omni_wake(wakeFD) }
+    }
+
     /// The pump thread's loop: one read per ready pipe per round, each chunk written out before
-    /// the next read.
-    private static func serve(epollFD: Int32) -> Never {
+    /// the next read; between rounds, the deadlines of drain waits.
+    private static func serve(epollFD: Int32, wakeFD: Int32, deadlines: DrainDeadlines) -> Never {
         let capacity: Int32 = 64
         let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(capacity))
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
         while true {
-            let count = SystemCallError.retryingOnInterrupt { omni_epoll_wait(epollFD, tokens, capacity, -1) }
+            let timeout = deadlines.expireAndPlanSleep()
+            let count = SystemCallError.retryingOnInterrupt { omni_epoll_wait(epollFD, tokens, capacity, timeout) }
+            deadlines.awake()
             guard count >= 0 else {
                 preconditionFailure("output pump: \(SystemCallError(call: "epoll_wait", code: errno))")
             }
             for index in 0..<Int(count) {
+                guard tokens[index] != wakeToken else {
+                    omni_wake_consume(wakeFD)
+                    continue
+                }
                 let pointer = UnsafeRawPointer(bitPattern: UInt(tokens[index]))!
                 // Unretained: the entry holds the retain until it is removed below, and epoll
                 // reports each fd at most once per call, so no later token in this batch can
@@ -125,6 +155,67 @@ final class OutputPump: Sendable {
                 Unmanaged<LogCopy>.fromOpaque(pointer).release()
             }
         }
+    }
+}
+
+/// The deadlines of the drains being waited for, shared by the waiting tasks and the pump thread,
+/// which sleeps no longer than the nearest one.
+private final class DrainDeadlines: Sendable {
+    private struct State {
+        /// Drains with a wait in progress (or one that just ended: dropped on the next round).
+        var watched: [OutputDrain] = []
+        /// How the pump sleeps right now.
+        var sleep = Sleep.awake
+    }
+
+    private enum Sleep {
+        case awake
+        case until(ContinuousClock.Instant)
+        case indefinitely
+    }
+
+    private let state = Mutex(State())
+
+    /// Adds a wait; returns whether the pump must be woken because it sleeps past `deadline`.
+    func watch(_ drain: OutputDrain, until deadline: ContinuousClock.Instant) -> Bool {
+        state.withLock { state in
+            state.watched.append(drain)
+            switch state.sleep {
+            case .awake: return false
+            case .until(let end) where end <= deadline: return false
+            case .until, .indefinitely:
+                state.sleep = .awake
+                return true
+            }
+        }
+    }
+
+    /// Wakes the waits whose deadline has passed, forgets ended ones, and returns how long the
+    /// pump may sleep, in milliseconds: until the nearest deadline, or -1 (indefinitely) when
+    /// nobody waits.
+    func expireAndPlanSleep() -> Int32 {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            var nearest: ContinuousClock.Instant?
+            state.watched.removeAll { drain in
+                guard let deadline = drain.expireWait(at: now) else { return true }
+                nearest = min(nearest ?? deadline, deadline)
+                return false
+            }
+            guard let nearest else {
+                state.sleep = .indefinitely
+                return -1
+            }
+            state.sleep = .until(nearest)
+            // Rounded up, so the pump does not wake just before the deadline and sleep again.
+            let (seconds, attoseconds) = now.duration(to: nearest).components
+            return Int32(clamping: seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+        }
+    }
+
+    /// The pump returned from its sleep.
+    func awake() {
+        state.withLock { $0.sleep = .awake }
     }
 }
 
