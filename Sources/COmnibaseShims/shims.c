@@ -2,8 +2,9 @@
 #include "omnibase_shims.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -27,8 +28,70 @@ static int omni_lift_above_stdio(int fd, int *owned) {
     return lifted;
 }
 
+/* What the child needs, on the parent's stack; `error` is written by the child (the memory is
+ * shared until it executes) and read by the parent after clone returns. */
+struct omni_child {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int stdin_fd, stdout_fd, stderr_fd;
+    volatile int error;
+};
+
+/* The kernel's struct sigaction for rt_sigaction(2): handler, flags, restorer, mask. */
+struct omni_kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+/* A /dev/null opened once (close-on-exec) for every child's stdin; -1 if it could not be opened. */
+static int omni_null_fd = -1;
+static pthread_once_t omni_null_once = PTHREAD_ONCE_INIT;
+static void omni_open_null(void) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int owned;
+    /* Above stdio, so that the child's dup2 onto 0 always makes a copy without close-on-exec. */
+    omni_null_fd = fd < 0 ? -1 : omni_lift_above_stdio(fd, &owned);
+    if (fd >= 0 && omni_null_fd != fd) close(fd);
+}
+
+/* Runs in the child, on the parent's memory, while the parent thread is suspended (CLONE_VFORK):
+ * only raw system calls, nothing that allocates, locks or touches the parent's state except
+ * `error`. Every signal is blocked on entry (inherited from the parent's mask around clone), so no
+ * handler of the engine can run here. */
+static int omni_child_main(void *arg) {
+    struct omni_child *child = arg;
+    /* A new group led by the child, first: from here on, signals sent to the engine's group (a
+     * terminal's ^C) no longer reach it. */
+    if (setpgid(0, 0) != 0) goto fail;
+    /* Every disposition back to default, glibc's internal signals (32, 33) included: SIG_IGN
+     * survives exec (the engine ignores SIGPIPE), and a handler must not run in this child. */
+    struct omni_kernel_sigaction dfl = {0};
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+    }
+    int in = child->stdin_fd;
+    if (in < 0 && (in = open("/dev/null", O_RDONLY)) < 0) goto fail;
+    if (dup2(in, 0) < 0 || dup2(child->stdout_fd, 1) < 0 || dup2(child->stderr_fd, 2) < 0) goto fail;
+    /* The directory is entered before the exec, so a relative `path` would resolve from it: the
+     * caller passes an absolute one. */
+    if (child->cwd != NULL && chdir(child->cwd) != 0) goto fail;
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+    execve(child->path, child->argv, child->envp);
+fail:
+    child->error = errno;
+    _exit(127);
+}
+
 int omni_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
-               int stdout_fd, int stderr_fd, pid_t *pid_out) {
+               int stdout_fd, int stderr_fd, pid_t *pid_out, int *pidfd_out) {
+    *pidfd_out = -1;
+    pthread_once(&omni_null_once, omni_open_null);
     int owned_out = -1, owned_err = -1;
     int out = omni_lift_above_stdio(stdout_fd, &owned_out);
     if (out < 0) return errno;
@@ -38,47 +101,40 @@ int omni_spawn(const char *path, char *const argv[], char *const envp[], const c
         if (owned_out >= 0) close(owned_out);
         return saved;
     }
+    struct omni_child child = {path, argv, envp, cwd, omni_null_fd, out, err, 0};
 
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t actions;
-    int rc = posix_spawnattr_init(&attr);
-    if (rc != 0) goto close_lifted;
-    rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) goto destroy_attr;
+    /* The child's stack lives in this frame (the technique of musl's posix_spawn): the parent is
+     * suspended until the child executes or exits, so the frame outlives every use of it, and no
+     * stack is mapped and unmapped per spawn. The child only makes system calls; 32 KiB leaves
+     * room for the dynamic linker resolving a first call. */
+    _Alignas(16) char stack[32 * 1024];
 
-    sigset_t empty, all;
-    sigemptyset(&empty);
-    /* Every signal, glibc's two internal ones (32, 33) included: sigfillset leaves those out, and
-     * posix_spawn then sets them to SIG_IGN in the child, which survives exec (SigIgn 180000000).
-     * Nothing signals the child by those numbers before its exec, so the default is safe. */
-    memset(&all, 0xff, sizeof all);
-    /* New group led by the child; empty mask (pool threads block signals, and a spawned child
-     * inherits the spawning thread's mask); every disposition back to default (SIG_IGN survives
-     * exec, so the engine's ignored SIGPIPE would otherwise leak into steps). */
-    if ((rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                  POSIX_SPAWN_SETSIGDEF)) != 0 ||
-        (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
-        (rc = posix_spawnattr_setsigmask(&attr, &empty)) != 0 ||
-        (rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0)
-        goto destroy_actions;
+    /* Every signal blocked around clone (the raw call blocks glibc's internal ones too): the
+     * child inherits the mask, so nothing interrupts it before it has reset its dispositions. */
+    uint64_t all = ~(uint64_t)0, saved_mask;
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &saved_mask, sizeof all);
 
-    /* File actions run in order, in the child: stdin, stdout, stderr, then the directory. The
-     * chdir happens before the exec, so a relative `path` is resolved from `cwd`: the caller
-     * passes an absolute one. */
-    if ((rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-        (rc = posix_spawn_file_actions_adddup2(&actions, out, 1)) != 0 ||
-        (rc = posix_spawn_file_actions_adddup2(&actions, err, 2)) != 0)
-        goto destroy_actions;
-    if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0)
-        goto destroy_actions;
+    int pidfd = -1;
+    int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
+    pid_t pid = clone(omni_child_main, stack + sizeof stack, flags, &child, &pidfd);
+    if (pid < 0 && errno == EINVAL) {
+        /* A kernel before 5.2 has no CLONE_PIDFD; the monitor opens one or falls back. */
+        pidfd = -1;
+        pid = clone(omni_child_main, stack + sizeof stack, flags & ~CLONE_PIDFD, &child, NULL);
+    }
+    int rc = pid < 0 ? errno : 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_mask, NULL, sizeof saved_mask);
 
-    rc = posix_spawn(pid_out, path, &actions, &attr, argv, envp);
-
-destroy_actions:
-    posix_spawn_file_actions_destroy(&actions);
-destroy_attr:
-    posix_spawnattr_destroy(&attr);
-close_lifted:
+    if (rc == 0 && child.error != 0) {
+        /* The child reported why it could not execute, and has exited: reap it. */
+        rc = child.error;
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (pidfd >= 0) close(pidfd);
+    } else if (rc == 0) {
+        *pid_out = pid;
+        *pidfd_out = pidfd;
+    }
     if (owned_out >= 0) close(owned_out);
     if (owned_err >= 0) close(owned_err);
     return rc;

@@ -2,7 +2,7 @@ import Foundation
 import Orchestration
 
 // Writing to a closed pipe (`omnibase-agents runs list | head`) must be an error, not a death.
-// Steps get the default disposition back through POSIX_SPAWN_SETSIGDEF.
+// Steps get the default disposition back: the spawn resets every signal in the child.
 signal(SIGPIPE, SIG_IGN)
 let status = await CLI.main(Array(CommandLine.arguments.dropFirst()))
 exit(status)

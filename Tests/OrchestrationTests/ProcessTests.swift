@@ -362,9 +362,10 @@ struct ProcessTests {
 
     @Test func childSignalMaskIsEmptyAndDispositionsDefault() async throws {
         let scratch = try Scratch()
-        // The engine ignores SIGPIPE; SETSIGDEF must keep that from leaking into steps.
-        let previous = signal(SIGPIPE, SIG_IGN)
-        defer { signal(SIGPIPE, previous) }
+        // The engine ignores SIGPIPE (and a host application may ignore others): an ignored
+        // disposition survives exec, so the spawn must reset it for the step.
+        let previous = [SIGPIPE, SIGHUP, SIGUSR1].map { ($0, signal($0, SIG_IGN)) }
+        defer { for (number, handler) in previous { signal(number, handler) } }
         let spec = scratch.spec("grep", ["-E", "^Sig(Blk|Ign):", "/proc/self/status"])
         // From a detached task, i.e. from a cooperative-pool thread with its signal mask.
         let outcome = await Task.detached { await LocalProcess.run(spec) }.value

@@ -11,15 +11,18 @@ int omni_wifsignaled(int status);
 int omni_wtermsig(int status);
 
 /*
- * Starts `path` with posix_spawn as the leader of a new process group (pgid == pid), with an
- * empty signal mask, every signal at its default disposition, stdin from /dev/null, and
- * `stdout_fd`/`stderr_fd` (pipe write ends, or /dev/null) as fds 1 and 2. `cwd` may be NULL
- * (inherit). `argv` and `envp` are NULL-terminated. Returns 0 and stores the pid, or returns the
- * error number (errno is not set). The output fds should be close-on-exec: the dup2 onto 1 and 2
- * clears the flag on the copies only.
+ * Starts `path` as the leader of a new process group (pgid == pid), with an empty signal mask,
+ * every signal at its default disposition, stdin from /dev/null, and `stdout_fd`/`stderr_fd`
+ * (pipe write ends, or /dev/null) as fds 1 and 2. `cwd` may be NULL (inherit). `argv` and `envp`
+ * are NULL-terminated. Like posix_spawn it uses clone(CLONE_VM | CLONE_VFORK), so nothing but
+ * system calls runs in the child; unlike it, the child's stack is on the caller's stack (nothing
+ * is mapped per spawn) and a pidfd comes with it where the kernel can.
+ * Returns 0 and stores the pid and the pidfd (-1 when there is none), or returns the error number
+ * of the failed step, exec included (errno is not set). The output fds should be close-on-exec:
+ * the dup2 onto 1 and 2 clears the flag on the copies only.
  */
 int omni_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
-               int stdout_fd, int stderr_fd, pid_t *pid_out);
+               int stdout_fd, int stderr_fd, pid_t *pid_out, int *pidfd_out);
 
 /* pidfd_open(2) through syscall(2) (close-on-exec by definition). Returns the fd, or -1 and errno. */
 int omni_pidfd_open(pid_t pid);

@@ -7,7 +7,7 @@ import Synchronization
 /// The signals are ignored at the process level (`SIG_IGN`) and observed through dispatch
 /// signal sources on a private queue, so they arrive as values in ``requests`` instead of
 /// interrupting arbitrary code. Children are unaffected: the process layer resets every signal
-/// disposition to the default in the child (`POSIX_SPAWN_SETSIGDEF`).
+/// disposition to the default in the child (`omni_spawn`).
 public final class SignalStopSource: Sendable {
     /// Yields once per received signal.
     public let requests: AsyncStream<StopReason>

@@ -9,7 +9,7 @@ enum ExecutableLookup {
     /// The `PATH` used when neither the child's environment nor the engine's has one (glibc's default).
     static let defaultSearchPath = "/bin:/usr/bin"
 
-    /// Resolves `command` to the path to hand to `posix_spawn`.
+    /// Resolves `command` to the path to hand to the spawn.
     ///
     /// - A command containing `/` is used as is; a relative one is taken relative to
     ///   `workingDirectory` (where the child will be when it executes). The path returned is

@@ -5,9 +5,10 @@
 ///
 /// ## One attempt
 /// 1. The command is looked up (``ProcessSpec/command``), a pipe is created for each log path
-///    and handed to the ``OutputPump`` thread, and the child is started with `posix_spawn` as the
-///    leader of a new process group, with an empty signal mask, default signal dispositions,
-///    stdin from `/dev/null` and the pipes' write ends as stdout and stderr. The pump copies the
+///    and handed to the ``OutputPump`` thread, and the child is started (`omni_spawn`, a
+///    vfork-style clone, as `posix_spawn` does) as the leader of a new process group, with an
+///    empty signal mask, default signal dispositions, stdin from `/dev/null` and the pipes'
+///    write ends as stdout and stderr. The pump copies the
 ///    pipes into the log files, creating each file on the stream's first byte.
 /// 2. Its exit is observed by the ``ProcessMonitor`` thread through a pidfd; no thread of the
 ///    cooperative pool ever blocks. The exited leader is left a zombie until step 3 is decided.

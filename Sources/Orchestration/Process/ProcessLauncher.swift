@@ -2,8 +2,9 @@ import COmnibaseShims
 import Glibc
 
 /// Turns a ``ProcessSpec`` into a running ``ChildProcess``: validation, executable lookup, output
-/// pipes (or `/dev/null`, or log files when the ``OutputPump`` is not available), `posix_spawn`
-/// (in the C shim) and registration with the ``ProcessMonitor``.
+/// pipes (or `/dev/null`, or log files when the ``OutputPump`` is not available), the spawn
+/// (`omni_spawn` in the C shim: a vfork-style clone, like `posix_spawn`) and registration with
+/// the ``ProcessMonitor``.
 enum ProcessLauncher {
     /// How many times a spawn that failed with `EAGAIN` (process or memory limits) or `ETXTBSY` is
     /// retried.
@@ -45,15 +46,17 @@ enum ProcessLauncher {
         var attempt = 0
         while true {
             var pid: pid_t = 0
+            var spawnedPidfd: Int32 = -1
             let code = argv.withPointers { argvPointer in
                 envp.withPointers { envpPointer in
                     withOptionalCString(spec.workingDirectory) { directory in
-                        omni_spawn(executable, argvPointer, envpPointer, directory, output.stdout, output.stderr, &pid)
+                        omni_spawn(executable, argvPointer, envpPointer, directory, output.stdout, output.stderr,
+                                   &pid, &spawnedPidfd)
                     }
                 }
             }
             if code == 0 {
-                let (exit, pidfd) = monitor.watch(pid: pid)
+                let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd)
                 return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain))
             }
             // Transient: back off outside any lock, in the async context, then try again.
@@ -88,7 +91,7 @@ enum ProcessLauncher {
         return nil
     }
 
-    /// One sentence for an error number returned by `posix_spawn`.
+    /// One sentence for an error number returned by the spawn.
     private static func describe(spawnError code: Int32, spec: ProcessSpec, executable: String) -> LaunchFailure {
         let command = spec.command
         switch code {
@@ -104,7 +107,7 @@ enum ProcessLauncher {
         case ENOEXEC: return LaunchFailure("not an executable format (binary or #! script): \(command)")
         case ENOTDIR: return LaunchFailure("a component of the path is not a directory: \(spec.workingDirectory ?? command)")
         case E2BIG: return LaunchFailure("argument list and environment too long for \(command)")
-        default: return LaunchFailure("cannot start \(command): \(SystemCallError(call: "posix_spawn", code: code))")
+        default: return LaunchFailure("cannot start \(command): \(SystemCallError(call: "spawn", code: code))")
         }
     }
 }

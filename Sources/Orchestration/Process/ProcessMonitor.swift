@@ -8,7 +8,8 @@ import Glibc
 /// One monitor thread, started on first use and alive for the life of the engine, blocks in
 /// `epoll_wait` on an epoll set that holds one **pidfd** per running child. A pidfd becomes
 /// readable when its process exits (it is then a zombie: nothing is reaped here). Registering a
-/// child is two syscalls on the spawning task's thread, `pidfd_open` and `epoll_ctl(ADD)`;
+/// child is one `epoll_ctl(ADD)` on the spawning task's thread (the spawn makes the pidfd; on
+/// kernels where it cannot, `pidfd_open` first);
 /// `epoll_ctl` is safe while another thread sits in `epoll_wait`, and a pidfd that is already
 /// readable when added wakes that wait at once, so no eventfd or wake-up pipe is needed.
 ///
@@ -52,22 +53,22 @@ final class ProcessMonitor: Sendable {
 
     /// Starts observing `pid`, a child of this process that has not been reaped.
     ///
+    /// - Parameter pidfd: The child's pidfd if the spawn made one (ownership passes here), or -1
+    ///   to open one now.
     /// - Returns: The watch to await, and the child's pidfd (-1 when the child is observed by a
     ///   dedicated thread). The caller owns the pidfd and closes it after reaping the child.
-    func watch(pid: pid_t) -> (exit: ExitWatch, pidfd: Int32) {
+    func watch(pid: pid_t, pidfd given: Int32 = -1) -> (exit: ExitWatch, pidfd: Int32) {
         let exit = ExitWatch()
-        if epollFD >= 0 {
-            let pidfd = omni_pidfd_open(pid)
-            if pidfd >= 0 {
-                let retained = Unmanaged.passRetained(exit)
-                let token = UInt64(UInt(bitPattern: retained.toOpaque()))
-                if omni_epoll_add_oneshot(epollFD, pidfd, token) == 0 {
-                    return (exit, pidfd)
-                }
-                retained.release()
-                close(pidfd)
+        let pidfd = given >= 0 || epollFD < 0 ? given : omni_pidfd_open(pid)
+        if epollFD >= 0 && pidfd >= 0 {
+            let retained = Unmanaged.passRetained(exit)
+            let token = UInt64(UInt(bitPattern: retained.toOpaque()))
+            if omni_epoll_add_oneshot(epollFD, pidfd, token) == 0 {
+                return (exit, pidfd)
             }
+            retained.release()
         }
+        if pidfd >= 0 { close(pidfd) }
         Self.startWaiterThread(pid: pid, exit: exit)
         return (exit, -1)
     }
