@@ -254,6 +254,23 @@ struct ProcessTests {
         }
     }
 
+    /// A NUL byte would silently cut a C string short; such a spec is refused before anything starts.
+    @Test func nulBytesAreRefusedBeforeTheSpawn() async throws {
+        let scratch = try Scratch()
+        var spec = scratch.spec("echo", ["fine", "cut\u{0}short"])
+        #expect(await LocalProcess.run(spec).termination == .failedToStart("argument 2 contains a NUL byte"))
+        spec = scratch.spec("ec\u{0}ho")
+        #expect(await LocalProcess.run(spec).termination == .failedToStart("the command contains a NUL byte"))
+        spec = scratch.spec("echo")
+        spec.environment["LONG_ENOUGH_TO_BE_STORED_OUT_OF_LINE"] = String(repeating: "x", count: 40) + "\u{0}"
+        #expect(await LocalProcess.run(spec).termination
+            == .failedToStart("environment variable LONG_ENOUGH_TO_BE_STORED_OUT_OF_LINE contains a NUL byte"))
+        spec = scratch.spec("echo")
+        spec.environment["A\u{0}B"] = "x"
+        #expect(await LocalProcess.run(spec).termination == .failedToStart("invalid environment variable name: \"A\\0B\""))
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("out")))
+    }
+
     @Test func logFileThatCannotBeCreatedIsReportedAndDrained() async throws {
         let scratch = try Scratch()
         var spec = scratch.spec("sh", ["-c", "head -c 1000000 /dev/zero; echo to-err >&2; exit 3"])

@@ -71,24 +71,33 @@ enum ProcessLauncher {
 
     /// A reason the spec can never be started, checked before anything touches the system.
     private static func validate(_ spec: ProcessSpec) -> LaunchFailure? {
-        if spec.command.utf8.contains(0) {
+        if containsNUL(spec.command) {
             return LaunchFailure("the command contains a NUL byte")
         }
-        if let index = spec.arguments.firstIndex(where: { $0.utf8.contains(0) }) {
+        if let index = spec.arguments.firstIndex(where: containsNUL) {
             return LaunchFailure("argument \(index + 1) contains a NUL byte")
         }
         for (name, value) in spec.environment {
-            if name.isEmpty || name.utf8.contains(UInt8(ascii: "=")) || name.utf8.contains(0) {
+            if name.isEmpty || name.utf8.contains(UInt8(ascii: "=")) || containsNUL(name) {
                 return LaunchFailure("invalid environment variable name: \(name.debugDescription)")
             }
-            if value.utf8.contains(0) {
+            if containsNUL(value) {
                 return LaunchFailure("environment variable \(name) contains a NUL byte")
             }
         }
-        if let directory = spec.workingDirectory, directory.utf8.contains(0) {
+        if let directory = spec.workingDirectory, containsNUL(directory) {
             return LaunchFailure("the working directory contains a NUL byte")
         }
         return nil
+    }
+
+    /// Whether `string` has a NUL byte, which would cut it short as a C string; `memchr` over
+    /// the contiguous UTF-8 of native strings (the whole environment is checked per spawn).
+    private static func containsNUL(_ string: String) -> Bool {
+        string.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false
+        }
+            ?? string.utf8.contains(0)
     }
 
     /// One sentence for an error number returned by the spawn.
