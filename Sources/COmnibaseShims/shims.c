@@ -152,9 +152,9 @@ int omni_pidfd_open(pid_t pid) {
 int omni_output_pipe(int fds[2]) {
     if (pipe2(fds, O_CLOEXEC) != 0) return -1;
     /* O_NONBLOCK lives on the open file description, and each end has its own: setting it on the
-     * read end leaves the child's write end blocking. */
-    int flags = fcntl(fds[0], F_GETFL);
-    if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) < 0) {
+     * read end leaves the child's write end blocking. A new read end has no other status flag to
+     * keep (O_CLOEXEC is a descriptor flag), so no F_GETFL first. */
+    if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
         int saved = errno;
         close(fds[0]);
         close(fds[1]);

@@ -1,4 +1,5 @@
 import Foundation
+import COmnibaseShims
 import Glibc
 import Testing
 
@@ -252,6 +253,18 @@ struct ProcessTests {
             #expect(elapsed >= OutputDrain.window, "run returned before the drain window passed")
             #expect(elapsed < .seconds(10), "run waited \(elapsed) for background processes that hold its pipes")
         }
+    }
+
+    /// The pump's end of an output pipe does not block; the child's end does (a full pipe makes the
+    /// child wait); both are close-on-exec.
+    @Test func outputPipeEndsHaveTheirOwnFlags() throws {
+        var ends: [Int32] = [-1, -1]
+        try #require(omni_output_pipe(&ends) == 0)
+        defer { close(ends[0]); close(ends[1]) }
+        #expect(fcntl(ends[0], F_GETFL) & O_NONBLOCK != 0)
+        #expect(fcntl(ends[1], F_GETFL) & O_NONBLOCK == 0)
+        #expect(fcntl(ends[0], F_GETFD) & FD_CLOEXEC != 0)
+        #expect(fcntl(ends[1], F_GETFD) & FD_CLOEXEC != 0)
     }
 
     /// A NUL byte would silently cut a C string short; such a spec is refused before anything starts.
