@@ -52,10 +52,13 @@ static int omni_null_fd = -1;
 static pthread_once_t omni_null_once = PTHREAD_ONCE_INIT;
 static void omni_open_null(void) {
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int owned;
-    /* Above stdio, so that the child's dup2 onto 0 always makes a copy without close-on-exec. */
-    omni_null_fd = fd < 0 ? -1 : omni_lift_above_stdio(fd, &owned);
-    if (fd >= 0 && omni_null_fd != fd) close(fd);
+    if (fd >= 0 && fd <= 2) {
+        /* Above stdio, so that the child's dup2 onto 0 always makes a copy without close-on-exec. */
+        int lifted = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        close(fd);
+        fd = lifted;
+    }
+    omni_null_fd = fd;
 }
 
 /* Runs in the child, on the parent's memory, while the parent thread is suspended (CLONE_VFORK):

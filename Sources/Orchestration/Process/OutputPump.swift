@@ -69,20 +69,15 @@ final class OutputPump: Sendable {
     /// - Important: With `.pipes` this starts a thread that never ends; create that kind once
     ///   (``shared``).
     init(strategy: Strategy) {
+        // Without an eventfd or an epoll set, output goes straight into files.
         let wakeFD = strategy == .pipes ? omni_wake_fd() : -1
-        guard wakeFD >= 0 else {
-            epollFD = -1
-            self.wakeFD = -1
-            return
-        }
-        self.wakeFD = wakeFD
         let deadlines = self.deadlines
-        epollFD = EpollThread.start(name: "omnibase.process-output") { epollFD in
+        epollFD = wakeFD < 0 ? -1 : EpollThread.start(name: "omnibase.process-output",
+                                                      watching: [(wakeFD, Self.wakeToken)]) { epollFD in
             Self.serve(epollFD: epollFD, wakeFD: wakeFD, deadlines: deadlines)
         }
-        if epollFD < 0 || omni_epoll_add(epollFD, wakeFD, Self.wakeToken) != 0 {
-            preconditionFailure("output pump: cannot watch its wake-up descriptor: \(SystemCallError.message(for: errno))")
-        }
+        if epollFD < 0 && wakeFD >= 0 { close(wakeFD) }
+        self.wakeFD = epollFD < 0 ? -1 : wakeFD
     }
 
     /// Creates a pipe for one output stream of a child about to be spawned and starts copying it
