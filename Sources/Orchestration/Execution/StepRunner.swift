@@ -88,6 +88,12 @@ public struct LocalStepRunner: StepRunner {
         if outcome.cancelled {
             return AttemptOutcome(result: .cancelled, exitCode: exitCode, signal: signal, error: "interrupted")
         }
+        // Output that could not be stored fails the attempt: a step whose log is lost must not
+        // pass as if it had been recorded (the reason names the log and the system error).
+        if let logError = outcome.logError {
+            return AttemptOutcome(result: .failed, exitCode: exitCode, signal: signal, timedOut: outcome.timedOut,
+                                  error: error.map { "\($0); \(logError)" } ?? logError)
+        }
         let result: AttemptOutcome.Result = outcome.succeeded ? .succeeded : .failed
         return AttemptOutcome(result: result, exitCode: exitCode, signal: signal, timedOut: outcome.timedOut,
                               error: result == .succeeded ? nil : error)

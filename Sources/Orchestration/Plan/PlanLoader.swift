@@ -9,6 +9,13 @@ public enum PlanLoader {
     public static let maxSteps = 100_000
     /// The largest plan file.
     public static let maxFileBytes = 16 * 1024 * 1024
+    /// The longest step id, in characters (ids are ASCII, so also bytes).
+    ///
+    /// A step's log files are named `<id>.<attempt>.out` / `.err`, and a file name may have at
+    /// most 255 bytes (`NAME_MAX`). An attempt number has at most 19 digits (a 64-bit integer),
+    /// so with this limit a log name has at most 200 + 1 + 19 + 4 = 224 bytes, whatever the
+    /// attempt, leaving room for a suffix such as a temporary file's.
+    public static let maxStepIDLength = 200
 
     /// Reads, parses, validates and resolves the plan at `path`.
     /// - Parameters:
@@ -169,6 +176,11 @@ private struct PlanDecoder {
         guard Self.isValidStepID(id) else {
             throw error(fields.location("id"), "\(path).id",
                         "step id \"\(id)\" must start with a letter or digit and contain only letters, digits, _ . -")
+        }
+        guard id.utf8.count <= PlanLoader.maxStepIDLength else {
+            throw error(fields.location("id"), "\(path).id",
+                        "step id \"\(id.prefix(40))...\" is \(id.utf8.count) characters long; the limit is "
+                            + "\(PlanLoader.maxStepIDLength) (its log file names must fit the file system)")
         }
         let rawCommand = try fields.string("command", required: true)!
         guard !rawCommand.isEmpty else { throw error(fields.location("command"), "\(path).command", "step \"\(id)\" has an empty command") }
