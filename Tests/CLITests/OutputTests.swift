@@ -190,7 +190,7 @@ struct OutputTests {
         let snapshot = "\(dir.path)/s/runs/\(runID)/snapshot"
         let env = try String(contentsOfFile: snapshot + "/steps/bad/env.json", encoding: .utf8)
         #expect(env.contains("\"MODE\": \"ci\""))
-        #expect(env.contains("\"DB_PASSWORD\": \"[redacted]\""))
+        #expect(env.contains("\"DB_PASSWORD\": \"***\""))
         #expect(try String(contentsOfFile: snapshot + "/steps/bad/bad.1.err", encoding: .utf8) == "to-err\n")
         #expect(!FileManager.default.fileExists(atPath: snapshot + "/steps/good"), "only failing steps")
         for file in ["plan.json", "variables.json", "steps/bad/env.json"] {

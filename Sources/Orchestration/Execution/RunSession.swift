@@ -100,7 +100,8 @@ public struct RunSession: Sendable {
             let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
             try store.createRun(RunStore.NewRun(
                 runID: runID, planID: loaded.plan.id, traceID: traceID, stage: request.stage, parentRunID: parentRunID,
-                source: loaded.source, options: request.json, stepIDs: loaded.graph.ids, engine: .current))
+                source: loaded.source.withholding(loaded.plan.isSecret), options: request.json,
+                stepIDs: loaded.graph.ids, engine: .current))
         }
         var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial, traceID: traceID)
         options.priorities = request.preservePlanOrder
@@ -111,8 +112,10 @@ public struct RunSession: Sendable {
 
     /// Continues a failed, cancelled or crashed run: same run id, succeeded steps kept, the rest
     /// run again, events appended.
-    /// - Throws: ``EngineError``: exit 3 for an unknown run, 75 when a live engine holds it.
-    public func resume(runID: String, observers: [any RunObserver] = [],
+    /// - Parameter secrets: the values of the run's secret `--var`s, which were not stored.
+    /// - Throws: ``EngineError``: exit 3 for an unknown run, 75 when a live engine holds it, 2
+    ///   when `secrets` does not give exactly the values that were not stored.
+    public func resume(runID: String, secrets: [String: String] = [:], observers: [any RunObserver] = [],
                        stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
@@ -125,9 +128,10 @@ public struct RunSession: Sendable {
             }
             throw EngineError(.usage, "run \(runID) already succeeded; nothing to resume (use 'replay \(runID)' to run it again)")
         }
+        let source = try Self.complete(record.source, secrets: secrets, runID: runID)
         // The lease is ours, so the engine that had the run is gone: tear down what it left.
         await OrphanReaper.reap(runID: runID)
-        let loaded = try PlanLoader.load(record.source)
+        let loaded = try PlanLoader.load(source)
         let stored = try store.steps(runID)
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
@@ -166,11 +170,14 @@ public struct RunSession: Sendable {
     }
 
     /// Runs a stored run again from its snapshot, as a new run.
-    public func replay(runID: String, observers: [any RunObserver] = [],
+    /// - Parameter secrets: the values of the run's secret `--var`s, which were not stored.
+    /// - Throws: ``EngineError``: exit 3 for an unknown run, 2 when `secrets` does not give
+    ///   exactly the values that were not stored.
+    public func replay(runID: String, secrets: [String: String] = [:], observers: [any RunObserver] = [],
                        stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, readOnly: true)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
-        let loaded = try PlanLoader.load(record.source)
+        let loaded = try PlanLoader.load(Self.complete(record.source, secrets: secrets, runID: runID))
         return try await start(loaded, request: RunRequest(json: record.options, stage: record.stage), observers: observers,
                                stopRequests: stopRequests, parentRunID: runID)
     }
@@ -186,6 +193,8 @@ public struct RunSession: Sendable {
         }
         let recorder = try StoreRecorder(stateDirectory: stateDirectory, runID: options.runID, durableSeq: durableSeq,
                                          synchronous: synchronous)
+        let mask = loaded.plan.secretMask()
+        let runner = mask.isEmpty ? runner : MaskingStepRunner(base: runner, mask: mask)
         let executor = DAGExecutor(plan: loaded.plan, graph: loaded.graph, options: options, runner: runner,
                                    observers: [recorder] + observers, commitGate: recorder, clock: ContinuousClock())
         let result: Result<RunReport, EngineError>
@@ -194,7 +203,7 @@ public struct RunSession: Sendable {
         var report = try result.get()
         report.stage = stage
         if report.status == .failed {
-            try FailureSnapshot.write(report: report, loaded: loaded, stateDirectory: stateDirectory)
+            try FailureSnapshot.write(report: report, loaded: loaded, stateDirectory: stateDirectory, mask: mask)
         }
         return report
     }
@@ -217,7 +226,28 @@ public struct RunSession: Sendable {
         return loaded.graph.remainingPathLengths(weights: medians.map { $0 ?? fallback })
     }
 
+    /// A stored source with its withheld secrets given again (exit 2 when they do not match).
+    static func complete(_ source: PlanSource, secrets: [String: String], runID: String) throws(EngineError) -> PlanSource {
+        switch source.supplying(secrets) {
+        case .success(let complete): return complete
+        case .failure(let mismatch): throw EngineError(.usage, "run \(runID) \(mismatch.sentence)")
+        }
+    }
+
     private func unknownRun(_ runID: String) -> EngineError {
         EngineError(.unknownReference, "no run \(runID) in \(stateDirectory.path)")
+    }
+}
+
+/// Masks secret values in attempts' errors before anything records or prints them (a command
+/// that is itself a secret value would otherwise show up in "cannot start" messages).
+struct MaskingStepRunner: StepRunner {
+    let base: any StepRunner
+    let mask: SecretMask
+
+    func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
+        var outcome = await base.run(step, context: context)
+        outcome.error = outcome.error.map(mask.apply)
+        return outcome
     }
 }

@@ -19,13 +19,16 @@ public struct Plan: Sendable {
     public var killGrace: Duration
     /// The steps, in file order.
     public var steps: [Step]
+    /// `globals.secrets`: names whose values are masked besides those the word rule finds
+    /// (see ``SecretMask``).
+    public var secretNames: Set<String>
 
     /// Creates a plan.
     /// - Parameters:
     ///   - maxConcurrency: defaults to the number of CPU cores.
     public init(id: String, version: String = "1.0.0", metadata: JSONValue? = nil,
                 variables: [String: String] = [:], maxConcurrency: Int? = nil,
-                killGrace: Duration = .seconds(5), steps: [Step]) {
+                killGrace: Duration = .seconds(5), steps: [Step], secretNames: Set<String> = []) {
         self.id = id
         self.version = version
         self.metadata = metadata
@@ -33,5 +36,6 @@ public struct Plan: Sendable {
         self.maxConcurrency = maxConcurrency ?? ProcessInfo.processInfo.activeProcessorCount
         self.killGrace = killGrace
         self.steps = steps
+        self.secretNames = secretNames
     }
 }

@@ -88,7 +88,7 @@ private struct PlanDecoder {
     }
 
     static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
-    static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env"]
+    static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env", "secrets"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
                            "on_failure", "cwd", "env", "tags"]
@@ -132,6 +132,7 @@ private struct PlanDecoder {
         var killGrace = Duration.seconds(5)
         var workingDirectory = source.directory
         var globalEnv: [String: String] = [:]
+        var secretNames: Set<String> = []
         if let globalsNode = top["globals"] {
             let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: locator)
             if let n = try globals.int("max_concurrency", minimum: 1) { maxConcurrency = n }
@@ -143,6 +144,7 @@ private struct PlanDecoder {
             for (name, value, location) in try globals.stringMembers("env") {
                 globalEnv[name] = try substitute(value, location, "globals.env.\(name)", step: nil)
             }
+            secretNames = try decodeSecretNames(globals)
         }
 
         guard let stepsNode = top["steps"] else {
@@ -164,7 +166,36 @@ private struct PlanDecoder {
                                         workingDirectory: workingDirectory, globalEnv: globalEnv))
         }
         return Plan(id: id, version: version, metadata: metadata?.toValue(), variables: variables,
-                    maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps)
+                    maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps, secretNames: secretNames)
+    }
+
+    /// `globals.secrets`: an array of distinct names (`[A-Za-z_][A-Za-z0-9_.-]*`).
+    func decodeSecretNames(_ globals: Fields) throws(EngineError) -> Set<String> {
+        guard let nodes = try globals.array("secrets") else { return [] }
+        var names: Set<String> = []
+        for (i, node) in nodes.enumerated() {
+            guard case .string(let name) = node.kind else {
+                throw error(node.location, "globals.secrets[\(i)]", "must be a variable or environment name, not \(node.typeName)")
+            }
+            guard Self.isValidSecretName(name) else {
+                throw error(node.location, "globals.secrets[\(i)]",
+                            "\"\(name)\" is not a valid name (letters, digits, _ . -, not starting with a digit, . or -)")
+            }
+            guard names.insert(name).inserted else {
+                throw error(node.location, "globals.secrets[\(i)]", "\"\(name)\" is listed twice")
+            }
+        }
+        return names
+    }
+
+    static func isValidSecretName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, first == UInt8(ascii: "_") || (first | 0x20 >= 0x61 && first | 0x20 <= 0x7A) else {
+            return false
+        }
+        return name.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A) || b == UInt8(ascii: "_")
+                || b == UInt8(ascii: ".") || b == UInt8(ascii: "-")
+        }
     }
 
     mutating func decodeStep(_ node: JSONNode, index: Int, defaultTimeout: Duration?,

@@ -11,13 +11,75 @@ public struct PlanSource: Sendable, Hashable {
     public var bytes: [UInt8]
     /// `--var NAME=VALUE` overrides.
     public var overrides: [String: String]
+    /// Names of secret `--var` overrides whose values were not stored (sorted): `resume` and
+    /// `replay` ask for them again (``supplying(_:)``).
+    public var withheldSecrets: [String]
 
     /// Creates a source.
-    public init(displayPath: String, directory: String, bytes: [UInt8], overrides: [String: String]) {
+    public init(displayPath: String, directory: String, bytes: [UInt8], overrides: [String: String],
+                withheldSecrets: [String] = []) {
         self.displayPath = displayPath
         self.directory = directory
         self.bytes = bytes
         self.overrides = overrides
+        self.withheldSecrets = withheldSecrets
+    }
+
+    /// The source as it may be stored: the values of overrides whose names are secret are left
+    /// out, their names kept in ``withheldSecrets``.
+    public func withholding(_ isSecret: (String) -> Bool) -> PlanSource {
+        var stored = self
+        for name in overrides.keys where isSecret(name) {
+            stored.overrides[name] = nil
+            stored.withheldSecrets.append(name)
+        }
+        stored.withheldSecrets = Set(stored.withheldSecrets).sorted()
+        return stored
+    }
+
+    /// The source with the withheld secrets' values given again.
+    /// - Returns: the completed source, or the names still missing (sorted) and the given names
+    ///   that were not withheld.
+    public func supplying(_ values: [String: String]) -> Result<PlanSource, SecretsMismatch> {
+        let unexpected = values.keys.filter { !withheldSecrets.contains($0) }.sorted()
+        let missing = withheldSecrets.filter { values[$0] == nil }
+        guard unexpected.isEmpty && missing.isEmpty else {
+            return .failure(SecretsMismatch(missing: missing, unexpected: unexpected, withheld: withheldSecrets))
+        }
+        var complete = self
+        for (name, value) in values { complete.overrides[name] = value }
+        complete.withheldSecrets = []
+        return .success(complete)
+    }
+
+    /// The source with ``SecretMask/replacement`` for each withheld secret: it loads (a plan
+    /// that needs the variable finds one) for showing the run, never for running it.
+    public func withPlaceholders() -> PlanSource {
+        var shown = self
+        for name in withheldSecrets { shown.overrides[name] = SecretMask.replacement }
+        shown.withheldSecrets = []
+        return shown
+    }
+
+    /// Why withheld secrets could not be given again.
+    public struct SecretsMismatch: Error, Sendable, Hashable {
+        /// Withheld names without a value.
+        public var missing: [String]
+        /// Given names that were not withheld.
+        public var unexpected: [String]
+        /// Every withheld name.
+        public var withheld: [String]
+
+        /// One sentence for a user (after "run RUN_ID ").
+        public var sentence: String {
+            if let name = unexpected.first {
+                let allowed = withheld.isEmpty ? "it stored every variable it needs"
+                    : "only its secret variables whose values were not stored can be given (\(withheld.joined(separator: ", ")))"
+                return "keeps its stored variables, so --var \(name) cannot be given: \(allowed)"
+            }
+            let flags = missing.map { "--var \($0)=VALUE" }.joined(separator: " ")
+            return "used secret variables whose values were not stored (\(missing.joined(separator: ", "))): pass them again with \(flags)"
+        }
     }
 }
 

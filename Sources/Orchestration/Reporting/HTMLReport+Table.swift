@@ -73,6 +73,9 @@ extension HTMLReport {
         if log.omitted {
             return "<span class=\"muted\" title=\"\(path)\">left out (page size limit)</span>"
         }
+        if log.withheld {
+            return "<span class=\"muted\" title=\"\(path)\">left out (secrets that cannot be masked)</span>"
+        }
         guard let tail = log.tail else { return "<span class=\"muted\">empty</span>" }
         var summary = tail.lineCount == 1 ? "1 line" : "\(tail.lineCount) lines"
         if tail.truncated { summary = "last " + summary }

@@ -47,13 +47,17 @@ public struct HTMLReport: Sendable {
         public var tail: LogTail?
         /// Whether the tail was left out to keep the page small.
         public var omitted: Bool
+        /// Whether the tail was left out because the run's secret values are not all known, so
+        /// it could not be masked.
+        public var withheld: Bool
 
         /// Creates a step log.
-        public init(attempt: Int, path: String, tail: LogTail?, omitted: Bool = false) {
+        public init(attempt: Int, path: String, tail: LogTail?, omitted: Bool = false, withheld: Bool = false) {
             self.attempt = attempt
             self.path = path
             self.tail = tail
             self.omitted = omitted
+            self.withheld = withheld
         }
     }
 
@@ -91,17 +95,37 @@ public struct HTMLReport: Sendable {
     ///
     /// A snapshot that no longer loads, or whose steps differ from the stored ones, leaves the DAG
     /// out (with a note) rather than failing.
-    /// - Throws: ``EngineError``: exit 3 for an unknown run, 74 when the store cannot be read.
+    ///
+    /// The page is meant to be shared: the run's secret values (``SecretMask``) are masked in
+    /// everything that comes from the run (errors, names, log tails). The values of secret
+    /// `--var`s are not stored; without them in `secrets`, the log tails are left out (with a
+    /// note naming the variables) rather than shown unmasked.
+    /// - Parameters:
+    ///   - secrets: values of the run's withheld secret variables.
+    ///   - environment: where names listed in `globals.secrets` that the plan does not define
+    ///     take their values.
+    /// - Throws: ``EngineError``: exit 3 for an unknown run, 74 when the store cannot be read, 2
+    ///   when `secrets` names a variable whose value the run stored.
     public static func load(runID: String, stateDirectory: StateDirectory, store: RunStore,
-                            limits: Limits = Limits()) throws(EngineError) -> HTMLReport {
-        guard let record = try store.run(runID), let report = try store.report(runID) else {
+                            limits: Limits = Limits(), secrets: [String: String] = [:],
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws(EngineError) -> HTMLReport {
+        guard let record = try store.run(runID), var report = try store.report(runID) else {
             throw EngineError(.unknownReference, "no run \(runID) in \(stateDirectory.path)")
         }
+        var source = record.source
+        if case .failure(let mismatch) = source.supplying(secrets), !mismatch.unexpected.isEmpty {
+            throw EngineError(.usage, "run \(runID) \(mismatch.sentence)")
+        }
+        for (name, value) in secrets { source.overrides[name] = value }
+        let unknownSecrets = source.withheldSecrets.filter { secrets[$0] == nil }
+        source = source.withPlaceholders()
         var notes: [String] = []
         var graph: PlanGraph?
         var names: [String: String] = [:]
+        var mask = SecretMask(values: secrets.values)
         do {
-            let loaded = try PlanLoader.load(record.source)
+            let loaded = try PlanLoader.load(source)
+            mask = mask.merging(loaded.plan.secretMask(environment: environment))
             if loaded.graph.ids == report.steps.map(\.id) {
                 graph = loaded.graph
                 for step in loaded.plan.steps { if let name = step.name, !name.isEmpty { names[step.id] = name } }
@@ -111,8 +135,26 @@ public struct HTMLReport: Sendable {
         } catch {
             notes.append("The stored plan snapshot does not load (\(error.message)): the DAG is left out.")
         }
-        let attempts = try store.attempts(runID)
-        let logs = readLogs(report: report, attempts: attempts, stateDirectory: stateDirectory, runID: runID, limits: limits)
+        var attempts = try store.attempts(runID)
+        var logs = readLogs(report: report, attempts: attempts, stateDirectory: stateDirectory, runID: runID, limits: limits)
+        if !unknownSecrets.isEmpty {
+            for (id, log) in logs where !log.omitted {
+                logs[id] = StepLog(attempt: log.attempt, path: log.path, tail: nil, withheld: true)
+            }
+            let flags = unknownSecrets.map { "--var \($0)=VALUE" }.joined(separator: " ")
+            notes.append("The stderr tails are left out: this run's secret variables \(unknownSecrets.joined(separator: ", ")) "
+                         + "were not stored, so their values could not be masked (give them with \(flags)).")
+        }
+        if !mask.isEmpty {
+            for index in report.steps.indices { report.steps[index].error = report.steps[index].error.map(mask.apply) }
+            for index in attempts.indices { attempts[index].error = attempts[index].error.map(mask.apply) }
+            names = names.mapValues(mask.apply)
+            for (id, log) in logs {
+                guard var tail = log.tail else { continue }
+                tail.text = mask.apply(tail.text)
+                logs[id]?.tail = tail
+            }
+        }
         return HTMLReport(report: report, names: names, graph: graph, attempts: attempts, logs: logs, notes: notes,
                           limits: limits)
     }

@@ -177,7 +177,10 @@ public final class RunStore {
 
     /// Records a new run (one transaction).
     public func createRun(_ run: NewRun) throws(EngineError) {
-        let overrides: JSONValue = .object(run.source.overrides.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) })
+        // A withheld secret is stored as null: its name is kept, its value never written.
+        var members = run.source.overrides.map { JSONValue.Member($0.key, .string($0.value)) }
+        members += run.source.withheldSecrets.map { JSONValue.Member($0, .null) }
+        let overrides: JSONValue = .object(members.sorted { $0.key < $1.key })
         try write { db in
             try db.cachedStatement("""
                 INSERT INTO runs (run_id, plan_id, status, created_at, trace_id, stage, parent_run_id, plan_path, plan_dir,
@@ -385,9 +388,12 @@ public final class RunStore {
 
     private static func runRecord(_ row: Row) -> RunRecord {
         var overrides: [String: String] = [:]
+        var withheld: [String] = []
         if let text = row.string(13), let value = try? StrictJSONParser.parse(Array(text.utf8)).toValue(),
            case .object(let members) = value {
-            for member in members { overrides[member.key] = member.value.stringValue ?? "" }
+            for member in members {
+                if member.value == .null { withheld.append(member.key) } else { overrides[member.key] = member.value.stringValue ?? "" }
+            }
         }
         let options = row.string(14).flatMap { try? StrictJSONParser.parse(Array($0.utf8)).toValue() } ?? .object([])
         let engine = row.isNull(15) ? nil : EngineIdentity(pid: Int32(row.int(15)), startTime: row.int64(16),
@@ -399,7 +405,8 @@ public final class RunStore {
             startedAt: row.string(5), finishedAt: row.string(6), traceID: row.string(7) ?? "", stage: row.string(8),
             parentRunID: row.string(9),
             source: PlanSource(displayPath: row.string(10) ?? "", directory: row.string(11) ?? "",
-                               bytes: row.blob(12) ?? [], overrides: overrides),
+                               bytes: row.blob(12) ?? [], overrides: overrides,
+                               withheldSecrets: withheld.sorted()),
             options: options, engine: engine, lastSeq: row.int64(18))
     }
 

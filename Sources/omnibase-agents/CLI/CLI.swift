@@ -76,7 +76,8 @@ enum CLI {
     /// Prints an error as one line on stderr and returns its exit code.
     static func fail(_ error: EngineError, seeHelp: Bool = false) -> Int32 {
         let hint = seeHelp && error.code == .usage ? " (see --help)" : ""
-        let line = error.message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ")
+        let line = PrintMask.shared.apply(error.message).split(separator: "\n", omittingEmptySubsequences: false)
+            .joined(separator: " ")
         FileHandle.standardError.write(Data("omnibase-agents: error: \(line)\(hint)\n".utf8))
         return error.exitCode
     }
@@ -110,12 +111,12 @@ struct CommonOptions {
         stateDirectory = scanner.value("--state-dir") ?? ProcessInfo.processInfo.environment["OMNIBASE_STATE_DIR"] ?? ".state"
     }
 
-    /// Prints a JSON value or its human rendering.
+    /// Prints a JSON value or its human rendering, secret values masked (``PrintMask``).
     func emit(json: JSONValue, human: () -> String) {
         switch format {
-        case .json: print(json.serialized(pretty: true))
-        case .yaml: print(YAMLWriter.serialize(json), terminator: "")
-        case .human: print(human(), terminator: "")
+        case .json: print(PrintMask.shared.apply(json).serialized(pretty: true))
+        case .yaml: print(YAMLWriter.serialize(PrintMask.shared.apply(json)), terminator: "")
+        case .human: print(PrintMask.shared.apply(human()), terminator: "")
         }
     }
 }

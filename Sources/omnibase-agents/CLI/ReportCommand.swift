@@ -14,6 +14,9 @@ struct ReportCommand: CLICommand {
     exit codes, errors and the last lines of each step's stderr. FILE '-' writes to stdout.
 
       --html FILE          Where to write the page (replaced atomically).
+      --var NAME=VALUE     The value of a secret variable of the run, which was not stored, so
+                           that it can be masked (repeatable). Without it the page leaves the
+                           stderr tails out.
     \(CommonOptions.help)
 
     Exit codes: 0, 2 bad arguments or FILE cannot be written, 3 unknown run.
@@ -21,12 +24,14 @@ struct ReportCommand: CLICommand {
     """
 
     let runID: String
+    let secrets: [String: String]
     let output: String
     let common: CommonOptions
 
     init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--html"]),
+        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--html", "--var"]),
                                           flags: CommonOptions.flags)
+        secrets = try scanner.variables()
         runID = try singleRunID(scanner, command: "report")
         guard let output = scanner.value("--html"), !output.isEmpty else {
             throw usage("report needs --html FILE (the page to write)")
@@ -39,7 +44,8 @@ struct ReportCommand: CLICommand {
         let directory: StateDirectory
         do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
         let store = try RunStore(stateDirectory: directory, readOnly: true)
-        let report = try HTMLReport.load(runID: runID, stateDirectory: directory, store: store)
+        for value in secrets.values { PrintMask.shared.add(SecretMask(values: [value])) }
+        let report = try HTMLReport.load(runID: runID, stateDirectory: directory, store: store, secrets: secrets)
         let page = Data(report.render().utf8)
         if output == "-" {
             FileHandle.standardOutput.write(page)

@@ -1,29 +1,41 @@
 import Foundation
 import Orchestration
 
-/// What `resume` and `replay` take: one run id and the common options.
+/// What `resume` and `replay` take: one run id, the values of its secret variables that were not
+/// stored (`--var`), and the common options.
 struct StoredRunArguments {
     let runID: String
+    let secrets: [String: String]
     let common: CommonOptions
 
+    static let help = """
+      --var NAME=VALUE     The value of a secret variable of the run, which was not stored
+                           (repeatable; the run names the ones it needs).
+    """
+
     init(_ arguments: [String], command: String) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions, flags: CommonOptions.flags)
+        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--var"]),
+                                          flags: CommonOptions.flags)
         runID = try singleRunID(scanner, command: command)
+        secrets = try scanner.variables()
         common = try CommonOptions(scanner)
     }
 
     /// Runs `operation` on the state folder with SIGINT/SIGTERM as stop requests and progress
     /// (human format), prints the report, returns its exit code.
     func execute(resuming: Bool,
-                 _ operation: @escaping @Sendable (RunSession, String, AsyncStream<StopReason>, [any RunObserver])
-                    async throws(EngineError) -> RunReport) async throws(EngineError) -> Int32 {
+                 _ operation: @escaping @Sendable (RunSession, String, [String: String], AsyncStream<StopReason>,
+                                                   [any RunObserver]) async throws(EngineError) -> RunReport)
+        async throws(EngineError) -> Int32 {
         let session = try RunSession(stateDirectory: common.stateDirectory)
         let signals = SignalStopSource()
         defer { signals.finish() }
+        for value in secrets.values { PrintMask.shared.add(SecretMask(values: [value])) }
         let progress = progressPrinter(session, resuming: resuming)
         let runID = self.runID
+        let secrets = self.secrets
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
-            try await operation(session, runID, signals.requests, progress.map { [$0] } ?? [])
+            try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [])
         }
         common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
         return report.exitCode
@@ -34,7 +46,9 @@ struct StoredRunArguments {
     private func progressPrinter(_ session: RunSession, resuming: Bool) -> ProgressPrinter? {
         guard common.format == .human,
               let store = try? RunStore(stateDirectory: session.stateDirectory, readOnly: true),
-              let record = try? store.run(runID), let loaded = try? PlanLoader.load(record.source) else { return nil }
+              let record = try? store.run(runID), let source = try? record.source.supplying(secrets).get(),
+              let loaded = try? PlanLoader.load(source) else { return nil }
+        PrintMask.shared.add(loaded.plan.secretMask())
         // A resumed run keeps its succeeded steps: they count as done from the start.
         let done = resuming ? ((try? store.steps(runID))?.filter { $0.status == .succeeded }.count ?? 0) : 0
         return common.progressPrinter(for: loaded, request: RunRequest(json: record.options, stage: record.stage),
@@ -51,7 +65,10 @@ struct ResumeCommand: CLICommand {
 
     Re-runs every step of the run that did not succeed; succeeded steps are kept and new events
     are appended to the same run. A run whose engine died is taken over: the processes the dead
-    engine left are torn down first.
+    engine left are torn down first. The values of secret --var variables are not stored: give
+    them again with --var.
+
+    \(StoredRunArguments.help)
     \(CommonOptions.help)
 
     Exit codes: as for 'run'; 3 unknown run, 75 the run is held by another live engine.
@@ -65,8 +82,8 @@ struct ResumeCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: true) { session, runID, stops, observers throws(EngineError) in
-            try await session.resume(runID: runID, observers: observers, stopRequests: stops)
+        try await arguments.execute(resuming: true) { session, runID, secrets, stops, observers throws(EngineError) in
+            try await session.resume(runID: runID, secrets: secrets, observers: observers, stopRequests: stops)
         }
     }
 }
@@ -78,7 +95,10 @@ struct ReplayCommand: CLICommand {
     static let help = """
     Usage: omnibase-agents replay RUN_ID [options]
 
-    Runs the plan snapshot and variables stored with RUN_ID again, as a new run.
+    Runs the plan snapshot and variables stored with RUN_ID again, as a new run. The values of
+    secret --var variables are not stored: give them again with --var.
+
+    \(StoredRunArguments.help)
     \(CommonOptions.help)
 
     """
@@ -90,8 +110,8 @@ struct ReplayCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: false) { session, runID, stops, observers throws(EngineError) in
-            try await session.replay(runID: runID, observers: observers, stopRequests: stops)
+        try await arguments.execute(resuming: false) { session, runID, secrets, stops, observers throws(EngineError) in
+            try await session.replay(runID: runID, secrets: secrets, observers: observers, stopRequests: stops)
         }
     }
 }
@@ -150,6 +170,9 @@ struct RunsCommand: CLICommand {
         let directory: StateDirectory
         do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
         let store = try RunStore(stateDirectory: directory, readOnly: true)
+        if let runID, let record = try store.run(runID), let loaded = try? PlanLoader.load(record.source.withPlaceholders()) {
+            PrintMask.shared.add(loaded.plan.secretMask())
+        }
         switch action {
         case .list:
             let runs = try store.runs(status: status, limit: limit)
@@ -214,11 +237,11 @@ struct RunsCommand: CLICommand {
             let events = try store.events(runID)
             switch common.format {
             case .yaml:
-                print(YAMLWriter.serialize(.object(["events": .array(events.map(\.json))])), terminator: "")
+                print(YAMLWriter.serialize(PrintMask.shared.apply(.object(["events": .array(events.map(\.json))]))), terminator: "")
             case .json:
                 var bytes: [UInt8] = []
                 for event in events {
-                    event.json.write(into: &bytes, pretty: false)
+                    PrintMask.shared.apply(event.json).write(into: &bytes, pretty: false)
                     bytes.append(UInt8(ascii: "\n"))
                 }
                 FileHandle.standardOutput.write(Data(bytes))
@@ -226,7 +249,7 @@ struct RunsCommand: CLICommand {
                 for event in events {
                     let step = event.stepID.map { " \($0)" } ?? ""
                     let attempt = event.attempt.map { " #\($0)" } ?? ""
-                    let data = event.data.map { " \($0.serialized())" } ?? ""
+                    let data = event.data.map { " \(PrintMask.shared.apply($0).serialized())" } ?? ""
                     print(truncateLine("\(event.seq) \(Timestamp.rfc3339(event.timestamp)) \(event.kind.rawValue)\(step)\(attempt)\(data)"))
                 }
             }
