@@ -454,10 +454,7 @@ public actor Orchestrator {
                     scheduler?.finished(index, outcome)
                     if let final = outcome.state {
                         trackerPending += 1
-                        var reason: String?
-                        if case .failed(let why) = outcome { reason = why }
-                        if case .stalled(let why) = outcome { reason = why }
-                        tracker.record(.init(task: plan.tasks[index].id, state: final, reason: reason))
+                        tracker.record(.init(task: plan.tasks[index].id, state: final, reason: outcome.reason))
                     }
                 case .trackerProcessed:
                     trackerPending -= 1
@@ -528,6 +525,9 @@ public actor Orchestrator {
             // The session lock is ours, so the engine that ran the session is gone: tear down the
             // agents it left running (they carry OMNIBASE_RUN_ID=<session>).
             await OrphanReaper.reap(runID: previous.id, grace: .seconds(2))
+            // Iterations the dead engine started and never ended stay on record, as engine_lost;
+            // their tasks run again under the next iteration number.
+            do { try await store.closeLostIterations() } catch { throw OrchestratorError(store: error) }
             return PreparedSession(
                 session: previous.id, plan: plan, workspace: workspace, autoMerge: autoMerge,
                 maxRetries: config.maxRetries ?? stored["max_retries"]?.intValue ?? OrchestratorConfig.defaultMaxRetries,

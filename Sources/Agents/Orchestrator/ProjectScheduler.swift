@@ -8,7 +8,8 @@ import Orchestration
 /// - A task blocked on the bus gives its slot back while it waits (it is parked: it still has
 ///   its agent, and the project is not settled while it waits). Woken, it takes the next free
 ///   slot of its role before any new task of that role starts.
-/// - A task whose dependency failed or stalled (directly or transitively) never starts.
+/// - A task whose dependency failed, stalled or timed out blocked (directly or transitively)
+///   never starts.
 /// - The project is settled when nothing runs and every task that has not finished can never
 ///   start.
 struct ProjectScheduler {
@@ -155,7 +156,7 @@ struct ProjectScheduler {
     /// Stops starting tasks.
     mutating func stop() { stopping = true }
 
-    /// Why a pending task can never start (a dependency failed or stalled, directly or
+    /// Why a pending task can never start (a dependency failed, stalled or timed out blocked, directly or
     /// transitively), or nil.
     func unreachableReason(_ index: Int) -> String? {
         var reasons = [String?](repeating: nil, count: tasks.count)
@@ -163,10 +164,8 @@ struct ProjectScheduler {
             for dependency in dependencies[node] {
                 let dep = Int(dependency)
                 switch slots[dep] {
-                case .finished(.failed), .finished(.stalled):
-                    if case .finished(let state) = slots[dep] {
-                        reasons[node] = "its dependency \(tasks[dep].id) \(state.rawValue)"
-                    }
+                case .finished(let state) where state.isUnsuccessful:
+                    reasons[node] = "its dependency \(tasks[dep].id) \(state.rawValue)"
                 default:
                     if slots[dep] == .pending, let inherited = reasons[dep] {
                         reasons[node] = "its dependency \(tasks[dep].id) cannot start (\(inherited))"

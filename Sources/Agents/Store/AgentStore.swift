@@ -114,6 +114,11 @@ public actor AgentStore {
         }
     }
 
+    /// Records the iterations a killed engine left unfinished as `engine_lost` (on `--resume`).
+    /// - Returns: How many there were.
+    @discardableResult
+    public func closeLostIterations() throws -> Int { try AgentDatabase.closeLostIterations(database, session: session) }
+
     /// Every iteration of the session (for reports and tests).
     public func iterations() throws -> [JSONValue] { try AgentDatabase.iterations(database, session: session) }
 
