@@ -41,7 +41,8 @@ enum CLI {
         Common options: --format human|json|yaml, --no-color, --state-dir DIR, -h/--help.
         Run 'omnibase-agents <command> --help' for a command's options.
         Exit codes: 0 ok, 1 run failed, 2 bad plan or arguments, 3 unknown id, 4 protocol,
-        5 security, 74 state folder failed, 75 run held by another engine, 130/143 interrupted.
+        5 security, 74 state folder failed, 75 run held by another engine, 130/143 interrupted
+        (129/131: SIGHUP/SIGQUIT).
 
         """
         return text

@@ -25,7 +25,8 @@ struct RunCommand: CLICommand {
     \(CommonOptions.help)
 
     Exit codes: 0 succeeded, 1 failed, 2 bad plan or arguments, 3 unknown step id,
-    74 state folder failed, 130/143 interrupted (the run is recorded cancelled).
+    74 state folder failed, 130/143 interrupted by SIGINT/SIGTERM (129/131: SIGHUP/SIGQUIT;
+    the run is recorded cancelled).
 
     """
 
