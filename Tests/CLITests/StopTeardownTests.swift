@@ -55,3 +55,53 @@ func pidFile(_ path: String) async throws -> Int32 {
         #expect(try storedRunStatus(state, runID) == "succeeded")
     }
 }
+
+/// A step script that starts a process in a session of its own (out of the step's group), writes
+/// that process's pid to `$D/<name>.pid`, and goes on with `rest`.
+private func escapeeScript(_ name: String, then rest: String) -> String {
+    "setsid sh -c 'echo $$$$ > \"$D/\(name).pid.tmp\"; mv \"$D/\(name).pid.tmp\" \"$D/\(name).pid\"; exec sleep 1000' & "
+        + "while [ ! -e \"$D/\(name).pid\" ]; do sleep 0.01; done; \(rest)"
+}
+
+extension StopTeardownTests {
+    @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+    func aStopEndsTheProcessesAStepMovedOutOfItsGroup(signal: Int32, expected: Int32) async throws {
+        let dir = TempDir()
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("escape", escapeeScript("escapee", then: "echo $PPID > \"$D/engine.pid\"; sleep 100"), extra: env),
+        ], globals: "{\"kill_grace_sec\": 0.5}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        let engine = try await pidFile(dir.path + "/engine.pid")
+        let escapee = try await pidFile(dir.path + "/escapee.pid")
+        defer { kill(escapee, SIGKILL) }
+        #expect(isAlive(escapee))
+        kill(engine, signal)
+        let result = await run
+        #expect(result.status == expected, "\(result.stderr)")
+        #expect(try result.json()["status"]?.stringValue == "cancelled")
+        #expect(!isAlive(escapee), "the setsid child of a cancelled step survived the stop")
+    }
+
+    @Test func aTimeoutEndsItsAttemptsEscapeesAndNothingElse() async throws {
+        let dir = TempDir()
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            // Background work left on purpose by a step that succeeds stays (like make).
+            stepJSON("daemon", escapeeScript("daemon", then: "true"), extra: env),
+            stepJSON("hang", escapeeScript("escapee", then: "sleep 100"), deps: ["daemon"],
+                     extra: env + ", \"timeout_sec\": 1"),
+        ], globals: "{\"kill_grace_sec\": 0.5}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        let daemon = try await pidFile(dir.path + "/daemon.pid")
+        let escapee = try await pidFile(dir.path + "/escapee.pid")
+        defer {
+            kill(daemon, SIGKILL)
+            kill(escapee, SIGKILL)
+        }
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(try result.json().stepReport("hang")?["timed_out"]?.boolValue == true)
+        #expect(!isAlive(escapee), "the setsid child of a timed-out attempt survived the timeout")
+        #expect(isAlive(daemon), "a timeout ended another step's background work")
+    }
+}
