@@ -38,7 +38,7 @@ struct AgentsProgressPrinter: OrchestratorObserver {
             line = "Session \(session) \(status.rawValue)"
         }
         let clipped = style.fit(line)
-        FileHandle.standardError.write(Data((clipped + "\n").utf8))
+        StandardStreams.printError(clipped + "\n")
     }
 
     private func marker(_ kind: String) -> String {

@@ -53,11 +53,11 @@ enum CLI {
             return fail(EngineError(.usage, "missing command; run 'omnibase-agents --help' for the list"))
         }
         if first == "-h" || first == "--help" || first == "help" {
-            print(help, terminator: "")
+            StandardStreams.print(help, terminator: "")
             return 0
         }
         if first == "--version" || first == "-V" {
-            print("omnibase-agents \(Orchestration.version)")
+            StandardStreams.print("omnibase-agents \(Orchestration.version)")
             return 0
         }
         guard let command = commands.first(where: { $0.name == first }) else {
@@ -66,19 +66,24 @@ enum CLI {
         }
         let rest = Array(arguments.dropFirst())
         if rest.contains("-h") || rest.contains("--help") {
-            print(command.help, terminator: "")
+            StandardStreams.print(command.help, terminator: "")
             return 0
         }
         let instance: any CLICommand
         do { instance = try command.init(arguments: rest) } catch { return fail(error, seeHelp: true) }
-        do { return try await instance.run() } catch { return fail(error) }
+        let status: Int32
+        do { status = try await instance.run() } catch { return fail(error) }
+        guard let failure = StandardStreams.stdoutFailure else { return status }
+        // After SIGHUP the terminal is gone and nobody reads the report: keep the stop's code.
+        if status == StopReason.hangup.exitCode { return status }
+        return fail(EngineError(.stateFailure, "cannot write the output to stdout: \(failure)"))
     }
 
     /// Prints an error as one line on stderr and returns its exit code.
     static func fail(_ error: EngineError, seeHelp: Bool = false) -> Int32 {
         let hint = seeHelp && error.code == .usage ? " (see --help)" : ""
         let line = error.message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ")
-        FileHandle.standardError.write(Data("omnibase-agents: error: \(line)\(hint)\n".utf8))
+        StandardStreams.printError("omnibase-agents: error: \(line)\(hint)\n")
         return error.exitCode
     }
 }
@@ -114,9 +119,9 @@ struct CommonOptions {
     /// Prints a JSON value or its human rendering.
     func emit(json: JSONValue, human: () -> String) {
         switch format {
-        case .json: print(json.serialized(pretty: true))
-        case .yaml: print(YAMLWriter.serialize(json), terminator: "")
-        case .human: print(human(), terminator: "")
+        case .json: StandardStreams.print(json.serialized(pretty: true))
+        case .yaml: StandardStreams.print(YAMLWriter.serialize(json), terminator: "")
+        case .human: StandardStreams.print(human(), terminator: "")
         }
     }
 }

@@ -59,7 +59,7 @@ struct GraphCommand: CLICommand {
         switch source {
         case .plan(let path, let variables):
             let loaded = try PlanLoader.load(path: path, overrides: variables)
-            print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format), terminator: "")
+            StandardStreams.print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format), terminator: "")
         case .run(let runID, let stateDirectory):
             let directory: StateDirectory
             do { directory = try StateDirectory(path: stateDirectory) } catch { throw EngineError(error) }
@@ -71,7 +71,7 @@ struct GraphCommand: CLICommand {
             var statusByID: [String: StepStatus] = [:]
             for step in try store.steps(runID) { statusByID[step.id] = step.status }
             let statuses = loaded.graph.ids.map { statusByID[$0] ?? .pending }
-            print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format, statuses: statuses, runID: runID),
+            StandardStreams.print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format, statuses: statuses, runID: runID),
                   terminator: "")
         }
         return 0

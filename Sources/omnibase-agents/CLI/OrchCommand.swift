@@ -150,7 +150,7 @@ struct OrchCommand: CLICommand {
             registryAction: action,
             notices: { message in
                 let line = "\(warningStyle.rich ? "⚠️ " : "WARN") \(message)\n"
-                FileHandle.standardError.write(Data(line.utf8))
+                StandardStreams.printError(line)
             },
             stopRequests: signals?.requests)
         let report = try await stage.orchestrator.run(context)

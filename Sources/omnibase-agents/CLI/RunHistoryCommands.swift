@@ -214,20 +214,20 @@ struct RunsCommand: CLICommand {
             let events = try store.events(runID)
             switch common.format {
             case .yaml:
-                print(YAMLWriter.serialize(.object(["events": .array(events.map(\.json))])), terminator: "")
+                StandardStreams.print(YAMLWriter.serialize(.object(["events": .array(events.map(\.json))])), terminator: "")
             case .json:
                 var bytes: [UInt8] = []
                 for event in events {
                     event.json.write(into: &bytes, pretty: false)
                     bytes.append(UInt8(ascii: "\n"))
                 }
-                FileHandle.standardOutput.write(Data(bytes))
+                StandardStreams.write(bytes)
             case .human:
                 for event in events {
                     let step = event.stepID.map { " \($0)" } ?? ""
                     let attempt = event.attempt.map { " #\($0)" } ?? ""
                     let data = event.data.map { " \($0.serialized())" } ?? ""
-                    print(truncateLine("\(event.seq) \(Timestamp.rfc3339(event.timestamp)) \(event.kind.rawValue)\(step)\(attempt)\(data)"))
+                    StandardStreams.print(truncateLine("\(event.seq) \(Timestamp.rfc3339(event.timestamp)) \(event.kind.rawValue)\(step)\(attempt)\(data)"))
                 }
             }
         }
