@@ -13,6 +13,63 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
 }
 
 @Suite(.serialized) struct HardeningTests {
+    // MARK: Item 8
+
+    @Test(arguments: [
+        ("{\"env\": {\"A=B\": \"x\"}}", "{}", "globals.env: \"A=B\""),
+        ("{\"env\": {\"\": \"x\"}}", "{}", "globals.env: an empty name"),
+        ("{}", "{\"X=Y\": \"x\"}", "steps[0].env: \"X=Y\""),
+        ("{}", "{\"\": \"x\"}", "steps[0].env: an empty name"),
+    ])
+    func anEnvironmentNameThatNoProcessCanReceiveIsRefusedAtLoad(globals: String, env: String, cause: String) async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true", extra: "\"env\": \(env)")], globals: globals))
+        for command in ["validate", "run"] {
+            let result = await runCLI([command, plan, "--state-dir", dir.path + "/s"], in: dir.path)
+            #expect(result.status == 2, "\(command): \(result.stderr)")
+            #expect(result.stderr.contains(cause) && result.stderr.contains("not a valid environment variable name"),
+                    "\(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/s"), "a refused plan wrote a state folder")
+    }
+
+    @Test func anEmptyStateDirIsRefusedByEveryCommand() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true")]))
+        let commands: [[String]] = [
+            ["run", plan], ["validate", plan], ["resume", "r-x"], ["replay", "r-x"], ["runs", "list"], ["runs", "show", "r-x"],
+            ["runs", "events", "r-x"], ["graph", plan], ["graph", "--run", "r-x"], ["report", "r-x", "--html", "-"],
+            ["orch", "--stage", "pre-commit"], ["agents", "status"], ["agents", "run", dir.path], ["ci", "emit", "x"],
+        ]
+        for command in commands {
+            for spelling in [["--state-dir", ""], ["--state-dir="]] {
+                let result = await runCLI(command + spelling, in: dir.path)
+                #expect(result.status == 2, "\(command + spelling): \(result.stderr)")
+                #expect(result.stderr.contains("--state-dir needs a folder"), "\(command + spelling): \(result.stderr)")
+            }
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !$0.hasPrefix(".run-") }
+        #expect(left == ["p.json"], "state written into the current folder: \(left)")
+    }
+
+    @Test func aVarThePlanNeverUsesIsATypo() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([
+            "{\"id\": \"a\", \"command\": \"echo\", \"args\": [\"${BRANCH}\", \"${TAG}\"]}",
+        ], variables: "{\"BRANCH\": \"main\", \"UNUSED_DEFAULT\": \"1\"}"))
+        for command in ["validate", "run"] {
+            let typo = await runCLI([command, plan, "--var", "TAG=v1", "--var", "BRANHC=dev", "--state-dir", dir.path + "/s"],
+                                    in: dir.path)
+            #expect(typo.status == 2, "\(command): \(typo.stderr)")
+            #expect(typo.stderr.contains("--var BRANHC") && typo.stderr.contains("did you mean BRANCH?"), "\(typo.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/s"), "a refused --var wrote a state folder")
+        // Declared in "variables" (even if unreferenced) or referenced: both are used.
+        let fine = await runCLI(["run", plan, "--var", "TAG=v1", "--var", "UNUSED_DEFAULT=2", "--var", "BRANCH=dev",
+                                 "--state-dir", dir.path + "/s", "--format", "json"], in: dir.path)
+        #expect(fine.status == 0, "\(fine.stderr)")
+    }
+
     // MARK: Item 12
 
     @Test func aCycleThroughAHundredThousandStepsIsPrintedCutInTheMiddle() async throws {

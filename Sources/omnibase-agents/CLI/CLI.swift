@@ -113,7 +113,7 @@ struct CommonOptions {
         } else {
             format = isatty(1) != 0 ? .human : .json
         }
-        stateDirectory = scanner.value("--state-dir") ?? ProcessInfo.processInfo.environment["OMNIBASE_STATE_DIR"] ?? ".state"
+        stateDirectory = try scanner.stateDirectory()
     }
 
     /// Prints a JSON value or its human rendering.

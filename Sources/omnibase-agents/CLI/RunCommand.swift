@@ -66,7 +66,7 @@ struct RunCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        let loaded = try PlanLoader.load(path: planPath, overrides: variables)
+        let loaded = try PlanLoader.load(path: planPath, overrides: variables, refusingUnusedOverrides: true)
         let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to)
         if mode == .dryRun {
             printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
