@@ -70,6 +70,102 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         #expect(fine.status == 0, "\(fine.stderr)")
     }
 
+    // MARK: Item 10
+
+    /// Control characters in output other than its own line breaks (the checks run with NO_COLOR,
+    /// so the output has no escape sequences of its own).
+    static func rawControls(_ text: String) -> [String] {
+        text.unicodeScalars.filter { $0 != "\n" && TerminalText.needsEscape($0) }.map { "U+" + String($0.value, radix: 16) }
+    }
+
+    @Test func textFromAPlanOrAStepIsShownEscapedInEveryHumanView() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        // JSON escapes: ESC sequences that clear the screen, set the window title and recolour,
+        // a newline that forges a report line, a C1 CSI and a bidi override.
+        let hostile = "\\u001b[2J\\u001b]0;pwned\\u0007\\nFAKE PASS line\\u009b31m\\u202e"
+        let plan = dir.write("p.json", """
+            {"plan_id": "P\(hostile)", "version": "1",
+             "steps": [
+               {"id": "ok", "name": "N\(hostile)", "command": "true"},
+               {"id": "bad", "command": "no-such-command\(hostile)", "depends_on": ["ok"], "critical": false}
+             ]}
+            """)
+        var outputs: [(String, String)] = []
+        let run = await runCLI(["run", plan, "--state-dir", state, "--format", "human"], in: dir.path)
+        #expect(run.status == 0, "\(run.stderr)")
+        outputs += [("run stdout", run.stdout), ("run progress", run.stderr)]
+        #expect(run.stdout.contains("P\\e[2J\\e]0;pwned\\u{7}\\nFAKE PASS line\\u{9B}31m\\u{202E}"), "\(run.stdout)")
+        #expect(run.stdout.contains("no-such-command\\e[2J"), "the error text is shown escaped: \(run.stdout)")
+        let listed = await runCLI(["runs", "list", "--state-dir", state, "--format", "json"], in: dir.path)
+        let runID = try #require(try listed.json()["runs"]?[0]?["run_id"]?.stringValue)
+        for arguments in [["runs", "list"], ["runs", "show", runID], ["runs", "events", runID]] {
+            let result = await runCLI(arguments + ["--state-dir", state, "--format", "human"], in: dir.path)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            outputs.append(("\(arguments)", result.stdout))
+        }
+        let dryRun = await runCLI(["run", plan, "--mode", "dry-run", "--format", "human"], in: dir.path)
+        outputs.append(("dry run", dryRun.stdout))
+        #expect(dryRun.stdout.contains("Dry run of P\\e[2J"), "\(dryRun.stdout)")
+        for format in ["dot", "mermaid"] {
+            let graph = await runCLI(["graph", plan, "--format", format], in: dir.path)
+            #expect(graph.status == 0, "\(graph.stderr)")
+            outputs.append(("graph \(format)", graph.stdout))
+        }
+        let unknownRun = await runCLI(["runs", "show", "r-\u{1B}[2J", "--state-dir", state], in: dir.path)
+        #expect(unknownRun.status == 3)
+        #expect(unknownRun.stderr.contains("r-\\e[2J"), "\(unknownRun.stderr)")
+        outputs.append(("error message", unknownRun.stderr))
+
+        // orch: a component's command and a hook in a stage dry run and report.
+        let stageDir = TempDir()
+        stageDir.put("omnibase.registry.json", registryJSON([
+            componentJSON("check", script: "echo 'x\u{1B}[31my'; exit 3"),
+        ]))
+        let stageDry = await runCLI(["orch", "--stage", "pre-commit", "--mode", "dry-run", "--format", "human",
+                                     "--state-dir", stageDir.path + "/.state"], in: stageDir.path)
+        #expect(stageDry.status == 0, "\(stageDry.stderr)")
+        #expect(stageDry.stdout.contains("x\\e[31my"), "\(stageDry.stdout)")
+        outputs.append(("orch dry run", stageDry.stdout))
+        let stageRun = await runCLI(["orch", "--stage", "pre-commit", "--format", "human", "--state-dir", stageDir.path + "/.state"],
+                                    in: stageDir.path)
+        outputs += [("orch", stageRun.stdout), ("orch stderr", stageRun.stderr)]
+
+        for (view, text) in outputs {
+            #expect(Self.rawControls(text).isEmpty, "\(view) printed raw control characters \(Self.rawControls(text)): \(text)")
+            #expect(!text.contains("\nFAKE PASS line"), "\(view) printed a forged line: \(text)")
+        }
+    }
+
+    @Test(arguments: [ProgressPrinter.Mode.live, .lines])
+    func liveProgressShowsStepTextEscaped(mode: ProgressPrinter.Mode) async throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let printer = ProgressPrinter(mode: mode, style: TextStyle(rich: true), stepIDs: ["a"], slots: 1, fd: fds[1])
+        let hostile = "\u{1B}]0;pwned\u{07}\nFAKE\u{9B}2J"
+        try await printer.record([
+            RunEvent(runID: "r", kind: .runStarted),
+            RunEvent(runID: "r", kind: .stepStarted, stepID: "a", attempt: 1),
+            RunEvent(runID: "r", kind: .stepAttemptFailed, stepID: "a", attempt: 1, data: ["error": .string(hostile)]),
+            RunEvent(runID: "r", kind: .stepFailed, stepID: "a", attempt: 1, data: ["error": .string(hostile)]),
+        ])
+        printer.tick()
+        close(fds[1])
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(fds[0], &buffer, buffer.count)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains("\\e]0;pwned\\u{7}\\nFAKE\\u{9B}2J"), "\(text)")
+        // The live block's own cursor movements are the only escape sequences.
+        let withoutOwnCodes = text.replacingOccurrences(of: #"\u{1B}\[[0-9]*A\u{1B}\[J"#, with: "", options: .regularExpression)
+        #expect(Self.rawControls(withoutOwnCodes).isEmpty, "\(Self.rawControls(withoutOwnCodes)): \(text)")
+    }
+
     // MARK: Item 12
 
     @Test func aCycleThroughAHundredThousandStepsIsPrintedCutInTheMiddle() async throws {

@@ -82,7 +82,9 @@ enum CLI {
     /// Prints an error as one line on stderr and returns its exit code.
     static func fail(_ error: EngineError, seeHelp: Bool = false) -> Int32 {
         let hint = seeHelp && error.code == .usage ? " (see --help)" : ""
-        let line = error.message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ")
+        // One line: the message's own line breaks become spaces; control characters that came
+        // from a plan, a step or an argument are shown escaped.
+        let line = TerminalText.escaped(error.message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " "))
         StandardStreams.printError("omnibase-agents: error: \(line)\(hint)\n")
         return error.exitCode
     }

@@ -149,7 +149,7 @@ struct OrchCommand: CLICommand {
             selection: selection, from: from, to: to, maxConcurrency: maxConcurrency, replayRunID: replayRunID,
             registryAction: action,
             notices: { message in
-                let line = "\(warningStyle.rich ? "⚠️ " : "WARN") \(message)\n"
+                let line = "\(warningStyle.rich ? "⚠️ " : "WARN") \(TerminalText.escaped(message))\n"
                 StandardStreams.printError(line)
             },
             stopRequests: signals?.requests)

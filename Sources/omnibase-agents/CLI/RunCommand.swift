@@ -114,10 +114,10 @@ struct RunCommand: CLICommand {
             }),
         ])
         common.emit(json: json) {
-            var text = "Dry run of \(loaded.plan.id): \(steps.count) steps in order, nothing started\n"
+            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(steps.count) steps in order, nothing started\n"
             for (position, step) in steps.enumerated() {
-                let argv = ShellQuoting.line(step.processCommand?.argv ?? [])
-                text += "\(position + 1). \(step.id): \(argv)\n"
+                let argv = TerminalText.escaped(ShellQuoting.line(step.processCommand?.argv ?? []))
+                text += "\(position + 1). \(TerminalText.escaped(step.id)): \(argv)\n"
             }
             return text
         }

@@ -176,7 +176,7 @@ struct RunsCommand: CLICommand {
                 ]))
                 let done = (report?.steps.count ?? 0) - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
                 lines.append("\(run.runID)  \(run.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  "
-                             + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(run.planID)"
+                             + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(TerminalText.escaped(run.planID))"
                              + (run.status.isFinal || live ? "" : "  (engine gone: resume \(run.runID))"))
             }
             common.emit(json: .object(["runs": .array(items)])) {
@@ -202,7 +202,7 @@ struct RunsCommand: CLICommand {
                 if !record.status.isFinal {
                     let counts = report.summary
                     let done = report.steps.count - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
-                    let running = report.steps.filter { $0.status == .running }.map(\.id)
+                    let running = report.steps.filter { $0.status == .running }.map { TerminalText.escaped($0.id) }
                     text += "progress: \(done)/\(report.steps.count) done; running: \(running.isEmpty ? "none" : running.joined(separator: ", "))"
                     text += live ? "\n" : " (no live engine: 'omnibase-agents resume \(runID)' continues it)\n"
                 }
