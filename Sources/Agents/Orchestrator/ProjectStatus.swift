@@ -207,7 +207,8 @@ public struct ProjectStatus: Sendable {
             case .pending: style.rich ? "⏱️" : "TODO"
             }
         }
-        func clip(_ text: String) -> String { style.fit(text) }
+        // Markers are plain text or emoji, never escape sequences: a whole line can be escaped.
+        func clip(_ text: String) -> String { style.fit(TerminalText.escaped(text)) }
         var lines: [String] = []
         lines.append(clip("Project \(session.project), session \(session.id): \(session.status.rawValue)\(live ? " (live)" : "")"))
         lines.append(clip("  repo \(session.repository), integration branch \(session.integrationBranch)"))

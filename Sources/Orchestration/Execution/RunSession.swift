@@ -199,6 +199,18 @@ public struct RunSession: Sendable {
                                    observers: [recorder] + observers, commitGate: recorder, clock: ContinuousClock())
         let result: Result<RunReport, EngineError>
         do { result = .success(try await executor.run(stopRequests: stopRequests)) } catch { result = .failure(error) }
+        let stopped: Bool
+        switch result {
+        case .success(let report): stopped = report.status == .cancelled
+        case .failure: stopped = true
+        }
+        if stopped {
+            // A stop (or a failure that stopped the run) also ends what its steps moved out of
+            // their process groups (`setsid`), as a resume's takeover would.
+            let grace = loaded.plan.killGrace
+            let marks = OrphanReaper.Marks.run(options.runID)
+            _ = await withUncancelledTask { await OrphanReaper.tearDown(marked: marks, grace: grace) }
+        }
         try await recorder.close()
         var report = try result.get()
         report.stage = stage

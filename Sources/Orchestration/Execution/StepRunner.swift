@@ -63,6 +63,13 @@ public struct LocalStepRunner: StepRunner {
                                workingDirectory: command.workingDirectory, stdoutPath: context.stdoutPath,
                                stderrPath: context.stderrPath, timeout: step.timeout, killGrace: context.killGrace)
         let outcome = await LocalProcess.run(spec)
+        if outcome.timedOut {
+            // The group is gone; what the attempt moved out of it (`setsid`) still carries its
+            // marks. A stop ends the whole run's processes afterwards (``RunSession``).
+            let marks = OrphanReaper.Marks.attempt(runID: context.runID, stepID: step.id, attempt: context.attempt)
+            let grace = context.killGrace
+            _ = await withUncancelledTask { await OrphanReaper.tearDown(marked: marks, grace: grace) }
+        }
         return Self.attemptOutcome(outcome, timeout: step.timeout)
     }
 

@@ -7,8 +7,8 @@ import Foundation
 /// process's group gets SIGTERM and SIGCONT, then SIGKILL after the grace period. Our own group
 /// is never signalled.
 ///
-/// - Important: A step process that cleared its environment, or a grandchild that left the
-///   group with `setsid`, cannot be found or reached this way.
+/// - Important: A step process that cleared its environment cannot be found this way. For one
+///   that left its step's group (`setsid`) see ``tearDown(marked:grace:)``.
 public enum OrphanReaper {
     /// Process groups that hold processes of a run, with one member each (for verification).
     public static func groups(ofRun runID: String) -> [Int32: Int32] {
