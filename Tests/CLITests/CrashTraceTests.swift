@@ -190,9 +190,12 @@ struct CrashTraceTests {
                 #expect(after == before, "\(context): the state folder changed: \(added) \(changed)")
             }
         }
-        // A state folder without run folders is simply new: its first run creates runs.db.
+        // A state folder without recorded runs is simply new: its first run creates runs.db (a
+        // stage's hooks may have made a run folder already, without an events.jsonl).
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([stepJSON("a", "true")]))
+        try FileManager.default.createDirectory(atPath: dir.path + "/s/runs/r-hooks-first/hooks", withIntermediateDirectories: true)
+        chmod(dir.path + "/s", 0o700)
         let fresh = await runCLI(["run", plan, "--state-dir", dir.path + "/s"], in: dir.path)
         #expect(fresh.status == 0, "\(fresh.stderr)")
     }

@@ -93,8 +93,8 @@ public struct RunSession: Sendable {
                       parentRunID: String? = nil,
                       runner: any StepRunner = LocalStepRunner()) async throws(EngineError) -> RunReport {
         let initial = try loaded.graph.initialStates(from: request.from, to: request.to)
-        // The database before the run's folder (which the lease creates): a run folder without
-        // a database means a damaged history (StateDirectory.checkHistoryIntact).
+        // The database before the run's folder (which the lease creates): a state folder the
+        // store refuses (a damaged history, StateDirectory.checkHistoryIntact) is left untouched.
         let traceID = RunID.traceID()
         let lease: RunLease
         do {
