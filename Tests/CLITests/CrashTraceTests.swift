@@ -54,6 +54,17 @@ private func snapshot(_ path: String) -> [String: String] {
     return result
 }
 
+/// Polls `condition` (bounded) until it holds.
+private func waitUntil(seconds: Double = 20, _ condition: () -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("condition not met within \(seconds) s")
+    return false
+}
+
 @Suite("Crash traces: attempt numbers after kill -9, a lost run history, the resume race", .serialized,
        .timeLimit(.minutes(5)))
 struct CrashTraceTests {
@@ -157,6 +168,46 @@ struct CrashTraceTests {
         #expect(kills >= 3, "only \(kills) of \(iteration) runs were still running at the kill")
         // The kills hit the group commit's window: executions the database had not heard of.
         #expect(lostBeforeRecorded > 0)
+    }
+
+    /// Item 2, each kind of trace alone: a log file (no journal line) and a leftover process
+    /// (found by its OMNIBASE_* environment) of attempts the database never heard of are recorded
+    /// as engine-lost attempts, the next attempt is numbered above them, and the log is kept.
+    @Test func resumeRecordsAttemptsTracedByALogFileOrALeftoverProcessAndNumbersAboveThem() async throws {
+        let dir = TempDir()
+        let folder = dir.path
+        let state = folder + "/s"
+        _ = dir.write("fail", "")
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("a.b", "if [ -e \"$D/fail\" ]; then exit 1; fi; echo \"ran $OMNIBASE_ATTEMPT\"",
+                     extra: "\"env\": {\"D\": \"\(folder)\"}"),
+        ]))
+        let failed = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: folder)
+        #expect(failed.status == 1, "\(failed.stderr)")
+        let runID = try #require(try failed.json()["run_id"]?.stringValue)
+        try FileManager.default.removeItem(atPath: folder + "/fail")
+        // Attempt 2 left only its log; attempt 3 only a process, in a session of its own.
+        let logs = "\(state)/runs/\(runID)/logs"
+        #expect(FileManager.default.createFile(atPath: logs + "/a.b.2.out", contents: Data("attempt 2's output\n".utf8)))
+        let leftover = await runProgram("sh", ["-c", "setsid sleep 60 > /dev/null 2>&1 < /dev/null & echo $!"], in: folder,
+                                        environment: ["OMNIBASE_RUN_ID": runID, "OMNIBASE_STEP_ID": "a.b", "OMNIBASE_ATTEMPT": "3"])
+        let sleeper = try #require(Int32(leftover.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(sleeper, SIGKILL) }
+        _ = try await waitUntil { OrphanReaper.groups(ofRun: runID).values.contains(sleeper) }
+
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: folder)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect((try? resumed.json())?.stepReport("a.b")?["attempts"]?.intValue == 4)
+        let database = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let rows = try database.query(
+            "SELECT attempt, engine_lost, succeeded, error FROM attempts WHERE run_id = ? ORDER BY attempt", runID)
+        #expect(rows.map { $0.int(0) } == [1, 2, 3, 4])
+        #expect(rows.map { $0.int(1) } == [0, 1, 1, 0])
+        #expect(rows.map { $0.int(2) } == [0, 0, 0, 1])
+        #expect(rows[1].string(3) == "engine lost before the attempt's start was recorded")
+        #expect(try String(contentsOfFile: logs + "/a.b.2.out", encoding: .utf8) == "attempt 2's output\n")
+        #expect(try String(contentsOfFile: logs + "/a.b.4.out", encoding: .utf8) == "ran 4\n")
+        #expect(OrphanReaper.groups(ofRun: runID).isEmpty, "the leftover process survived the resume")
     }
 
     /// Item 3. A state folder with run folders but an empty or missing `runs.db` is refused
