@@ -197,7 +197,7 @@ public actor Orchestrator {
     /// - Throws: ``AgentSpawnError``: unknown role or task, wrong role, a dependency that failed
     ///   or stalled (`notReady`), already started or finished, orchestrator not running.
     public func spawnAgent(role: String, task: String) async throws(AgentSpawnError) -> AgentInstance {
-        guard case .running(let running) = state else { throw SessionScheduler.notRunning }
+        guard case .running(let running) = state else { throw ProjectScheduler.notRunning }
         let plan = running.plan
         guard let roleSpec = plan.role(role) else {
             let hint = Suggestion.closest(to: role, among: plan.roles.map(\.name)).map { " (did you mean \"\($0)\"?)" } ?? ""
@@ -212,7 +212,7 @@ public actor Orchestrator {
             throw AgentSpawnError(.wrongRole, "task \(task) belongs to role \(spec.role), not \(role)")
         }
         let refusal = await withCheckedContinuation { (reply: CheckedContinuation<AgentSpawnError?, Never>) in
-            if !running.mailbox.send(.spawn(index, reply)) { reply.resume(returning: SessionScheduler.notRunning) }
+            if !running.mailbox.send(.spawn(index, reply)) { reply.resume(returning: ProjectScheduler.notRunning) }
         }
         if let refusal { throw refusal }
         return AgentInstance(role: role, task: task, branch: ProjectPlan.branch(role: role, task: task),

@@ -116,57 +116,50 @@ struct SessionScheduler: Sendable {
         return Dictionary(uniqueKeysWithValues: plan.roles.map { ($0.name, RoleAgent(role: $0, settings: settings)) })
     }
 
-    /// The scheduling loop. Returns whether the session was stopped.
+    /// The scheduling loop: carries out what ``ProjectScheduler`` decides for each message.
+    /// Returns whether the session was stopped.
     private func schedule(roles: [String: RoleAgent], tracker: MilestoneTracker) async -> Bool {
         let plan = session.plan
         let store = session.store
         let mailbox = mailbox
         var rules = ProjectScheduler(plan: plan, states: session.taskStates, autoSpawn: config.autoSpawn)
-        var trackerPending = 0
-        var reportedUnreachable = false
-        var stopping = false
         /// Woken parked tasks waiting for a slot.
         var reclaims: [Int: CheckedContinuation<Void, Never>] = [:]
         await withTaskGroup(of: Void.self) { group in
-            func startReady() {
-                for index in rules.grantReclaimed() { reclaims.removeValue(forKey: index)?.resume() }
-                for index in rules.takeStartable() {
-                    let task = plan.tasks[index]
-                    guard let role = roles[task.role] else { continue }
-                    let dependencies = plan.graph.dependencies[index].map { Int($0) }.sorted {
-                        (plan.graph.topologicalOrder.firstIndex(of: $0) ?? 0) < (plan.graph.topologicalOrder.firstIndex(of: $1) ?? 0)
-                    }.map { ProjectPlan.branch(role: plan.tasks[$0].role, task: plan.tasks[$0].id) }
-                    group.addTask {
-                        let outcome: TaskOutcome
-                        do {
-                            if let record = try await store.task(task.id) {
-                                outcome = await role.work(on: TaskAssignment(task: task, record: record, dependencyBranches: dependencies))
-                            } else {
-                                outcome = .failed("task \(task.id) is missing from agents.db")
-                            }
-                        } catch {
-                            outcome = .failed("\(error)")
+            /// Carries out actions; returns false once the session is over.
+            func perform(_ actions: [ProjectScheduler.Action]) async -> Bool {
+                for action in actions {
+                    switch action {
+                    case .start(let index):
+                        guard let role = roles[plan.tasks[index].role] else { continue }
+                        group.addTask { mailbox.send(.finished(index, await Self.work(on: index, of: plan, by: role, store: store))) }
+                    case .grant(let index):
+                        reclaims.removeValue(forKey: index)?.resume()
+                    case .settle(let index, let state, let reason):
+                        let id = plan.tasks[index].id
+                        if state == nil, let reason {
+                            _ = try? await store.updateTask(id) { $0.reason = "cannot start: \(reason)" }
                         }
-                        mailbox.send(.finished(index, outcome))
+                        tracker.record(.init(task: id, state: state, reason: reason))
+                    case .cancelAll:
+                        for role in roles.values { await role.close() }
+                        group.cancelAll()
+                        for continuation in reclaims.values { continuation.resume() }
+                        reclaims.removeAll()
+                    case .finish:
+                        return false
                     }
                 }
+                return true
             }
 
             func handle(_ message: Message) async {
                 switch message {
                 case .finished(let index, let outcome):
-                    rules.finished(index, outcome)
-                    if let final = outcome.state {
-                        trackerPending += 1
-                        tracker.record(.init(task: plan.tasks[index].id, state: final, reason: outcome.reason))
-                    }
+                    _ = await perform(rules.taskFinished(index, outcome))
                 case .trackerProcessed:
-                    trackerPending -= 1
+                    rules.settlementProcessed()
                 case .spawn(let index, let reply):
-                    guard !stopping else {
-                        reply.resume(returning: Self.notRunning)
-                        break
-                    }
                     do {
                         try rules.request(index)
                         reply.resume(returning: nil)
@@ -176,45 +169,22 @@ struct SessionScheduler: Sendable {
                 case .parked(let task):
                     if let index = plan.graph.indexByID[task] { rules.park(index) }
                 case .reclaim(let task, let continuation):
-                    // Stopping: the task is being cancelled and needs no slot to notice.
-                    guard !stopping, let index = plan.graph.indexByID[task], rules.reclaim(index) == false else {
+                    guard let index = plan.graph.indexByID[task] else {
                         continuation.resume()
                         break
                     }
                     reclaims[index] = continuation
+                    _ = await perform(rules.reclaimRequested(index))
                 case .stop:
-                    if !stopping {
-                        stopping = true
-                        rules.stop()
-                        for role in roles.values { await role.close() }
-                        group.cancelAll()
-                        for continuation in reclaims.values { continuation.resume() }
-                        reclaims.removeAll()
-                    }
+                    _ = await perform(rules.stopRequested())
                 }
             }
 
             // A stop asked for before the loop ran comes first: nothing starts then.
             for message in mailbox.drain() { await handle(message) }
-            if !stopping { startReady() }
-            while true {
-                if stopping {
-                    if rules.runningCount == 0 { break }
-                } else if rules.isSettled {
-                    if !reportedUnreachable {
-                        reportedUnreachable = true
-                        for (index, reason) in rules.unreachable {
-                            let id = plan.tasks[index].id
-                            _ = try? await store.updateTask(id) { $0.reason = "cannot start: \(reason)" }
-                            trackerPending += 1
-                            tracker.record(.init(task: id, state: nil, reason: reason))
-                        }
-                    }
-                    if trackerPending == 0 { break }
-                }
+            while await perform(rules.advance()) {
                 guard let message = await mailbox.next() else { break }
                 await handle(message)
-                if !stopping { startReady() }
             }
             group.cancelAll()
             for continuation in reclaims.values { continuation.resume() }
@@ -223,13 +193,26 @@ struct SessionScheduler: Sendable {
         mailbox.close()
         for message in mailbox.drain() {
             switch message {
-            case .spawn(_, let reply): reply.resume(returning: Self.notRunning)
+            case .spawn(_, let reply): reply.resume(returning: ProjectScheduler.notRunning)
             case .reclaim(_, let continuation): continuation.resume()
             case .finished, .stop, .trackerProcessed, .parked: break
             }
         }
-        return stopping
+        return rules.stopping
     }
 
-    static let notRunning = AgentSpawnError(.notRunning, "the orchestrator is not running; start it first")
+    /// A role agent's work on a task, from its stored record and its dependencies' branches
+    /// (in plan order).
+    private static func work(on index: Int, of plan: ProjectPlan, by role: RoleAgent, store: AgentStore) async -> TaskOutcome {
+        let task = plan.tasks[index]
+        let dependencies = plan.graph.dependencies[index].map { Int($0) }.sorted {
+            (plan.graph.topologicalOrder.firstIndex(of: $0) ?? 0) < (plan.graph.topologicalOrder.firstIndex(of: $1) ?? 0)
+        }.map { ProjectPlan.branch(role: plan.tasks[$0].role, task: plan.tasks[$0].id) }
+        do {
+            guard let record = try await store.task(task.id) else { return .failed("task \(task.id) is missing from agents.db") }
+            return await role.work(on: TaskAssignment(task: task, record: record, dependencyBranches: dependencies))
+        } catch {
+            return .failed("\(error)")
+        }
+    }
 }
