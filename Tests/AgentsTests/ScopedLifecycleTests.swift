@@ -53,4 +53,18 @@ struct ScopedLifecycleTests {
         #expect(fixture.lines("starts") == [])
         #expect(await orchestrator.stoppedBy == .interrupt)
     }
+
+    @Test(.tags(.unit)) func latchWakesEveryWaiterOnceAndACancelledWaiterAtOnce() async {
+        let latch = Latch<Int>()
+        let cancelled = Task { await latch.wait() }
+        cancelled.cancel()
+        #expect(await cancelled.value == nil, "cancelled before the latch opened")
+        await withTaskGroup(of: Int?.self) { group in
+            for _ in 0..<3 { group.addTask { await latch.wait() } }
+            latch.open(7)
+            latch.open(8)
+            for await value in group { #expect(value == 7) }
+        }
+        #expect(await latch.wait() == 7, "open stays open")
+    }
 }

@@ -14,9 +14,6 @@ final class Latch<Value: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
-    /// The value, once open.
-    var value: Value? { state.withLock { $0.value } }
-
     /// Opens the latch with `value` and wakes every waiter; ignored when already open.
     func open(_ value: Value) {
         let waiters = state.withLock { state -> [CheckedContinuation<Value?, Never>] in
