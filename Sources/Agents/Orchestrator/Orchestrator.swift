@@ -17,16 +17,16 @@ import Orchestration
 /// ```
 ///
 /// ## State
-/// `idle` → `starting` (``SessionSetup``: plan, repository, session) → `running` → `stopping`
+/// `idle` → `starting` (`SessionSetup`: plan, repository, session) → `running` → `stopping`
 /// (after ``stop()`` or a signal: nothing new starts, running agents are cancelled, their
 /// process groups torn down) → `finished`, or `failed` when the session could not start or the
 /// state folder failed. Callers only signal (``requestStop(_:)``, ``spawnAgent(role:task:)``);
 /// ``run()`` makes every transition, re-checking the state after each `await`.
 ///
 /// ## Structure
-/// This actor owns the lifecycle only. ``run()`` runs in the caller's task: ``SessionSetup``
-/// opens the session, then ``SessionScheduler`` runs it (the bus pump, the tracker and the
-/// scheduling loop that applies ``ProjectScheduler``'s rules) until it settles or is stopped.
+/// This actor owns the lifecycle only. ``run()`` runs in the caller's task: `SessionSetup`
+/// opens the session, then `SessionScheduler` runs it (the bus pump, the tracker and the
+/// scheduling loop that applies `ProjectScheduler`'s rules) until it settles or is stopped.
 public actor Orchestrator {
     /// The configuration (``start(planDirectory:)`` may replace the project folder).
     public private(set) var config: OrchestratorConfig
