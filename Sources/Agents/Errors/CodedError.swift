@@ -77,11 +77,3 @@ public struct CodedError<Kind: ErrorCode>: Error, Sendable, Hashable, CustomStri
         return EngineError(engineCode, message, exitCode: exitCodeOverride)
     }
 }
-
-/// An error that knows the ``EngineError`` the CLI reports for it.
-protocol EngineErrorConvertible {
-    /// The engine error (message and exit code).
-    var engineError: EngineError { get }
-}
-
-extension CodedError: EngineErrorConvertible {}
