@@ -271,7 +271,11 @@ private final class LogCopy {
                 open(path, O_WRONLY | O_CREAT | creation | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
             }
             guard file >= 0, fcntl(file, F_SETFL, O_APPEND) == 0 else {
-                fail("cannot create the \(stream) log \(path): \(SystemCallError.message(for: errno))")
+                // EEXIST under O_EXCL: something (a link, an earlier attempt's file) is already
+                // there, and a log is never written over.
+                let reason = errno == EEXIST ? "something is already there (a log is never overwritten)"
+                    : SystemCallError.message(for: errno)
+                fail("cannot create the \(stream) log \(path): \(reason)")
                 return
             }
         }
