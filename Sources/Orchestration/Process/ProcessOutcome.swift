@@ -52,6 +52,14 @@ public struct ProcessOutcome: Sendable, Equatable {
     ///   reported anywhere. (In the rare fallback where the child writes into its log files
     ///   directly, a full disk fails the child's own writes instead, and nothing is reported here.)
     public var logError: String?
+    /// What the child wrote to stdout, when ``ProcessSpec/stdout`` is
+    /// ``OutputDestination/capture(limit:)`` and the process was started; otherwise `nil`.
+    ///
+    /// It holds what arrived until ``LocalProcess/run(_:)`` returned: output that a background
+    /// process still holding the pipe writes later is read and thrown away.
+    public var capturedStdout: CapturedOutput?
+    /// What the child wrote to stderr, like ``capturedStdout``.
+    public var capturedStderr: CapturedOutput?
 
     /// `true` when the leader exited with status 0 on its own, before any timeout or cancellation.
     public var succeeded: Bool {
@@ -67,9 +75,11 @@ public struct ProcessOutcome: Sendable, Equatable {
     ///   - pid: The leader's pid, if one was started.
     ///   - survivors: Live group members left after a teardown.
     ///   - logError: What went wrong with the log files, if anything.
+    ///   - capturedStdout: What was captured of stdout, if it was captured.
+    ///   - capturedStderr: What was captured of stderr, if it was captured.
     public init(
         termination: Termination, timedOut: Bool = false, cancelled: Bool = false, pid: Int32? = nil, survivors: Int = 0,
-        logError: String? = nil
+        logError: String? = nil, capturedStdout: CapturedOutput? = nil, capturedStderr: CapturedOutput? = nil
     ) {
         self.termination = termination
         self.timedOut = timedOut
@@ -77,5 +87,7 @@ public struct ProcessOutcome: Sendable, Equatable {
         self.pid = pid
         self.survivors = survivors
         self.logError = logError
+        self.capturedStdout = capturedStdout
+        self.capturedStderr = capturedStderr
     }
 }
