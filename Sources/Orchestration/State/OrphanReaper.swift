@@ -16,13 +16,11 @@ public enum OrphanReaper {
         let ownGroup = getpgrp()
         let ownPID = getpid()
         var groups: [Int32: Int32] = [:]
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }
-        for entry in entries {
-            guard let pid = Int32(entry), pid != ownPID else { continue }
-            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
-            let hasRun = environ.split(separator: 0, omittingEmptySubsequences: true).contains { Array($0) == needle }
-            guard hasRun, let (pgid, state) = groupAndState(of: pid), state != "Z", pgid != ownGroup, pgid > 1 else { continue }
-            groups[pgid] = pid
+        for pid in ProcessTable.pids() where pid != ownPID {
+            guard let environ = ProcessTable.environment(of: pid), environ.contains(where: { $0.elementsEqual(needle) }),
+                  let entry = ProcessTable.entry(pid: pid), entry.state != UInt8(ascii: "Z"),
+                  entry.group != ownGroup, entry.group > 1 else { continue }
+            groups[entry.group] = pid
         }
         return groups
     }
@@ -47,13 +45,5 @@ public enum OrphanReaper {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return found.count
-    }
-
-    private static func groupAndState(of pid: Int32) -> (Int32, Character)? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        guard fields.count > 2, let pgid = Int32(fields[2]), let state = fields[0].first else { return nil }
-        return (pgid, state)
     }
 }
