@@ -45,3 +45,16 @@ struct ProcessTableTests {
         #expect(environ.contains { $0.elementsEqual("PATH=\(path)".utf8) })
     }
 }
+
+/// The one signal-name table, as every view shows it.
+struct SignalNameTests {
+    @Test func namesAndFallback() {
+        #expect(SignalName.describe(SIGKILL) == "SIGKILL")
+        #expect(SignalName.describe(SIGUSR2) == "SIGUSR2")
+        #expect(SignalName.describe(42) == "signal 42")
+        #expect(SignalName.name(for: 42) == nil)
+        #expect(ProcessOutcome.Termination.signaled(SIGTERM).description == "killed by signal 15 (SIGTERM)")
+        #expect(ProcessOutcome.Termination.signaled(42).description == "killed by signal 42")
+        #expect(StopReason.hangup.signalName == "SIGHUP")
+    }
+}

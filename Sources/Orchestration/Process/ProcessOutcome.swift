@@ -18,17 +18,9 @@ public struct ProcessOutcome: Sendable, Equatable {
         public var description: String {
             switch self {
             case .exited(let status): "exited with status \(status)"
-            case .signaled(let signal): "killed by signal \(signal)\(Self.signalName(signal).map { " (\($0))" } ?? "")"
+            case .signaled(let signal): "killed by signal \(signal)\(SignalName.name(for: signal).map { " (\($0))" } ?? "")"
             case .failedToStart(let reason): "failed to start: \(reason)"
             }
-        }
-
-        private static func signalName(_ signal: Int32) -> String? {
-            let names: [Int32: String] = [
-                1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE",
-                9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM",
-            ]
-            return names[signal]
         }
     }
 
