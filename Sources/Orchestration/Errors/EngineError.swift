@@ -74,3 +74,10 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func == (lhs: EngineError, rhs: EngineError) -> Bool { lhs.code == rhs.code }
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }
+
+extension EngineError: StrictFieldFailure {
+    /// A plan or registry field problem: `invalidPlan` (exit 2).
+    package init(_ problem: FieldProblem) {
+        self.init(.invalidPlan, problem.message)
+    }
+}
