@@ -124,9 +124,9 @@ private struct ProjectPlanDecoder {
         if let integration, !Self.isValidBranch(integration) {
             throw PlanParseError(.invalidValue, top.message("integration_branch", "\"\(integration)\" is not a valid git branch name"))
         }
-        let maxRetries = try top.int("max_retries", minimum: 1)
+        let maxRetries = try top.int("max_retries", minimum: 1, maximum: 1_000_000)
         let retryInterval = try top.seconds("retry_interval_sec", positive: false)
-        let stallAfter = try top.int("stall_after", minimum: 0)
+        let stallAfter = try top.int("stall_after", minimum: 0, maximum: 1_000_000)
 
         let roles = try decodeRoles(top)
         var ciPlanPath: String?
@@ -199,7 +199,7 @@ private struct ProjectPlanDecoder {
             }
             try checkVariables(command, agent.location("command"), "\(agentPath).command")
             var arguments: [String] = []
-            for (index, (argument, location)) in try agent.strings("args").enumerated() {
+            for (index, (argument, location)) in (try agent.strings("args") ?? []).enumerated() {
                 try checkVariables(argument, location, "\(agentPath).args[\(index)]")
                 arguments.append(argument)
             }
@@ -237,7 +237,7 @@ private struct ProjectPlanDecoder {
         }
         let title = try fields.string("title") ?? id
         let prompt = try fields.string("prompt") ?? ""
-        let dependencies = try fields.strings("depends_on")
+        let dependencies = try fields.strings("depends_on") ?? []
         var check: TaskSpec.Check?
         if let checkNode = fields["done_when"] {
             let checkPath = "\(path).done_when"
@@ -245,7 +245,7 @@ private struct ProjectPlanDecoder {
             let command = try checkFields.string("command", required: true, nonEmpty: true)!
             try checkVariables(command, checkFields.location("command"), "\(checkPath).command")
             var arguments: [String] = []
-            for (position, (argument, location)) in try checkFields.strings("args").enumerated() {
+            for (position, (argument, location)) in (try checkFields.strings("args") ?? []).enumerated() {
                 try checkVariables(argument, location, "\(checkPath).args[\(position)]")
                 arguments.append(argument)
             }
@@ -258,15 +258,15 @@ private struct ProjectPlanDecoder {
                 "the promise text must not contain <, > or a line break (the agent prints <promise>TEXT</promise>)"))
         }
         var waitFor: [String] = []
-        for (position, (name, location)) in try fields.strings("wait_for").enumerated() {
+        for (position, (name, location)) in (try fields.strings("wait_for") ?? []).enumerated() {
             guard ProjectPlanLoader.isValidEventName(name) else {
                 throw PlanParseError(.invalidValue, locate(location, "\(path).wait_for[\(position)]",
                     "\"\(name)\" is not a valid event name (letters, digits and _ . : -)"))
             }
             waitFor.append(name)
         }
-        let maxRetries = try fields.int("max_retries", minimum: 1)
-        let stallAfter = try fields.int("stall_after", minimum: 0)
+        let maxRetries = try fields.int("max_retries", minimum: 1, maximum: 1_000_000)
+        let stallAfter = try fields.int("stall_after", minimum: 0, maximum: 1_000_000)
         let waitTimeout = try fields.seconds("wait_timeout_sec", positive: true)
         let task = TaskSpec(id: id, role: role, title: title, prompt: prompt, dependsOn: dependencies.map(\.0),
                             doneWhen: check, completionPromise: promise, waitFor: waitFor, maxRetries: maxRetries,
@@ -291,7 +291,7 @@ private struct ProjectPlanDecoder {
                 throw PlanValidationError(.duplicateID, fields.message("id", "duplicate milestone id \"\(id)\""))
             }
             let title = try fields.string("title") ?? id
-            let members = try fields.strings("tasks")
+            let members = try fields.strings("tasks") ?? []
             guard !members.isEmpty else {
                 throw PlanValidationError(.milestoneMembership, fields.message("tasks", "milestone \"\(id)\" has no tasks"))
             }

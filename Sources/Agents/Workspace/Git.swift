@@ -2,7 +2,7 @@ import Foundation
 import Orchestration
 
 /// Runs `git` through the engine's process layer (``LocalProcess``: its own process group, a
-/// time limit, output to files) and returns what it printed.
+/// time limit, output captured in memory) and returns what it printed.
 ///
 /// Every command gets `GIT_TERMINAL_PROMPT=0` and `LC_ALL=C` (stable messages), loses any
 /// inherited `GIT_DIR`/`GIT_WORK_TREE`/`GIT_INDEX_FILE`, and runs with automatic garbage
@@ -29,7 +29,8 @@ public struct Git: Sendable {
         }
     }
 
-    /// Where the output files go while a command runs.
+    /// A folder for git's temporary files (the fingerprint index of ``Workspace``); output is
+    /// captured in memory, not written here.
     public let scratchDirectory: String
     /// The environment every command starts from.
     public let environment: [String: String]
@@ -37,10 +38,13 @@ public struct Git: Sendable {
     public let settings: [String]
     /// The time limit of one command.
     public let timeout: Duration
+    /// The most bytes of stdout (and of stderr) kept of one command: 64 MiB, far above what the
+    /// engine's git commands print (ids, short lists, status lines).
+    public static let outputLimit = 64 << 20
 
     /// Creates a runner.
     /// - Parameters:
-    ///   - scratchDirectory: An existing folder for the output files.
+    ///   - scratchDirectory: An existing folder for temporary files.
     ///   - identity: `(name, email)` for engine commits when the repository has no identity.
     ///   - timeout: The time limit of one command (default 10 minutes).
     public init(scratchDirectory: String, identity: (String, String)? = nil, timeout: Duration = .seconds(600)) {
@@ -67,22 +71,18 @@ public struct Git: Sendable {
     ///   - arguments: The arguments after `git`.
     ///   - directory: The working directory (a worktree or the repository).
     ///   - environment: Extra environment variables (e.g. `GIT_INDEX_FILE`).
-    /// - Returns: The status and output; never throws (a git that cannot start has status nil).
+    /// - Returns: The status and output; never throws (a git that cannot start has status nil,
+    ///   and so has one whose stdout exceeded ``outputLimit``: a cut output is never used).
     public func run(_ arguments: [String], in directory: String, environment extra: [String: String] = [:]) async -> Result {
-        let token = UUID().uuidString
-        let out = "\(scratchDirectory)/git-\(token).out"
-        let err = "\(scratchDirectory)/git-\(token).err"
         var environment = self.environment
         for (name, value) in extra { environment[name] = value }
         let spec = ProcessSpec(command: "git", arguments: settings + arguments, environment: environment,
-                               workingDirectory: directory, stdoutPath: out, stderrPath: err, timeout: timeout,
-                               killGrace: .seconds(2))
+                               workingDirectory: directory, stdout: .capture(limit: Self.outputLimit),
+                               stderr: .capture(limit: Self.outputLimit), timeout: timeout, killGrace: .seconds(2))
         let outcome = await LocalProcess.run(spec)
-        let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
-        var stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
-        unlink(out)
-        unlink(err)
-        let status: Int32?
+        let stdout = outcome.capturedStdout?.text ?? ""
+        var stderr = outcome.capturedStderr?.text ?? ""
+        var status: Int32?
         switch outcome.termination {
         case .exited(let code): status = outcome.timedOut || outcome.cancelled ? nil : code
         case .signaled: status = nil
@@ -91,6 +91,10 @@ public struct Git: Sendable {
             stderr = "git could not be started: \(reason)"
         }
         if outcome.timedOut { stderr = "git \(arguments.first ?? "") timed out\n" + stderr }
+        if let captured = outcome.capturedStdout, captured.isTruncated {
+            status = nil
+            stderr = "git \(arguments.first ?? "") printed more than \(Self.outputLimit) bytes\n" + stderr
+        }
         return Result(status: status, stdout: stdout, stderr: stderr)
     }
 }

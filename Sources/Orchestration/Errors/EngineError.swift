@@ -2,9 +2,9 @@
 ///
 /// Errors compare by ``code`` only, so callers can match on the kind of failure while the message
 /// carries the context (file, line, step, field).
-public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct EngineError: CodedError, Hashable {
     /// The kind of failure. New codes can be added without breaking callers.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         private enum Kind: Sendable, Hashable {
             case usage, invalidPlan, unknownVariable, unknownReference, protocolViolation
             case securityViolation, stateFailure, runHeld, interrupted, executionFailed
@@ -69,8 +69,13 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The process exit code for this error (SPEC §5).
     public var exitCode: Int32 { exitCodeOverride ?? code.exitCode }
 
-    public var description: String { message }
-
     public static func == (lhs: EngineError, rhs: EngineError) -> Bool { lhs.code == rhs.code }
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}
+
+extension EngineError: StrictFieldFailure {
+    /// A plan or registry field problem: `invalidPlan` (exit 2).
+    package init(_ problem: FieldProblem) {
+        self.init(.invalidPlan, problem.message)
+    }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Receives a run's events: the JSONL writer, the store, progress printers, metrics.
 ///
 /// Observers see the events of one scheduler turn at once, in order, with `seq` assigned. The
@@ -36,10 +38,10 @@ public enum StopReason: Sendable, Hashable {
     /// What stopped the run.
     public var signalName: String {
         switch self {
-        case .interrupt: return "SIGINT"
-        case .terminate: return "SIGTERM"
-        case .hangup: return "SIGHUP"
-        case .quit: return "SIGQUIT"
+        case .interrupt: return SignalName.describe(SIGINT)
+        case .terminate: return SignalName.describe(SIGTERM)
+        case .hangup: return SignalName.describe(SIGHUP)
+        case .quit: return SignalName.describe(SIGQUIT)
         case .user: return "the user"
         }
     }

@@ -87,7 +87,7 @@ public struct LocalStepRunner: StepRunner {
             if code != 0 { error = "exited with code \(code)" }
         case .signaled(let number):
             signal = number
-            error = "killed by signal \(number) (\(signalName(number)))"
+            error = "killed by signal \(number) (\(SignalName.describe(number)))"
         case .failedToStart(let reason):
             error = reason
         }
@@ -150,25 +150,4 @@ extension LocalStepRunner {
 func formatSeconds(_ duration: Duration) -> String {
     let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\((seconds * 1000).rounded() / 1000)s"
-}
-
-/// The conventional name of a signal number.
-func signalName(_ number: Int32) -> String {
-    switch number {
-    case SIGHUP: return "SIGHUP"
-    case SIGINT: return "SIGINT"
-    case SIGQUIT: return "SIGQUIT"
-    case SIGILL: return "SIGILL"
-    case SIGABRT: return "SIGABRT"
-    case SIGBUS: return "SIGBUS"
-    case SIGFPE: return "SIGFPE"
-    case SIGKILL: return "SIGKILL"
-    case SIGSEGV: return "SIGSEGV"
-    case SIGPIPE: return "SIGPIPE"
-    case SIGALRM: return "SIGALRM"
-    case SIGTERM: return "SIGTERM"
-    case SIGUSR1: return "SIGUSR1"
-    case SIGUSR2: return "SIGUSR2"
-    default: return "signal \(number)"
-    }
 }

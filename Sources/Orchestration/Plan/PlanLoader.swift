@@ -336,112 +336,13 @@ private struct PlanDecoder {
     }
 }
 
-/// One JSON object being decoded: unknown keys are rejected on creation; typed accessors reject
-/// wrong types and out-of-range numbers with the value's location.
-private struct Fields {
-    let object: JSONObject
-    let node: JSONNode
-    let path: String
-    let decoder: Locator
+/// One JSON object of a plan being decoded (``StrictFields``), every error an ``EngineError``
+/// (`invalidPlan`, exit 2).
+private typealias Fields = StrictFields<EngineError>
 
-    init(_ node: JSONNode, path: String, allowed: [String], decoder: Locator) throws(EngineError) {
-        guard case .object(let object) = node.kind else {
-            let what = path.isEmpty ? "a plan" : path
-            throw decoder.error(node.location, path, "\(what) must be an object, not \(node.typeName)")
-        }
-        for member in object.members where !allowed.contains(member.key) {
-            let hint = Suggestion.closest(to: member.key, among: allowed).map { " (did you mean \"\($0)\"?)" } ?? ""
-            throw decoder.error(member.keyLocation, Self.join(path, member.key), "unknown key \"\(member.key)\"\(hint)")
-        }
-        self.object = object
-        self.node = node
-        self.path = path
-        self.decoder = decoder
-    }
-
-    static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
-
-    subscript(key: String) -> JSONNode? { object[key] }
-
-    func location(_ key: String) -> SourceLocation { object[key]?.location ?? node.location }
-
-    private func fail(_ key: String, _ value: JSONNode, _ message: String) -> EngineError {
-        decoder.error(value.location, Self.join(path, key), message)
-    }
-
-    func string(_ key: String, required: Bool = false) throws(EngineError) -> String? {
-        guard let value = object[key] else {
-            if required { throw decoder.error(node.location, path, "missing required field \"\(key)\"") }
-            return nil
-        }
-        guard case .string(let s) = value.kind else { throw fail(key, value, "must be a string, not \(value.typeName)") }
-        return s
-    }
-
-    func bool(_ key: String) throws(EngineError) -> Bool? {
-        guard let value = object[key] else { return nil }
-        guard case .bool(let b) = value.kind else { throw fail(key, value, "must be true or false, not \(value.typeName)") }
-        return b
-    }
-
-    func int(_ key: String, minimum: Int, maximum: Int = Int(Int32.max)) throws(EngineError) -> Int? {
-        guard let value = object[key] else { return nil }
-        guard case .number(let number) = value.kind else { throw fail(key, value, "must be an integer, not \(value.typeName)") }
-        guard let n = number.int else { throw fail(key, value, "must be an integer, not \(number.text)") }
-        guard n >= minimum else { throw fail(key, value, "must be at least \(minimum), not \(n)") }
-        guard n <= maximum else { throw fail(key, value, "must be at most \(maximum), not \(n)") }
-        return n
-    }
-
-    /// A duration in seconds: finite, not negative, and not zero when `positive`.
-    func seconds(_ key: String, positive: Bool) throws(EngineError) -> Duration? {
-        guard let value = object[key] else { return nil }
-        guard case .number(let number) = value.kind else { throw fail(key, value, "must be a number of seconds, not \(value.typeName)") }
-        let seconds = number.double
-        guard seconds.isFinite else { throw fail(key, value, "must be a finite number of seconds") }
-        guard seconds >= 0 else { throw fail(key, value, "must not be negative, not \(number.text)") }
-        if positive && seconds == 0 { throw fail(key, value, "must be greater than 0") }
-        guard seconds <= 31_536_000 else { throw fail(key, value, "must be at most one year (31536000 seconds)") }
-        return .seconds(seconds)
-    }
-
-    func enumeration<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type) throws(EngineError) -> E?
-    where E.RawValue == String {
-        guard let raw = try string(key) else { return nil }
-        guard let value = E(rawValue: raw) else {
-            let allowed = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
-            let hint = Suggestion.closest(to: raw, among: E.allCases.map(\.rawValue)).map { " (did you mean \"\($0)\"?)" } ?? ""
-            throw fail(key, object[key]!, "unknown value \"\(raw)\"\(hint); expected one of \(allowed)")
-        }
-        return value
-    }
-
-    func array(_ key: String) throws(EngineError) -> [JSONNode]? {
-        guard let value = object[key] else { return nil }
-        guard case .array(let items) = value.kind else { throw fail(key, value, "must be an array, not \(value.typeName)") }
-        return items
-    }
-
-    /// An object whose values are all strings (environment, variables), in file order.
-    func stringMembers(_ key: String) throws(EngineError) -> [(String, String, SourceLocation)] {
-        guard let value = object[key] else { return [] }
-        guard case .object(let members) = value.kind else { throw fail(key, value, "must be an object of strings, not \(value.typeName)") }
-        var result: [(String, String, SourceLocation)] = []
-        for member in members.members {
-            guard case .string(let s) = member.value.kind else {
-                throw decoder.error(member.value.location, "\(Self.join(path, key)).\(member.key)",
-                                    "must be a string, not \(member.value.typeName)")
-            }
-            result.append((member.key, s, member.value.location))
-        }
-        return result
-    }
-
-    /// ``stringMembers(_:)`` as a dictionary, or nil when the key is absent.
-    func stringMap(_ key: String) throws(EngineError) -> [String: String]? {
-        guard object[key] != nil else { return nil }
-        var map: [String: String] = [:]
-        for (name, value, _) in try stringMembers(key) { map[name] = value }
-        return map
+extension StrictFields<EngineError> {
+    /// Opens an object of the plan at `decoder`'s file; the root is called "a plan".
+    fileprivate init(_ node: JSONNode, path: String, allowed: [String], decoder: Locator) throws(EngineError) {
+        try self.init(node, path: path, allowed: allowed, file: decoder.displayPath, what: path.isEmpty ? "a plan" : path)
     }
 }

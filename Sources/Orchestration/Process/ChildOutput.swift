@@ -10,22 +10,41 @@ struct ChildOutput {
     /// through the pump.
     let drain: OutputDrain?
 
+    /// The memory of a captured stdout, if it is captured.
+    let stdoutCapture: OutputCapture?
+    /// The memory of a captured stderr, if it is captured.
+    let stderrCapture: OutputCapture?
+
     /// The path that sends a stream nowhere without a pipe or a file.
     static let discard = "/dev/null"
 
-    /// Sets up each distinct path of `spec`: `/dev/null` is opened directly; any other path gets
-    /// a pipe copied by `pump` into the file, which is created on the first byte; if the pump is
-    /// not available, the file is created (or truncated) now and given to the child directly.
+    /// Sets up each distinct destination of `spec`: `/dev/null` is opened directly; a file gets
+    /// a pipe copied by `pump` into the file, which is created on the first byte (if the pump is
+    /// not available, the file is created or truncated now and given to the child directly); a
+    /// capture gets a pipe copied by `pump` into memory.
     ///
-    /// - Returns: The fds, or why the output could not be set up (only possible for `/dev/null`
-    ///   and for files opened directly; a pipe's log-file problems surface later, in the drain).
+    /// - Returns: The fds, or why the output could not be set up (only possible for `/dev/null`,
+    ///   for files opened directly and for a capture without the pump; a pipe's log-file
+    ///   problems surface later, in the drain).
     static func prepare(_ spec: ProcessSpec, pump: OutputPump) -> Result<ChildOutput, LaunchFailure> {
-        let shared = spec.stderrPath == spec.stdoutPath
+        let shared = !isCapture(spec.stdout) && !isCapture(spec.stderr) && spec.stderr.path == spec.stdout.path
         let drain = OutputDrain(pump: pump)
-        func destination(_ path: String, _ stream: String) -> Result<Int32, LaunchFailure> {
-            if path != discard,
-               let writeEnd = pump.attach(path: path, stream: stream, exclusive: spec.keepsExistingLogs, drain: drain) {
-                return .success(writeEnd)
+        func destination(_ target: OutputDestination, _ stream: String) -> Result<(Int32, OutputCapture?), LaunchFailure> {
+            let path: String
+            switch target {
+            case .capture(let limit):
+                let capture = OutputCapture(limit: limit)
+                guard let writeEnd = pump.attach(path: "", capture: capture, stream: stream, drain: drain) else {
+                    return .failure(LaunchFailure("cannot capture the \(stream): the output pump is not available"))
+                }
+                return .success((writeEnd, capture))
+            case .discard:
+                path = discard
+            case .file(let file):
+                path = file
+                if path != discard, let writeEnd = pump.attach(path: path, stream: stream, exclusive: spec.keepsExistingLogs, drain: drain) {
+                    return .success((writeEnd, nil))
+                }
             }
             let isDiscard = path == discard
             let creation = spec.keepsExistingLogs ? O_CREAT | O_EXCL | O_NOFOLLOW : O_CREAT | O_TRUNC
@@ -34,24 +53,30 @@ struct ChildOutput {
             guard fd >= 0 else {
                 return .failure(LaunchFailure("cannot open the \(stream) log \(path): \(SystemCallError.message(for: errno))"))
             }
-            return .success(fd)
+            return .success((fd, nil))
         }
-        let stdout: Int32
-        switch destination(spec.stdoutPath, shared ? "stdout and stderr" : "stdout") {
-        case .success(let fd): stdout = fd
+        let stdout: (fd: Int32, capture: OutputCapture?)
+        switch destination(spec.stdout, shared ? "stdout and stderr" : "stdout") {
+        case .success(let prepared): stdout = prepared
         case .failure(let failure): return .failure(failure)
         }
         var stderr = stdout
         if !shared {
-            switch destination(spec.stderrPath, "stderr") {
-            case .success(let fd): stderr = fd
+            switch destination(spec.stderr, "stderr") {
+            case .success(let prepared): stderr = prepared
             case .failure(let failure):
-                close(stdout)
+                close(stdout.fd)
                 return .failure(failure)
             }
         }
         // No stream went through the pump when the drain is complete before the spawn.
-        return .success(ChildOutput(stdout: stdout, stderr: stderr, drain: drain.isComplete ? nil : drain))
+        return .success(ChildOutput(stdout: stdout.fd, stderr: stderr.fd, drain: drain.isComplete ? nil : drain,
+                                    stdoutCapture: stdout.capture, stderrCapture: shared ? nil : stderr.capture))
+    }
+
+    private static func isCapture(_ destination: OutputDestination) -> Bool {
+        if case .capture = destination { return true }
+        return false
     }
 
     /// Closes the parent's copies of the child's fds; call once the spawn is over.

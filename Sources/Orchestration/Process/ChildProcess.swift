@@ -13,6 +13,8 @@ struct ChildProcess: Sendable {
     /// Signalled when the child's output pipes are read to end-of-file; `nil` when its output
     /// goes to `/dev/null` or straight into files.
     let output: OutputDrain?
+    /// The memory of a captured stdout and stderr, if captured.
+    let captures: (stdout: OutputCapture?, stderr: OutputCapture?)
 
     /// How long teardown waits, after SIGKILL, for the leader to exit and the group to empty.
     static let killSettleBound: Duration = .seconds(2)
@@ -22,11 +24,12 @@ struct ChildProcess: Sendable {
     /// Waits, at most ``OutputDrain/window`` and even if the calling task is cancelled, for the
     /// output to be copied to the end; call it after reaping (or tearing down) the group.
     ///
-    /// - Returns: What went wrong with the log files so far, if anything.
-    func settleOutput() async -> String? {
-        guard let output else { return nil }
+    /// - Returns: What went wrong with the log files so far, if anything, and what was captured
+    ///   (which stops the captures: later output is read but not kept).
+    func settleOutput() async -> (logError: String?, stdout: CapturedOutput?, stderr: CapturedOutput?) {
+        guard let output else { return (nil, nil, nil) }
         _ = await output.wait(until: ContinuousClock.now.advanced(by: OutputDrain.window))
-        return output.error
+        return (output.error, captures.stdout?.seal(), captures.stderr?.seal())
     }
 
     /// Reaps the leader, which must have exited (so this does not block), and closes its pidfd.

@@ -61,7 +61,9 @@ public enum LocalProcess {
         switch await child.exit.wait(until: deadline) {
         case .exited:
             let termination = child.reap()
-            return ProcessOutcome(termination: termination, pid: child.pid, logError: await child.settleOutput())
+            let output = await child.settleOutput()
+            return ProcessOutcome(termination: termination, pid: child.pid, logError: output.logError,
+                                  capturedStdout: output.stdout, capturedStderr: output.stderr)
         case .deadlinePassed:
             reason = .timeout
         case .cancelled:
@@ -70,13 +72,16 @@ public enum LocalProcess {
 
         let grace = spec.killGrace
         let teardown = await withUncancelledTask { await child.tearDown(grace: grace) }
+        let output = await child.settleOutput()
         return ProcessOutcome(
             termination: teardown.termination,
             timedOut: reason == .timeout,
             cancelled: reason == .cancellation,
             pid: child.pid,
             survivors: teardown.survivors,
-            logError: await child.settleOutput()
+            logError: output.logError,
+            capturedStdout: output.stdout,
+            capturedStderr: output.stderr
         )
     }
 }

@@ -84,7 +84,9 @@ final class OutputPump: Sendable {
     /// into `path`.
     ///
     /// - Parameters:
-    ///   - path: The log file, created (mode 0600) or truncated when the first byte arrives.
+    ///   - path: The log file, created (mode 0600) or truncated when the first byte arrives;
+    ///     ignored when `capture` is given.
+    ///   - capture: The memory the stream goes into instead of a file, if any.
     ///   - stream: The stream's name for error messages (`stdout`, `stderr`).
     ///   - exclusive: Create the file with `O_EXCL` (a file already there is an error, left
     ///     untouched) instead of truncating it.
@@ -93,11 +95,13 @@ final class OutputPump: Sendable {
     ///   the spawn is over, whether it succeeded or not: end-of-file comes only after that. `nil`
     ///   when the pump is not available or the pipe cannot be set up; output must then go
     ///   straight into the file.
-    func attach(path: String, stream: String, exclusive: Bool = false, drain: OutputDrain) -> Int32? {
+    func attach(path: String, capture: OutputCapture? = nil, stream: String, exclusive: Bool = false,
+                drain: OutputDrain) -> Int32? {
         guard epollFD >= 0 else { return nil }
         var ends: [Int32] = [-1, -1]
         guard omni_output_pipe(&ends) == 0 else { return nil }
-        let copy = LogCopy(source: ends[0], path: path, stream: stream, exclusive: exclusive, drain: drain)
+        let copy = LogCopy(source: ends[0], path: path, capture: capture, stream: stream, exclusive: exclusive,
+                           drain: drain)
         // Ownership of `copy` passes to the pump thread with the registration: from the moment
         // `epoll_ctl` succeeds, only the pump thread touches it, and it releases this retain at
         // end-of-file. If the registration fails, the pump never saw it and it is released here.
@@ -226,6 +230,8 @@ private final class LogCopy {
     let source: Int32
     /// The log file's path.
     let path: String
+    /// Where the stream goes instead of the file, if it is captured.
+    let capture: OutputCapture?
     /// `stdout`, `stderr`, or `stdout and stderr`.
     let stream: String
     /// `O_EXCL` (never replace a file) or `O_TRUNC`.
@@ -239,9 +245,10 @@ private final class LogCopy {
     /// Bytes written to the log file so far, for error messages.
     private var written = 0
 
-    init(source: Int32, path: String, stream: String, exclusive: Bool, drain: OutputDrain) {
+    init(source: Int32, path: String, capture: OutputCapture?, stream: String, exclusive: Bool, drain: OutputDrain) {
         self.source = source
         self.path = path
+        self.capture = capture
         self.stream = stream
         creation = exclusive ? O_EXCL : O_TRUNC
         self.drain = drain
@@ -263,6 +270,10 @@ private final class LogCopy {
 
     /// Writes `chunk` to the log file, creating the file first if this is the stream's first byte.
     private func store(_ chunk: UnsafeRawBufferPointer) {
+        if let capture {
+            capture.append(chunk)
+            return
+        }
         if discarding { return }
         if file < 0 {
             // O_NONBLOCK only for the open: a FIFO without a reader fails with ENXIO instead of

@@ -57,7 +57,8 @@ enum ProcessLauncher {
             }
             if code == 0 {
                 let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd)
-                return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain))
+                return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
+                                             captures: (output.stdoutCapture, output.stderrCapture)))
             }
             // Transient: back off outside any lock, in the async context, then try again.
             if (code == EAGAIN || code == ETXTBSY) && attempt < spawnRetries && !Task.isCancelled {

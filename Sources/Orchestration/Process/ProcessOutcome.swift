@@ -18,17 +18,9 @@ public struct ProcessOutcome: Sendable, Equatable {
         public var description: String {
             switch self {
             case .exited(let status): "exited with status \(status)"
-            case .signaled(let signal): "killed by signal \(signal)\(Self.signalName(signal).map { " (\($0))" } ?? "")"
+            case .signaled(let signal): "killed by signal \(signal)\(SignalName.name(for: signal).map { " (\($0))" } ?? "")"
             case .failedToStart(let reason): "failed to start: \(reason)"
             }
-        }
-
-        private static func signalName(_ signal: Int32) -> String? {
-            let names: [Int32: String] = [
-                1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE",
-                9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM",
-            ]
-            return names[signal]
         }
     }
 
@@ -52,6 +44,14 @@ public struct ProcessOutcome: Sendable, Equatable {
     ///   reported anywhere. (In the rare fallback where the child writes into its log files
     ///   directly, a full disk fails the child's own writes instead, and nothing is reported here.)
     public var logError: String?
+    /// What the child wrote to stdout, when ``ProcessSpec/stdout`` is
+    /// ``OutputDestination/capture(limit:)`` and the process was started; otherwise `nil`.
+    ///
+    /// It holds what arrived until ``LocalProcess/run(_:)`` returned: output that a background
+    /// process still holding the pipe writes later is read and thrown away.
+    public var capturedStdout: CapturedOutput?
+    /// What the child wrote to stderr, like ``capturedStdout``.
+    public var capturedStderr: CapturedOutput?
 
     /// `true` when the leader exited with status 0 on its own, before any timeout or cancellation.
     public var succeeded: Bool {
@@ -67,9 +67,11 @@ public struct ProcessOutcome: Sendable, Equatable {
     ///   - pid: The leader's pid, if one was started.
     ///   - survivors: Live group members left after a teardown.
     ///   - logError: What went wrong with the log files, if anything.
+    ///   - capturedStdout: What was captured of stdout, if it was captured.
+    ///   - capturedStderr: What was captured of stderr, if it was captured.
     public init(
         termination: Termination, timedOut: Bool = false, cancelled: Bool = false, pid: Int32? = nil, survivors: Int = 0,
-        logError: String? = nil
+        logError: String? = nil, capturedStdout: CapturedOutput? = nil, capturedStderr: CapturedOutput? = nil
     ) {
         self.termination = termination
         self.timedOut = timedOut
@@ -77,5 +79,7 @@ public struct ProcessOutcome: Sendable, Equatable {
         self.pid = pid
         self.survivors = survivors
         self.logError = logError
+        self.capturedStdout = capturedStdout
+        self.capturedStderr = capturedStderr
     }
 }

@@ -63,7 +63,7 @@ extension HTMLReport {
         var parts: [String] = []
         if step.timedOut { parts.append("timed out") }
         if let code = step.exitCode { parts.append(step.timedOut ? "exit \(code)" : "\(code)") }
-        if let signal = step.signal { parts.append(Self.signalName(signal)) }
+        if let signal = step.signal { parts.append(SignalName.describe(signal)) }
         return parts.isEmpty ? "-" : parts.joined(separator: ", ")
     }
 

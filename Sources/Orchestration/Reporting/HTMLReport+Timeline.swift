@@ -167,18 +167,11 @@ extension HTMLReport {
     static func describe(_ attempt: RunStore.AttemptRecord, start: Double, end: Double) -> String {
         var text = "\(attempt.stepID) #\(attempt.attempt): \(attempt.outcome.rawValue.replacingOccurrences(of: "-", with: " "))"
         if let code = attempt.exitCode { text += ", exit \(code)" }
-        if let signal = attempt.signal { text += ", \(signalName(signal))" }
+        if let signal = attempt.signal { text += ", \(SignalName.describe(signal))" }
         text += attempt.finishedAt == nil ? " (no end recorded, at +\(formatDuration(start)))"
             : " (\(formatDuration(end - start)), at +\(formatDuration(start)))"
         if let error = attempt.error, !error.isEmpty { text += "\n" + error }
         return text
-    }
-
-    /// `SIGKILL`, or `signal 42`.
-    static func signalName(_ signal: Int32) -> String {
-        let names: [Int32: String] = [1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS",
-                                      8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM"]
-        return names[signal] ?? "signal \(signal)"
     }
 
     /// About eight round tick positions (1, 2 or 5 times a power of ten seconds, or whole minutes)

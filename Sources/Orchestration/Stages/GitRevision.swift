@@ -32,19 +32,14 @@ public struct GitRevision: Sendable, Hashable {
 
     /// Runs git and returns its trimmed output, or nil when it fails.
     static func git(_ arguments: [String], in directory: String, environment: [String: String]) async -> String? {
-        let base = NSTemporaryDirectory() + "omnibase-git-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer {
-            unlink(base + ".out")
-            unlink(base + ".err")
-        }
         var env = environment
         env["GIT_TERMINAL_PROMPT"] = "0"
         env["LC_ALL"] = "C"
         let spec = ProcessSpec(command: "git", arguments: arguments, environment: env, workingDirectory: directory,
-                               stdoutPath: base + ".out", stderrPath: base + ".err", timeout: .seconds(30))
+                               stdout: .capture(limit: 1 << 20), stderr: .discard, timeout: .seconds(30))
         let outcome = await LocalProcess.run(spec)
-        guard outcome.succeeded else { return nil }
-        let text = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Ids and `diff --quiet` print at most a line; a longer output is not an answer.
+        guard outcome.succeeded, let captured = outcome.capturedStdout, !captured.isTruncated else { return nil }
+        return captured.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -220,12 +220,12 @@ private struct RegistryDecoder {
         let component = Component(
             name: name, description: try fields.string("description"), kind: kind, lifecycle: lifecycle,
             tags: tags.map(\.0), command: command, arguments: arguments, idempotent: idempotent,
-            timeoutSeconds: try fields.seconds("timeout_sec", positive: true), dependsOn: dependencies.map(\.0),
-            retries: retries, retryDelaySeconds: try fields.seconds("retry_delay_sec", positive: false) ?? 1,
-            maxRetryDelaySeconds: try fields.seconds("max_retry_delay_sec", positive: false) ?? 60,
+            timeoutSeconds: try fields.secondsValue("timeout_sec", positive: true), dependsOn: dependencies.map(\.0),
+            retries: retries, retryDelaySeconds: try fields.secondsValue("retry_delay_sec", positive: false) ?? 1,
+            maxRetryDelaySeconds: try fields.secondsValue("max_retry_delay_sec", positive: false) ?? 60,
             critical: try fields.bool("critical") ?? true,
             onFailure: try fields.enumeration("on_failure", FailurePolicy.self) ?? .abort,
-            workingDirectory: try fields.string("cwd", nonEmpty: true), environment: try fields.stringMap("env"),
+            workingDirectory: try fields.string("cwd", nonEmpty: true), environment: try fields.stringMap("env") ?? [:],
             breaker: breaker)
         return (component, dependencies.map(\.1))
     }
@@ -281,9 +281,9 @@ private struct RegistryDecoder {
         }
         return Registry.Hook(name: name, command: try fields.string("command", required: true, nonEmpty: true)!,
                              arguments: try fields.strings("args")?.map(\.0) ?? [],
-                             timeoutSeconds: try fields.seconds("timeout_sec", positive: true),
+                             timeoutSeconds: try fields.secondsValue("timeout_sec", positive: true),
                              workingDirectory: try fields.string("cwd", nonEmpty: true),
-                             environment: try fields.stringMap("env"), stages: stages)
+                             environment: try fields.stringMap("env") ?? [:], stages: stages)
     }
 
     func decodeBreaker(_ node: JSONNode, path: String) throws(EngineError) -> BreakerSettings {
@@ -291,7 +291,7 @@ private struct RegistryDecoder {
         let defaults = RegistryLoader.defaultBreaker
         return BreakerSettings(
             failureThreshold: try fields.int("failure_threshold", minimum: 1, maximum: 1_000_000) ?? defaults.failureThreshold,
-            cooldownSeconds: try fields.seconds("cooldown_sec", positive: true) ?? defaults.cooldownSeconds)
+            cooldownSeconds: try fields.secondsValue("cooldown_sec", positive: true) ?? defaults.cooldownSeconds)
     }
 
     /// A stage name that components run in (not `registry`).

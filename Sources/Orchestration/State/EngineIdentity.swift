@@ -31,12 +31,7 @@ public struct EngineIdentity: Sendable, Hashable, CustomStringConvertible {
 
     /// A process's start time, or nil if it does not exist.
     public static func startTime(of pid: Int32) -> Int64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the command name start at field 3 (state); starttime is field 22.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 19 else { return nil }
-        return Int64(fields[19])
+        ProcessTable.entry(pid: pid)?.startTime
     }
 
     /// Whether this identity is a live process now (same boot, same pid, same start time).

@@ -38,9 +38,9 @@ extension OrphanReaper {
         let ownPID = getpid()
         var found: [MarkedProcess] = []
         for entry in ProcessTable.entries() where entry.pid != ownPID && entry.isAlive {
-            guard let environ = FileManager.default.contents(atPath: "/proc/\(entry.pid)/environ") else { continue }
+            guard let environ = ProcessTable.environment(of: entry.pid) else { continue }
             var missing = Set(needles.indices)
-            for variable in environ.split(separator: 0, omittingEmptySubsequences: true) where !missing.isEmpty {
+            for variable in environ where !missing.isEmpty {
                 if let index = needles.firstIndex(where: { $0.elementsEqual(variable) }) { missing.remove(index) }
             }
             if missing.isEmpty { found.append(MarkedProcess(pid: entry.pid, group: entry.group)) }

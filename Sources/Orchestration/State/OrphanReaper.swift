@@ -33,17 +33,14 @@ public enum OrphanReaper {
         let ownPID = getpid()
         var groups: [Int32: Int32] = [:]
         var attempts: [String: Set<Int>] = [:]
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return ([:], [:]) }
-        for entry in entries {
-            guard let pid = Int32(entry), pid != ownPID else { continue }
-            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
-            let variables = environ.split(separator: 0, omittingEmptySubsequences: true)
-            let hasRun = variables.contains { $0.elementsEqual(needle) }
-            guard hasRun, let (pgid, state) = groupAndState(of: pid), state != "Z", pgid != ownGroup, pgid > 1 else { continue }
-            groups[pgid] = pid
+        for pid in ProcessTable.pids() where pid != ownPID {
+            guard let environ = ProcessTable.environment(of: pid), environ.contains(where: { $0.elementsEqual(needle) }),
+                  let entry = ProcessTable.entry(pid: pid), entry.state != UInt8(ascii: "Z"),
+                  entry.group != ownGroup, entry.group > 1 else { continue }
+            groups[entry.group] = pid
             var stepID: String?
             var attempt: Int?
-            for variable in variables {
+            for variable in environ {
                 if variable.starts(with: stepKey) {
                     stepID = String(decoding: variable.dropFirst(stepKey.count), as: UTF8.self)
                 } else if variable.starts(with: attemptKey) {
@@ -76,13 +73,5 @@ public enum OrphanReaper {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return leftovers
-    }
-
-    private static func groupAndState(of pid: Int32) -> (Int32, Character)? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        guard fields.count > 2, let pgid = Int32(fields[2]), let state = fields[0].first else { return nil }
-        return (pgid, state)
     }
 }

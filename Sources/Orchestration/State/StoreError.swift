@@ -7,9 +7,9 @@ import Glibc
 /// (one sentence a user can act on) and the low-level context that explains it: the SQLite
 /// result code and message, the SQL that failed, the path involved. Two errors are equal when
 /// their codes are equal, whatever their context.
-public struct StoreError: Error, Sendable, CustomStringConvertible {
+public struct StoreError: CodedError {
     /// What went wrong, independently of where. New codes can be added without breaking clients.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         private enum Kind: String, Hashable, Sendable {
             case diskFull = "disk full"
             case ioError = "I/O error"
@@ -106,9 +106,6 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         self.sql = sql
         self.path = path
     }
-
-    /// The process exit code for this error (SPEC §5).
-    public var exitCode: Int32 { code.exitCode }
 
     /// The message followed by the context (path, SQLite's message and code, the SQL), for logs.
     public var description: String {
