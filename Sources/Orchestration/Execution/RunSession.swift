@@ -154,10 +154,8 @@ public struct RunSession: Sendable {
         var lost: [RunEvent] = []
         for attempt in try store.unfinishedAttempts(runID) {
             seq += 1
-            lost.append(RunEvent(seq: seq, runID: runID, kind: .stepAttemptFailed, stepID: attempt.stepID,
-                                 attempt: attempt.attempt,
-                                 data: ["exit_code": .null, "signal": .null, "timed_out": false,
-                                        "engine_lost": true, "error": "engine lost while the attempt ran"]))
+            lost.append(RunEvent(seq: seq, runID: runID, stepID: attempt.stepID, attempt: attempt.attempt,
+                                 payload: .stepAttemptFailed(.engineLost("engine lost while the attempt ran"))))
         }
         // Attempts that left a trace (a journal line, a log file, a leftover process) but whose
         // start was never committed (the engine died within a group commit's window) may have
@@ -173,11 +171,9 @@ public struct RunSession: Sendable {
                 // Commits keep event order: a step recorded succeeded had no later attempt.
                 guard step.status != .succeeded else { continue }
                 for attempt in numbers.subtracting(recorded[step.id] ?? []).sorted() {
-                    lost.append(RunEvent(seq: seq + 1, runID: runID, kind: .stepStarted, stepID: step.id, attempt: attempt))
-                    lost.append(RunEvent(seq: seq + 2, runID: runID, kind: .stepAttemptFailed, stepID: step.id,
-                                         attempt: attempt,
-                                         data: ["exit_code": .null, "signal": .null, "timed_out": false, "engine_lost": true,
-                                                "error": "engine lost before the attempt's start was recorded"]))
+                    lost.append(RunEvent(seq: seq + 1, runID: runID, stepID: step.id, attempt: attempt, payload: .stepStarted))
+                    lost.append(RunEvent(seq: seq + 2, runID: runID, stepID: step.id, attempt: attempt,
+                                         payload: .stepAttemptFailed(.engineLost("engine lost before the attempt's start was recorded"))))
                     seq += 2
                 }
             }
