@@ -52,7 +52,28 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     private let commitGate: (any CommitGate)?
     private let clock: C
 
-    /// Creates an executor.
+    /// Creates an executor for a plan built in code, validating its DAG.
+    ///
+    /// ```swift
+    /// let plan = Plan(id: "in-process", steps: [.closure("a") { _ in }, .closure("b", dependsOn: ["a"]) { _ in }])
+    /// let report = try await DAGExecutor(plan: plan, clock: ContinuousClock()).run()
+    /// ```
+    /// - Parameters:
+    ///   - options: the run's id, concurrency override, priorities; fresh ones by default.
+    ///   - runner: where attempts run (local processes and in-process closures by default).
+    ///   - observers: who records the events.
+    ///   - commitGate: when set, a step starts only once its dependencies' results are durable.
+    ///   - clock: the clock of retry delays (a manual clock in tests).
+    /// - Throws: ``EngineError`` (exit 2) naming the first problem of the DAG (a duplicate id, an
+    ///   unknown dependency, a cycle).
+    public init(plan: Plan, options: RunOptions = RunOptions(), runner: any StepRunner = LocalStepRunner(),
+                observers: [any RunObserver] = [], commitGate: (any CommitGate)? = nil, clock: C) throws(EngineError) {
+        let loaded = try LoadedPlan(plan)
+        self.init(plan: loaded.plan, graph: loaded.graph, options: options, runner: runner, observers: observers,
+                  commitGate: commitGate, clock: clock)
+    }
+
+    /// Creates an executor for a plan and its already validated graph (``LoadedPlan``).
     /// - Parameters:
     ///   - plan: the plan; `graph` must be its validated graph.
     ///   - runner: where attempts run.
@@ -60,7 +81,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     ///   - commitGate: when set, a step starts only once its dependencies' results are durable,
     ///     and the run returns only once its last event is.
     ///   - clock: the clock of retry delays (a manual clock in tests).
-    public init(plan: Plan, graph: PlanGraph, options: RunOptions, runner: any StepRunner = LocalStepRunner(),
+    package init(plan: Plan, graph: PlanGraph, options: RunOptions, runner: any StepRunner = LocalStepRunner(),
                 observers: [any RunObserver] = [], commitGate: (any CommitGate)? = nil, clock: C) {
         precondition(graph.count == plan.steps.count, "the graph must be the plan's")
         self.plan = plan
@@ -368,5 +389,19 @@ private struct RunLoop {
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+extension DAGExecutor where C == ContinuousClock {
+    /// Creates an executor for a plan built in code on the continuous clock.
+    ///
+    /// ```swift
+    /// let report = try await DAGExecutor(plan: plan).run()
+    /// ```
+    /// - Throws: ``EngineError`` (exit 2) naming the first problem of the DAG.
+    public init(plan: Plan, options: RunOptions = RunOptions(), runner: any StepRunner = LocalStepRunner(),
+                observers: [any RunObserver] = [], commitGate: (any CommitGate)? = nil) throws(EngineError) {
+        try self.init(plan: plan, options: options, runner: runner, observers: observers, commitGate: commitGate,
+                      clock: ContinuousClock())
     }
 }
