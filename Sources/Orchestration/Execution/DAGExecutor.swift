@@ -52,7 +52,28 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     private let commitGate: (any CommitGate)?
     private let clock: C
 
-    /// Creates an executor.
+    /// Creates an executor for a plan built in code, validating its DAG.
+    ///
+    /// ```swift
+    /// let plan = Plan(id: "in-process", steps: [.closure("a") { _ in }, .closure("b", dependsOn: ["a"]) { _ in }])
+    /// let report = try await DAGExecutor(plan: plan, clock: ContinuousClock()).run()
+    /// ```
+    /// - Parameters:
+    ///   - options: the run's id, concurrency override, priorities; fresh ones by default.
+    ///   - runner: where attempts run (local processes and in-process closures by default).
+    ///   - observers: who records the events.
+    ///   - commitGate: when set, a step starts only once its dependencies' results are durable.
+    ///   - clock: the clock of retry delays (a manual clock in tests).
+    /// - Throws: ``EngineError`` (exit 2) naming the first problem of the DAG (a duplicate id, an
+    ///   unknown dependency, a cycle).
+    public init(plan: Plan, options: RunOptions = RunOptions(), runner: any StepRunner = LocalStepRunner(),
+                observers: [any RunObserver] = [], commitGate: (any CommitGate)? = nil, clock: C) throws(EngineError) {
+        let loaded = try LoadedPlan(plan)
+        self.init(plan: loaded.plan, graph: loaded.graph, options: options, runner: runner, observers: observers,
+                  commitGate: commitGate, clock: clock)
+    }
+
+    /// Creates an executor for a plan and its already validated graph (``LoadedPlan``).
     /// - Parameters:
     ///   - plan: the plan; `graph` must be its validated graph.
     ///   - runner: where attempts run.
@@ -60,7 +81,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     ///   - commitGate: when set, a step starts only once its dependencies' results are durable,
     ///     and the run returns only once its last event is.
     ///   - clock: the clock of retry delays (a manual clock in tests).
-    public init(plan: Plan, graph: PlanGraph, options: RunOptions, runner: any StepRunner = LocalStepRunner(),
+    package init(plan: Plan, graph: PlanGraph, options: RunOptions, runner: any StepRunner = LocalStepRunner(),
                 observers: [any RunObserver] = [], commitGate: (any CommitGate)? = nil, clock: C) {
         precondition(graph.count == plan.steps.count, "the graph must be the plan's")
         self.plan = plan
@@ -276,26 +297,23 @@ private struct RunLoop {
         attempts = options.previousAttempts ?? [Int](repeating: 0, count: graph.count)
     }
 
-    mutating func emit(_ kind: RunEvent.Kind, step: Int? = nil, attempt: Int? = nil, data: JSONValue? = nil) {
-        let event = RunEvent(seq: nextSeq, runID: options.runID, kind: kind, stepID: step.map { graph.ids[$0] },
-                             attempt: attempt, data: data)
+    mutating func emit(_ payload: RunEvent.Payload, step: Int? = nil, attempt: Int? = nil) {
+        let event = RunEvent(seq: nextSeq, runID: options.runID, stepID: step.map { graph.ids[$0] }, attempt: attempt,
+                             payload: payload)
         nextSeq += 1
         builder.apply(event, stepIndex: step)
         pending.append(event)
     }
 
     mutating func startEvent() {
-        emit(options.resuming ? .runResumed : .runStarted, data: [
-            "plan_id": .string(plan.id),
-            "steps": .int(graph.count),
-            "max_concurrency": .int(options.maxConcurrency ?? plan.maxConcurrency),
-        ])
+        let start = RunStart(planID: plan.id, steps: graph.count, maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency)
+        emit(options.resuming ? .runResumed(start) : .runStarted(start))
     }
 
     mutating func attemptFinished(_ step: Int, _ outcome: AttemptOutcome) {
         lastOutcome[step] = outcome
         if outcome.result == .failed {
-            emit(.stepAttemptFailed, step: step, attempt: attemptNumber(step), data: Self.outcomeData(outcome))
+            emit(.stepAttemptFailed(AttemptEnd(outcome)), step: step, attempt: attemptNumber(step))
         }
     }
 
@@ -309,7 +327,7 @@ private struct RunLoop {
             attempts[step] = attempt
             emit(.stepStarted, step: step, attempt: attempt)
         case .scheduleRetry(let step, let attempt, let delay):
-            emit(.stepRetry, step: step, attempt: attempt, data: ["delay_sec": .double(Self.seconds(delay))])
+            emit(.stepRetry(delaySeconds: Self.seconds(delay)), step: step, attempt: attempt)
         case .finish(let step, let status, let reason):
             finishEvent(step, status, reason)
         case .terminateRunning:
@@ -322,17 +340,9 @@ private struct RunLoop {
             default: exitCode = observerFailure?.exitCode ?? 1
             }
             let counts = builder.current.summary
-            emit(.runFinished, data: [
-                "status": .string(status.rawValue),
-                "exit_code": .int(Int(exitCode)),
-                "summary": [
-                    "total": .int(graph.count),
-                    "succeeded": .int(counts[.succeeded] ?? 0),
-                    "failed": .int(counts[.failed] ?? 0),
-                    "skipped": .int(counts[.skipped] ?? 0),
-                    "cancelled": .int(counts[.cancelled] ?? 0),
-                ],
-            ])
+            emit(.runFinished(RunEnd(status: status, exitCode: exitCode, total: graph.count,
+                                     succeeded: counts[.succeeded] ?? 0, failed: counts[.failed] ?? 0,
+                                     skipped: counts[.skipped] ?? 0, cancelled: counts[.cancelled] ?? 0)))
         }
     }
 
@@ -341,17 +351,14 @@ private struct RunLoop {
         finalSeq[step] = nextSeq
         switch status {
         case .succeeded:
-            emit(.stepSucceeded, step: step, attempt: attempt, data: lastOutcome[step].map(Self.outcomeData))
+            emit(.stepSucceeded(lastOutcome[step].map(AttemptEnd.init)), step: step, attempt: attempt)
         case .failed:
-            emit(.stepFailed, step: step, attempt: attempt, data: lastOutcome[step].map(Self.outcomeData))
+            emit(.stepFailed(lastOutcome[step].map(AttemptEnd.init)), step: step, attempt: attempt)
         case .skipped:
-            emit(.stepSkipped, step: step, data: ["reason": .string(describe(reason))])
+            emit(.stepSkipped(reason: describe(reason)), step: step)
         case .cancelled:
-            var data: [JSONValue.Member] = [.init("reason", .string(describe(reason)))]
-            if reason == .interrupted, let outcome = lastOutcome[step], case .object(let members) = Self.outcomeData(outcome) {
-                data += members.filter { $0.key != "error" }
-            }
-            emit(.stepCancelled, step: step, attempt: attempt, data: .object(data))
+            let torn = reason == .interrupted ? lastOutcome[step].map(AttemptEnd.init) : nil
+            emit(.stepCancelled(reason: describe(reason), attempt: torn), step: step, attempt: attempt)
         case .pending, .running:
             preconditionFailure("not a final status: \(status)")
         }
@@ -380,17 +387,21 @@ private struct RunLoop {
         }
     }
 
-    static func outcomeData(_ outcome: AttemptOutcome) -> JSONValue {
-        var members: [JSONValue.Member] = [
-            .init("exit_code", outcome.exitCode.map { .int(Int($0)) } ?? .null),
-            .init("signal", outcome.signal.map { .int(Int($0)) } ?? .null),
-            .init("timed_out", .bool(outcome.timedOut)),
-        ]
-        if let error = outcome.error { members.append(.init("error", .string(error))) }
-        return .object(members)
-    }
-
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+extension DAGExecutor where C == ContinuousClock {
+    /// Creates an executor for a plan built in code on the continuous clock.
+    ///
+    /// ```swift
+    /// let report = try await DAGExecutor(plan: plan).run()
+    /// ```
+    /// - Throws: ``EngineError`` (exit 2) naming the first problem of the DAG.
+    public init(plan: Plan, options: RunOptions = RunOptions(), runner: any StepRunner = LocalStepRunner(),
+                observers: [any RunObserver] = [], commitGate: (any CommitGate)? = nil) throws(EngineError) {
+        try self.init(plan: plan, options: options, runner: runner, observers: observers, commitGate: commitGate,
+                      clock: ContinuousClock())
     }
 }

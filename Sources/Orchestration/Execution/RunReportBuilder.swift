@@ -31,17 +31,15 @@ public struct RunReportBuilder: Sendable {
 
     /// Applies one event.
     public mutating func apply(_ event: RunEvent) {
-        switch event.kind {
+        switch event.payload {
         case .runStarted, .runResumed:
             if report.startedAt == nil { report.startedAt = event.timestamp }
             report.status = .running
             report.finishedAt = nil
-        case .runFinished:
+        case .runFinished(let end):
             report.finishedAt = event.timestamp
-            if let status = event.data?["status"]?.stringValue.flatMap(RunStatus.init(rawValue:)) {
-                report.status = status
-            }
-            if let code = event.data?["exit_code"]?.intValue { report.exitCode = Int32(code) }
+            report.status = end.status
+            report.exitCode = end.exitCode
         default:
             guard let id = event.stepID, let index = indexByID[id] else { return }
             Self.applyStepEvent(event, to: &report.steps[index])
@@ -49,13 +47,13 @@ public struct RunReportBuilder: Sendable {
     }
 
     private static func applyStepEvent(_ event: RunEvent, to step: inout RunReport.StepReport) {
-        let data = event.data
+        let end = event.payload.attemptEnd
         func takeOutcome() {
-            step.exitCode = data?["exit_code"]?.intValue.map(Int32.init)
-            step.signal = data?["signal"]?.intValue.map(Int32.init)
-            step.timedOut = data?["timed_out"]?.boolValue ?? false
+            step.exitCode = end?.exitCode
+            step.signal = end?.signal
+            step.timedOut = end?.timedOut ?? false
         }
-        switch event.kind {
+        switch event.payload {
         case .stepStarted:
             step.status = .running
             step.attempts = max(step.attempts, event.attempt ?? step.attempts + 1)
@@ -64,7 +62,7 @@ public struct RunReportBuilder: Sendable {
             step.error = nil
         case .stepAttemptFailed:
             takeOutcome()
-            step.error = data?["error"]?.stringValue
+            step.error = end?.error
         case .stepRetry:
             step.status = .pending
         case .stepSucceeded:
@@ -76,15 +74,15 @@ public struct RunReportBuilder: Sendable {
             takeOutcome()
             step.status = .failed
             step.finishedAt = event.timestamp
-            step.error = data?["error"]?.stringValue ?? step.error
-        case .stepSkipped:
+            step.error = end?.error ?? step.error
+        case .stepSkipped(let reason):
             step.status = .skipped
-            step.error = data?["reason"]?.stringValue
-        case .stepCancelled:
-            if data?["exit_code"] != nil || data?["signal"] != nil { takeOutcome() }
+            step.error = reason
+        case .stepCancelled(let reason, let torn):
+            if torn != nil { takeOutcome() }
             step.status = .cancelled
             if step.startedAt != nil { step.finishedAt = event.timestamp }
-            step.error = data?["reason"]?.stringValue
+            step.error = reason
         case .runStarted, .runFinished, .runResumed:
             break
         }

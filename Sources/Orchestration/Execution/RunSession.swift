@@ -113,12 +113,26 @@ public struct RunSession: Sendable {
                                  stage: request.stage, runner: runner)
     }
 
+    /// Starts a durable run of a plan built in code (see ``LoadedPlan/init(_:)``).
+    /// - Throws: ``EngineError``: exit 2 when the plan's DAG is invalid, and as
+    ///   the start of a loaded plan.
+    public func start(_ plan: Plan, request: RunRequest = RunRequest(), observers: [any RunObserver] = [],
+                      stopRequests: AsyncStream<StopReason>? = nil,
+                      runID: String = RunID.make()) async throws(EngineError) -> RunReport {
+        try await start(LoadedPlan(plan), request: request, observers: observers, stopRequests: stopRequests, runID: runID)
+    }
+
     /// Continues a failed, cancelled or crashed run: same run id, succeeded steps kept, the rest
     /// run again, events appended.
-    /// - Parameter secrets: the values of the run's secret `--var`s, which were not stored.
+    /// - Parameters:
+    ///   - secrets: the values of the run's secret `--var`s, which were not stored.
+    ///   - plan: the plan again, for a run of a plan built in code (``LoadedPlan/init(_:)``);
+    ///     nil loads the plan file's stored snapshot.
     /// - Throws: ``EngineError``: exit 3 for an unknown run, 75 when a live engine holds it, 2
-    ///   when `secrets` does not give exactly the values that were not stored.
-    public func resume(runID: String, secrets: [String: String] = [:], observers: [any RunObserver] = [],
+    ///   when `secrets` does not give exactly the values that were not stored, or when the run's
+    ///   plan was built in code and `plan` is nil.
+    public func resume(runID: String, secrets: [String: String] = [:], plan: Plan? = nil,
+                       observers: [any RunObserver] = [],
                        stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
@@ -134,7 +148,7 @@ public struct RunSession: Sendable {
         let source = try Self.complete(record.source, secrets: secrets, runID: runID)
         // The lease is ours, so the engine that had the run is gone: tear down what it left.
         let leftovers = await OrphanReaper.reap(runID: runID)
-        let loaded = try PlanLoader.load(source)
+        let loaded = try Self.plan(plan, stored: source, runID: runID)
         let stored = try store.steps(runID)
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
@@ -154,10 +168,8 @@ public struct RunSession: Sendable {
         var lost: [RunEvent] = []
         for attempt in try store.unfinishedAttempts(runID) {
             seq += 1
-            lost.append(RunEvent(seq: seq, runID: runID, kind: .stepAttemptFailed, stepID: attempt.stepID,
-                                 attempt: attempt.attempt,
-                                 data: ["exit_code": .null, "signal": .null, "timed_out": false,
-                                        "engine_lost": true, "error": "engine lost while the attempt ran"]))
+            lost.append(RunEvent(seq: seq, runID: runID, stepID: attempt.stepID, attempt: attempt.attempt,
+                                 payload: .stepAttemptFailed(.engineLost("engine lost while the attempt ran"))))
         }
         // Attempts that left a trace (a journal line, a log file, a leftover process) but whose
         // start was never committed (the engine died within a group commit's window) may have
@@ -173,11 +185,9 @@ public struct RunSession: Sendable {
                 // Commits keep event order: a step recorded succeeded had no later attempt.
                 guard step.status != .succeeded else { continue }
                 for attempt in numbers.subtracting(recorded[step.id] ?? []).sorted() {
-                    lost.append(RunEvent(seq: seq + 1, runID: runID, kind: .stepStarted, stepID: step.id, attempt: attempt))
-                    lost.append(RunEvent(seq: seq + 2, runID: runID, kind: .stepAttemptFailed, stepID: step.id,
-                                         attempt: attempt,
-                                         data: ["exit_code": .null, "signal": .null, "timed_out": false, "engine_lost": true,
-                                                "error": "engine lost before the attempt's start was recorded"]))
+                    lost.append(RunEvent(seq: seq + 1, runID: runID, stepID: step.id, attempt: attempt, payload: .stepStarted))
+                    lost.append(RunEvent(seq: seq + 2, runID: runID, stepID: step.id, attempt: attempt,
+                                         payload: .stepAttemptFailed(.engineLost("engine lost before the attempt's start was recorded"))))
                     seq += 2
                 }
             }
@@ -199,11 +209,12 @@ public struct RunSession: Sendable {
     /// - Parameter secrets: the values of the run's secret `--var`s, which were not stored.
     /// - Throws: ``EngineError``: exit 3 for an unknown run, 2 when `secrets` does not give
     ///   exactly the values that were not stored.
-    public func replay(runID: String, secrets: [String: String] = [:], observers: [any RunObserver] = [],
+    public func replay(runID: String, secrets: [String: String] = [:], plan: Plan? = nil,
+                       observers: [any RunObserver] = [],
                        stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, readOnly: true)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
-        let loaded = try PlanLoader.load(Self.complete(record.source, secrets: secrets, runID: runID))
+        let loaded = try Self.plan(plan, stored: Self.complete(record.source, secrets: secrets, runID: runID), runID: runID)
         return try await start(loaded, request: RunRequest(json: record.options, stage: record.stage), observers: observers,
                                stopRequests: stopRequests, parentRunID: runID)
     }
@@ -265,6 +276,17 @@ public struct RunSession: Sendable {
     }
 
     /// A stored source with its withheld secrets given again (exit 2 when they do not match).
+    /// The plan a stored run continues with: the caller's (a plan built in code), or the stored
+    /// snapshot of its file.
+    static func plan(_ plan: Plan?, stored source: PlanSource, runID: String) throws(EngineError) -> LoadedPlan {
+        if let plan { return try LoadedPlan(plan) }
+        guard !source.isInCode else {
+            throw EngineError(.usage, "run \(runID) ran a plan built in code, which is not stored: "
+                              + "continue it through the library with the same plan (RunSession.resume(runID:plan:))")
+        }
+        return try PlanLoader.load(source)
+    }
+
     static func complete(_ source: PlanSource, secrets: [String: String], runID: String) throws(EngineError) -> PlanSource {
         switch source.supplying(secrets) {
         case .success(let complete): return complete

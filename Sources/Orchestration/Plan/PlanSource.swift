@@ -91,4 +91,41 @@ public struct LoadedPlan: Sendable {
     public var graph: PlanGraph
     /// Where it came from.
     public var source: PlanSource
+
+    init(plan: Plan, graph: PlanGraph, source: PlanSource) {
+        self.plan = plan
+        self.graph = graph
+        self.source = source
+    }
+
+    /// A plan built in code, validated (ids, dependencies, cycles) as a plan file would be.
+    ///
+    /// A run of it is durable like any other (``RunSession/start(_:request:observers:stopRequests:runID:parentRunID:runner:)``),
+    /// but its steps (closures among them) are not stored as a file: `resume` and `replay` of
+    /// such a run take the plan again from the caller.
+    ///
+    /// ```swift
+    /// let plan = Plan(id: "nightly", steps: [.closure("fetch") { _ in try await fetch() }])
+    /// let report = try await RunSession(stateDirectory: ".state").start(try LoadedPlan(plan))
+    /// ```
+    /// - Throws: ``EngineError`` (exit 2) naming the first problem of the DAG.
+    public init(_ plan: Plan) throws(EngineError) {
+        let graph: PlanGraph
+        do { graph = try PlanGraph(steps: plan.steps) } catch {
+            throw EngineError(.invalidPlan, "plan \(plan.id) (built in code): \(PlanGraph.describe(error.issue, ids: plan.steps.map(\.id)))")
+        }
+        self.init(plan: plan, graph: graph, source: .inCode(planID: plan.id))
+    }
+}
+
+extension PlanSource {
+    /// The source recorded for a plan built in code: no file, nothing to load it from.
+    static func inCode(planID: String) -> PlanSource {
+        PlanSource(displayPath: "(plan \(planID) built in code)", directory: FileManager.default.currentDirectoryPath,
+                   bytes: [], overrides: [:])
+    }
+
+    /// Whether the run's plan was built in code (nothing stored to load it from): no plan file
+    /// is empty, so empty bytes say so.
+    public var isInCode: Bool { bytes.isEmpty }
 }

@@ -90,17 +90,16 @@ public final class ProgressPrinter: RunObserver {
         // the step id as it is (it keys the running table), `id` the id as drawn.
         let key = event.stepID ?? ""
         let id = TerminalText.escaped(key)
-        switch event.kind {
+        switch event.payload {
         case .runStarted, .runResumed:
             state.started = state.started ?? event.timestamp
         case .stepStarted:
             if state.running[key] == nil { state.runningOrder.append(key) }
             state.running[key] = event.timestamp
         case .stepAttemptFailed:
-            let error = TerminalText.escaped(event.data?["error"]?.stringValue ?? "failed")
+            let error = TerminalText.escaped(event.payload.attemptEnd?.error ?? "failed")
             lines.append(line("\(style.marker(.cancelled)) \(id) attempt \(event.attempt ?? 0) failed: \(error)"))
-        case .stepRetry:
-            let delay = event.data?["delay_sec"]?.doubleValue ?? 0
+        case .stepRetry(let delay):
             lines.append(line("  retrying \(id) (attempt \(event.attempt ?? 0)) in \(formatDuration(delay))"))
             state.running[key] = nil
             state.runningOrder.removeAll { $0 == key }
@@ -115,12 +114,11 @@ public final class ProgressPrinter: RunObserver {
             case .stepSucceeded: word = "ok"
             case .stepFailed:
                 word = "FAILED"
-                state.failures.append("\(id): \(TerminalText.escaped(event.data?["error"]?.stringValue ?? "failed"))")
+                state.failures.append("\(id): \(TerminalText.escaped(event.payload.attemptEnd?.error ?? "failed"))")
             case .stepSkipped: word = "skipped"
             default: word = "cancelled"
             }
-            let detail = event.kind == .stepSkipped || event.kind == .stepCancelled
-                ? " (\(TerminalText.escaped(event.data?["reason"]?.stringValue ?? "")))" : ""
+            let detail = event.payload.reason.map { " (\(TerminalText.escaped($0)))" } ?? ""
             let time = duration.map { " " + formatDuration($0) } ?? ""
             lines.append(line("Step \(state.done)/\(state.total): \(id) ... \(word)\(time)\(detail)"))
         case .runFinished:

@@ -274,17 +274,17 @@ public final class RunStore {
                 rowsWritten.insert(finishIndex)
                 continue
             }
-            let data = event.data
-            let exitCode = data?["exit_code"]?.intValue
-            let signal = data?["signal"]?.intValue
-            let timedOut = data?["timed_out"]?.boolValue ?? false
-            switch event.kind {
+            let end = event.payload.attemptEnd
+            let exitCode = end?.exitCode
+            let signal = end?.signal
+            let timedOut = end?.timedOut ?? false
+            switch event.payload {
             case .runStarted, .runResumed:
                 try db.cachedStatement("UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), finished_at = NULL, exit_code = NULL WHERE run_id = ?")
                     .run(ts, runID)
-            case .runFinished:
+            case .runFinished(let finish):
                 try db.cachedStatement("UPDATE runs SET status = ?, exit_code = ?, finished_at = ? WHERE run_id = ?")
-                    .run(data?["status"]?.stringValue ?? "failed", data?["exit_code"]?.intValue, ts, runID)
+                    .run(finish.status.rawValue, finish.exitCode, ts, runID)
             case .stepStarted:
                 let attempt = event.attempt ?? 1
                 try db.cachedStatement("""
@@ -294,11 +294,11 @@ public final class RunStore {
                 try db.cachedStatement("INSERT INTO attempts (run_id, step_id, attempt, started_at) VALUES (?, ?, ?, ?)")
                     .run(runID, event.stepID, attempt, ts)
             case .stepAttemptFailed:
-                let lost = data?["engine_lost"]?.boolValue ?? false
+                let lost = end?.engineLost ?? false
                 try db.cachedStatement("""
                     UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, timed_out = ?, engine_lost = ?, succeeded = 0, error = ?
                     WHERE run_id = ? AND step_id = ? AND attempt = ?
-                    """).run(ts, exitCode, signal, timedOut, lost, data?["error"]?.stringValue, runID, event.stepID, event.attempt)
+                    """).run(ts, exitCode, signal, timedOut, lost, end?.error, runID, event.stepID, event.attempt)
                 if lost {
                     try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
                 }
@@ -309,22 +309,22 @@ public final class RunStore {
                 try db.cachedStatement("""
                     UPDATE steps SET status = ?, exit_code = ?, signal = ?, timed_out = ?, finished_at = ?, error = ?
                     WHERE run_id = ? AND step_id = ?
-                    """).run(status, exitCode, signal, timedOut, ts, data?["error"]?.stringValue, runID, event.stepID)
+                    """).run(status, exitCode, signal, timedOut, ts, end?.error, runID, event.stepID)
                 try db.cachedStatement("""
                     UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
                            signal = coalesce(signal, ?), timed_out = max(timed_out, ?), succeeded = ?, error = coalesce(error, ?)
                     WHERE run_id = ? AND step_id = ? AND attempt = ?
-                    """).run(ts, exitCode, signal, timedOut, event.kind == .stepSucceeded, data?["error"]?.stringValue,
+                    """).run(ts, exitCode, signal, timedOut, event.kind == .stepSucceeded, end?.error,
                              runID, event.stepID, event.attempt)
-            case .stepSkipped:
+            case .stepSkipped(let reason):
                 try db.cachedStatement("UPDATE steps SET status = 'skipped', error = ? WHERE run_id = ? AND step_id = ?")
-                    .run(data?["reason"]?.stringValue, runID, event.stepID)
-            case .stepCancelled:
+                    .run(reason, runID, event.stepID)
+            case .stepCancelled(let reason, _):
                 try db.cachedStatement("""
                     UPDATE steps SET status = 'cancelled', error = ?, exit_code = coalesce(?, exit_code), signal = coalesce(?, signal),
                            finished_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END
                     WHERE run_id = ? AND step_id = ?
-                    """).run(data?["reason"]?.stringValue, exitCode, signal, ts, runID, event.stepID)
+                    """).run(reason, exitCode, signal, ts, runID, event.stepID)
                 if let attempt = event.attempt {
                     try db.cachedStatement("""
                         UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
@@ -343,11 +343,11 @@ public final class RunStore {
                                                  db: SQLiteDatabase) throws {
         let attempt = start.attempt ?? 1
         let finishedAt = Timestamp.rfc3339(finish.timestamp)
-        let data = finish.data
-        let exitCode = data?["exit_code"]?.intValue
-        let signal = data?["signal"]?.intValue
-        let timedOut = data?["timed_out"]?.boolValue ?? false
-        let error = data?["error"]?.stringValue
+        let end = finish.payload.attemptEnd
+        let exitCode = end?.exitCode
+        let signal = end?.signal
+        let timedOut = end?.timedOut ?? false
+        let error = end?.error
         try db.cachedStatement("""
             UPDATE steps SET status = 'succeeded', attempts = ?, started_at = coalesce(started_at, ?), exit_code = ?, signal = ?,
                              timed_out = ?, finished_at = ?, error = ?
