@@ -100,8 +100,11 @@ struct CrashTraceTests {
                 #expect(killed.status == 0, "\(context): \(killed.stderr)")
                 continue
             }
-            kills += 1
             let runID = try #require(try FileManager.default.contentsOfDirectory(atPath: state + "/runs").first, "\(context)")
+            // A kill that lands after the last commit finds a succeeded run: nothing to resume.
+            let shown = await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", state], in: folder)
+            if (try? shown.json())?["status"]?.stringValue == "succeeded" { continue }
+            kills += 1
             let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: folder)
             #expect(resumed.status == 0, "\(context): resume exited \(resumed.status): \(resumed.stderr)")
             #expect((try? resumed.json())?["status"]?.stringValue == "succeeded", "\(context)")
