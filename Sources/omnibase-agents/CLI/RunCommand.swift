@@ -68,9 +68,10 @@ struct RunCommand: CLICommand {
     func run() async throws(EngineError) -> Int32 {
         let loaded = try PlanLoader.load(path: planPath, overrides: variables, refusingUnusedOverrides: true)
         PrintMask.shared.add(loaded.plan.secretMask())
-        let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to)
+        let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from.map { [$0] } ?? [],
+                                 to: to.map { [$0] } ?? [])
         if mode == .dryRun {
-            printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
+            printDryRun(loaded, initial: try loaded.graph.initialStates(from: from.map { [$0] } ?? [], to: to.map { [$0] } ?? []))
             return 0
         }
         let session = try RunSession(stateDirectory: common.stateDirectory)
