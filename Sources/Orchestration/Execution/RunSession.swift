@@ -4,10 +4,10 @@ import Foundation
 public struct RunRequest: Sendable, Hashable {
     /// `--max-concurrency` (or 1 for `--mode sync`); nil = the plan's.
     public var maxConcurrency: Int?
-    /// `--from`.
-    public var from: String?
-    /// `--to`.
-    public var to: String?
+    /// `--from` (repeatable): run what is downstream of any of these steps.
+    public var from: [String]
+    /// `--to` (repeatable): run what is upstream of any of these steps.
+    public var to: [String]
     /// The stage, for stage orchestrators.
     public var stage: String?
     /// Free-form labels kept with the run (e.g. the git commit a stage ran on), readable from
@@ -18,7 +18,7 @@ public struct RunRequest: Sendable, Hashable {
     public var preservePlanOrder: Bool
 
     /// Creates a request.
-    public init(maxConcurrency: Int? = nil, from: String? = nil, to: String? = nil, stage: String? = nil,
+    public init(maxConcurrency: Int? = nil, from: [String] = [], to: [String] = [], stage: String? = nil,
                 labels: [String: String] = [:], preservePlanOrder: Bool = false) {
         self.maxConcurrency = maxConcurrency
         self.from = from
@@ -35,8 +35,8 @@ public struct RunRequest: Sendable, Hashable {
     public var json: JSONValue {
         .object([
             "max_concurrency": maxConcurrency.map { .int($0) } ?? .null,
-            "from": from.map { .string($0) } ?? .null,
-            "to": to.map { .string($0) } ?? .null,
+            "from": .array(from.map { .string($0) }),
+            "to": .array(to.map { .string($0) }),
             "labels": .object(labels.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) }),
             "plan_order": .bool(preservePlanOrder),
         ])
@@ -45,8 +45,12 @@ public struct RunRequest: Sendable, Hashable {
     /// A request read back from a run's `options` column.
     public init(json: JSONValue, stage: String?) {
         maxConcurrency = json["max_concurrency"]?.intValue
-        from = json["from"]?.stringValue
-        to = json["to"]?.stringValue
+        // Runs stored before `--from`/`--to` repeated hold one string (or null).
+        func ids(_ value: JSONValue?) -> [String] {
+            value?.stringValue.map { [$0] } ?? value?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
+        from = ids(json["from"])
+        to = ids(json["to"])
         self.stage = stage
         var labels: [String: String] = [:]
         for member in json["labels"]?.objectValue ?? [] { labels[member.key] = member.value.stringValue ?? "" }

@@ -85,13 +85,14 @@ public struct PlanGraph: Sendable {
         return length
     }
 
-    /// The steps in the part of the DAG downstream of `from` and upstream of `to` (both
-    /// inclusive); nil bounds are open.
-    public func selection(from: Int?, to: Int?) -> [Bool] {
-        func reach(_ start: Int, _ edges: [[Int32]]) -> [Bool] {
+    /// The steps in the part of the DAG downstream of any of `from` and upstream of any of `to`
+    /// (both inclusive); an empty list is an open bound.
+    public func selection(from: [Int], to: [Int]) -> [Bool] {
+        func reach(_ starts: [Int], _ edges: [[Int32]]) -> [Bool] {
+            guard !starts.isEmpty else { return [Bool](repeating: true, count: count) }
             var seen = [Bool](repeating: false, count: count)
-            var stack = [start]
-            seen[start] = true
+            var stack = starts
+            for start in starts { seen[start] = true }
             while let node = stack.popLast() {
                 for next in edges[node] where !seen[Int(next)] {
                     seen[Int(next)] = true
@@ -100,26 +101,32 @@ public struct PlanGraph: Sendable {
             }
             return seen
         }
-        let downstream = from.map { reach($0, dependents) } ?? [Bool](repeating: true, count: count)
-        let upstream = to.map { reach($0, dependencies) } ?? [Bool](repeating: true, count: count)
-        return zip(downstream, upstream).map { $0 && $1 }
+        return zip(reach(from, dependents), reach(to, dependencies)).map { $0 && $1 }
     }
 
-    /// The initial states of `--from` / `--to`: steps outside the selection are excluded.
+    /// The initial states of `--from` / `--to` (each may be repeated: the union of what is
+    /// downstream of the `--from`s, intersected with the union of what is upstream of the
+    /// `--to`s): steps outside the selection are excluded; nil when neither is given.
     /// - Throws: ``EngineError`` exit 3 for an unknown id, exit 2 when the selection is empty.
-    public func initialStates(from: String?, to: String?) throws(EngineError) -> [SchedulerStateMachine.InitialState]? {
-        guard from != nil || to != nil else { return nil }
-        func index(_ id: String?, _ option: String) throws(EngineError) -> Int? {
-            guard let id else { return nil }
-            guard let index = indexByID[id] else {
-                let hint = Suggestion.closest(to: id, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
-                throw EngineError(.unknownReference, "\(option) names unknown step \"\(id)\"\(hint)")
+    public func initialStates(from: [String], to: [String]) throws(EngineError) -> [SchedulerStateMachine.InitialState]? {
+        guard !from.isEmpty || !to.isEmpty else { return nil }
+        func indices(_ names: [String], _ option: String) throws(EngineError) -> [Int] {
+            var result: [Int] = []
+            for id in names {
+                guard let index = indexByID[id] else {
+                    let hint = Suggestion.closest(to: id, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
+                    throw EngineError(.unknownReference, "\(option) names unknown step \"\(id)\"\(hint)")
+                }
+                result.append(index)
             }
-            return index
+            return result
         }
-        let selected = selection(from: try index(from, "--from"), to: try index(to, "--to"))
+        let selected = selection(from: try indices(from, "--from"), to: try indices(to, "--to"))
         guard selected.contains(true) else {
-            throw EngineError(.usage, "--from \(from ?? "") and --to \(to ?? "") select no step: \(to ?? "") is not downstream of \(from ?? "")")
+            let froms = from.map { "--from \($0)" }.joined(separator: " ")
+            let tos = to.map { "--to \($0)" }.joined(separator: " ")
+            throw EngineError(.usage, "\(froms) and \(tos) select no step: \(to.joined(separator: " or ")) is not downstream of "
+                              + from.joined(separator: " or "))
         }
         return selected.map { $0 ? .pending : .excluded }
     }

@@ -165,7 +165,8 @@ public struct StageRunner: Sendable {
             }
             if !decision.trials.isEmpty { labels[StageLabels.breakerTrials] = decision.trials.sorted().joined(separator: ",") }
             if let narrowing = Self.narrowing(context) { labels[StageLabels.narrowedBy] = narrowing }
-            let request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: context.from, to: context.to,
+            let request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: context.from.map { [$0] } ?? [],
+                                     to: context.to.map { [$0] } ?? [],
                                      stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async)
             runReport = try await session.start(plan, request: request, stopRequests: stops.subscribe(), runID: runID)
         }

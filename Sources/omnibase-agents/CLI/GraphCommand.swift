@@ -3,27 +3,30 @@ import Orchestration
 
 /// `graph PLAN.json` or `graph --run RUN_ID`: the DAG as Graphviz DOT or a Mermaid flowchart.
 struct GraphCommand: CLICommand {
-    static let name = "graph"
-    static let abstract = "Print a plan's DAG (or a run's, coloured by status) as DOT or Mermaid."
-    static let help = """
-    Usage: omnibase-agents graph PLAN.json [--var NAME=VALUE]... [--format dot|mermaid]
-           omnibase-agents graph --run RUN_ID [--state-dir DIR] [--format dot|mermaid]
+    static let configuration = CommandConfiguration(
+        name: "graph", arguments: "PLAN.json | --run RUN_ID",
+        abstract: "Print a plan's DAG (or a run's, coloured by status) as DOT or Mermaid.",
+        discussion: """
+        Prints the DAG with an edge from each dependency to its dependent; a node's label is the step's name \
+        when it has one, its id otherwise. With --run, draws the plan snapshot stored with the run and colours \
+        each node by the step's final status: succeeded green, failed red, skipped grey, cancelled orange, \
+        pending white.
+        """,
+        sections: [
+            OptionSection("Options:", [
+                .choice("--format", among: GraphRenderer.Format.allCases.map(\.rawValue),
+                        "Graphviz DOT (default) or a Mermaid flowchart."),
+                .repeatable("--var", "NAME=VALUE", "Override a plan variable (repeatable; not with --run)."),
+                .single("--run", "RUN_ID", "Draw a stored run instead of a plan file."),
+                CommonOptions.stateDirectory,
+                CommonOptions.noColor,
+            ]),
+        ],
+        epilogue: """
+        Example: omnibase-agents graph plan.json | dot -Tsvg > plan.svg
 
-    Prints the DAG with an edge from each dependency to its dependent; a node's label is the
-    step's name when it has one, its id otherwise. With --run, draws the plan snapshot stored
-    with the run and colours each node by the step's final status: succeeded green, failed red,
-    skipped grey, cancelled orange, pending white.
-
-      --format dot|mermaid  Graphviz DOT (default) or a Mermaid flowchart.
-      --var NAME=VALUE      Override a plan variable (repeatable; not with --run).
-      --run RUN_ID          Draw a stored run instead of a plan file.
-      --state-dir DIR       The state folder (default: $OMNIBASE_STATE_DIR or ./.state).
-
-    Example: omnibase-agents graph plan.json | dot -Tsvg > plan.svg
-
-    Exit codes: 0, 2 bad plan or arguments, 3 unknown run.
-
-    """
+        Exit codes: 0, 2 bad plan or arguments, 3 unknown run.
+        """)
 
     enum Source {
         case plan(path: String, variables: [String: String])
@@ -33,25 +36,22 @@ struct GraphCommand: CLICommand {
     let source: Source
     let format: GraphRenderer.Format
 
-    init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: ["--format", "--state-dir", "--var", "--run"],
-                                          flags: CommonOptions.flags)
-        let formats = GraphRenderer.Format.allCases.map(\.rawValue)
-        format = try scanner.choice("--format", among: formats).flatMap(GraphRenderer.Format.init(rawValue:)) ?? .dot
-        let positionals = scanner.remainingPositionals
-        if let runID = scanner.value("--run") {
+    init(parsing arguments: ParsedArguments) throws(EngineError) {
+        format = try arguments.choice("--format").flatMap(GraphRenderer.Format.init(rawValue:)) ?? .dot
+        let positionals = arguments.positionals
+        if let runID = arguments.value("--run") {
             guard positionals.isEmpty else { throw usage("graph takes a plan file or --run RUN_ID, not both") }
-            guard scanner.values("--var").isEmpty else {
+            guard arguments.values("--var").isEmpty else {
                 throw usage("--var does not apply to --run: the run's stored variables are used")
             }
-            source = .run(id: runID, stateDirectory: try scanner.stateDirectory())
+            source = .run(id: runID, stateDirectory: try arguments.stateDirectory())
         } else {
             guard positionals.count == 1 else {
                 throw usage(positionals.isEmpty ? "graph needs a plan file or --run RUN_ID"
                             : "graph takes one plan file, got \(positionals.count) arguments")
             }
-            _ = try scanner.stateDirectory()
-            source = .plan(path: positionals[0], variables: try scanner.variables())
+            _ = try arguments.stateDirectory()
+            source = .plan(path: positionals[0], variables: try arguments.variables())
         }
     }
 

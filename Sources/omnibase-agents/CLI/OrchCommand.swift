@@ -2,67 +2,76 @@ import Foundation
 import Orchestration
 
 /// `orch --stage pre-commit|ci|test|pipeline|registry ...`: the stage orchestrators (SPEC §6).
+/// Each option's table entry says which stages (or registry actions) it belongs to; any other
+/// is refused with the sentence of ``misplaced(_:stage:)``.
 struct OrchCommand: CLICommand {
-    static let name = "orch"
-    static let abstract = "Run a stage of the component registry: pre-commit, ci, test, pipeline; or administer it."
-    static let help = """
-    Usage: omnibase-agents orch --stage pre-commit|ci|test [selection] [options]
-           omnibase-agents orch --stage pipeline --from A --to B [--to C ...] [options]
-           omnibase-agents orch --stage registry list | inspect NAME | remove NAME | reset NAME
-           omnibase-agents orch --stage registry add --name N --type T --command C [--arg A]... [...]
-           omnibase-agents orch --stage registry add --json '{"name": ..., "type": ..., "command": ...}'
+    /// The stages that run components (every stage but `registry`).
+    static let runningStages = Stage.allCases.filter { $0 != .registry }.map(\.rawValue)
+    /// The stages that select components by tag, filter and lifecycle (not `pipeline`).
+    static let selectingStages = runningStages.filter { $0 != Stage.pipeline.rawValue }
 
-    Runs the components of the registry (omnibase.registry.json in the current folder) that a
-    stage selects, as a plan on the same engine as 'run': same report (with "stage"), same state,
-    'resume' and 'replay' work on stage runs too. Defaults (SPEC section 6) unless the registry's
-    "stages" section says otherwise: pre-commit = validators tagged pre-commit, canary or stable,
-    sync; test = components of type test, canary or stable, sync; ci = every canary or stable
-    component, async. Dependencies of selected components are pulled in. Deprecated components
-    run with a WARN; experimental ones only when asked for (--lifecycle experimental).
+    static let configuration = CommandConfiguration(
+        name: "orch", arguments: "--stage pre-commit|ci|test|pipeline|registry ...",
+        usage: [
+            "orch --stage pre-commit|ci|test [selection] [options]",
+            "orch --stage pipeline --from A --to B [--to C ...] [options]",
+            "orch --stage registry list | inspect NAME | remove NAME | reset NAME",
+            "orch --stage registry add --name N --type T --command C [--arg A]... [...]",
+            "orch --stage registry add --json '{\"name\": ..., \"type\": ..., \"command\": ...}'",
+        ],
+        abstract: "Run a stage of the component registry: pre-commit, ci, test, pipeline; or administer it.",
+        discussion: """
+        Runs the components of the registry (omnibase.registry.json in the current folder) that a stage \
+        selects, as a plan on the same engine as 'run': same report (with "stage"), same state, 'resume' and \
+        'replay' work on stage runs too. Defaults (SPEC section 6) unless the registry's "stages" section says \
+        otherwise: pre-commit = validators tagged pre-commit, canary or stable, sync; test = components of \
+        type test, canary or stable, sync; ci = every canary or stable component, async. Dependencies of \
+        selected components are pulled in. Deprecated components run with a WARN; experimental ones only \
+        when asked for (--lifecycle experimental).
 
-    Selection:
-      --tags a,b                Only components with one of these tags (ANDed with the stage's).
-      --filter 'k=v,k=v'        Clauses on name, type, lifecycle, tags; a|b for alternatives; ANDed.
-      --lifecycle L,...         canary, stable, deprecated, experimental or all; replaces the stage's.
-      --from ID / --to ID       pipeline: the chain, in order (--to repeatable); other stages: run
-                                the part of the DAG downstream of --from and upstream of --to.
-
-    Options:
-      --registry FILE           The registry (default: ./omnibase.registry.json).
-      --mode MODE               sync (one at a time), async (concurrent), dry-run (print what would
-                                run, in order, with resolved argv; start nothing), profile (sync,
-                                plus timings: per component, critical path, engine overhead),
-                                replay (run the stage's latest run again from its snapshot).
-      --max-concurrency N       The concurrency limit in async mode.
-      --run-id ID               replay: the run to replay instead of the latest.
-    \(CommonOptions.help)
-
-    Registry administration ('add' options; the file is rewritten atomically as canonical JSON):
-      --name N --type tool|validator|test --command C [--arg A]... [--description TEXT]
-      [--lifecycle canary|stable|deprecated|experimental] [--tags a,b] [--idempotent]
-      [--retries N] [--timeout-sec S] [--depends-on a,b] [--on-failure abort|continue|skip_dependents]
-      [--not-critical] [--cwd DIR] [--env K=V]...
-
-    Circuit breakers (registry "breaker": {"failure_threshold": 3, "cooldown_sec": 60}): a component
-    that failed that many times in a row is skipped with the reason until the cooldown has passed,
-    then runs once as a trial. 'registry inspect NAME' shows its state; 'registry reset NAME' closes it.
-
-    Exit codes: 0 succeeded, 1 a component failed, a gate is not met or a pre hook failed,
-    2 bad registry or arguments, 3 unknown component or run, 74 state folder failed,
-    130/143 interrupted.
-
-    """
-
-    static let executionOptions: Set<String> = ["--filter", "--mode", "--from", "--to", "--max-concurrency", "--run-id"]
-    static let addOptions: Set<String> = ["--json", "--name", "--description", "--type", "--command", "--arg", "--timeout-sec",
-                                          "--depends-on", "--retries", "--retry-delay-sec", "--on-failure", "--cwd", "--env",
-                                          "--idempotent", "--not-critical"]
-    static let valueOptions: Set<String> = CommonOptions.valueOptions.union([
-        "--stage", "--registry", "--tags", "--filter", "--lifecycle", "--mode", "--from", "--to", "--max-concurrency",
-        "--run-id", "--json", "--name", "--description", "--type", "--command", "--arg", "--timeout-sec", "--depends-on",
-        "--retries", "--retry-delay-sec", "--on-failure", "--cwd", "--env",
-    ])
-    static let flags: Set<String> = CommonOptions.flags.union(["--idempotent", "--not-critical"])
+        Circuit breakers (registry "breaker": {"failure_threshold": 3, "cooldown_sec": 60}): a component \
+        that failed that many times in a row is skipped with the reason until the cooldown has passed, then \
+        runs once as a trial. 'registry inspect NAME' shows its state; 'registry reset NAME' closes it.
+        """,
+        sections: [
+            OptionSection("Options:", [
+                .single("--stage", Stage.allCases.map(\.rawValue).joined(separator: "|"), "The stage to run, or registry to administer it."),
+                .single("--registry", "FILE", "The registry (default: ./omnibase.registry.json)."),
+                .choice("--mode", "MODE", among: StageMode.allCases.map(\.rawValue), """
+                    sync (one at a time), async (concurrent), dry-run (print what would run, in order, with resolved \
+                    argv; start nothing), profile (sync, plus timings: per component, critical path, engine \
+                    overhead), replay (run the stage's latest run again from its snapshot).
+                    """, modes: runningStages),
+                .integer("--max-concurrency", "N", 1...100_000, "The concurrency limit in async mode.", modes: runningStages),
+                .single("--run-id", "ID", "replay: the run to replay instead of the latest.", modes: runningStages),
+            ]),
+            OptionSection("Selection:", [
+                .repeatable("--tags", "a,b", """
+                    Only components with one of these tags (ANDed with the stage's); registry add: the component's \
+                    tags.
+                    """, modes: selectingStages + ["registry add"]),
+                .single("--filter", "'k=v,k=v'", "Clauses on name, type, lifecycle, tags; a|b for alternatives; ANDed.",
+                        modes: selectingStages),
+                .single("--lifecycle", "L,...", """
+                    canary, stable, deprecated, experimental or all; replaces the stage's. registry add: the \
+                    component's lifecycle (canary|stable|deprecated|experimental).
+                    """, modes: selectingStages + ["registry add"]),
+                .single("--from", "ID", """
+                    pipeline: the chain's first component; other stages: run the part of the DAG downstream of --from.
+                    """, modes: runningStages),
+                .repeatable("--to", "ID", """
+                    pipeline: the chain's next components, in order (repeatable); other stages (once): run the part \
+                    of the DAG upstream of --to.
+                    """, modes: runningStages),
+            ]),
+            RegistryAdministration.section,
+            CommonOptions.section,
+        ],
+        epilogue: """
+        Exit codes: 0 succeeded, 1 a component failed, a gate is not met or a pre hook failed,
+        2 bad registry or arguments, 3 unknown component or run, 74 state folder failed,
+        130/143 interrupted.
+        """)
 
     let stage: Stage
     let registryPath: String
@@ -74,11 +83,9 @@ struct OrchCommand: CLICommand {
     let replayRunID: String?
     let action: RegistryAction?
     let common: CommonOptions
-    let noColor: Bool
 
-    init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: Self.valueOptions, flags: Self.flags)
-        guard let stageName = scanner.value("--stage") else {
+    init(parsing arguments: ParsedArguments) throws(EngineError) {
+        guard let stageName = arguments.value("--stage") else {
             throw usage("orch needs --stage pre-commit, ci, test, pipeline or registry")
         }
         guard let stage = Stage(rawValue: stageName) else {
@@ -86,18 +93,12 @@ struct OrchCommand: CLICommand {
             throw usage("unknown stage '\(stageName)'\(hint); use pre-commit, ci, test, pipeline or registry")
         }
         self.stage = stage
-        registryPath = scanner.value("--registry") ?? RegistryLoader.defaultFileName
-        noColor = scanner.flag("--no-color")
-        common = try CommonOptions(scanner)
-        func given(_ names: Set<String>) -> String? {
-            names.sorted().first { scanner.flag($0) || scanner.value($0) != nil }
-        }
+        registryPath = arguments.value("--registry") ?? RegistryLoader.defaultFileName
+        common = try CommonOptions(arguments)
+        try arguments.refuseOptions(outside: stage.rawValue) { option in Self.misplaced(option, stage: stage) }
 
         if stage == .registry {
-            if let option = given(Self.executionOptions) {
-                throw usage("option \(option) does not apply to the registry stage")
-            }
-            action = try Self.registryAction(scanner)
+            action = try RegistryAdministration.action(arguments)
             mode = nil
             selection = SelectionRequest()
             from = nil
@@ -107,41 +108,50 @@ struct OrchCommand: CLICommand {
             return
         }
         action = nil
-        if let option = given(Self.addOptions) {
-            throw usage("option \(option) belongs to 'orch --stage registry add'")
+        guard arguments.positionals.isEmpty else {
+            throw usage("orch --stage \(stage) takes no positional arguments, got '\(arguments.positionals[0])'")
         }
-        guard scanner.remainingPositionals.isEmpty else {
-            throw usage("orch --stage \(stage) takes no positional arguments, got '\(scanner.remainingPositionals[0])'")
-        }
-        mode = try scanner.choice("--mode", among: StageMode.allCases.map(\.rawValue)).flatMap(StageMode.init(rawValue:))
+        mode = try arguments.choice("--mode").flatMap(StageMode.init(rawValue:))
         var request = SelectionRequest()
-        if let text = scanner.value("--tags") { request.tags = try Self.list(text, option: "--tags") }
-        if let text = scanner.value("--filter") {
+        let tags = arguments.values("--tags")
+        if !tags.isEmpty {
+            var names: [String] = []
+            for text in tags { names += try Self.list(text, option: "--tags") }
+            request.tags = names
+        }
+        if let text = arguments.value("--filter") {
             do { request.filter = try ComponentFilter(parsing: text) } catch { throw usage("--filter: \(error.message)") }
         }
-        if let text = scanner.value("--lifecycle") { request.lifecycle = try Self.lifecycles(text) }
-        let tos = scanner.values("--to")
+        if let text = arguments.value("--lifecycle") { request.lifecycle = try Self.lifecycles(text) }
+        let tos = arguments.values("--to")
         if stage == .pipeline {
-            request.chain = (scanner.value("--from").map { [$0] } ?? []) + tos
+            request.chain = (arguments.value("--from").map { [$0] } ?? []) + tos
             from = nil
             to = nil
-            if request.tags != nil || request.filter != nil || request.lifecycle != nil {
-                throw usage("the pipeline stage runs the components named with --from/--to; --tags, --filter and --lifecycle do not apply")
-            }
         } else {
             guard tos.count <= 1 else { throw usage("--to may be given once, except for the pipeline stage") }
-            from = scanner.value("--from")
+            from = arguments.value("--from")
             to = tos.first
         }
         selection = request
-        maxConcurrency = try scanner.integer("--max-concurrency", range: 1...100_000)
-        replayRunID = scanner.value("--run-id")
+        maxConcurrency = try arguments.integer("--max-concurrency")
+        replayRunID = arguments.value("--run-id")
+    }
+
+    func validate() throws(EngineError) {
         if replayRunID != nil, mode != .replay { throw usage("--run-id applies to --mode replay") }
+    }
+
+    /// The sentence for an option given to a stage it does not belong to.
+    static func misplaced(_ option: Option, stage: Stage) -> String {
+        if stage == .registry { return "option \(option.name) does not apply to the registry stage" }
+        if option.modes == ["registry add"] { return "option \(option.name) belongs to 'orch --stage registry add'" }
+        return "the pipeline stage runs the components named with --from/--to; --tags, --filter and --lifecycle do not apply"
     }
 
     func run() async throws(EngineError) -> Int32 {
         let registry: LoadedRegistry? = stage == .registry ? nil : try RegistryLoader.load(path: registryPath)
-        let warningStyle = TextStyle.detect(fd: 2, noColor: noColor)
+        let warningStyle = TextStyle.detect(fd: 2, noColor: common.noColor)
         let signals = stage == .registry ? nil : SignalStopSource()
         defer { signals?.finish() }
         let context = ExecutionContext(
@@ -185,8 +195,36 @@ struct OrchCommand: CLICommand {
         return phases
     }
 
-    static func registryAction(_ scanner: ArgumentScanner) throws(EngineError) -> RegistryAction {
-        var positionals = scanner.remainingPositionals
+}
+
+/// `orch --stage registry list | inspect NAME | add ... | remove NAME | reset NAME`: editing the
+/// registry file; the 'add' options belong to the `registry add` mode.
+enum RegistryAdministration {
+    static let section = OptionSection(
+        "Registry administration ('add' options; the file is rewritten atomically as canonical JSON):",
+        modes: ["registry add"], [
+            .single("--json", "JSON", "The whole component as a JSON object (no other 'add' option with it)."),
+            .single("--name", "N", "The component's name."),
+            .choice("--type", among: Component.Kind.allCases.map(\.rawValue), "What the component is."),
+            .single("--command", "C", "The program to run."),
+            .repeatable("--arg", "A", "One argument of the command (repeatable, in order)."),
+            .single("--description", "TEXT", "What the component does."),
+            .flag("--idempotent", "Safe to run again (needed for --retries)."),
+            .integer("--retries", "N", 0...100, "Retries after a failure (with --idempotent)."),
+            .single("--retry-delay-sec", "S", "Seconds between retries."),
+            .single("--timeout-sec", "S", "Seconds before the component is stopped."),
+            .single("--depends-on", "a,b", "Components that must succeed first."),
+            .choice("--on-failure", among: ["abort", "continue", "skip_dependents"], "What its failure does to the rest."),
+            .flag("--not-critical", "Its failure does not fail the stage."),
+            .single("--cwd", "DIR", "The working folder."),
+            .repeatable("--env", "K=V", "An environment variable (repeatable)."),
+        ])
+
+    /// The names of the options that describe a component (the 'add' ones, tags and lifecycle).
+    static var componentOptions: [String] { (section.options.map(\.name) + ["--tags", "--lifecycle"]).sorted() }
+
+    static func action(_ arguments: ParsedArguments) throws(EngineError) -> RegistryAction {
+        var positionals = arguments.positionals
         guard !positionals.isEmpty else {
             throw usage("the registry stage needs an action: list, inspect NAME, add, remove NAME or reset NAME")
         }
@@ -196,15 +234,14 @@ struct OrchCommand: CLICommand {
             let hint = Suggestion.closest(to: word, among: actions).map { " (did you mean '\($0)'?)" } ?? ""
             throw usage("unknown registry action '\(word)'\(hint); use list, inspect, add, remove or reset")
         }
-        let addGiven = addOptions.union(["--tags", "--lifecycle"]).sorted().first { scanner.flag($0) || scanner.value($0) != nil }
-        if word != "add", let option = addGiven { throw usage("option \(option) belongs to 'registry add'") }
+        try arguments.refuseOptions(outside: "registry \(word)") { "option \($0.name) belongs to 'registry add'" }
         switch word {
         case "list":
             guard positionals.isEmpty else { throw usage("registry list takes no name") }
             return .list
         case "add":
             guard positionals.isEmpty else { throw usage("registry add takes the component as options or --json, not '\(positionals[0])'") }
-            return try addAction(scanner)
+            return try addAction(arguments)
         default:
             guard positionals.count == 1 else { throw usage("registry \(word) needs one component name") }
             let name = positionals[0]
@@ -216,59 +253,65 @@ struct OrchCommand: CLICommand {
         }
     }
 
-    static func addAction(_ scanner: ArgumentScanner) throws(EngineError) -> RegistryAction {
-        if let json = scanner.value("--json") {
-            if let option = addOptions.union(["--tags", "--lifecycle"]).subtracting(["--json"]).sorted()
-                .first(where: { scanner.flag($0) || scanner.value($0) != nil }) {
+    static func addAction(_ arguments: ParsedArguments) throws(EngineError) -> RegistryAction {
+        if let json = arguments.value("--json") {
+            if let option = componentOptions.first(where: { $0 != "--json" && arguments.isGiven($0) }) {
                 throw usage("--json gives the whole component; \(option) cannot be combined with it")
             }
             return .add(json: json, source: "--json")
         }
-        guard let name = scanner.value("--name") else { throw usage("registry add needs --name (or --json)") }
-        guard let type = try scanner.choice("--type", among: Component.Kind.allCases.map(\.rawValue)) else {
+        guard let name = arguments.value("--name") else { throw usage("registry add needs --name (or --json)") }
+        guard let type = try arguments.choice("--type") else {
             throw usage("registry add needs --type tool, validator or test")
         }
-        guard let command = scanner.value("--command"), !command.isEmpty else { throw usage("registry add needs --command") }
+        guard let command = arguments.value("--command"), !command.isEmpty else { throw usage("registry add needs --command") }
         var members: [JSONValue.Member] = [.init("name", .string(name))]
-        if let description = scanner.value("--description") { members.append(.init("description", .string(description))) }
+        if let description = arguments.value("--description") { members.append(.init("description", .string(description))) }
         members.append(.init("type", .string(type)))
-        if let lifecycle = try scanner.choice("--lifecycle", among: Component.Lifecycle.allCases.map(\.rawValue)) {
+        if let lifecycle = arguments.value("--lifecycle") {
+            let allowed = Component.Lifecycle.allCases.map(\.rawValue)
+            guard allowed.contains(lifecycle) else {
+                throw usage("option --lifecycle must be one of \(allowed.joined(separator: ", ")), not \"\(lifecycle)\"")
+            }
             members.append(.init("lifecycle", .string(lifecycle)))
         }
-        if let tags = scanner.value("--tags") {
-            members.append(.init("tags", .array(try list(tags, option: "--tags").map { .string($0) })))
+        let tags = arguments.values("--tags")
+        if !tags.isEmpty {
+            var names: [JSONValue] = []
+            for text in tags { names += try OrchCommand.list(text, option: "--tags").map { .string($0) } }
+            members.append(.init("tags", .array(names)))
         }
         members.append(.init("command", .string(command)))
-        let arguments = scanner.values("--arg")
-        if !arguments.isEmpty { members.append(.init("args", .array(arguments.map { .string($0) }))) }
-        if scanner.flag("--idempotent") { members.append(.init("idempotent", true)) }
-        if let text = scanner.value("--timeout-sec") {
+        let commandArguments = arguments.values("--arg")
+        if !commandArguments.isEmpty { members.append(.init("args", .array(commandArguments.map { .string($0) }))) }
+        if arguments.flag("--idempotent") { members.append(.init("idempotent", true)) }
+        if let text = arguments.value("--timeout-sec") {
             guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
                 throw usage("option --timeout-sec needs a positive number of seconds, not \"\(text)\"")
             }
             members.append(.init("timeout_sec", seconds == seconds.rounded() && seconds < 1e9 ? .int(Int(seconds)) : .double(seconds)))
         }
-        if let text = scanner.value("--depends-on") {
-            members.append(.init("depends_on", .array(try list(text, option: "--depends-on").map { .string($0) })))
+        if let text = arguments.value("--depends-on") {
+            members.append(.init("depends_on", .array(try OrchCommand.list(text, option: "--depends-on").map { .string($0) })))
         }
-        if let retries = try scanner.integer("--retries", range: 0...100) {
-            guard scanner.flag("--idempotent") || retries == 0 else {
+        if let retries = try arguments.integer("--retries") {
+            guard arguments.flag("--idempotent") || retries == 0 else {
                 throw usage("--retries needs --idempotent: only idempotent components are retried")
             }
             members.append(.init("retries", .int(retries)))
         }
-        if let text = scanner.value("--retry-delay-sec") {
+        if let text = arguments.value("--retry-delay-sec") {
             guard let seconds = Double(text), seconds >= 0, seconds.isFinite else {
                 throw usage("option --retry-delay-sec needs a number of seconds, not \"\(text)\"")
             }
             members.append(.init("retry_delay_sec", .double(seconds)))
         }
-        if scanner.flag("--not-critical") { members.append(.init("critical", false)) }
-        if let policy = try scanner.choice("--on-failure", among: ["abort", "continue", "skip_dependents"]) {
+        if arguments.flag("--not-critical") { members.append(.init("critical", false)) }
+        if let policy = try arguments.choice("--on-failure") {
             members.append(.init("on_failure", .string(policy)))
         }
-        if let cwd = scanner.value("--cwd") { members.append(.init("cwd", .string(cwd))) }
-        let env = scanner.values("--env")
+        if let cwd = arguments.value("--cwd") { members.append(.init("cwd", .string(cwd))) }
+        let env = arguments.values("--env")
         if !env.isEmpty {
             var pairs: [JSONValue.Member] = []
             for pair in env {

@@ -3,41 +3,40 @@ import Orchestration
 
 /// `report RUN_ID --html FILE`: a self-contained HTML page of a run.
 struct ReportCommand: CLICommand {
-    static let name = "report"
-    static let abstract = "Write a run's self-contained HTML page: timeline (Gantt), DAG, step table."
-    static let help = """
-    Usage: omnibase-agents report RUN_ID --html FILE [options]
-
-    Writes one HTML file that needs nothing else (inline CSS and SVG, no script, no network):
-    a Gantt timeline with one bar per attempt (retries, timeouts and cancellations visible),
-    the DAG laid out by levels, and a table of the steps with status, attempts, durations,
-    exit codes, errors and the last lines of each step's stderr. FILE '-' writes to stdout.
-
-      --html FILE          Where to write the page (replaced atomically).
-      --var NAME=VALUE     The value of a secret variable of the run, which was not stored, so
-                           that it can be masked (repeatable). Without it the page leaves the
-                           stderr tails out.
-    \(CommonOptions.help)
-
-    Exit codes: 0, 2 bad arguments or FILE cannot be written, 3 unknown run.
-
-    """
+    static let configuration = CommandConfiguration(
+        name: "report", arguments: "RUN_ID --html FILE",
+        abstract: "Write a run's self-contained HTML page: timeline (Gantt), DAG, step table.",
+        discussion: """
+        Writes one HTML file that needs nothing else (inline CSS and SVG, no script, no network): a Gantt \
+        timeline with one bar per attempt (retries, timeouts and cancellations visible), the DAG laid out by \
+        levels, and a table of the steps with status, attempts, durations, exit codes, errors and the last \
+        lines of each step's stderr. FILE '-' writes to stdout.
+        """,
+        sections: [
+            OptionSection("Options:", [
+                .single("--html", "FILE", "Where to write the page (replaced atomically)."),
+                .repeatable("--var", "NAME=VALUE", """
+                    The value of a secret variable of the run, which was not stored, so that it can be masked \
+                    (repeatable). Without it the page leaves the stderr tails out.
+                    """),
+            ]),
+            CommonOptions.section,
+        ],
+        epilogue: "Exit codes: 0, 2 bad arguments or FILE cannot be written, 3 unknown run.")
 
     let runID: String
     let secrets: [String: String]
     let output: String
     let common: CommonOptions
 
-    init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--html", "--var"]),
-                                          flags: CommonOptions.flags)
-        secrets = try scanner.variables()
-        runID = try singleRunID(scanner, command: "report")
-        guard let output = scanner.value("--html"), !output.isEmpty else {
+    init(parsing arguments: ParsedArguments) throws(EngineError) {
+        secrets = try arguments.variables()
+        runID = try singleRunID(arguments, command: "report")
+        guard let output = arguments.value("--html"), !output.isEmpty else {
             throw usage("report needs --html FILE (the page to write)")
         }
         self.output = output
-        common = try CommonOptions(scanner)
+        common = try CommonOptions(arguments)
     }
 
     func run() async throws(EngineError) -> Int32 {

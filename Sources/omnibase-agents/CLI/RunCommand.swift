@@ -3,60 +3,61 @@ import Orchestration
 
 /// `run PLAN.json`: execute a plan.
 struct RunCommand: CLICommand {
-    static let name = "run"
-    static let abstract = "Execute a plan."
-    static let help = """
-    Usage: omnibase-agents run PLAN.json [options]
+    static let configuration = CommandConfiguration(
+        name: "run", arguments: "PLAN.json", abstract: "Execute a plan.",
+        discussion: """
+        Executes a plan: a DAG of steps with a concurrency limit, timeouts, retries and failure \
+        policies. Events, logs and the report go to the state folder (runs/<run_id>/).
+        """,
+        sections: [
+            OptionSection("Options:", [
+                .repeatable("--var", "NAME=VALUE", "Set a plan variable (repeatable; overrides the plan's \"variables\")."),
+                .integer("--max-concurrency", "N", 1...100_000, "Run at most N steps at once (overrides globals.max_concurrency)."),
+                .choice("--mode", "MODE", among: Mode.allCases.map(\.rawValue), """
+                    async (default), sync (one step at a time), dry-run (print the steps in order with their argv, \
+                    start nothing), profile (run, then show per-step timings, the critical path and the engine's own \
+                    overhead).
+                    """),
+                .repeatable("--from", "ID", "Run only what is downstream of step ID (inclusive); with several, of any of them."),
+                .repeatable("--to", "ID", "Run only what is upstream of step ID (inclusive); with several, of any of them."),
+                .flag("--step", """
+                    Step through the plan on a terminal: before each step, show its command and ask continue, skip, \
+                    abort or run all (implies sync).
+                    """),
+            ]),
+            CommonOptions.section,
+        ],
+        epilogue: """
+        Exit codes: 0 succeeded, 1 failed, 2 bad plan or arguments, 3 unknown step id,
+        74 state folder failed, 130/143 interrupted by SIGINT/SIGTERM (129/131: SIGHUP/SIGQUIT;
+        the run is recorded cancelled).
+        """)
 
-    Executes a plan: a DAG of steps with a concurrency limit, timeouts, retries and failure
-    policies. Events, logs and the report go to the state folder (runs/<run_id>/).
-
-    Options:
-      --var NAME=VALUE          Set a plan variable (repeatable; overrides the plan's "variables").
-      --max-concurrency N       Run at most N steps at once (overrides globals.max_concurrency).
-      --mode MODE               async (default), sync (one step at a time), dry-run (print the
-                                steps in order with their argv, start nothing), profile (run,
-                                then show per-step timings, the critical path and the engine's
-                                own overhead).
-      --from ID                 Run only what is downstream of step ID (inclusive).
-      --to ID                   Run only what is upstream of step ID (inclusive).
-      --step                    Step through the plan on a terminal: before each step, show its
-                                command and ask continue, skip, abort or run all (implies sync).
-    \(CommonOptions.help)
-
-    Exit codes: 0 succeeded, 1 failed, 2 bad plan or arguments, 3 unknown step id,
-    74 state folder failed, 130/143 interrupted by SIGINT/SIGTERM (129/131: SIGHUP/SIGQUIT;
-    the run is recorded cancelled).
-
-    """
-
-    enum Mode: String { case async, sync, dryRun = "dry-run", profile }
+    enum Mode: String, CaseIterable { case async, sync, dryRun = "dry-run", profile }
 
     let planPath: String
     let variables: [String: String]
     let maxConcurrency: Int?
     let mode: Mode
-    let from: String?
-    let to: String?
+    let from: [String]
+    let to: [String]
     let common: CommonOptions
     let stepThrough: Bool
 
-    init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(
-            arguments, valueOptions: CommonOptions.valueOptions.union(["--var", "--max-concurrency", "--mode", "--from", "--to"]),
-            flags: CommonOptions.flags.union(["--step"]))
-        let positionals = scanner.remainingPositionals
-        guard positionals.count == 1 else {
-            throw usage(positionals.isEmpty ? "run needs a plan file" : "run takes one plan file, got \(positionals.count) arguments")
-        }
-        planPath = positionals[0]
-        variables = try scanner.variables()
-        maxConcurrency = try scanner.integer("--max-concurrency", range: 1...100_000)
-        mode = Mode(rawValue: try scanner.choice("--mode", among: ["async", "sync", "dry-run", "profile"]) ?? "async")!
-        from = scanner.value("--from")
-        to = scanner.value("--to")
-        common = try CommonOptions(scanner)
-        stepThrough = scanner.flag("--step")
+    init(parsing arguments: ParsedArguments) throws(EngineError) {
+        planPath = try arguments.positionals(count: 1) {
+            $0.isEmpty ? "run needs a plan file" : "run takes one plan file, got \($0.count) arguments"
+        }[0]
+        variables = try arguments.variables()
+        maxConcurrency = try arguments.integer("--max-concurrency")
+        mode = try arguments.choice("--mode").flatMap(Mode.init(rawValue:)) ?? .async
+        from = arguments.values("--from")
+        to = arguments.values("--to")
+        common = try CommonOptions(arguments)
+        stepThrough = arguments.flag("--step")
+    }
+
+    func validate() throws(EngineError) {
         if stepThrough {
             guard isatty(0) != 0 && isatty(2) != 0 else {
                 throw usage("--step needs a terminal to ask on (stdin and stderr are not terminals)")

@@ -8,17 +8,19 @@ struct StoredRunArguments {
     let secrets: [String: String]
     let common: CommonOptions
 
-    static let help = """
-      --var NAME=VALUE     The value of a secret variable of the run, which was not stored
-                           (repeatable; the run names the ones it needs).
-    """
+    /// The options of `resume` and `replay`.
+    static let sections = [
+        OptionSection("Options:", [
+            .repeatable("--var", "NAME=VALUE",
+                        "The value of a secret variable of the run, which was not stored (repeatable; the run names the ones it needs)."),
+        ]),
+        CommonOptions.section,
+    ]
 
-    init(_ arguments: [String], command: String) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--var"]),
-                                          flags: CommonOptions.flags)
-        runID = try singleRunID(scanner, command: command)
-        secrets = try scanner.variables()
-        common = try CommonOptions(scanner)
+    init(_ arguments: ParsedArguments, command: String) throws(EngineError) {
+        runID = try singleRunID(arguments, command: command)
+        secrets = try arguments.variables()
+        common = try CommonOptions(arguments)
     }
 
     /// Runs `operation` on the state folder with SIGINT/SIGTERM as stop requests and progress
@@ -58,27 +60,20 @@ struct StoredRunArguments {
 
 /// `resume RUN_ID`: continue a failed, cancelled or crashed run.
 struct ResumeCommand: CLICommand {
-    static let name = "resume"
-    static let abstract = "Continue a failed, cancelled or crashed run (same run id)."
-    static let help = """
-    Usage: omnibase-agents resume RUN_ID [options]
-
-    Re-runs every step of the run that did not succeed; succeeded steps are kept and new events
-    are appended to the same run. A run whose engine died is taken over: the processes the dead
-    engine left are torn down first. The values of secret --var variables are not stored: give
-    them again with --var.
-
-    \(StoredRunArguments.help)
-    \(CommonOptions.help)
-
-    Exit codes: as for 'run'; 3 unknown run, 75 the run is held by another live engine.
-
-    """
+    static let configuration = CommandConfiguration(
+        name: "resume", arguments: "RUN_ID", abstract: "Continue a failed, cancelled or crashed run (same run id).",
+        discussion: """
+        Re-runs every step of the run that did not succeed; succeeded steps are kept and new events are \
+        appended to the same run. A run whose engine died is taken over: the processes the dead engine left \
+        are torn down first. The values of secret --var variables are not stored: give them again with --var.
+        """,
+        sections: StoredRunArguments.sections,
+        epilogue: "Exit codes: as for 'run'; 3 unknown run, 75 the run is held by another live engine.")
 
     let arguments: StoredRunArguments
 
-    init(arguments: [String]) throws(EngineError) {
-        self.arguments = try StoredRunArguments(arguments, command: Self.name)
+    init(parsing arguments: ParsedArguments) throws(EngineError) {
+        self.arguments = try StoredRunArguments(arguments, command: "resume")
     }
 
     func run() async throws(EngineError) -> Int32 {
@@ -90,23 +85,18 @@ struct ResumeCommand: CLICommand {
 
 /// `replay RUN_ID`: run a stored run again as a new run.
 struct ReplayCommand: CLICommand {
-    static let name = "replay"
-    static let abstract = "Re-execute a run from its stored snapshot as a new run."
-    static let help = """
-    Usage: omnibase-agents replay RUN_ID [options]
-
-    Runs the plan snapshot and variables stored with RUN_ID again, as a new run. The values of
-    secret --var variables are not stored: give them again with --var.
-
-    \(StoredRunArguments.help)
-    \(CommonOptions.help)
-
-    """
+    static let configuration = CommandConfiguration(
+        name: "replay", arguments: "RUN_ID", abstract: "Re-execute a run from its stored snapshot as a new run.",
+        discussion: """
+        Runs the plan snapshot and variables stored with RUN_ID again, as a new run. The values of secret \
+        --var variables are not stored: give them again with --var.
+        """,
+        sections: StoredRunArguments.sections)
 
     let arguments: StoredRunArguments
 
-    init(arguments: [String]) throws(EngineError) {
-        self.arguments = try StoredRunArguments(arguments, command: Self.name)
+    init(parsing arguments: ParsedArguments) throws(EngineError) {
+        self.arguments = try StoredRunArguments(arguments, command: "replay")
     }
 
     func run() async throws(EngineError) -> Int32 {
@@ -116,65 +106,62 @@ struct ReplayCommand: CLICommand {
     }
 }
 
-/// `runs list|show|events`: the run history.
+/// `runs list|show|events`: the run history, one nested command per action.
 struct RunsCommand: CLICommand {
-    static let name = "runs"
-    static let abstract = "History and progress: runs list [--status S], runs show RUN_ID, runs events RUN_ID."
-    static let help = """
-    Usage: omnibase-agents runs list [--status pending|running|succeeded|failed|cancelled] [--limit N]
-           omnibase-agents runs show RUN_ID
-           omnibase-agents runs events RUN_ID
+    static let configuration = CommandConfiguration(
+        name: "runs", abstract: "History and progress: runs list [--status S], runs show RUN_ID, runs events RUN_ID.",
+        sections: [CommonOptions.section],
+        epilogue: "Exit codes: 0, 2 bad arguments, 3 unknown run.",
+        subcommands: [List.self, Show.self, Events.self])
 
-    list    Runs, newest first.
-    show    One run's report; on a live run, its progress (done/total, running steps).
-    events  One run's events, in order (from runs.db, the source of truth).
-    \(CommonOptions.help)
+    let action: any CLICommand
 
-    Exit codes: 0, 2 bad arguments, 3 unknown run.
+    init(parsing arguments: ParsedArguments) throws(EngineError) { action = try CLI.subcommand(of: Self.self, arguments) }
+    func validate() throws(EngineError) { try action.validate() }
+    func run() async throws(EngineError) -> Int32 { try await action.run() }
 
-    """
-
-    enum Action: String { case list, show, events }
-
-    let action: Action
-    let runID: String?
-    let status: RunStatus?
-    let limit: Int
-    let common: CommonOptions
-
-    init(arguments: [String]) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--status", "--limit"]),
-                                          flags: CommonOptions.flags)
-        var positionals = scanner.remainingPositionals
-        guard !positionals.isEmpty else { throw usage("runs needs an action: list, show RUN_ID or events RUN_ID") }
-        let word = positionals.removeFirst()
-        guard let action = Action(rawValue: word) else {
-            let hint = Suggestion.closest(to: word, among: ["list", "show", "events"]).map { " (did you mean '\($0)'?)" } ?? ""
-            throw usage("unknown runs action '\(word)'\(hint); use list, show or events")
-        }
-        self.action = action
-        switch action {
-        case .list:
-            guard positionals.isEmpty else { throw usage("runs list takes no run id") }
-            runID = nil
-        case .show, .events:
-            guard positionals.count == 1 else { throw usage("runs \(word) needs one run id") }
-            runID = positionals[0]
-        }
-        status = try scanner.choice("--status", among: RunStatus.allCases.map(\.rawValue)).flatMap(RunStatus.init(rawValue:))
-        limit = try scanner.integer("--limit", range: 1...1_000_000) ?? 1000
-        common = try CommonOptions(scanner)
-    }
-
-    func run() async throws(EngineError) -> Int32 {
+    /// The state folder's store, read-only; the run's secrets (placeholders) join the print mask.
+    static func openStore(_ common: CommonOptions, runID: String?) throws(EngineError) -> (StateDirectory, RunStore) {
         let directory: StateDirectory
         do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
         let store = try RunStore(stateDirectory: directory, readOnly: true)
         if let runID, let record = try store.run(runID), let loaded = try? PlanLoader.load(record.source.withPlaceholders()) {
             PrintMask.shared.add(loaded.plan.secretMask())
         }
-        switch action {
-        case .list:
+        return (directory, store)
+    }
+
+    /// The one run id and the common options of `runs show` and `runs events`.
+    static func runArguments(_ arguments: ParsedArguments, action: String) throws(EngineError) -> (String, CommonOptions) {
+        (try arguments.positionals(count: 1) { _ in "runs \(action) needs one run id" }[0], try CommonOptions(arguments))
+    }
+
+    static func unknownRun(_ runID: String, _ common: CommonOptions) -> EngineError {
+        EngineError(.unknownReference, "no run \(runID) in \(common.stateDirectory)")
+    }
+
+    /// `runs list`: runs, newest first.
+    struct List: CLICommand {
+        static let configuration = CommandConfiguration(
+            name: "list", abstract: "Runs, newest first.",
+            sections: [OptionSection("Options:", [
+                .choice("--status", among: RunStatus.allCases.map(\.rawValue), "Only the runs with this status."),
+                .integer("--limit", "N", 1...1_000_000, "At most N runs (default 1000)."),
+            ])])
+
+        let status: RunStatus?
+        let limit: Int
+        let common: CommonOptions
+
+        init(parsing arguments: ParsedArguments) throws(EngineError) {
+            guard arguments.positionals.isEmpty else { throw usage("runs list takes no run id") }
+            status = try arguments.choice("--status").flatMap(RunStatus.init(rawValue:))
+            limit = try arguments.integer("--limit") ?? 1000
+            common = try CommonOptions(arguments)
+        }
+
+        func run() async throws(EngineError) -> Int32 {
+            let (_, store) = try RunsCommand.openStore(common, runID: nil)
             let runs = try store.runs(status: status, limit: limit)
             var items: [JSONValue] = []
             var lines: [String] = []
@@ -205,9 +192,25 @@ struct RunsCommand: CLICommand {
             common.emit(json: .object(["runs": .array(items)])) {
                 lines.isEmpty ? "No runs.\n" : lines.joined(separator: "\n") + "\n"
             }
-        case .show:
-            let runID = self.runID!
-            guard let record = try store.run(runID), let report = try store.report(runID) else { throw unknownRun(runID) }
+            return 0
+        }
+    }
+
+    /// `runs show RUN_ID`: one run's report, or its progress while it is live.
+    struct Show: CLICommand {
+        static let configuration = CommandConfiguration(
+            name: "show", arguments: "RUN_ID", abstract: "One run's report; on a live run, its progress (done/total, running steps).")
+
+        let runID: String
+        let common: CommonOptions
+
+        init(parsing arguments: ParsedArguments) throws(EngineError) {
+            (runID, common) = try RunsCommand.runArguments(arguments, action: "show")
+        }
+
+        func run() async throws(EngineError) -> Int32 {
+            let (directory, store) = try RunsCommand.openStore(common, runID: runID)
+            guard let record = try store.run(runID), let report = try store.report(runID) else { throw RunsCommand.unknownRun(runID, common) }
             let live = record.isLive
             let snapshotPath = "\(directory.path)/\(FailureSnapshot.relativePath(runID: runID))"
             let snapshot = FileManager.default.fileExists(atPath: snapshotPath) ? snapshotPath : nil
@@ -231,9 +234,35 @@ struct RunsCommand: CLICommand {
                 }
                 return text
             }
-        case .events:
-            let runID = self.runID!
-            guard try store.run(runID) != nil else { throw unknownRun(runID) }
+            return 0
+        }
+
+        func progressJSON(_ report: RunReport) -> JSONValue {
+            let counts = report.summary
+            let done = report.steps.count - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
+            return .object([
+                "done": .int(done),
+                "total": .int(report.steps.count),
+                "running": .array(report.steps.filter { $0.status == .running }.map { .string($0.id) }),
+            ])
+        }
+    }
+
+    /// `runs events RUN_ID`: one run's events, in order.
+    struct Events: CLICommand {
+        static let configuration = CommandConfiguration(
+            name: "events", arguments: "RUN_ID", abstract: "One run's events, in order (from runs.db, the source of truth).")
+
+        let runID: String
+        let common: CommonOptions
+
+        init(parsing arguments: ParsedArguments) throws(EngineError) {
+            (runID, common) = try RunsCommand.runArguments(arguments, action: "events")
+        }
+
+        func run() async throws(EngineError) -> Int32 {
+            let (_, store) = try RunsCommand.openStore(common, runID: runID)
+            guard try store.run(runID) != nil else { throw RunsCommand.unknownRun(runID, common) }
             let events = try store.events(runID)
             switch common.format {
             case .yaml:
@@ -250,35 +279,21 @@ struct RunsCommand: CLICommand {
                     let step = event.stepID.map { " \($0)" } ?? ""
                     let attempt = event.attempt.map { " #\($0)" } ?? ""
                     let data = event.data.map { " \(PrintMask.shared.apply($0).serialized())" } ?? ""
-                    StandardStreams.print(truncateLine("\(event.seq) \(Timestamp.rfc3339(event.timestamp)) \(event.kind.rawValue)\(step)\(attempt)\(data)"))
+                    StandardStreams.print(Self.truncateLine("\(event.seq) \(Timestamp.rfc3339(event.timestamp)) \(event.kind.rawValue)\(step)\(attempt)\(data)"))
                 }
             }
+            return 0
         }
-        return 0
-    }
 
-    func progressJSON(_ report: RunReport) -> JSONValue {
-        let counts = report.summary
-        let done = report.steps.count - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
-        return .object([
-            "done": .int(done),
-            "total": .int(report.steps.count),
-            "running": .array(report.steps.filter { $0.status == .running }.map { .string($0.id) }),
-        ])
-    }
-
-    func unknownRun(_ runID: String) -> EngineError {
-        EngineError(.unknownReference, "no run \(runID) in \(common.stateDirectory)")
-    }
-
-    func truncateLine(_ line: String) -> String {
-        line.count <= 100 ? line : String(line.prefix(97)) + "..."
+        static func truncateLine(_ line: String) -> String {
+            line.count <= 100 ? line : String(line.prefix(97)) + "..."
+        }
     }
 }
 
 /// The one run id a command takes.
-func singleRunID(_ scanner: ArgumentScanner, command: String) throws(EngineError) -> String {
-    let positionals = scanner.remainingPositionals
+func singleRunID(_ arguments: ParsedArguments, command: String) throws(EngineError) -> String {
+    let positionals = arguments.positionals
     guard positionals.count == 1 else {
         throw usage(positionals.isEmpty ? "\(command) needs a run id" : "\(command) takes one run id, got \(positionals.count)")
     }

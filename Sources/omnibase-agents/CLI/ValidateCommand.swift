@@ -2,32 +2,28 @@ import Orchestration
 
 /// `validate PLAN.json`: check a plan, print nothing but errors.
 struct ValidateCommand: CLICommand {
-    static let name = "validate"
-    static let abstract = "Check a plan; print nothing but errors (exit 0 or 2)."
-    static let help = """
-    Usage: omnibase-agents validate PLAN.json [--var NAME=VALUE]...
-
-    Loads the plan exactly as 'run' would (strict JSON, unknown keys, types, ranges, ids,
-    dependencies, cycles, variables) and prints nothing when it is valid.
-
-    Exit codes: 0 valid, 2 invalid (one located sentence on stderr).
-
-    """
+    static let configuration = CommandConfiguration(
+        name: "validate", arguments: "PLAN.json", abstract: "Check a plan; print nothing but errors (exit 0 or 2).",
+        discussion: """
+        Loads the plan exactly as 'run' would (strict JSON, unknown keys, types, ranges, ids, dependencies, \
+        cycles, variables) and prints nothing when it is valid.
+        """,
+        sections: [
+            OptionSection("Options:", [.repeatable("--var", "NAME=VALUE", "Set a plan variable (overrides the plan's \"variables\").")]),
+            // Accepted so that scripts can pass them everywhere; validate uses none.
+            CommonOptions.section,
+        ],
+        epilogue: "Exit codes: 0 valid, 2 invalid (one located sentence on stderr).")
 
     let planPath: String
     let variables: [String: String]
 
-    init(arguments: [String]) throws(EngineError) {
-        // The common options are accepted (so scripts can pass them everywhere); validate uses none.
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--var"]),
-                                          flags: CommonOptions.flags)
-        _ = try CommonOptions(scanner)
-        guard scanner.remainingPositionals.count == 1 else {
-            throw usage(scanner.remainingPositionals.isEmpty ? "validate needs a plan file"
-                        : "validate takes one plan file, got \(scanner.remainingPositionals.count) arguments")
-        }
-        planPath = scanner.remainingPositionals[0]
-        variables = try scanner.variables()
+    init(parsing arguments: ParsedArguments) throws(EngineError) {
+        _ = try CommonOptions(arguments)
+        planPath = try arguments.positionals(count: 1) {
+            $0.isEmpty ? "validate needs a plan file" : "validate takes one plan file, got \($0.count) arguments"
+        }[0]
+        variables = try arguments.variables()
     }
 
     func run() async throws(EngineError) -> Int32 {
