@@ -387,6 +387,7 @@ private struct RunLoop {
             .init("timed_out", .bool(outcome.timedOut)),
         ]
         if let error = outcome.error { members.append(.init("error", .string(error))) }
+        if let jobID = outcome.jobID { members.append(.init("job_id", .string(jobID))) }
         return .object(members)
     }
 

@@ -54,6 +54,7 @@ public struct RunReportBuilder: Sendable {
             step.exitCode = data?["exit_code"]?.intValue.map(Int32.init)
             step.signal = data?["signal"]?.intValue.map(Int32.init)
             step.timedOut = data?["timed_out"]?.boolValue ?? false
+            step.jobID = data?["job_id"]?.stringValue
         }
         switch event.kind {
         case .stepStarted:

@@ -146,7 +146,9 @@ public struct StageRunner: Sendable {
             let plan = try PlanLoader.load(replaySource.source)
             graph = plan.graph
             planOrder = plan.graph.ids
-            runReport = try await session.start(plan, request: RunRequest(json: replaySource.options, stage: replaySource.stage),
+            var request = RunRequest(json: replaySource.options, stage: replaySource.stage)
+            if let executor = context.executor { request.executor = executor }
+            runReport = try await session.start(plan, request: request,
                                                 stopRequests: stops.subscribe(), runID: runID, parentRunID: replaySource.runID)
         } else if !decision.runnable.isEmpty {
             let maxConcurrency = runMode == .async ? (context.maxConcurrency ?? loaded.registry.stages[stage]?.maxConcurrency) : nil
@@ -165,7 +167,8 @@ public struct StageRunner: Sendable {
             }
             if !decision.trials.isEmpty { labels[StageLabels.breakerTrials] = decision.trials.sorted().joined(separator: ",") }
             let request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: context.from, to: context.to,
-                                     stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async)
+                                     stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async,
+                                     executor: context.executor)
             runReport = try await session.start(plan, request: request, stopRequests: stops.subscribe(), runID: runID)
         }
 

@@ -77,6 +77,11 @@ struct ArgumentScanner {
         return text
     }
 
+    /// `--executor local|slurm`, or nil when not given.
+    func executor() throws(EngineError) -> ExecutorKind? {
+        try choice("--executor", among: ExecutorKind.allCases.map(\.rawValue)).flatMap(ExecutorKind.init(rawValue:))
+    }
+
     /// `--var NAME=VALUE` pairs.
     func variables() throws(EngineError) -> [String: String] {
         var result: [String: String] = [:]

@@ -35,6 +35,7 @@ struct OrchCommand: CLICommand {
                                 replay (run the stage's latest run again from its snapshot).
       --max-concurrency N       The concurrency limit in async mode.
       --run-id ID               replay: the run to replay instead of the latest.
+      --executor local|slurm    Where components run (default local; replay: as the replayed run).
     \(CommonOptions.help)
 
     Registry administration ('add' options; the file is rewritten atomically as canonical JSON):
@@ -53,12 +54,13 @@ struct OrchCommand: CLICommand {
 
     """
 
-    static let executionOptions: Set<String> = ["--filter", "--mode", "--from", "--to", "--max-concurrency", "--run-id"]
+    static let executionOptions: Set<String> = ["--filter", "--mode", "--from", "--to", "--max-concurrency", "--run-id",
+                                                "--executor"]
     static let addOptions: Set<String> = ["--json", "--name", "--description", "--type", "--command", "--arg", "--timeout-sec",
                                           "--depends-on", "--retries", "--retry-delay-sec", "--on-failure", "--cwd", "--env",
                                           "--idempotent", "--not-critical"]
     static let valueOptions: Set<String> = CommonOptions.valueOptions.union([
-        "--stage", "--registry", "--tags", "--filter", "--lifecycle", "--mode", "--from", "--to", "--max-concurrency",
+        "--stage", "--registry", "--tags", "--filter", "--lifecycle", "--mode", "--from", "--to", "--max-concurrency", "--executor",
         "--run-id", "--json", "--name", "--description", "--type", "--command", "--arg", "--timeout-sec", "--depends-on",
         "--retries", "--retry-delay-sec", "--on-failure", "--cwd", "--env",
     ])
@@ -72,6 +74,7 @@ struct OrchCommand: CLICommand {
     let to: String?
     let maxConcurrency: Int?
     let replayRunID: String?
+    let executor: ExecutorKind?
     let action: RegistryAction?
     let common: CommonOptions
     let noColor: Bool
@@ -104,6 +107,7 @@ struct OrchCommand: CLICommand {
             to = nil
             maxConcurrency = nil
             replayRunID = nil
+            executor = nil
             return
         }
         action = nil
@@ -136,6 +140,7 @@ struct OrchCommand: CLICommand {
         selection = request
         maxConcurrency = try scanner.integer("--max-concurrency", range: 1...100_000)
         replayRunID = scanner.value("--run-id")
+        executor = try scanner.executor()
         if replayRunID != nil, mode != .replay { throw usage("--run-id applies to --mode replay") }
     }
 
@@ -144,7 +149,7 @@ struct OrchCommand: CLICommand {
         let warningStyle = TextStyle.detect(fd: 2, noColor: noColor)
         let signals = stage == .registry ? nil : SignalStopSource()
         defer { signals?.finish() }
-        let context = ExecutionContext(
+        var context = ExecutionContext(
             registryPath: registryPath, registry: registry, stateDirectory: common.stateDirectory, mode: mode,
             selection: selection, from: from, to: to, maxConcurrency: maxConcurrency, replayRunID: replayRunID,
             registryAction: action,
@@ -153,6 +158,7 @@ struct OrchCommand: CLICommand {
                 FileHandle.standardError.write(Data(line.utf8))
             },
             stopRequests: signals?.requests)
+        context.executor = executor
         let report = try await stage.orchestrator.run(context)
         common.emit(json: report.json) { report.human(style: common.style) }
         return report.exitCode

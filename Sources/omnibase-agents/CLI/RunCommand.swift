@@ -20,6 +20,9 @@ struct RunCommand: CLICommand {
                                 own overhead).
       --from ID                 Run only what is downstream of step ID (inclusive).
       --to ID                   Run only what is upstream of step ID (inclusive).
+      --executor local|slurm    Where steps run: local processes, or one Slurm batch job per
+                                attempt (overrides globals.executor; a step's own "executor"
+                                still wins). See README "Executors".
       --step                    Step through the plan on a terminal: before each step, show its
                                 command and ask continue, skip, abort or run all (implies sync).
     \(CommonOptions.help)
@@ -39,10 +42,12 @@ struct RunCommand: CLICommand {
     let to: String?
     let common: CommonOptions
     let stepThrough: Bool
+    let executor: ExecutorKind?
 
     init(arguments: [String]) throws(EngineError) {
         let scanner = try ArgumentScanner(
-            arguments, valueOptions: CommonOptions.valueOptions.union(["--var", "--max-concurrency", "--mode", "--from", "--to"]),
+            arguments, valueOptions: CommonOptions.valueOptions.union(["--var", "--max-concurrency", "--mode", "--from", "--to",
+                                                                      "--executor"]),
             flags: CommonOptions.flags.union(["--step"]))
         let positionals = scanner.remainingPositionals
         guard positionals.count == 1 else {
@@ -56,6 +61,7 @@ struct RunCommand: CLICommand {
         to = scanner.value("--to")
         common = try CommonOptions(scanner)
         stepThrough = scanner.flag("--step")
+        executor = try scanner.executor()
         if stepThrough {
             guard isatty(0) != 0 && isatty(2) != 0 else {
                 throw usage("--step needs a terminal to ask on (stdin and stderr are not terminals)")
@@ -67,7 +73,8 @@ struct RunCommand: CLICommand {
     func run() async throws(EngineError) -> Int32 {
         let loaded = try PlanLoader.load(path: planPath, overrides: variables)
         PrintMask.shared.add(loaded.plan.secretMask())
-        let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to)
+        let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to,
+                                 executor: executor)
         if mode == .dryRun {
             printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
             return 0

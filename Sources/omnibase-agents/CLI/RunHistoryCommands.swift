@@ -6,18 +6,22 @@ import Orchestration
 struct StoredRunArguments {
     let runID: String
     let secrets: [String: String]
+    let executor: ExecutorKind?
     let common: CommonOptions
 
     static let help = """
       --var NAME=VALUE     The value of a secret variable of the run, which was not stored
                            (repeatable; the run names the ones it needs).
+      --executor local|slurm
+                           Where steps run (default: where the run ran; see README "Executors").
     """
 
     init(_ arguments: [String], command: String) throws(EngineError) {
-        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--var"]),
+        let scanner = try ArgumentScanner(arguments, valueOptions: CommonOptions.valueOptions.union(["--var", "--executor"]),
                                           flags: CommonOptions.flags)
         runID = try singleRunID(scanner, command: command)
         secrets = try scanner.variables()
+        executor = try scanner.executor()
         common = try CommonOptions(scanner)
     }
 
@@ -25,7 +29,7 @@ struct StoredRunArguments {
     /// (human format), prints the report, returns its exit code.
     func execute(resuming: Bool,
                  _ operation: @escaping @Sendable (RunSession, String, [String: String], AsyncStream<StopReason>,
-                                                   [any RunObserver]) async throws(EngineError) -> RunReport)
+                                                   [any RunObserver], ExecutorKind?) async throws(EngineError) -> RunReport)
         async throws(EngineError) -> Int32 {
         let session = try RunSession(stateDirectory: common.stateDirectory)
         let signals = SignalStopSource()
@@ -34,8 +38,9 @@ struct StoredRunArguments {
         let progress = progressPrinter(session, resuming: resuming)
         let runID = self.runID
         let secrets = self.secrets
+        let executor = self.executor
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
-            try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [])
+            try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [], executor)
         }
         common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
         return report.exitCode
@@ -82,8 +87,9 @@ struct ResumeCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: true) { session, runID, secrets, stops, observers throws(EngineError) in
-            try await session.resume(runID: runID, secrets: secrets, observers: observers, stopRequests: stops)
+        try await arguments.execute(resuming: true) { session, runID, secrets, stops, observers, executor throws(EngineError) in
+            try await session.resume(runID: runID, secrets: secrets, observers: observers, stopRequests: stops,
+                                     executor: executor)
         }
     }
 }
@@ -110,8 +116,9 @@ struct ReplayCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: false) { session, runID, secrets, stops, observers throws(EngineError) in
-            try await session.replay(runID: runID, secrets: secrets, observers: observers, stopRequests: stops)
+        try await arguments.execute(resuming: false) { session, runID, secrets, stops, observers, executor throws(EngineError) in
+            try await session.replay(runID: runID, secrets: secrets, observers: observers, stopRequests: stops,
+                                     executor: executor)
         }
     }
 }
