@@ -142,17 +142,18 @@ public struct RunSession: Sendable {
             throw EngineError(.usage, "run \(runID) already succeeded; nothing to resume (use 'replay \(runID)' to run it again)")
         }
         let source = try Self.complete(record.source, secrets: secrets, runID: runID)
-        // The lease is ours, so the engine that had the run is gone: tear down what it left.
-        await OrphanReaper.reap(runID: runID)
         let loaded = try PlanLoader.load(source)
+        var request = RunRequest(json: record.options, stage: record.stage)
+        // The lease is ours, so the engine that had the run is gone: tear down what it left,
+        // its cluster jobs first (cancelled through Slurm, so they end as cancelled), then its
+        // local process groups.
+        let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor, local: LocalStepRunner())
+            .reclaimLostAttempts(runID: runID)
+        await OrphanReaper.reap(runID: runID)
         let stored = try store.steps(runID)
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
         }
-        var request = RunRequest(json: record.options, stage: record.stage)
-        // The dead engine's cluster jobs are cancelled before anything runs again.
-        let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor, local: LocalStepRunner())
-            .reclaimLostAttempts(runID: runID)
         if let executor, executor != request.executor {
             request.executor = executor
             try store.updateOptions(runID: runID, options: request.json)

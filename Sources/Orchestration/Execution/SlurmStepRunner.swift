@@ -80,8 +80,11 @@ public struct SlurmStepRunner: StepRunner {
         // Submission is not interrupted: a job that Slurm accepted must have its id known.
         let environment = jobEnvironment(command, context: context)
         let submitted = await withUncancelledTask { await SlurmCLI.run("sbatch", arguments, environment: environment) }
-        guard submitted.status == 0, let jobID = SlurmCLI.parseJobID(submitted.stdout) else {
+        guard submitted.status == 0 else {
             return AttemptOutcome(result: .failed, error: "sbatch failed: \(submitted.problem)")
+        }
+        guard let jobID = SlurmCLI.parseJobID(submitted.stdout) else {
+            return AttemptOutcome(result: .failed, error: "sbatch printed no job id (got \"\(submitted.stdout.prefix(80))\")")
         }
         defer { monitor.forget(jobID) }
         if monitor.register(jobID) == .stopping {

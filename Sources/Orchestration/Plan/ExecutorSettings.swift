@@ -56,7 +56,7 @@ public struct SlurmSettings: Sendable, Hashable {
         ("output", nil), ("error", nil), ("input", nil), ("job-name", nil), ("parsable", nil), ("wrap", nil),
         ("comment", nil), ("chdir", nil), ("export", nil), ("export-file", nil), ("requeue", nil),
         ("no-requeue", nil), ("array", nil), ("wait", nil), ("test-only", nil), ("dependency", nil), ("hold", nil),
-        ("open-mode", nil), ("help", nil), ("usage", nil), ("version", nil),
+        ("open-mode", nil), ("quiet", nil), ("help", nil), ("usage", nil), ("version", nil),
         ("time", "time"), ("partition", "partition"), ("account", "account"), ("cpus-per-task", "cpus"), ("mem", "mem"),
     ]
 
