@@ -135,7 +135,12 @@ struct SlurmExecutorTests {
             stepJSON("b", "echo $$$$ > \"$D/b.pid\"; trap '' TERM; while true; do sleep 0.2; done", extra: env),
             stepJSON("c", "true", deps: ["a"]),
         ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
-        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        // scancel as a wrapper that logs each call, then runs the real one.
+        let real = try #require(["/usr/bin/scancel", "/usr/local/bin/scancel"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let shim = dir.write("bin/scancel", "#!/bin/sh\necho \"$*\" >> '\(dir.path)/scancel.log'\nexec \(real) \"$@\"\n")
+        chmod(shim, 0o755)
+        let path = dir.path + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, environment: ["PATH": path])
         let a = try #require(Int32(try await waitForFile(dir.path + "/a.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
         let b = try #require(Int32(try await waitForFile(dir.path + "/b.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
         let engine = try #require(enginePID(usingStateDirectory: state))
@@ -149,6 +154,10 @@ struct SlurmExecutorTests {
         #expect(report.stepReport("c")?["status"]?.stringValue == "cancelled")
         #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty, "no job of the run is left in squeue")
         #expect(!isAlive(a) && !isAlive(b), "the jobs' processes are gone (b ignored TERM)")
+        let calls = (dir.read("scancel.log") ?? "").split(separator: "\n")
+        #expect(calls.count == 1, "one scancel for all of the run's jobs: \(calls)")
+        let ids = [report.stepReport("a"), report.stepReport("b")].compactMap { $0?["job_id"]?.stringValue }
+        #expect(ids.count == 2 && calls.first.map { Set($0.split(separator: " ").map(String.init)) } == Set(ids))
     }
 
     @Test func killNineOfTheEngineThenResumeRecordsEveryResultOnce() async throws {

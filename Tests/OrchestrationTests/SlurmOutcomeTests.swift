@@ -20,6 +20,23 @@ struct SlurmOutcomeTests {
         #expect(cancelled.error?.hasSuffix("CANCELLED (not by the engine)") == true)
     }
 
+    @Test func squeuesRawWaitStatusIsDecoded() {
+        #expect(SlurmJobEnd(state: "FAILED", waitStatus: 768) == SlurmJobEnd(state: "FAILED", exitCode: 3))
+        #expect(SlurmJobEnd(state: "CANCELLED", waitStatus: 15) == SlurmJobEnd(state: "CANCELLED", signal: 15))
+        #expect(SlurmJobEnd(state: "COMPLETED", waitStatus: 0) == SlurmJobEnd(state: "COMPLETED", exitCode: 0))
+    }
+
+    @Test func aSlurmRunWithoutALimitAllowsSixtyFourJobsInFlight() throws {
+        let step = Step.process("a", "true")
+        let unset = Plan(id: "p", steps: [step])
+        #expect(RunSession.maxConcurrency(RunRequest(executor: .slurm), unset) == 64)
+        #expect(RunSession.maxConcurrency(RunRequest(), Plan(id: "p", steps: [step], executor: .slurm)) == 64)
+        #expect(RunSession.maxConcurrency(RunRequest(), unset) == nil, "local keeps the plan's default (cores)")
+        #expect(RunSession.maxConcurrency(RunRequest(maxConcurrency: 3, executor: .slurm), unset) == 3)
+        #expect(RunSession.maxConcurrency(RunRequest(executor: .slurm), Plan(id: "p", maxConcurrency: 5, steps: [step])) == nil,
+                "the plan's own max_concurrency stands")
+    }
+
     @Test func aLostJobRecordIsAFailureNeverASuccess() {
         let lost = SlurmStepRunner.outcome(SlurmJobEnd(detail: "Slurm has no record of it"), jobID: "10")
         #expect(lost.result == .failed)

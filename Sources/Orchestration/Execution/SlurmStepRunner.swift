@@ -13,8 +13,9 @@ import Synchronization
 ///    attempt's `.out` and `.err` logs as `--output`/`--error`, `--time` as a backstop (the
 ///    step's `time`, else `timeout_sec + kill_grace_sec` rounded up to minutes, plus one), the
 ///    plan's partition, account, cpus, mem and `extra_args`.
-/// 3. One poller per run (``SlurmJobMonitor``) asks `squeue` about all of the run's jobs at once
-///    and reads each ended job's state and exit code with `scontrol show job`.
+/// 3. One poller per run (``SlurmJobMonitor``) asks `squeue` about all of the run's jobs at once:
+///    state and, once ended, exit status (`--Format=JobID,State,exit_code`); `scontrol show job`
+///    only for a job that `squeue` no longer lists (gone from its records: "job record lost").
 /// 4. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then a
 ///    plain `scancel` after `kill_grace_sec`. A stop of the run (task cancellation) cancels every
 ///    job of the run in one `scancel` call and waits until they have ended.
@@ -239,14 +240,28 @@ struct SlurmJobEnd: Sendable, Hashable {
     var signal: Int32?
     /// Why the record is lost.
     var detail: String = ""
+
+    init(state: String? = nil, exitCode: Int32? = nil, signal: Int32? = nil, detail: String = "") {
+        self.state = state
+        self.exitCode = exitCode
+        self.signal = signal
+        self.detail = detail
+    }
+
+    /// From `squeue --Format=exit_code`: the job's raw wait status (`code << 8`, or the signal).
+    init(state: String, waitStatus: Int32) {
+        self.state = state
+        let signal = waitStatus & 0x7F
+        if signal == 0 { exitCode = (waitStatus >> 8) & 0xFF } else { self.signal = signal }
+    }
 }
 
 /// The one poller of a run's jobs: a table of jobs and waiting attempts behind a mutex, and a
 /// polling task that lives while the table has jobs.
 ///
 /// Attempts register their job and wait for a phase (started, ended) or a deadline. The polling
-/// task asks `squeue` for all the run's jobs in one call (by job name), reads every ended job's
-/// state and exit code (`scontrol show job`), and wakes the waiters. Its interval starts at
+/// task asks `squeue` for all the run's jobs in one call (by job name: state and exit status),
+/// asks `scontrol show job` about a job `squeue` does not list, and wakes the waiters. Its interval starts at
 /// ``SlurmStepRunner/Polling/initial``, doubles while nothing changes and resets on a change.
 final class SlurmJobMonitor: Sendable {
     /// What a job is doing.
@@ -427,7 +442,9 @@ final class SlurmJobMonitor: Sendable {
     }
 
     private func poll(_ ids: [String]) async {
-        let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)", "-o", "%i|%T"])
+        // One call for every job of the run: id, state and (once ended) the raw wait status.
+        let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)",
+                                                    "--Format=JobID:|,State:|,exit_code:|"])
         guard listing.status == 0 else {
             let lostAll = state.withLock { state -> Bool in
                 state.failedPolls += 1
@@ -441,16 +458,21 @@ final class SlurmJobMonitor: Sendable {
             }
             return
         }
-        var states: [String: String] = [:]
+        var states: [String: (state: String, status: Int32?)] = [:]
         for line in listing.stdout.split(separator: "\n") {
             let fields = line.split(separator: "|", omittingEmptySubsequences: false)
-            if fields.count >= 2 { states[String(fields[0])] = String(fields[1]) }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            if fields.count >= 3 { states[fields[0]] = (fields[1], Int32(fields[2])) }
         }
         var updates: [String: Phase] = [:]
         for jobID in ids {
-            switch states[jobID] {
+            switch states[jobID]?.state {
             case let name? where SlurmJobStates.final.contains(name):
-                updates[jobID] = .ended(await Self.end(of: jobID, listed: name))
+                if let status = states[jobID]?.status {
+                    updates[jobID] = .ended(SlurmJobEnd(state: name, waitStatus: status))
+                } else {
+                    updates[jobID] = .ended(await Self.end(of: jobID, listed: name))
+                }
             case let name? where SlurmJobStates.started.contains(name):
                 updates[jobID] = .running(since: .now)
             case .some:
