@@ -81,6 +81,8 @@ public struct SlurmStepRunner: StepRunner {
         // Submission is not interrupted: a job that Slurm accepted must have its id known.
         let environment = jobEnvironment(command, context: context)
         let submitted = await withUncancelledTask { await SlurmCLI.run("sbatch", arguments, environment: environment) }
+        // sbatch keeps a copy of the script; one outside the state folder is not kept.
+        if context.logDirectory == nil { unlink(script) }
         guard submitted.status == 0 else {
             return AttemptOutcome(result: .failed, error: "sbatch failed: \(submitted.problem)")
         }
