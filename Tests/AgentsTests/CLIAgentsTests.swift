@@ -91,7 +91,9 @@ struct CLIAgentsTests {
         fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [
             #"{"id": "T1", "role": "qa", "wait_for": ["db.migrated"]}"#,
         ], milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
-        // Published before any session exists: the next session adopts it.
+        // Published before any session exists (into a state folder prepared for agents, as
+        // `ci emit` writes only where an agents project lives): the next session adopts it.
+        _ = try AgentStore(stateDirectory: StateDirectory(path: fixture.state))
         let emit = await runCLI(["ci", "emit", "db.migrated", "--state-dir", fixture.state, "--format", "json"], in: fixture.dir.path)
         #expect(emit.status == 0, "\(emit.stderr)")
         #expect(try emit.json()["delivered"] == .bool(false))

@@ -139,4 +139,52 @@ struct LoopRulesTests {
         #expect(scheduler.runningPerRole["r"] == 0)
         #expect(scheduler.takeStartable() == [0], "A, interrupted, starts again")
     }
+
+    @Test func schedulerActionsSettleReportUnreachableOnceAndFinishAfterTheTracker() throws {
+        let text = """
+        {"project": "p", "roles": {"r": {"agent": {"command": "x"}, "max_parallel": 2}},
+         "milestones": [{"id": "M", "tasks": ["A", "B", "C"]}],
+         "tasks": [{"id": "A", "role": "r"}, {"id": "B", "role": "r", "depends_on": ["A"]}, {"id": "C", "role": "r"}]}
+        """
+        let plan = try ProjectPlanLoader.load(bytes: Array(text.utf8), displayPath: "plan.json", directory: "/p")
+        var rules = ProjectScheduler(plan: plan, states: [:], autoSpawn: true)
+        #expect(rules.advance() == [.start(0), .start(2)])
+        #expect(rules.taskFinished(0, .failed("budget")) == [.settle(0, .failed, reason: "budget")])
+        #expect(rules.advance() == [], "C still runs")
+        #expect(rules.taskFinished(2, .interrupted) == [], "an interrupted task settles nothing...")
+        #expect(rules.advance() == [.start(2)], "...and starts again")
+        #expect(rules.taskFinished(2, .done) == [.settle(2, .done, reason: nil)])
+        #expect(rules.advance() == [.settle(1, nil, reason: "its dependency A failed")], "reported once the project settles")
+        rules.settlementProcessed()
+        rules.settlementProcessed()
+        #expect(rules.advance() == [], "one settlement is still with the tracker")
+        rules.settlementProcessed()
+        #expect(rules.advance() == [.finish])
+    }
+
+    @Test func schedulerActionsStopCancelsOnceGrantsWokenTasksAndFinishesWhenNothingRuns() throws {
+        let text = """
+        {"project": "p", "roles": {"r": {"agent": {"command": "x"}, "max_parallel": 1}},
+         "milestones": [{"id": "M", "tasks": ["A", "B"]}], "tasks": [{"id": "A", "role": "r"}, {"id": "B", "role": "r"}]}
+        """
+        let plan = try ProjectPlanLoader.load(bytes: Array(text.utf8), displayPath: "plan.json", directory: "/p")
+        var rules = ProjectScheduler(plan: plan, states: [:], autoSpawn: true)
+        #expect(rules.advance() == [.start(0)])
+        rules.park(0)
+        #expect(rules.advance() == [.start(1)], "A waits on the bus: B takes its slot")
+        #expect(rules.reclaimRequested(0) == [], "woken while B holds the slot: A waits")
+        #expect(rules.stopRequested() == [.cancelAll])
+        #expect(rules.stopRequested() == [], "a second stop changes nothing")
+        #expect(rules.reclaimRequested(1) == [.grant(1)], "stopping: a woken task goes on at once")
+        do {
+            try rules.request(1)
+            Issue.record("no spawn while stopping")
+        } catch {
+            #expect(error.code == .notRunning)
+        }
+        #expect(rules.advance() == [], "A and B still run")
+        #expect(rules.taskFinished(0, .interrupted) == [])
+        #expect(rules.taskFinished(1, .interrupted) == [])
+        #expect(rules.advance() == [.finish])
+    }
 }

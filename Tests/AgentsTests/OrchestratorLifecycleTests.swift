@@ -8,6 +8,9 @@ import Orchestration
 /// the injected clock, and stopping then resuming in-process.
 @Suite("Orchestrator lifecycle: seed API, injected clock, stop and resume", .tags(.process), .timeLimit(.minutes(2)))
 struct OrchestratorLifecycleTests {
+    /// `start()` runs the session in the caller's task now (deprecated for that), so it runs in
+    /// a child task here while the test acts on the orchestrator.
+    @available(*, deprecated, message: "exercises the deprecated seed start()")
     @Test func spawnAgentStartsTasksWhenAutoSpawnIsOff() async throws {
         let fixture = try await Fixture.make()
         fixture.script("writer.sh", "echo \"$TASK_ID\" > \"$TASK_ID.txt\"\necho '<promise>DONE</promise>'\n")
@@ -18,44 +21,48 @@ struct OrchestratorLifecycleTests {
         var config = fixture.config()
         config.autoSpawn = false
         let orchestrator = Orchestrator(config: config)
-        #expect(try await orchestrator.start())
-        #expect(try await orchestrator.start() == false, "already started")
-        #expect(await orchestrator.waitForCompletion(timeout: .milliseconds(200)) == false, "nothing was spawned yet")
-        #expect(try await orchestrator.status().task("T1")?.state == .pending)
+        try await withThrowingTaskGroup(of: Void.self) { session in
+            session.addTask { () async throws in #expect(try await orchestrator.start()) }
+            try await eventually("the session to start") { (try? await orchestrator.status()) != nil }
+            #expect(try await orchestrator.start() == false, "already started")
+            #expect(await orchestrator.waitForCompletion(timeout: .milliseconds(200)) == false, "nothing was spawned yet")
+            #expect(try await orchestrator.status().task("T1")?.state == .pending)
 
-        func spawnError(_ role: String, _ task: String) async -> AgentSpawnError.Code? {
-            do {
-                _ = try await orchestrator.spawnAgent(role: role, task: task)
-                return nil
-            } catch {
-                return error.code
+            func spawnError(_ role: String, _ task: String) async -> AgentSpawnError.Code? {
+                do {
+                    _ = try await orchestrator.spawnAgent(role: role, task: task)
+                    return nil
+                } catch {
+                    return error.code
+                }
             }
-        }
-        #expect(await spawnError("devv", "T1") == .unknownRole)
-        #expect(await spawnError("dev", "T9") == .unknownTask)
-        #expect(await spawnError("ops", "T1") == .wrongRole)
+            #expect(await spawnError("devv", "T1") == .unknownRole)
+            #expect(await spawnError("dev", "T9") == .unknownTask)
+            #expect(await spawnError("ops", "T1") == .wrongRole)
 
-        // T2 may be spawned before T1 is done: its agent starts when T1 is.
-        let second = try await orchestrator.spawnAgent(role: "dev", task: "T2")
-        #expect(second.branch == "agent/dev/T2")
-        #expect(await orchestrator.waitForCompletion(timeout: .milliseconds(300)) == false)
-        #expect(try await orchestrator.status().task("T2")?.iteration == 0)
-        #expect(try await orchestrator.milestonePR("M1") == nil, "M1 is not complete yet")
-        let agent = try await orchestrator.spawnAgent(role: "dev", task: "T1")
-        #expect(agent.branch == "agent/dev/T1")
-        #expect(agent.worktree == fixture.repo + "/sandbox/dev/T1")
-        #expect(await orchestrator.waitForCompletion(timeout: .seconds(60)))
-        #expect(await spawnError("dev", "T1") == .notRunning, "the session is over")
-        let status = try await orchestrator.status()
-        #expect(status.session.status == .succeeded)
-        guard case .merged(let branch, let commit) = try await orchestrator.milestonePR("M1") else {
-            Issue.record("M1 should be merged")
-            return
+            // T2 may be spawned before T1 is done: its agent starts when T1 is.
+            let second = try await orchestrator.spawnAgent(role: "dev", task: "T2")
+            #expect(second.branch == "agent/dev/T2")
+            #expect(await orchestrator.waitForCompletion(timeout: .milliseconds(300)) == false)
+            #expect(try await orchestrator.status().task("T2")?.iteration == 0)
+            #expect(try await orchestrator.milestonePR("M1") == nil, "M1 is not complete yet")
+            let agent = try await orchestrator.spawnAgent(role: "dev", task: "T1")
+            #expect(agent.branch == "agent/dev/T1")
+            #expect(agent.worktree == fixture.repo + "/sandbox/dev/T1")
+            #expect(await orchestrator.waitForCompletion(timeout: .seconds(60)))
+            #expect(await spawnError("dev", "T1") == .notRunning, "the session is over")
+            let status = try await orchestrator.status()
+            #expect(status.session.status == .succeeded)
+            guard case .merged(let branch, let commit) = try await orchestrator.milestonePR("M1") else {
+                Issue.record("M1 should be merged")
+                return
+            }
+            #expect(branch == "integration")
+            let tip = await git(["rev-parse", "integration"], in: fixture.repo)
+            #expect(tip.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == commit)
+            await orchestrator.stop()
+            try await session.waitForAll()
         }
-        #expect(branch == "integration")
-        let tip = await git(["rev-parse", "integration"], in: fixture.repo)
-        #expect(tip.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == commit)
-        await orchestrator.stop()
     }
 
     @Test func retryIntervalWaitsOnTheInjectedClock() async throws {
@@ -92,11 +99,11 @@ struct OrchestratorLifecycleTests {
             """)
         fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [#"{"id": "T1", "role": "qa"}"#],
                                  milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
-        let first = Orchestrator(config: fixture.config())
-        try await first.start()
-        try await eventually("T1 to block") { try await first.status().task("T1")?.state == .blocked }
-        await first.stop()
-        let stopped = try await first.status()
+        let stopped = try await withOrchestrator(config: fixture.config()) { first in
+            try await eventually("T1 to block") { try await first.status().task("T1")?.state == .blocked }
+            await first.stop()
+            return try await first.status()
+        }
         #expect(stopped.session.status == .interrupted)
         #expect(stopped.task("T1")?.state == .blocked)
         #expect(stopped.task("T1")?.awaiting == [], "no wait_for: any event for T1 wakes it")

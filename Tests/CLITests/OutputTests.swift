@@ -144,7 +144,8 @@ struct OutputTests {
     @Test func profileShowsTimingsCriticalPathAndOverhead() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([
-            stepJSON("a", "sleep 0.2"), stepJSON("b", "true"), stepJSON("c", "sleep 0.1", deps: ["a"]),
+            // "a" is the slowest by far more than a loaded machine's process start (was 0.2 s vs 0.1 s).
+            stepJSON("a", "sleep 1"), stepJSON("b", "true"), stepJSON("c", "sleep 0.1", deps: ["a"]),
         ]))
         let result = await runCLI(["run", plan, "--mode", "profile", "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
         #expect(result.status == 0)

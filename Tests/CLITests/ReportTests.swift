@@ -382,7 +382,11 @@ struct ReportTests {
         #expect(both.status == 2)
         let badFormat = await runCLI(["graph", plan, "--format", "json"], in: dir.path)
         #expect(badFormat.status == 2)
-        let plain = await runCLI(["graph", plan, "--var", "X=1"], in: dir.path)
+        // A --var the plan never uses is a typo (issue 11, item 8).
+        let unusedVariable = await runCLI(["graph", plan, "--var", "X=1"], in: dir.path)
+        #expect(unusedVariable.status == 2)
+        #expect(unusedVariable.stderr.contains("does not use a variable X"))
+        let plain = await runCLI(["graph", plan], in: dir.path)
         #expect(plain.status == 0)
         #expect(plain.stdout.contains("digraph \"T\" {"))
         #expect(plain.stdout.contains("\"a\" [label=\"a\"];"))

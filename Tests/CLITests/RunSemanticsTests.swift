@@ -220,7 +220,7 @@ struct RunSemanticsTests {
         #expect(liveMembers(ofGroup: leader).isEmpty)
     }
 
-    @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+    @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143)), (SIGHUP, Int32(129)), (SIGQUIT, Int32(131))])
     func aSignalCancelsTheRunAndNoStepSurvives(signal: Int32, expected: Int32) async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([

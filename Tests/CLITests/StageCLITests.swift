@@ -74,7 +74,9 @@ struct StageCLITests {
             componentJSON("gatekeeper", script: "echo run >> runs; test -f ok"),
             componentJSON("other", script: "true", extra: "\"breaker\": false"),
             componentJSON("after", script: "true", deps: ["gatekeeper"], extra: "\"critical\": false"),
-        ], extra: "\"breaker\": {\"failure_threshold\": 2, \"cooldown_sec\": 4}"))
+        ], extra: "\"breaker\": {\"failure_threshold\": 2, \"cooldown_sec\": 12}"))
+        // The cooldown is long enough for the six commands below it to run inside it on a loaded
+        // machine (4 s was not: the human `inspect` found it half-open already).
         // Two failures in a row (two processes) open the circuit.
         for expectedState in ["closed", "open"] {
             let result = await orch(["--stage", "pre-commit"], in: dir)
@@ -108,7 +110,7 @@ struct StageCLITests {
         #expect(human.stdout.contains("breaker: open, 2/2 failures"))
 
         // After the cooldown it is half-open: one trial, which succeeds and closes it.
-        let remaining = breaker["remaining_sec"]?.doubleValue ?? 4
+        let remaining = breaker["remaining_sec"]?.doubleValue ?? 12
         try await Task.sleep(for: .seconds(remaining + 0.2))
         let halfOpen = await orch(["--stage", "registry", "inspect", "gatekeeper"], in: dir)
         #expect(try halfOpen.json()["breaker"]?["state"]?.stringValue == "half_open")

@@ -8,12 +8,7 @@ public enum AgentsErrorMapping {
     /// - Returns: Plan errors exit 2, spawn and orchestrator errors their own codes, store
     ///   errors 74/4/5, anything else 74.
     public static func engineError(_ error: any Error) -> EngineError {
-        switch error {
-        case let error as PlanParseError: return error.engineError
-        case let error as PlanValidationError: return error.engineError
-        case let error as OrchestratorError: return error.engineError
-        case let error as AgentSpawnError: return error.engineError
-        default: return EngineError(error)
-        }
+        if let error = error as? any EngineErrorConvertible { return error.engineError }
+        return EngineError(error)
     }
 }

@@ -12,7 +12,8 @@ import Orchestration
 ///   and a pull-request description is written to
 ///   `<state>/agents/pull-requests/<session>/<id>.md`; the milestone is `complete`.
 ///
-/// A task that failed or stalled, or can never start, blocks its milestone with the reason.
+/// A task that failed, stalled or timed out blocked, or can never start, blocks its milestone
+/// with the reason.
 ///
 /// ## State
 /// `idle` until ``run()``, `running` while it works through its inbox, `stopped` after. The
@@ -110,7 +111,7 @@ public actor MilestoneTracker {
         guard var record = milestones[spec.id] else { return }
         if record.state == .merged || (record.state == .complete && !autoMerge) { return }
         let members = spec.tasks.compactMap { tasks[$0] }
-        if let stuck = members.first(where: { $0.state == .failed || $0.state == .stalled }) {
+        if let stuck = members.first(where: { $0.state.isUnsuccessful }) {
             record.state = .blocked
             record.reason = "task \(stuck.id) \(stuck.state.rawValue)" + (stuck.reason.map { ": \($0)" } ?? "")
             record.conflicts = []

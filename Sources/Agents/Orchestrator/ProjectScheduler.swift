@@ -8,10 +8,31 @@ import Orchestration
 /// - A task blocked on the bus gives its slot back while it waits (it is parked: it still has
 ///   its agent, and the project is not settled while it waits). Woken, it takes the next free
 ///   slot of its role before any new task of that role starts.
-/// - A task whose dependency failed or stalled (directly or transitively) never starts.
+/// - A task whose dependency failed, stalled or timed out blocked (directly or transitively)
+///   never starts.
 /// - The project is settled when nothing runs and every task that has not finished can never
 ///   start.
+///
+/// ``SessionScheduler`` drives it through the event methods (``advance()``,
+/// ``taskFinished(_:_:)``, ``reclaimRequested(_:)``, ``stopRequested()``, ...), each returning
+/// the ``Action``s to carry out; the finer methods below them are the rules themselves.
 struct ProjectScheduler {
+    /// What the session's scheduling loop must do.
+    enum Action: Equatable {
+        /// Start an agent on the task.
+        case start(Int)
+        /// Let the woken parked task go on: it has a slot again (or the session stops).
+        case grant(Int)
+        /// Hand the milestone tracker a settlement: the task ended in a final state, or (state
+        /// nil) can never start, for the reason given. The loop waits for
+        /// ``settlementProcessed()`` of each before the session is over.
+        case settle(Int, TaskState?, reason: String?)
+        /// Stop: close the roles, cancel the running agents, let every woken task go on.
+        case cancelAll
+        /// The session is over: everything settled, or stopped with nothing running.
+        case finish
+    }
+
     enum Slot: Equatable {
         case pending
         case running
@@ -33,6 +54,10 @@ struct ProjectScheduler {
     var autoSpawn: Bool
     private(set) var requested: Set<Int> = []
     private(set) var stopping = false
+    /// Settlements handed to the tracker and not processed yet.
+    private(set) var settlementsPending = 0
+    /// Whether the tasks that can never start were reported (once, when first settled).
+    private(set) var reportedUnreachable = false
 
     /// - Parameters:
     ///   - plan: The project.
@@ -62,6 +87,55 @@ struct ProjectScheduler {
         self.slots = slots
         self.requested = requested
     }
+
+    // MARK: - Events
+
+    /// What to do now: give free slots to woken tasks, start what may start, report once what
+    /// can never start, and finish when settled (or stopped with nothing running).
+    mutating func advance() -> [Action] {
+        if stopping { return runningCount == 0 ? [.finish] : [] }
+        var actions = grantReclaimed().map(Action.grant) + takeStartable().map(Action.start)
+        guard isSettled else { return actions }
+        if !reportedUnreachable {
+            reportedUnreachable = true
+            for (index, reason) in unreachable {
+                settlementsPending += 1
+                actions.append(.settle(index, nil, reason: reason))
+            }
+        }
+        if settlementsPending == 0 { actions.append(.finish) }
+        return actions
+    }
+
+    /// A task's agent ended its work: a final outcome goes to the tracker.
+    mutating func taskFinished(_ index: Int, _ outcome: TaskOutcome) -> [Action] {
+        finished(index, outcome)
+        guard let state = outcome.state else { return [] }
+        settlementsPending += 1
+        return [.settle(index, state, reason: outcome.reason)]
+    }
+
+    /// The tracker processed one settlement.
+    mutating func settlementProcessed() {
+        precondition(settlementsPending > 0, "a settlement processed that was never handed over")
+        settlementsPending -= 1
+    }
+
+    /// A parked task was woken and wants its slot back: granted now, or once one frees (see
+    /// ``advance()``); at once while stopping, since it is being cancelled anyway.
+    mutating func reclaimRequested(_ index: Int) -> [Action] {
+        if stopping || reclaim(index) { return [.grant(index)] }
+        return []
+    }
+
+    /// Stop asked for: nothing starts any more, running agents are cancelled.
+    mutating func stopRequested() -> [Action] {
+        guard !stopping else { return [] }
+        stop()
+        return [.cancelAll]
+    }
+
+    // MARK: - Rules
 
     /// Tasks running now.
     var runningCount: Int { slots.count { $0 == .running } }
@@ -138,8 +212,10 @@ struct ProjectScheduler {
 
     /// Asks for a task to start (``Orchestrator/spawnAgent(role:task:)``): it starts as soon as
     /// its dependencies are done and its role has a free slot (at once when both hold).
-    /// - Throws: ``AgentSpawnError`` when it is running or finished, or can never start.
+    /// - Throws: ``AgentSpawnError`` when it is running or finished, or can never start, or the
+    ///   session stops.
     mutating func request(_ index: Int) throws(AgentSpawnError) {
+        guard !stopping else { throw Self.notRunning }
         let task = tasks[index]
         switch slots[index] {
         case .running: throw AgentSpawnError(.alreadyStarted, "task \(task.id) already has an agent")
@@ -155,7 +231,10 @@ struct ProjectScheduler {
     /// Stops starting tasks.
     mutating func stop() { stopping = true }
 
-    /// Why a pending task can never start (a dependency failed or stalled, directly or
+    /// The answer to a spawn request once the session stops or is over.
+    static let notRunning = AgentSpawnError(.notRunning, "the orchestrator is not running; start it first")
+
+    /// Why a pending task can never start (a dependency failed, stalled or timed out blocked, directly or
     /// transitively), or nil.
     func unreachableReason(_ index: Int) -> String? {
         var reasons = [String?](repeating: nil, count: tasks.count)
@@ -163,10 +242,8 @@ struct ProjectScheduler {
             for dependency in dependencies[node] {
                 let dep = Int(dependency)
                 switch slots[dep] {
-                case .finished(.failed), .finished(.stalled):
-                    if case .finished(let state) = slots[dep] {
-                        reasons[node] = "its dependency \(tasks[dep].id) \(state.rawValue)"
-                    }
+                case .finished(let state) where state.isUnsuccessful:
+                    reasons[node] = "its dependency \(tasks[dep].id) \(state.rawValue)"
                 default:
                     if slots[dep] == .pending, let inherited = reasons[dep] {
                         reasons[node] = "its dependency \(tasks[dep].id) cannot start (\(inherited))"

@@ -33,6 +33,9 @@ public struct ProjectStatus: Sendable {
     public var eventCount: Int
     /// The latest events (at most 20), oldest first.
     public var recentEvents: [CIEvent]
+    /// When each blocked task blocked (RFC 3339: the end of the iteration that exited 42), by
+    /// task id.
+    public var blockedSince: [String: String] = [:]
 
     /// Reads a session's status from a connection.
     static func read(_ db: SQLiteDatabase, session: SessionRecord, live: Bool) throws -> ProjectStatus {
@@ -51,7 +54,8 @@ public struct ProjectStatus: Sendable {
         let recent = try db.query("SELECT \(AgentDatabase.eventColumns) FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 20",
                                   session.id).map(AgentDatabase.event(from:)).reversed()
         return ProjectStatus(session: session, live: live, roles: roles, tasks: tasks, dependencies: dependencies,
-                             milestones: milestones, eventCount: count, recentEvents: Array(recent))
+                             milestones: milestones, eventCount: count, recentEvents: Array(recent),
+                             blockedSince: try AgentDatabase.blockedSince(db, session: session.id))
     }
 
     /// Reads the status of a session from a state folder (read-only; works while a run is live).
@@ -97,7 +101,8 @@ public struct ProjectStatus: Sendable {
         var awaiting: [JSONValue] = []
         for task in tasks where task.state == .blocked {
             let events: [JSONValue] = (task.awaiting ?? []).map { .string($0) }
-            awaiting.append(.object([.init("task", .string(task.id)), .init("events", .array(events))]))
+            awaiting.append(.object([.init("task", .string(task.id)), .init("events", .array(events)),
+                                     .init("since", blockedSince[task.id].map { JSONValue.string($0) } ?? .null)]))
         }
         var members: [JSONValue.Member] = []
         members.append(.init("project", .string(session.project)))
@@ -155,6 +160,12 @@ public struct ProjectStatus: Sendable {
         members.append(.init("worktree", .string(task.worktree)))
         members.append(.init("depends_on", .array(dependsOn)))
         members.append(.init("awaiting", awaiting))
+        // What a blocked task waits for (its wait_for; empty: any event addressed to it) and
+        // since when; null unless the task is blocked.
+        var waitingFor = JSONValue.null
+        if task.state == .blocked { waitingFor = .array((task.awaiting ?? []).map { .string($0) }) }
+        members.append(.init("waiting_for", waitingFor))
+        members.append(.init("blocked_since", task.state == .blocked ? text(blockedSince[task.id]) : .null))
         members.append(.init("ci", ci))
         members.append(.init("reason", text(task.reason)))
         members.append(.init("started_at", text(task.startedAt)))
@@ -183,6 +194,7 @@ public struct ProjectStatus: Sendable {
             case .done: style.rich ? "✅" : "PASS"
             case .failed: style.rich ? "❌" : "FAIL"
             case .stalled: style.rich ? "⚠️" : "WARN"
+            case .blockedTimeout: style.rich ? "❌" : "FAIL"
             case .blocked: style.rich ? "⏱️" : "WAIT"
             case .working: style.rich ? "⏱️" : "RUN "
             case .pending: style.rich ? "⏭️" : "TODO"
@@ -195,7 +207,8 @@ public struct ProjectStatus: Sendable {
             case .pending: style.rich ? "⏱️" : "TODO"
             }
         }
-        func clip(_ text: String) -> String { style.fit(text) }
+        // Markers are plain text or emoji, never escape sequences: a whole line can be escaped.
+        func clip(_ text: String) -> String { style.fit(TerminalText.escaped(text)) }
         var lines: [String] = []
         lines.append(clip("Project \(session.project), session \(session.id): \(session.status.rawValue)\(live ? " (live)" : "")"))
         lines.append(clip("  repo \(session.repository), integration branch \(session.integrationBranch)"))
@@ -207,11 +220,14 @@ public struct ProjectStatus: Sendable {
         lines.append("Tasks:")
         for task in tasks {
             var line = "  \(mark(task.state)) \(task.id) [\(task.role)] \(task.state.rawValue), iteration \(task.iteration), \(task.branch)"
-            if let awaiting = task.awaiting, task.state == .blocked {
-                line += ", waiting for " + (awaiting.isEmpty ? "any event for \(task.id)" : awaiting.joined(separator: ", "))
-            }
             if let ci = task.ciStatus { line += ", CI \(ci)" }
             lines.append(clip(line))
+            if let awaiting = task.awaiting, task.state == .blocked {
+                // On a line of its own: the event names and the time must not be cut off.
+                var wait = "      waiting for " + (awaiting.isEmpty ? "any event for \(task.id)" : awaiting.joined(separator: ", "))
+                if let since = blockedSince[task.id] { wait += " since \(since)" }
+                lines.append(clip(wait))
+            }
             if let reason = task.reason, task.state != .done { lines.append(clip("      \(reason)")) }
         }
         lines.append("Milestones:")

@@ -26,10 +26,10 @@ public enum ProjectPlanLoader {
 
     static let topKeys = ["project", "description", "integration_branch", "max_retries", "retry_interval_sec",
                           "stall_after", "roles", "ci", "milestones", "tasks"]
-    static let roleKeys = ["agent", "max_parallel", "description"]
+    static let roleKeys = ["agent", "max_parallel", "description", "wait_timeout_sec"]
     static let agentKeys = ["command", "args", "env", "timeout_sec"]
     static let taskKeys = ["id", "role", "title", "prompt", "depends_on", "done_when", "completion_promise", "wait_for",
-                           "max_retries", "stall_after"]
+                           "max_retries", "stall_after", "wait_timeout_sec"]
     static let checkKeys = ["command", "args", "timeout_sec"]
     static let milestoneKeys = ["id", "title", "tasks"]
     static let ciKeys = ["plan"]
@@ -186,6 +186,7 @@ private struct ProjectPlanDecoder {
             let fields = try JSONFields(member.value, path: path, allowed: ProjectPlanLoader.roleKeys, file: file)
             _ = try fields.string("description")
             let maxParallel = try fields.int("max_parallel", minimum: 1, maximum: 1000) ?? 1
+            let waitTimeout = try fields.seconds("wait_timeout_sec", positive: true)
             guard let agentNode = fields["agent"] else {
                 throw PlanValidationError(.missingAgentCommand, locate(member.value.location, path,
                     "role \"\(member.key)\" has no agent: add \"agent\": {\"command\": ..., \"args\": [...]}"))
@@ -214,7 +215,7 @@ private struct ProjectPlanDecoder {
             roles.append(RoleSpec(name: member.key,
                                   agent: .init(command: resolveCommand(command), arguments: arguments,
                                                environment: environment, timeout: timeout),
-                                  maxParallel: maxParallel))
+                                  maxParallel: maxParallel, waitTimeout: waitTimeout))
         }
         return roles
     }
@@ -266,9 +267,10 @@ private struct ProjectPlanDecoder {
         }
         let maxRetries = try fields.int("max_retries", minimum: 1)
         let stallAfter = try fields.int("stall_after", minimum: 0)
+        let waitTimeout = try fields.seconds("wait_timeout_sec", positive: true)
         let task = TaskSpec(id: id, role: role, title: title, prompt: prompt, dependsOn: dependencies.map(\.0),
                             doneWhen: check, completionPromise: promise, waitFor: waitFor, maxRetries: maxRetries,
-                            stallAfter: stallAfter)
+                            stallAfter: stallAfter, waitTimeout: waitTimeout)
         return (task, dependencies.map(\.1))
     }
 

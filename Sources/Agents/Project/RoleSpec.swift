@@ -30,11 +30,15 @@ public struct RoleSpec: Sendable, Hashable {
     public var agent: AgentCommand
     /// `max_parallel`: the most tasks of this role that run at once (default 1).
     public var maxParallel: Int
+    /// `wait_timeout_sec`: the longest blocked wait of the role's tasks that set none
+    /// themselves; nil waits without limit.
+    public var waitTimeout: Duration?
 
     /// Creates a role.
-    public init(name: String, agent: AgentCommand, maxParallel: Int = 1) {
+    public init(name: String, agent: AgentCommand, maxParallel: Int = 1, waitTimeout: Duration? = nil) {
         self.name = name
         self.agent = agent
         self.maxParallel = maxParallel
+        self.waitTimeout = waitTimeout
     }
 }

@@ -41,11 +41,15 @@ public struct TaskSpec: Sendable, Hashable {
     public var maxRetries: Int?
     /// `stall_after`: the task's own stall threshold, if set.
     public var stallAfter: Int?
+    /// `wait_timeout_sec`: how long one blocked wait (exit 42) may last before the task ends
+    /// `blocked_timeout`; nil falls back to the role's, and waits without limit when that is
+    /// nil too.
+    public var waitTimeout: Duration?
 
     /// Creates a task.
     public init(id: String, role: String, title: String, prompt: String = "", dependsOn: [String] = [],
                 doneWhen: Check? = nil, completionPromise: String? = nil, waitFor: [String] = [],
-                maxRetries: Int? = nil, stallAfter: Int? = nil) {
+                maxRetries: Int? = nil, stallAfter: Int? = nil, waitTimeout: Duration? = nil) {
         self.id = id
         self.role = role
         self.title = title
@@ -56,5 +60,6 @@ public struct TaskSpec: Sendable, Hashable {
         self.waitFor = waitFor
         self.maxRetries = maxRetries
         self.stallAfter = stallAfter
+        self.waitTimeout = waitTimeout
     }
 }

@@ -14,8 +14,13 @@ import Orchestration
 /// 4. A failed CI run sends the task back to 2 with `CI_LOG` set.
 ///
 /// Every transition is committed to the store before the next step, so `--resume` continues
-/// from the last one: a finished task is never redone, a blocked task goes back to waiting, an
-/// iteration cut short by a crash is run again under the next number.
+/// from the last one: a finished task is never redone; a task that was working or blocked when
+/// the previous engine ended runs a new iteration, under the next number and with `RESUMED=1`
+/// (what its earlier iterations started in the background was torn down with that engine, so
+/// an event it was waiting for may never come unless it asks again). The awaited events that
+/// arrived meanwhile are handed to that iteration as a wake-up (`CI_EVENT`). A wake-up's events
+/// count as seen only once the iteration they woke has ended, so an iteration lost in a crash
+/// gets them again.
 extension RoleAgent {
     func runLoop(_ assignment: TaskAssignment) async -> TaskOutcome {
         let task = assignment.task
@@ -44,8 +49,10 @@ extension RoleAgent {
             }
             var wake: BusWakeup?
             var completing = record.phase == .committing || record.phase == .ci
-            if record.state == .blocked {
-                wake = try await waitOnBus(task, &record)
+            // Iterations ran under an earlier engine: the next one is told it is a resumption.
+            var resumed = record.iteration > 0
+            if resumed && !completing {
+                wake = try await pendingWakeup(task, record)
             }
             while true {
                 try Task.checkCancellation()
@@ -54,11 +61,16 @@ extension RoleAgent {
                     if let outcome = try await complete(task, &record) { return outcome }
                     continue
                 }
-                switch try await iterate(task, &record, wake: wake) {
+                let next = try await iterate(task, &record, wake: wake, resumed: resumed)
+                resumed = false
+                switch next {
                 case .finished(let outcome):
                     return outcome
                 case .blocked:
-                    wake = try await waitOnBus(task, &record)
+                    guard let woken = try await waitOnBus(task, &record) else {
+                        return try await finish(task.id, .blockedTimeout(timeoutReason(task)))
+                    }
+                    wake = woken
                 case .completing:
                     if let outcome = try await complete(task, &record) { return outcome }
                     wake = nil
@@ -85,7 +97,7 @@ extension RoleAgent {
     }
 
     /// One iteration: the agent, then the check, the promise and the fingerprint, then the verdict.
-    private func iterate(_ task: TaskSpec, _ record: inout TaskRecord, wake: BusWakeup?) async throws -> Next {
+    private func iterate(_ task: TaskSpec, _ record: inout TaskRecord, wake: BusWakeup?, resumed: Bool) async throws -> Next {
         let iteration = record.iteration + 1
         let session = settings.session
         let logs: String
@@ -105,6 +117,7 @@ extension RoleAgent {
         for (name, value) in variables where !(name == "CI_LOG" && value.isEmpty) { environment[name] = value }
         environment["TASK_BRANCH"] = record.branch
         environment["MAX_RETRIES"] = String(task.maxRetries ?? settings.maxRetries)
+        if resumed { environment["RESUMED"] = "1" }
         if let wake {
             environment["CI_EVENTS"] = JSONValue.array(wake.events.map(\.json)).serialized()
             environment["CI_EVENT"] = wake.events.last?.name
@@ -142,7 +155,10 @@ extension RoleAgent {
         if case .failedToStart(let reason) = agent.termination {
             let why = "the agent command could not start: \(reason)"
             record = try await settings.store.endIteration(task: task.id, iteration: iteration, outcome: "failed",
-                                                           exitCode: nil, detail: why) { $0.budgetUsed += 1 }
+                                                           exitCode: nil, detail: why) {
+                $0.budgetUsed += 1
+                if let wake { $0.eventCursor = max($0.eventCursor, wake.cursor) }
+            }
             await settings.observers.emit(.iterationFinished(task: task.id, iteration: iteration, verdict: "failed", detail: why))
             return .finished(try await finish(task.id, .failed(why)))
         }
@@ -154,6 +170,7 @@ extension RoleAgent {
                 $0.state = .blocked
                 $0.phase = .blocked
                 $0.awaiting = task.waitFor
+                if let wake { $0.eventCursor = max($0.eventCursor, wake.cursor) }
             }
             await settings.observers.emit(.iterationFinished(task: task.id, iteration: iteration, verdict: "blocked", detail: detail))
             return .blocked
@@ -188,6 +205,7 @@ extension RoleAgent {
             $0.budgetUsed = budget
             $0.unchangedStreak = streak
             $0.fingerprint = fingerprint
+            if let wake { $0.eventCursor = max($0.eventCursor, wake.cursor) }
             switch verdict {
             case .done: $0.phase = .committing
             case .notYet: $0.phase = .waiting
@@ -254,7 +272,10 @@ extension RoleAgent {
     }
 
     /// Blocks the task on the bus until its condition holds; records the wait and the wake-up.
-    private func waitOnBus(_ task: TaskSpec, _ record: inout TaskRecord) async throws -> BusWakeup {
+    ///
+    /// - Returns: The wake-up, or nil when the task's `wait_timeout_sec` (or its role's) passed
+    ///   first.
+    private func waitOnBus(_ task: TaskSpec, _ record: inout TaskRecord) async throws -> BusWakeup? {
         setPhase(task.id, .blocked)
         if record.state != .blocked || record.awaiting == nil {
             record = try await settings.store.updateTask(task.id) {
@@ -265,28 +286,69 @@ extension RoleAgent {
         }
         await settings.observers.emit(.taskBlocked(task: task.id, awaiting: task.waitFor))
         settings.slots?.park(task.id)
-        let wake = try await settings.bus.wait(for: BusWaitCondition(task: task.id, names: task.waitFor), after: record.eventCursor)
+        let condition = BusWaitCondition(task: task.id, names: task.waitFor)
+        guard let wake = try await wait(for: condition, after: record.eventCursor, limit: waitTimeout(task)) else { return nil }
         // Still blocked (phase and record) until the role has a slot for it again.
         await settings.slots?.reclaim(task.id)
         try Task.checkCancellation()
+        // The cursor moves past these events when the iteration they wake has ended.
         record = try await settings.store.updateTask(task.id) {
             $0.state = .working
             $0.phase = nil
             $0.awaiting = nil
-            $0.eventCursor = wake.cursor
         }
         await settings.observers.emit(.taskWoken(task: task.id, events: wake.events.map(\.name)))
         return wake
     }
 
+    /// The bus wait, ended by `limit` on the injected clock when there is one.
+    private func wait(for condition: BusWaitCondition, after cursor: Int64, limit: Duration?) async throws -> BusWakeup? {
+        let bus = settings.bus
+        guard let limit else { return try await bus.wait(for: condition, after: cursor) }
+        let clock = settings.clock
+        return try await withThrowingTaskGroup(of: BusWakeup?.self) { group in
+            group.addTask { try await bus.wait(for: condition, after: cursor) }
+            group.addTask {
+                try await clock.sleep(for: limit, tolerance: nil)
+                return nil
+            }
+            // The first to end decides; the other is cancelled (a wait cancelled this way
+            // leaves the events after the cursor where they are).
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// The task's `wait_timeout_sec`, else its role's.
+    private func waitTimeout(_ task: TaskSpec) -> Duration? { task.waitTimeout ?? role.waitTimeout }
+
+    /// The reason of a `blocked_timeout`: how long the task waited, for what.
+    private func timeoutReason(_ task: TaskSpec) -> String {
+        let limit = waitTimeout(task) ?? .zero
+        let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
+        let what = task.waitFor.isEmpty ? "an event for task \(task.id)" : task.waitFor.joined(separator: ", ")
+        let origin = task.waitTimeout == nil ? "role \(task.role)'s wait_timeout_sec" : "wait_timeout_sec"
+        return "blocked for \(Self.secondsText(seconds)) s (\(origin)) waiting for \(what), which did not arrive"
+    }
+
+    static func secondsText(_ seconds: Double) -> String {
+        seconds == seconds.rounded() && abs(seconds) < 1e15 ? String(Int64(seconds)) : String(seconds)
+    }
+
+    /// On resume: the awaited events that are already stored after the task's cursor (published
+    /// while no engine ran, or while the iteration they woke was lost), as a wake-up; nil when
+    /// there are none.
+    private func pendingWakeup(_ task: TaskSpec, _ record: TaskRecord) async throws -> BusWakeup? {
+        let events = try await settings.store.adoptAndFetchEvents(after: record.eventCursor)
+        guard let hit = BusWaitCondition(task: task.id, names: task.waitFor).match(events) else { return nil }
+        return BusWakeup(events: hit, cursor: events.last?.seq ?? record.eventCursor)
+    }
+
     /// Records a final outcome.
     private func finish(_ id: String, _ outcome: TaskOutcome) async throws -> TaskOutcome {
         guard let state = outcome.state else { return outcome }
-        let reason: String?
-        switch outcome {
-        case .failed(let why), .stalled(let why): reason = why
-        default: reason = nil
-        }
+        let reason = outcome.reason
         try await settings.store.updateTask(id) {
             $0.state = state
             $0.phase = nil

@@ -6,6 +6,8 @@ public enum TaskOutcome: Sendable, Hashable {
     case failed(String)
     /// Stalled: no change in the worktree for `stall_after` iterations.
     case stalled(String)
+    /// Blocked past its `wait_timeout_sec`: the reason names the events that did not arrive.
+    case blockedTimeout(String)
     /// Stopped by cancellation (stop, Ctrl-C): the task stays `working`/`blocked` in the store
     /// and `--resume` continues it.
     case interrupted
@@ -16,7 +18,16 @@ public enum TaskOutcome: Sendable, Hashable {
         case .done: .done
         case .failed: .failed
         case .stalled: .stalled
+        case .blockedTimeout: .blockedTimeout
         case .interrupted: nil
+        }
+    }
+
+    /// Why the task did not end done, if it did not.
+    public var reason: String? {
+        switch self {
+        case .failed(let why), .stalled(let why), .blockedTimeout(let why): why
+        case .done, .interrupted: nil
         }
     }
 }

@@ -278,6 +278,36 @@ enum AgentDatabase {
             """, Timestamp.rfc3339(Date()), outcome, exitCode.map { Int($0) }, detail, session, task, iteration)
     }
 
+    /// Closes the iterations that an engine started and never ended (it was killed): their
+    /// outcome becomes `engine_lost`. Returns how many there were.
+    static func closeLostIterations(_ db: SQLiteDatabase, session: String) throws -> Int {
+        try db.write { db in
+            let lost = try db.query("SELECT COUNT(*) FROM iterations WHERE session_id = ? AND finished_at IS NULL", session)
+                .first?.int(0) ?? 0
+            guard lost > 0 else { return 0 }
+            try db.run("""
+                UPDATE iterations SET finished_at = ?, outcome = 'engine_lost',
+                    detail = 'the engine (pid ' || COALESCE(engine_pid, '?') || ') ended before this iteration did'
+                WHERE session_id = ? AND finished_at IS NULL
+                """, Timestamp.rfc3339(Date()), session)
+            return lost
+        }
+    }
+
+    /// When each blocked task of a session blocked: the end of its last iteration (the one that
+    /// exited 42), by task id.
+    static func blockedSince(_ db: SQLiteDatabase, session: String) throws -> [String: String] {
+        var since: [String: String] = [:]
+        for row in try db.query("""
+            SELECT t.task_id, i.finished_at FROM tasks t JOIN iterations i
+              ON i.session_id = t.session_id AND i.task_id = t.task_id AND i.iteration = t.iteration
+            WHERE t.session_id = ? AND t.state = ?
+            """, session, TaskState.blocked.rawValue) {
+            if let task = row.string(0), let finished = row.string(1) { since[task] = finished }
+        }
+        return since
+    }
+
     /// Every iteration of a session: `(task, iteration, outcome, exit_code, engine_pid)`.
     static func iterations(_ db: SQLiteDatabase, session: String) throws -> [JSONValue] {
         try db.query("""

@@ -72,14 +72,19 @@ public actor AgentStore {
     @discardableResult
     public func updateTask(_ id: String, _ change: (inout TaskRecord) -> Void) throws -> TaskRecord {
         let session = self.session
-        return try database.write { db in
-            guard var record = try AgentDatabase.task(db, session: session, id: id) else {
-                throw OrchestratorError(.stateFailed, "task \(id) is missing from session \(session) in agents.db")
-            }
-            change(&record)
-            try AgentDatabase.saveTask(db, session: session, record)
-            return record
+        return try database.write { db in try Self.changeTask(id, session: session, in: db, change) }
+    }
+
+    /// Loads a task of the session, applies `change` and saves it (inside the caller's
+    /// transaction).
+    private static func changeTask(_ id: String, session: String, in db: SQLiteDatabase,
+                                   _ change: (inout TaskRecord) -> Void) throws -> TaskRecord {
+        guard var record = try AgentDatabase.task(db, session: session, id: id) else {
+            throw OrchestratorError(.stateFailed, "task \(id) is missing from session \(session) in agents.db")
         }
+        change(&record)
+        try AgentDatabase.saveTask(db, session: session, record)
+        return record
     }
 
     /// Records that an iteration started (and the task's new iteration number) in one transaction.
@@ -87,11 +92,7 @@ public actor AgentStore {
                                _ change: (inout TaskRecord) -> Void) throws -> TaskRecord {
         let session = self.session
         return try database.write { db in
-            guard var record = try AgentDatabase.task(db, session: session, id: id) else {
-                throw OrchestratorError(.stateFailed, "task \(id) is missing from session \(session) in agents.db")
-            }
-            change(&record)
-            try AgentDatabase.saveTask(db, session: session, record)
+            let record = try Self.changeTask(id, session: session, in: db, change)
             try AgentDatabase.beginIteration(db, session: session, task: id, iteration: iteration, stdout: stdout, stderr: stderr)
             return record
         }
@@ -103,16 +104,17 @@ public actor AgentStore {
                              _ change: (inout TaskRecord) -> Void) throws -> TaskRecord {
         let session = self.session
         return try database.write { db in
-            guard var record = try AgentDatabase.task(db, session: session, id: id) else {
-                throw OrchestratorError(.stateFailed, "task \(id) is missing from session \(session) in agents.db")
-            }
-            change(&record)
-            try AgentDatabase.saveTask(db, session: session, record)
+            let record = try Self.changeTask(id, session: session, in: db, change)
             try AgentDatabase.endIteration(db, session: session, task: id, iteration: iteration, outcome: outcome,
                                            exitCode: exitCode, detail: detail)
             return record
         }
     }
+
+    /// Records the iterations a killed engine left unfinished as `engine_lost` (on `--resume`).
+    /// - Returns: How many there were.
+    @discardableResult
+    public func closeLostIterations() throws -> Int { try AgentDatabase.closeLostIterations(database, session: session) }
 
     /// Every iteration of the session (for reports and tests).
     public func iterations() throws -> [JSONValue] { try AgentDatabase.iterations(database, session: session) }

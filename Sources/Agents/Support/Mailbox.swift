@@ -55,6 +55,14 @@ final class Mailbox<Message: Sendable>: Sendable {
         }
     }
 
+    /// Takes every queued message without waiting (oldest first).
+    func drain() -> [Message] {
+        state.withLock { state in
+            defer { state.buffer.removeAll() }
+            return state.buffer
+        }
+    }
+
     /// Closes the mailbox: queued messages are still delivered, new ones dropped, and a
     /// waiting consumer gets nil once the queue is empty.
     func close() {

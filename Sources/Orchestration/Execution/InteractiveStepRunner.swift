@@ -35,7 +35,8 @@ public final class InteractiveStepRunner: StepRunner {
     public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
         if !runAll.withLock({ $0 }) {
             let command = step.processCommand.map { ShellQuoting.line($0.argv) } ?? "(Swift closure)"
-            var question = "\nNext: \(step.id) (attempt \(context.attempt)): \(command)\n"
+            var question = "\nNext: \(TerminalText.escaped(step.id)) (attempt \(context.attempt)): "
+                + "\(TerminalText.escaped(command))\n"
             while true {
                 write(question + "[c]ontinue, [s]kip, [a]bort, [r]un all? ")
                 let answer = await readLine()?.trimmingCharacters(in: .whitespaces).lowercased()

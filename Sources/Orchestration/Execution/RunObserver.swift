@@ -16,16 +16,30 @@ public enum StopReason: Sendable, Hashable {
     case interrupt
     /// SIGTERM.
     case terminate
+    /// SIGHUP: the controlling terminal went away (a dropped SSH session).
+    case hangup
+    /// SIGQUIT (Ctrl-\): handled like SIGTERM, without a core dump.
+    case quit
     /// The user chose to abort (`run --step`).
     case user
 
-    /// The exit code of SPEC §5: 130 (SIGINT, or the user's abort) or 143 (SIGTERM).
-    public var exitCode: Int32 { self == .terminate ? 143 : 130 }
+    /// The exit code: 128 plus the signal number, as a shell reports a death by that signal:
+    /// 130 (SIGINT, or the user's abort), 143 (SIGTERM), 129 (SIGHUP), 131 (SIGQUIT).
+    public var exitCode: Int32 {
+        switch self {
+        case .interrupt, .user: return 130
+        case .terminate: return 143
+        case .hangup: return 129
+        case .quit: return 131
+        }
+    }
     /// What stopped the run.
     public var signalName: String {
         switch self {
         case .interrupt: return "SIGINT"
         case .terminate: return "SIGTERM"
+        case .hangup: return "SIGHUP"
+        case .quit: return "SIGQUIT"
         case .user: return "the user"
         }
     }

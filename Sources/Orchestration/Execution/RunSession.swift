@@ -102,16 +102,19 @@ public struct RunSession: Sendable {
                       parentRunID: String? = nil,
                       runner: any StepRunner = LocalStepRunner()) async throws(EngineError) -> RunReport {
         let initial = try loaded.graph.initialStates(from: request.from, to: request.to)
-        let lease = try RunLease(stateDirectory: stateDirectory, runID: runID)
-        defer { lease.release() }
+        // The database before the run's folder (which the lease creates): a state folder the
+        // store refuses (a damaged history, StateDirectory.checkHistoryIntact) is left untouched.
         let traceID = RunID.traceID()
+        let lease: RunLease
         do {
             let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
+            lease = try RunLease(stateDirectory: stateDirectory, runID: runID)
             try store.createRun(RunStore.NewRun(
                 runID: runID, planID: loaded.plan.id, traceID: traceID, stage: request.stage, parentRunID: parentRunID,
                 source: loaded.source.withholding(loaded.plan.isSecret), options: request.json,
                 stepIDs: loaded.graph.ids, engine: .current))
         }
+        defer { lease.release() }
         var options = RunOptions(runID: runID, maxConcurrency: Self.maxConcurrency(request, loaded.plan), initial: initial,
                                  traceID: traceID)
         options.priorities = request.preservePlanOrder
@@ -149,7 +152,7 @@ public struct RunSession: Sendable {
         // local process groups.
         let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor, local: LocalStepRunner())
             .reclaimLostAttempts(runID: runID)
-        await OrphanReaper.reap(runID: runID)
+        let leftovers = await OrphanReaper.reap(runID: runID)
         let stored = try store.steps(runID)
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
@@ -181,11 +184,35 @@ public struct RunSession: Sendable {
             lost.append(RunEvent(seq: seq, runID: runID, kind: .stepAttemptFailed, stepID: attempt.stepID,
                                  attempt: attempt.attempt, data: data))
         }
+        // Attempts that left a trace (a journal line, a log file, a leftover process) but whose
+        // start was never committed (the engine died within a group commit's window) may have
+        // run: they are recorded as engine lost too, and numbering continues above every trace.
+        var previousAttempts = stored.map(\.attempts)
+        let traced = AttemptJournal.traces(stateDirectory: stateDirectory, runID: runID, stepIDs: Set(loaded.graph.ids))
+            .merging(leftovers.attempts) { $0.union($1) }
+            .merging(Dictionary(reclaimed.map { ($0.stepID, Set([$0.attempt])) }, uniquingKeysWith: { $0.union($1) })) { $0.union($1) }
+        if !traced.isEmpty {
+            let recorded = try store.attemptNumbers(runID)
+            for (index, step) in stored.enumerated() {
+                guard let numbers = traced[step.id] else { continue }
+                previousAttempts[index] = max(previousAttempts[index], numbers.max() ?? 0)
+                // Commits keep event order: a step recorded succeeded had no later attempt.
+                guard step.status != .succeeded else { continue }
+                for attempt in numbers.subtracting(recorded[step.id] ?? []).sorted() {
+                    lost.append(RunEvent(seq: seq + 1, runID: runID, kind: .stepStarted, stepID: step.id, attempt: attempt))
+                    lost.append(RunEvent(seq: seq + 2, runID: runID, kind: .stepAttemptFailed, stepID: step.id,
+                                         attempt: attempt,
+                                         data: ["exit_code": .null, "signal": .null, "timed_out": false, "engine_lost": true,
+                                                "error": "engine lost before the attempt's start was recorded"]))
+                    seq += 2
+                }
+            }
+        }
         if !lost.isEmpty { try store.append(lost) }
         try store.claim(runID: runID, engine: .current)
         var options = RunOptions(runID: runID, maxConcurrency: Self.maxConcurrency(request, loaded.plan), initial: initial,
                                  traceID: record.traceID, firstSeq: seq + 1, resuming: true)
-        options.previousAttempts = stored.map(\.attempts)
+        options.previousAttempts = previousAttempts
         options.priorities = request.preservePlanOrder
             ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
         _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
@@ -229,6 +256,18 @@ public struct RunSession: Sendable {
                                    observers: [recorder] + observers, commitGate: recorder, clock: ContinuousClock())
         let result: Result<RunReport, EngineError>
         do { result = .success(try await executor.run(stopRequests: stopRequests)) } catch { result = .failure(error) }
+        let stopped: Bool
+        switch result {
+        case .success(let report): stopped = report.status == .cancelled
+        case .failure: stopped = true
+        }
+        if stopped {
+            // A stop (or a failure that stopped the run) also ends what its steps moved out of
+            // their process groups (`setsid`), as a resume's takeover would.
+            let grace = loaded.plan.killGrace
+            let marks = OrphanReaper.Marks.run(options.runID)
+            _ = await withUncancelledTask { await OrphanReaper.tearDown(marked: marks, grace: grace) }
+        }
         try await recorder.close()
         var report = try result.get()
         report.stage = stage

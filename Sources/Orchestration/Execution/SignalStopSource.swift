@@ -2,11 +2,13 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Turns SIGINT and SIGTERM into stop requests for a run.
+/// Turns SIGINT, SIGTERM, SIGHUP and SIGQUIT into stop requests for a run.
 ///
 /// The signals are ignored at the process level (`SIG_IGN`) and observed through dispatch
 /// signal sources on a private queue, so they arrive as values in ``requests`` instead of
-/// interrupting arbitrary code. Children are unaffected: the process layer resets every signal
+/// interrupting arbitrary code. SIGHUP (the terminal or SSH session went away) and SIGQUIT
+/// (Ctrl-\) stop a run exactly like SIGTERM, so a dropped session never leaves steps running
+/// under a run that stays `running`; they only differ in the exit code (129, 131). Children are unaffected: the process layer resets every signal
 /// disposition to the default in the child (`omni_spawn`).
 public final class SignalStopSource: Sendable {
     /// Yields once per received signal.
@@ -14,14 +16,19 @@ public final class SignalStopSource: Sendable {
     private let continuation: AsyncStream<StopReason>.Continuation
     private let sources: Mutex<[any DispatchSourceSignal]>
 
-    /// Starts observing SIGINT and SIGTERM.
+    /// The signals observed, with the stop each one requests.
+    static let handled: [(Int32, StopReason)] = [
+        (SIGINT, .interrupt), (SIGTERM, .terminate), (SIGHUP, .hangup), (SIGQUIT, .quit),
+    ]
+
+    /// Starts observing SIGINT, SIGTERM, SIGHUP and SIGQUIT.
     public init() {
         let (stream, continuation) = AsyncStream.makeStream(of: StopReason.self)
         requests = stream
         self.continuation = continuation
         let queue = DispatchQueue(label: "omnibase.signals")
         var sources: [any DispatchSourceSignal] = []
-        for (number, reason) in [(SIGINT, StopReason.interrupt), (SIGTERM, StopReason.terminate)] {
+        for (number, reason) in Self.handled {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { continuation.yield(reason) }

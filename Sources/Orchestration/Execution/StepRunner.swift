@@ -124,10 +124,20 @@ public struct LocalStepRunner: StepRunner {
         environment["OMNIBASE_RUN_ID"] = context.runID
         environment["OMNIBASE_STEP_ID"] = step.id
         environment["OMNIBASE_ATTEMPT"] = String(context.attempt)
-        let spec = ProcessSpec(command: command.command, arguments: command.arguments, environment: environment,
+        var spec = ProcessSpec(command: command.command, arguments: command.arguments, environment: environment,
                                workingDirectory: command.workingDirectory, stdoutPath: context.stdoutPath,
                                stderrPath: context.stderrPath, timeout: step.timeout, killGrace: context.killGrace)
+        // An attempt number is never used twice (see AttemptJournal), so a log already at the
+        // path belongs to another execution: keep it.
+        spec.keepsExistingLogs = true
         let outcome = await LocalProcess.run(spec)
+        if outcome.timedOut {
+            // The group is gone; what the attempt moved out of it (`setsid`) still carries its
+            // marks. A stop ends the whole run's processes afterwards (``RunSession``).
+            let marks = OrphanReaper.Marks.attempt(runID: context.runID, stepID: step.id, attempt: context.attempt)
+            let grace = context.killGrace
+            _ = await withUncancelledTask { await OrphanReaper.tearDown(marked: marks, grace: grace) }
+        }
         return Self.attemptOutcome(outcome, timeout: step.timeout)
     }
 

@@ -144,8 +144,30 @@ public struct PlanGraph: Sendable {
         case .repeatedDependency(let step, let position):
             return "steps[\(step)].depends_on[\(position)]: step \"\(ids[step])\" lists the same dependency twice"
         case .cycle(let path):
-            return "dependency cycle: " + path.map { ids[$0] }.joined(separator: " -> ")
-                + " (each step depends on the next)"
+            return "dependency cycle: " + cyclePath(path.map { ids[$0] }) + " (each step depends on the next)"
         }
+    }
+
+    /// How many ids of a long cycle stay at each end of the printed path.
+    static let cycleEnds = 5
+
+    /// `a -> b -> c -> a`; a cycle longer than twice ``cycleEnds`` is cut in the middle:
+    /// `a -> b -> c -> d -> e -> ... (99,990 more) ... -> v -> w -> x -> y -> a`.
+    static func cyclePath(_ names: [String]) -> String {
+        guard names.count > 2 * cycleEnds + 1 else { return names.joined(separator: " -> ") }
+        let hidden = names.count - 2 * cycleEnds
+        return names.prefix(cycleEnds).joined(separator: " -> ")
+            + " -> ... (\(grouped(hidden)) more) ... -> " + names.suffix(cycleEnds).joined(separator: " -> ")
+    }
+
+    /// `99991` as `99,991`.
+    private static func grouped(_ number: Int) -> String {
+        var digits = Array(String(number))
+        var index = digits.count - 3
+        while index > 0 {
+            digits.insert(",", at: index)
+            index -= 3
+        }
+        return String(digits)
     }
 }

@@ -21,8 +21,12 @@ public enum PlanLoader {
     /// - Parameters:
     ///   - path: the plan file.
     ///   - overrides: `--var NAME=VALUE` values; they take precedence over the plan's `variables`.
+    ///   - refusingUnusedOverrides: refuse an override whose name the plan neither declares in
+    ///     `variables` nor references as `${NAME}` (a user's `--var` typo); callers that pass the
+    ///     same variables to every plan (the agents' CI plan) leave it off.
     /// - Throws: ``EngineError`` with code `invalidPlan` or `unknownVariable` (exit 2).
-    public static func load(path: String, overrides: [String: String] = [:]) throws(EngineError) -> LoadedPlan {
+    public static func load(path: String, overrides: [String: String] = [:],
+                            refusingUnusedOverrides: Bool = false) throws(EngineError) -> LoadedPlan {
         let url = URL(fileURLWithPath: path)
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -40,11 +44,17 @@ public enum PlanLoader {
         }
         let source = PlanSource(displayPath: path, directory: url.deletingLastPathComponent().standardizedFileURL.path,
                                 bytes: [UInt8](data), overrides: overrides)
-        return try load(source)
+        return try load(source, refusingUnusedOverrides: refusingUnusedOverrides)
     }
 
     /// Loads a plan from a stored source (used by `resume` and `replay`).
     public static func load(_ source: PlanSource) throws(EngineError) -> LoadedPlan {
+        try load(source, refusingUnusedOverrides: false)
+    }
+
+    /// Loads a plan; with `refusingUnusedOverrides`, a `--var` whose name the plan neither
+    /// declares in `variables` nor references as `${NAME}` is an error (almost always a typo).
+    static func load(_ source: PlanSource, refusingUnusedOverrides: Bool) throws(EngineError) -> LoadedPlan {
         let root: JSONNode
         do {
             root = try StrictJSONParser.parse(source.bytes, limits: .init(maxBytes: maxFileBytes, maxDepth: 64))
@@ -54,6 +64,7 @@ public enum PlanLoader {
         }
         var decoder = PlanDecoder(source: source)
         let plan = try decoder.decodePlan(root)
+        if refusingUnusedOverrides { try decoder.checkOverridesAreUsed() }
         let graph: PlanGraph
         do { graph = try PlanGraph(steps: plan.steps) } catch {
             throw decoder.graphError(error.issue, ids: plan.steps.map(\.id))
@@ -81,6 +92,10 @@ private struct PlanDecoder {
     var dependencyLocations: [[SourceLocation]] = []
     var stepLocations: [SourceLocation] = []
     var variables: [String: String] = [:]
+    /// The names in the plan's own `variables`.
+    var declaredVariables: Set<String> = []
+    /// The names referenced as `${NAME}` anywhere substitution applies.
+    var referencedVariables: Set<String> = []
 
     init(source: PlanSource) {
         self.source = source
@@ -99,6 +114,14 @@ private struct PlanDecoder {
     func error(_ location: SourceLocation, _ path: String, _ message: String,
                code: EngineError.Code = .invalidPlan) -> EngineError {
         locator.error(location, path, message, code: code)
+    }
+
+    /// Refuses an environment name that no process could receive: empty, or holding `=` (the
+    /// step would fail at every spawn, after a run had been recorded).
+    func checkEnvironmentName(_ name: String, _ location: SourceLocation, _ path: String) throws(EngineError) {
+        guard name.isEmpty || name.utf8.contains(UInt8(ascii: "=")) else { return }
+        let shown = name.isEmpty ? "an empty name" : "\"\(name)\" (it holds \"=\")"
+        throw error(location, path, "\(shown) is not a valid environment variable name")
     }
 
     func graphError(_ issue: PlanGraph.Issue, ids: [String]) -> EngineError {
@@ -123,6 +146,7 @@ private struct PlanDecoder {
             throw error(metadata.location, "metadata", "must be an object, not \(metadata.typeName)")
         }
         var variables = try top.stringMap("variables") ?? [:]
+        declaredVariables = Set(variables.keys)
         for (name, value) in source.overrides { variables[name] = value }
         for name in variables.keys where !VariableSubstitution.isValidName(name) {
             throw error(top["variables"]?.location ?? root.location, "variables",
@@ -147,6 +171,7 @@ private struct PlanDecoder {
                 workingDirectory = resolvePath(try substitute(dir, globals.location("working_dir"), "globals.working_dir", step: nil))
             }
             for (name, value, location) in try globals.stringMembers("env") {
+                try checkEnvironmentName(name, location, "globals.env")
                 globalEnv[name] = try substitute(value, location, "globals.env.\(name)", step: nil)
             }
             secretNames = try decodeSecretNames(globals)
@@ -286,6 +311,7 @@ private struct PlanDecoder {
         }
         var env = globalEnv
         for (name, value, location) in try fields.stringMembers("env") {
+            try checkEnvironmentName(name, location, "\(path).env")
             env[name] = try substitute(value, location, "\(path).env.\(name)", step: id)
         }
         var tags: [String] = []
@@ -308,9 +334,20 @@ private struct PlanDecoder {
                     executor: executor, slurm: slurm)
     }
 
-    func substitute(_ text: String, _ location: SourceLocation, _ path: String, step: String?) throws(EngineError) -> String {
+    /// Refuses (exit 2) a `--var` the plan never uses, with a "did you mean".
+    func checkOverridesAreUsed() throws(EngineError) {
+        let used = declaredVariables.union(referencedVariables)
+        for name in source.overrides.keys.sorted() where !used.contains(name) {
+            let hint = Suggestion.closest(to: name, among: used.sorted()).map { " (did you mean \($0)?)" }
+                ?? (used.isEmpty ? " (it uses no variables)" : "")
+            throw EngineError(.unknownVariable, "--var \(name): the plan \(source.displayPath) does not use a variable "
+                              + "\(name) (not in its \"variables\", no ${\(name)} in it)\(hint)")
+        }
+    }
+
+    mutating func substitute(_ text: String, _ location: SourceLocation, _ path: String, step: String?) throws(EngineError) -> String {
         do {
-            return try VariableSubstitution.substitute(text, variables: variables)
+            return try VariableSubstitution.substitute(text, variables: variables, referenced: &referencedVariables)
         } catch {
             let owner = step.map { " in step \"\($0)\"" } ?? ""
             switch error {

@@ -18,6 +18,14 @@ public enum VariableSubstitution {
     /// Substitutes every reference in `text`.
     /// - Throws: ``Failure`` for an unknown or malformed reference.
     public static func substitute(_ text: String, variables: [String: String]) throws(Failure) -> String {
+        var referenced: Set<String> = []
+        return try substitute(text, variables: variables, referenced: &referenced)
+    }
+
+    /// Substitutes every reference in `text` and adds the names it referenced to `referenced`.
+    /// - Throws: ``Failure`` for an unknown or malformed reference.
+    public static func substitute(_ text: String, variables: [String: String],
+                                  referenced: inout Set<String>) throws(Failure) -> String {
         let bytes = Array(text.utf8)
         guard bytes.contains(UInt8(ascii: "$")) else { return text }
         var out: [UInt8] = []
@@ -40,6 +48,7 @@ public enum VariableSubstitution {
                 }
                 let name = String(decoding: bytes[(i + 2)..<close], as: UTF8.self)
                 guard isValidName(name) else { throw .malformedReference("${\(name)}") }
+                referenced.insert(name)
                 guard let value = variables[name] else { throw .unknownVariable(name) }
                 out.append(contentsOf: value.utf8)
                 i = close + 1

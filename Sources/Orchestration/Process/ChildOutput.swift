@@ -23,11 +23,13 @@ struct ChildOutput {
         let shared = spec.stderrPath == spec.stdoutPath
         let drain = OutputDrain(pump: pump)
         func destination(_ path: String, _ stream: String) -> Result<Int32, LaunchFailure> {
-            if path != discard, let writeEnd = pump.attach(path: path, stream: stream, drain: drain) {
+            if path != discard,
+               let writeEnd = pump.attach(path: path, stream: stream, exclusive: spec.keepsExistingLogs, drain: drain) {
                 return .success(writeEnd)
             }
             let isDiscard = path == discard
-            let flags = isDiscard ? O_WRONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+            let creation = spec.keepsExistingLogs ? O_CREAT | O_EXCL | O_NOFOLLOW : O_CREAT | O_TRUNC
+            let flags = isDiscard ? O_WRONLY | O_CLOEXEC : O_WRONLY | creation | O_CLOEXEC
             let fd = SystemCallError.retryingOnInterrupt { open(path, flags, 0o600) }
             guard fd >= 0 else {
                 return .failure(LaunchFailure("cannot open the \(stream) log \(path): \(SystemCallError.message(for: errno))"))

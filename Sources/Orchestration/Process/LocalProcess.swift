@@ -22,8 +22,9 @@
 ///    still holds a pipe; the pump then goes on copying its output until it closes the pipe.
 ///
 /// - Important: A descendant that leaves the group (`setsid`, `setpgid`, daemons that double-fork
-///   into their own session) is out of reach of the teardown and is not counted in
-///   ``ProcessOutcome/survivors``; only cgroups or PID namespaces could contain it.
+///   into their own session) is out of reach of this teardown and is not counted in
+///   ``ProcessOutcome/survivors``. ``LocalStepRunner`` finds such processes afterwards by the
+///   attempt's marks in their environment (``OrphanReaper/tearDown(marked:grace:)``).
 public enum LocalProcess {
     /// Runs one process to completion; never throws: every failure is in the outcome.
     ///

@@ -86,16 +86,18 @@ final class OutputPump: Sendable {
     /// - Parameters:
     ///   - path: The log file, created (mode 0600) or truncated when the first byte arrives.
     ///   - stream: The stream's name for error messages (`stdout`, `stderr`).
+    ///   - exclusive: Create the file with `O_EXCL` (a file already there is an error, left
+    ///     untouched) instead of truncating it.
     ///   - drain: The attempt's drain, told when this stream reaches end-of-file.
     /// - Returns: The write end (close-on-exec) for the child's fd, which the caller closes once
     ///   the spawn is over, whether it succeeded or not: end-of-file comes only after that. `nil`
     ///   when the pump is not available or the pipe cannot be set up; output must then go
     ///   straight into the file.
-    func attach(path: String, stream: String, drain: OutputDrain) -> Int32? {
+    func attach(path: String, stream: String, exclusive: Bool = false, drain: OutputDrain) -> Int32? {
         guard epollFD >= 0 else { return nil }
         var ends: [Int32] = [-1, -1]
         guard omni_output_pipe(&ends) == 0 else { return nil }
-        let copy = LogCopy(source: ends[0], path: path, stream: stream, drain: drain)
+        let copy = LogCopy(source: ends[0], path: path, stream: stream, exclusive: exclusive, drain: drain)
         // Ownership of `copy` passes to the pump thread with the registration: from the moment
         // `epoll_ctl` succeeds, only the pump thread touches it, and it releases this retain at
         // end-of-file. If the registration fails, the pump never saw it and it is released here.
@@ -226,6 +228,8 @@ private final class LogCopy {
     let path: String
     /// `stdout`, `stderr`, or `stdout and stderr`.
     let stream: String
+    /// `O_EXCL` (never replace a file) or `O_TRUNC`.
+    let creation: Int32
     /// Told about errors and about end-of-file.
     let drain: OutputDrain
     /// The log file, -1 until the first byte arrives (or after a failure).
@@ -235,10 +239,11 @@ private final class LogCopy {
     /// Bytes written to the log file so far, for error messages.
     private var written = 0
 
-    init(source: Int32, path: String, stream: String, drain: OutputDrain) {
+    init(source: Int32, path: String, stream: String, exclusive: Bool, drain: OutputDrain) {
         self.source = source
         self.path = path
         self.stream = stream
+        creation = exclusive ? O_EXCL : O_TRUNC
         self.drain = drain
     }
 
@@ -263,10 +268,14 @@ private final class LogCopy {
             // O_NONBLOCK only for the open: a FIFO without a reader fails with ENXIO instead of
             // blocking the pump (and with it every step's output). Writes then block as usual.
             file = SystemCallError.retryingOnInterrupt {
-                open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
+                open(path, O_WRONLY | O_CREAT | creation | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
             }
             guard file >= 0, fcntl(file, F_SETFL, O_APPEND) == 0 else {
-                fail("cannot create the \(stream) log \(path): \(SystemCallError.message(for: errno))")
+                // EEXIST under O_EXCL: something (a link, an earlier attempt's file) is already
+                // there, and a log is never written over.
+                let reason = errno == EEXIST ? "something is already there (a log is never overwritten)"
+                    : SystemCallError.message(for: errno)
+                fail("cannot create the \(stream) log \(path): \(reason)")
                 return
             }
         }

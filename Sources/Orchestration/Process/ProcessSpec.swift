@@ -42,7 +42,7 @@ public struct ProcessSpec: Sendable {
     /// The file that receives what the child writes to fd 1.
     ///
     /// The file is created when the process first writes to the stream (mode 0600, truncated if
-    /// it exists; a symbolic link at the path is refused). A process that writes nothing to the
+    /// it exists unless ``keepsExistingLogs`` is set; a symbolic link at the path is refused). A process that writes nothing to the
     /// stream gets no file, and a file already at the path is then left as it was. `/dev/null`
     /// is given to the child directly, without a pipe or a file.
     ///
@@ -62,6 +62,12 @@ public struct ProcessSpec: Sendable {
 
     /// How long the attempt may run before its process group is torn down; `nil` means no limit.
     public var timeout: Duration?
+
+    /// Whether a file already at ``stdoutPath`` or ``stderrPath`` is left as it is: the log is then
+    /// created with `O_EXCL`, and an existing file is a log error (``ProcessOutcome/logError``,
+    /// the stream's output discarded) instead of being truncated. Step attempts set it, so no
+    /// attempt's log ever replaces another's. Default `false`.
+    public var keepsExistingLogs = false
 
     /// How long the process group gets between SIGTERM and SIGKILL when it is torn down.
     public var killGrace: Duration

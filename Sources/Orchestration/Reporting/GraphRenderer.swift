@@ -55,8 +55,7 @@ public enum GraphRenderer {
 
     private static func header(_ plan: Plan, runID: String?) -> String {
         let run = runID.map { ", run \($0)" } ?? ""
-        return "omnibase-agents graph of plan \(plan.id)\(run)"
-            .unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.map(String.init).joined()
+        return TerminalText.escaped("omnibase-agents graph of plan \(plan.id)\(run)")
     }
 
     // MARK: - DOT
@@ -89,7 +88,8 @@ public enum GraphRenderer {
         return out
     }
 
-    /// A DOT double-quoted string: `"` and `\` escaped, line breaks as `\n`, other controls dropped.
+    /// A DOT double-quoted string: `"` and `\` escaped, line breaks as `\n`, other controls
+    /// (those ``TerminalText`` escapes: C0, DEL, C1, bidi overrides) dropped.
     static func dotString(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
@@ -98,7 +98,7 @@ public enum GraphRenderer {
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F { continue }
+                if TerminalText.needsEscape(scalar) { continue }
                 out.unicodeScalars.append(scalar)
             }
         }

@@ -1,5 +1,6 @@
 /// The human summary of a run: a header, one line per step, a summary line; within the style's
-/// width (at most 100 columns).
+/// width (at most 100 columns). Text from the plan or its steps is shown through
+/// ``TerminalText/escaped(_:)``.
 public enum HumanReport {
     /// Renders a report.
     public static func render(_ report: RunReport, style: TextStyle) -> String {
@@ -12,18 +13,20 @@ public enum HumanReport {
         case .cancelled: runMarker = .cancelled
         case .pending, .running: runMarker = .running
         }
-        let stage = report.stage.map { " stage \($0)" } ?? ""
-        lines.append(truncate("\(style.marker(runMarker)) run \(report.runID) (plan \(report.planID)\(stage)) "
+        let stage = report.stage.map { " stage \(TerminalText.escaped($0))" } ?? ""
+        lines.append(truncate("\(style.marker(runMarker)) run \(TerminalText.escaped(report.runID)) "
+                              + "(plan \(TerminalText.escaped(report.planID))\(stage)) "
                               + "\(report.status.rawValue) in \(formatDuration(report.duration))", to: width))
-        let idWidth = min(max(4, report.steps.map(\.id.count).max() ?? 4), 32)
+        let ids = report.steps.map { TerminalText.escaped($0.id) }
+        let idWidth = min(max(4, ids.map(\.count).max() ?? 4), 32)
         let fixed = 2 + 4 + 2 + idWidth + 2 + 8 + 2 + 8 + 2
-        for step in report.steps {
+        for (step, id) in zip(report.steps, ids) {
             let marker = pad(style.marker(step.status), 4)
             let attempts = step.attempts == 1 ? "1 try" : "\(step.attempts) tries"
-            var detail = step.error ?? ""
+            var detail = TerminalText.escaped(step.error ?? "")
             if detail.isEmpty, step.status == .succeeded { detail = "" }
-            if detail.isEmpty, let jobID = step.jobID { detail = "Slurm job \(jobID)" }
-            let line = "  \(marker)  \(pad(truncate(step.id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
+            if detail.isEmpty, let jobID = step.jobID { detail = "Slurm job \(TerminalText.escaped(jobID))" }
+            let line = "  \(marker)  \(pad(truncate(id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
                 + "\(pad(formatDuration(step.duration), 8))  \(truncate(detail, to: max(0, width - fixed)))"
             lines.append(trimTrailing(line))
         }

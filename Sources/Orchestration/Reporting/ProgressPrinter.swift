@@ -86,38 +86,41 @@ public final class ProgressPrinter: RunObserver {
     }
 
     private func apply(_ event: RunEvent, to state: inout State, lines: inout [String]) {
-        let id = event.stepID ?? ""
+        // Text from the plan or a step reaches the terminal escaped (``TerminalText``): `key` is
+        // the step id as it is (it keys the running table), `id` the id as drawn.
+        let key = event.stepID ?? ""
+        let id = TerminalText.escaped(key)
         switch event.kind {
         case .runStarted, .runResumed:
             state.started = state.started ?? event.timestamp
         case .stepStarted:
-            if state.running[id] == nil { state.runningOrder.append(id) }
-            state.running[id] = event.timestamp
+            if state.running[key] == nil { state.runningOrder.append(key) }
+            state.running[key] = event.timestamp
         case .stepAttemptFailed:
-            let error = event.data?["error"]?.stringValue ?? "failed"
+            let error = TerminalText.escaped(event.data?["error"]?.stringValue ?? "failed")
             lines.append(line("\(style.marker(.cancelled)) \(id) attempt \(event.attempt ?? 0) failed: \(error)"))
         case .stepRetry:
             let delay = event.data?["delay_sec"]?.doubleValue ?? 0
             lines.append(line("  retrying \(id) (attempt \(event.attempt ?? 0)) in \(formatDuration(delay))"))
-            state.running[id] = nil
-            state.runningOrder.removeAll { $0 == id }
+            state.running[key] = nil
+            state.runningOrder.removeAll { $0 == key }
         case .stepSucceeded, .stepFailed, .stepSkipped, .stepCancelled:
             state.done += 1
-            let began = state.running[id]
-            state.running[id] = nil
-            state.runningOrder.removeAll { $0 == id }
+            let began = state.running[key]
+            state.running[key] = nil
+            state.runningOrder.removeAll { $0 == key }
             let duration = began.map { event.timestamp.timeIntervalSince($0) }
             let word: String
             switch event.kind {
             case .stepSucceeded: word = "ok"
             case .stepFailed:
                 word = "FAILED"
-                state.failures.append("\(id): \(event.data?["error"]?.stringValue ?? "failed")")
+                state.failures.append("\(id): \(TerminalText.escaped(event.data?["error"]?.stringValue ?? "failed"))")
             case .stepSkipped: word = "skipped"
             default: word = "cancelled"
             }
             let detail = event.kind == .stepSkipped || event.kind == .stepCancelled
-                ? " (\(event.data?["reason"]?.stringValue ?? ""))" : ""
+                ? " (\(TerminalText.escaped(event.data?["reason"]?.stringValue ?? "")))" : ""
             let time = duration.map { " " + formatDuration($0) } ?? ""
             lines.append(line("Step \(state.done)/\(state.total): \(id) ... \(word)\(time)\(detail)"))
         case .runFinished:
@@ -142,7 +145,7 @@ public final class ProgressPrinter: RunObserver {
             block.append(line(header))
             for id in state.runningOrder.prefix(8) {
                 let elapsed = state.running[id].map { now.timeIntervalSince($0) } ?? 0
-                block.append(line("  \(style.marker(.running)) \(id) \(formatDuration(elapsed))"))
+                block.append(line("  \(style.marker(.running)) \(TerminalText.escaped(id)) \(formatDuration(elapsed))"))
             }
             if state.runningOrder.count > 8 { block.append("  ... and \(state.runningOrder.count - 8) more running") }
             for failure in state.failures.suffix(5) { block.append(line("  \(style.marker(.failed)) \(failure)")) }

@@ -69,22 +69,25 @@ public struct StageDryRun: Sendable {
         let running = steps.filter { $0.skipReason == nil }
         var lines = ["Dry run of stage \(stage) (\(runMode) mode): \(running.count) component"
                      + "\(running.count == 1 ? "" : "s") in order, nothing started"]
-        lines.append(truncate("selection: \(criteria)", to: width))
+        lines.append(truncate("selection: \(TerminalText.escaped(criteria))", to: width))
         for hook in preHooks {
-            lines.append(truncate("pre hook \(hook.name): " + ([hook.command] + hook.arguments).map(ShellQuoting.quote).joined(separator: " "), to: width))
+            lines.append(truncate("pre hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
+                                  to: width))
         }
         for (position, step) in running.enumerated() {
             var note = ""
             if case .dependency(let dependent) = step.reason { note = "  (dependency of \(dependent))" }
             if step.breaker == "half_open" { note += "  (breaker trial)" }
-            lines.append(truncate("\(position + 1). \(step.component.name): " + step.argv.map(ShellQuoting.quote).joined(separator: " ")
+            lines.append(truncate("\(position + 1). \(step.component.name): " + TerminalText.escaped(ShellQuoting.line(step.argv))
                                   + note, to: width))
         }
         for step in steps where step.skipReason != nil {
-            lines.append(truncate("\(style.marker(.skipped)) \(step.component.name): \(step.skipReason ?? "")", to: width))
+            lines.append(truncate("\(style.marker(.skipped)) \(step.component.name): \(TerminalText.escaped(step.skipReason ?? ""))",
+                                  to: width))
         }
         for hook in postHooks {
-            lines.append(truncate("post hook \(hook.name): " + ([hook.command] + hook.arguments).map(ShellQuoting.quote).joined(separator: " "), to: width))
+            lines.append(truncate("post hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
+                                  to: width))
         }
         return lines
     }

@@ -3,7 +3,9 @@
 /// `"gates": {"ci": {"require_passed": ["pre-commit"]}}` is met when the run history holds a
 /// succeeded run of stage `pre-commit` on the current git commit (its `git_commit` label is
 /// `HEAD`, or its `git_tree` label is `HEAD^{tree}`, see ``GitRevision``) that skipped no
-/// critical component for an open circuit breaker.
+/// critical component for an open circuit breaker and ran the stage's full default selection:
+/// a run narrowed by `--tags`, `--filter`, `--lifecycle`, `--from` or `--to` (its
+/// `narrowed_by` label) does not count.
 public enum StageGate {
     /// One condition of a gate and whether it holds.
     public struct Condition: Sendable, Hashable {
@@ -51,22 +53,29 @@ public enum StageGate {
                                      + "but \(workingDirectory) is not a git work tree with a commit")
             }
             let short = String(revision.commit.prefix(12))
+            var narrowed: (runID: String, by: String)?
             let match = runs.first { record in
                 guard record.stage == required.rawValue else { return false }
                 let labels = RunRequest(json: record.options, stage: record.stage).labels
                 if let skipped = labels[StageLabels.breakerSkippedCritical], !skipped.isEmpty { return false }
-                if labels[StageLabels.gitCommit] == revision.commit { return true }
-                if let tree = labels[StageLabels.gitTree], tree == revision.headTree { return true }
-                return false
+                let sameRevision = labels[StageLabels.gitCommit] == revision.commit
+                    || (labels[StageLabels.gitTree].map { $0 == revision.headTree } ?? false)
+                guard sameRevision else { return false }
+                if let by = labels[StageLabels.narrowedBy], !by.isEmpty {
+                    if narrowed == nil { narrowed = (record.runID, by) }
+                    return false
+                }
+                return true
             }
             if let match {
                 return Condition(requiredStage: required, met: true, runID: match.runID,
                                  detail: "stage \(required) passed on commit \(short) (run \(match.runID))")
             }
+            let found = narrowed.map { "only a narrowed run passed there (run \($0.runID), \($0.by)), and a gate counts "
+                + "only a full run of the stage" } ?? "and no such run is recorded in \(statePath)"
             return Condition(requiredStage: required, met: false, runID: nil,
                              detail: "stage \(stage) requires stage \(required) to have passed on commit \(short), "
-                                 + "and no such run is recorded in \(statePath); "
-                                 + "run 'omnibase-agents orch --stage \(required)' first")
+                                 + "\(found); run 'omnibase-agents orch --stage \(required)' first")
         }
     }
 }
@@ -88,4 +97,7 @@ public enum StageLabels {
     public static let breakerSkippedCritical = "breaker_skipped_critical"
     /// Components run as a half-open breaker's trial (comma-separated).
     public static let breakerTrials = "breaker_trials"
+    /// The selection options that narrowed the stage's default selection (`--filter name=lint`);
+    /// absent for a full default run, the only kind a gate counts.
+    public static let narrowedBy = "narrowed_by"
 }

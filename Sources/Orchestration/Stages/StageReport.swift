@@ -149,20 +149,21 @@ public struct StageReport: Sendable {
             let marker = style.marker(exitCode == 0 ? .skipped : .failed)
             lines.append("\(marker) stage \(stage): nothing started, every selected component is behind an open circuit")
             for component in skipped {
-                lines.append(truncate("  \(style.marker(.skipped))  \(component.name)  \(component.reason)", to: width))
+                lines.append(truncate("  \(style.marker(.skipped))  \(TerminalText.escaped(component.name))  "
+                                      + TerminalText.escaped(component.reason), to: width))
             }
         }
         for condition in gates {
-            lines.append(truncate("gate: \(condition.met ? "met" : "NOT met"): \(condition.detail)", to: width))
+            lines.append(truncate("gate: \(condition.met ? "met" : "NOT met"): \(TerminalText.escaped(condition.detail))", to: width))
         }
         for hook in hooks {
-            let detail = hook.error.map { ": \($0)" } ?? ""
-            lines.append(truncate("hook \(hook.phase.rawValue) \(hook.name): \(style.marker(hook.status)) "
+            let detail = hook.error.map { ": \(TerminalText.escaped($0))" } ?? ""
+            lines.append(truncate("hook \(hook.phase.rawValue) \(TerminalText.escaped(hook.name)): \(style.marker(hook.status)) "
                                   + "\(formatDuration(hook.duration))\(detail)", to: width))
         }
         if let profile { lines += profile.render(style: style) }
         for (component, paths) in failureLogs {
-            for path in paths { lines.append("output of \(component): \(path)") }
+            for path in paths { lines.append("output of \(TerminalText.escaped(component)): \(TerminalText.escaped(path))") }
         }
         return lines.joined(separator: "\n") + "\n"
     }

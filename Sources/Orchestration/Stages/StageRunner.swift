@@ -166,6 +166,7 @@ public struct StageRunner: Sendable {
                 if !critical.isEmpty { labels[StageLabels.breakerSkippedCritical] = critical.joined(separator: ",") }
             }
             if !decision.trials.isEmpty { labels[StageLabels.breakerTrials] = decision.trials.sorted().joined(separator: ",") }
+            if let narrowing = Self.narrowing(context) { labels[StageLabels.narrowedBy] = narrowing }
             let request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: context.from, to: context.to,
                                      stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async,
                                      executor: context.executor)
@@ -221,6 +222,21 @@ public struct StageRunner: Sendable {
             if !paths.isEmpty { stageReport.failureLogs.append((step.id, paths)) }
         }
         return stageReport
+    }
+
+    /// The options that changed the stage's default selection, as given (`--filter name=lint`),
+    /// or nil for a full default run. Only a full default run counts for a gate (``StageGate``);
+    /// the pipeline's `--from`/`--to` chain is what a pipeline run is, not a narrowing of it.
+    static func narrowing(_ context: ExecutionContext) -> String? {
+        var parts: [String] = []
+        if let tags = context.selection.tags { parts.append("--tags \(tags.joined(separator: ","))") }
+        if let filter = context.selection.filter { parts.append("--filter \(filter.description)") }
+        if let lifecycle = context.selection.lifecycle {
+            parts.append("--lifecycle \(lifecycle.map(\.rawValue).joined(separator: ","))")
+        }
+        if let from = context.from { parts.append("--from \(from)") }
+        if let to = context.to { parts.append("--to \(to)") }
+        return parts.isEmpty ? nil : parts.joined(separator: " ")
     }
 
     /// The run's report with the breaker-skipped components inserted in plan order.

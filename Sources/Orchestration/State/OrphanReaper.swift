@@ -7,32 +7,61 @@ import Foundation
 /// process's group gets SIGTERM and SIGCONT, then SIGKILL after the grace period. Our own group
 /// is never signalled.
 ///
-/// - Important: A step process that cleared its environment, or a grandchild that left the
-///   group with `setsid`, cannot be found or reached this way.
+/// - Important: A step process that cleared its environment cannot be found this way. For one
+///   that left its step's group (`setsid`) see ``tearDown(marked:grace:)``.
 public enum OrphanReaper {
+    /// What the takeover found of a dead engine's steps.
+    public struct Leftovers: Sendable {
+        /// The process groups that were signalled.
+        public var groups = 0
+        /// The attempts those processes belong to, by their `OMNIBASE_STEP_ID` and
+        /// `OMNIBASE_ATTEMPT`: step id -> attempt numbers.
+        public var attempts: [String: Set<Int>] = [:]
+    }
+
     /// Process groups that hold processes of a run, with one member each (for verification).
     public static func groups(ofRun runID: String) -> [Int32: Int32] {
+        scan(runID: runID).groups
+    }
+
+    /// The run's processes (not zombies, not in our group): their groups, and their attempts.
+    private static func scan(runID: String) -> (groups: [Int32: Int32], attempts: [String: Set<Int>]) {
         let needle = Array("OMNIBASE_RUN_ID=\(runID)".utf8)
+        let stepKey = Array("OMNIBASE_STEP_ID=".utf8)
+        let attemptKey = Array("OMNIBASE_ATTEMPT=".utf8)
         let ownGroup = getpgrp()
         let ownPID = getpid()
         var groups: [Int32: Int32] = [:]
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }
+        var attempts: [String: Set<Int>] = [:]
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return ([:], [:]) }
         for entry in entries {
             guard let pid = Int32(entry), pid != ownPID else { continue }
             guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
-            let hasRun = environ.split(separator: 0, omittingEmptySubsequences: true).contains { Array($0) == needle }
+            let variables = environ.split(separator: 0, omittingEmptySubsequences: true)
+            let hasRun = variables.contains { $0.elementsEqual(needle) }
             guard hasRun, let (pgid, state) = groupAndState(of: pid), state != "Z", pgid != ownGroup, pgid > 1 else { continue }
             groups[pgid] = pid
+            var stepID: String?
+            var attempt: Int?
+            for variable in variables {
+                if variable.starts(with: stepKey) {
+                    stepID = String(decoding: variable.dropFirst(stepKey.count), as: UTF8.self)
+                } else if variable.starts(with: attemptKey) {
+                    attempt = Int(String(decoding: variable.dropFirst(attemptKey.count), as: UTF8.self))
+                }
+            }
+            if let stepID, let attempt, attempt > 0 { attempts[stepID, default: []].insert(attempt) }
         }
-        return groups
+        return (groups, attempts)
     }
 
     /// Terminates every process group of a run and waits (bounded) until none is left.
-    /// - Returns: the number of groups that were signalled.
+    /// - Returns: how many groups were signalled, and the attempts their processes belong to.
     @discardableResult
-    public static func reap(runID: String, grace: Duration = .seconds(5)) async -> Int {
-        let found = groups(ofRun: runID)
-        guard !found.isEmpty else { return 0 }
+    public static func reap(runID: String, grace: Duration = .seconds(5)) async -> Leftovers {
+        let (found, attempts) = scan(runID: runID)
+        let leftovers = Leftovers(groups: found.count, attempts: attempts)
+        guard !found.isEmpty else { return leftovers }
         for pgid in found.keys {
             kill(-pgid, SIGTERM)
             kill(-pgid, SIGCONT)
@@ -46,7 +75,7 @@ public enum OrphanReaper {
         while ContinuousClock.now < killDeadline, !groups(ofRun: runID).isEmpty {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        return found.count
+        return leftovers
     }
 
     private static func groupAndState(of pid: Int32) -> (Int32, Character)? {

@@ -28,10 +28,13 @@ public final class RunStore {
     public let database: SQLiteDatabase
 
     /// Opens (and for read-write, creates or checks) the store of a state folder.
-    /// - Throws: ``EngineError``: exit 4 for an incompatible schema, 74 for I/O, 5 for symlinks.
+    /// - Throws: ``EngineError``: exit 4 for an incompatible schema, 74 for I/O or a damaged
+    ///   history (run folders without a database, see ``StateDirectory/checkHistoryIntact()``),
+    ///   5 for symlinks.
     public init(stateDirectory: StateDirectory, readOnly: Bool = false,
                 synchronous: SQLiteDatabase.Synchronous = .full) throws(EngineError) {
         let path = stateDirectory.databasePath
+        try stateDirectory.checkHistoryIntact()
         do {
             if readOnly {
                 guard FileManager.default.fileExists(atPath: path) else {
@@ -496,6 +499,17 @@ public final class RunStore {
         try read { db in
             try db.query("SELECT step_id, attempt FROM attempts WHERE run_id = ? AND finished_at IS NULL ORDER BY step_id",
                          runID).map { (stepID: $0.string(0) ?? "", attempt: $0.int(1)) }
+        }
+    }
+
+    /// The attempt numbers recorded for each step of a run.
+    public func attemptNumbers(_ runID: String) throws(EngineError) -> [String: Set<Int>] {
+        try read { db in
+            var numbers: [String: Set<Int>] = [:]
+            for row in try db.query("SELECT step_id, attempt FROM attempts WHERE run_id = ?", runID) {
+                numbers[row.string(0) ?? "", default: []].insert(row.int(1))
+            }
+            return numbers
         }
     }
 

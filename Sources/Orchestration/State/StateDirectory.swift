@@ -46,6 +46,34 @@ public struct StateDirectory: Sendable, Hashable {
     /// The SQLite database: `<folder>/runs.db`.
     public var databasePath: String { path + "/runs.db" }
 
+    /// Checks that the run history is whole: a folder that holds recorded runs (`runs/<id>/`
+    /// with an `events.jsonl`) but whose `runs.db` is missing or empty has lost its history, and
+    /// using it would silently start a new one (earlier runs could no longer be listed or
+    /// resumed).
+    ///
+    /// A run's `events.jsonl` is created only after its row is in the database, so a new state
+    /// folder never looks damaged, not even to a second engine starting at the same moment (a
+    /// stage's hooks may create `runs/<id>/hooks` before the database exists).
+    ///
+    /// - Throws: ``EngineError`` (exit 74) naming the database file; nothing is created or
+    ///   written.
+    public func checkHistoryIntact() throws(EngineError) {
+        var status = stat()
+        let missing = lstat(databasePath, &status) != 0 && errno == ENOENT
+        guard missing || (status.st_mode & S_IFMT == S_IFREG && status.st_size == 0) else { return }
+        let runs = path + "/runs"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: runs) else { return }
+        let runFolders = entries.filter { name in
+            var events = stat()
+            return lstat(runs + "/" + name + "/events.jsonl", &events) == 0
+        }
+        guard !runFolders.isEmpty else { return }
+        throw EngineError(.stateFailure,
+                          "\(databasePath) is \(missing ? "missing" : "empty") but \(runs) holds \(runFolders.count) "
+                          + "recorded run\(runFolders.count == 1 ? "" : "s"): the run history is damaged; restore runs.db "
+                          + "from a backup, or move the state folder aside to start a new history")
+    }
+
     /// The folder of one run: `<folder>/runs/<runID>`. Does not create it (see
     /// ``ensureSubdirectory(_:)``).
     ///

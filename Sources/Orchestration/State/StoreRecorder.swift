@@ -13,7 +13,9 @@ public protocol CommitGate: Sendable {
 /// Records a run's events in `runs.db`, then in `events.jsonl`, on a dedicated writer thread with
 /// group commit.
 ///
-/// `record` only queues a scheduler turn's events and returns. The writer thread takes
+/// `record` notes the turn's starting attempts in the run's ``AttemptJournal`` (one `write`, so a
+/// crash before the commit still leaves a trace of them), queues the turn's events and returns.
+/// The writer thread takes
 /// everything queued, commits it in one `BEGIN IMMEDIATE` transaction (one fsync with
 /// `synchronous=FULL`), appends the same events to `events.jsonl`, then publishes the new
 /// ``durableSeq``. While one commit is being fsynced, the next turns queue up and go in the next
@@ -50,6 +52,7 @@ public final class StoreRecorder: RunObserver, CommitGate {
     }
 
     private let shared: Shared
+    private let journal: AttemptJournal
     private var wakeup: DispatchSemaphore { shared.wakeup }
     private var stopped: DispatchSemaphore { shared.stopped }
     /// The events file this recorder appends to.
@@ -68,6 +71,7 @@ public final class StoreRecorder: RunObserver, CommitGate {
         let shared = Shared(durable: durableSeq)
         self.shared = shared
         eventsPath = stateDirectory.path + "/runs/\(runID)/events.jsonl"
+        journal = try AttemptJournal(stateDirectory: stateDirectory, runID: runID)
         let opened = Mutex<EngineError?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread {
@@ -158,6 +162,11 @@ public final class StoreRecorder: RunObserver, CommitGate {
 
     public func record(_ events: [RunEvent]) async throws {
         guard !events.isEmpty else { return }
+        // Before the attempts can start: the executor starts them once this returns. When the
+        // journal cannot be written, the events are still committed (their starts are then
+        // known to the database) and the error stops the run.
+        var journalFailure: EngineError?
+        do { try journal.note(events) } catch { journalFailure = error }
         let (failure, gathering) = shared.state.withLock { state -> (EngineError?, Bool) in
             if let failure = state.failure { return (failure, false) }
             precondition(!state.closing, "events recorded after the recorder was closed")
@@ -166,6 +175,7 @@ public final class StoreRecorder: RunObserver, CommitGate {
         }
         if let failure { throw failure }
         if !gathering { wakeup.signal() }
+        if let journalFailure { throw journalFailure }
     }
 
     public var durableSeq: Int64 { shared.state.withLock { $0.durable } }

@@ -13,12 +13,14 @@ struct AgentsCommand: CLICommand {
 
     run     Runs the project in PROJECT_DIR/plan.json: one agent per role, each task in its own git
             worktree (<sandbox>/<role>/<task>, branch agent/<role>/<task>) through the retry loop
-            until done, blocked on CI events (exit 42), failed or stalled; the project's CI plan runs
-            on every completed task; complete milestones are merged into the integration branch
-            (--auto-merge) or prepared as milestone/<id> branches with a pull-request description.
+            until done, blocked on CI events (exit 42; wait_timeout_sec bounds the wait), failed or
+            stalled; the project's CI plan runs on every completed task; complete milestones are
+            merged into the integration branch (--auto-merge) or prepared as milestone/<id>
+            branches with a pull-request description.
             Progress goes to stderr, the final status to stdout.
     status  The latest session (of PROJECT_DIR when given): roles, tasks (state, iteration, branch),
-            events awaited, milestones. Works while 'agents run' is live and after it ended.
+            what each blocked task waits for and since when, milestones. Works while 'agents run'
+            is live and after it ended.
 
     Options of run:
       --repo DIR                The git repository (default: the current folder).
@@ -30,13 +32,14 @@ struct AgentsCommand: CLICommand {
       --retry-interval SEC      Pause between iterations (default: the plan's, else 30).
       --auto-merge              Merge complete milestones into the integration branch.
       --resume                  Continue the project's last session after a crash or Ctrl-C;
-                                finished tasks are not redone.
+                                finished tasks are not redone; tasks that were working or blocked
+                                run a new iteration (next ITERATION, RESUMED=1 in the environment).
     Options of status:
       --session ID              A session instead of the latest.
     \(CommonOptions.help)
 
-    Exit codes: 0 every task done and every milestone delivered, 1 a task failed or stalled or a
-    milestone is blocked, 2 bad plan or arguments, 3 no session, 74 state folder or git failed,
+    Exit codes: 0 every task done and every milestone delivered, 1 a task failed, stalled or ended
+    blocked_timeout, or a milestone is blocked, 2 bad plan or arguments, 3 no session, 74 state folder or git failed,
     75 another 'agents run' works in the state folder, 130/143 interrupted (resume with --resume).
 
     """

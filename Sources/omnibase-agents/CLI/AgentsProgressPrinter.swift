@@ -37,8 +37,10 @@ struct AgentsProgressPrinter: OrchestratorObserver {
         case .sessionFinished(let session, let status):
             line = "Session \(session) \(status.rawValue)"
         }
-        let clipped = style.fit(line)
-        FileHandle.standardError.write(Data((clipped + "\n").utf8))
+        // Names, reasons and details come from the plan and the agents: shown escaped. The
+        // markers are plain text or emoji, so the whole line can be.
+        let clipped = style.fit(TerminalText.escaped(line))
+        StandardStreams.printError(clipped + "\n")
     }
 
     private func marker(_ kind: String) -> String {

@@ -1,3 +1,4 @@
+import Foundation
 import Orchestration
 
 /// A small command-line scanner: `--name value`, `--name=value`, repeated options, flags,
@@ -96,6 +97,20 @@ struct ArgumentScanner {
             result[name] = String(pair[pair.index(after: equals)...])
         }
         return result
+    }
+
+    /// The state folder: `--state-dir`, else `$OMNIBASE_STATE_DIR` (an empty one counts as unset),
+    /// else `.state`.
+    /// - Throws: a usage error for `--state-dir ""`, which would otherwise mean the current folder.
+    func stateDirectory() throws(EngineError) -> String {
+        if let given = value("--state-dir") {
+            guard !given.isEmpty else { throw usage("--state-dir needs a folder, not an empty value") }
+            return given
+        }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["OMNIBASE_STATE_DIR"], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return ".state"
     }
 
     static func suggestion(for name: String, among known: Set<String>) -> String? {

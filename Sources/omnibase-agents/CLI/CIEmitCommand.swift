@@ -19,7 +19,11 @@ struct CIEmitCommand: CLICommand {
       --id ID      The event id, for de-duplication (default: a new UUID).
     \(CommonOptions.help)
 
-    Exit codes: 0 stored (also for a duplicate id), 2 bad arguments, 74 state folder failed.
+    The state folder must already hold an agents project ('agents run' has used it), and a
+    --task must be one of its latest session's tasks.
+
+    Exit codes: 0 stored (also for a duplicate id), 2 bad arguments or no agents project in the
+    state folder, 3 unknown task, 74 state folder failed.
 
     """
 

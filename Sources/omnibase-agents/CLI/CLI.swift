@@ -41,7 +41,8 @@ enum CLI {
         Common options: --format human|json|yaml, --no-color, --state-dir DIR, -h/--help.
         Run 'omnibase-agents <command> --help' for a command's options.
         Exit codes: 0 ok, 1 run failed, 2 bad plan or arguments, 3 unknown id, 4 protocol,
-        5 security, 74 state folder failed, 75 run held by another engine, 130/143 interrupted.
+        5 security, 74 state folder failed, 75 run held by another engine, 130/143 interrupted
+        (129/131: SIGHUP/SIGQUIT).
 
         """
         return text
@@ -52,11 +53,11 @@ enum CLI {
             return fail(EngineError(.usage, "missing command; run 'omnibase-agents --help' for the list"))
         }
         if first == "-h" || first == "--help" || first == "help" {
-            print(help, terminator: "")
+            StandardStreams.print(help, terminator: "")
             return 0
         }
         if first == "--version" || first == "-V" {
-            print("omnibase-agents \(Orchestration.version)")
+            StandardStreams.print("omnibase-agents \(Orchestration.version)")
             return 0
         }
         guard let command = commands.first(where: { $0.name == first }) else {
@@ -65,20 +66,27 @@ enum CLI {
         }
         let rest = Array(arguments.dropFirst())
         if rest.contains("-h") || rest.contains("--help") {
-            print(command.help, terminator: "")
+            StandardStreams.print(command.help, terminator: "")
             return 0
         }
         let instance: any CLICommand
         do { instance = try command.init(arguments: rest) } catch { return fail(error, seeHelp: true) }
-        do { return try await instance.run() } catch { return fail(error) }
+        let status: Int32
+        do { status = try await instance.run() } catch { return fail(error) }
+        guard let failure = StandardStreams.stdoutFailure else { return status }
+        // After SIGHUP the terminal is gone and nobody reads the report: keep the stop's code.
+        if status == StopReason.hangup.exitCode { return status }
+        return fail(EngineError(.stateFailure, "cannot write the output to stdout: \(failure)"))
     }
 
     /// Prints an error as one line on stderr and returns its exit code.
     static func fail(_ error: EngineError, seeHelp: Bool = false) -> Int32 {
         let hint = seeHelp && error.code == .usage ? " (see --help)" : ""
-        let line = PrintMask.shared.apply(error.message).split(separator: "\n", omittingEmptySubsequences: false)
-            .joined(separator: " ")
-        FileHandle.standardError.write(Data("omnibase-agents: error: \(line)\(hint)\n".utf8))
+        // One line: the message's own line breaks become spaces; secret values are masked and
+        // control characters that came from a plan, a step or an argument are shown escaped.
+        let line = TerminalText.escaped(PrintMask.shared.apply(error.message)
+            .split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " "))
+        StandardStreams.printError("omnibase-agents: error: \(line)\(hint)\n")
         return error.exitCode
     }
 }
@@ -108,15 +116,15 @@ struct CommonOptions {
         } else {
             format = isatty(1) != 0 ? .human : .json
         }
-        stateDirectory = scanner.value("--state-dir") ?? ProcessInfo.processInfo.environment["OMNIBASE_STATE_DIR"] ?? ".state"
+        stateDirectory = try scanner.stateDirectory()
     }
 
     /// Prints a JSON value or its human rendering, secret values masked (``PrintMask``).
     func emit(json: JSONValue, human: () -> String) {
         switch format {
-        case .json: print(PrintMask.shared.apply(json).serialized(pretty: true))
-        case .yaml: print(YAMLWriter.serialize(PrintMask.shared.apply(json)), terminator: "")
-        case .human: print(PrintMask.shared.apply(human()), terminator: "")
+        case .json: StandardStreams.print(PrintMask.shared.apply(json).serialized(pretty: true))
+        case .yaml: StandardStreams.print(YAMLWriter.serialize(PrintMask.shared.apply(json)), terminator: "")
+        case .human: StandardStreams.print(PrintMask.shared.apply(human()), terminator: "")
         }
     }
 }

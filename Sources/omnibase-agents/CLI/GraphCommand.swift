@@ -44,13 +44,13 @@ struct GraphCommand: CLICommand {
             guard scanner.values("--var").isEmpty else {
                 throw usage("--var does not apply to --run: the run's stored variables are used")
             }
-            let directory = scanner.value("--state-dir") ?? ProcessInfo.processInfo.environment["OMNIBASE_STATE_DIR"] ?? ".state"
-            source = .run(id: runID, stateDirectory: directory)
+            source = .run(id: runID, stateDirectory: try scanner.stateDirectory())
         } else {
             guard positionals.count == 1 else {
                 throw usage(positionals.isEmpty ? "graph needs a plan file or --run RUN_ID"
                             : "graph takes one plan file, got \(positionals.count) arguments")
             }
+            _ = try scanner.stateDirectory()
             source = .plan(path: positionals[0], variables: try scanner.variables())
         }
     }
@@ -58,8 +58,8 @@ struct GraphCommand: CLICommand {
     func run() async throws(EngineError) -> Int32 {
         switch source {
         case .plan(let path, let variables):
-            let loaded = try PlanLoader.load(path: path, overrides: variables)
-            print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format), terminator: "")
+            let loaded = try PlanLoader.load(path: path, overrides: variables, refusingUnusedOverrides: true)
+            StandardStreams.print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format), terminator: "")
         case .run(let runID, let stateDirectory):
             let directory: StateDirectory
             do { directory = try StateDirectory(path: stateDirectory) } catch { throw EngineError(error) }
@@ -71,7 +71,7 @@ struct GraphCommand: CLICommand {
             var statusByID: [String: StepStatus] = [:]
             for step in try store.steps(runID) { statusByID[step.id] = step.status }
             let statuses = loaded.graph.ids.map { statusByID[$0] ?? .pending }
-            print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format, statuses: statuses, runID: runID),
+            StandardStreams.print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format, statuses: statuses, runID: runID),
                   terminator: "")
         }
         return 0

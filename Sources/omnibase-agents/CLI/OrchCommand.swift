@@ -154,8 +154,8 @@ struct OrchCommand: CLICommand {
             selection: selection, from: from, to: to, maxConcurrency: maxConcurrency, replayRunID: replayRunID,
             registryAction: action,
             notices: { message in
-                let line = "\(warningStyle.rich ? "⚠️ " : "WARN") \(message)\n"
-                FileHandle.standardError.write(Data(line.utf8))
+                let line = "\(warningStyle.rich ? "⚠️ " : "WARN") \(TerminalText.escaped(message))\n"
+                StandardStreams.printError(line)
             },
             stopRequests: signals?.requests)
         context.executor = executor

@@ -48,7 +48,7 @@ struct ReportCommand: CLICommand {
         let report = try HTMLReport.load(runID: runID, stateDirectory: directory, store: store, secrets: secrets)
         let page = Data(report.render().utf8)
         if output == "-" {
-            FileHandle.standardOutput.write(page)
+            StandardStreams.write(Array(page))
             return 0
         }
         do {

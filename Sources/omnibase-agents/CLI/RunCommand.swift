@@ -28,7 +28,8 @@ struct RunCommand: CLICommand {
     \(CommonOptions.help)
 
     Exit codes: 0 succeeded, 1 failed, 2 bad plan or arguments, 3 unknown step id,
-    74 state folder failed, 130/143 interrupted (the run is recorded cancelled).
+    74 state folder failed, 130/143 interrupted by SIGINT/SIGTERM (129/131: SIGHUP/SIGQUIT;
+    the run is recorded cancelled).
 
     """
 
@@ -71,7 +72,7 @@ struct RunCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        let loaded = try PlanLoader.load(path: planPath, overrides: variables)
+        let loaded = try PlanLoader.load(path: planPath, overrides: variables, refusingUnusedOverrides: true)
         PrintMask.shared.add(loaded.plan.secretMask())
         let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to,
                                  executor: executor)
@@ -121,10 +122,10 @@ struct RunCommand: CLICommand {
             }),
         ])
         common.emit(json: json) {
-            var text = "Dry run of \(loaded.plan.id): \(steps.count) steps in order, nothing started\n"
+            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(steps.count) steps in order, nothing started\n"
             for (position, step) in steps.enumerated() {
-                let argv = ShellQuoting.line(step.processCommand?.argv ?? [])
-                text += "\(position + 1). \(step.id): \(argv)\n"
+                let argv = TerminalText.escaped(ShellQuoting.line(step.processCommand?.argv ?? []))
+                text += "\(position + 1). \(TerminalText.escaped(step.id)): \(argv)\n"
             }
             return text
         }

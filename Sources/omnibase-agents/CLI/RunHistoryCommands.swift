@@ -206,7 +206,7 @@ struct RunsCommand: CLICommand {
                 ]))
                 let done = (report?.steps.count ?? 0) - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
                 lines.append("\(run.runID)  \(run.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  "
-                             + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(run.planID)"
+                             + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(TerminalText.escaped(run.planID))"
                              + (run.status.isFinal || live ? "" : "  (engine gone: resume \(run.runID))"))
             }
             common.emit(json: .object(["runs": .array(items)])) {
@@ -232,7 +232,7 @@ struct RunsCommand: CLICommand {
                 if !record.status.isFinal {
                     let counts = report.summary
                     let done = report.steps.count - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
-                    let running = report.steps.filter { $0.status == .running }.map(\.id)
+                    let running = report.steps.filter { $0.status == .running }.map { TerminalText.escaped($0.id) }
                     text += "progress: \(done)/\(report.steps.count) done; running: \(running.isEmpty ? "none" : running.joined(separator: ", "))"
                     text += live ? "\n" : " (no live engine: 'omnibase-agents resume \(runID)' continues it)\n"
                 }
@@ -244,20 +244,20 @@ struct RunsCommand: CLICommand {
             let events = try store.events(runID)
             switch common.format {
             case .yaml:
-                print(YAMLWriter.serialize(PrintMask.shared.apply(.object(["events": .array(events.map(\.json))]))), terminator: "")
+                StandardStreams.print(YAMLWriter.serialize(PrintMask.shared.apply(.object(["events": .array(events.map(\.json))]))), terminator: "")
             case .json:
                 var bytes: [UInt8] = []
                 for event in events {
                     PrintMask.shared.apply(event.json).write(into: &bytes, pretty: false)
                     bytes.append(UInt8(ascii: "\n"))
                 }
-                FileHandle.standardOutput.write(Data(bytes))
+                StandardStreams.write(bytes)
             case .human:
                 for event in events {
                     let step = event.stepID.map { " \($0)" } ?? ""
                     let attempt = event.attempt.map { " #\($0)" } ?? ""
                     let data = event.data.map { " \(PrintMask.shared.apply($0).serialized())" } ?? ""
-                    print(truncateLine("\(event.seq) \(Timestamp.rfc3339(event.timestamp)) \(event.kind.rawValue)\(step)\(attempt)\(data)"))
+                    StandardStreams.print(truncateLine("\(event.seq) \(Timestamp.rfc3339(event.timestamp)) \(event.kind.rawValue)\(step)\(attempt)\(data)"))
                 }
             }
         }

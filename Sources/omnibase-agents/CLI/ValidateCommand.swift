@@ -31,7 +31,7 @@ struct ValidateCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        _ = try PlanLoader.load(path: planPath, overrides: variables)
+        _ = try PlanLoader.load(path: planPath, overrides: variables, refusingUnusedOverrides: true)
         return 0
     }
 }

@@ -6,13 +6,15 @@
 #
 # So that the demo finishes unattended, the first iteration starts a stand-in for the deployment
 # pipeline in the background: it publishes the event two seconds later, from another process,
-# exactly as an external CI system would.
+# exactly as an external CI system would. After a crash, `agents run --resume` tears down what
+# the dead engine's agents left running (this stand-in too) and runs the task again with
+# RESUMED=1, so the agent asks for the deployment again.
 set -eu
 cd "$WORKSPACE"
-echo "qa agent: task $TASK_ID, iteration $ITERATION"
+echo "qa agent: task $TASK_ID, iteration $ITERATION${RESUMED:+ (resumed)}"
 cli="${OMNIBASE_AGENTS_CLI:-omnibase-agents}"
 if [ -z "${CI_EVENT:-}" ]; then
-    if [ "$ITERATION" -eq 1 ]; then
+    if [ "$ITERATION" -eq 1 ] || [ "${RESUMED:-}" = 1 ]; then
         (sleep 2; "$cli" ci emit staging.deployed --data '{"url": "http://staging.invalid/"}' --format json) \
             >/dev/null 2>&1 </dev/null &
         echo "Asked for a staging deployment; waiting for staging.deployed."

@@ -1,0 +1,224 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Orchestration
+
+// Issue 11, items 8, 10 and 12: bad input refused before anything is written, text from a plan
+// or a step escaped in human output, a long cycle cut short, a report that cannot be written.
+
+/// Runs the CLI through `sh -c` so its stdout can be redirected (`>&-`, `>/dev/full`).
+private func runCLIRedirected(_ redirection: String, _ arguments: [String], in directory: String) async -> CLIResult {
+    await runProgram("sh", ["-c", "exec \"$0\" \"$@\" \(redirection)", cliPath] + arguments, in: directory,
+                     environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil])
+}
+
+@Suite(.serialized) struct HardeningTests {
+    // MARK: Item 8
+
+    @Test(arguments: [
+        ("{\"env\": {\"A=B\": \"x\"}}", "{}", "globals.env: \"A=B\""),
+        ("{\"env\": {\"\": \"x\"}}", "{}", "globals.env: an empty name"),
+        ("{}", "{\"X=Y\": \"x\"}", "steps[0].env: \"X=Y\""),
+        ("{}", "{\"\": \"x\"}", "steps[0].env: an empty name"),
+    ])
+    func anEnvironmentNameThatNoProcessCanReceiveIsRefusedAtLoad(globals: String, env: String, cause: String) async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true", extra: "\"env\": \(env)")], globals: globals))
+        for command in ["validate", "run"] {
+            let result = await runCLI([command, plan, "--state-dir", dir.path + "/s"], in: dir.path)
+            #expect(result.status == 2, "\(command): \(result.stderr)")
+            #expect(result.stderr.contains(cause) && result.stderr.contains("not a valid environment variable name"),
+                    "\(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/s"), "a refused plan wrote a state folder")
+    }
+
+    @Test func anEmptyStateDirIsRefusedByEveryCommand() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true")]))
+        let commands: [[String]] = [
+            ["run", plan], ["validate", plan], ["resume", "r-x"], ["replay", "r-x"], ["runs", "list"], ["runs", "show", "r-x"],
+            ["runs", "events", "r-x"], ["graph", plan], ["graph", "--run", "r-x"], ["report", "r-x", "--html", "-"],
+            ["orch", "--stage", "pre-commit"], ["agents", "status"], ["agents", "run", dir.path], ["ci", "emit", "x"],
+        ]
+        for command in commands {
+            for spelling in [["--state-dir", ""], ["--state-dir="]] {
+                let result = await runCLI(command + spelling, in: dir.path)
+                #expect(result.status == 2, "\(command + spelling): \(result.stderr)")
+                #expect(result.stderr.contains("--state-dir needs a folder"), "\(command + spelling): \(result.stderr)")
+            }
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !$0.hasPrefix(".run-") }
+        #expect(left == ["p.json"], "state written into the current folder: \(left)")
+    }
+
+    @Test func aVarThePlanNeverUsesIsATypo() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([
+            "{\"id\": \"a\", \"command\": \"echo\", \"args\": [\"${BRANCH}\", \"${TAG}\"]}",
+        ], variables: "{\"BRANCH\": \"main\", \"UNUSED_DEFAULT\": \"1\"}"))
+        for command in ["validate", "run"] {
+            let typo = await runCLI([command, plan, "--var", "TAG=v1", "--var", "BRANHC=dev", "--state-dir", dir.path + "/s"],
+                                    in: dir.path)
+            #expect(typo.status == 2, "\(command): \(typo.stderr)")
+            #expect(typo.stderr.contains("--var BRANHC") && typo.stderr.contains("did you mean BRANCH?"), "\(typo.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/s"), "a refused --var wrote a state folder")
+        // Declared in "variables" (even if unreferenced) or referenced: both are used.
+        let fine = await runCLI(["run", plan, "--var", "TAG=v1", "--var", "UNUSED_DEFAULT=2", "--var", "BRANCH=dev",
+                                 "--state-dir", dir.path + "/s", "--format", "json"], in: dir.path)
+        #expect(fine.status == 0, "\(fine.stderr)")
+    }
+
+    // MARK: Item 10
+
+    /// Control characters in output other than its own line breaks (the checks run with NO_COLOR,
+    /// so the output has no escape sequences of its own).
+    static func rawControls(_ text: String) -> [String] {
+        text.unicodeScalars.filter { $0 != "\n" && TerminalText.needsEscape($0) }.map { "U+" + String($0.value, radix: 16) }
+    }
+
+    @Test func textFromAPlanOrAStepIsShownEscapedInEveryHumanView() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        // JSON escapes: ESC sequences that clear the screen, set the window title and recolour,
+        // a newline that forges a report line, a C1 CSI and a bidi override.
+        let hostile = "\\u001b[2J\\u001b]0;pwned\\u0007\\nFAKE PASS line\\u009b31m\\u202e"
+        let plan = dir.write("p.json", """
+            {"plan_id": "P\(hostile)", "version": "1",
+             "steps": [
+               {"id": "ok", "name": "N\(hostile)", "command": "true"},
+               {"id": "bad", "command": "no-such-command\(hostile)", "depends_on": ["ok"], "critical": false}
+             ]}
+            """)
+        var outputs: [(String, String)] = []
+        let run = await runCLI(["run", plan, "--state-dir", state, "--format", "human"], in: dir.path)
+        #expect(run.status == 0, "\(run.stderr)")
+        outputs += [("run stdout", run.stdout), ("run progress", run.stderr)]
+        #expect(run.stdout.contains("P\\e[2J\\e]0;pwned\\u{7}\\nFAKE PASS line\\u{9B}31m\\u{202E}"), "\(run.stdout)")
+        #expect(run.stdout.contains("no-such-command\\e[2J"), "the error text is shown escaped: \(run.stdout)")
+        let listed = await runCLI(["runs", "list", "--state-dir", state, "--format", "json"], in: dir.path)
+        let runID = try #require(try listed.json()["runs"]?[0]?["run_id"]?.stringValue)
+        for arguments in [["runs", "list"], ["runs", "show", runID], ["runs", "events", runID]] {
+            let result = await runCLI(arguments + ["--state-dir", state, "--format", "human"], in: dir.path)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            outputs.append(("\(arguments)", result.stdout))
+        }
+        let dryRun = await runCLI(["run", plan, "--mode", "dry-run", "--format", "human"], in: dir.path)
+        outputs.append(("dry run", dryRun.stdout))
+        #expect(dryRun.stdout.contains("Dry run of P\\e[2J"), "\(dryRun.stdout)")
+        for format in ["dot", "mermaid"] {
+            let graph = await runCLI(["graph", plan, "--format", format], in: dir.path)
+            #expect(graph.status == 0, "\(graph.stderr)")
+            outputs.append(("graph \(format)", graph.stdout))
+        }
+        let unknownRun = await runCLI(["runs", "show", "r-\u{1B}[2J", "--state-dir", state], in: dir.path)
+        #expect(unknownRun.status == 3)
+        #expect(unknownRun.stderr.contains("r-\\e[2J"), "\(unknownRun.stderr)")
+        outputs.append(("error message", unknownRun.stderr))
+
+        // orch: a component's command and a hook in a stage dry run and report.
+        let stageDir = TempDir()
+        stageDir.put("omnibase.registry.json", registryJSON([
+            componentJSON("check", script: "echo 'x\u{1B}[31my'; exit 3"),
+        ]))
+        let stageDry = await runCLI(["orch", "--stage", "pre-commit", "--mode", "dry-run", "--format", "human",
+                                     "--state-dir", stageDir.path + "/.state"], in: stageDir.path)
+        #expect(stageDry.status == 0, "\(stageDry.stderr)")
+        #expect(stageDry.stdout.contains("x\\e[31my"), "\(stageDry.stdout)")
+        outputs.append(("orch dry run", stageDry.stdout))
+        let stageRun = await runCLI(["orch", "--stage", "pre-commit", "--format", "human", "--state-dir", stageDir.path + "/.state"],
+                                    in: stageDir.path)
+        outputs += [("orch", stageRun.stdout), ("orch stderr", stageRun.stderr)]
+
+        for (view, text) in outputs {
+            #expect(Self.rawControls(text).isEmpty, "\(view) printed raw control characters \(Self.rawControls(text)): \(text)")
+            #expect(!text.contains("\nFAKE PASS line"), "\(view) printed a forged line: \(text)")
+        }
+    }
+
+    @Test(arguments: [ProgressPrinter.Mode.live, .lines])
+    func liveProgressShowsStepTextEscaped(mode: ProgressPrinter.Mode) async throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let printer = ProgressPrinter(mode: mode, style: TextStyle(rich: true), stepIDs: ["a"], slots: 1, fd: fds[1])
+        let hostile = "\u{1B}]0;pwned\u{07}\nFAKE\u{9B}2J"
+        try await printer.record([
+            RunEvent(runID: "r", kind: .runStarted),
+            RunEvent(runID: "r", kind: .stepStarted, stepID: "a", attempt: 1),
+            RunEvent(runID: "r", kind: .stepAttemptFailed, stepID: "a", attempt: 1, data: ["error": .string(hostile)]),
+            RunEvent(runID: "r", kind: .stepFailed, stepID: "a", attempt: 1, data: ["error": .string(hostile)]),
+        ])
+        printer.tick()
+        close(fds[1])
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(fds[0], &buffer, buffer.count)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains("\\e]0;pwned\\u{7}\\nFAKE\\u{9B}2J"), "\(text)")
+        // The live block's own cursor movements are the only escape sequences.
+        let withoutOwnCodes = text.replacingOccurrences(of: #"\u{1B}\[[0-9]*A\u{1B}\[J"#, with: "", options: .regularExpression)
+        #expect(Self.rawControls(withoutOwnCodes).isEmpty, "\(Self.rawControls(withoutOwnCodes)): \(text)")
+    }
+
+    // MARK: Item 12
+
+    @Test func aCycleThroughAHundredThousandStepsIsPrintedCutInTheMiddle() async throws {
+        let dir = TempDir()
+        let count = 100_000
+        var steps: [String] = []
+        steps.reserveCapacity(count)
+        for index in 0..<count {
+            steps.append("{\"id\": \"s\(index)\", \"command\": \"true\", \"depends_on\": [\"s\((index + 1) % count)\"]}")
+        }
+        let plan = dir.write("p.json", planJSON(steps))
+        let result = await runCLI(["validate", plan], in: dir.path, timeout: .seconds(120))
+        #expect(result.status == 2, "\(result.stderr.prefix(300))")
+        #expect(result.stderr.utf8.count < 1_000, "the message is \(result.stderr.utf8.count) bytes")
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("dependency cycle: "))
+        #expect(result.stderr.contains(" -> ... (99,991 more) ... -> "), "\(result.stderr)")
+        // The path still starts and ends on the same step.
+        let path = try #require(result.stderr.components(separatedBy: "dependency cycle: ").last?
+            .components(separatedBy: " (each step").first)
+        let ids = path.components(separatedBy: " -> ").filter { !$0.hasPrefix("...") }
+        #expect(ids.count == 10 && ids.first == ids.last, "\(path)")
+
+        let short = dir.write("short.json", planJSON([
+            stepJSON("a", "true", deps: ["b"]), stepJSON("b", "true", deps: ["c"]), stepJSON("c", "true", deps: ["a"]),
+        ]))
+        let shortResult = await runCLI(["validate", short], in: dir.path)
+        #expect(shortResult.stderr.contains("a -> b -> c -> a"), "\(shortResult.stderr)")
+    }
+
+    @Test(arguments: [(">&-", "Bad file descriptor"), (">/dev/full", "No space left on device")])
+    func aReportThatCannotBeWrittenIsExit74(redirection: String, reason: String) async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "echo hello")]))
+        for arguments in [["run", plan, "--state-dir", state], ["run", plan, "--state-dir", state, "--format", "human"],
+                          ["runs", "list", "--state-dir", state]] {
+            let result = await runCLIRedirected(redirection, arguments, in: dir.path)
+            #expect(result.status == 74, "\(arguments): \(result.stderr)")
+            // Human runs show progress lines on stderr first; the error is the last line.
+            let last = result.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(last.hasPrefix("omnibase-agents: error: cannot write the output to stdout"), "\(result.stderr)")
+            #expect(last.contains(reason), "\(result.stderr)")
+            #expect(!result.stderr.contains("error:") || result.stderr.components(separatedBy: "error:").count == 2)
+        }
+        // The runs themselves are recorded whole: the report went nowhere else (no file took
+        // the closed stdout's descriptor).
+        let listed = await runCLI(["runs", "list", "--state-dir", state, "--format", "json"], in: dir.path)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let runs = try listed.json()["runs"]?.arrayValue ?? []
+        #expect(runs.count == 2)
+        #expect(runs.allSatisfy { $0["status"]?.stringValue == "succeeded" })
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        #expect(try db.integrityCheck() == "ok")
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Orchestration
+
+// Issue 11, items 6 and 7: a dropped session (SIGHUP) and SIGQUIT stop a run like SIGTERM, and a
+// stop or a timeout also ends the processes a step moved out of its group (`setsid`).
+
+/// The status of a run's row in `runs.db`.
+func storedRunStatus(_ state: String, _ runID: String) throws -> String? {
+    let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+    return try db.query("SELECT status FROM runs WHERE run_id = ?", runID).first?.string(0)
+}
+
+/// The pid written (with a newline) by a step into `path`.
+func pidFile(_ path: String) async throws -> Int32 {
+    try #require(Int32(try await waitForFile(path).trimmingCharacters(in: .whitespacesAndNewlines)))
+}
+
+@Suite(.serialized) struct StopTeardownTests {
+    @Test func sighupCancelsTheRunLikeSigtermAndTheRunResumes() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        _ = dir.write("hold", "")
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("long", "echo $PPID > \"$D/engine.pid\"; sleep 100 & echo $$$$ > \"$D/leader.pid\"; "
+                     + "if [ -e \"$D/hold\" ]; then wait; fi", extra: env),
+            stepJSON("deaf", "trap '' HUP TERM INT; echo $$$$ > \"$D/deaf.pid\"; "
+                     + "while [ -e \"$D/hold\" ]; do sleep 0.1; done", extra: env),
+            stepJSON("after", "true", deps: ["long"]),
+        ], globals: "{\"kill_grace_sec\": 0.5, \"max_concurrency\": 2}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        let engine = try await pidFile(dir.path + "/engine.pid")
+        let leader = try await pidFile(dir.path + "/leader.pid")
+        let deaf = try await pidFile(dir.path + "/deaf.pid")
+        kill(engine, SIGHUP)
+        let result = await run
+        #expect(result.status == 129, "\(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        #expect(report["status"]?.stringValue == "cancelled")
+        #expect(report["exit_code"]?.intValue == 129)
+        #expect(report.stepReport("long")?["status"]?.stringValue == "cancelled")
+        #expect(report.stepReport("deaf")?["status"]?.stringValue == "cancelled")
+        #expect(try storedRunStatus(state, runID) == "cancelled")
+        #expect(liveMembers(ofGroup: leader).isEmpty, "a step of the hung-up engine survived")
+        #expect(liveMembers(ofGroup: deaf).isEmpty, "the step that ignores SIGHUP and SIGTERM survived")
+        #expect(OrphanReaper.groups(ofRun: runID).isEmpty)
+
+        try FileManager.default.removeItem(atPath: dir.path + "/hold")
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try resumed.json()["status"]?.stringValue == "succeeded")
+        #expect(try storedRunStatus(state, runID) == "succeeded")
+    }
+}
+
+/// A step script that starts a process in a session of its own (out of the step's group), writes
+/// that process's pid to `$D/<name>.pid`, and goes on with `rest`.
+private func escapeeScript(_ name: String, then rest: String) -> String {
+    "setsid sh -c 'echo $$$$ > \"$D/\(name).pid.tmp\"; mv \"$D/\(name).pid.tmp\" \"$D/\(name).pid\"; exec sleep 1000' & "
+        + "while [ ! -e \"$D/\(name).pid\" ]; do sleep 0.01; done; \(rest)"
+}
+
+extension StopTeardownTests {
+    @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+    func aStopEndsTheProcessesAStepMovedOutOfItsGroup(signal: Int32, expected: Int32) async throws {
+        let dir = TempDir()
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("escape", escapeeScript("escapee", then: "echo $PPID > \"$D/engine.pid\"; sleep 100"), extra: env),
+        ], globals: "{\"kill_grace_sec\": 0.5}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        let engine = try await pidFile(dir.path + "/engine.pid")
+        let escapee = try await pidFile(dir.path + "/escapee.pid")
+        defer { kill(escapee, SIGKILL) }
+        #expect(isAlive(escapee))
+        kill(engine, signal)
+        let result = await run
+        #expect(result.status == expected, "\(result.stderr)")
+        #expect(try result.json()["status"]?.stringValue == "cancelled")
+        #expect(!isAlive(escapee), "the setsid child of a cancelled step survived the stop")
+    }
+
+    @Test func aTimeoutEndsItsAttemptsEscapeesAndNothingElse() async throws {
+        let dir = TempDir()
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            // Background work left on purpose by a step that succeeds stays (like make).
+            stepJSON("daemon", escapeeScript("daemon", then: "true"), extra: env),
+            stepJSON("hang", escapeeScript("escapee", then: "sleep 100"), deps: ["daemon"],
+                     extra: env + ", \"timeout_sec\": 1"),
+        ], globals: "{\"kill_grace_sec\": 0.5}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        let daemon = try await pidFile(dir.path + "/daemon.pid")
+        let escapee = try await pidFile(dir.path + "/escapee.pid")
+        defer {
+            kill(daemon, SIGKILL)
+            kill(escapee, SIGKILL)
+        }
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(try result.json().stepReport("hang")?["timed_out"]?.boolValue == true)
+        #expect(!isAlive(escapee), "the setsid child of a timed-out attempt survived the timeout")
+        #expect(isAlive(daemon), "a timeout ended another step's background work")
+    }
+}
