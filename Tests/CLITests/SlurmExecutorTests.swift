@@ -230,6 +230,52 @@ struct SlurmExecutorTests {
         #expect(outcome.error?.contains("job record lost") == true, "\(outcome.error ?? "")")
     }
 
+    @Test func orchRunsComponentsAsJobsAndReplayKeepsTheExecutor() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let registry = dir.write("reg.json", """
+            {"version": "1", "components": [{"name": "check", "type": "validator", "lifecycle": "stable",
+             "tags": ["pre-commit"], "command": "sh", "args": ["-c", "echo job $SLURM_JOB_ID"]}]}
+            """)
+        let first = await runCLI(["orch", "--stage", "pre-commit", "--registry", registry, "--executor", "slurm",
+                                  "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(first.status == 0, "\(first.stderr)")
+        let report = try first.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        let jobID = try #require(report.stepReport("check")?["job_id"]?.stringValue)
+        let out = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/check.1.out", encoding: .utf8)
+        #expect(out == "job \(jobID)\n", "the component ran inside its Slurm job")
+        // A replay without --executor keeps the one the run was started with.
+        let again = await runCLI(["replay", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(again.status == 0, "\(again.stderr)")
+        let replayed = try #require(try again.json().stepReport("check")?["job_id"]?.stringValue)
+        #expect(replayed != jobID)
+        // ... and --executor local overrides it.
+        let local = await runCLI(["replay", runID, "--executor", "local", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(try local.json().stepReport("check")?["job_id"] == nil)
+    }
+
+    @Test func resumeKeepsTheRunsExecutorUnlessToldOtherwise() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("gate", "[ -e \"$D/open\" ]", extra: "\"env\": {\"D\": \"\(dir.path)\"}"),
+        ]))
+        let failed = await runCLI(["run", plan, "--executor", "slurm", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(failed.status == 1)
+        let runID = try #require(try failed.json()["run_id"]?.stringValue)
+        let again = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(again.status == 1)
+        #expect(try again.json().stepReport("gate")?["job_id"]?.stringValue != nil, "resume kept slurm")
+        _ = dir.write("open", "")
+        let local = await runCLI(["resume", runID, "--executor", "local", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(try local.json().stepReport("gate")?["job_id"] == nil, "--executor local ran it here")
+        let attempts = try attemptJobs(state, runID)
+        #expect(attempts.map { $0.jobID != nil } == [true, true, false])
+    }
+
     @Test func aStepCanStayLocalInASlurmRun() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([
