@@ -78,6 +78,8 @@ struct SlurmExecutorTests {
         #expect(try String(contentsOfFile: "\(state)/runs/\(runID)/logs/root.1.err", encoding: .utf8) == "oops\n")
         let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
         #expect(events.contains("\"job_id\":\"\(jobIDs[0])\""), "the events carry the job id")
+        let submitted = events.split(separator: "\n").filter { $0.contains("\"type\":\"step_submitted\"") }
+        #expect(submitted.count == ids.count, "one step_submitted per job, while it ran: \(submitted)")
         let shown = await runCLI(["runs", "show", runID, "--format", "human", "--state-dir", state], in: dir.path)
         #expect(shown.stdout.contains("Slurm job \(jobIDs[0])"), "\(shown.stdout)")
         let html = dir.path + "/r.html"
@@ -180,6 +182,8 @@ struct SlurmExecutorTests {
         let runID = try #require(try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID)
         let left = await activeJobs(ofRun: runID, in: dir.path)
         #expect(left.count == 1, "the dead engine's job still runs: \(left)")
+        #expect(try attemptJobs(state, runID).first { $0.step == "long" }?.jobID == left.first,
+                "the job id was recorded while the job ran")
 
         let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
         #expect(resumed.status == 0, "\(resumed.stderr)")

@@ -6,6 +6,8 @@ public struct RunEvent: Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case runStarted = "run_started"
         case stepStarted = "step_started"
+        /// A cluster accepted the attempt as a job (`data.job_id`); the Slurm executor only.
+        case stepSubmitted = "step_submitted"
         case stepAttemptFailed = "step_attempt_failed"
         case stepRetry = "step_retry"
         case stepSucceeded = "step_succeeded"

@@ -66,6 +66,8 @@ public struct RunReportBuilder: Sendable {
         case .stepAttemptFailed:
             takeOutcome()
             step.error = data?["error"]?.stringValue
+        case .stepSubmitted:
+            step.jobID = data?["job_id"]?.stringValue
         case .stepRetry:
             step.status = .pending
         case .stepSucceeded:

@@ -90,6 +90,7 @@ public struct SlurmStepRunner: StepRunner {
             return AttemptOutcome(result: .failed, error: "sbatch printed no job id (got \"\(submitted.stdout.prefix(80))\")")
         }
         defer { monitor.forget(jobID) }
+        context.reportJobID?(jobID)
         if monitor.register(jobID) == .stopping {
             // The run began to stop while this job was being submitted.
             _ = await withUncancelledTask { await SlurmCLI.run("scancel", [jobID]) }

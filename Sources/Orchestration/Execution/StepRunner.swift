@@ -12,6 +12,9 @@ public struct AttemptContext: Sendable {
     public var killGrace: Duration
     /// The folder for `<step>.<attempt>.out` / `.err`, or nil to discard output.
     public var logDirectory: String?
+    /// Tells the engine the id a cluster gave the attempt as soon as it is known (it records a
+    /// `step_submitted` event); nil when nobody listens.
+    public var reportJobID: (@Sendable (String) -> Void)? = nil
 
     /// The attempt's stdout log path.
     public var stdoutPath: String { logPath("out") }

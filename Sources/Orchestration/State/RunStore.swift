@@ -334,6 +334,8 @@ public final class RunStore {
                 if lost {
                     try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
                 }
+            case .stepSubmitted:
+                break  // recordJobID below
             case .stepRetry:
                 try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
             case .stepSucceeded, .stepFailed:
