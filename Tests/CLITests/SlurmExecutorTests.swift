@@ -55,7 +55,8 @@ struct SlurmExecutorTests {
             .replacingOccurrences(of: "DIR", with: dir.path)
         try FileManager.default.createDirectory(atPath: dir.path + "/sub", withIntermediateDirectories: true)
         let plan = dir.write("p.json", planJSON([
-            stepJSON("root", "echo \"$OMNIBASE_STEP_ID $OMNIBASE_ATTEMPT $OMNIBASE_RUN_ID\"; echo oops >&2", extra: env),
+            stepJSON("root", "echo \"$OMNIBASE_STEP_ID $OMNIBASE_ATTEMPT $OMNIBASE_RUN_ID\"; echo oops >&2; : > \"$D/made\"",
+                     extra: env),
             stepJSON("left", "true", deps: ["root"]),
             stepJSON("right", "true", deps: ["root"]),
             tricky,
@@ -76,6 +77,11 @@ struct SlurmExecutorTests {
         let out = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/root.1.out", encoding: .utf8)
         #expect(out == "root 1 \(runID)\n", "stdout went straight into the attempt's log, with the step's environment")
         #expect(try String(contentsOfFile: "\(state)/runs/\(runID)/logs/root.1.err", encoding: .utf8) == "oops\n")
+        // Logs and script are 0600 like every file of the state folder; the step has the engine's umask.
+        func mode(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int) ?? -1 }
+        for suffix in ["out", "err", "sh"] { #expect(mode("\(state)/runs/\(runID)/logs/root.1.\(suffix)") == 0o600, "\(suffix)") }
+        let umask = Int(SlurmStepRunner.engineUmask(), radix: 8) ?? 0o022
+        #expect(mode(dir.path + "/made") == 0o666 & ~umask, "the step creates files as it would locally")
         let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
         #expect(events.contains("\"job_id\":\"\(jobIDs[0])\""), "the events carry the job id")
         let submitted = events.split(separator: "\n").filter { $0.contains("\"type\":\"step_submitted\"") }
@@ -278,6 +284,19 @@ struct SlurmExecutorTests {
         #expect(try local.json().stepReport("gate")?["job_id"] == nil, "--executor local ran it here")
         let attempts = try attemptJobs(state, runID)
         #expect(attempts.map { $0.jobID != nil } == [true, true, false])
+    }
+
+    @Test func aPlanWithSecretsKeepsNoJobScript() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            #"{"id": "use", "command": "sh", "args": ["-c", "[ \"$1\" = s3cr3t-value ]", "sh", "${API_TOKEN}"]}"#,
+        ], globals: "{\"executor\": \"slurm\"}", variables: "{\"API_TOKEN\": \"s3cr3t-value\"}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let runID = try #require(try result.json()["run_id"]?.stringValue)
+        let logs = try FileManager.default.contentsOfDirectory(atPath: "\(state)/runs/\(runID)/logs")
+        #expect(!logs.contains { $0.hasSuffix(".sh") }, "the script held the secret value: \(logs)")
     }
 
     @Test func aStepCanStayLocalInASlurmRun() async throws {

@@ -282,7 +282,9 @@ public struct RunSession: Sendable {
     func router(_ plan: Plan, runID: String, executor: ExecutorKind?, local: any StepRunner) -> ExecutorRouter {
         let kind = executor ?? plan.executor ?? .local
         let usesSlurm = plan.steps.contains { ExecutorRouter.kind(of: $0, defaultKind: kind) == .slurm }
-        let slurm = usesSlurm ? SlurmStepRunner(runID: runID, settings: plan.slurm, polling: slurmPolling) : nil
+        let slurm = usesSlurm
+            ? SlurmStepRunner(runID: runID, settings: plan.slurm, polling: slurmPolling, keepScripts: plan.secretMask().isEmpty)
+            : nil
         return ExecutorRouter(local: local, slurm: slurm, defaultKind: kind)
     }
 

@@ -4,11 +4,13 @@ import Synchronization
 /// Runs each attempt of a process step as one Slurm batch job (SPEC §9, `--executor slurm`).
 ///
 /// ## One attempt
-/// 1. The engine writes a job script next to the attempt's logs (`<step>.<attempt>.sh`): it
-///    changes to the step's `cwd` and `exec`s the step's argv, every word single-quoted, so no
-///    shell expansion ever touches an argument. The step's environment (the engine's, the plan's
-///    `env`, `OMNIBASE_RUN_ID`/`STEP_ID`/`ATTEMPT`) is `sbatch`'s own, passed on with
-///    `--export=ALL`.
+/// 1. The engine writes a job script next to the attempt's logs (`<step>.<attempt>.sh`, 0600;
+///    removed once submitted when the plan has secrets, whose values an argv may hold): it sets
+///    the engine's umask, changes to the step's `cwd` and `exec`s the step's argv, every word
+///    single-quoted, so no shell expansion ever touches an argument. The step's environment (the
+///    engine's, the plan's `env`, `OMNIBASE_RUN_ID`/`STEP_ID`/`ATTEMPT`) is `sbatch`'s own,
+///    passed on with `--export=ALL`, with `SLURM_UMASK=0077` so that Slurm creates the log files
+///    0600 like every file of the state folder.
 /// 2. `sbatch --parsable --no-requeue --job-name <run id> --comment <step>/<attempt>` with the
 ///    attempt's `.out` and `.err` logs as `--output`/`--error`, `--time` as a backstop (the
 ///    step's `time`, else `timeout_sec + kill_grace_sec` rounded up to minutes, plus one), the
@@ -51,6 +53,10 @@ public struct SlurmStepRunner: StepRunner {
     private let settings: SlurmSettings
     private let baseEnvironment: [String: String]
     private let monitor: SlurmJobMonitor
+    private let keepScripts: Bool
+    /// The engine's umask, which the step gets back inside its job (Slurm opens the logs first,
+    /// with `SLURM_UMASK`).
+    private let umask: String
 
     /// Creates the runner of one run.
     /// - Parameters:
@@ -58,11 +64,23 @@ public struct SlurmStepRunner: StepRunner {
     ///   - settings: the plan's `globals.slurm` (a step's `slurm` overrides `cpus`, `mem`, `time`).
     ///   - environment: what steps inherit (the engine's environment by default).
     ///   - polling: the poller's intervals.
+    ///   - keepScripts: keep each job script beside the attempt's logs (false when the plan has
+    ///     secrets: an argv may hold their values).
     public init(runID: String, settings: SlurmSettings, environment: [String: String] = ProcessInfo.processInfo.environment,
-                polling: Polling = Polling()) {
+                polling: Polling = Polling(), keepScripts: Bool = true) {
         self.settings = settings
         baseEnvironment = environment
         monitor = SlurmJobMonitor(jobName: runID, polling: polling)
+        self.keepScripts = keepScripts
+        umask = Self.engineUmask()
+    }
+
+    /// `Umask:` of `/proc/self/status` (reading it changes nothing, unlike `umask(2)`).
+    static func engineUmask() -> String {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Umask:") }
+        let value = line?.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return !value.isEmpty && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) ? value : "0022"
     }
 
     public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
@@ -81,8 +99,9 @@ public struct SlurmStepRunner: StepRunner {
         // Submission is not interrupted: a job that Slurm accepted must have its id known.
         let environment = jobEnvironment(command, context: context)
         let submitted = await withUncancelledTask { await SlurmCLI.run("sbatch", arguments, environment: environment) }
-        // sbatch keeps a copy of the script; one outside the state folder is not kept.
-        if context.logDirectory == nil { unlink(script) }
+        // sbatch keeps a copy of the script; one outside the state folder is not kept, nor one
+        // that may hold secret values.
+        if context.logDirectory == nil || !keepScripts { unlink(script) }
         guard submitted.status == 0 else {
             return AttemptOutcome(result: .failed, error: "sbatch failed: \(submitted.problem)")
         }
@@ -185,6 +204,8 @@ public struct SlurmStepRunner: StepRunner {
         environment["OMNIBASE_RUN_ID"] = context.runID
         environment["OMNIBASE_STEP_ID"] = context.stepID
         environment["OMNIBASE_ATTEMPT"] = String(context.attempt)
+        // Slurm creates the log files with this umask; the script restores the engine's.
+        environment["SLURM_UMASK"] = "0077"
         return environment
     }
 
@@ -192,14 +213,25 @@ public struct SlurmStepRunner: StepRunner {
     private func writeScript(_ command: ProcessCommand, context: AttemptContext) throws -> String {
         var text = "#!/bin/sh\n"
         text += "# omnibase-agents: run \(context.runID), step \(context.stepID), attempt \(context.attempt)\n"
+        text += "umask \(umask)\n"
         if let cwd = command.workingDirectory {
             text += "cd \(Self.quote(cwd)) || { echo \(Self.quote("cannot enter the working directory: \(cwd)")) >&2; exit 126; }\n"
         }
         text += "exec " + command.argv.map(Self.quote).joined(separator: " ") + "\n"
         let path = context.logDirectory.map { "\($0)/\(context.stepID).\(context.attempt).sh" }
             ?? NSTemporaryDirectory() + "omnibase-\(context.runID)-\(context.stepID).\(context.attempt).sh"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, 0o700)
+        // Created 0600 (sbatch reads the script; it need not be executable).
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemCallError(call: "open \(path)", code: errno) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SystemCallError(call: "write \(path)", code: errno) }
+            written += n
+        }
         return path
     }
 
@@ -456,6 +488,8 @@ final class SlurmJobMonitor: Sendable {
                 return state.failedPolls >= Self.maxFailedPolls
             }
             if lostAll {
+                // Best effort, so that no job outlives the attempts that gave up on it.
+                _ = await SlurmCLI.run("scancel", ids)
                 let end = SlurmJobEnd(detail: "squeue failed \(Self.maxFailedPolls) times in a row: \(listing.problem)")
                 settle(Dictionary(uniqueKeysWithValues: ids.map { ($0, Phase.ended(end)) }))
             }
