@@ -16,6 +16,18 @@ public struct AttemptContext: Sendable {
     /// `step_submitted` event); nil when nobody listens.
     public var reportJobID: (@Sendable (String) -> Void)? = nil
 
+    /// Creates a context (the engine makes one per attempt; other callers of a runner, such as
+    /// the agents' iterations, make their own).
+    public init(runID: String, stepID: String, attempt: Int, killGrace: Duration, logDirectory: String?,
+                reportJobID: (@Sendable (String) -> Void)? = nil) {
+        self.runID = runID
+        self.stepID = stepID
+        self.attempt = attempt
+        self.killGrace = killGrace
+        self.logDirectory = logDirectory
+        self.reportJobID = reportJobID
+    }
+
     /// The attempt's stdout log path.
     public var stdoutPath: String { logPath("out") }
     /// The attempt's stderr log path.
