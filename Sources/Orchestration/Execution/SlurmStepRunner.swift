@@ -148,15 +148,13 @@ public struct SlurmStepRunner: StepRunner {
                 monitor.expectChange()
                 wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
             }
-            var outcome = AttemptOutcome(result: .failed, timedOut: true, error: "timed out after \(formatSeconds(timeout))",
-                                         jobID: jobID)
-            if case .phase(.ended(let end)) = wake {
-                outcome.exitCode = end.exitCode
-                outcome.signal = end.signal
-            } else {
-                outcome.error! += "; Slurm job \(jobID) had not ended \(formatSeconds(SlurmJobMonitor.endWait)) after scancel"
+            var error = "timed out after \(formatSeconds(timeout))"
+            guard case .phase(.ended(let end)) = wake else {
+                error += "; Slurm job \(jobID) had not ended \(formatSeconds(SlurmJobMonitor.endWait)) after scancel"
+                return AttemptOutcome(result: .failed, timedOut: true, error: error, jobID: jobID)
             }
-            return outcome
+            return AttemptOutcome(result: .failed, exitCode: end.exitCode, signal: end.signal, timedOut: true, error: error,
+                                  jobID: jobID)
         }
     }
 
@@ -296,8 +294,9 @@ struct SlurmJobEnd: Sendable, Hashable {
 ///
 /// Attempts register their job and wait for a phase (started, ended) or a deadline. The polling
 /// task asks `squeue` for all the run's jobs in one call (by job name: state and exit status),
-/// asks `scontrol show job` about a job `squeue` does not list, and wakes the waiters. Its interval starts at
-/// ``SlurmStepRunner/Polling/initial``, doubles while nothing changes and resets on a change.
+/// asks `scontrol show job` about a job `squeue` does not list, and wakes the waiters. Its
+/// interval starts at ``SlurmStepRunner/Polling/initial``, doubles while nothing changes and
+/// resets on a change.
 final class SlurmJobMonitor: Sendable {
     /// What a job is doing.
     enum Phase: Sendable, Hashable {
@@ -316,6 +315,7 @@ final class SlurmJobMonitor: Sendable {
         case cancelled
     }
 
+    /// What ``register(_:)`` found: the run goes on, or it is stopping (cancel the new job).
     enum Registration: Sendable { case watching, stopping }
 
     /// How long an attempt waits for its job to end after `scancel`.
