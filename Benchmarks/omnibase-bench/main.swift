@@ -13,6 +13,7 @@ Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [
        omnibase-bench workflows [--dir ../shared/bench/workflows] [--slots 2,8] [--target 10]
                                 [--out FILE.json]
        omnibase-bench bus [--waiters 1,100,10000] [--out FILE.json]
+       omnibase-bench slurm [--steps 200] [--concurrency 64] [--out FILE.json]
        omnibase-bench smoke        (every scenario once in a tiny size: CI's check that they work)
 
 process    DAGs of `true` steps: the engine (durable store on and off) next to `ninja -jN` and
@@ -30,6 +31,11 @@ workflows  Real workflow DAGs run as sleep steps scaled so their lower bound
 bus        The CI-event bus: milliseconds from publish (a durable commit) to the first and the
            last of N blocked waiters waking; then `ci emit` from another process (the
            omnibase-agents binary beside this one) to a blocked waiter here.
+
+slurm      N independent `true` steps with --executor local and --executor slurm (one batch job
+           per step; needs a cluster, e.g. .ci/slurm-cluster start): wall time, steps per second
+           and median step duration; then Slurm's own floor: N bare `sbatch` jobs, and the
+           submit-to-start latency of single jobs.
 
 Results go to Benchmarks/results/<scenario>.json unless --out says otherwise.
 
@@ -91,6 +97,8 @@ case "workflows":
     try await workflowScenario()
 case "bus":
     try await busScenario()
+case "slurm":
+    try await slurmScenario()
 case "smoke":
     try await smokeScenario()
 default:
@@ -273,6 +281,13 @@ func smokeScenario() async throws {
     if let cli = siblingCLI() {
         let (fromStored, _) = try await measureCrossProcessWake(cli: cli, rounds: 1, scratch: folder)
         print(String(format: "bus ci emit from another process: %.1f ms", fromStored * 1000))
+    }
+    if hasSbatch() {
+        let m = try await measureSlurm(steps: 5, concurrency: 4, latencySamples: 1, scratch: folder)
+        print(String(format: "slurm 5 steps: local %.2fs, slurm %.2fs, submit-to-start %.3fs", m.localSeconds, m.slurmSeconds,
+                     m.submitToStartMedian))
+    } else {
+        print("slurm: no sbatch on the PATH, skipped")
     }
     try? FileManager.default.removeItem(atPath: scratch)
     print("smoke: every scenario ran")

@@ -99,7 +99,7 @@ struct SessionScheduler: Sendable {
     private func makeRoles(bus: CIEventBus) -> [String: RoleAgent] {
         let plan = session.plan
         let mailbox = mailbox
-        let settings = AgentSettings(
+        var settings = AgentSettings(
             store: session.store, bus: bus, workspace: session.workspace,
             ci: plan.ciPlanPath.map { CIRunner(planPath: $0, stateDirectory: session.stateDirectory, projectDirectory: plan.directory) },
             clock: config.clock, retryInterval: session.retryInterval, maxRetries: session.maxRetries,
@@ -113,6 +113,10 @@ struct SessionScheduler: Sendable {
                         if !mailbox.send(.reclaim(task, continuation)) { continuation.resume() }
                     }
                 }))
+        for role in plan.roles where role.executor == .slurm {
+            // Jobs are named after the session, so a resumed session finds what a dead engine left.
+            settings.slurmRunners[role.name] = SlurmStepRunner(runID: session.id, settings: role.slurm, environment: [:])
+        }
         return Dictionary(uniqueKeysWithValues: plan.roles.map { ($0.name, RoleAgent(role: $0, settings: settings)) })
     }
 

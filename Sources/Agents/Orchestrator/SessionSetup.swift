@@ -99,7 +99,11 @@ struct SessionSetup {
         try await workspace.setUp(autoMerge: autoMerge)
         do { try await store.setStatus(.running, enginePID: Int(getpid())) } catch { throw OrchestratorError(store: error) }
         // The session lock is ours, so the engine that ran the session is gone: tear down the
-        // agents it left running (they carry OMNIBASE_RUN_ID=<session>).
+        // agents it left running: its Slurm jobs (named after the session) first, then the local
+        // processes (they carry OMNIBASE_RUN_ID=<session>).
+        if plan.roles.contains(where: { $0.executor == .slurm }) {
+            _ = await SlurmStepRunner(runID: previous.id, settings: SlurmSettings()).reclaimLostAttempts(runID: previous.id)
+        }
         await OrphanReaper.reap(runID: previous.id, grace: .seconds(2))
         // Iterations the dead engine started and never ended stay on record, as engine_lost;
         // their tasks run again under the next iteration number.

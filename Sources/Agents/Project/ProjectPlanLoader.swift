@@ -26,7 +26,8 @@ public enum ProjectPlanLoader {
 
     static let topKeys = ["project", "description", "integration_branch", "max_retries", "retry_interval_sec",
                           "stall_after", "roles", "ci", "milestones", "tasks"]
-    static let roleKeys = ["agent", "max_parallel", "description", "wait_timeout_sec"]
+    static let roleKeys = ["agent", "max_parallel", "description", "wait_timeout_sec", "executor", "slurm"]
+    static let slurmKeys = ["partition", "account", "extra_args", "cpus", "mem", "time"]
     static let agentKeys = ["command", "args", "env", "timeout_sec"]
     static let taskKeys = ["id", "role", "title", "prompt", "depends_on", "done_when", "completion_promise", "wait_for",
                            "max_retries", "stall_after", "wait_timeout_sec"]
@@ -212,12 +213,45 @@ private struct ProjectPlanDecoder {
                 environment[name] = value
             }
             let timeout = try agent.seconds("timeout_sec", positive: true)
+            var executor = ExecutorKind.local
+            if let raw = try fields.string("executor") {
+                guard let kind = ExecutorKind(rawValue: raw) else {
+                    throw PlanParseError(.invalidValue, fields.message("executor",
+                        "unknown executor \"\(raw)\"; expected \"local\" or \"slurm\""))
+                }
+                executor = kind
+            }
+            let slurm = try fields["slurm"].map { node throws(PlanParseError) in try decodeSlurm(node, path: "\(path).slurm") }
             roles.append(RoleSpec(name: member.key,
                                   agent: .init(command: resolveCommand(command), arguments: arguments,
                                                environment: environment, timeout: timeout),
-                                  maxParallel: maxParallel, waitTimeout: waitTimeout))
+                                  maxParallel: maxParallel, waitTimeout: waitTimeout, executor: executor,
+                                  slurm: slurm ?? SlurmSettings()))
         }
         return roles
+    }
+
+    /// A role's `slurm` settings, checked with the rules of a plan's `globals.slurm`.
+    func decodeSlurm(_ node: JSONNode, path: String) throws(PlanParseError) -> SlurmSettings {
+        let fields = try JSONFields(node, path: path, allowed: ProjectPlanLoader.slurmKeys, file: file)
+        func checked(_ key: String, _ rule: (String) -> String?) throws(PlanParseError) -> String? {
+            guard let value = try fields.string(key) else { return nil }
+            if let problem = rule(value) { throw PlanParseError(.invalidValue, fields.message(key, problem)) }
+            return value
+        }
+        var settings = SlurmSettings()
+        settings.partition = try checked("partition", SlurmSettings.validationError(ofName:))
+        settings.account = try checked("account", SlurmSettings.validationError(ofName:))
+        settings.mem = try checked("mem", SlurmSettings.validationError(ofMemory:))
+        settings.time = try checked("time", SlurmSettings.validationError(ofTime:))
+        settings.cpus = try fields.int("cpus", minimum: 1, maximum: 100_000)
+        for (index, (argument, location)) in try (fields.strings("extra_args") ?? []).enumerated() {
+            if let problem = SlurmSettings.validationError(ofExtraArgument: argument) {
+                throw PlanParseError(.invalidValue, locate(location, "\(path).extra_args[\(index)]", problem))
+            }
+            settings.extraArguments.append(argument)
+        }
+        return settings
     }
 
     func decodeTask(_ node: JSONNode, index: Int, roles: [RoleSpec]) throws -> (TaskSpec, [SourceLocation]) {

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// A role of a project plan: the agent command its tasks run, and how many tasks it works on at once.
 public struct RoleSpec: Sendable, Hashable {
     /// The command an agent of this role runs each iteration.
@@ -33,12 +35,21 @@ public struct RoleSpec: Sendable, Hashable {
     /// `wait_timeout_sec`: the longest blocked wait of the role's tasks that set none
     /// themselves; nil waits without limit.
     public var waitTimeout: Duration?
+    /// `executor`: where the agent's iterations run: `local` processes (the default) or `slurm`,
+    /// one batch job per iteration (the worktrees must then be on a file system the nodes share).
+    /// The done-when check, blocked waits and the bus stay in the engine.
+    public var executor: ExecutorKind
+    /// `slurm`: the jobs' settings (as a plan's `globals.slurm`).
+    public var slurm: SlurmSettings
 
     /// Creates a role.
-    public init(name: String, agent: AgentCommand, maxParallel: Int = 1, waitTimeout: Duration? = nil) {
+    public init(name: String, agent: AgentCommand, maxParallel: Int = 1, waitTimeout: Duration? = nil,
+                executor: ExecutorKind = .local, slurm: SlurmSettings = SlurmSettings()) {
         self.name = name
         self.agent = agent
         self.maxParallel = maxParallel
         self.waitTimeout = waitTimeout
+        self.executor = executor
+        self.slurm = slurm
     }
 }

@@ -30,6 +30,8 @@ public struct AgentSettings: Sendable {
     public var environment: [String: String]
     /// The progress observers.
     var observers: ObserverSet
+    /// The Slurm runner of each role with `executor: slurm` (one poller per role).
+    var slurmRunners: [String: SlurmStepRunner] = [:]
     /// The roles' slots, which a task blocked on the bus gives back while it waits.
     var slots: RoleSlots?
 }

@@ -104,8 +104,12 @@ extension RoleAgent {
         do { logs = try settings.stateDirectory.ensureSubdirectory("agents/logs/\(session)/\(task.id)") } catch {
             throw OrchestratorError(store: error)
         }
-        let stdout = "\(logs)/\(iteration).out"
-        let stderr = "\(logs)/\(iteration).err"
+        // A role on Slurm runs the iteration as a job, its logs named as the executor names them.
+        let slurm = settings.slurmRunners[task.role]
+        let attempt = AttemptContext(runID: session, stepID: task.id, attempt: iteration, killGrace: .seconds(5),
+                                     logDirectory: logs)
+        let stdout = slurm == nil ? "\(logs)/\(iteration).out" : attempt.stdoutPath
+        let stderr = slurm == nil ? "\(logs)/\(iteration).err" : attempt.stderrPath
         let promptFile = try writePrompt(task, record: record)
         var variables = [
             "TASK_ID": task.id, "TASK_TITLE": task.title, "TASK_PROMPT": task.prompt, "ITERATION": String(iteration),
@@ -139,9 +143,17 @@ extension RoleAgent {
 
         let command = (try? VariableSubstitution.substitute(role.agent.command, variables: variables)) ?? role.agent.command
         let arguments = role.agent.arguments.map { (try? VariableSubstitution.substitute($0, variables: variables)) ?? $0 }
-        let agent = await LocalProcess.run(ProcessSpec(
-            command: command, arguments: arguments, environment: environment, workingDirectory: record.worktree,
-            stdoutPath: stdout, stderrPath: stderr, timeout: role.agent.timeout, killGrace: .seconds(5)))
+        let agent: ProcessOutcome
+        if let slurm {
+            let step = Step(id: task.id, action: .process(ProcessCommand(
+                command: command, arguments: arguments, workingDirectory: record.worktree, environment: environment)),
+                timeout: role.agent.timeout)
+            agent = Self.processOutcome(await slurm.run(step, context: attempt))
+        } else {
+            agent = await LocalProcess.run(ProcessSpec(
+                command: command, arguments: arguments, environment: environment, workingDirectory: record.worktree,
+                stdoutPath: stdout, stderrPath: stderr, timeout: role.agent.timeout, killGrace: .seconds(5)))
+        }
         if agent.cancelled || Task.isCancelled {
             try await endInterrupted(task.id, iteration, &record)
             throw CancellationError()
@@ -225,6 +237,21 @@ extension RoleAgent {
 
     /// Commits the task's work and runs its CI. Returns the final outcome, or nil when CI failed
     /// and the loop goes on (after `retry_interval`).
+    /// A Slurm job's verdict in the terms of a local process: exited or killed when Slurm says
+    /// so, timed out or cancelled as the engine ended it, "could not start" otherwise (`sbatch`
+    /// failed, or the job's record was lost).
+    static func processOutcome(_ outcome: AttemptOutcome) -> ProcessOutcome {
+        let termination: ProcessOutcome.Termination
+        if let signal = outcome.signal {
+            termination = .signaled(signal)
+        } else if let code = outcome.exitCode {
+            termination = .exited(code)
+        } else {
+            termination = .failedToStart(outcome.error ?? "the Slurm job did not run")
+        }
+        return ProcessOutcome(termination: termination, timedOut: outcome.timedOut, cancelled: outcome.result == .cancelled)
+    }
+
     private func complete(_ task: TaskSpec, _ record: inout TaskRecord) async throws -> TaskOutcome? {
         setPhase(task.id, .committing)
         record = try await settings.store.updateTask(task.id) { $0.phase = .committing }

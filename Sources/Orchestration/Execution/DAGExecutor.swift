@@ -100,6 +100,8 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         case stopStreamEnded
         case durable(Int64)
         case durabilityFailed(EngineError)
+        case jobSubmitted(Submission)
+        case submissionsEnded
     }
 
     /// Runs the plan to its end.
@@ -109,7 +111,11 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     ///   stopped as for a signal before the error is thrown.
     public func run(stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         var loop = RunLoop(plan: plan, graph: graph, options: options)
+        let (submissions, submitted) = AsyncStream<Submission>.makeStream()
+        loop.submitted = submitted
+        defer { submitted.finish() }
         await withTaskGroup(of: Wake.self) { group in
+            Self.listen(to: submissions, group: &group)
             if let stopRequests {
                 group.addTask {
                     for await reason in stopRequests { return .stopRequested(reason) }
@@ -130,8 +136,11 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                 case .stopRequested(let reason):
                     if loop.stopReason == nil { loop.stopReason = reason }
                     loop.machine.stop(into: &actions)
-                case .stopStreamEnded:
+                case .stopStreamEnded, .submissionsEnded:
                     continue
+                case .jobSubmitted(let submission):
+                    loop.jobSubmitted(submission)
+                    Self.listen(to: submissions, group: &group)
                 case .durable(let seq):
                     loop.waitingForSeq = nil
                     startDeferred(upTo: seq, loop: &loop, group: &group)
@@ -176,7 +185,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                     loop.deferred.append((step, attempt, needed))
                     waitForDurability(needed, gate: commitGate, loop: &loop, group: &group)
                 } else {
-                    startAttempt(step, attempt, group: &group)
+                    startAttempt(step, attempt, submitted: loop.submitted, group: &group)
                 }
             case .scheduleRetry(let step, _, let delay):
                 let clock = self.clock
@@ -196,11 +205,24 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         actions.removeAll(keepingCapacity: true)
     }
 
-    private func startAttempt(_ step: Int, _ attempt: Int, group: inout TaskGroup<Wake>) {
+    /// Waits for the next runner report of a job id (one listener at a time, added again after
+    /// each report; a stop's `cancelAll` ends it).
+    private static func listen(to submissions: AsyncStream<Submission>, group: inout TaskGroup<Wake>) {
+        group.addTask {
+            for await submission in submissions { return .jobSubmitted(submission) }
+            return .submissionsEnded
+        }
+    }
+
+    private func startAttempt(_ step: Int, _ attempt: Int, submitted: AsyncStream<Submission>.Continuation?,
+                              group: inout TaskGroup<Wake>) {
         let runner = self.runner
         let stepValue = plan.steps[step]
-        let context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
+        var context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
                                      killGrace: plan.killGrace, logDirectory: options.logDirectory)
+        if let submitted {
+            context.reportJobID = { jobID in submitted.yield(Submission(step: step, attempt: attempt, jobID: jobID)) }
+        }
         group.addTask {
             .attemptFinished(step: step, await runner.run(stepValue, context: context))
         }
@@ -222,7 +244,11 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     private func startDeferred(upTo seq: Int64, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
         var remaining: [(step: Int, attempt: Int, needed: Int64)] = []
         for entry in loop.deferred {
-            if entry.needed <= seq { startAttempt(entry.step, entry.attempt, group: &group) } else { remaining.append(entry) }
+            if entry.needed <= seq {
+                startAttempt(entry.step, entry.attempt, submitted: loop.submitted, group: &group)
+            } else {
+                remaining.append(entry)
+            }
         }
         loop.deferred = remaining
         if let gate = commitGate, let most = remaining.map(\.needed).max() {
@@ -259,6 +285,13 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     }
 }
 
+/// A runner's report that an attempt became a cluster job.
+private struct Submission: Sendable {
+    var step: Int
+    var attempt: Int
+    var jobID: String
+}
+
 /// The executor's bookkeeping of one run: the state machine, the report and the events not
 /// recorded yet.
 private struct RunLoop {
@@ -280,6 +313,8 @@ private struct RunLoop {
     var deferred: [(step: Int, attempt: Int, needed: Int64)] = []
     /// The `seq` a durability waiter is waiting for.
     var waitingForSeq: Int64?
+    /// Where runners report their attempts' job ids.
+    var submitted: AsyncStream<Submission>.Continuation?
 
     init(plan: Plan, graph: PlanGraph, options: RunOptions) {
         self.plan = plan
@@ -308,6 +343,13 @@ private struct RunLoop {
     mutating func startEvent() {
         let start = RunStart(planID: plan.id, steps: graph.count, maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency)
         emit(options.resuming ? .runResumed(start) : .runStarted(start))
+    }
+
+    /// Records a job id while its attempt still runs (a late report adds nothing: the attempt's
+    /// final event carries the id too).
+    mutating func jobSubmitted(_ submission: Submission) {
+        guard attempts[submission.step] == submission.attempt, machine.status(of: submission.step) == .running else { return }
+        emit(.stepSubmitted(jobID: submission.jobID), step: submission.step, attempt: submission.attempt)
     }
 
     mutating func attemptFinished(_ step: Int, _ outcome: AttemptOutcome) {

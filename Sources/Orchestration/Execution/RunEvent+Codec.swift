@@ -12,6 +12,8 @@ extension RunEvent.Payload {
             ])
         case .stepStarted:
             return nil
+        case .stepSubmitted(let jobID):
+            return .object(["job_id": .string(jobID)])
         case .stepAttemptFailed(let end):
             return Self.json(end)
         case .stepSucceeded(let end), .stepFailed(let end):
@@ -50,6 +52,8 @@ extension RunEvent.Payload {
             self = kind == .runStarted ? .runStarted(start) : .runResumed(start)
         case .stepStarted:
             self = .stepStarted
+        case .stepSubmitted:
+            self = .stepSubmitted(jobID: data?["job_id"]?.stringValue ?? "")
         case .stepAttemptFailed:
             self = .stepAttemptFailed(Self.attemptEnd(data) ?? AttemptEnd())
         case .stepRetry:
@@ -82,6 +86,7 @@ extension RunEvent.Payload {
         ]
         if end.engineLost { members.append(.init("engine_lost", .bool(true))) }
         if let error = end.error { members.append(.init("error", .string(error))) }
+        if let jobID = end.jobID { members.append(.init("job_id", .string(jobID))) }
         return .object(members)
     }
 
@@ -89,6 +94,6 @@ extension RunEvent.Payload {
         guard let data else { return nil }
         return AttemptEnd(exitCode: data["exit_code"]?.intValue.map(Int32.init), signal: data["signal"]?.intValue.map(Int32.init),
                           timedOut: data["timed_out"]?.boolValue ?? false, engineLost: data["engine_lost"]?.boolValue ?? false,
-                          error: data["error"]?.stringValue)
+                          error: data["error"]?.stringValue, jobID: data["job_id"]?.stringValue)
     }
 }

@@ -11,6 +11,8 @@ public struct RunEvent: Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case runStarted = "run_started"
         case stepStarted = "step_started"
+        /// A cluster accepted the attempt as a job (`data.job_id`); the Slurm executor only.
+        case stepSubmitted = "step_submitted"
         case stepAttemptFailed = "step_attempt_failed"
         case stepRetry = "step_retry"
         case stepSucceeded = "step_succeeded"
@@ -29,6 +31,8 @@ public struct RunEvent: Sendable, Hashable {
         case runResumed(RunStart)
         /// `step_started`: an attempt begins (the event's `attempt`).
         case stepStarted
+        /// `step_submitted`: a cluster accepted the attempt as this job (the Slurm executor only).
+        case stepSubmitted(jobID: String)
         /// `step_attempt_failed`: an attempt failed; a retry or the step's end follows.
         case stepAttemptFailed(AttemptEnd)
         /// `step_retry`: the next attempt starts after this delay.
@@ -50,6 +54,7 @@ public struct RunEvent: Sendable, Hashable {
             case .runStarted: return .runStarted
             case .runResumed: return .runResumed
             case .stepStarted: return .stepStarted
+            case .stepSubmitted: return .stepSubmitted
             case .stepAttemptFailed: return .stepAttemptFailed
             case .stepRetry: return .stepRetry
             case .stepSucceeded: return .stepSucceeded
@@ -67,6 +72,12 @@ public struct RunEvent: Sendable, Hashable {
             case .stepSucceeded(let end), .stepFailed(let end), .stepCancelled(_, let end): return end
             default: return nil
             }
+        }
+
+        /// The cluster job the attempt ran as, for the events that say.
+        public var jobID: String? {
+            if case .stepSubmitted(let jobID) = self { return jobID }
+            return attemptEnd?.jobID
         }
 
         /// The reason of a skipped or cancelled step.
@@ -143,24 +154,30 @@ public struct AttemptEnd: Sendable, Hashable {
     public var engineLost: Bool
     /// One sentence explaining a failure.
     public var error: String?
+    /// The cluster job the attempt ran as (the Slurm executor).
+    public var jobID: String?
 
     /// Creates an attempt's end.
     public init(exitCode: Int32? = nil, signal: Int32? = nil, timedOut: Bool = false, engineLost: Bool = false,
-                error: String? = nil) {
+                error: String? = nil, jobID: String? = nil) {
         self.exitCode = exitCode
         self.signal = signal
         self.timedOut = timedOut
         self.engineLost = engineLost
         self.error = error
+        self.jobID = jobID
     }
 
     /// What the events record of an attempt's outcome.
     public init(_ outcome: AttemptOutcome) {
-        self.init(exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut, error: outcome.error)
+        self.init(exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut, error: outcome.error,
+                  jobID: outcome.jobID)
     }
 
     /// An attempt that was running, or about to, when its engine died.
-    public static func engineLost(_ error: String) -> AttemptEnd { AttemptEnd(engineLost: true, error: error) }
+    public static func engineLost(_ error: String, jobID: String? = nil) -> AttemptEnd {
+        AttemptEnd(engineLost: true, error: error, jobID: jobID)
+    }
 }
 
 /// What `run_started` and `run_resumed` record.

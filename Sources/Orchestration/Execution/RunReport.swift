@@ -22,6 +22,8 @@ public struct RunReport: Sendable {
         public var finishedAt: Date?
         /// Why it failed, was skipped or was cancelled.
         public var error: String?
+        /// The last attempt's cluster job id (the Slurm executor); nil for local attempts.
+        public var jobID: String?
 
         /// `finishedAt - startedAt`.
         public var duration: Double? {
@@ -77,11 +79,11 @@ public struct RunReport: Sendable {
             .init("finished_at", finishedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
             .init("duration_sec", duration.map { .double(Self.rounded($0)) } ?? .null),
             .init("summary", .object([
-                "total": .int(steps.count),
-                "succeeded": .int(counts[.succeeded] ?? 0),
-                "failed": .int(counts[.failed] ?? 0),
-                "skipped": .int(counts[.skipped] ?? 0),
-                "cancelled": .int(counts[.cancelled] ?? 0),
+                .init("total", .int(steps.count)),
+                .init("succeeded", .int(counts[.succeeded] ?? 0)),
+                .init("failed", .int(counts[.failed] ?? 0)),
+                .init("skipped", .int(counts[.skipped] ?? 0)),
+                .init("cancelled", .int(counts[.cancelled] ?? 0)),
             ])),
             .init("steps", .array(steps.map(Self.stepJSON))),
             .init("trace_id", .string(traceID)),
@@ -90,18 +92,21 @@ public struct RunReport: Sendable {
     }
 
     private static func stepJSON(_ step: StepReport) -> JSONValue {
-        .object([
-            "id": .string(step.id),
-            "status": .string(step.status.rawValue),
-            "attempts": .int(step.attempts),
-            "exit_code": step.exitCode.map { .int(Int($0)) } ?? .null,
-            "signal": step.signal.map { .int(Int($0)) } ?? .null,
-            "timed_out": .bool(step.timedOut),
-            "started_at": step.startedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null,
-            "finished_at": step.finishedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null,
-            "duration_sec": step.duration.map { .double(rounded($0)) } ?? .null,
-            "error": step.error.map { .string($0) } ?? .null,
-        ])
+        var members: [JSONValue.Member] = [
+            .init("id", .string(step.id)),
+            .init("status", .string(step.status.rawValue)),
+            .init("attempts", .int(step.attempts)),
+            .init("exit_code", step.exitCode.map { .int(Int($0)) } ?? .null),
+            .init("signal", step.signal.map { .int(Int($0)) } ?? .null),
+            .init("timed_out", .bool(step.timedOut)),
+            .init("started_at", step.startedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
+            .init("finished_at", step.finishedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
+            .init("duration_sec", step.duration.map { .double(rounded($0)) } ?? .null),
+            .init("error", step.error.map { .string($0) } ?? .null),
+        ]
+        // Only steps that ran as cluster jobs have the key (local runs print as before).
+        if let jobID = step.jobID { members.append(.init("job_id", .string(jobID))) }
+        return .object(members)
     }
 
     /// Milliseconds are the resolution of the timestamps.

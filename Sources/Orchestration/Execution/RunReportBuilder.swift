@@ -52,6 +52,7 @@ public struct RunReportBuilder: Sendable {
             step.exitCode = end?.exitCode
             step.signal = end?.signal
             step.timedOut = end?.timedOut ?? false
+            step.jobID = end?.jobID
         }
         switch event.payload {
         case .stepStarted:
@@ -63,6 +64,8 @@ public struct RunReportBuilder: Sendable {
         case .stepAttemptFailed:
             takeOutcome()
             step.error = end?.error
+        case .stepSubmitted(let jobID):
+            step.jobID = jobID
         case .stepRetry:
             step.status = .pending
         case .stepSucceeded:

@@ -16,16 +16,20 @@ public struct RunRequest: Sendable, Hashable {
     /// Among ready steps, start the one that comes first in the plan (instead of the one with the
     /// longest remaining path): a stage in sync mode runs in registry order where dependencies allow.
     public var preservePlanOrder: Bool
+    /// `--executor`: where steps that do not name an executor run; nil = the plan's
+    /// `globals.executor`, else local.
+    public var executor: ExecutorKind?
 
     /// Creates a request.
     public init(maxConcurrency: Int? = nil, from: [String] = [], to: [String] = [], stage: String? = nil,
-                labels: [String: String] = [:], preservePlanOrder: Bool = false) {
+                labels: [String: String] = [:], preservePlanOrder: Bool = false, executor: ExecutorKind? = nil) {
         self.maxConcurrency = maxConcurrency
         self.from = from
         self.to = to
         self.stage = stage
         self.labels = labels
         self.preservePlanOrder = preservePlanOrder
+        self.executor = executor
     }
 
     /// Priorities that make the scheduler prefer earlier steps of the plan.
@@ -33,13 +37,15 @@ public struct RunRequest: Sendable, Hashable {
 
     /// The request as stored in the run's `options` column.
     public var json: JSONValue {
-        .object([
-            "max_concurrency": maxConcurrency.map { .int($0) } ?? .null,
-            "from": .array(from.map { .string($0) }),
-            "to": .array(to.map { .string($0) }),
-            "labels": .object(labels.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) }),
-            "plan_order": .bool(preservePlanOrder),
-        ])
+        var members: [JSONValue.Member] = [
+            .init("max_concurrency", maxConcurrency.map { .int($0) } ?? .null),
+            .init("from", .array(from.map { .string($0) })),
+            .init("to", .array(to.map { .string($0) })),
+            .init("labels", .object(labels.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) })),
+            .init("plan_order", .bool(preservePlanOrder)),
+        ]
+        if let executor { members.append(.init("executor", .string(executor.rawValue))) }
+        return .object(members)
     }
 
     /// A request read back from a run's `options` column.
@@ -56,6 +62,7 @@ public struct RunRequest: Sendable, Hashable {
         for member in json["labels"]?.objectValue ?? [] { labels[member.key] = member.value.stringValue ?? "" }
         self.labels = labels
         preservePlanOrder = json["plan_order"]?.boolValue ?? false
+        executor = json["executor"]?.stringValue.flatMap(ExecutorKind.init(rawValue:))
     }
 }
 
@@ -75,6 +82,8 @@ public struct RunSession: Sendable {
     public let stateDirectory: StateDirectory
     /// `synchronous` of the store's writes.
     public var synchronous: SQLiteDatabase.Synchronous
+    /// How often the Slurm executor polls (tests poll faster).
+    public var slurmPolling = SlurmStepRunner.Polling()
 
     /// Opens the state folder (creating it 0700).
     public init(stateDirectory path: String, synchronous: SQLiteDatabase.Synchronous = .full) throws(EngineError) {
@@ -110,11 +119,12 @@ public struct RunSession: Sendable {
                 stepIDs: loaded.graph.ids, engine: .current))
         }
         defer { lease.release() }
-        var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial, traceID: traceID)
+        var options = RunOptions(runID: runID, maxConcurrency: Self.maxConcurrency(request, loaded.plan), initial: initial,
+                                 traceID: traceID)
         options.priorities = request.preservePlanOrder
             ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
         return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
-                                 stage: request.stage, runner: runner)
+                                 stage: request.stage, runner: router(loaded.plan, runID: runID, executor: request.executor, local: runner))
     }
 
     /// Starts a durable run of a plan built in code (see ``LoadedPlan/init(_:)``).
@@ -132,12 +142,14 @@ public struct RunSession: Sendable {
     ///   - secrets: the values of the run's secret `--var`s, which were not stored.
     ///   - plan: the plan again, for a run of a plan built in code (``LoadedPlan/init(_:)``);
     ///     nil loads the plan file's stored snapshot.
+    ///   - executor: `--executor`; nil keeps the one the run was started with.
     /// - Throws: ``EngineError``: exit 3 for an unknown run, 75 when a live engine holds it, 2
     ///   when `secrets` does not give exactly the values that were not stored, or when the run's
     ///   plan was built in code and `plan` is nil.
     public func resume(runID: String, secrets: [String: String] = [:], plan: Plan? = nil,
                        observers: [any RunObserver] = [],
-                       stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
+                       stopRequests: AsyncStream<StopReason>? = nil,
+                       executor: ExecutorKind? = nil) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
         let lease = try RunLease(stateDirectory: stateDirectory, runID: runID, holder: record.engine)
@@ -150,14 +162,22 @@ public struct RunSession: Sendable {
             throw EngineError(.usage, "run \(runID) already succeeded; nothing to resume (use 'replay \(runID)' to run it again)")
         }
         let source = try Self.complete(record.source, secrets: secrets, runID: runID)
-        // The lease is ours, so the engine that had the run is gone: tear down what it left.
-        let leftovers = await OrphanReaper.reap(runID: runID)
         let loaded = try Self.plan(plan, stored: source, runID: runID)
+        var request = RunRequest(json: record.options, stage: record.stage)
+        // The lease is ours, so the engine that had the run is gone: tear down what it left,
+        // its cluster jobs first (cancelled through Slurm, so they end as cancelled), then its
+        // local process groups.
+        let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor, local: LocalStepRunner())
+            .reclaimLostAttempts(runID: runID)
+        let leftovers = await OrphanReaper.reap(runID: runID)
         let stored = try store.steps(runID)
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
         }
-        let request = RunRequest(json: record.options, stage: record.stage)
+        if let executor, executor != request.executor {
+            request.executor = executor
+            try store.updateOptions(runID: runID, options: request.json)
+        }
         let selection = try loaded.graph.initialStates(from: request.from, to: request.to)
         var initial: [SchedulerStateMachine.InitialState] = []
         for (index, step) in stored.enumerated() {
@@ -172,8 +192,9 @@ public struct RunSession: Sendable {
         var lost: [RunEvent] = []
         for attempt in try store.unfinishedAttempts(runID) {
             seq += 1
+            let job = reclaimed.first { $0.stepID == attempt.stepID && $0.attempt == attempt.attempt }
             lost.append(RunEvent(seq: seq, runID: runID, stepID: attempt.stepID, attempt: attempt.attempt,
-                                 payload: .stepAttemptFailed(.engineLost("engine lost while the attempt ran"))))
+                                 payload: .stepAttemptFailed(.engineLost("engine lost while the attempt ran", jobID: job?.jobID))))
         }
         // Attempts that left a trace (a journal line, a log file, a leftover process) but whose
         // start was never committed (the engine died within a group commit's window) may have
@@ -181,6 +202,7 @@ public struct RunSession: Sendable {
         var previousAttempts = stored.map(\.attempts)
         let traced = AttemptJournal.traces(stateDirectory: stateDirectory, runID: runID, stepIDs: Set(loaded.graph.ids))
             .merging(leftovers.attempts) { $0.union($1) }
+            .merging(Dictionary(reclaimed.map { ($0.stepID, Set([$0.attempt])) }, uniquingKeysWith: { $0.union($1) })) { $0.union($1) }
         if !traced.isEmpty {
             let recorded = try store.attemptNumbers(runID)
             for (index, step) in stored.enumerated() {
@@ -198,29 +220,34 @@ public struct RunSession: Sendable {
         }
         if !lost.isEmpty { try store.append(lost) }
         try store.claim(runID: runID, engine: .current)
-        var options = RunOptions(runID: runID, maxConcurrency: request.maxConcurrency, initial: initial,
+        var options = RunOptions(runID: runID, maxConcurrency: Self.maxConcurrency(request, loaded.plan), initial: initial,
                                  traceID: record.traceID, firstSeq: seq + 1, resuming: true)
         options.previousAttempts = previousAttempts
         options.priorities = request.preservePlanOrder
             ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
         _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
-                              stage: record.stage, durableSeq: seq)
+                              stage: record.stage, durableSeq: seq,
+                              runner: router(loaded.plan, runID: runID, executor: request.executor, local: LocalStepRunner()))
         guard let report = try store.report(runID) else { throw unknownRun(runID) }
         return report
     }
 
     /// Runs a stored run again from its snapshot, as a new run.
-    /// - Parameter secrets: the values of the run's secret `--var`s, which were not stored.
+    /// - Parameters:
+    ///   - secrets: the values of the run's secret `--var`s, which were not stored.
+    ///   - executor: `--executor`; nil keeps the one the run was started with.
     /// - Throws: ``EngineError``: exit 3 for an unknown run, 2 when `secrets` does not give
     ///   exactly the values that were not stored.
     public func replay(runID: String, secrets: [String: String] = [:], plan: Plan? = nil,
                        observers: [any RunObserver] = [],
-                       stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
+                       stopRequests: AsyncStream<StopReason>? = nil,
+                       executor: ExecutorKind? = nil) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, readOnly: true)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
         let loaded = try Self.plan(plan, stored: Self.complete(record.source, secrets: secrets, runID: runID), runID: runID)
-        return try await start(loaded, request: RunRequest(json: record.options, stage: record.stage), observers: observers,
-                               stopRequests: stopRequests, parentRunID: runID)
+        var request = RunRequest(json: record.options, stage: record.stage)
+        if let executor { request.executor = executor }
+        return try await start(loaded, request: request, observers: observers, stopRequests: stopRequests, parentRunID: runID)
     }
 
     private func execute(_ loaded: LoadedPlan, options: RunOptions, observers: [any RunObserver],
@@ -259,6 +286,25 @@ public struct RunSession: Sendable {
             try FailureSnapshot.write(report: report, loaded: loaded, stateDirectory: stateDirectory, mask: mask)
         }
         return report
+    }
+
+    /// The runner of a run: `local` for local and closure steps, a Slurm runner (one poller for
+    /// the run) when some step runs on Slurm.
+    func router(_ plan: Plan, runID: String, executor: ExecutorKind?, local: any StepRunner) -> ExecutorRouter {
+        let kind = executor ?? plan.executor ?? .local
+        let usesSlurm = plan.steps.contains { ExecutorRouter.kind(of: $0, defaultKind: kind) == .slurm }
+        let slurm = usesSlurm
+            ? SlurmStepRunner(runID: runID, settings: plan.slurm, polling: slurmPolling, keepScripts: plan.secretMask().isEmpty)
+            : nil
+        return ExecutorRouter(local: local, slurm: slurm, defaultKind: kind)
+    }
+
+    /// `--max-concurrency`, else the plan's; a plan that sets none and runs on Slurm by default
+    /// gets ``SlurmStepRunner/defaultMaxConcurrency`` jobs in flight.
+    static func maxConcurrency(_ request: RunRequest, _ plan: Plan) -> Int? {
+        if let given = request.maxConcurrency { return given }
+        let slurm = (request.executor ?? plan.executor) == .slurm
+        return slurm && plan.maxConcurrencyIsDefault ? SlurmStepRunner.defaultMaxConcurrency : nil
     }
 
     /// The scheduling priority of each step: its longest remaining path in *measured* seconds

@@ -41,15 +41,18 @@ public struct AttemptOutcome: Sendable, Hashable {
     public var timedOut: Bool
     /// One sentence explaining a failure ("exited with code 3", "command not found: foo").
     public var error: String?
+    /// The id a cluster scheduler gave the attempt (a Slurm job id); nil for local attempts.
+    public var jobID: String?
 
     /// Creates an outcome.
     public init(result: Result, exitCode: Int32? = nil, signal: Int32? = nil, timedOut: Bool = false,
-                error: String? = nil) {
+                error: String? = nil, jobID: String? = nil) {
         self.result = result
         self.exitCode = exitCode
         self.signal = signal
         self.timedOut = timedOut
         self.error = error
+        self.jobID = jobID
     }
 
     /// A successful attempt.

@@ -12,6 +12,21 @@ public struct AttemptContext: Sendable {
     public var killGrace: Duration
     /// The folder for `<step>.<attempt>.out` / `.err`, or nil to discard output.
     public var logDirectory: String?
+    /// Tells the engine the id a cluster gave the attempt as soon as it is known (it records a
+    /// `step_submitted` event); nil when nobody listens.
+    public var reportJobID: (@Sendable (String) -> Void)? = nil
+
+    /// Creates a context (the engine makes one per attempt; other callers of a runner, such as
+    /// the agents' iterations, make their own).
+    public init(runID: String, stepID: String, attempt: Int, killGrace: Duration, logDirectory: String?,
+                reportJobID: (@Sendable (String) -> Void)? = nil) {
+        self.runID = runID
+        self.stepID = stepID
+        self.attempt = attempt
+        self.killGrace = killGrace
+        self.logDirectory = logDirectory
+        self.reportJobID = reportJobID
+    }
 
     /// The attempt's stdout log path.
     public var stdoutPath: String { logPath("out") }
@@ -32,6 +47,71 @@ public protocol StepRunner: Sendable {
     /// - Important: Cancellation of the calling task means the run is being stopped: tear the
     ///   attempt down and return an outcome with result `cancelled`.
     func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome
+
+    /// Tears down what an engine that died while running `runID` left with this runner (a
+    /// cluster's jobs), before `resume` runs anything again; the default does nothing.
+    /// - Returns: the attempts it found, so the engine can record them with their job ids.
+    func reclaimLostAttempts(runID: String) async -> [LostAttempt]
+}
+
+extension StepRunner {
+    public func reclaimLostAttempts(runID: String) async -> [LostAttempt] { [] }
+}
+
+/// An attempt that a dead engine left with a cluster, found by ``StepRunner/reclaimLostAttempts(runID:)``.
+public struct LostAttempt: Sendable, Hashable {
+    /// The step.
+    public var stepID: String
+    /// The attempt number.
+    public var attempt: Int
+    /// The cluster's job id.
+    public var jobID: String
+    /// Whether the job still ran (or waited) and was cancelled; false when it had ended already.
+    public var wasRunning: Bool
+
+    /// Creates a record.
+    public init(stepID: String, attempt: Int, jobID: String, wasRunning: Bool) {
+        self.stepID = stepID
+        self.attempt = attempt
+        self.jobID = jobID
+        self.wasRunning = wasRunning
+    }
+}
+
+/// Sends each step to the runner of its executor (SPEC §9): the step's own `executor`, else the
+/// run's; closure steps always run locally.
+public struct ExecutorRouter: StepRunner {
+    /// Runs local steps (and closure steps).
+    public let local: any StepRunner
+    /// Runs Slurm steps; nil when no step of the run uses Slurm.
+    public let slurm: (any StepRunner)?
+    /// The executor of steps that do not name one.
+    public let defaultKind: ExecutorKind
+
+    /// Creates a router.
+    public init(local: any StepRunner, slurm: (any StepRunner)?, defaultKind: ExecutorKind) {
+        self.local = local
+        self.slurm = slurm
+        self.defaultKind = defaultKind
+    }
+
+    /// The executor that runs `step` when the run's default is `defaultKind`.
+    public static func kind(of step: Step, defaultKind: ExecutorKind) -> ExecutorKind {
+        guard case .process = step.action else { return .local }
+        return step.executor ?? defaultKind
+    }
+
+    public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
+        if Self.kind(of: step, defaultKind: defaultKind) == .slurm, let slurm {
+            return await slurm.run(step, context: context)
+        }
+        return await local.run(step, context: context)
+    }
+
+    public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
+        let fromLocal = await local.reclaimLostAttempts(runID: runID)
+        return fromLocal + (await slurm?.reclaimLostAttempts(runID: runID) ?? [])
+    }
 }
 
 /// Runs process steps as local processes (``LocalProcess``) and closure steps in-process.

@@ -22,13 +22,22 @@ public struct Plan: Sendable {
     /// `globals.secrets`: names whose values are masked besides those the word rule finds
     /// (see ``SecretMask``).
     public var secretNames: Set<String>
+    /// `globals.executor`: where steps without their own `executor` run; nil = the run's choice
+    /// (`--executor`), else local.
+    public var executor: ExecutorKind?
+    /// `globals.slurm`: job settings for steps that run on Slurm.
+    public var slurm: SlurmSettings
+    /// Whether ``maxConcurrency`` is the default (the plan set none): the Slurm executor then
+    /// allows more jobs in flight than this machine has cores.
+    public var maxConcurrencyIsDefault: Bool
 
     /// Creates a plan.
     /// - Parameters:
     ///   - maxConcurrency: defaults to the number of CPU cores.
     public init(id: String, version: String = "1.0.0", metadata: JSONValue? = nil,
                 variables: [String: String] = [:], maxConcurrency: Int? = nil,
-                killGrace: Duration = .seconds(5), steps: [Step], secretNames: Set<String> = []) {
+                killGrace: Duration = .seconds(5), steps: [Step], secretNames: Set<String> = [],
+                executor: ExecutorKind? = nil, slurm: SlurmSettings = SlurmSettings()) {
         self.id = id
         self.version = version
         self.metadata = metadata
@@ -37,5 +46,8 @@ public struct Plan: Sendable {
         self.killGrace = killGrace
         self.steps = steps
         self.secretNames = secretNames
+        self.executor = executor
+        self.slurm = slurm
+        maxConcurrencyIsDefault = maxConcurrency == nil
     }
 }

@@ -103,10 +103,13 @@ private struct PlanDecoder {
     }
 
     static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
-    static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env", "secrets"]
+    static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env", "secrets",
+                             "executor", "slurm"]
+    static let globalSlurmKeys = ["partition", "account", "extra_args", "cpus", "mem", "time"]
+    static let stepSlurmKeys = ["cpus", "mem", "time"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
-                           "on_failure", "cwd", "env", "tags"]
+                           "on_failure", "cwd", "env", "tags", "executor", "slurm"]
 
     func error(_ location: SourceLocation, _ path: String, _ message: String,
                code: EngineError.Code = .invalidPlan) -> EngineError {
@@ -151,12 +154,14 @@ private struct PlanDecoder {
         }
         self.variables = variables
 
-        var maxConcurrency = ProcessInfo.processInfo.activeProcessorCount
+        var maxConcurrency: Int?
         var defaultTimeout: Duration?
         var killGrace = Duration.seconds(5)
         var workingDirectory = source.directory
         var globalEnv: [String: String] = [:]
         var secretNames: Set<String> = []
+        var executor: ExecutorKind?
+        var slurm = SlurmSettings()
         if let globalsNode = top["globals"] {
             let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: locator)
             if let n = try globals.int("max_concurrency", minimum: 1) { maxConcurrency = n }
@@ -170,6 +175,8 @@ private struct PlanDecoder {
                 globalEnv[name] = try substitute(value, location, "globals.env.\(name)", step: nil)
             }
             secretNames = try decodeSecretNames(globals)
+            executor = try globals.enumeration("executor", ExecutorKind.self)
+            if let node = globals["slurm"] { slurm = try decodeSlurm(node, path: "globals.slurm", keys: Self.globalSlurmKeys) }
         }
 
         guard let stepsNode = top["steps"] else {
@@ -191,7 +198,35 @@ private struct PlanDecoder {
                                         workingDirectory: workingDirectory, globalEnv: globalEnv))
         }
         return Plan(id: id, version: version, metadata: metadata?.toValue(), variables: variables,
-                    maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps, secretNames: secretNames)
+                    maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps, secretNames: secretNames,
+                    executor: executor, slurm: slurm)
+    }
+
+    /// `globals.slurm` (every key) or a step's `slurm` (`cpus`, `mem`, `time`), each value checked
+    /// so that `sbatch` never sees one the engine has not validated.
+    func decodeSlurm(_ node: JSONNode, path: String, keys: [String]) throws(EngineError) -> SlurmSettings {
+        let fields = try Fields(node, path: path, allowed: keys, decoder: locator)
+        var settings = SlurmSettings()
+        func checked(_ key: String, _ rule: (String) -> String?) throws(EngineError) -> String? {
+            guard let value = try fields.string(key) else { return nil }
+            if let problem = rule(value) { throw error(fields.location(key), "\(path).\(key)", problem) }
+            return value
+        }
+        settings.partition = try checked("partition", SlurmSettings.validationError(ofName:))
+        settings.account = try checked("account", SlurmSettings.validationError(ofName:))
+        settings.mem = try checked("mem", SlurmSettings.validationError(ofMemory:))
+        settings.time = try checked("time", SlurmSettings.validationError(ofTime:))
+        settings.cpus = try fields.int("cpus", minimum: 1, maximum: 100_000)
+        for (i, argNode) in (try fields.array("extra_args") ?? []).enumerated() {
+            guard case .string(let argument) = argNode.kind else {
+                throw error(argNode.location, "\(path).extra_args[\(i)]", "must be a string, not \(argNode.typeName)")
+            }
+            if let problem = SlurmSettings.validationError(ofExtraArgument: argument) {
+                throw error(argNode.location, "\(path).extra_args[\(i)]", problem)
+            }
+            settings.extraArguments.append(argument)
+        }
+        return settings
     }
 
     /// `globals.secrets`: an array of distinct names (`[A-Za-z_][A-Za-z0-9_.-]*`).
@@ -290,8 +325,13 @@ private struct PlanDecoder {
         }
         let action = StepAction.process(ProcessCommand(command: command, arguments: arguments,
                                                        workingDirectory: cwd, environment: env))
+        let executor = try fields.enumeration("executor", ExecutorKind.self)
+        let slurm = try fields["slurm"].map { node throws(EngineError) in
+            try decodeSlurm(node, path: "\(path).slurm", keys: Self.stepSlurmKeys)
+        }
         return Step(id: id, name: try fields.string("name"), action: action, dependsOn: dependsOn,
-                    timeout: timeout, retry: retry, critical: critical, onFailure: onFailure, tags: tags)
+                    timeout: timeout, retry: retry, critical: critical, onFailure: onFailure, tags: tags,
+                    executor: executor, slurm: slurm)
     }
 
     /// Refuses (exit 2) a `--var` the plan never uses, with a "did you mean".

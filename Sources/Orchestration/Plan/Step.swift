@@ -72,11 +72,16 @@ public struct Step: Sendable {
     public var onFailure: FailurePolicy
     /// Free-form labels.
     public var tags: [String]
+    /// Where its attempts run; nil = the plan's or the run's choice. Closure steps always run locally.
+    public var executor: ExecutorKind?
+    /// Its Slurm `cpus`, `mem` and `time`, over the plan's `globals.slurm`.
+    public var slurm: SlurmSettings?
 
     /// Creates a step.
     public init(id: String, name: String? = nil, action: StepAction, dependsOn: [String] = [],
                 timeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(), critical: Bool = true,
-                onFailure: FailurePolicy = .abort, tags: [String] = []) {
+                onFailure: FailurePolicy = .abort, tags: [String] = [], executor: ExecutorKind? = nil,
+                slurm: SlurmSettings? = nil) {
         self.id = id
         self.name = name
         self.action = action
@@ -86,6 +91,8 @@ public struct Step: Sendable {
         self.critical = critical
         self.onFailure = onFailure
         self.tags = tags
+        self.executor = executor
+        self.slurm = slurm
     }
 
     /// A process step (library API convenience).

@@ -46,6 +46,7 @@ extension HTMLReport {
                     out += "<span class=\"chip \(attempt.outcome.rawValue)\" title=\""
                         + HTML.escape(Self.describe(attempt, start: start, end: end)) + "\">\(attempt.attempt)</span>"
                 }
+                if let jobID = step.jobID { out += "<div class=\"name mono\">Slurm job \(HTML.escape(jobID))</div>" }
             }
             out += "</td>"
             let start = timeline.offset(step.startedAt).map { "+" + formatDuration($0) } ?? "-"

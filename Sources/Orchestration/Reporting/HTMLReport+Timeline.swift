@@ -168,6 +168,7 @@ extension HTMLReport {
         var text = "\(attempt.stepID) #\(attempt.attempt): \(attempt.outcome.rawValue.replacingOccurrences(of: "-", with: " "))"
         if let code = attempt.exitCode { text += ", exit \(code)" }
         if let signal = attempt.signal { text += ", \(SignalName.describe(signal))" }
+        if let jobID = attempt.jobID { text += ", Slurm job \(jobID)" }
         text += attempt.finishedAt == nil ? " (no end recorded, at +\(formatDuration(start)))"
             : " (\(formatDuration(end - start)), at +\(formatDuration(start)))"
         if let error = attempt.error, !error.isEmpty { text += "\n" + error }

@@ -25,6 +25,7 @@ public enum HumanReport {
             let attempts = step.attempts == 1 ? "1 try" : "\(step.attempts) tries"
             var detail = TerminalText.escaped(step.error ?? "")
             if detail.isEmpty, step.status == .succeeded { detail = "" }
+            if detail.isEmpty, let jobID = step.jobID { detail = "Slurm job \(TerminalText.escaped(jobID))" }
             let line = "  \(marker)  \(pad(truncate(id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
                 + "\(pad(formatDuration(step.duration), 8))  \(truncate(detail, to: max(0, width - fixed)))"
             lines.append(trimTrailing(line))

@@ -123,6 +123,8 @@ public final class ProgressPrinter: RunObserver {
             lines.append(line("Step \(state.done)/\(state.total): \(id) ... \(word)\(time)\(detail)"))
         case .runFinished:
             state.finished = true
+        case .stepSubmitted:
+            break
         }
     }
 

@@ -44,11 +44,13 @@ extension RunStore {
         public var succeeded: Bool?
         /// Why it failed.
         public var error: String?
+        /// The cluster job that ran it (Slurm); nil for local attempts.
+        public var jobID: String?
 
         /// Creates a record (tests and in-memory reports).
         public init(stepID: String, attempt: Int, startedAt: Date?, finishedAt: Date?, exitCode: Int32? = nil,
                     signal: Int32? = nil, timedOut: Bool = false, cancelled: Bool = false, engineLost: Bool = false,
-                    succeeded: Bool? = nil, error: String? = nil) {
+                    succeeded: Bool? = nil, error: String? = nil, jobID: String? = nil) {
             self.stepID = stepID
             self.attempt = attempt
             self.startedAt = startedAt
@@ -60,6 +62,7 @@ extension RunStore {
             self.engineLost = engineLost
             self.succeeded = succeeded
             self.error = error
+            self.jobID = jobID
         }
 
         /// The one way the attempt ended: engine lost, cancelled and timed out take precedence
@@ -87,7 +90,7 @@ extension RunStore {
         do {
             rows = try database.query("""
                 SELECT a.step_id, a.attempt, a.started_at, a.finished_at, a.exit_code, a.signal, a.timed_out,
-                       a.cancelled, a.engine_lost, a.succeeded, a.error
+                       a.cancelled, a.engine_lost, a.succeeded, a.error, \(openedVersion >= 2 ? "a.job_id" : "NULL")
                 FROM attempts a LEFT JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
                 WHERE a.run_id = ? ORDER BY s.position, a.attempt
                 """, runID)
@@ -103,7 +106,7 @@ extension RunStore {
                 exitCode: row.isNull(4) ? nil : Int32(truncatingIfNeeded: row.int(4)),
                 signal: row.isNull(5) ? nil : Int32(truncatingIfNeeded: row.int(5)),
                 timedOut: row.int(6) != 0, cancelled: row.int(7) != 0, engineLost: row.int(8) != 0,
-                succeeded: row.isNull(9) ? nil : row.int(9) != 0, error: row.string(10))
+                succeeded: row.isNull(9) ? nil : row.int(9) != 0, error: row.string(10), jobID: row.string(11))
         }
     }
 }

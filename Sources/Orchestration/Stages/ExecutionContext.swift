@@ -27,6 +27,8 @@ public struct ExecutionContext: Sendable {
     public var to: String?
     /// `--max-concurrency` in async mode.
     public var maxConcurrency: Int?
+    /// `--executor`: where the stage's components run; nil = local (replay: as the replayed run).
+    public var executor: ExecutorKind?
     /// `--run-id` in replay mode: the run to replay (default: the stage's latest run).
     public var replayRunID: String?
     /// The registry stage's action.
@@ -61,6 +63,7 @@ public struct ExecutionContext: Sendable {
         self.now = now
         self.notices = notices
         self.stopRequests = stopRequests
+        executor = nil
     }
 
     /// The registry, which stages that run components need.

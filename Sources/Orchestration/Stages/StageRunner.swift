@@ -146,7 +146,9 @@ public struct StageRunner: Sendable {
             let plan = try PlanLoader.load(replaySource.source)
             graph = plan.graph
             planOrder = plan.graph.ids
-            runReport = try await session.start(plan, request: RunRequest(json: replaySource.options, stage: replaySource.stage),
+            var request = RunRequest(json: replaySource.options, stage: replaySource.stage)
+            if let executor = context.executor { request.executor = executor }
+            runReport = try await session.start(plan, request: request,
                                                 stopRequests: stops.subscribe(), runID: runID, parentRunID: replaySource.runID)
         } else if !decision.runnable.isEmpty {
             let maxConcurrency = runMode == .async ? (context.maxConcurrency ?? loaded.registry.stages[stage]?.maxConcurrency) : nil
@@ -167,7 +169,8 @@ public struct StageRunner: Sendable {
             if let narrowing = Self.narrowing(context) { labels[StageLabels.narrowedBy] = narrowing }
             let request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: context.from.map { [$0] } ?? [],
                                      to: context.to.map { [$0] } ?? [],
-                                     stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async)
+                                     stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async,
+                                     executor: context.executor)
             runReport = try await session.start(plan, request: request, stopRequests: stops.subscribe(), runID: runID)
         }
 

@@ -12,11 +12,17 @@ import Foundation
 /// | --- | --- | --- |
 /// | `runs` | run | `status`, `exit_code`, `plan_snapshot` (the plan file's bytes), `variables` (JSON of `--var`), engine `pid` / `start_time` / `boot_id` |
 /// | `steps` | step of a run | `status`, `attempts`, `exit_code`, `signal`, `timed_out`, `error` |
-/// | `attempts` | attempt | `exit_code`, `signal`, `timed_out`, `cancelled`, `engine_lost` as separate facts |
+/// | `attempts` | attempt | `exit_code`, `signal`, `timed_out`, `cancelled`, `engine_lost` as separate facts; `job_id` (Slurm) |
 /// | `events` | event | `seq`, `ts`, `type`, `step_id`, `attempt`, `data` (JSON) |
 public final class RunStore {
     /// The schema this build reads and writes.
-    public static let schemaVersion = 1
+    ///
+    /// Version 2 added `attempts.job_id`; a version-1 database is migrated when it is opened for
+    /// writing, and read as it is (no job ids) when opened read-only.
+    public static let schemaVersion = 2
+
+    /// The schema version of the open database (1 only for a read-only, unmigrated one).
+    public private(set) var openedVersion = RunStore.schemaVersion
 
     /// The connection.
     public let database: SQLiteDatabase
@@ -64,6 +70,20 @@ public final class RunStore {
         do {
             version = try database.userVersion
             if version == Self.schemaVersion { return }
+            if version == 1 && readOnly {
+                openedVersion = 1
+                return
+            }
+            if version == 1 {
+                let migrated = try database.write { db -> Int in
+                    // Another engine may have migrated it meanwhile.
+                    guard try db.userVersion == 1 else { return try db.userVersion }
+                    try db.exec(Self.migrationToVersion2)
+                    try db.setUserVersion(Self.schemaVersion)
+                    return Self.schemaVersion
+                }
+                if migrated == Self.schemaVersion { return }
+            }
             if version == 0 && !readOnly {
                 let created = try database.write { db -> Int in
                     // Another engine may have created it meanwhile.
@@ -132,6 +152,7 @@ public final class RunStore {
         engine_lost INTEGER NOT NULL DEFAULT 0,
         succeeded INTEGER,
         error TEXT,
+        job_id TEXT,
         PRIMARY KEY (run_id, step_id, attempt),
         FOREIGN KEY (run_id, step_id) REFERENCES steps (run_id, step_id)
     );
@@ -148,6 +169,9 @@ public final class RunStore {
     -- A step's success is recorded at most once per run.
     CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
     """
+
+    /// Version 1 to 2: the cluster job id of an attempt.
+    static let migrationToVersion2 = "ALTER TABLE attempts ADD COLUMN job_id TEXT;"
 
     // MARK: - Writing
 
@@ -196,6 +220,13 @@ public final class RunStore {
             for (position, id) in run.stepIDs.enumerated() {
                 try insert.run(run.runID, id, position)
             }
+        }
+    }
+
+    /// Replaces a run's stored options (`resume --executor` changes the executor it keeps).
+    public func updateOptions(runID: String, options: JSONValue) throws(EngineError) {
+        try write { db in
+            try db.cachedStatement("UPDATE runs SET options = ? WHERE run_id = ?").run(options.serialized(), runID)
         }
     }
 
@@ -271,6 +302,7 @@ public final class RunStore {
             if rowsWritten.contains(index) { continue }
             if let finishIndex = pairs[index] {
                 try applyStartedAndSucceeded(start: event, startTimestamp: ts, finish: events[finishIndex], runID: runID, db: db)
+                try recordJobID(of: events[finishIndex], runID: runID, db: db)
                 rowsWritten.insert(finishIndex)
                 continue
             }
@@ -302,6 +334,8 @@ public final class RunStore {
                 if lost {
                     try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
                 }
+            case .stepSubmitted:
+                break  // recordJobID below
             case .stepRetry:
                 try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
             case .stepSucceeded, .stepFailed:
@@ -333,8 +367,16 @@ public final class RunStore {
                         """).run(ts, exitCode, signal, runID, event.stepID, attempt)
                 }
             }
+            try recordJobID(of: event, runID: runID, db: db)
         }
         try db.cachedStatement("UPDATE runs SET last_seq = max(last_seq, ?) WHERE run_id = ?").run(lastSeq, runID)
+    }
+
+    /// An attempt's cluster job id, from the `job_id` of an event that ends it.
+    private static func recordJobID(of event: RunEvent, runID: String, db: SQLiteDatabase) throws {
+        guard let jobID = event.payload.jobID, let attempt = event.attempt else { return }
+        try db.cachedStatement("UPDATE attempts SET job_id = ? WHERE run_id = ? AND step_id = ? AND attempt = ?")
+            .run(jobID, runID, event.stepID, attempt)
     }
 
     /// The rows `step_started` followed by `step_succeeded` of the same attempt leave, written

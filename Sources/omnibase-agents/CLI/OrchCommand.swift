@@ -44,6 +44,7 @@ struct OrchCommand: CLICommand {
                     """, modes: runningStages),
                 .integer("--max-concurrency", "N", 1...100_000, "The concurrency limit in async mode.", modes: runningStages),
                 .single("--run-id", "ID", "replay: the run to replay instead of the latest.", modes: runningStages),
+                ExecutorKind.option("Where components run (default local; replay: as the replayed run).", modes: runningStages),
             ]),
             OptionSection("Selection:", [
                 .repeatable("--tags", "a,b", """
@@ -81,6 +82,7 @@ struct OrchCommand: CLICommand {
     let to: String?
     let maxConcurrency: Int?
     let replayRunID: String?
+    let executor: ExecutorKind?
     let action: RegistryAction?
     let common: CommonOptions
 
@@ -105,6 +107,7 @@ struct OrchCommand: CLICommand {
             to = nil
             maxConcurrency = nil
             replayRunID = nil
+            executor = nil
             return
         }
         action = nil
@@ -136,6 +139,7 @@ struct OrchCommand: CLICommand {
         selection = request
         maxConcurrency = try arguments.integer("--max-concurrency")
         replayRunID = arguments.value("--run-id")
+        executor = try ExecutorKind.parse(arguments)
     }
 
     func validate() throws(EngineError) {
@@ -154,7 +158,7 @@ struct OrchCommand: CLICommand {
         let warningStyle = TextStyle.detect(fd: 2, noColor: common.noColor)
         let signals = stage == .registry ? nil : SignalStopSource()
         defer { signals?.finish() }
-        let context = ExecutionContext(
+        var context = ExecutionContext(
             registryPath: registryPath, registry: registry, stateDirectory: common.stateDirectory, mode: mode,
             selection: selection, from: from, to: to, maxConcurrency: maxConcurrency, replayRunID: replayRunID,
             registryAction: action,
@@ -163,6 +167,7 @@ struct OrchCommand: CLICommand {
                 StandardStreams.printError(line)
             },
             stopRequests: signals?.requests)
+        context.executor = executor
         let report = try await stage.orchestrator.run(context)
         common.emit(json: report.json) { report.human(style: common.style) }
         return report.exitCode

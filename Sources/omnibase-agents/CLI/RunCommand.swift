@@ -20,6 +20,10 @@ struct RunCommand: CLICommand {
                     """),
                 .repeatable("--from", "ID", "Run only what is downstream of step ID (inclusive); with several, of any of them."),
                 .repeatable("--to", "ID", "Run only what is upstream of step ID (inclusive); with several, of any of them."),
+                ExecutorKind.option("""
+                    Where steps run: local processes, or one Slurm batch job per attempt (overrides globals.executor; \
+                    a step's own "executor" still wins). See README "Executors".
+                    """),
                 .flag("--step", """
                     Step through the plan on a terminal: before each step, show its command and ask continue, skip, \
                     abort or run all (implies sync).
@@ -43,6 +47,7 @@ struct RunCommand: CLICommand {
     let to: [String]
     let common: CommonOptions
     let stepThrough: Bool
+    let executor: ExecutorKind?
 
     init(parsing arguments: ParsedArguments) throws(EngineError) {
         planPath = try arguments.positionals(count: 1) {
@@ -55,6 +60,7 @@ struct RunCommand: CLICommand {
         to = arguments.values("--to")
         common = try CommonOptions(arguments)
         stepThrough = arguments.flag("--step")
+        executor = try ExecutorKind.parse(arguments)
     }
 
     func validate() throws(EngineError) {
@@ -69,7 +75,8 @@ struct RunCommand: CLICommand {
     func run() async throws(EngineError) -> Int32 {
         let loaded = try PlanLoader.load(path: planPath, overrides: variables, refusingUnusedOverrides: true)
         PrintMask.shared.add(loaded.plan.secretMask())
-        let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to)
+        let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to,
+                                 executor: executor)
         if mode == .dryRun {
             printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
             return 0

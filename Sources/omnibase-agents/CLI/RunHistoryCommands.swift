@@ -6,6 +6,7 @@ import Orchestration
 struct StoredRunArguments {
     let runID: String
     let secrets: [String: String]
+    let executor: ExecutorKind?
     let common: CommonOptions
 
     /// The options of `resume` and `replay`.
@@ -13,6 +14,7 @@ struct StoredRunArguments {
         OptionSection("Options:", [
             .repeatable("--var", "NAME=VALUE",
                         "The value of a secret variable of the run, which was not stored (repeatable; the run names the ones it needs)."),
+            ExecutorKind.option("Where steps run (default: where the run ran; see README \"Executors\")."),
         ]),
         CommonOptions.section,
     ]
@@ -20,6 +22,7 @@ struct StoredRunArguments {
     init(_ arguments: ParsedArguments, command: String) throws(EngineError) {
         runID = try singleRunID(arguments, command: command)
         secrets = try arguments.variables()
+        executor = try ExecutorKind.parse(arguments)
         common = try CommonOptions(arguments)
     }
 
@@ -27,7 +30,7 @@ struct StoredRunArguments {
     /// (human format), prints the report, returns its exit code.
     func execute(resuming: Bool,
                  _ operation: @escaping @Sendable (RunSession, String, [String: String], AsyncStream<StopReason>,
-                                                   [any RunObserver]) async throws(EngineError) -> RunReport)
+                                                   [any RunObserver], ExecutorKind?) async throws(EngineError) -> RunReport)
         async throws(EngineError) -> Int32 {
         let session = try RunSession(stateDirectory: common.stateDirectory)
         let signals = SignalStopSource()
@@ -36,8 +39,9 @@ struct StoredRunArguments {
         let progress = progressPrinter(session, resuming: resuming)
         let runID = self.runID
         let secrets = self.secrets
+        let executor = self.executor
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
-            try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [])
+            try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [], executor)
         }
         common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
         return report.exitCode
@@ -77,8 +81,9 @@ struct ResumeCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: true) { session, runID, secrets, stops, observers throws(EngineError) in
-            try await session.resume(runID: runID, secrets: secrets, observers: observers, stopRequests: stops)
+        try await arguments.execute(resuming: true) { session, runID, secrets, stops, observers, executor throws(EngineError) in
+            try await session.resume(runID: runID, secrets: secrets, observers: observers, stopRequests: stops,
+                                     executor: executor)
         }
     }
 }
@@ -100,8 +105,9 @@ struct ReplayCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: false) { session, runID, secrets, stops, observers throws(EngineError) in
-            try await session.replay(runID: runID, secrets: secrets, observers: observers, stopRequests: stops)
+        try await arguments.execute(resuming: false) { session, runID, secrets, stops, observers, executor throws(EngineError) in
+            try await session.replay(runID: runID, secrets: secrets, observers: observers, stopRequests: stops,
+                                     executor: executor)
         }
     }
 }

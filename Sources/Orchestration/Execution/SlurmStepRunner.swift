@@ -1,0 +1,670 @@
+import Foundation
+import Synchronization
+
+/// Runs each attempt of a process step as one Slurm batch job (SPEC §9, `--executor slurm`).
+///
+/// ## One attempt
+/// 1. The engine writes a job script next to the attempt's logs (`<step>.<attempt>.sh`, 0600;
+///    removed once submitted when the plan has secrets, whose values an argv may hold): it sets
+///    the engine's umask, changes to the step's `cwd` and `exec`s the step's argv, every word
+///    single-quoted, so no shell expansion ever touches an argument. The step's environment (the
+///    engine's, the plan's `env`, `OMNIBASE_RUN_ID`/`STEP_ID`/`ATTEMPT`) is `sbatch`'s own,
+///    passed on with `--export=ALL`, with `SLURM_UMASK=0077` so that Slurm creates the log files
+///    0600 like every file of the state folder.
+/// 2. `sbatch --parsable --no-requeue --job-name <run id> --comment <step>/<attempt>` with the
+///    attempt's `.out` and `.err` logs as `--output`/`--error`, `--time` as a backstop (the
+///    step's `time`, else `timeout_sec + kill_grace_sec` rounded up to minutes, plus one), the
+///    plan's partition, account, cpus, mem and `extra_args`.
+/// 3. One poller per run (``SlurmJobMonitor``) asks `squeue` about all of the run's jobs at once:
+///    state and, once ended, exit status (`--Format=JobID,State,exit_code`); `scontrol show job`
+///    only for a job that `squeue` no longer lists (gone from its records: "job record lost").
+/// 4. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then a
+///    plain `scancel` after `kill_grace_sec`. A stop of the run (task cancellation) cancels every
+///    job of the run in one `scancel` call and waits until they have ended.
+///
+/// `COMPLETED` with exit code 0 succeeds; every other end (`FAILED`, `TIMEOUT`, `OUT_OF_MEMORY`,
+/// `NODE_FAIL`, `PREEMPTED`, `CANCELLED` by someone else, `BOOT_FAIL`, `DEADLINE`) fails the
+/// attempt with an error naming the Slurm state, and so does a job that vanished from Slurm's
+/// records ("job record lost").
+///
+/// - Important: The state folder (logs and job scripts) and the steps' folders must be on a
+///   file system that the cluster's nodes share, at the same paths.
+public struct SlurmStepRunner: StepRunner {
+    /// How often the poller asks Slurm.
+    public struct Polling: Sendable, Hashable {
+        /// The interval after a change (a job submitted, started or ended).
+        public var initial: Duration
+        /// The longest interval, reached by doubling while nothing changes.
+        public var maximum: Duration
+        /// How often the poller checks for new jobs and expired deadlines between polls.
+        public var tick: Duration
+
+        /// Creates intervals (defaults: 1 s, backing off to 10 s; deadlines checked every 100 ms).
+        public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(10), tick: Duration = .milliseconds(100)) {
+            self.initial = initial
+            self.maximum = max(initial, maximum)
+            self.tick = min(tick, initial)
+        }
+    }
+
+    /// The most jobs of one run in flight when neither the plan nor the user sets a limit.
+    public static let defaultMaxConcurrency = 64
+
+    private let settings: SlurmSettings
+    private let baseEnvironment: [String: String]
+    private let monitor: SlurmJobMonitor
+    private let keepScripts: Bool
+    /// The engine's umask, which the step gets back inside its job (Slurm opens the logs first,
+    /// with `SLURM_UMASK`).
+    private let umask: String
+
+    /// Creates the runner of one run.
+    /// - Parameters:
+    ///   - runID: the run; every job of the run is named after it.
+    ///   - settings: the plan's `globals.slurm` (a step's `slurm` overrides `cpus`, `mem`, `time`).
+    ///   - environment: what steps inherit (the engine's environment by default).
+    ///   - polling: the poller's intervals.
+    ///   - keepScripts: keep each job script beside the attempt's logs (false when the plan has
+    ///     secrets: an argv may hold their values).
+    public init(runID: String, settings: SlurmSettings, environment: [String: String] = ProcessInfo.processInfo.environment,
+                polling: Polling = Polling(), keepScripts: Bool = true) {
+        self.settings = settings
+        baseEnvironment = environment
+        monitor = SlurmJobMonitor(jobName: runID, polling: polling)
+        self.keepScripts = keepScripts
+        umask = Self.engineUmask()
+    }
+
+    /// `Umask:` of `/proc/self/status` (reading it changes nothing, unlike `umask(2)`).
+    static func engineUmask() -> String {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Umask:") }
+        let value = line?.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return !value.isEmpty && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) ? value : "0022"
+    }
+
+    public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
+        guard case .process(let command) = step.action else {
+            // Closure steps live in the engine's process: they always run locally.
+            return await LocalStepRunner().run(step, context: context)
+        }
+        if Task.isCancelled { return AttemptOutcome(result: .cancelled, error: "interrupted") }
+        let script: String
+        do {
+            script = try writeScript(command, context: context)
+        } catch {
+            return AttemptOutcome(result: .failed, error: "cannot write the Slurm job script: \(error)")
+        }
+        let arguments = sbatchArguments(step, context: context, script: script)
+        // Submission is not interrupted: a job that Slurm accepted must have its id known.
+        let environment = jobEnvironment(command, context: context)
+        let submitted = await withUncancelledTask { await SlurmCLI.run("sbatch", arguments, environment: environment) }
+        // sbatch keeps a copy of the script; one outside the state folder is not kept, nor one
+        // that may hold secret values.
+        if context.logDirectory == nil || !keepScripts { unlink(script) }
+        guard submitted.status == 0 else {
+            return AttemptOutcome(result: .failed, error: "sbatch failed: \(submitted.problem)")
+        }
+        guard let jobID = SlurmCLI.parseJobID(submitted.stdout) else {
+            return AttemptOutcome(result: .failed, error: "sbatch printed no job id (got \"\(submitted.stdout.prefix(80))\")")
+        }
+        defer { monitor.forget(jobID) }
+        context.reportJobID?(jobID)
+        if monitor.register(jobID) == .stopping {
+            // The run began to stop while this job was being submitted.
+            _ = await withUncancelledTask { await SlurmCLI.run("scancel", [jobID]) }
+            return await stopped(jobID, context: context)
+        }
+        var wake = await monitor.wait(jobID, until: step.timeout == nil ? .ended : .started, cancellable: true)
+        if let timeout = step.timeout, case .phase(.running(let since)) = wake {
+            wake = await monitor.wait(jobID, until: .ended, deadline: since.advanced(by: timeout), cancellable: true)
+        }
+        switch wake {
+        case .phase(.ended(let end)):
+            return Self.outcome(end, jobID: jobID)
+        case .phase:
+            preconditionFailure("a wait for the end returned before it")
+        case .deadline:
+            return await timedOut(jobID, timeout: step.timeout ?? .zero, context: context)
+        case .cancelled:
+            return await stopped(jobID, context: context)
+        }
+    }
+
+    public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
+        await SlurmJobMonitor.reclaim(jobName: runID)
+    }
+
+    // MARK: - Ends
+
+    /// The engine's timeout: TERM to every process of the job, the grace period, then `scancel`.
+    private func timedOut(_ jobID: String, timeout: Duration, context: AttemptContext) async -> AttemptOutcome {
+        await withUncancelledTask { [monitor] in
+            _ = await SlurmCLI.run("scancel", ["--signal=TERM", "--full", jobID])
+            monitor.expectChange()
+            var wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: context.killGrace))
+            if case .deadline = wake {
+                _ = await SlurmCLI.run("scancel", [jobID])
+                monitor.expectChange()
+                wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
+            }
+            var error = "timed out after \(formatSeconds(timeout))"
+            guard case .phase(.ended(let end)) = wake else {
+                error += "; Slurm job \(jobID) had not ended \(formatSeconds(SlurmJobMonitor.endWait)) after scancel"
+                return AttemptOutcome(result: .failed, timedOut: true, error: error, jobID: jobID)
+            }
+            return AttemptOutcome(result: .failed, exitCode: end.exitCode, signal: end.signal, timedOut: true, error: error,
+                                  jobID: jobID)
+        }
+    }
+
+    /// A stop of the run: every job of the run cancelled in one `scancel`, then this one's end awaited.
+    private func stopped(_ jobID: String, context: AttemptContext) async -> AttemptOutcome {
+        await withUncancelledTask { [monitor] in
+            await monitor.cancelAll()
+            let wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
+            var outcome = AttemptOutcome(result: .cancelled, error: "interrupted", jobID: jobID)
+            if case .phase(.ended(let end)) = wake {
+                outcome.exitCode = end.exitCode
+                outcome.signal = end.signal
+            }
+            return outcome
+        }
+    }
+
+    /// The verdict on a job that ended without the engine stopping it.
+    static func outcome(_ end: SlurmJobEnd, jobID: String) -> AttemptOutcome {
+        if end.state == "COMPLETED" && end.exitCode == 0 && end.signal == nil {
+            return AttemptOutcome(result: .succeeded, exitCode: 0, jobID: jobID)
+        }
+        guard let state = end.state else {
+            return AttemptOutcome(result: .failed, error: "Slurm job \(jobID): job record lost (\(end.detail))", jobID: jobID)
+        }
+        var what: String
+        if let signal = end.signal {
+            what = "killed by signal \(signal) (\(SignalName.describe(signal)))"
+        } else if let code = end.exitCode, code != 0 {
+            what = "exited with code \(code)"
+        } else {
+            what = "ended"
+        }
+        what += "; Slurm job \(jobID) \(state)"
+        if state == "CANCELLED" { what += " (not by the engine)" }
+        return AttemptOutcome(result: .failed, exitCode: end.exitCode, signal: end.signal, error: what, jobID: jobID)
+    }
+
+    // MARK: - Submission
+
+    /// The step's full environment, as a local attempt gets it.
+    private func jobEnvironment(_ command: ProcessCommand, context: AttemptContext) -> [String: String] {
+        var environment = baseEnvironment
+        for (name, value) in command.environment { environment[name] = value }
+        environment["OMNIBASE_RUN_ID"] = context.runID
+        environment["OMNIBASE_STEP_ID"] = context.stepID
+        environment["OMNIBASE_ATTEMPT"] = String(context.attempt)
+        // Slurm creates the log files with this umask; the script restores the engine's.
+        environment["SLURM_UMASK"] = "0077"
+        return environment
+    }
+
+    /// Writes `<logs>/<step>.<attempt>.sh` (or a temporary file when output is discarded).
+    private func writeScript(_ command: ProcessCommand, context: AttemptContext) throws -> String {
+        var text = "#!/bin/sh\n"
+        text += "# omnibase-agents: run \(context.runID), step \(context.stepID), attempt \(context.attempt)\n"
+        text += "umask \(umask)\n"
+        if let cwd = command.workingDirectory {
+            text += "cd \(Self.quote(cwd)) || { echo \(Self.quote("cannot enter the working directory: \(cwd)")) >&2; exit 126; }\n"
+        }
+        text += "exec " + command.argv.map(Self.quote).joined(separator: " ") + "\n"
+        let path = context.logDirectory.map { "\($0)/\(context.stepID).\(context.attempt).sh" }
+            ?? NSTemporaryDirectory() + "omnibase-\(context.runID)-\(context.stepID).\(context.attempt).sh"
+        // Created 0600 (sbatch reads the script; it need not be executable).
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemCallError(call: "open \(path)", code: errno) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SystemCallError(call: "write \(path)", code: errno) }
+            written += n
+        }
+        return path
+    }
+
+    private func sbatchArguments(_ step: Step, context: AttemptContext, script: String) -> [String] {
+        let slurm = settings.overridden(by: step.slurm)
+        var arguments = ["--parsable", "--no-requeue", "--export=ALL", "--job-name=\(context.runID)",
+                         "--comment=\(context.stepID)/\(context.attempt)",
+                         "--output=\(Self.escapePattern(context.stdoutPath))", "--error=\(Self.escapePattern(context.stderrPath))"]
+        if let time = slurm.time {
+            arguments.append("--time=\(time)")
+        } else if let timeout = step.timeout {
+            // A backstop only: the engine's own timer ends the attempt first.
+            let seconds = Double(timeout.components.seconds) + Double(context.killGrace.components.seconds) + 1
+            arguments.append("--time=\(Int((seconds / 60).rounded(.up)) + 1)")
+        }
+        if let partition = slurm.partition { arguments.append("--partition=\(partition)") }
+        if let account = slurm.account { arguments.append("--account=\(account)") }
+        if let cpus = slurm.cpus { arguments.append("--cpus-per-task=\(cpus)") }
+        if let mem = slurm.mem { arguments.append("--mem=\(mem)") }
+        return arguments + slurm.extraArguments + [script]
+    }
+
+    /// One word in single quotes, exactly as given (only `'` itself needs care in sh).
+    static func quote(_ word: String) -> String {
+        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// `%` starts a file-name pattern for `sbatch --output`; `%%` is a literal one.
+    static func escapePattern(_ path: String) -> String {
+        path.replacingOccurrences(of: "%", with: "%%")
+    }
+}
+
+/// How a job ended, as Slurm tells it.
+struct SlurmJobEnd: Sendable, Hashable {
+    /// `JobState` (`COMPLETED`, `FAILED`, ...); nil when the job's record was lost.
+    var state: String?
+    /// The exit code, when it exited (`ExitCode=code:0`).
+    var exitCode: Int32?
+    /// The signal that ended it (`ExitCode=0:signal`).
+    var signal: Int32?
+    /// Why the record is lost.
+    var detail: String = ""
+
+    init(state: String? = nil, exitCode: Int32? = nil, signal: Int32? = nil, detail: String = "") {
+        self.state = state
+        self.exitCode = exitCode
+        self.signal = signal
+        self.detail = detail
+    }
+
+    /// From `squeue --Format=exit_code`: the job's raw wait status (`code << 8`, or the signal).
+    init(state: String, waitStatus: Int32) {
+        self.state = state
+        let signal = waitStatus & 0x7F
+        if signal == 0 { exitCode = (waitStatus >> 8) & 0xFF } else { self.signal = signal }
+    }
+}
+
+/// The one poller of a run's jobs: a table of jobs and waiting attempts behind a mutex, and a
+/// polling task that lives while the table has jobs.
+///
+/// Attempts register their job and wait for a phase (started, ended) or a deadline. The polling
+/// task asks `squeue` for all the run's jobs in one call (by job name: state and exit status),
+/// asks `scontrol show job` about a job `squeue` does not list, and wakes the waiters. Its
+/// interval starts at ``SlurmStepRunner/Polling/initial``, doubles while nothing changes and
+/// resets on a change.
+final class SlurmJobMonitor: Sendable {
+    /// What a job is doing.
+    enum Phase: Sendable, Hashable {
+        case queued
+        case running(since: ContinuousClock.Instant)
+        case ended(SlurmJobEnd)
+    }
+
+    /// What a waiter waits for.
+    enum Goal: Sendable { case started, ended }
+
+    /// Why a wait returned.
+    enum Wake: Sendable {
+        case phase(Phase)
+        case deadline
+        case cancelled
+    }
+
+    /// What ``register(_:)`` found: the run goes on, or it is stopping (cancel the new job).
+    enum Registration: Sendable { case watching, stopping }
+
+    /// How long an attempt waits for its job to end after `scancel`.
+    static let endWait: Duration = .seconds(120)
+    /// Consecutive failed polls after which the run's jobs count as lost.
+    static let maxFailedPolls = 30
+
+    private struct Waiter {
+        var token: UInt64
+        var goal: Goal
+        var deadline: ContinuousClock.Instant?
+        var continuation: CheckedContinuation<Wake, Never>
+    }
+
+    private struct State {
+        var jobs: [String: Phase] = [:]
+        var waiters: [String: [Waiter]] = [:]
+        var cancelledTokens: Set<UInt64> = []
+        var nextToken: UInt64 = 0
+        var polling = false
+        var stopping = false
+        var interval: Duration
+        var nextPoll: ContinuousClock.Instant = .now
+        var failedPolls = 0
+    }
+
+    private let jobName: String
+    private let polling: SlurmStepRunner.Polling
+    private let state: Mutex<State>
+
+    init(jobName: String, polling: SlurmStepRunner.Polling) {
+        self.jobName = jobName
+        self.polling = polling
+        state = Mutex(State(interval: polling.initial))
+    }
+
+    /// Starts watching a job (and the poller, if it is not running).
+    func register(_ jobID: String) -> Registration {
+        let (registration, startPoller) = state.withLock { state -> (Registration, Bool) in
+            state.jobs[jobID] = .queued
+            state.interval = polling.initial
+            state.nextPoll = .now.advanced(by: polling.initial)
+            let start = !state.polling
+            state.polling = true
+            return (state.stopping ? .stopping : .watching, start)
+        }
+        if startPoller {
+            // The poller is not a long-lived part: it ends as soon as no job is left to watch
+            // (checked under the lock that `register` takes), so it never outlives the run.
+            Task { await self.pollLoop() }
+        }
+        return registration
+    }
+
+    /// Stops watching a job (its attempt has returned).
+    func forget(_ jobID: String) {
+        state.withLock { _ = $0.jobs.removeValue(forKey: jobID) }
+    }
+
+    /// Polls soon (after an `scancel`).
+    func expectChange() {
+        state.withLock { state in
+            state.interval = polling.initial
+            state.nextPoll = .now
+        }
+    }
+
+    /// Waits until the job reaches `goal`, the deadline passes or (when `cancellable`) the task
+    /// is cancelled.
+    func wait(_ jobID: String, until goal: Goal, deadline: ContinuousClock.Instant? = nil, cancellable: Bool = false) async -> Wake {
+        let token = state.withLock { state -> UInt64 in
+            state.nextToken += 1
+            return state.nextToken
+        }
+        let wait = { @Sendable () async -> Wake in
+            await withCheckedContinuation { continuation in
+                let immediate = self.state.withLock { state -> Wake? in
+                    if cancellable, state.cancelledTokens.remove(token) != nil { return .cancelled }
+                    guard let phase = state.jobs[jobID] else { return .phase(.ended(SlurmJobEnd(detail: "not watched"))) }
+                    if Self.reached(phase, goal) { return .phase(phase) }
+                    if let deadline, deadline <= .now { return .deadline }
+                    state.waiters[jobID, default: []].append(Waiter(token: token, goal: goal, deadline: deadline,
+                                                                    continuation: continuation))
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        }
+        guard cancellable else { return await wait() }
+        let wake = await withTaskCancellationHandler(operation: wait) {
+            let continuation = self.state.withLock { state -> CheckedContinuation<Wake, Never>? in
+                if let index = state.waiters[jobID]?.firstIndex(where: { $0.token == token }) {
+                    return state.waiters[jobID]?.remove(at: index).continuation
+                }
+                state.cancelledTokens.insert(token)
+                return nil
+            }
+            continuation?.resume(returning: .cancelled)
+        }
+        state.withLock { _ = $0.cancelledTokens.remove(token) }
+        return wake
+    }
+
+    /// Cancels every job of the run that has not ended, in one `scancel` call; later calls do nothing.
+    func cancelAll() async {
+        let ids = state.withLock { state -> [String] in
+            guard !state.stopping else { return [] }
+            state.stopping = true
+            state.interval = polling.initial
+            state.nextPoll = .now
+            return state.jobs.filter { if case .ended = $0.value { false } else { true } }.keys.sorted()
+        }
+        if !ids.isEmpty { _ = await SlurmCLI.run("scancel", ids) }
+    }
+
+    private static func reached(_ phase: Phase, _ goal: Goal) -> Bool {
+        switch (phase, goal) {
+        case (.ended, _), (.running, .started): true
+        default: false
+        }
+    }
+
+    // MARK: - Polling
+
+    private enum Step {
+        case poll([String])
+        case sleep
+        case exit
+    }
+
+    private func pollLoop() async {
+        while true {
+            var expired: [CheckedContinuation<Wake, Never>] = []
+            let step = state.withLock { state -> Step in
+                let now = ContinuousClock.now
+                for (jobID, waiters) in state.waiters {
+                    let (due, keep) = waiters.partitioned { $0.deadline.map { $0 <= now } ?? false }
+                    expired += due.map(\.continuation)
+                    state.waiters[jobID] = keep.isEmpty ? nil : keep
+                }
+                let open = state.jobs.filter { if case .ended = $0.value { false } else { true } }.keys.sorted()
+                if open.isEmpty && state.waiters.isEmpty {
+                    state.polling = false
+                    return .exit
+                }
+                guard !open.isEmpty, state.nextPoll <= now else { return .sleep }
+                return .poll(open)
+            }
+            for continuation in expired { continuation.resume(returning: .deadline) }
+            switch step {
+            case .exit:
+                return
+            case .sleep:
+                try? await Task.sleep(for: polling.tick)
+            case .poll(let ids):
+                await poll(ids)
+            }
+        }
+    }
+
+    private func poll(_ ids: [String]) async {
+        // One call for every job of the run: id, state and (once ended) the raw wait status.
+        let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)",
+                                                    "--Format=JobID:|,State:|,exit_code:|"])
+        guard listing.status == 0 else {
+            let lostAll = state.withLock { state -> Bool in
+                state.failedPolls += 1
+                state.interval = min(state.interval * 2, polling.maximum)
+                state.nextPoll = .now.advanced(by: state.interval)
+                return state.failedPolls >= Self.maxFailedPolls
+            }
+            if lostAll {
+                // Best effort, so that no job outlives the attempts that gave up on it.
+                _ = await SlurmCLI.run("scancel", ids)
+                let end = SlurmJobEnd(detail: "squeue failed \(Self.maxFailedPolls) times in a row: \(listing.problem)")
+                settle(Dictionary(uniqueKeysWithValues: ids.map { ($0, Phase.ended(end)) }))
+            }
+            return
+        }
+        var states: [String: (state: String, status: Int32?)] = [:]
+        for line in listing.stdout.split(separator: "\n") {
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            if fields.count >= 3 { states[fields[0]] = (fields[1], Int32(fields[2])) }
+        }
+        var updates: [String: Phase] = [:]
+        for jobID in ids {
+            switch states[jobID]?.state {
+            case let name? where SlurmJobStates.final.contains(name):
+                if let status = states[jobID]?.status {
+                    updates[jobID] = .ended(SlurmJobEnd(state: name, waitStatus: status))
+                } else {
+                    updates[jobID] = .ended(await Self.end(of: jobID, listed: name))
+                }
+            case let name? where SlurmJobStates.started.contains(name):
+                updates[jobID] = .running(since: .now)
+            case .some:
+                continue
+            case nil:
+                // Not listed: ask for the record itself before calling it lost.
+                let end = await Self.end(of: jobID, listed: nil)
+                if end.state == nil || SlurmJobStates.final.contains(end.state ?? "") { updates[jobID] = .ended(end) }
+            }
+        }
+        settle(updates)
+    }
+
+    /// Applies what a poll found and wakes the waiters it satisfies.
+    private func settle(_ updates: [String: Phase]) {
+        var woken: [(CheckedContinuation<Wake, Never>, Phase)] = []
+        state.withLock { state in
+            state.failedPolls = 0
+            var changed = false
+            for (jobID, phase) in updates {
+                guard let old = state.jobs[jobID] else { continue }
+                if case .running = old, case .running = phase { continue }
+                if case .ended = old { continue }
+                state.jobs[jobID] = phase
+                changed = true
+                let (done, keep) = (state.waiters[jobID] ?? []).partitioned { Self.reached(phase, $0.goal) }
+                woken += done.map { ($0.continuation, phase) }
+                state.waiters[jobID] = keep.isEmpty ? nil : keep
+            }
+            state.interval = changed ? polling.initial : min(state.interval * 2, polling.maximum)
+            state.nextPoll = .now.advanced(by: state.interval)
+        }
+        for (continuation, phase) in woken { continuation.resume(returning: .phase(phase)) }
+    }
+
+    /// An ended job's state and exit code from `scontrol show job`; nil state when Slurm has no
+    /// record of it.
+    static func end(of jobID: String, listed: String?) async -> SlurmJobEnd {
+        let shown = await SlurmCLI.run("scontrol", ["-o", "show", "job", jobID])
+        guard shown.status == 0, let line = shown.stdout.split(separator: "\n").first else {
+            if let listed { return SlurmJobEnd(state: listed) }
+            return SlurmJobEnd(detail: "Slurm has no record of it: \(shown.problem)")
+        }
+        var end = SlurmJobEnd(state: listed)
+        for field in line.split(separator: " ") {
+            if field.hasPrefix("JobState=") {
+                end.state = String(field.dropFirst("JobState=".count))
+            } else if field.hasPrefix("ExitCode=") {
+                let parts = field.dropFirst("ExitCode=".count).split(separator: ":")
+                if parts.count == 2, let code = Int32(parts[0]), let signal = Int32(parts[1]) {
+                    end.exitCode = signal == 0 ? code : nil
+                    end.signal = signal == 0 ? nil : signal
+                }
+            }
+        }
+        return end
+    }
+
+    // MARK: - Resume
+
+    /// Cancels the jobs a dead engine left for `jobName` (one `scancel`), waits until they have
+    /// ended, and says which attempts they were.
+    static func reclaim(jobName: String) async -> [LostAttempt] {
+        let arguments = ["-h", "-t", "all", "--name=\(jobName)", "-o", "%i|%T|%k"]
+        let listing = await SlurmCLI.run("squeue", arguments)
+        guard listing.status == 0 else { return [] }
+        var jobs: [(id: String, state: String, comment: String)] = []
+        for line in listing.stdout.split(separator: "\n") {
+            let fields = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            if fields.count == 3 { jobs.append((fields[0], fields[1], fields[2])) }
+        }
+        let active = jobs.filter { !SlurmJobStates.final.contains($0.state) }.map(\.id)
+        if !active.isEmpty {
+            _ = await SlurmCLI.run("scancel", active)
+            let deadline = ContinuousClock.now.advanced(by: endWait)
+            while ContinuousClock.now < deadline {
+                let again = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)", "-o", "%i|%T"])
+                let stillActive = again.stdout.split(separator: "\n").contains { line in
+                    let fields = line.split(separator: "|")
+                    return fields.count == 2 && active.contains(String(fields[0])) && !SlurmJobStates.final.contains(String(fields[1]))
+                }
+                if again.status != 0 || !stillActive { break }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        return jobs.compactMap { job in
+            guard let slash = job.comment.lastIndex(of: "/"), let attempt = Int(job.comment[job.comment.index(after: slash)...]) else {
+                return nil
+            }
+            return LostAttempt(stepID: String(job.comment[..<slash]), attempt: attempt, jobID: job.id,
+                               wasRunning: active.contains(job.id))
+        }
+    }
+}
+
+/// Slurm's job states, as `squeue` and `scontrol` print them.
+enum SlurmJobStates {
+    /// The job's processes run (or are being cleaned up).
+    static let started: Set<String> = ["RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"]
+    /// The job is over.
+    static let final: Set<String> = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+                                     "PREEMPTED", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"]
+}
+
+/// Runs Slurm's command-line tools and captures what they print.
+enum SlurmCLI {
+    struct Result: Sendable {
+        var status: Int32?
+        var stdout: String
+        var stderr: String
+
+        /// The first line of stderr, or how the tool ended.
+        var problem: String {
+            if let line = stderr.split(separator: "\n").first { return String(line) }
+            return status.map { "exit status \($0)" } ?? "it did not run"
+        }
+    }
+
+    /// How long one tool may take (a controller that does not answer).
+    static let timeout: Duration = .seconds(60)
+
+    static func run(_ tool: String, _ arguments: [String],
+                    environment: [String: String] = ProcessInfo.processInfo.environment) async -> Result {
+        let base = NSTemporaryDirectory() + "omnibase-\(tool)-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer {
+            unlink(base + ".out")
+            unlink(base + ".err")
+        }
+        let spec = ProcessSpec(command: tool, arguments: arguments, environment: environment,
+                               stdoutPath: base + ".out", stderrPath: base + ".err", timeout: timeout, killGrace: .seconds(2))
+        let outcome = await LocalProcess.run(spec)
+        var status: Int32?
+        var stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        switch outcome.termination {
+        case .exited(let code): status = code
+        case .signaled(let signal): stderr = "\(tool) was killed by signal \(signal)\n" + stderr
+        case .failedToStart(let reason): stderr = "\(reason)\n" + stderr
+        }
+        if outcome.timedOut { stderr = "\(tool) did not answer within \(formatSeconds(timeout))\n" + stderr }
+        return Result(status: status, stdout: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "", stderr: stderr)
+    }
+
+    /// `sbatch --parsable` prints `ID` or `ID;CLUSTER`.
+    static func parseJobID(_ output: String) -> String? {
+        let id = output.split(separator: "\n").first?.split(separator: ";").first.map(String.init) ?? ""
+        return !id.isEmpty && id.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) ? id : nil
+    }
+}
+
+private extension Array {
+    /// The elements that satisfy `belongs`, then the others, each in order.
+    func partitioned(_ belongs: (Element) -> Bool) -> ([Element], [Element]) {
+        var yes: [Element] = []
+        var no: [Element] = []
+        for element in self { if belongs(element) { yes.append(element) } else { no.append(element) } }
+        return (yes, no)
+    }
+}

@@ -1,0 +1,370 @@
+import Foundation
+import Testing
+@testable import Orchestration
+
+/// Whether this machine can run the Slurm tests: `sbatch` on the PATH. With `CI` set they run
+/// anyway (and fail without Slurm): CI must never skip them silently.
+let slurmTestsEnabled: Bool = {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    let hasSbatch = path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/sbatch") }
+    return hasSbatch || ProcessInfo.processInfo.environment["CI"] != nil
+}()
+
+/// The run's jobs that Slurm still counts as queued or running.
+private func activeJobs(ofRun runID: String, in directory: String) async -> [String] {
+    let listing = await runProgram("squeue", ["-h", "-t", "all", "--name=\(runID)", "-o", "%i|%T"], in: directory)
+    return listing.stdout.split(separator: "\n").compactMap { line in
+        let fields = line.split(separator: "|").map(String.init)
+        guard fields.count == 2, !SlurmJobStates.final.contains(fields[1]) else { return nil }
+        return fields[0]
+    }
+}
+
+/// `JobState` of a job, from `scontrol show job`.
+private func jobState(_ jobID: String, in directory: String) async -> String? {
+    let shown = await runProgram("scontrol", ["-o", "show", "job", jobID], in: directory)
+    return shown.stdout.split(separator: " ").first { $0.hasPrefix("JobState=") }.map { String($0.dropFirst(9)) }
+}
+
+/// The pid of the engine working on the state folder `state` (found by its command line).
+private func enginePID(usingStateDirectory state: String) -> Int32? {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+    for pid in entries.compactMap(Int32.init) {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
+        let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        if words.first?.hasSuffix("omnibase-agents") == true, words.contains(state), isAlive(pid) { return pid }
+    }
+    return nil
+}
+
+/// Every attempt's (step, attempt, job id) from `runs.db`.
+private func attemptJobs(_ state: String, _ runID: String) throws -> [(step: String, attempt: Int, jobID: String?)] {
+    let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+    return try db.query("SELECT step_id, attempt, job_id FROM attempts WHERE run_id = ? ORDER BY step_id, attempt", runID)
+        .map { (step: $0.string(0) ?? "", attempt: $0.int(1), jobID: $0.string(2)) }
+}
+
+@Suite("--executor slurm on the loopback cluster", .serialized, .enabled(if: slurmTestsEnabled), .timeLimit(.minutes(3)))
+struct SlurmExecutorTests {
+    @Test func fanOutAndFanInRunEveryStepAsItsOwnJob() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        // The arguments reach the program exactly: quotes, $, spaces, a newline, a glob.
+        let tricky = #"{"id": "args", "command": "sh", "args": ["-c", "printf '%s|' \"$@\" > \"$D/args.txt\"; pwd > \"$D/cwd.txt\"", "sh", "a b", "it's", "$HOME", "x\ny", "*"], "depends_on": ["root"], "cwd": "sub", "env": {"D": "DIR"}}"#
+            .replacingOccurrences(of: "DIR", with: dir.path)
+        try FileManager.default.createDirectory(atPath: dir.path + "/sub", withIntermediateDirectories: true)
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("root", "echo \"$OMNIBASE_STEP_ID $OMNIBASE_ATTEMPT $OMNIBASE_RUN_ID\"; echo oops >&2; : > \"$D/made\"",
+                     extra: env),
+            stepJSON("left", "true", deps: ["root"]),
+            stepJSON("right", "true", deps: ["root"]),
+            tricky,
+            stepJSON("join", "true", deps: ["left", "right", "args"]),
+        ]))
+        let result = await runCLI(["run", plan, "--executor", "slurm", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        let ids = ["root", "left", "right", "args", "join"]
+        let jobIDs = ids.compactMap { report.stepReport($0)?["job_id"]?.stringValue }
+        #expect(jobIDs.count == ids.count, "every step ran as a job: \(report)")
+        #expect(Set(jobIDs).count == ids.count, "each step its own job: \(jobIDs)")
+        let recorded = try attemptJobs(state, runID)
+        #expect(Set(recorded.compactMap(\.jobID)) == Set(jobIDs), "the attempts table has the same job ids")
+        #expect(dir.read("args.txt") == "a b|it's|$HOME|x\ny|*|")
+        #expect(dir.read("cwd.txt") == dir.path + "/sub\n")
+        let out = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/root.1.out", encoding: .utf8)
+        #expect(out == "root 1 \(runID)\n", "stdout went straight into the attempt's log, with the step's environment")
+        #expect(try String(contentsOfFile: "\(state)/runs/\(runID)/logs/root.1.err", encoding: .utf8) == "oops\n")
+        // Logs and script are 0600 like every file of the state folder; the step has the engine's umask.
+        func mode(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int) ?? -1 }
+        for suffix in ["out", "err", "sh"] { #expect(mode("\(state)/runs/\(runID)/logs/root.1.\(suffix)") == 0o600, "\(suffix)") }
+        let umask = Int(SlurmStepRunner.engineUmask(), radix: 8) ?? 0o022
+        #expect(mode(dir.path + "/made") == 0o666 & ~umask, "the step creates files as it would locally")
+        let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
+        #expect(events.contains("\"job_id\":\"\(jobIDs[0])\""), "the events carry the job id")
+        let submitted = events.split(separator: "\n").filter { $0.contains("\"type\":\"step_submitted\"") }
+        #expect(submitted.count == ids.count, "one step_submitted per job, while it ran: \(submitted)")
+        let shown = await runCLI(["runs", "show", runID, "--format", "human", "--state-dir", state], in: dir.path)
+        #expect(shown.stdout.contains("Slurm job \(jobIDs[0])"), "\(shown.stdout)")
+        let html = dir.path + "/r.html"
+        let page = await runCLI(["report", runID, "--html", html, "--state-dir", state], in: dir.path)
+        #expect(page.status == 0, "\(page.stderr)")
+        #expect((try String(contentsOfFile: html, encoding: .utf8)).contains("Slurm job \(jobIDs[0])"))
+    }
+
+    @Test func aFailingStepRetriesAsNewJobs() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("flaky", "[ \"$OMNIBASE_ATTEMPT\" -ge 3 ] || exit 3", extra: "\"retries\": 2, \"retry_delay_sec\": 0.1"),
+        ], globals: "{\"executor\": \"slurm\"}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        #expect(report.stepReport("flaky")?["attempts"]?.intValue == 3)
+        let attempts = try attemptJobs(state, runID)
+        #expect(attempts.map(\.attempt) == [1, 2, 3])
+        let jobIDs = attempts.compactMap(\.jobID)
+        #expect(Set(jobIDs).count == 3, "each attempt is a new job: \(attempts)")
+        let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
+        #expect(events.contains("exited with code 3; Slurm job \(jobIDs[0]) FAILED"), "\(events)")
+        #expect(await jobState(jobIDs[0], in: dir.path) == "FAILED")
+    }
+
+    @Test func theEnginesTimeoutKillsTheJobsProcesses() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("slow", "sleep 300 & echo $! > \"$D/child.pid\"; echo $$$$ > \"$D/leader.pid\"; wait",
+                     extra: "\"env\": {\"D\": \"\(dir.path)\"}, \"timeout_sec\": 2"),
+        ], globals: "{\"kill_grace_sec\": 1}"))
+        let result = await runCLI(["run", plan, "--executor", "slurm", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(result.status == 1, "\(result.stderr)")
+        let step = try #require(try result.json().stepReport("slow"))
+        #expect(step["timed_out"]?.boolValue == true, "\(step)")
+        #expect(step["error"]?.stringValue?.hasPrefix("timed out after 2s") == true, "\(step)")
+        let leader = try #require(Int32((dir.read("leader.pid") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let child = try #require(Int32((dir.read("child.pid") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(!isAlive(leader) && !isAlive(child), "no process of the job survives its timeout")
+        let jobID = try #require(step["job_id"]?.stringValue)
+        #expect(await activeJobs(ofRun: try #require(try result.json()["run_id"]?.stringValue), in: dir.path).isEmpty)
+        #expect(await jobState(jobID, in: dir.path) != "COMPLETED")
+    }
+
+    @Test func sigintOfTheEngineLeavesNoJobOfTheRun() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("a", "echo $$$$ > \"$D/a.pid\"; sleep 300", extra: env),
+            stepJSON("b", "echo $$$$ > \"$D/b.pid\"; trap '' TERM; while true; do sleep 0.2; done", extra: env),
+            stepJSON("c", "true", deps: ["a"]),
+        ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
+        // scancel as a wrapper that logs each call, then runs the real one.
+        let real = try #require(["/usr/bin/scancel", "/usr/local/bin/scancel"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let shim = dir.write("bin/scancel", "#!/bin/sh\necho \"$*\" >> '\(dir.path)/scancel.log'\nexec \(real) \"$@\"\n")
+        chmod(shim, 0o755)
+        let path = dir.path + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, environment: ["PATH": path])
+        let a = try #require(Int32(try await waitForFile(dir.path + "/a.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let b = try #require(Int32(try await waitForFile(dir.path + "/b.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let engine = try #require(enginePID(usingStateDirectory: state))
+        kill(engine, SIGINT)
+        let result = await run
+        #expect(result.status == 130, "\(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        #expect(report.stepReport("a")?["status"]?.stringValue == "cancelled")
+        #expect(report.stepReport("b")?["status"]?.stringValue == "cancelled")
+        #expect(report.stepReport("c")?["status"]?.stringValue == "cancelled")
+        #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty, "no job of the run is left in squeue")
+        #expect(!isAlive(a) && !isAlive(b), "the jobs' processes are gone (b ignored TERM)")
+        let calls = (dir.read("scancel.log") ?? "").split(separator: "\n")
+        #expect(calls.count == 1, "one scancel for all of the run's jobs: \(calls)")
+        let ids = [report.stepReport("a"), report.stepReport("b")].compactMap { $0?["job_id"]?.stringValue }
+        #expect(ids.count == 2 && calls.first.map { Set($0.split(separator: " ").map(String.init)) } == Set(ids))
+    }
+
+    @Test func killNineOfTheEngineThenResumeRecordsEveryResultOnce() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("first", "echo \"first $OMNIBASE_ATTEMPT\" >> \"$D/ran.log\"", extra: env),
+            stepJSON("long", "echo \"long $OMNIBASE_ATTEMPT\" >> \"$D/ran.log\"; "
+                     + "if [ \"$OMNIBASE_ATTEMPT\" = 1 ]; then echo $$$$ > \"$D/long.pid\"; sleep 300; fi",
+                     deps: ["first"], extra: env),
+            stepJSON("last", "echo \"last $OMNIBASE_ATTEMPT\" >> \"$D/ran.log\"", deps: ["long"], extra: env),
+        ], globals: "{\"executor\": \"slurm\"}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        let orphan = try #require(Int32(try await waitForFile(dir.path + "/long.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let engine = try #require(enginePID(usingStateDirectory: state))
+        kill(engine, SIGKILL)
+        let killed = await run
+        #expect(killed.status == 128 + SIGKILL)
+        let runID = try #require(try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID)
+        let left = await activeJobs(ofRun: runID, in: dir.path)
+        #expect(left.count == 1, "the dead engine's job still runs: \(left)")
+        #expect(try attemptJobs(state, runID).first { $0.step == "long" }?.jobID == left.first,
+                "the job id was recorded while the job ran")
+
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let report = try resumed.json()
+        #expect(report["status"]?.stringValue == "succeeded")
+        #expect(!isAlive(orphan), "resume cancelled the dead engine's job")
+        if let orphanJob = left.first { #expect(await jobState(orphanJob, in: dir.path) == "CANCELLED") }
+        let ran = (dir.read("ran.log") ?? "").split(separator: "\n").map(String.init).sorted()
+        #expect(ran == ["first 1", "last 1", "long 1", "long 2"], "every step ran to a result once: \(ran)")
+        let attempts = try attemptJobs(state, runID)
+        let long = attempts.filter { $0.step == "long" }
+        #expect(long.map(\.attempt) == [1, 2])
+        #expect(long.first?.jobID == left.first, "the lost attempt keeps the dead engine's job id")
+        #expect(long.last?.jobID != nil && long.last?.jobID != left.first, "the new attempt is a new job")
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let successes = try db.query("SELECT step_id FROM events WHERE run_id = ? AND type = 'step_succeeded'", runID)
+            .compactMap { $0.string(0) }.sorted()
+        #expect(successes == ["first", "last", "long"], "each result recorded once")
+        #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty)
+    }
+
+    @Test func theReadmeQuickStartPlanRunsUnchangedOnSlurm() async throws {
+        let dir = TempDir()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let plan = root.appendingPathComponent("plans/hello.json").path
+        let result = await runCLI(["run", plan, "--executor", "slurm", "--format", "json", "--state-dir", dir.path + "/s"],
+                                  in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let steps = try #require(try result.json()["steps"]?.arrayValue)
+        #expect(steps.count == 6)
+        #expect(steps.allSatisfy { $0["status"]?.stringValue == "succeeded" && $0["job_id"]?.stringValue != nil }, "\(steps)")
+    }
+
+    @Test func aJobThatVanishedFromSlurmsRecordsIsAFailedAttempt() async throws {
+        // A job id Slurm never had: squeue does not list it and scontrol has no record.
+        let jobID = "999999999"
+        let monitor = SlurmJobMonitor(jobName: "no-such-run-\(UUID().uuidString)",
+                                      polling: SlurmStepRunner.Polling(initial: .milliseconds(200)))
+        _ = monitor.register(jobID)
+        defer { monitor.forget(jobID) }
+        let wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: .seconds(60)))
+        guard case .phase(.ended(let end)) = wake else {
+            Issue.record("the poller did not settle the job: \(wake)")
+            return
+        }
+        let outcome = SlurmStepRunner.outcome(end, jobID: jobID)
+        #expect(outcome.result == .failed)
+        #expect(outcome.error?.contains("job record lost") == true, "\(outcome.error ?? "")")
+    }
+
+    @Test func orchRunsComponentsAsJobsAndReplayKeepsTheExecutor() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let registry = dir.write("reg.json", """
+            {"version": "1", "components": [{"name": "check", "type": "validator", "lifecycle": "stable",
+             "tags": ["pre-commit"], "command": "sh", "args": ["-c", "echo job $SLURM_JOB_ID"]}]}
+            """)
+        let first = await runCLI(["orch", "--stage", "pre-commit", "--registry", registry, "--executor", "slurm",
+                                  "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(first.status == 0, "\(first.stderr)")
+        let report = try first.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        let jobID = try #require(report.stepReport("check")?["job_id"]?.stringValue)
+        let out = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/check.1.out", encoding: .utf8)
+        #expect(out == "job \(jobID)\n", "the component ran inside its Slurm job")
+        // A replay without --executor keeps the one the run was started with.
+        let again = await runCLI(["replay", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(again.status == 0, "\(again.stderr)")
+        let replayed = try #require(try again.json().stepReport("check")?["job_id"]?.stringValue)
+        #expect(replayed != jobID)
+        // ... and --executor local overrides it.
+        let local = await runCLI(["replay", runID, "--executor", "local", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(try local.json().stepReport("check")?["job_id"] == nil)
+    }
+
+    @Test func resumeKeepsTheRunsExecutorUnlessToldOtherwise() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("gate", "[ -e \"$D/open\" ]", extra: "\"env\": {\"D\": \"\(dir.path)\"}"),
+        ]))
+        let failed = await runCLI(["run", plan, "--executor", "slurm", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(failed.status == 1)
+        let runID = try #require(try failed.json()["run_id"]?.stringValue)
+        let again = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(again.status == 1)
+        #expect(try again.json().stepReport("gate")?["job_id"]?.stringValue != nil, "resume kept slurm")
+        _ = dir.write("open", "")
+        let local = await runCLI(["resume", runID, "--executor", "local", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(try local.json().stepReport("gate")?["job_id"] == nil, "--executor local ran it here")
+        let attempts = try attemptJobs(state, runID)
+        #expect(attempts.map { $0.jobID != nil } == [true, true, false])
+    }
+
+    @Test func aPlanWithSecretsKeepsNoJobScript() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            #"{"id": "use", "command": "sh", "args": ["-c", "[ \"$1\" = s3cr3t-value ]", "sh", "${API_TOKEN}"]}"#,
+        ], globals: "{\"executor\": \"slurm\"}", variables: "{\"API_TOKEN\": \"s3cr3t-value\"}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let runID = try #require(try result.json()["run_id"]?.stringValue)
+        let logs = try FileManager.default.contentsOfDirectory(atPath: "\(state)/runs/\(runID)/logs")
+        #expect(!logs.contains { $0.hasSuffix(".sh") }, "the script held the secret value: \(logs)")
+    }
+
+    @Test func aStepCanStayLocalInASlurmRun() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("remote", "true"),
+            stepJSON("here", "true", deps: ["remote"], extra: "\"executor\": \"local\""),
+        ], globals: "{\"executor\": \"slurm\", \"slurm\": {\"cpus\": 1, \"mem\": \"64M\", \"time\": \"5\", \"extra_args\": [\"--nice=1\"]}}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try result.json()
+        #expect(report.stepReport("remote")?["job_id"]?.stringValue != nil)
+        #expect(report.stepReport("here")?["job_id"] == nil, "a step with \"executor\": \"local\" is no job")
+    }
+}
+
+@Suite("executor fields and options: exit 2 at load")
+struct ExecutorValidationTests {
+    @Test(arguments: [
+        ("{\"executor\": \"slurmm\"}", "", "globals.executor: unknown value \"slurmm\" (did you mean \"slurm\"?)"),
+        ("{\"slurm\": {\"extra_args\": [\"--output=x\"]}}", "", "--output is set by the engine"),
+        ("{\"slurm\": {\"extra_args\": [\"--out=x\"]}}", "", "--output is set by the engine"),
+        ("{\"slurm\": {\"extra_args\": [\"-o\", \"x\"]}}", "", "is not a long option"),
+        ("{\"slurm\": {\"extra_args\": [\"--time=5\"]}}", "", "use the \"time\" field"),
+        ("{\"slurm\": {\"extra_args\": [\"--wrap=true\"]}}", "", "--wrap is set by the engine"),
+        ("{\"slurm\": {\"extra_args\": [\"--quiet\"]}}", "", "--quiet is set by the engine"),
+        ("{\"slurm\": {\"extra_args\": [\"script.sh\"]}}", "", "is not a long option"),
+        ("{\"slurm\": {\"extra_args\": \"--qos=x\"}}", "", "globals.slurm.extra_args: must be an array"),
+        ("{\"slurm\": {\"time\": \"soon\"}}", "", "globals.slurm.time: \"soon\" is not a Slurm time"),
+        ("{\"slurm\": {\"mem\": \"lots\"}}", "", "globals.slurm.mem: \"lots\" is not a memory size"),
+        ("{\"slurm\": {\"cpus\": 0}}", "", "globals.slurm.cpus: must be at least 1"),
+        ("{\"slurm\": {\"partition\": \"a b\"}}", "", "globals.slurm.partition: \"a b\" is not a valid name"),
+        ("{\"slurm\": {\"partitoin\": \"x\"}}", "", "unknown key \"partitoin\" (did you mean \"partition\"?)"),
+        ("{}", "\"executor\": \"cloud\"", "steps[0].executor: unknown value \"cloud\""),
+        ("{}", "\"slurm\": {\"partition\": \"x\"}", "steps[0].slurm.partition: unknown key"),
+        ("{}", "\"slurm\": {\"time\": \"1-2:3:4:5\"}", "steps[0].slurm.time"),
+    ])
+    func aBadFieldIsAConfigurationError(globals: String, stepExtra: String, message: String) async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true", extra: stepExtra)], globals: globals))
+        let result = await runCLI(["validate", plan], in: dir.path)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stderr.contains("p.json:"), "the message has the location: \(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    @Test(arguments: ["run", "resume", "replay", "orch"])
+    func anUnknownExecutorOptionExitsTwo(command: String) async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true")]))
+        let arguments: [String]
+        switch command {
+        case "run": arguments = ["run", plan]
+        case "orch": arguments = ["orch", "--stage", "test"]
+        default: arguments = [command, "r-1"]
+        }
+        let result = await runCLI(arguments + ["--executor", "kubernetes", "--state-dir", dir.path + "/s"], in: dir.path)
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(result.stderr.contains("option --executor must be one of local, slurm"), "\(result.stderr)")
+    }
+
+    @Test func aGoodSlurmSectionValidates() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON(
+            [stepJSON("a", "true", extra: "\"executor\": \"slurm\", \"slurm\": {\"cpus\": 2, \"mem\": \"4G\", \"time\": \"1-00:00\"}")],
+            globals: "{\"executor\": \"local\", \"slurm\": {\"partition\": \"debug\", \"account\": \"lab\", \"extra_args\": [\"--qos=high\", \"--exclusive\"], \"time\": \"30\"}}"))
+        let result = await runCLI(["validate", plan], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+}

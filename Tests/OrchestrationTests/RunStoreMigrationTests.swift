@@ -1,0 +1,132 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Orchestration
+
+/// `runs.db` written by the release before the Slurm executor (schema version 1) opens with this
+/// build: migrated to version 2 (`attempts.job_id`) when opened for writing, read as it is
+/// when opened read-only.
+@Suite("RunStore: schema migration 1 -> 2")
+struct RunStoreMigrationTests {
+    /// The release's schema, frozen here as it shipped (RunStore.schema at version 1).
+    static let version1Schema = """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            plan_id TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending','running','succeeded','failed','cancelled')),
+            exit_code INTEGER,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            trace_id TEXT NOT NULL,
+            stage TEXT,
+            parent_run_id TEXT,
+            plan_path TEXT NOT NULL,
+            plan_dir TEXT NOT NULL,
+            plan_snapshot BLOB NOT NULL,
+            variables TEXT NOT NULL,
+            options TEXT NOT NULL,
+            engine_pid INTEGER,
+            engine_start_time INTEGER,
+            engine_boot_id TEXT,
+            last_seq INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX runs_by_created ON runs (created_at);
+        CREATE TABLE steps (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            step_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending','running','succeeded','failed','skipped','cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            signal INTEGER,
+            timed_out INTEGER NOT NULL DEFAULT 0,
+            started_at TEXT,
+            finished_at TEXT,
+            error TEXT,
+            PRIMARY KEY (run_id, step_id)
+        );
+        CREATE TABLE attempts (
+            run_id TEXT NOT NULL,
+            step_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            exit_code INTEGER,
+            signal INTEGER,
+            timed_out INTEGER NOT NULL DEFAULT 0,
+            cancelled INTEGER NOT NULL DEFAULT 0,
+            engine_lost INTEGER NOT NULL DEFAULT 0,
+            succeeded INTEGER,
+            error TEXT,
+            PRIMARY KEY (run_id, step_id, attempt),
+            FOREIGN KEY (run_id, step_id) REFERENCES steps (run_id, step_id)
+        );
+        CREATE TABLE events (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            seq INTEGER NOT NULL,
+            ts TEXT NOT NULL,
+            type TEXT NOT NULL,
+            step_id TEXT,
+            attempt INTEGER,
+            data TEXT,
+            PRIMARY KEY (run_id, seq)
+        );
+        -- A step's success is recorded at most once per run.
+        CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
+        """
+
+    /// A state folder whose `runs.db` the version-1 engine wrote: one run, one step, two attempts.
+    static func version1StateFolder() throws -> (path: String, state: StateDirectory) {
+        var template = Array((NSTemporaryDirectory() + "omnibase-migration-XXXXXX").utf8CString)
+        let path = String(cString: mkdtemp(&template)!)
+        let state = try StateDirectory(path: path + "/state")
+        let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
+        try db.write { db in
+            try db.exec(version1Schema)
+            try db.exec("""
+                INSERT INTO runs (run_id, plan_id, status, created_at, trace_id, plan_path, plan_dir, plan_snapshot, variables, options)
+                VALUES ('r-old', 'p', 'failed', '2026-12-01T00:00:00.000Z', 't', 'p.json', '/tmp', X'7B7D', '{}', '{}');
+                INSERT INTO steps (run_id, step_id, position, status, attempts) VALUES ('r-old', 'a', 0, 'failed', 2);
+                INSERT INTO attempts (run_id, step_id, attempt, started_at, finished_at, exit_code, succeeded, error)
+                VALUES ('r-old', 'a', 1, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:01.000Z', 3, 0, 'exited with code 3'),
+                       ('r-old', 'a', 2, '2026-12-01T00:00:02.000Z', '2026-12-01T00:00:03.000Z', 3, 0, 'exited with code 3');
+                """)
+            try db.setUserVersion(1)
+        }
+        return (path, state)
+    }
+
+    @Test func aVersion1DatabaseIsMigratedWhenOpenedForWriting() throws {
+        let (path, state) = try Self.version1StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try RunStore(stateDirectory: state)
+        #expect(try store.database.userVersion == 2)
+        let attempts = try store.attempts("r-old")
+        #expect(attempts.map(\.attempt) == [1, 2], "the old rows are kept")
+        #expect(attempts.allSatisfy { $0.jobID == nil && $0.error == "exited with code 3" })
+        // The new column takes job ids from the events that end attempts.
+        try store.append([RunEvent(seq: 1, runID: "r-old", kind: .stepAttemptFailed, stepID: "a", attempt: 2,
+                                   data: ["exit_code": 3, "job_id": "4711"])])
+        #expect(try store.attempts("r-old").last?.jobID == "4711")
+        // Opening again finds version 2 and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == 2)
+    }
+
+    @Test func aVersion1DatabaseIsReadAsItIsWhenOpenedReadOnly() throws {
+        let (path, state) = try Self.version1StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try RunStore(stateDirectory: state, readOnly: true)
+        #expect(store.openedVersion == 1)
+        #expect(try store.attempts("r-old").map(\.jobID) == [nil, nil])
+        #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 1, "a reader never migrates")
+    }
+
+    @Test func aNewerDatabaseIsStillRefused() throws {
+        let (path, state) = try Self.version1StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
+        try db.write { try $0.setUserVersion(3) }
+        #expect(throws: EngineError.self) { try RunStore(stateDirectory: state) }
+    }
+}

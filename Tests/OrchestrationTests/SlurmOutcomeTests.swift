@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+@testable import Orchestration
+
+/// How a Slurm job's end maps to an attempt's verdict, and the words the job script and
+/// `sbatch` get (no cluster needed).
+@Suite("Slurm executor: verdicts and job scripts")
+struct SlurmOutcomeTests {
+    @Test func onlyCompletedWithExitZeroSucceeds() {
+        let ok = SlurmStepRunner.outcome(SlurmJobEnd(state: "COMPLETED", exitCode: 0), jobID: "7")
+        #expect(ok.result == .succeeded && ok.jobID == "7")
+        for state in ["FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL", "DEADLINE"] {
+            let outcome = SlurmStepRunner.outcome(SlurmJobEnd(state: state, exitCode: 0), jobID: "7")
+            #expect(outcome.result == .failed, "\(state)")
+            #expect(outcome.error?.contains("Slurm job 7 \(state)") == true, "\(outcome.error ?? "")")
+        }
+        let killed = SlurmStepRunner.outcome(SlurmJobEnd(state: "FAILED", signal: 9), jobID: "8")
+        #expect(killed.error == "killed by signal 9 (SIGKILL); Slurm job 8 FAILED" && killed.signal == 9)
+        let cancelled = SlurmStepRunner.outcome(SlurmJobEnd(state: "CANCELLED", signal: 15), jobID: "9")
+        #expect(cancelled.error?.hasSuffix("CANCELLED (not by the engine)") == true)
+    }
+
+    @Test func squeuesRawWaitStatusIsDecoded() {
+        #expect(SlurmJobEnd(state: "FAILED", waitStatus: 768) == SlurmJobEnd(state: "FAILED", exitCode: 3))
+        #expect(SlurmJobEnd(state: "CANCELLED", waitStatus: 15) == SlurmJobEnd(state: "CANCELLED", signal: 15))
+        #expect(SlurmJobEnd(state: "COMPLETED", waitStatus: 0) == SlurmJobEnd(state: "COMPLETED", exitCode: 0))
+    }
+
+    @Test func aSlurmRunWithoutALimitAllowsSixtyFourJobsInFlight() throws {
+        let step = Step.process("a", "true")
+        let unset = Plan(id: "p", steps: [step])
+        #expect(RunSession.maxConcurrency(RunRequest(executor: .slurm), unset) == 64)
+        #expect(RunSession.maxConcurrency(RunRequest(), Plan(id: "p", steps: [step], executor: .slurm)) == 64)
+        #expect(RunSession.maxConcurrency(RunRequest(), unset) == nil, "local keeps the plan's default (cores)")
+        #expect(RunSession.maxConcurrency(RunRequest(maxConcurrency: 3, executor: .slurm), unset) == 3)
+        #expect(RunSession.maxConcurrency(RunRequest(executor: .slurm), Plan(id: "p", maxConcurrency: 5, steps: [step])) == nil,
+                "the plan's own max_concurrency stands")
+    }
+
+    @Test func aLostJobRecordIsAFailureNeverASuccess() {
+        let lost = SlurmStepRunner.outcome(SlurmJobEnd(detail: "Slurm has no record of it"), jobID: "10")
+        #expect(lost.result == .failed)
+        #expect(lost.error?.contains("job record lost") == true)
+    }
+
+    @Test func scriptWordsAreQuotedExactlyAndLogPathsEscaped() {
+        #expect(SlurmStepRunner.quote("it's $HOME *") == #"'it'\''s $HOME *'"#)
+        #expect(SlurmStepRunner.quote("") == "''")
+        #expect(SlurmStepRunner.escapePattern("/s/100%/a.1.out") == "/s/100%%/a.1.out")
+        #expect(SlurmCLI.parseJobID("123\n") == "123")
+        #expect(SlurmCLI.parseJobID("124;cluster\n") == "124")
+        #expect(SlurmCLI.parseJobID("Submitted batch job 5\n") == nil)
+    }
+
+    @Test func extraArgumentsTheEngineControlsAreRefused() {
+        for bad in ["--output=x", "--o=x", "--job-name=x", "--parsable", "--wrap=ls", "--time=5", "--mem=1G", "-p", "x", "--", "--Qos=x"] {
+            #expect(SlurmSettings.validationError(ofExtraArgument: bad) != nil, "\(bad)")
+        }
+        for good in ["--qos=high", "--exclusive", "--constraint=gpu", "--gres=gpu:1", "--mem-per-cpu=1G", "--nice=1"] {
+            #expect(SlurmSettings.validationError(ofExtraArgument: good) == nil, "\(good)")
+        }
+        for good in ["30", "10:00", "1:00:00", "2-0", "2-12:00", "2-12:00:00"] { #expect(SlurmSettings.validationError(ofTime: good) == nil) }
+        for bad in ["", "1h", "1:2:3:4", "-5", "1-2-3", "a-1"] { #expect(SlurmSettings.validationError(ofTime: bad) != nil, "\(bad)") }
+    }
+}
