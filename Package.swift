@@ -13,14 +13,17 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         // Our own C helpers for what Glibc does not import: posix_spawn with chdir, pidfd, wait-status macros.
         .target(name: "COmnibaseShims", path: "Sources/COmnibaseShims"),
-        .target(name: "Orchestration", dependencies: ["CSQLite", "COmnibaseShims"]),
+        // Layer 1: strict JSON, SQLite, YAML, timestamps, the coded-error shape, terminal text.
+        .target(name: "OmnibaseSupport", dependencies: ["CSQLite"], path: "Sources/Orchestration/Support"),
+        .target(name: "Orchestration", dependencies: ["OmnibaseSupport", "CSQLite", "COmnibaseShims"],
+                path: "Sources/Orchestration", exclude: ["Support"]),
         .target(name: "Agents", dependencies: ["Orchestration"]),
         .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Agents"]),
         // The benchmark harness: `swift run -c release omnibase-bench --help`.
         .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration", "Agents"], path: "Benchmarks/omnibase-bench"),
         // Test doubles at true boundaries (a manual clock), shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims", "TestSupport"]),
+        .testTarget(name: "OrchestrationTests", dependencies: ["OmnibaseSupport", "Orchestration", "COmnibaseShims", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Orchestration", "omnibase-agents"]),
         // Multi-agent orchestration (issue 6): real git repositories and processes; the CLI binary
         // is a dependency so `ci emit` and `agents run` can be run as separate processes.
