@@ -1,4 +1,5 @@
 import OmnibaseSupport
+import Orchestration
 
 extension TextStyle {
     /// The marker of a step or run status.
