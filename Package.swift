@@ -4,7 +4,7 @@ import PackageDescription
 let package = Package(
     name: "omnibase-agents",
     products: [
-        .library(name: "Orchestration", targets: ["Orchestration"]),
+        .library(name: "Orchestration", targets: ["Orchestration", "Stages", "Presentation"]),
         .library(name: "Agents", targets: ["Agents"]),
         .executable(name: "omnibase-agents", targets: ["omnibase-agents"]),
     ],
@@ -13,15 +13,24 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         // Our own C helpers for what Glibc does not import: posix_spawn with chdir, pidfd, wait-status macros.
         .target(name: "COmnibaseShims", path: "Sources/COmnibaseShims"),
-        .target(name: "Orchestration", dependencies: ["CSQLite", "COmnibaseShims"]),
+        // The layers, lowest first (README, Development); SwiftPM refuses a cycle between them.
+        // 1. Strict JSON, SQLite, YAML, timestamps, the coded-error shape, terminal text.
+        .target(name: "OmnibaseSupport", dependencies: ["CSQLite"], path: "Sources/Orchestration/Support"),
+        // 2. The engine: plan, execution, process, state. `import Orchestration` re-exports 1.
+        .target(name: "Orchestration", dependencies: ["OmnibaseSupport", "CSQLite", "COmnibaseShims"],
+                path: "Sources/Orchestration/Engine"),
+        // 3. The stage orchestrators (registry, pipeline, test, CI, pre-commit) on the engine.
+        .target(name: "Stages", dependencies: ["Orchestration"], path: "Sources/Orchestration/Stages"),
+        // 4. What people read: human and HTML reports, progress, graphs, profiles.
+        .target(name: "Presentation", dependencies: ["Orchestration", "Stages"], path: "Sources/Orchestration/Presentation"),
         .target(name: "Agents", dependencies: ["Orchestration"]),
-        .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Agents"]),
+        .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Stages", "Presentation", "Agents"]),
         // The benchmark harness: `swift run -c release omnibase-bench --help`.
         .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration", "Agents"], path: "Benchmarks/omnibase-bench"),
         // Test doubles at true boundaries (a manual clock), shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration", "COmnibaseShims", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Orchestration", "omnibase-agents"]),
+        .testTarget(name: "OrchestrationTests", dependencies: ["OmnibaseSupport", "Orchestration", "Stages", "Presentation", "COmnibaseShims", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Orchestration", "Stages", "Presentation", "omnibase-agents"]),
         // Multi-agent orchestration (issue 6): real git repositories and processes; the CLI binary
         // is a dependency so `ci emit` and `agents run` can be run as separate processes.
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "Orchestration", "omnibase-agents", "TestSupport"]),

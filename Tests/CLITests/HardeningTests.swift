@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+@testable import Presentation
 import Testing
 @testable import Orchestration
 

@@ -1,4 +1,5 @@
 import Foundation
+@testable import Presentation
 import Testing
 @testable import Orchestration
 

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+@testable import OmnibaseSupport
 @testable import Orchestration
 
 /// A fresh folder under /tmp, removed (with everything in it) when the test body returns.

@@ -1,4 +1,5 @@
 import Foundation
+@testable import Stages
 import Testing
 @testable import Orchestration
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import OmnibaseSupport
 @testable import Orchestration
 
 @Suite("YAML output")

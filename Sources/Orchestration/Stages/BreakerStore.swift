@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Orchestration
 
 /// The circuit breakers of every component, kept in the state folder across invocations:
 /// `breakers.json`, replaced atomically (``StateDirectory/writeFileAtomically(_:_:)``) under the

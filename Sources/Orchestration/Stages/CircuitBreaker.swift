@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// One component's circuit breaker (SPEC §6): a pure value, so its rules are tested without
 /// processes or clocks.

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// One entry of the registry: a tool, validator or test that stages run as a plan step
 /// (SPEC §6: "a component runs as a plan step does").
 public struct Component: Sendable, Hashable {

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// A selection filter written `key=value,key=value` (`--filter`, a stage's `filter`).
 ///
 /// Clauses are ANDed; one clause's value may list alternatives with `|` (ORed):

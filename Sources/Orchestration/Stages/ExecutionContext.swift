@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// Everything an ``Orchestrator`` works with (seed 000's `ExecCtx`): the environment, the
 /// configuration snapshot (the registry as read), the mode, what the user asked for, the state

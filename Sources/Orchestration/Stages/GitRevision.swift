@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// What git says about the working folder, for stage labels and gates.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// How one hook ended.
 public struct HookResult: Sendable {

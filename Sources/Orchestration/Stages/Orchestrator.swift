@@ -1,3 +1,5 @@
+import Orchestration
+
 /// A stage's control point (seeds 000 and 001): one interface, `run(context) -> report`, and one
 /// execution flow, ``StageRunner``, shared by the stages that run components.
 ///

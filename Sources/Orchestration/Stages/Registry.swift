@@ -1,3 +1,5 @@
+import Orchestration
+
 /// The component registry (`omnibase.registry.json`, SPEC §6): components, per-stage defaults,
 /// hooks, gates and circuit-breaker settings.
 public struct Registry: Sendable {

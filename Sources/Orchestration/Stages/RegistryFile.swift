@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Orchestration
 
 /// Safe edits of the registry file: read, change, validate, replace atomically.
 ///

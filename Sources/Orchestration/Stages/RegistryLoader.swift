@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// Loads the component registry strictly, like plans (SPEC §1, §6): any problem is one located
 /// sentence, `FILE:LINE:COLUMN: PATH: message` (exit 2), with a "did you mean" for likely typos.

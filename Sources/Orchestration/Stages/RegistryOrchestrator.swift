@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// What `orch --stage registry` does.
 public enum RegistryAction: Sendable {

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// The stages of `orch --stage ...` (SPEC §6, seeds 000 and 001).
 public enum Stage: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// Validators before a commit: by default validators tagged `pre-commit`, canary or stable, run one at a time.

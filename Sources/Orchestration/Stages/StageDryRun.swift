@@ -1,3 +1,5 @@
+import Orchestration
+
 /// What `--mode dry-run` shows: the stage's components in the order they would run, with their
 /// fully resolved argv, and what would keep any from running. Nothing is started.
 public struct StageDryRun: Sendable {
@@ -61,34 +63,5 @@ public struct StageDryRun: Sendable {
                 ])
             })),
         ]
-    }
-
-    /// The dry run as human lines.
-    func render(stage: Stage, style: TextStyle) -> [String] {
-        let width = max(60, style.width)
-        let running = steps.filter { $0.skipReason == nil }
-        var lines = ["Dry run of stage \(stage) (\(runMode) mode): \(running.count) component"
-                     + "\(running.count == 1 ? "" : "s") in order, nothing started"]
-        lines.append(truncate("selection: \(TerminalText.escaped(criteria))", to: width))
-        for hook in preHooks {
-            lines.append(truncate("pre hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
-                                  to: width))
-        }
-        for (position, step) in running.enumerated() {
-            var note = ""
-            if case .dependency(let dependent) = step.reason { note = "  (dependency of \(dependent))" }
-            if step.breaker == "half_open" { note += "  (breaker trial)" }
-            lines.append(truncate("\(position + 1). \(step.component.name): " + TerminalText.escaped(ShellQuoting.line(step.argv))
-                                  + note, to: width))
-        }
-        for step in steps where step.skipReason != nil {
-            lines.append(truncate("\(style.marker(.skipped)) \(step.component.name): \(TerminalText.escaped(step.skipReason ?? ""))",
-                                  to: width))
-        }
-        for hook in postHooks {
-            lines.append(truncate("post hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
-                                  to: width))
-        }
-        return lines
     }
 }

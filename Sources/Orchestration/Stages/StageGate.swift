@@ -1,3 +1,5 @@
+import Orchestration
+
 /// Checks a stage's gate (SPEC §6 `gates`) before anything of the stage runs.
 ///
 /// `"gates": {"ci": {"require_passed": ["pre-commit"]}}` is met when the run history holds a

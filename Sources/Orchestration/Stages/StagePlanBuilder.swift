@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// Translates a stage's selected components into a plan document (SPEC §1) and loads it through
 /// ``PlanLoader``, so a stage runs on the same engine as `run` with every guarantee: timeouts,

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// The timings of `--mode profile` (components run one at a time, so each one's wall time is its
 /// own): per component wall time and attempts, the critical path through the stage's DAG, and
 /// the engine's own overhead (the run's wall time minus the components').

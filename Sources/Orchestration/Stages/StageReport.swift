@@ -1,3 +1,5 @@
+import Orchestration
+
 /// What an ``Orchestrator`` returns: the stage's ``RunReport`` (SPEC §4 with `stage`) and what
 /// happened around it: gates, hooks, circuit breakers, warnings, timings.
 ///
@@ -130,42 +132,6 @@ public struct StageReport: Sendable {
         ]
         if let profile { members.append(.init("profile", profile.json)) }
         return members
-    }
-
-    /// The report for a terminal, within the style's width (at most 100 columns). Warnings are
-    /// not repeated here: they go to stderr as they happen (``ExecutionContext/notices``).
-    public func human(style: TextStyle) -> String {
-        let width = max(60, style.width)
-        var lines: [String] = []
-        switch outcome {
-        case .administered(_, let text):
-            return text
-        case .dryRun(let dryRun):
-            lines += dryRun.render(stage: stage, style: style)
-        case .ran(let report):
-            lines += HumanReport.render(report, style: style).split(separator: "\n", omittingEmptySubsequences: false)
-                .map(String.init).filter { !$0.isEmpty }
-        case .nothingStarted:
-            let marker = style.marker(exitCode == 0 ? .skipped : .failed)
-            lines.append("\(marker) stage \(stage): nothing started, every selected component is behind an open circuit")
-            for component in skipped {
-                lines.append(truncate("  \(style.marker(.skipped))  \(TerminalText.escaped(component.name))  "
-                                      + TerminalText.escaped(component.reason), to: width))
-            }
-        }
-        for condition in gates {
-            lines.append(truncate("gate: \(condition.met ? "met" : "NOT met"): \(TerminalText.escaped(condition.detail))", to: width))
-        }
-        for hook in hooks {
-            let detail = hook.error.map { ": \(TerminalText.escaped($0))" } ?? ""
-            lines.append(truncate("hook \(hook.phase.rawValue) \(TerminalText.escaped(hook.name)): \(style.marker(hook.status)) "
-                                  + "\(formatDuration(hook.duration))\(detail)", to: width))
-        }
-        if let profile { lines += profile.render(style: style) }
-        for (component, paths) in failureLogs {
-            for path in paths { lines.append("output of \(TerminalText.escaped(component)): \(TerminalText.escaped(path))") }
-        }
-        return lines.joined(separator: "\n") + "\n"
     }
 
     /// `matched`, `dependency of X` or `named`.

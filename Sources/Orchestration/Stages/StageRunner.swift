@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// The one execution flow of every stage that runs components (the seeds' shared base class):
 ///

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// What a user asked of a stage's selection on the command line (`--tags`, `--filter`,
 /// `--lifecycle`, and for the pipeline `--from A --to B ...`).
 public struct SelectionRequest: Sendable, Hashable {

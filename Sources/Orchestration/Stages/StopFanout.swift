@@ -1,4 +1,5 @@
 import Synchronization
+import Orchestration
 
 /// Shares one stream of stop requests (SIGINT/SIGTERM) between the phases of a stage: pre
 /// hooks, the run, post hooks. An `AsyncStream` has a single consumer, so ``pump()`` consumes

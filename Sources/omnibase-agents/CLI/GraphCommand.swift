@@ -1,5 +1,6 @@
 import Foundation
 import Orchestration
+import Presentation
 
 /// `graph PLAN.json` or `graph --run RUN_ID`: the DAG as Graphviz DOT or a Mermaid flowchart.
 struct GraphCommand: CLICommand {

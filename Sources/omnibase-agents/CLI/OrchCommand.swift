@@ -1,5 +1,7 @@
 import Foundation
 import Orchestration
+import Presentation
+import Stages
 
 /// `orch --stage pre-commit|ci|test|pipeline|registry ...`: the stage orchestrators (SPEC §6).
 /// Each option's table entry says which stages (or registry actions) it belongs to; any other

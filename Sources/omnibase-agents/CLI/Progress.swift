@@ -1,5 +1,6 @@
 import Foundation
 import Orchestration
+import Presentation
 
 extension CommonOptions {
     /// The progress printer of a run in human format (nil for json/yaml): a live block when stderr

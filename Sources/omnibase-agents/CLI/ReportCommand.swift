@@ -1,5 +1,6 @@
 import Foundation
 import Orchestration
+import Presentation
 
 /// `report RUN_ID --html FILE`: a self-contained HTML page of a run.
 struct ReportCommand: CLICommand {

@@ -1,5 +1,6 @@
 import Foundation
 import Orchestration
+import Presentation
 
 /// `run PLAN.json`: execute a plan.
 struct RunCommand: CLICommand {

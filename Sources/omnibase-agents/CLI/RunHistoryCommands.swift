@@ -1,5 +1,6 @@
 import Foundation
 import Orchestration
+import Presentation
 
 /// What `resume` and `replay` take: one run id, the values of its secret variables that were not
 /// stored (`--var`), and the common options.

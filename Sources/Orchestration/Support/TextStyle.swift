@@ -25,17 +25,6 @@ public struct TextStyle: Sendable, Hashable {
         return TextStyle(rich: !plain, width: width)
     }
 
-    /// The marker of a step or run status.
-    public func marker(_ status: StepStatus) -> String {
-        switch status {
-        case .succeeded: return rich ? "✅" : "PASS"
-        case .failed: return rich ? "❌" : "FAIL"
-        case .skipped: return rich ? "⏭️" : "SKIP"
-        case .cancelled: return rich ? "⚠️" : "WARN"
-        case .pending, .running: return rich ? "⏱️" : "TIME"
-        }
-    }
-
     /// Text shortened with an ellipsis to the style's width, counting terminal columns (emoji
     /// take two).
     public func fit(_ text: String) -> String { truncate(text, to: width) }
@@ -49,7 +38,7 @@ public struct TextStyle: Sendable, Hashable {
 
 /// The columns a character takes on a terminal: emoji and East Asian wide characters take two,
 /// combining marks and variation selectors none.
-func columns(_ character: Character) -> Int {
+package func columns(_ character: Character) -> Int {
     var width = 0
     for scalar in character.unicodeScalars {
         switch scalar.value {
@@ -65,10 +54,10 @@ func columns(_ character: Character) -> Int {
 }
 
 /// The columns a string takes on a terminal.
-func displayWidth(_ text: String) -> Int { text.reduce(0) { $0 + columns($1) } }
+package func displayWidth(_ text: String) -> Int { text.reduce(0) { $0 + columns($1) } }
 
 /// Shortens text to a number of terminal columns with an ellipsis.
-func truncate(_ text: String, to width: Int) -> String {
+package func truncate(_ text: String, to width: Int) -> String {
     guard displayWidth(text) > width else { return text }
     let budget = width > 3 ? width - 3 : width
     var out = ""
@@ -83,7 +72,7 @@ func truncate(_ text: String, to width: Int) -> String {
 }
 
 /// Pads text on the right to a number of terminal columns.
-func pad(_ text: String, _ width: Int) -> String {
+package func pad(_ text: String, _ width: Int) -> String {
     let used = displayWidth(text)
     return used >= width ? text : text + String(repeating: " ", count: width - used)
 }

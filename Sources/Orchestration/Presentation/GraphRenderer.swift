@@ -1,3 +1,5 @@
+import Orchestration
+
 /// Draws a plan's DAG as Graphviz DOT or a Mermaid flowchart, optionally with each step coloured
 /// by a run's final status.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// Where a run's time went (`--mode profile`): per-step wall time and attempts, the critical path
 /// as it happened, the engine's own dispatch overhead and the slowest steps.

@@ -25,6 +25,20 @@ public struct RunReport: Sendable {
         /// The last attempt's cluster job id (the Slurm executor); nil for local attempts.
         public var jobID: String?
 
+        /// The memberwise initializer, for the stages (the breaker-skipped components they add).
+        package init(id: String, status: StepStatus, attempts: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool,
+                     startedAt: Date?, finishedAt: Date?, error: String?) {
+            self.id = id
+            self.status = status
+            self.attempts = attempts
+            self.exitCode = exitCode
+            self.signal = signal
+            self.timedOut = timedOut
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+            self.error = error
+        }
+
         /// `finishedAt - startedAt`.
         public var duration: Double? {
             guard let startedAt, let finishedAt else { return nil }
@@ -110,5 +124,5 @@ public struct RunReport: Sendable {
     }
 
     /// Milliseconds are the resolution of the timestamps.
-    static func rounded(_ seconds: Double) -> Double { (seconds * 1000).rounded() / 1000 }
+    package static func rounded(_ seconds: Double) -> Double { (seconds * 1000).rounded() / 1000 }
 }

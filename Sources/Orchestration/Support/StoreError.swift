@@ -128,7 +128,7 @@ extension StoreError: Hashable {
 
 extension StoreError {
     /// The user-facing sentence for a code, naming the path when there is one.
-    static func defaultMessage(for code: Code, path: String?) -> String {
+    package static func defaultMessage(for code: Code, path: String?) -> String {
         let subject = path.map { "'\($0)'" } ?? "the state folder"
         switch code {
         case .diskFull:
@@ -198,7 +198,7 @@ extension StoreError {
     ///   - number: The `errno` value.
     ///   - operation: The system call, for the detail (`"open"`, `"rename"`).
     ///   - path: The file or folder involved.
-    static func posix(_ number: Int32, operation: String, path: String) -> StoreError {
+    package static func posix(_ number: Int32, operation: String, path: String) -> StoreError {
         let code: Code
         switch number {
         case ENOSPC, EDQUOT, EFBIG: code = .diskFull

@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// The last lines of an attempt's log, read without loading the whole file.
 public struct LogTail: Sendable, Hashable {

@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 extension HTMLReport {
     /// Where the DAG's nodes go: one column per level (longest path from a root), left to right.

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// Small helpers for writing HTML and SVG text.
 enum HTML {
     /// Text safe in element content and in double- or single-quoted attribute values.

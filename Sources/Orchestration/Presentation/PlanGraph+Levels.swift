@@ -1,3 +1,5 @@
+import Orchestration
+
 extension PlanGraph {
     /// Each step's level: 0 for a step without dependencies, otherwise one more than its deepest
     /// dependency (the longest path from a root), so every edge goes to a higher level.

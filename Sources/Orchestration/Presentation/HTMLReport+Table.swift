@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 extension HTMLReport {
     /// The step table, with status filters that need no script (radio buttons and CSS).

@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 /// A run as one self-contained HTML page: a Gantt timeline of every attempt, the DAG laid out by
 /// levels, and a table of the steps with the tail of each one's stderr.

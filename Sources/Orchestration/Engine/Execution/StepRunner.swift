@@ -157,7 +157,7 @@ public struct LocalStepRunner: StepRunner {
     }
 
     /// Maps a process outcome to the scheduler's verdict and one explaining sentence.
-    static func attemptOutcome(_ outcome: ProcessOutcome, timeout: Duration?) -> AttemptOutcome {
+    package static func attemptOutcome(_ outcome: ProcessOutcome, timeout: Duration?) -> AttemptOutcome {
         var exitCode: Int32?
         var signal: Int32?
         var error: String?

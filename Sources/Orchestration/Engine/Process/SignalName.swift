@@ -1,10 +1,10 @@
 import Glibc
 
 /// The engine's one table of signal names, for messages, the CLI and reports.
-enum SignalName {
+package enum SignalName {
     /// The conventional name of the signals a step is likely to die of or be sent, `nil` for
     /// any other number.
-    static func name(for number: Int32) -> String? {
+    package static func name(for number: Int32) -> String? {
         switch number {
         case SIGHUP: "SIGHUP"
         case SIGINT: "SIGINT"
@@ -25,7 +25,7 @@ enum SignalName {
     }
 
     /// The name, or `signal N` for a number without one: `SIGKILL`, `signal 42`.
-    static func describe(_ number: Int32) -> String {
+    package static func describe(_ number: Int32) -> String {
         name(for: number) ?? "signal \(number)"
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Orchestration
 
 /// Shows a run's progress while it runs, on a stream (stderr).
 ///

@@ -1,3 +1,5 @@
+import Orchestration
+
 /// The human summary of a run: a header, one line per step, a summary line; within the style's
 /// width (at most 100 columns). Text from the plan or its steps is shown through
 /// ``TerminalText/escaped(_:)``.

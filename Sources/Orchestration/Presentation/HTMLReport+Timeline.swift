@@ -1,4 +1,5 @@
 import Foundation
+import Orchestration
 
 extension HTMLReport {
     /// The run's time frame and each step's attempts, shared by the Gantt chart and the table.

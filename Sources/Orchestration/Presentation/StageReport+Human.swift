@@ -1,0 +1,74 @@
+import Orchestration
+import Stages
+
+// The terminal rendering of a stage's report lives here, above the stages: it needs HumanReport
+// and the status markers of TextStyle, which are presentation.
+
+extension StageReport {
+    /// The report for a terminal, within the style's width (at most 100 columns). Warnings are
+    /// not repeated here: they go to stderr as they happen (``ExecutionContext/notices``).
+    public func human(style: TextStyle) -> String {
+        let width = max(60, style.width)
+        var lines: [String] = []
+        switch outcome {
+        case .administered(_, let text):
+            return text
+        case .dryRun(let dryRun):
+            lines += dryRun.render(stage: stage, style: style)
+        case .ran(let report):
+            lines += HumanReport.render(report, style: style).split(separator: "\n", omittingEmptySubsequences: false)
+                .map(String.init).filter { !$0.isEmpty }
+        case .nothingStarted:
+            let marker = style.marker(exitCode == 0 ? .skipped : .failed)
+            lines.append("\(marker) stage \(stage): nothing started, every selected component is behind an open circuit")
+            for component in skipped {
+                lines.append(truncate("  \(style.marker(.skipped))  \(TerminalText.escaped(component.name))  "
+                                      + TerminalText.escaped(component.reason), to: width))
+            }
+        }
+        for condition in gates {
+            lines.append(truncate("gate: \(condition.met ? "met" : "NOT met"): \(TerminalText.escaped(condition.detail))", to: width))
+        }
+        for hook in hooks {
+            let detail = hook.error.map { ": \(TerminalText.escaped($0))" } ?? ""
+            lines.append(truncate("hook \(hook.phase.rawValue) \(TerminalText.escaped(hook.name)): \(style.marker(hook.status)) "
+                                  + "\(formatDuration(hook.duration))\(detail)", to: width))
+        }
+        if let profile { lines += profile.render(style: style) }
+        for (component, paths) in failureLogs {
+            for path in paths { lines.append("output of \(TerminalText.escaped(component)): \(TerminalText.escaped(path))") }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension StageDryRun {
+    /// The dry run as human lines.
+    func render(stage: Stage, style: TextStyle) -> [String] {
+        let width = max(60, style.width)
+        let running = steps.filter { $0.skipReason == nil }
+        var lines = ["Dry run of stage \(stage) (\(runMode) mode): \(running.count) component"
+                     + "\(running.count == 1 ? "" : "s") in order, nothing started"]
+        lines.append(truncate("selection: \(TerminalText.escaped(criteria))", to: width))
+        for hook in preHooks {
+            lines.append(truncate("pre hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
+                                  to: width))
+        }
+        for (position, step) in running.enumerated() {
+            var note = ""
+            if case .dependency(let dependent) = step.reason { note = "  (dependency of \(dependent))" }
+            if step.breaker == "half_open" { note += "  (breaker trial)" }
+            lines.append(truncate("\(position + 1). \(step.component.name): " + TerminalText.escaped(ShellQuoting.line(step.argv))
+                                  + note, to: width))
+        }
+        for step in steps where step.skipReason != nil {
+            lines.append(truncate("\(style.marker(.skipped)) \(step.component.name): \(TerminalText.escaped(step.skipReason ?? ""))",
+                                  to: width))
+        }
+        for hook in postHooks {
+            lines.append(truncate("post hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
+                                  to: width))
+        }
+        return lines
+    }
+}
