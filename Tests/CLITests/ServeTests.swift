@@ -321,3 +321,159 @@ struct ServeTests {
         #expect(try await server.stop() == 143)
     }
 }
+
+/// `serve` in headless Chromium while a real plan runs: the runs list and the run page at
+/// several moments, and the run page updated by its event stream alone. Chromium comes from
+/// `.ci/run` (`apt-get install chromium`); without it these tests are skipped.
+@Suite("serve: the live monitor in a browser", .serialized, .timeLimit(.minutes(5)))
+struct ServeBrowserTests {
+    static var hasChromium: Bool { ReportTests.tool("chromium") != nil || ReportTests.tool("chromium-browser") != nil }
+
+    /// The DOM Chromium built for a page, its console checked.
+    static func dom(_ url: String, in dir: TempDir, extra: [String] = []) async throws -> String {
+        let browser = try await ReportTests.chromium(extra + ["--dump-dom", url], in: dir.path)
+        #expect(browser.status == 0, "\(browser.stderr)")
+        ReportTests.expectNoConsoleMessages(browser.stderr)
+        return browser.stdout
+    }
+
+    /// How many streams the server feeds now.
+    static func followers(_ server: ServeProcess) throws -> Int {
+        let json = try StrictJSONParser.parse(Array(try HTTPClient.get(port: server.port, path: "/api/monitor").body.utf8)).toValue()
+        return json["followers"]?.intValue ?? -1
+    }
+
+    @Test(.enabled(if: hasChromium, "chromium is not installed (apt-get install chromium): the browser checks are skipped"))
+    func theRunsListAndTheRunPageFollowARunningPlan() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = ServeTests.gatedPlan(dir)
+        let path = dir.path
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: path, timeout: .seconds(180))
+        _ = try await waitForFile(dir.path + "/a.running", seconds: 30)
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
+        let runs = try StrictJSONParser.parse(Array(try HTTPClient.get(port: server.port, path: "/api/runs").body.utf8)).toValue()
+        let runID = try #require(runs["runs"]?.arrayValue?.first?["run_id"]?.stringValue)
+        let runURL = server.url + "runs/" + runID
+
+        // Moment 1: a runs, b and c wait.
+        let list1 = try await Self.dom(server.url, in: dir)
+        #expect(list1.contains("<span class=\"badge running\">running</span>"))
+        #expect(list1.contains("0/3 (0%)"))
+        let page1 = try await Self.dom(runURL, in: dir)
+        #expect(page1.contains("<tr class=\"step running unfinished\" id=\"step-a\">"))
+        #expect(page1.contains("<tr class=\"step pending unfinished\" id=\"step-b\">"))
+        #expect(page1.contains("class=\"elapsed\" data-since="), "the running step's elapsed time")
+        #expect(page1.contains("a started") && page1.contains("a waits"), "its stdout and stderr tails")
+        #expect(page1.contains("Live: 0/3 steps done"))
+
+        // Moment 2: a succeeded, b runs.
+        _ = FileManager.default.createFile(atPath: dir.path + "/a.go", contents: nil)
+        _ = try await waitForFile(dir.path + "/b.running", seconds: 30)
+        let list2 = try await Self.dom(server.url, in: dir)
+        #expect(list2.contains("1/3 (33%)"))
+        let page2 = try await Self.dom(runURL, in: dir)
+        #expect(page2.contains("<tr class=\"step succeeded\" id=\"step-a\">"))
+        #expect(page2.contains("<tr class=\"step running unfinished\" id=\"step-b\">"))
+        #expect(page2.contains("a done"))
+
+        // The page, once open, follows the run through its event stream alone: opened while b
+        // runs, it shows the end of the run that happens while it is open. (Chromium dumps the DOM
+        // when its virtual time runs out, which waits for open requests: the script closes the
+        // stream at the run's end.)
+        async let live = ReportTests.chromium(["--virtual-time-budget=3000", "--dump-dom", runURL], in: path)
+        var waited = 0
+        while try Self.followers(server) < 1 && waited < 600 {
+            try await Task.sleep(for: .milliseconds(50))
+            waited += 1
+        }
+        #expect(try Self.followers(server) >= 1, "the page never connected its event stream")
+        _ = FileManager.default.createFile(atPath: dir.path + "/b.go", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.path + "/c.go", contents: nil)
+        let result = await run
+        #expect(result.status == 0, "\(result.stderr)")
+        let followed = try await live
+        #expect(followed.status == 0, "\(followed.stderr)")
+        ReportTests.expectNoConsoleMessages(followed.stderr)
+        let page3 = followed.stdout
+        #expect(page3.contains("data-stream=\"/runs/\(runID)/events?after="), "the page was served mid-run")
+        #expect(page3.contains("data-finished=\"true\""), "the stream said the run ended")
+        #expect(page3.contains("class=\"conn done\">finished"))
+        for step in ["a", "b", "c"] {
+            #expect(page3.contains("<tr class=\"step succeeded\" id=\"step-\(step)\">"), "\(step)")
+        }
+        #expect(page3.contains("Finished: succeeded"))
+        #expect(page3.contains("run_finished"), "the events arrived in the page's event log")
+        #expect(page3.contains("<span class=\"badge succeeded\">succeeded</span>"))
+
+        // Moment 3: the list shows the end.
+        let list3 = try await Self.dom(server.url, in: dir)
+        #expect(list3.contains("3/3 (100%)"))
+        #expect(list3.contains("<span class=\"badge succeeded\">succeeded</span>"))
+
+        // A screenshot of the finished run's page.
+        let shot = dir.path + "/monitor.png"
+        let screenshot = try await ReportTests.chromium(["--hide-scrollbars", "--window-size=1320,1200", "--screenshot=" + shot, runURL],
+                                                        in: path)
+        #expect(screenshot.status == 0, "\(screenshot.stderr)")
+        ReportTests.expectNoConsoleMessages(screenshot.stderr)
+        let png = try #require(FileManager.default.contents(atPath: shot))
+        #expect(Array(png.prefix(4)) == [0x89, 0x50, 0x4E, 0x47])
+        #expect(try await server.stop() == 143)
+    }
+}
+
+/// The agents page, rendered from the JSON of `agents status` (the monitor reads the session
+/// through `ProjectStatus.load`, read-only).
+@Suite("serve: the agents page")
+struct ServeAgentsPageTests {
+    static let status = #"""
+    {"project": "shop<x>", "session_id": "s-1", "status": "running", "live": true, "integration_branch": "integration",
+     "repo": "/r", "started_at": "2026-12-06T01:00:00.000Z", "finished_at": null,
+     "summary": {"total": 3, "pending": 0, "working": 1, "blocked": 1, "done": 1, "failed": 0, "stalled": 0},
+     "tasks": [
+       {"id": "api", "role": "backend", "title": "Build the <api>", "milestone": "m1", "state": "done", "phase": null,
+        "iteration": 3, "branch": "agent/backend/api", "awaiting": null, "ci": {"status": "passed", "run_id": "r-ci-1", "log": null},
+        "reason": null},
+       {"id": "ui", "role": "frontend", "title": "UI", "milestone": "m1", "state": "blocked", "phase": "blocked",
+        "iteration": 2, "branch": "agent/frontend/ui", "awaiting": ["deploy_ready"], "ci": null,
+        "reason": "waiting for deploy_ready", "blocked_since": "2026-12-06T01:30:00.000Z"},
+       {"id": "docs", "role": "writer", "title": "Docs", "milestone": "m2", "state": "blocked", "phase": "blocked",
+        "iteration": 1, "branch": "agent/writer/docs", "awaiting": [], "ci": null, "reason": null}
+     ],
+     "milestones": [
+       {"id": "m1", "title": "First", "state": "merged", "tasks": ["api", "ui"],
+        "merge": {"branch": "integration", "commit": "0123456789abcdef0123", "merged_tasks": ["api"]}, "conflicts": [], "reason": null},
+       {"id": "m2", "title": "Second", "state": "blocked", "tasks": ["docs"], "conflicts": ["README.md"], "reason": "merge conflict"}
+     ],
+     "events": {"count": 1, "recent": [{"seq": 1, "name": "deploy_ready"}]}}
+    """#
+
+    @Test func tasksWaitsAndMergesAreShownEscaped() throws {
+        let json = try StrictJSONParser.parse(Array(Self.status.utf8)).toValue()
+        let html = MonitorPages.agentsContent(.success(json))
+        #expect(html.contains("Agents: shop&lt;x&gt;"))
+        #expect(html.contains("Build the &lt;api&gt;") && !html.contains("<api>"))
+        #expect(html.contains("<tr class=\"task cancelled\" id=\"task-ui\">"))
+        #expect(html.contains("<span class=\"mono\">deploy_ready</span>"), "what the blocked task waits for")
+        #expect(html.contains("2026-12-06T01:30:00.000Z") && html.contains("class=\"elapsed\" data-since=\"1796520600000\""),
+                "since when, ticking")
+        #expect(html.contains("any event for docs"), "an empty wait list waits for any event of the task")
+        #expect(html.contains("merged into <span class=\"mono\">integration</span> at <span class=\"mono\">0123456789ab</span> (api)"))
+        #expect(html.contains("conflicts: README.md"))
+        #expect(html.contains("href=\"/runs/r-ci-1\""), "the CI run links to its run page")
+        #expect(MonitorPages.agentsContent(.success(nil)).contains("No agents session"))
+        #expect(MonitorPages.agentsContent(.failure(MonitorError("bad <db>"))).contains("bad &lt;db&gt;"))
+    }
+
+    @Test func theAgentsRoutesWithoutASession() async throws {
+        let dir = TempDir()
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", dir.path + "/s"], dir: dir)
+        let page = try HTTPClient.get(port: server.port, path: "/agents")
+        #expect(page.status == 200 && page.body.contains("No agents session"))
+        #expect(try HTTPClient.get(port: server.port, path: "/api/agents").status == 404)
+        let list = try HTTPClient.get(port: server.port, path: "/")
+        #expect(list.status == 200 && list.body.contains("No run history"), "an empty state folder is not an error")
+        #expect(try await server.stop() == 143)
+    }
+}
