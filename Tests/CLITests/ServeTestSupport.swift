@@ -4,16 +4,17 @@ import Testing
 @testable import Orchestration
 
 /// A `serve` process of the CLI binary for a test: started with its stdout in a file, its URL
-/// read from the first line, stopped with a signal.
+/// read from the first line, stopped with a signal (killed when the test ends without stopping it).
 final class ServeProcess: @unchecked Sendable {
-    // @unchecked: `task` is set once in `start` before the instance is shared and only read
-    // afterwards; every other property is a constant.
+    // @unchecked: `task`, `url`, `port` and `pid` are set in `start` before the instance is
+    // shared and only read afterwards; every other property is a constant.
     let dir: TempDir
     let stdoutPath: String
     let stderrPath: String
     private(set) var task: Task<ProcessOutcome, Never>?
     private(set) var url = ""
     private(set) var port: UInt16 = 0
+    private(set) var pid: Int32 = 0
 
     init(dir: TempDir) {
         self.dir = dir
@@ -22,7 +23,7 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     /// Starts `serve` with `arguments` and waits for its URL.
-    static func start(_ arguments: [String], dir: TempDir) async throws -> ServeProcess {
+    static func start(_ arguments: [String], dir: TempDir, token: String? = nil) async throws -> ServeProcess {
         let process = ServeProcess(dir: dir)
         var environment = ProcessInfo.processInfo.environment
         environment["NO_COLOR"] = "1"
@@ -35,19 +36,20 @@ final class ServeProcess: @unchecked Sendable {
         process.url = String(line.split(separator: "\n")[0])
         let port = try #require(process.url.split(separator: ":").last.flatMap { UInt16($0.trimmingCharacters(in: CharacterSet(charactersIn: "/"))) })
         process.port = port
+        let response = try HTTPClient.get(port: port, path: "/api/monitor", headers: token.map { ["Authorization: Bearer \($0)"] } ?? [])
+        let json = try StrictJSONParser.parse(Array(response.body.utf8)).toValue()
+        process.pid = Int32(try #require(json["pid"]?.intValue))
         return process
     }
 
-    /// The server's pid, from `/api/monitor`.
-    func pid(token: String? = nil) throws -> Int32 {
-        let response = try HTTPClient.get(port: port, path: "/api/monitor", headers: token.map { ["Authorization: Bearer \($0)"] } ?? [])
-        let json = try StrictJSONParser.parse(Array(response.body.utf8)).toValue()
-        return Int32(try #require(json["pid"]?.intValue))
+    deinit {
+        // A test that failed before stopping the server leaves no process behind.
+        if pid > 0, ServeProcessTable.isRunning(pid) { kill(pid, SIGKILL) }
     }
 
     /// Sends a signal and returns the exit status.
-    func stop(_ signal: Int32 = SIGTERM, token: String? = nil) async throws -> Int32 {
-        kill(try pid(token: token), signal)
+    func stop(_ signal: Int32 = SIGTERM) async throws -> Int32 {
+        kill(pid, signal)
         return await exitStatus()
     }
 
@@ -62,6 +64,15 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+}
+
+enum ServeProcessTable {
+    /// Whether a process exists and is not a zombie.
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)...].first != "Z"
+    }
 }
 
 /// A blocking HTTP/1.1 client over a real socket, for tests that need to send exactly what

@@ -230,7 +230,8 @@ struct ServeTests {
 
         let file = dir.write("token", token + "\n")
         chmod(file, 0o600)
-        let server = try await ServeProcess.start(["--listen", "0.0.0.0:0", "--token-file", file, "--state-dir", state], dir: dir)
+        let server = try await ServeProcess.start(["--listen", "0.0.0.0:0", "--token-file", file, "--state-dir", state], dir: dir,
+                                                  token: token)
         let port = server.port
         #expect(try HTTPClient.get(port: port, path: "/").status == 401)
         #expect(try HTTPClient.get(port: port, path: "/api/runs").status == 401)
@@ -250,7 +251,7 @@ struct ServeTests {
         // The token does not replace the Host check.
         #expect(try HTTPClient.request(port: port, "GET / HTTP/1.1\r\nHost: evil.example:\(port)\r\nAuthorization: Bearer \(token)\r\n\r\n")
             .status == 421)
-        #expect(try await server.stop(SIGINT, token: token) == 130)
+        #expect(try await server.stop(SIGINT) == 130)
     }
 
     /// A plan whose steps wait for marker files the test creates, so progress is controlled.
@@ -318,6 +319,29 @@ struct ServeTests {
         }
         let finalList = try #require(list.events { $0.data.contains("3/3 (100%)") })
         #expect(finalList.last?.data.contains("badge succeeded") == true)
+        #expect(try await server.stop() == 143)
+    }
+}
+
+extension ServeTests {
+    @Test func aFollowerOfARunNotStoredYetWaitsForIt() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
+        let runID = RunID.make()
+        let follower = try EventStreamClient(port: server.port, path: "/runs/\(runID)/events")
+        var waited = 0
+        while try ServeBrowserTests.followers(server) < 1 && waited < 400 {
+            try await Task.sleep(for: .milliseconds(50))
+            waited += 1
+        }
+        let plan = dir.write("p.json", planJSON([stepJSON("only", "echo hi")]))
+        let session = try RunSession(stateDirectory: state)
+        let report = try await session.start(try PlanLoader.load(path: plan), runID: runID)
+        #expect(report.status == .succeeded)
+        let events = try #require(follower.events { $0.name == "end" })
+        #expect(events.compactMap { $0.id.flatMap(Int.init) } == [1, 2, 3, 4], "every event, from the first")
+        #expect(events.last?.data == "succeeded")
         #expect(try await server.stop() == 143)
     }
 }

@@ -19,6 +19,9 @@ struct LiveRun {
     private var attemptsByStep: [String: [RunStore.AttemptRecord]]
     /// The log sizes behind each running step's tails when they were read.
     private var logSizes: [String: Int] = [:]
+    /// The latest events (at most ``recentLimit``), oldest first.
+    private(set) var recentEvents: [RunEvent] = []
+    static let recentLimit = 50
 
     /// The monitor's page limits: stdout tails too.
     static let limits = HTMLReport.Limits(tailLines: 20, tailBytes: 4096, totalTailBytes: 400_000, includeStdout: true)
@@ -37,6 +40,8 @@ struct LiveRun {
         for attempt in page.attempts { byStep[attempt.stepID, default: []].append(attempt) }
         page.report = Self.report(builder, row: row)
         var live = LiveRun(row: row, page: page, seq: events.last?.seq ?? 0, builder: builder, attemptsByStep: byStep)
+        live.recentEvents = Array(events.suffix(recentLimit))
+        live.page.liveUntil = row.isLive ? live.page.generatedAt : nil
         live.recordLogSizes(directory: directory)
         return live
     }
@@ -63,14 +68,21 @@ struct LiveRun {
             if let step = event.stepID { touched.insert(step) }
         }
         seq = events.last?.seq ?? seq
+        recentEvents = Array((recentEvents + events).suffix(Self.recentLimit))
         page.report = Self.report(builder, row: row)
         if !touched.isEmpty {
             for (step, attempts) in try store.attempts(row.runID, steps: touched) { attemptsByStep[step] = attempts }
             page.attempts = page.report.steps.flatMap { attemptsByStep[$0.id] ?? [] }
             rereadLogs(touched, directory: directory)
         }
-        page.generatedAt = Date()
+        markTime()
         return events
+    }
+
+    /// Moves the page's clock to now (a live run's timeline grows with it).
+    mutating func markTime() {
+        page.generatedAt = Date()
+        page.liveUntil = row.isLive ? page.generatedAt : nil
     }
 
     /// Re-reads the tails of running steps whose logs grew.
@@ -81,7 +93,7 @@ struct LiveRun {
         let grown = Set(running.filter { logSize($0, directory: directory) != logSizes[$0] })
         guard !grown.isEmpty else { return false }
         rereadLogs(grown, directory: directory)
-        page.generatedAt = Date()
+        markTime()
         return true
     }
 

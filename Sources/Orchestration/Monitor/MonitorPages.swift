@@ -122,10 +122,20 @@ enum MonitorPages {
     /// goes on, and the latest events.
     static func runPage(_ run: LiveRun, stream: String) -> String {
         var main = "<div id=\"live\" class=\"report\">\n" + runContent(run) + "</div>\n"
-        main += "<section class=\"events\"><h2>Latest events</h2><ol id=\"event-log\" class=\"mono\" data-max=\"50\"></ol></section>\n"
+        main += "<section class=\"events\"><h2>Latest events</h2><ol id=\"event-log\" class=\"mono\" reversed data-max=\"\(LiveRun.recentLimit)\">"
+        for event in run.recentEvents.reversed() { main += eventItem(event) }
+        main += "</ol></section>\n"
         let report = run.page.report
         return document(title: "Run \(report.runID) · \(report.planID) · \(report.status.rawValue)", page: "run",
                         stream: stream, main: main, seq: run.seq)
+    }
+
+    /// One line of the event log: `seq`, time, type, step, attempt (as the script writes them).
+    static func eventItem(_ event: RunEvent) -> String {
+        var text = Timestamp.rfc3339(event.timestamp) + " " + event.kind.rawValue
+        if let step = event.stepID { text += " " + step }
+        if let attempt = event.attempt { text += " #\(attempt)" }
+        return "<li value=\"\(event.seq)\">\(HTML.escape(text))</li>"
     }
 
     /// What `#live` holds: a line about the engine, then the report's header and sections.

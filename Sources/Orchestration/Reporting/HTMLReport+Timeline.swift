@@ -29,6 +29,7 @@ extension HTMLReport {
             for step in page.report.steps {
                 if let date = step.finishedAt { last = max(last ?? date, date) }
             }
+            if let until = page.liveUntil, first != nil { last = max(last ?? until, until) }
             origin = first
             if let first, let last { span = max(0.001, last.timeIntervalSince(first)) } else { span = 0.001 }
             attemptsByStep = byStep.map { $0.sorted { $0.attempt < $1.attempt } }

@@ -80,6 +80,9 @@ public struct HTMLReport: Sendable {
     public var generatedAt: Date
     /// Size limits.
     public var limits: Limits
+    /// Set while the run is live (the monitor): the timeline's frame runs to this moment, so
+    /// running attempts' bars reach it, and the header's duration is the time since the start.
+    public var liveUntil: Date?
 
     /// Creates a page from data already at hand.
     public init(report: RunReport, names: [String: String] = [:], graph: PlanGraph?, attempts: [RunStore.AttemptRecord],
@@ -221,7 +224,12 @@ public struct HTMLReport: Sendable {
         fact("Plan", "<span class=\"mono\">\(HTML.escape(report.planID))</span>")
         if let stage = report.stage { fact("Stage", HTML.escape(stage)) }
         fact("Started", report.startedAt.map { HTML.escape(Timestamp.rfc3339($0)) } ?? "not started")
-        fact("Duration", HTML.escape(formatDuration(report.duration ?? (report.startedAt == nil ? nil : timeline.span))))
+        if liveUntil != nil, report.duration == nil, let started = report.startedAt {
+            let since = Int64((started.timeIntervalSince1970 * 1000).rounded(.down))
+            fact("Duration", "<span class=\"elapsed\" data-since=\"\(since)\">\(HTML.escape(formatDuration(timeline.span)))</span>")
+        } else {
+            fact("Duration", HTML.escape(formatDuration(report.duration ?? (report.startedAt == nil ? nil : timeline.span))))
+        }
         fact("Exit code", "\(report.exitCode)")
         var parts: [String] = []
         for status in StepStatus.allCases {

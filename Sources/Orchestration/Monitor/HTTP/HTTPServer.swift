@@ -360,7 +360,12 @@ private struct Loop {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            guard connections.count < config.maxConnections else {
+            // Lingering connections (answered, closing) hold no slot; they end within 2 s.
+            let active = connections.values.reduce(0) { count, connection in
+                if case .lingering = connection.phase { return count }
+                return count + 1
+            }
+            guard active < config.maxConnections, connections.count < 2 * config.maxConnections else {
                 // Over the cap: a best-effort 503 and close, without reading anything.
                 let response = HTTPResponse.text(.serviceUnavailable, "too many connections; try again later")
                 var bytes = response.head(contentLength: responseLength(response), close: true, extra: config.securityHeaders)
