@@ -4,10 +4,10 @@ import Foundation
 /// current by applying only the events after the last one seen.
 ///
 /// It is loaded once through ``HTMLReport/load(runID:stateDirectory:store:limits:)`` (the
-/// report's own path: plan snapshot, attempts, log tails), then ``update(store:directory:)``
-/// reads the events with a larger `seq` (the `events` primary key), folds them with the same
-/// ``RunReportBuilder`` that `runs show` uses, re-reads the attempts of the steps they touched
-/// (primary-key lookups) and those steps' log tails.
+/// report's own path: plan snapshot, attempts, log tails), then ``update(store:)`` reads the
+/// events with a larger `seq` (the `events` primary key) and folds them with the same
+/// ``RunReportBuilder`` that `runs show` uses; before a rendering, ``prepare(store:directory:)``
+/// re-reads the attempts of the steps they touched (primary-key lookups) and those steps' tails.
 struct LiveRun {
     /// The run's row as last read.
     private(set) var row: RunStore.RunRow
@@ -19,6 +19,8 @@ struct LiveRun {
     private var attemptsByStep: [String: [RunStore.AttemptRecord]]
     /// The log sizes behind each running step's tails when they were read.
     private var logSizes: [String: Int] = [:]
+    /// Steps whose attempts and tails are to be read again before the next rendering.
+    private var touched = Set<String>()
     /// The latest events (at most ``recentLimit``), oldest first.
     private(set) var recentEvents: [RunEvent] = []
     static let recentLimit = 50
@@ -55,28 +57,41 @@ struct LiveRun {
         return report
     }
 
-    /// Applies the events stored since the last call.
+    /// Applies the events stored since the last call. The attempts and log tails of the steps
+    /// they touched are read later, once, by ``prepare(store:directory:)`` before the page is
+    /// rendered (a step that starts and ends between two renderings is read once).
     /// - Returns: The new events, in order (empty when nothing changed).
-    mutating func update(store: RunStore, directory: StateDirectory) throws(EngineError) -> [RunEvent] {
-        guard let row = try store.runRow(page.report.runID) else { return [] }
+    mutating func update(store: RunStore) throws(EngineError) -> [RunEvent] {
+        guard var row = try store.runRow(page.report.runID) else { return [] }
         let events = row.lastSeq > seq || row != self.row ? try store.events(row.runID, after: seq) : []
-        self.row = row
-        guard !events.isEmpty || page.report.status != Self.report(builder, row: row).status else { return [] }
-        var touched = Set<String>()
         for event in events {
             builder.apply(event)
             if let step = event.stepID { touched.insert(step) }
         }
+        if !row.status.isFinal && builder.current.status.isFinal {
+            // The run ended between the two reads: its row changed in the same transaction as
+            // its last event, so reading it again gives its final status.
+            row = try store.runRow(row.runID) ?? row
+        }
+        let statusChanged = row.status != self.row.status
+        self.row = row
+        guard !events.isEmpty || statusChanged else { return [] }
         seq = events.last?.seq ?? seq
         recentEvents = Array((recentEvents + events).suffix(Self.recentLimit))
         page.report = Self.report(builder, row: row)
-        if !touched.isEmpty {
-            for (step, attempts) in try store.attempts(row.runID, steps: touched) { attemptsByStep[step] = attempts }
-            page.attempts = page.report.steps.flatMap { attemptsByStep[$0.id] ?? [] }
-            rereadLogs(touched, directory: directory)
-        }
         markTime()
         return events
+    }
+
+    /// Reads the attempts and log tails of the steps touched since the last call.
+    mutating func prepare(store: RunStore, directory: StateDirectory) {
+        guard !touched.isEmpty else { return }
+        if let attempts = try? store.attempts(row.runID, steps: touched) {
+            for (step, records) in attempts { attemptsByStep[step] = records }
+            page.attempts = page.report.steps.flatMap { attemptsByStep[$0.id] ?? [] }
+        }
+        rereadLogs(touched, directory: directory)
+        touched.removeAll()
     }
 
     /// Moves the page's clock to now (a live run's timeline grows with it).

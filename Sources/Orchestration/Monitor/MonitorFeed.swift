@@ -13,7 +13,7 @@ import Synchronization
 /// (`PRAGMA data_version`), and then reads, for each followed run, the events after the last
 /// one it saw (the `events` primary key: `run_id = ? AND seq > ?`). The new events go to every
 /// follower of the run; the run's page is rendered once for all of them, at most every 250 ms
-/// and at most 10% of the time (a page that takes 50 ms waits 500 ms), so twenty followers cost
+/// and at most 5% of the time (a page that takes 50 ms waits a second), so twenty followers cost
 /// what one does; a live run is redrawn each second for its growing timeline. Readers never
 /// block the engine: SQLite WAL readers and the writer do not wait for each other.
 package final class MonitorFeed: Sendable {
@@ -160,11 +160,16 @@ private struct FeedLoop {
     var changePending = true
     var lastCheck: Int64 = 0
     var lastTick: Int64 = 0
+    /// The runs list changed since its followers were last sent it.
+    var listDirty = false
+    var lastListAt: Int64 = 0
 
     /// The least time between two looks at the database (changes in between are taken together).
     static let minimumSpacing: Int64 = 20
     /// The least time between two renderings of a run's page.
     static let minimumRenderInterval: Int64 = 250
+    /// The least time between two renderings of the runs list.
+    static let listInterval: Int64 = 500
 
     init(feed: MonitorFeed) {
         self.feed = feed
@@ -187,6 +192,7 @@ private struct FeedLoop {
             for (runID, rendering) in renderings where rendering.dirty && runs[runID] != nil {
                 wakeAt = min(wakeAt, rendering.lastAt + renderInterval(rendering))
             }
+            if listDirty { wakeAt = min(wakeAt, lastListAt + Self.listInterval) }
             _ = poll(&fds, nfds_t(fds.count), Int32(clamping: max(0, wakeAt - now)))
             if fds[0].revents != 0 {
                 omni_wake_consume(feed.wakeDescriptor)
@@ -217,13 +223,11 @@ private struct FeedLoop {
     }
 
     static func millis() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+        Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
     }
 
     func renderInterval(_ rendering: Rendering) -> Int64 {
-        max(Self.minimumRenderInterval, rendering.cost * 10)
+        max(Self.minimumRenderInterval, rendering.cost * 20)
     }
 
     mutating func drainNotifications() {
@@ -290,10 +294,14 @@ private struct FeedLoop {
 
     /// A run's page content, rendered now if it changed.
     mutating func html(_ runID: String) -> String {
-        guard let live = runs[runID] else { return "" }
+        guard var live = runs[runID] else { return "" }
         var rendering = renderings[runID] ?? Rendering()
         if rendering.dirty || rendering.html.isEmpty {
             let started = Self.millis()
+            if let store = openStore() {
+                live.prepare(store: store, directory: directory)
+                runs[runID] = live
+            }
             rendering.html = MonitorPages.runContent(live)
             rendering.cost = Self.millis() - started
             rendering.lastAt = Self.millis()
@@ -334,29 +342,33 @@ private struct FeedLoop {
                 try? update(runID, store: store)
             }
         }
-        for id in Array(followers.keys) {
-            guard var follower = followers[id], case .runs = follower.topic else { continue }
-            send(&follower)
-            followers[id] = follower
-        }
+        listDirty = true
     }
 
     /// Applies a followed run's new events and sends them to its followers.
     mutating func update(_ runID: String, store: RunStore) throws(EngineError) {
         guard var live = runs[runID] else { return }
-        let events = try live.update(store: store, directory: directory)
+        let events = try live.update(store: store)
         runs[runID] = live
         guard !events.isEmpty || live.row.status.isFinal else { return }
-        if !events.isEmpty { renderings[runID, default: Rendering()].dirty = true }
+        // Rendered again when its turn comes; the `end` for followers of a finished run follows
+        // that last rendering.
+        if !events.isEmpty || runFollowers.values.contains(where: { $0.runID == runID && !$0.ended }) {
+            renderings[runID, default: Rendering()].dirty = true
+        }
+        guard !events.isEmpty else { return }
+        // Each event's message is built once for all followers.
+        var bytes: [UInt8] = []
+        var offsets: [Int] = []
+        for event in events {
+            offsets.append(bytes.count)
+            bytes += Self.eventMessage(event)
+        }
         for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID {
             var follower = runFollowers[id]!
-            let fresh = events.filter { $0.seq > follower.sentSeq }
-            if !fresh.isEmpty {
-                var bytes: [UInt8] = []
-                for event in fresh { bytes += Self.eventMessage(event) }
-                follower.stream.send(bytes)
-                follower.sentSeq = fresh.last!.seq
-            }
+            guard let first = events.firstIndex(where: { $0.seq > follower.sentSeq }) else { continue }
+            follower.stream.send(first == 0 ? bytes : Array(bytes[offsets[first]...]))
+            follower.sentSeq = events.last!.seq
             runFollowers[id] = follower
         }
     }
@@ -374,8 +386,22 @@ private struct FeedLoop {
         }
     }
 
-    /// Sends dirty run pages whose turn has come, and `end` to followers of finished runs.
+    /// Sends dirty run pages whose turn has come, and `end` to followers of finished runs; the
+    /// runs list to its followers (rendered once per filter) when it changed.
     mutating func renderDue(now: Int64) {
+        if listDirty && now - lastListAt >= Self.listInterval {
+            listDirty = false
+            lastListAt = now
+            var rendered: [RunStore.RunFilter: String] = [:]
+            for id in Array(followers.keys) {
+                guard var follower = followers[id], case .runs(let filter) = follower.topic else { continue }
+                if rendered[filter] == nil, let rows = listedRuns(filter) { rendered[filter] = MonitorPages.runRows(rows) }
+                guard let html = rendered[filter], html != follower.lastHTML else { continue }
+                follower.lastHTML = html
+                follower.stream.send(ServerSentEvent.message(event: "runs", data: html))
+                followers[id] = follower
+            }
+        }
         for runID in Array(renderings.keys) {
             guard let rendering = renderings[runID], rendering.dirty, now - rendering.lastAt >= renderInterval(rendering),
                   let live = runs[runID] else { continue }

@@ -200,9 +200,7 @@ package struct HTTPServerError: Error, Sendable, CustomStringConvertible {
 
 /// Milliseconds on the monotonic clock.
 private func monotonicMillis() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
 }
 
 extension Duration {
@@ -503,7 +501,8 @@ private struct Loop {
                 plain.body = .bytes([])
                 return reply(plain, to: connection, head: true, close: true, now: now)
             }
-            connection.queue(response.head(contentLength: nil, close: false, extra: config.securityHeaders), now: now)
+            // The stream's body ends when the connection closes.
+            connection.queue(response.head(contentLength: nil, close: true, extra: config.securityHeaders), now: now)
             connection.phase = .streaming(delegate)
             connection.deadline = .max
             connection.nextHeartbeat = now + config.heartbeat.millis
