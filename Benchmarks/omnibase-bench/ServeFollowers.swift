@@ -22,6 +22,20 @@ struct ServeRound {
     var serverPeakRSS: Int
     var latencies: [Double]
     var eventsPerFollower: Int
+    /// CPU seconds of the helper process that holds the followers (the browsers' stand-in).
+    var followerCPU: Double
+    /// The server's feed during the run (and until the followers had the end): renderings,
+    /// their milliseconds, looks at the store, events read.
+    var feedWork: [String: Int]
+}
+
+/// The `feed` object of `/api/monitor`.
+func feedStatistics(port: UInt16) -> [String: Int] {
+    guard let body = benchGet(port: port, path: "/api/monitor"),
+          let json = try? StrictJSONParser.parse(Array(body.utf8)).toValue(), case .object(let members)? = json["feed"] else { return [:] }
+    var result: [String: Int] = [:]
+    for member in members { result[member.key] = member.value.intValue ?? 0 }
+    return result
 }
 
 /// `GET path` on 127.0.0.1:port; the body, or nil.
@@ -123,25 +137,30 @@ func runServeScenario(cli: String, steps: Int, followerCounts: [Int], rounds: In
                 }
             }
             let cpuBefore = processCPU(serverPID)
+            let statsBefore = feedStatistics(port: port)
             let measured = try await measure {
                 let report = try await session.start(loaded, request: RunRequest(maxConcurrency: concurrency), runID: runID)
                 guard report.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
             }
             let serverCPU = processCPU(serverPID) - cpuBefore
+            var feedWork: [String: Int] = [:]
             let memory = processMemory(serverPID)
             var latencies: [Double] = []
             var perFollower = 0
+            var followerCPU = 0.0
             if let followers {
                 _ = await followers.value
+                for (key, value) in feedStatistics(port: port) { feedWork[key] = value - (statsBefore[key] ?? 0) }
                 if let text = try? String(contentsOfFile: out, encoding: .utf8),
                    let json = try? StrictJSONParser.parse(Array(text.utf8)).toValue() {
                     latencies = (json["latencies_ms"]?.arrayValue ?? []).compactMap(\.doubleValue)
                     perFollower = json["min_events"]?.intValue ?? 0
+                    followerCPU = json["cpu_sec"]?.doubleValue ?? 0
                 }
             }
             results.append(ServeRound(followers: count, measured: measured, steps: steps, serverCPU: serverCPU,
                                       serverRSS: memory.rss, serverPeakRSS: memory.peak, latencies: latencies,
-                                      eventsPerFollower: perFollower))
+                                      eventsPerFollower: perFollower, followerCPU: followerCPU, feedWork: feedWork))
         }
     }
     kill(serverPID, SIGTERM)
@@ -174,7 +193,8 @@ func followerMain() {
     }
     group.wait()
     let (latencies, minEvents) = results.withLock { ($0.latencies, $0.minEvents) }
-    let json: JSONValue = .object(["latencies_ms": .array(latencies.map { .double($0) }), "min_events": .int(minEvents)])
+    let json: JSONValue = .object(["latencies_ms": .array(latencies.map { .double($0) }), "min_events": .int(minEvents),
+                                   "cpu_sec": .double(cpuSeconds(RUSAGE_SELF))])
     try? json.serialized().write(toFile: out, atomically: true, encoding: .utf8)
     exit(0)
 }
@@ -248,7 +268,7 @@ func serveScenario() async throws {
     let concurrency = Int(option("--concurrency", in: arguments) ?? "2") ?? 2
     let results = try await runServeScenario(cli: cli, steps: steps, followerCounts: counts, rounds: rounds,
                                              concurrency: concurrency, scratch: scratch)
-    print("followers  steps  -j  wall s  wall us/step  engine CPU us/step  server CPU s  server RSS MiB (peak)"
+    print("followers  steps  -j  wall s  wall us/step  engine CPU us/step  server CPU s  readers CPU s  server RSS MiB (peak)"
           + "  latency ms p50 / p95 / max  events/follower")
     var rows: [JSONValue] = []
     func percentile(_ values: [Double], _ p: Double) -> Double? {
@@ -260,18 +280,21 @@ func serveScenario() async throws {
         let perStep = row.measured.wall / Double(row.steps) * 1e6
         let cpuPerStep = row.measured.engineCPU / Double(row.steps) * 1e6
         let p50 = percentile(row.latencies, 0.5), p95 = percentile(row.latencies, 0.95), worst = row.latencies.max()
-        print(String(format: "%9d  %5d  %2d  %6.2f  %12.1f  %18.1f  %12.2f  %9.1f (%5.1f)", row.followers, row.steps, concurrency,
-                     row.measured.wall, perStep, cpuPerStep, row.serverCPU, Double(row.serverRSS) / 1048576,
+        let work: [String] = row.feedWork.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        let feedText: String = work.isEmpty ? "" : "  feed: " + work.joined(separator: ", ")
+        print(String(format: "%9d  %5d  %2d  %6.2f  %12.1f  %18.1f  %12.2f  %13.2f  %9.1f (%5.1f)", row.followers, row.steps,
+                     concurrency, row.measured.wall, perStep, cpuPerStep, row.serverCPU, row.followerCPU, Double(row.serverRSS) / 1048576,
                      Double(row.serverPeakRSS) / 1048576)
               + "  " + [p50, p95, worst].map { $0.map { String(format: "%.1f", $0) } ?? "-" }.joined(separator: " / ")
-              + "  \(row.eventsPerFollower)")
+              + "  \(row.eventsPerFollower)" + feedText)
         rows.append(.object([
             "followers": .int(row.followers), "steps": .int(row.steps), "concurrency": .int(concurrency),
             "wall_sec": .double(row.measured.wall), "wall_us_per_step": .double(perStep),
             "engine_cpu_us_per_step": .double(cpuPerStep), "server_cpu_sec": .double(row.serverCPU),
-            "server_rss_bytes": .int(row.serverRSS), "server_peak_rss_bytes": .int(row.serverPeakRSS),
+            "followers_cpu_sec": .double(row.followerCPU), "server_rss_bytes": .int(row.serverRSS), "server_peak_rss_bytes": .int(row.serverPeakRSS),
             "latency_ms_p50": p50.map { .double($0) } ?? .null, "latency_ms_p95": p95.map { .double($0) } ?? .null,
             "latency_ms_max": worst.map { .double($0) } ?? .null, "events_per_follower": .int(row.eventsPerFollower),
+            "feed": .object(row.feedWork.sorted { $0.key < $1.key }.map { .init($0.key, .int($0.value)) }),
         ]))
     }
     try? FileManager.default.removeItem(atPath: scratch)

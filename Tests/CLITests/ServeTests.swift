@@ -329,19 +329,22 @@ extension ServeTests {
         let state = dir.path + "/s"
         let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
         let runID = RunID.make()
-        let follower = try EventStreamClient(port: server.port, path: "/runs/\(runID)/events")
+        // Several followers wait together: each gets every event once, in order, from the first.
+        let followers = try (0..<4).map { _ in try EventStreamClient(port: server.port, path: "/runs/\(runID)/events") }
         var waited = 0
-        while try ServeBrowserTests.followers(server) < 1 && waited < 400 {
+        while try ServeBrowserTests.followers(server) < followers.count && waited < 400 {
             try await Task.sleep(for: .milliseconds(50))
             waited += 1
         }
-        let plan = dir.write("p.json", planJSON([stepJSON("only", "echo hi")]))
+        let plan = dir.write("p.json", planJSON((0..<40).map { stepJSON("s\($0)", "true") }))
         let session = try RunSession(stateDirectory: state)
         let report = try await session.start(try PlanLoader.load(path: plan), runID: runID)
         #expect(report.status == .succeeded)
-        let events = try #require(follower.events { $0.name == "end" })
-        #expect(events.compactMap { $0.id.flatMap(Int.init) } == [1, 2, 3, 4], "every event, from the first")
-        #expect(events.last?.data == "succeeded")
+        for follower in followers {
+            let events = try #require(follower.events { $0.name == "end" })
+            #expect(events.compactMap { $0.id.flatMap(Int.init) } == Array(1...82), "every event once, in order, from the first")
+            #expect(events.last?.data == "succeeded")
+        }
         #expect(try await server.stop() == 143)
     }
 }

@@ -13,7 +13,8 @@ import Synchronization
 /// (`PRAGMA data_version`), and then reads, for each followed run, the events after the last
 /// one it saw (the `events` primary key: `run_id = ? AND seq > ?`). The new events go to every
 /// follower of the run; the run's page is rendered once for all of them, at most every 250 ms
-/// and at most 5% of the time (a page that takes 50 ms waits a second), so twenty followers cost
+/// at most 5% of the time (a page that takes 50 ms waits a second) and once a second per MB of
+/// page (a 2,000-step run's page is about 1.5 MB), so twenty followers cost
 /// what one does; a live run is redrawn each second for its growing timeline. Readers never
 /// block the engine: SQLite WAL readers and the writer do not wait for each other.
 package final class MonitorFeed: Sendable {
@@ -40,6 +41,12 @@ package final class MonitorFeed: Sendable {
     private let wakeFD: Int32
     private let stopped = DispatchSemaphore(value: 0)
     private let followerCount = Atomic<Int>(0)
+    /// Renderings of run pages, and the milliseconds they took in all.
+    let renderCount = Atomic<Int>(0)
+    let renderMillis = Atomic<Int>(0)
+    /// Looks at the store after a change, and events read.
+    let refreshCount = Atomic<Int>(0)
+    let eventCount = Atomic<Int>(0)
 
     /// Creates a feed (``start()`` starts its thread).
     /// - Parameter agentsStatus: Reads the agents session as `agents status --format json`
@@ -52,6 +59,12 @@ package final class MonitorFeed: Sendable {
 
     /// How many streams follow something now.
     package var followers: Int { followerCount.load(ordering: .relaxed) }
+
+    /// The feed's work so far: renderings (count and milliseconds), looks at the store, events read.
+    package var statistics: [String: Int] {
+        ["renders": renderCount.load(ordering: .relaxed), "render_ms": renderMillis.load(ordering: .relaxed),
+         "refreshes": refreshCount.load(ordering: .relaxed), "events": eventCount.load(ordering: .relaxed)]
+    }
 
     /// Starts the thread.
     package func start() {
@@ -123,6 +136,9 @@ private struct FeedLoop {
         var runID: String
         var sentSeq: Int64
         var ended = false
+        /// Not caught up yet (its run was not stored when it came): new events are not sent to
+        /// it until ``catchUp(_:)`` has sent it everything before them.
+        var waiting = true
     }
 
     struct Follower {
@@ -227,7 +243,8 @@ private struct FeedLoop {
     }
 
     func renderInterval(_ rendering: Rendering) -> Int64 {
-        max(Self.minimumRenderInterval, rendering.cost * 20)
+        // A large page is also costly for every browser that receives it: a second per MB.
+        max(Self.minimumRenderInterval, rendering.cost * 20, Int64(rendering.html.utf8.count >> 20) * 1000)
     }
 
     mutating func drainNotifications() {
@@ -275,11 +292,14 @@ private struct FeedLoop {
                 try update(follower.runID, store: store)
             }
             guard let live = runs[follower.runID] else { return }
+            follower.waiting = false
             if follower.sentSeq < live.seq {
                 let missed = try store.events(follower.runID, after: follower.sentSeq).filter { $0.seq <= live.seq }
                 var bytes: [UInt8] = []
                 for event in missed { bytes += Self.eventMessage(event) }
-                bytes += ServerSentEvent.message(event: "render", data: html(follower.runID))
+                // The last rendering, even if events came since (its followers get a new one
+                // when its turn comes): followers that join together cost one rendering.
+                bytes += ServerSentEvent.message(event: "render", data: html(follower.runID, allowStale: true))
                 follower.stream.send(bytes)
                 follower.sentSeq = live.seq
             }
@@ -292,11 +312,12 @@ private struct FeedLoop {
         }
     }
 
-    /// A run's page content, rendered now if it changed.
-    mutating func html(_ runID: String) -> String {
+    /// A run's page content, rendered now if it changed (with `allowStale`, only if it was
+    /// never rendered).
+    mutating func html(_ runID: String, allowStale: Bool = false) -> String {
         guard var live = runs[runID] else { return "" }
         var rendering = renderings[runID] ?? Rendering()
-        if rendering.dirty || rendering.html.isEmpty {
+        if (rendering.dirty && !allowStale) || rendering.html.isEmpty {
             let started = Self.millis()
             if let store = openStore() {
                 live.prepare(store: store, directory: directory)
@@ -304,6 +325,8 @@ private struct FeedLoop {
             }
             rendering.html = MonitorPages.runContent(live)
             rendering.cost = Self.millis() - started
+            feed.renderCount.add(1, ordering: .relaxed)
+            feed.renderMillis.add(Int(rendering.cost), ordering: .relaxed)
             rendering.lastAt = Self.millis()
             rendering.dirty = false
         }
@@ -330,10 +353,11 @@ private struct FeedLoop {
               let store = openStore() else { return }
         guard let version = try? store.dataVersion(), version != dataVersion else { return }
         dataVersion = version
+        feed.refreshCount.add(1, ordering: .relaxed)
         for runID in Set(runFollowers.values.map(\.runID)) {
-            if runs[runID] == nil {
+            if runFollowers.values.contains(where: { $0.runID == runID && $0.waiting }) {
                 // Followers waiting for a run that was not stored yet.
-                for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID {
+                for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID && runFollowers[id]!.waiting {
                     var follower = runFollowers[id]!
                     catchUp(&follower)
                     runFollowers[id] = follower
@@ -350,6 +374,7 @@ private struct FeedLoop {
         guard var live = runs[runID] else { return }
         let events = try live.update(store: store)
         runs[runID] = live
+        feed.eventCount.add(events.count, ordering: .relaxed)
         guard !events.isEmpty || live.row.status.isFinal else { return }
         // Rendered again when its turn comes; the `end` for followers of a finished run follows
         // that last rendering.
@@ -364,7 +389,7 @@ private struct FeedLoop {
             offsets.append(bytes.count)
             bytes += Self.eventMessage(event)
         }
-        for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID {
+        for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID && !runFollowers[id]!.waiting {
             var follower = runFollowers[id]!
             guard let first = events.firstIndex(where: { $0.seq > follower.sentSeq }) else { continue }
             follower.stream.send(first == 0 ? bytes : Array(bytes[offsets[first]...]))
@@ -406,7 +431,7 @@ private struct FeedLoop {
             guard let rendering = renderings[runID], rendering.dirty, now - rendering.lastAt >= renderInterval(rendering),
                   let live = runs[runID] else { continue }
             let message = ServerSentEvent.message(event: "render", data: html(runID))
-            for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID {
+            for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID && !runFollowers[id]!.waiting {
                 runFollowers[id]!.stream.send(message)
                 if live.row.status.isFinal && !runFollowers[id]!.ended {
                     runFollowers[id]!.stream.send(ServerSentEvent.message(event: "end", data: live.row.status.rawValue))

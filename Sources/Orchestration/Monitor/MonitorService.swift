@@ -63,6 +63,7 @@ package final class MonitorService: Sendable {
                     "state_dir": .string(directory.path),
                     "pid": .int(Int(getpid())),
                     "followers": .int(feed.followers),
+                    "feed": .object(feed.statistics.sorted { $0.key < $1.key }.map { .init($0.key, .int($0.value)) }),
                     "version": .string(Orchestration.version),
                 ]))
             case ("assets", "monitor.css"): return HTTPResponse(contentType: "text/css; charset=utf-8", body: MonitorAssets.css)
