@@ -184,6 +184,8 @@ final class EventStreamClient {
     let fd: Int32
     private var buffer: [UInt8] = []
     private(set) var head: HTTPClient.Response?
+    /// Whether the server closed the stream (rather than the read timing out).
+    private(set) var closedByServer = false
 
     init(port: UInt16, path: String, headers: [String] = []) throws {
         fd = try HTTPClient.connect(port: port, receiveTimeout: 60)
@@ -216,6 +218,7 @@ final class EventStreamClient {
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { closedByServer = true }
             guard count > 0 else { return nil }
             buffer += chunk[0..<count]
         }

@@ -316,6 +316,7 @@ struct ServeTests {
             let tail = try #require(client.events { $0.name == "end" })
             #expect(tail.last?.data == "succeeded")
             #expect(tail.contains { $0.data.contains("\"type\":\"run_finished\"") })
+            #expect(client.next() == nil && client.closedByServer, "the stream of a finished run ends")
         }
         let finalList = try #require(list.events { $0.data.contains("3/3 (100%)") })
         #expect(finalList.last?.data.contains("badge succeeded") == true)

@@ -304,7 +304,10 @@ private struct FeedLoop {
                 follower.sentSeq = live.seq
             }
             if live.row.status.isFinal {
+                // A finished run sends nothing more: the stream ends (the page's script closes
+                // its side on `end`, so the browser does not reconnect).
                 follower.stream.send(ServerSentEvent.message(event: "end", data: live.row.status.rawValue))
+                follower.stream.finish()
                 follower.ended = true
             }
         } catch {
@@ -435,6 +438,7 @@ private struct FeedLoop {
                 runFollowers[id]!.stream.send(message)
                 if live.row.status.isFinal && !runFollowers[id]!.ended {
                     runFollowers[id]!.stream.send(ServerSentEvent.message(event: "end", data: live.row.status.rawValue))
+                    runFollowers[id]!.stream.finish()
                     runFollowers[id]!.ended = true
                 }
             }
