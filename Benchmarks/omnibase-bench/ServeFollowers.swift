@@ -123,6 +123,12 @@ func runServeScenario(cli: String, steps: Int, followerCounts: [Int], rounds: In
             let runID = RunID.make()
             let out = folder + "/followers-\(round)-\(count).json"
             var followers: Task<ProcessOutcome, Never>?
+            // The last round's followers must be gone, or the count below would include them.
+            var settled = 0
+            while (monitorField(port: port, "followers") ?? 0) > 0 && settled < 3000 {
+                try await Task.sleep(for: .milliseconds(10))
+                settled += 1
+            }
             if count > 0 {
                 followers = Task {
                     await LocalProcess.run(ProcessSpec(command: me, arguments: ["serve-follower", "--port", "\(port)", "--run", runID,

@@ -8,7 +8,7 @@ import Foundation
 /// events with a larger `seq` (the `events` primary key) and folds them with the same
 /// ``RunReportBuilder`` that `runs show` uses; before a rendering, ``prepare(store:directory:)``
 /// re-reads the attempts of the steps they touched (primary-key lookups) and those steps' tails.
-struct LiveRun {
+struct LiveRun: Sendable {
     /// The run's row as last read.
     private(set) var row: RunStore.RunRow
     /// The page's data.

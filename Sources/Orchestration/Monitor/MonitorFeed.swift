@@ -31,6 +31,9 @@ package final class MonitorFeed: Sendable {
     enum Message: Sendable {
         case subscribe(HTTPStream, Topic)
         case unsubscribe(HTTPStream)
+        /// The render thread finished a run's page: its HTML, the milliseconds it took, and the
+        /// run's last event and status when the page's data was taken.
+        case rendered(runID: String, html: String, cost: Int64, seq: Int64, status: RunStatus)
         case stop
     }
 
@@ -40,6 +43,9 @@ package final class MonitorFeed: Sendable {
     private let messages = Mutex<[Message]>([])
     private let wakeFD: Int32
     private let stopped = DispatchSemaphore(value: 0)
+    private let renderStopped = DispatchSemaphore(value: 0)
+    /// Pages for the render thread.
+    let renderJobs = RenderQueue()
     private let followerCount = Atomic<Int>(0)
     /// Renderings of run pages, and the milliseconds they took in all.
     let renderCount = Atomic<Int>(0)
@@ -66,11 +72,26 @@ package final class MonitorFeed: Sendable {
          "refreshes": refreshCount.load(ordering: .relaxed), "events": eventCount.load(ordering: .relaxed)]
     }
 
-    /// Starts the thread.
+    /// Starts the feed's thread and its render thread.
     package func start() {
+        let renderer = Thread { [self] in
+            // Renders pages off the feed's thread, so events keep flowing while a large page is
+            // built; the result goes back to the feed, which sends it.
+            while let job = renderJobs.next() {
+                let started = FeedLoop.millis()
+                let html = MonitorPages.runContent(job.run)
+                post(.rendered(runID: job.runID, html: html, cost: FeedLoop.millis() - started, seq: job.run.seq,
+                               status: job.run.row.status))
+            }
+            renderStopped.signal()
+        }
+        renderer.name = "omnibase-monitor-render"
+        renderer.start()
         let thread = Thread { [self] in
             var loop = FeedLoop(feed: self)
             loop.run()
+            renderJobs.finish()
+            renderStopped.wait()
             close(wakeFD)
             stopped.signal()
         }
@@ -96,7 +117,7 @@ package final class MonitorFeed: Sendable {
         post(.unsubscribe(stream))
     }
 
-    private func post(_ message: Message) {
+    fileprivate func post(_ message: Message) {
         messages.withLock { $0.append(message) }
         omni_wake(wakeFD)
     }
@@ -111,21 +132,60 @@ package final class MonitorFeed: Sendable {
     fileprivate var wakeDescriptor: Int32 { wakeFD }
 }
 
+/// A run's page to render: a copy of its data (a value), so the feed goes on changing its own.
+struct RenderJob: Sendable {
+    var runID: String
+    var run: LiveRun
+}
+
+/// The render thread's queue: jobs in order, a wait that blocks the render thread only.
+final class RenderQueue: Sendable {
+    private let state = Mutex<(jobs: [RenderJob], finished: Bool)>(([], false))
+    private let available = DispatchSemaphore(value: 0)
+
+    func add(_ job: RenderJob) {
+        state.withLock { $0.jobs.append(job) }
+        available.signal()
+    }
+
+    /// Ends ``next()`` once the queued jobs are done.
+    func finish() {
+        state.withLock { $0.finished = true }
+        available.signal()
+    }
+
+    /// The next job, waiting for one; nil once finished.
+    func next() -> RenderJob? {
+        while true {
+            available.wait()
+            let (job, finished) = state.withLock { state -> (RenderJob?, Bool) in
+                state.jobs.isEmpty ? (nil, state.finished) : (state.jobs.removeFirst(), false)
+            }
+            if let job { return job }
+            if finished { return nil }
+        }
+    }
+}
+
 /// One Server-Sent Events message.
 enum ServerSentEvent {
-    /// `id:` (when given), `event:`, one `data:` line per line of `data`, blank line.
+    /// `id:` (when given), `event:`, one `data:` line per line of `data`, blank line. Works on
+    /// the UTF-8 bytes (a run page is megabytes; carriage returns are dropped).
     static func message(event: String, id: Int64? = nil, data: String) -> [UInt8] {
-        var text = ""
-        text.reserveCapacity(data.utf8.count + 64)
-        if let id { text += "id: \(id)\n" }
-        text += "event: \(event)\n"
-        for line in data.split(separator: "\n", omittingEmptySubsequences: false) {
-            text += "data: "
-            text += line.hasSuffix("\r") ? line.dropLast() : line
-            text += "\n"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(data.utf8.count + data.utf8.count / 40 + 64)
+        if let id { bytes += Array("id: \(id)\n".utf8) }
+        bytes += Array("event: \(event)\ndata: ".utf8)
+        let separator = Array("\ndata: ".utf8)
+        for byte in data.utf8 {
+            switch byte {
+            case 10: bytes += separator
+            case 13: continue
+            default: bytes.append(byte)
+            }
         }
-        text += "\n"
-        return Array(text.utf8)
+        bytes += [10, 10]
+        return bytes
     }
 }
 
@@ -156,9 +216,13 @@ private struct FeedLoop {
     /// A followed run's rendering.
     struct Rendering {
         var html = ""
+        /// ``html`` as a `render` message, built once for every follower.
+        var message: [UInt8] = []
         var dirty = true
         var lastAt: Int64 = 0
         var cost: Int64 = 0
+        /// A job for this run is with the render thread.
+        var inFlight = false
     }
 
     let feed: MonitorFeed
@@ -205,7 +269,7 @@ private struct FeedLoop {
             if inotifyFD >= 0 && !changePending { fds.append(pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)) }
             var wakeAt = lastTick + 1000
             if changePending { wakeAt = min(wakeAt, lastCheck + Self.minimumSpacing) }
-            for (runID, rendering) in renderings where rendering.dirty && runs[runID] != nil {
+            for (runID, rendering) in renderings where rendering.dirty && !rendering.inFlight && runs[runID] != nil {
                 wakeAt = min(wakeAt, rendering.lastAt + renderInterval(rendering))
             }
             if listDirty { wakeAt = min(wakeAt, lastListAt + Self.listInterval) }
@@ -258,6 +322,8 @@ private struct FeedLoop {
         switch message {
         case .stop:
             running = false
+        case .rendered(let runID, let html, let cost, let seq, let status):
+            finishRendering(runID, html: html, cost: cost, seq: seq, status: status)
         case .unsubscribe(let stream):
             if let follower = runFollowers.removeValue(forKey: stream.id),
                !runFollowers.values.contains(where: { $0.runID == follower.runID }) {
@@ -299,7 +365,8 @@ private struct FeedLoop {
                 for event in missed { bytes += Self.eventMessage(event) }
                 // The last rendering, even if events came since (its followers get a new one
                 // when its turn comes): followers that join together cost one rendering.
-                bytes += ServerSentEvent.message(event: "render", data: html(follower.runID, allowStale: true))
+                _ = html(follower.runID, allowStale: true)
+                bytes += renderings[follower.runID]?.message ?? []
                 follower.stream.send(bytes)
                 follower.sentSeq = live.seq
             }
@@ -320,13 +387,14 @@ private struct FeedLoop {
     mutating func html(_ runID: String, allowStale: Bool = false) -> String {
         guard var live = runs[runID] else { return "" }
         var rendering = renderings[runID] ?? Rendering()
-        if (rendering.dirty && !allowStale) || rendering.html.isEmpty {
+        if (rendering.dirty && !allowStale && !rendering.inFlight) || rendering.html.isEmpty {
             let started = Self.millis()
             if let store = openStore() {
                 live.prepare(store: store, directory: directory)
                 runs[runID] = live
             }
             rendering.html = MonitorPages.runContent(live)
+            rendering.message = ServerSentEvent.message(event: "render", data: rendering.html)
             rendering.cost = Self.millis() - started
             feed.renderCount.add(1, ordering: .relaxed)
             feed.renderMillis.add(Int(rendering.cost), ordering: .relaxed)
@@ -431,16 +499,44 @@ private struct FeedLoop {
             }
         }
         for runID in Array(renderings.keys) {
-            guard let rendering = renderings[runID], rendering.dirty, now - rendering.lastAt >= renderInterval(rendering),
-                  let live = runs[runID] else { continue }
-            let message = ServerSentEvent.message(event: "render", data: html(runID))
-            for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID && !runFollowers[id]!.waiting {
-                runFollowers[id]!.stream.send(message)
-                if live.row.status.isFinal && !runFollowers[id]!.ended {
-                    runFollowers[id]!.stream.send(ServerSentEvent.message(event: "end", data: live.row.status.rawValue))
-                    runFollowers[id]!.stream.finish()
-                    runFollowers[id]!.ended = true
-                }
+            guard var rendering = renderings[runID], rendering.dirty, !rendering.inFlight,
+                  now - rendering.lastAt >= renderInterval(rendering), var live = runs[runID] else { continue }
+            // The attempts and tails are read here (the feed's connection); the HTML is built on
+            // the render thread from a copy.
+            if let store = openStore() {
+                live.prepare(store: store, directory: directory)
+                runs[runID] = live
+            }
+            rendering.dirty = false
+            rendering.inFlight = true
+            rendering.lastAt = now
+            renderings[runID] = rendering
+            feed.renderJobs.add(RenderJob(runID: runID, run: live))
+        }
+    }
+
+    /// A page came back from the render thread: its followers get it, and `end` after the
+    /// rendering of a finished run.
+    mutating func finishRendering(_ runID: String, html: String, cost: Int64, seq: Int64, status: RunStatus) {
+        feed.renderCount.add(1, ordering: .relaxed)
+        feed.renderMillis.add(Int(cost), ordering: .relaxed)
+        guard var rendering = renderings[runID], let live = runs[runID] else { return }
+        rendering.inFlight = false
+        rendering.html = html
+        rendering.message = ServerSentEvent.message(event: "render", data: html)
+        rendering.cost = cost
+        // Older than what the feed holds now (a page rendered meanwhile for a new follower, or
+        // events that came during the rendering): another rendering follows.
+        if live.seq != seq || live.row.status != status { rendering.dirty = true }
+        renderings[runID] = rendering
+        let message = rendering.message
+        for id in Array(runFollowers.keys) where runFollowers[id]!.runID == runID && !runFollowers[id]!.waiting {
+            guard !runFollowers[id]!.ended else { continue }
+            runFollowers[id]!.stream.send(message)
+            if status.isFinal {
+                runFollowers[id]!.stream.send(ServerSentEvent.message(event: "end", data: status.rawValue))
+                runFollowers[id]!.stream.finish()
+                runFollowers[id]!.ended = true
             }
         }
     }
