@@ -24,13 +24,18 @@ let package = Package(
         // 4. What people read: human and HTML reports, progress, graphs, profiles.
         .target(name: "Presentation", dependencies: ["Orchestration", "Stages"], path: "Sources/Orchestration/Presentation"),
         .target(name: "Agents", dependencies: ["Orchestration"]),
-        .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Stages", "Presentation", "Agents"]),
+        // 6. The live monitor (`serve`): a small HTTP/1.1 server of our own that knows nothing of
+        // the engine, and the pages, JSON and event feed over a state folder on top of it.
+        .target(name: "MonitorHTTP", dependencies: ["COmnibaseShims"], path: "Sources/Orchestration/Monitor/HTTP"),
+        .target(name: "Monitor", dependencies: ["Orchestration", "Presentation", "MonitorHTTP"],
+                path: "Sources/Orchestration/Monitor", exclude: ["HTTP"]),
+        .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Stages", "Presentation", "Agents", "Monitor"]),
         // The benchmark harness: `swift run -c release omnibase-bench --help`.
         .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration", "Agents"], path: "Benchmarks/omnibase-bench"),
         // Test doubles at true boundaries (a manual clock), shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "OrchestrationTests", dependencies: ["OmnibaseSupport", "Orchestration", "Stages", "Presentation", "COmnibaseShims", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Orchestration", "Stages", "Presentation", "omnibase-agents"]),
+        .testTarget(name: "CLITests", dependencies: ["Orchestration", "Stages", "Presentation", "Monitor", "omnibase-agents"]),
         // Multi-agent orchestration (issue 6): real git repositories and processes; the CLI binary
         // is a dependency so `ci emit` and `agents run` can be run as separate processes.
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "Orchestration", "omnibase-agents", "TestSupport"]),

@@ -14,6 +14,7 @@ Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [
                                 [--out FILE.json]
        omnibase-bench bus [--waiters 1,100,10000] [--out FILE.json]
        omnibase-bench slurm [--steps 200] [--concurrency 64] [--out FILE.json]
+       omnibase-bench serve [--steps 5000] [--followers 0,20] [--rounds 3] [--concurrency 2] [--out FILE.json]
        omnibase-bench smoke        (every scenario once in a tiny size: CI's check that they work)
 
 process    DAGs of `true` steps: the engine (durable store on and off) next to `ninja -jN` and
@@ -31,6 +32,10 @@ workflows  Real workflow DAGs run as sleep steps scaled so their lower bound
 bus        The CI-event bus: milliseconds from publish (a durable commit) to the first and the
            last of N blocked waiters waking; then `ci emit` from another process (the
            omnibase-agents binary beside this one) to a blocked waiter here.
+serve      The process benchmark's independent DAG (durable store on) while `omnibase-agents serve`
+           feeds N followers of the run's page (event streams in a helper process): wall and engine
+           CPU per step with and without followers, the server's CPU and memory, and the latency
+           from an event's timestamp to its arrival at a follower.
 
 slurm      N independent `true` steps with --executor local and --executor slurm (one batch job
            per step; needs a cluster, e.g. .ci/slurm-cluster start): wall time, steps per second
@@ -99,6 +104,10 @@ case "bus":
     try await busScenario()
 case "slurm":
     try await slurmScenario()
+case "serve":
+    try await serveScenario()
+case "serve-follower":
+    followerMain()
 case "smoke":
     try await smokeScenario()
 default:
@@ -288,6 +297,14 @@ func smokeScenario() async throws {
                      m.submitToStartMedian))
     } else {
         print("slurm: no sbatch on the PATH, skipped")
+    }
+    if let cli = siblingCLI() {
+        let rounds = try await runServeScenario(cli: cli, steps: 20, followerCounts: [0, 2], rounds: 1, concurrency: 2,
+                                                scratch: folder)
+        let parts = rounds.map { round in
+            "\(round.followers) followers \(format(round.measured.wall))s, \(round.latencies.count) events received"
+        }
+        print("serve 20 steps: " + parts.joined(separator: "; "))
     }
     try? FileManager.default.removeItem(atPath: scratch)
     print("smoke: every scenario ran")

@@ -1,9 +1,9 @@
 import Orchestration
 
 /// Small helpers for writing HTML and SVG text.
-enum HTML {
+package enum HTML {
     /// Text safe in element content and in double- or single-quoted attribute values.
-    static func escape(_ text: String) -> String {
+    package static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {

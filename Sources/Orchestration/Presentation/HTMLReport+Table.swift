@@ -30,7 +30,8 @@ extension HTMLReport {
             out += "<label for=\"f-\(filter.id)\">\(filter.label) (\(filter.count))</label>"
         }
         out += "</div>\n<div class=\"table-wrap\">\n<table>\n<thead><tr><th>#</th><th>Step</th><th>Status</th><th>Attempts</th>"
-            + "<th>Start</th><th>Duration</th><th>Exit</th><th>Error</th><th>stderr (last attempt)</th></tr></thead>\n<tbody>\n"
+            + "<th>Start</th><th>Duration</th><th>Exit</th><th>Error</th>"
+            + (limits.includeStdout ? "<th>output (last attempt)</th>" : "<th>stderr (last attempt)</th>") + "</tr></thead>\n<tbody>\n"
         let failedCount = count("failed")
         for (index, step) in steps.enumerated() {
             out += "<tr class=\"step \(classes[index].joined(separator: " "))\" id=\"\(HTML.escape(Self.anchor(step.id)))\">"
@@ -51,13 +52,23 @@ extension HTMLReport {
             }
             out += "</td>"
             let start = timeline.offset(step.startedAt).map { "+" + formatDuration($0) } ?? "-"
-            out += "<td class=\"num\">\(start)</td><td class=\"num\">\(formatDuration(step.duration))</td>"
+            out += "<td class=\"num\">\(start)</td><td class=\"num\">\(durationText(step))</td>"
             out += "<td class=\"num\">\(exitText(step))</td>"
             out += "<td class=\"error\">\(step.error.map(HTML.escape) ?? "")</td>"
             out += "<td>\(logCell(step, open: step.status == .failed && failedCount <= 10))</td></tr>\n"
         }
         out += "</tbody>\n</table>\n</div>\n</section>\n"
         return out
+    }
+
+    /// The step's duration; for a running step the time since it started, in an element whose
+    /// `data-since` (milliseconds since 1970) lets the live monitor's script keep it ticking.
+    private func durationText(_ step: RunReport.StepReport) -> String {
+        guard step.status == .running, step.finishedAt == nil, let started = step.startedAt else {
+            return formatDuration(step.duration)
+        }
+        let since = Int64((started.timeIntervalSince1970 * 1000).rounded(.down))
+        return "<span class=\"elapsed\" data-since=\"\(since)\">\(formatDuration(max(0, generatedAt.timeIntervalSince(started))))</span>"
     }
 
     /// `0`, `1`, `SIGKILL`, `timed out (SIGTERM)`, or `-`.
@@ -78,11 +89,23 @@ extension HTMLReport {
         if log.withheld {
             return "<span class=\"muted\" title=\"\(path)\">left out (secrets that cannot be masked)</span>"
         }
-        guard let tail = log.tail else { return "<span class=\"muted\">empty</span>" }
+        guard limits.includeStdout else {
+            guard let tail = log.tail else { return "<span class=\"muted\">empty</span>" }
+            return tailBlock(tail, label: "", attempt: log.attempt, path: path, open: open)
+        }
+        // stdout and stderr, each in its own block (the live monitor).
+        let outPath = HTML.escape(String(log.path.dropLast(4)) + ".out")
+        var cell = ""
+        if let tail = log.stdoutTail { cell += tailBlock(tail, label: "stdout: ", attempt: log.attempt, path: outPath, open: false) }
+        if let tail = log.tail { cell += tailBlock(tail, label: "stderr: ", attempt: log.attempt, path: path, open: open) }
+        return cell.isEmpty ? "<span class=\"muted\">empty</span>" : cell
+    }
+
+    private func tailBlock(_ tail: LogTail, label: String, attempt: Int, path: String, open: Bool) -> String {
         var summary = tail.lineCount == 1 ? "1 line" : "\(tail.lineCount) lines"
         if tail.truncated { summary = "last " + summary }
-        if log.attempt > 1 { summary += " · attempt \(log.attempt)" }
-        return "<details\(open ? " open" : "")><summary>\(summary)</summary>"
+        if attempt > 1 { summary += " · attempt \(attempt)" }
+        return "<details\(open ? " open" : "")><summary>\(label)\(summary)</summary>"
             + "<pre class=\"log\" title=\"\(path)\">\(HTML.escape(tail.text))</pre></details>"
     }
 }

@@ -30,6 +30,7 @@ extension HTMLReport {
             for step in page.report.steps {
                 if let date = step.finishedAt { last = max(last ?? date, date) }
             }
+            if let until = page.liveUntil, first != nil { last = max(last ?? until, until) }
             origin = first
             if let first, let last { span = max(0.001, last.timeIntervalSince(first)) } else { span = 0.001 }
             attemptsByStep = byStep.map { $0.sorted { $0.attempt < $1.attempt } }
@@ -89,11 +90,11 @@ extension HTMLReport {
         let ticks = Self.ticks(span: timeline.span)
         out += "<svg class=\"axis\" width=\"\(HTML.number(width))\" height=\"26\" viewBox=\"0 0 \(HTML.number(width)) 26\" "
             + "role=\"img\" aria-label=\"time axis\">"
-        out += "<line class=\"grid\" x1=\"\(HTML.number(gutter))\" y1=\"25.5\" x2=\"\(HTML.number(gutter + chartWidth))\" y2=\"25.5\" "
-            + "style=\"stroke:#8c959f\"/>"
+        out += "<line x1=\"\(HTML.number(gutter))\" y1=\"25.5\" x2=\"\(HTML.number(gutter + chartWidth))\" y2=\"25.5\" "
+            + "class=\"grid tickmark\"/>"
         for tick in ticks {
             let at = HTML.number(x(tick))
-            out += "<line class=\"grid\" x1=\"\(at)\" y1=\"19\" x2=\"\(at)\" y2=\"26\" style=\"stroke:#8c959f\"/>"
+            out += "<line class=\"grid tickmark\" x1=\"\(at)\" y1=\"19\" x2=\"\(at)\" y2=\"26\"/>"
             out += "<text class=\"tick\" x=\"\(at)\" y=\"14\" text-anchor=\"middle\">\(Self.axisLabel(tick, step: ticks.count > 1 ? ticks[1] : tick))</text>"
         }
         if !labels {

@@ -28,13 +28,17 @@ public struct HTMLReport: Sendable {
         public var totalTailBytes: Int
         /// The most DAG edges drawn.
         public var maxEdges: Int
+        /// Whether each step's stdout tail is shown beside its stderr (the live monitor's pages).
+        public var includeStdout: Bool
 
         /// Creates limits.
-        public init(tailLines: Int = 20, tailBytes: Int = 4096, totalTailBytes: Int = 1_000_000, maxEdges: Int = 6000) {
+        public init(tailLines: Int = 20, tailBytes: Int = 4096, totalTailBytes: Int = 1_000_000, maxEdges: Int = 6000,
+                    includeStdout: Bool = false) {
             self.tailLines = tailLines
             self.tailBytes = tailBytes
             self.totalTailBytes = totalTailBytes
             self.maxEdges = maxEdges
+            self.includeStdout = includeStdout
         }
     }
 
@@ -51,14 +55,18 @@ public struct HTMLReport: Sendable {
         /// Whether the tail was left out because the run's secret values are not all known, so
         /// it could not be masked.
         public var withheld: Bool
+        /// The last lines of the attempt's stdout, when ``Limits/includeStdout`` asked for them.
+        public var stdoutTail: LogTail?
 
         /// Creates a step log.
-        public init(attempt: Int, path: String, tail: LogTail?, omitted: Bool = false, withheld: Bool = false) {
+        public init(attempt: Int, path: String, tail: LogTail?, omitted: Bool = false, withheld: Bool = false,
+                    stdoutTail: LogTail? = nil) {
             self.attempt = attempt
             self.path = path
             self.tail = tail
             self.omitted = omitted
             self.withheld = withheld
+            self.stdoutTail = stdoutTail
         }
     }
 
@@ -78,6 +86,11 @@ public struct HTMLReport: Sendable {
     public var generatedAt: Date
     /// Size limits.
     public var limits: Limits
+    /// Set while the run is live (the monitor): the timeline's frame runs to this moment, so
+    /// running attempts' bars reach it, and the header's duration is the time since the start.
+    public var liveUntil: Date?
+    /// How the tails are masked; tails read again later (the monitor) go through it too.
+    public var logMasking = LogMasking.none
 
     /// Creates a page from data already at hand.
     public init(report: RunReport, names: [String: String] = [:], graph: PlanGraph?, attempts: [RunStore.AttemptRecord],
@@ -137,11 +150,10 @@ public struct HTMLReport: Sendable {
             notes.append("The stored plan snapshot does not load (\(error.message)): the DAG is left out.")
         }
         var attempts = try store.attempts(runID)
-        var logs = readLogs(report: report, attempts: attempts, stateDirectory: stateDirectory, runID: runID, limits: limits)
+        let masking = LogMasking(mask: mask, withholding: !unknownSecrets.isEmpty)
+        let logs = readLogs(report: report, attempts: attempts, stateDirectory: stateDirectory, runID: runID, limits: limits,
+                            masking: masking)
         if !unknownSecrets.isEmpty {
-            for (id, log) in logs where !log.omitted {
-                logs[id] = StepLog(attempt: log.attempt, path: log.path, tail: nil, withheld: true)
-            }
             let flags = unknownSecrets.map { "--var \($0)=VALUE" }.joined(separator: " ")
             notes.append("The stderr tails are left out: this run's secret variables \(unknownSecrets.joined(separator: ", ")) "
                          + "were not stored, so their values could not be masked (give them with \(flags)).")
@@ -150,20 +162,46 @@ public struct HTMLReport: Sendable {
             for index in report.steps.indices { report.steps[index].error = report.steps[index].error.map(mask.apply) }
             for index in attempts.indices { attempts[index].error = attempts[index].error.map(mask.apply) }
             names = names.mapValues(mask.apply)
-            for (id, log) in logs {
-                guard var tail = log.tail else { continue }
-                tail.text = mask.apply(tail.text)
-                logs[id]?.tail = tail
-            }
         }
-        return HTMLReport(report: report, names: names, graph: graph, attempts: attempts, logs: logs, notes: notes,
-                          limits: limits)
+        var page = HTMLReport(report: report, names: names, graph: graph, attempts: attempts, logs: logs, notes: notes,
+                              limits: limits)
+        page.logMasking = masking
+        return page
     }
 
-    /// The stderr tail of each started step's last attempt, failed and cancelled steps first,
-    /// within the page's byte budget.
-    private static func readLogs(report: RunReport, attempts: [RunStore.AttemptRecord], stateDirectory: StateDirectory,
-                                 runID: String, limits: Limits) -> [String: StepLog] {
+    /// How the log tails of a page are made fit to share: the run's secret values masked, or
+    /// every tail left out when some of those values are unknown.
+    public struct LogMasking: Sendable {
+        /// The run's secret values.
+        public var mask: SecretMask
+        /// Leave every tail out (the values of some secret variables were not stored).
+        public var withholding: Bool
+
+        /// No masking: a page built from data already at hand.
+        public static let none = LogMasking(mask: SecretMask(values: []), withholding: false)
+
+        /// A step's log as the page may show it.
+        func apply(_ log: StepLog) -> StepLog {
+            var log = log
+            guard !log.omitted else { return log }
+            if withholding {
+                return StepLog(attempt: log.attempt, path: log.path, tail: nil, withheld: true)
+            }
+            guard !mask.isEmpty else { return log }
+            if let text = log.tail?.text { log.tail?.text = mask.apply(text) }
+            if let text = log.stdoutTail?.text { log.stdoutTail?.text = mask.apply(text) }
+            return log
+        }
+    }
+
+    /// The stderr tail (and with ``Limits/includeStdout`` the stdout tail) of each started step's
+    /// last attempt, failed and cancelled steps first, within the page's byte budget.
+    ///
+    /// The live monitor calls it again for the steps that changed (`only`), so the report and
+    /// the monitor show the same tails.
+    package static func readLogs(report: RunReport, attempts: [RunStore.AttemptRecord], stateDirectory: StateDirectory,
+                         runID: String, limits: Limits, only: Set<String>? = nil,
+                         masking: LogMasking) -> [String: StepLog] {
         guard let runDirectory = try? stateDirectory.runDirectory(runID) else { return [:] }
         var lastAttempt: [String: Int] = [:]
         for attempt in attempts { lastAttempt[attempt.stepID] = max(lastAttempt[attempt.stepID] ?? 0, attempt.attempt) }
@@ -181,6 +219,7 @@ public struct HTMLReport: Sendable {
         var logs: [String: StepLog] = [:]
         for index in order {
             let step = report.steps[index]
+            if let only, !only.contains(step.id) { continue }
             let attempt = lastAttempt[step.id] ?? step.attempts
             guard attempt > 0, !step.id.contains("/"), step.id != "..", step.id != "." else { continue }
             let relative = "runs/\(runID)/logs/\(step.id).\(attempt).err"
@@ -191,7 +230,13 @@ public struct HTMLReport: Sendable {
             let tail = LogTail.read(path: "\(runDirectory)/logs/\(step.id).\(attempt).err",
                                     maxLines: limits.tailLines, maxBytes: min(limits.tailBytes, budget))
             budget -= tail?.text.utf8.count ?? 0
-            logs[step.id] = StepLog(attempt: attempt, path: relative, tail: tail)
+            var stdoutTail: LogTail?
+            if limits.includeStdout, budget > 0 {
+                stdoutTail = LogTail.read(path: "\(runDirectory)/logs/\(step.id).\(attempt).out",
+                                          maxLines: limits.tailLines, maxBytes: min(limits.tailBytes, budget))
+                budget -= stdoutTail?.text.utf8.count ?? 0
+            }
+            logs[step.id] = masking.apply(StepLog(attempt: attempt, path: relative, tail: tail, stdoutTail: stdoutTail))
         }
         return logs
     }
@@ -200,7 +245,6 @@ public struct HTMLReport: Sendable {
 
     /// The whole page.
     public func render() -> String {
-        let timeline = Timeline(self)
         var page = ""
         page.reserveCapacity(4096 + report.steps.count * 900 + attempts.count * 250)
         page += """
@@ -217,16 +261,26 @@ public struct HTMLReport: Sendable {
         <body>
 
         """
-        page += header(timeline)
-        page += "<main>\n"
-        page += timelineSection(timeline)
-        page += dagSection()
-        page += tableSection(timeline)
-        page += "</main>\n"
+        page += renderContent()
         page += "<footer>Generated by omnibase-agents \(HTML.escape(Orchestration.version)) at "
             + "\(HTML.escape(Timestamp.rfc3339(generatedAt))). Times are UTC; offsets are from the run's start.</footer>\n"
         page += "</body>\n</html>\n"
         return page
+    }
+
+    /// The page's content without the document around it: the header (facts, counts, notes) and
+    /// the timeline, DAG and step table. The report and the live monitor's run page both show it.
+    public func renderContent() -> String {
+        let timeline = Timeline(self)
+        var out = ""
+        out.reserveCapacity(2048 + report.steps.count * 900 + attempts.count * 250)
+        out += header(timeline)
+        out += "<main>\n"
+        out += timelineSection(timeline)
+        out += dagSection()
+        out += tableSection(timeline)
+        out += "</main>\n"
+        return out
     }
 
     private func header(_ timeline: Timeline) -> String {
@@ -238,7 +292,12 @@ public struct HTMLReport: Sendable {
         fact("Plan", "<span class=\"mono\">\(HTML.escape(report.planID))</span>")
         if let stage = report.stage { fact("Stage", HTML.escape(stage)) }
         fact("Started", report.startedAt.map { HTML.escape(Timestamp.rfc3339($0)) } ?? "not started")
-        fact("Duration", HTML.escape(formatDuration(report.duration ?? (report.startedAt == nil ? nil : timeline.span))))
+        if liveUntil != nil, report.duration == nil, let started = report.startedAt {
+            let since = Int64((started.timeIntervalSince1970 * 1000).rounded(.down))
+            fact("Duration", "<span class=\"elapsed\" data-since=\"\(since)\">\(HTML.escape(formatDuration(timeline.span)))</span>")
+        } else {
+            fact("Duration", HTML.escape(formatDuration(report.duration ?? (report.startedAt == nil ? nil : timeline.span))))
+        }
         fact("Exit code", "\(report.exitCode)")
         var parts: [String] = []
         for status in StepStatus.allCases {
@@ -258,7 +317,7 @@ public struct HTMLReport: Sendable {
     /// The anchor of a step's table row.
     static func anchor(_ stepID: String) -> String { "step-" + stepID }
 
-    static let css = """
+    package static let css = """
     :root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#fff;--panel:#f6f8fa;
     --ok:#2e7d32;--okf:#c8e6c9;--bad:#c62828;--badf:#ffcdd2;--skip:#757575;--skipf:#e0e0e0;
     --cancel:#ef6c00;--cancelf:#ffe0b2;--run:#1565c0;--runf:#bbdefb;--pend:#9e9e9e;--pendf:#fff}
@@ -295,7 +354,7 @@ public struct HTMLReport: Sendable {
     .scroll svg{display:block}
     .axis{position:sticky;top:0;z-index:1;background:#fff}
     svg text{font-size:11px;fill:var(--fg)}
-    svg .tick{fill:var(--muted)}svg .grid{stroke:#eaeef2;stroke-width:1}
+    svg .tick{fill:var(--muted)}svg .grid{stroke:#eaeef2;stroke-width:1}svg .grid.tickmark{stroke:#8c959f}
     svg .label{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace}
     svg .label.skipped,svg .label.cancelled,svg .label.pending{fill:var(--muted)}
     svg .label.failed{fill:var(--bad);font-weight:600}

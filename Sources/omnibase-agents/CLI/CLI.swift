@@ -37,7 +37,7 @@ enum CLI {
     static let commands: [any CLICommand.Type] = [
         RunCommand.self, ValidateCommand.self, ResumeCommand.self, ReplayCommand.self, RunsCommand.self,
         GraphCommand.self, ReportCommand.self, OrchCommand.self,
-        AgentsCommand.self, CIEmitCommand.self,
+        AgentsCommand.self, CIEmitCommand.self, ServeCommand.self,
     ]
 
     static var help: String {

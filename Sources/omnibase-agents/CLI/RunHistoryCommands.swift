@@ -176,21 +176,8 @@ struct RunsCommand: CLICommand {
                 let report = try store.report(run.runID)
                 let counts = report?.summary ?? [:]
                 let live = run.isLive
-                items.append(.object([
-                    "run_id": .string(run.runID),
-                    "plan_id": .string(run.planID),
-                    "status": .string(run.status.rawValue),
-                    "live": .bool(live),
-                    "started_at": run.startedAt.map { .string($0) } ?? .null,
-                    "finished_at": run.finishedAt.map { .string($0) } ?? .null,
-                    "summary": .object([
-                        "total": .int(report?.steps.count ?? 0),
-                        "succeeded": .int(counts[.succeeded] ?? 0),
-                        "failed": .int(counts[.failed] ?? 0),
-                        "skipped": .int(counts[.skipped] ?? 0),
-                        "cancelled": .int(counts[.cancelled] ?? 0),
-                    ]),
-                ]))
+                items.append(RunHistoryJSON.listEntry(runID: run.runID, planID: run.planID, status: run.status, live: live,
+                                                      startedAt: run.startedAt, finishedAt: run.finishedAt, report: report))
                 let done = (report?.steps.count ?? 0) - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
                 lines.append("\(run.runID)  \(run.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  "
                              + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(TerminalText.escaped(run.planID))"
@@ -221,14 +208,7 @@ struct RunsCommand: CLICommand {
             let live = record.isLive
             let snapshotPath = "\(directory.path)/\(FailureSnapshot.relativePath(runID: runID))"
             let snapshot = FileManager.default.fileExists(atPath: snapshotPath) ? snapshotPath : nil
-            var json = report.json
-            if case .object(var members) = json {
-                members.append(.init("live", .bool(live)))
-                members.append(.init("progress", progressJSON(report)))
-                if let engine = record.engine { members.append(.init("engine_pid", .int(Int(engine.pid)))) }
-                members.append(.init("snapshot", snapshot.map { .string($0) } ?? .null))
-                json = .object(members)
-            }
+            let json = RunHistoryJSON.show(record: record, report: report, snapshotPath: snapshot)
             common.emit(json: json) {
                 var text = HumanReport.render(report, style: common.style)
                 if let snapshot { text += "failure snapshot: \(snapshot)\n" }
