@@ -268,14 +268,17 @@ enum MonitorPages {
     /// What a blocked task waits for: `waiting_for` when `agents status` gives it, else the
     /// events of `awaiting` (none listed: any event for the task).
     private static func waitingFor(_ task: JSONValue) -> String {
+        // Event names as the `awaiting` list shows them: monospace, each escaped.
+        func names(_ events: [String]) -> String {
+            events.map { "<span class=\"mono\">\(HTML.escape($0))</span>" }.joined(separator: ", ")
+        }
         if let waiting = task["waiting_for"], !(waiting == .null) {
-            if let text = waiting.stringValue { return HTML.escape(text) }
-            if let items = waiting.arrayValue { return items.map { HTML.escape($0.stringValue ?? $0.serialized()) }.joined(separator: ", ") }
+            if let text = waiting.stringValue { return names([text]) }
+            if let items = waiting.arrayValue { return names(items.map { $0.stringValue ?? $0.serialized() }) }
             return HTML.escape(waiting.serialized())
         }
         let events = (task["awaiting"]?.arrayValue ?? []).compactMap(\.stringValue)
-        return events.isEmpty ? "any event for \(HTML.escape(task["id"]?.stringValue ?? "the task"))"
-            : events.map { "<span class=\"mono\">\(HTML.escape($0))</span>" }.joined(separator: ", ")
+        return events.isEmpty ? "any event for \(HTML.escape(task["id"]?.stringValue ?? "the task"))" : names(events)
     }
 
     /// Since when a blocked task waits (`blocked_since`), ticking in the browser.
