@@ -97,10 +97,10 @@ public struct CIRunner: Sendable {
             if let error = step.error { text += ": \(error)" }
             text += "\n"
             guard step.attempts > 0 else { continue }
-            let base = stateDirectory.path + "/runs/\(report.runID)/logs/\(step.id).\(step.attempts)"
-            for stream in ["out", "err"] {
-                if let tail = TextTail.read(path: "\(base).\(stream)", maxLines: 60) {
-                    text += "-- std\(stream) (last lines) --\n\(tail)\n"
+            for stream in AttemptLog.Stream.allCases {
+                let log = AttemptLog(stepID: step.id, attempt: step.attempts, stream: stream)
+                if let tail = TextTail.read(path: stateDirectory.path(of: log, runID: report.runID), maxLines: 60) {
+                    text += "-- std\(stream.rawValue) (last lines) --\n\(tail)\n"
                 }
             }
         }

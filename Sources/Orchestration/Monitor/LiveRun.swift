@@ -130,11 +130,12 @@ struct LiveRun: Sendable {
 
     /// The sizes of a step's last attempt's stdout and stderr together.
     private func logSize(_ step: String, directory: StateDirectory) -> Int {
-        guard let log = page.logs[step], let runDirectory = try? directory.runDirectory(page.report.runID) else { return -1 }
+        guard let log = page.logs[step], (try? directory.runDirectory(page.report.runID)) != nil else { return -1 }
         var total = 0
-        for suffix in ["out", "err"] {
+        for stream in AttemptLog.Stream.allCases {
             var info = stat()
-            if stat("\(runDirectory)/logs/\(step).\(log.attempt).\(suffix)", &info) == 0 { total += Int(info.st_size) }
+            let path = directory.path(of: AttemptLog(stepID: step, attempt: log.attempt, stream: stream), runID: page.report.runID)
+            if stat(path, &info) == 0 { total += Int(info.st_size) }
         }
         return total
     }

@@ -94,7 +94,7 @@ extension HTMLReport {
             return tailBlock(tail, label: "", attempt: log.attempt, path: path, open: open)
         }
         // stdout and stderr, each in its own block (the live monitor).
-        let outPath = HTML.escape(String(log.path.dropLast(4)) + ".out")
+        let outPath = HTML.escape(AttemptLog(stepID: step.id, attempt: log.attempt, stream: .stdout).relativePath(runID: report.runID))
         var cell = ""
         if let tail = log.stdoutTail { cell += tailBlock(tail, label: "stdout: ", attempt: log.attempt, path: outPath, open: false) }
         if let tail = log.tail { cell += tailBlock(tail, label: "stderr: ", attempt: log.attempt, path: path, open: open) }

@@ -202,7 +202,7 @@ public struct HTMLReport: Sendable {
     package static func readLogs(report: RunReport, attempts: [RunStore.AttemptRecord], stateDirectory: StateDirectory,
                          runID: String, limits: Limits, only: Set<String>? = nil,
                          masking: LogMasking) -> [String: StepLog] {
-        guard let runDirectory = try? stateDirectory.runDirectory(runID) else { return [:] }
+        guard (try? stateDirectory.runDirectory(runID)) != nil else { return [:] }
         var lastAttempt: [String: Int] = [:]
         for attempt in attempts { lastAttempt[attempt.stepID] = max(lastAttempt[attempt.stepID] ?? 0, attempt.attempt) }
         func rank(_ status: StepStatus) -> Int {
@@ -222,17 +222,19 @@ public struct HTMLReport: Sendable {
             if let only, !only.contains(step.id) { continue }
             let attempt = lastAttempt[step.id] ?? step.attempts
             guard attempt > 0, !step.id.contains("/"), step.id != "..", step.id != "." else { continue }
-            let relative = "runs/\(runID)/logs/\(step.id).\(attempt).err"
+            let stderrLog = AttemptLog(stepID: step.id, attempt: attempt, stream: .stderr)
+            let relative = stderrLog.relativePath(runID: runID)
             guard budget > 0 else {
                 logs[step.id] = StepLog(attempt: attempt, path: relative, tail: nil, omitted: true)
                 continue
             }
-            let tail = LogTail.read(path: "\(runDirectory)/logs/\(step.id).\(attempt).err",
+            let tail = LogTail.read(path: stateDirectory.path(of: stderrLog, runID: runID),
                                     maxLines: limits.tailLines, maxBytes: min(limits.tailBytes, budget))
             budget -= tail?.text.utf8.count ?? 0
             var stdoutTail: LogTail?
             if limits.includeStdout, budget > 0 {
-                stdoutTail = LogTail.read(path: "\(runDirectory)/logs/\(step.id).\(attempt).out",
+                stdoutTail = LogTail.read(path: stateDirectory.path(of: AttemptLog(stepID: step.id, attempt: attempt, stream: .stdout),
+                                                                    runID: runID),
                                           maxLines: limits.tailLines, maxBytes: min(limits.tailBytes, budget))
                 budget -= stdoutTail?.text.utf8.count ?? 0
             }

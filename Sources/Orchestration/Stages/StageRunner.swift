@@ -217,9 +217,9 @@ public struct StageRunner: Sendable {
         var stageReport = StageReport(stage: stage, mode: mode, outcome: .ran(report), skipped: decision.skipped, gates: gates,
                                       hooks: pre + post, warnings: warnings, gitCommit: revision?.commit, profile: profile,
                                       exitCode: report.exitCode)
-        let logs = "\(stateDirectory.path)/runs/\(report.runID)/logs"
         for step in report.steps where step.status == .failed && step.attempts > 0 {
-            let paths = ["out", "err"].map { "\(logs)/\(step.id).\(step.attempts).\($0)" }
+            let paths = AttemptLog.Stream.allCases
+                .map { stateDirectory.path(of: AttemptLog(stepID: step.id, attempt: step.attempts, stream: $0), runID: report.runID) }
                 .filter { FileManager.default.fileExists(atPath: $0) }
             if !paths.isEmpty { stageReport.failureLogs.append((step.id, paths)) }
         }

@@ -82,7 +82,7 @@ struct RunCommand: CLICommand {
             printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
             return 0
         }
-        let session = try RunSession(stateDirectory: common.stateDirectory)
+        var session = try RunSession(stateDirectory: common.stateDirectory)
         let chosenPriorities = mode == .profile ? session.priorities(for: loaded) : nil
         let buffer = EventBuffer()
         var observers: [any RunObserver] = mode == .profile ? [buffer] : []
@@ -91,11 +91,10 @@ struct RunCommand: CLICommand {
         let signals = SignalStopSource()
         defer { signals.finish() }
         let allObservers = observers
-        let runner: any StepRunner = stepThrough
-            ? InteractiveStepRunner(onAbort: { signals.request(.user) }) : LocalStepRunner()
+        if stepThrough { session.runner = InteractiveStepRunner(onAbort: { signals.request(.user) }) }
+        let configured = session
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
-            try await session.start(loaded, request: request, observers: allObservers, stopRequests: signals.requests,
-                                    runner: runner)
+            try await configured.start(loaded, request: request, observers: allObservers, stopRequests: signals.requests)
         }
         if mode == .profile {
             let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities)

@@ -85,10 +85,18 @@ public struct RunSession: Sendable {
     /// How often the Slurm executor polls (tests poll faster).
     public var slurmPolling = SlurmStepRunner.Polling()
 
+    /// Where local (and closure) steps run, for every run, resume and replay of this session;
+    /// steps of other executors go to theirs (``ExecutorRegistry``).
+    public var runner: any StepRunner
+
     /// Opens the state folder (creating it 0700).
-    public init(stateDirectory path: String, synchronous: SQLiteDatabase.Synchronous = .full) throws(EngineError) {
+    /// - Parameter runner: where local steps run (local processes and in-process closures by
+    ///   default; `run --step` asks first).
+    public init(stateDirectory path: String, synchronous: SQLiteDatabase.Synchronous = .full,
+                runner: any StepRunner = LocalStepRunner()) throws(EngineError) {
         do { stateDirectory = try StateDirectory(path: path) } catch { throw EngineError(error) }
         self.synchronous = synchronous
+        self.runner = runner
     }
 
     /// Starts a new run of `loaded` and runs it to its end.
@@ -103,8 +111,7 @@ public struct RunSession: Sendable {
     ///   folder fails).
     public func start(_ loaded: LoadedPlan, request: RunRequest = RunRequest(), observers: [any RunObserver] = [],
                       stopRequests: AsyncStream<StopReason>? = nil, runID: String = RunID.make(),
-                      parentRunID: String? = nil,
-                      runner: any StepRunner = LocalStepRunner()) async throws(EngineError) -> RunReport {
+                      parentRunID: String? = nil) async throws(EngineError) -> RunReport {
         let initial = try loaded.graph.initialStates(from: request.from, to: request.to)
         // The database before the run's folder (which the lease creates): a state folder the
         // store refuses (a damaged history, StateDirectory.checkHistoryIntact) is left untouched.
@@ -124,7 +131,7 @@ public struct RunSession: Sendable {
         options.priorities = request.preservePlanOrder
             ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
         return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
-                                 stage: request.stage, runner: router(loaded.plan, runID: runID, executor: request.executor, local: runner))
+                                 stage: request.stage, runner: router(loaded.plan, runID: runID, executor: request.executor))
     }
 
     /// Starts a durable run of a plan built in code (see ``LoadedPlan/init(_:)``).
@@ -164,12 +171,9 @@ public struct RunSession: Sendable {
         let source = try Self.complete(record.source, secrets: secrets, runID: runID)
         let loaded = try Self.plan(plan, stored: source, runID: runID)
         var request = RunRequest(json: record.options, stage: record.stage)
-        // The lease is ours, so the engine that had the run is gone: tear down what it left,
-        // its cluster jobs first (cancelled through Slurm, so they end as cancelled), then its
-        // local process groups.
-        let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor, local: LocalStepRunner())
-            .reclaimLostAttempts(runID: runID)
-        let leftovers = await OrphanReaper.reap(runID: runID)
+        // The lease is ours, so the engine that had the run is gone: each executor tears down
+        // what it left (cluster jobs first, then local process groups) and names those attempts.
+        let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor).reclaimLostAttempts(runID: runID)
         let stored = try store.steps(runID)
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
@@ -201,7 +205,6 @@ public struct RunSession: Sendable {
         // run: they are recorded as engine lost too, and numbering continues above every trace.
         var previousAttempts = stored.map(\.attempts)
         let traced = AttemptJournal.traces(stateDirectory: stateDirectory, runID: runID, stepIDs: Set(loaded.graph.ids))
-            .merging(leftovers.attempts) { $0.union($1) }
             .merging(Dictionary(reclaimed.map { ($0.stepID, Set([$0.attempt])) }, uniquingKeysWith: { $0.union($1) })) { $0.union($1) }
         if !traced.isEmpty {
             let recorded = try store.attemptNumbers(runID)
@@ -227,7 +230,7 @@ public struct RunSession: Sendable {
             ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
         _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                               stage: record.stage, durableSeq: seq,
-                              runner: router(loaded.plan, runID: runID, executor: request.executor, local: LocalStepRunner()))
+                              runner: router(loaded.plan, runID: runID, executor: request.executor))
         guard let report = try store.report(runID) else { throw unknownRun(runID) }
         return report
     }
@@ -252,10 +255,10 @@ public struct RunSession: Sendable {
 
     private func execute(_ loaded: LoadedPlan, options: RunOptions, observers: [any RunObserver],
                          stopRequests: AsyncStream<StopReason>?, stage: String?, durableSeq: Int64 = 0,
-                         runner: any StepRunner = LocalStepRunner()) async throws(EngineError) -> RunReport {
+                         runner: any StepRunner) async throws(EngineError) -> RunReport {
         var options = options
         do {
-            options.logDirectory = try stateDirectory.ensureSubdirectory("runs/\(options.runID)/logs")
+            options.logDirectory = try stateDirectory.ensureSubdirectory(AttemptLog.folder(runID: options.runID))
         } catch {
             throw EngineError(error)
         }
@@ -288,15 +291,10 @@ public struct RunSession: Sendable {
         return report
     }
 
-    /// The runner of a run: `local` for local and closure steps, a Slurm runner (one poller for
-    /// the run) when some step runs on Slurm.
-    func router(_ plan: Plan, runID: String, executor: ExecutorKind?, local: any StepRunner) -> ExecutorRouter {
-        let kind = executor ?? plan.executor ?? .local
-        let usesSlurm = plan.steps.contains { ExecutorRouter.kind(of: $0, defaultKind: kind) == .slurm }
-        let slurm = usesSlurm
-            ? SlurmStepRunner(runID: runID, settings: plan.slurm, polling: slurmPolling, keepScripts: plan.secretMask().isEmpty)
-            : nil
-        return ExecutorRouter(local: local, slurm: slurm, defaultKind: kind)
+    /// The runner of a run: the session's for local and closure steps, and one of each other
+    /// executor its steps use (``ExecutorRegistry``).
+    func router(_ plan: Plan, runID: String, executor: ExecutorKind?) -> ExecutorRouter {
+        ExecutorRegistry.router(for: plan, runID: runID, defaultKind: executor ?? plan.executor ?? .local, session: self)
     }
 
     /// `--max-concurrency`, else the plan's; a plan that sets none and runs on Slurm by default

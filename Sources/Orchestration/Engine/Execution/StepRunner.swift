@@ -10,7 +10,7 @@ public struct AttemptContext: Sendable {
     public var attempt: Int
     /// SIGTERM to SIGKILL on timeout or stop.
     public var killGrace: Duration
-    /// The folder for `<step>.<attempt>.out` / `.err`, or nil to discard output.
+    /// The run's `logs` folder (``AttemptLog``), or nil to discard output.
     public var logDirectory: String?
     /// Tells the engine the id a cluster gave the attempt as soon as it is known (it records a
     /// `step_submitted` event); nil when nobody listens.
@@ -29,13 +29,13 @@ public struct AttemptContext: Sendable {
     }
 
     /// The attempt's stdout log path.
-    public var stdoutPath: String { logPath("out") }
+    public var stdoutPath: String { logPath(.stdout) }
     /// The attempt's stderr log path.
-    public var stderrPath: String { logPath("err") }
+    public var stderrPath: String { logPath(.stderr) }
 
-    private func logPath(_ suffix: String) -> String {
+    private func logPath(_ stream: AttemptLog.Stream) -> String {
         guard let logDirectory else { return "/dev/null" }
-        return "\(logDirectory)/\(stepID).\(attempt).\(suffix)"
+        return "\(logDirectory)/\(AttemptLog(stepID: stepID, attempt: attempt, stream: stream).fileName)"
     }
 }
 
@@ -48,9 +48,11 @@ public protocol StepRunner: Sendable {
     ///   attempt down and return an outcome with result `cancelled`.
     func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome
 
-    /// Tears down what an engine that died while running `runID` left with this runner (a
-    /// cluster's jobs), before `resume` runs anything again; the default does nothing.
-    /// - Returns: the attempts it found, so the engine can record them with their job ids.
+    /// Tears down what an engine that died while running `runID` left with this runner (local
+    /// process groups, a cluster's jobs), before `resume` runs anything again; the default
+    /// does nothing.
+    /// - Returns: the attempts it found, so the engine records them (with their job ids) and
+    ///   never numbers a new attempt like one of them.
     func reclaimLostAttempts(runID: String) async -> [LostAttempt]
 }
 
@@ -58,59 +60,24 @@ extension StepRunner {
     public func reclaimLostAttempts(runID: String) async -> [LostAttempt] { [] }
 }
 
-/// An attempt that a dead engine left with a cluster, found by ``StepRunner/reclaimLostAttempts(runID:)``.
+/// An attempt that a dead engine left behind (a process still running, a cluster's job), found
+/// by ``StepRunner/reclaimLostAttempts(runID:)``.
 public struct LostAttempt: Sendable, Hashable {
     /// The step.
     public var stepID: String
     /// The attempt number.
     public var attempt: Int
-    /// The cluster's job id.
-    public var jobID: String
-    /// Whether the job still ran (or waited) and was cancelled; false when it had ended already.
+    /// The cluster's job id; nil for a local process.
+    public var jobID: String?
+    /// Whether it still ran (or waited) and was torn down; false when it had ended already.
     public var wasRunning: Bool
 
     /// Creates a record.
-    public init(stepID: String, attempt: Int, jobID: String, wasRunning: Bool) {
+    public init(stepID: String, attempt: Int, jobID: String?, wasRunning: Bool) {
         self.stepID = stepID
         self.attempt = attempt
         self.jobID = jobID
         self.wasRunning = wasRunning
-    }
-}
-
-/// Sends each step to the runner of its executor (SPEC §9): the step's own `executor`, else the
-/// run's; closure steps always run locally.
-public struct ExecutorRouter: StepRunner {
-    /// Runs local steps (and closure steps).
-    public let local: any StepRunner
-    /// Runs Slurm steps; nil when no step of the run uses Slurm.
-    public let slurm: (any StepRunner)?
-    /// The executor of steps that do not name one.
-    public let defaultKind: ExecutorKind
-
-    /// Creates a router.
-    public init(local: any StepRunner, slurm: (any StepRunner)?, defaultKind: ExecutorKind) {
-        self.local = local
-        self.slurm = slurm
-        self.defaultKind = defaultKind
-    }
-
-    /// The executor that runs `step` when the run's default is `defaultKind`.
-    public static func kind(of step: Step, defaultKind: ExecutorKind) -> ExecutorKind {
-        guard case .process = step.action else { return .local }
-        return step.executor ?? defaultKind
-    }
-
-    public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
-        if Self.kind(of: step, defaultKind: defaultKind) == .slurm, let slurm {
-            return await slurm.run(step, context: context)
-        }
-        return await local.run(step, context: context)
-    }
-
-    public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
-        let fromLocal = await local.reclaimLostAttempts(runID: runID)
-        return fromLocal + (await slurm?.reclaimLostAttempts(runID: runID) ?? [])
     }
 }
 
@@ -121,6 +88,15 @@ public struct LocalStepRunner: StepRunner {
     /// Creates a runner whose steps inherit `environment` (the engine's own by default).
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         baseEnvironment = environment
+    }
+
+    /// Ends the process groups (and `setsid` escapees) that carry the dead engine's run id
+    /// (``OrphanReaper``), and names the attempts they belonged to.
+    public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
+        let leftovers = await OrphanReaper.reap(runID: runID)
+        return leftovers.attempts.sorted { $0.key < $1.key }.flatMap { step, attempts in
+            attempts.sorted().map { LostAttempt(stepID: step, attempt: $0, jobID: nil, wasRunning: true) }
+        }
     }
 
     public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {

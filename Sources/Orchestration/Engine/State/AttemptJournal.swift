@@ -68,21 +68,11 @@ final class AttemptJournal: Sendable {
             let stepID = String(decoding: line[line.index(after: space)...], as: UTF8.self)
             if stepIDs.contains(stepID) { traces[stepID, default: []].insert(attempt) }
         }
-        let logs = stateDirectory.path + "/runs/\(runID)/logs"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? [] {
-            guard let (stepID, attempt) = logName(name), stepIDs.contains(stepID) else { continue }
-            traces[stepID, default: []].insert(attempt)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory.logsFolder(runID: runID))) ?? [] {
+            guard let log = AttemptLog(fileName: name), stepIDs.contains(log.stepID) else { continue }
+            traces[log.stepID, default: []].insert(log.attempt)
         }
         return traces
-    }
-
-    /// `build.3.out` -> ("build", 3); step ids may hold dots themselves.
-    static func logName(_ name: String) -> (stepID: String, attempt: Int)? {
-        let stem: Substring
-        if name.hasSuffix(".out") || name.hasSuffix(".err") { stem = name.dropLast(4) } else { return nil }
-        guard let dot = stem.lastIndex(of: "."), let attempt = Int(stem[stem.index(after: dot)...]), attempt > 0,
-              dot > stem.startIndex else { return nil }
-        return (String(stem[..<dot]), attempt)
     }
 
     /// A file's bytes, or none if it is missing, unreadable or a symbolic link.

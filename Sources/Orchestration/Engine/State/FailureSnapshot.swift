@@ -131,9 +131,10 @@ public enum FailureSnapshot {
                 try stateDirectory.writeFileAtomically("\(folder)/steps/\(step.id)/env.json",
                                                        Array(redacted(environment, isSecret: plan.isSecret, mask: mask)
                                                            .serialized(pretty: true).utf8))
-                for suffix in ["out", "err"] {
-                    let name = "\(step.id).\(step.attempts).\(suffix)"
-                    let relative = "runs/\(report.runID)/logs/\(name)"
+                for stream in AttemptLog.Stream.allCases {
+                    let log = AttemptLog(stepID: step.id, attempt: step.attempts, stream: stream)
+                    let name = log.fileName
+                    let relative = log.relativePath(runID: report.runID)
                     guard let tail = logTail(path: "\(stateDirectory.path)/\(relative)", displayPath: relative,
                                              maxBytes: logTailBytes) else { continue }
                     try stateDirectory.writeFileAtomically("\(folder)/steps/\(step.id)/\(name)", mask.apply(tail))
