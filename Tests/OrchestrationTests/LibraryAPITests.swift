@@ -106,4 +106,47 @@ struct LibraryAPITests {
                 == ["exit_code": .null, "signal": .null, "timed_out": false, "engine_lost": true, "error": "lost"])
         #expect(RunEvent.Payload.stepStarted.json == nil)
     }
+
+    /// A runner configured once on the session serves start, resume and replay alike, and a
+    /// resume asks it to reclaim what a dead engine left.
+    @Test func theSessionsRunnerServesEveryRunAndReclaimsOnResume() async throws {
+        final class Recording: StepRunner, Sendable {
+            let base = LocalStepRunner()
+            let log = Mutex<[String]>([])
+            func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
+                log.withLock { $0.append("run \(step.id) #\(context.attempt)") }
+                return await base.run(step, context: context)
+            }
+            func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
+                log.withLock { $0.append("reclaim") }
+                return await base.reclaimLostAttempts(runID: runID)
+            }
+        }
+        let dir = Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let recording = Recording()
+        let session = try RunSession(stateDirectory: dir + "/state", runner: recording)
+        let marker = dir + "/fixed"
+        let plan = Plan(id: "seam", steps: [
+            .closure("a") { _ in guard FileManager.default.fileExists(atPath: marker) else { throw CocoaError(.fileNoSuchFile) } },
+        ])
+        let first = try await session.start(plan)
+        #expect(first.status == .failed)
+        #expect(FileManager.default.createFile(atPath: marker, contents: nil))
+        let resumed = try await session.resume(runID: first.runID, plan: plan)
+        #expect(resumed.status == .succeeded)
+        _ = try await session.replay(runID: first.runID, plan: plan)
+        #expect(recording.log.withLock { $0 } == ["run a #1", "reclaim", "run a #2", "run a #1"])
+    }
+
+    @Test func attemptLogNamesRoundTripAndStepIDsMayHoldDots() {
+        let log = AttemptLog(stepID: "build.linux-x86_64", attempt: 12, stream: .stderr)
+        #expect(log.fileName == "build.linux-x86_64.12.err")
+        #expect(log.relativePath(runID: "r-1") == "runs/r-1/logs/build.linux-x86_64.12.err")
+        #expect(AttemptLog(fileName: log.fileName) == log)
+        #expect(AttemptLog(fileName: "build.3.sh") == nil)
+        #expect(AttemptLog(fileName: "build.0.out") == nil)
+        #expect(AttemptLog(fileName: ".3.out") == nil)
+        #expect(AttemptLog(fileName: "starts") == nil)
+    }
 }
