@@ -31,25 +31,8 @@ public struct LogTail: Sendable, Hashable {
     ///   - maxBytes: the most bytes to read from the end of the file.
     /// - Returns: nil when the log is absent or holds only whitespace.
     public static func read(path: String, maxLines: Int = 20, maxBytes: Int = 4096) -> LogTail? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
-        let size = Int(info.st_size)
-        let length = min(size, maxBytes)
-        guard length > 0 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: length)
-        var done = 0
-        while done < length {
-            let count = bytes.withUnsafeMutableBytes { buffer in
-                pread(fd, buffer.baseAddress! + done, length - done, off_t(size - length + done))
-            }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            done += count
-        }
-        return tail(of: Array(bytes[0..<done]), maxLines: maxLines, cutAtStart: size > done, fileSize: size)
+        guard let (bytes, size) = FileTail.read(path: path, maxBytes: maxBytes) else { return nil }
+        return tail(of: bytes, maxLines: maxLines, cutAtStart: size > bytes.count, fileSize: size)
     }
 
     /// The tail of bytes already in memory (the end of a log).

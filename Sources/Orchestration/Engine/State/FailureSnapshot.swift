@@ -54,25 +54,8 @@ public enum FailureSnapshot {
     /// - Returns: nil when the log is absent, not a regular file (a symbolic link is not
     ///   followed) or empty.
     static func logTail(path: String, displayPath: String, maxBytes: Int) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
-        let size = Int(info.st_size)
-        let length = min(size, maxBytes)
-        guard length > 0 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: length)
-        var done = 0
-        while done < length {
-            let count = bytes.withUnsafeMutableBytes { buffer in
-                pread(fd, buffer.baseAddress! + done, length - done, off_t(size - length + done))
-            }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            done += count
-        }
-        bytes.removeSubrange(done...)
+        guard let (bytes, size) = FileTail.read(path: path, maxBytes: maxBytes) else { return nil }
+        let done = bytes.count
         guard size > done else { return bytes }
         // Cut: start after the first line break (the partial line would be half a line), or
         // else after any partial UTF-8 sequence.
