@@ -87,20 +87,11 @@ extension RunStore {
     package func attempts(_ runID: String, steps: Set<String>) throws(EngineError) -> [String: [AttemptRecord]] {
         try monitorRead { db in
             let statement = try db.cachedStatement("""
-                SELECT step_id, attempt, started_at, finished_at, exit_code, signal, timed_out, cancelled, engine_lost, succeeded, error
-                FROM attempts WHERE run_id = ? AND step_id = ? ORDER BY attempt
+                SELECT \(attemptColumns()) FROM attempts WHERE run_id = ? AND step_id = ? ORDER BY attempt
                 """)
             var result: [String: [AttemptRecord]] = [:]
             for step in steps {
-                result[step] = try statement.rowsBinding(runID, step).map { row in
-                    AttemptRecord(
-                        stepID: row.string(0) ?? "", attempt: row.int(1),
-                        startedAt: row.string(2).flatMap(Timestamp.parse), finishedAt: row.string(3).flatMap(Timestamp.parse),
-                        exitCode: row.isNull(4) ? nil : Int32(truncatingIfNeeded: row.int(4)),
-                        signal: row.isNull(5) ? nil : Int32(truncatingIfNeeded: row.int(5)),
-                        timedOut: row.int(6) != 0, cancelled: row.int(7) != 0, engineLost: row.int(8) != 0,
-                        succeeded: row.isNull(9) ? nil : row.int(9) != 0, error: row.string(10))
-                }
+                result[step] = try statement.rowsBinding(runID, step).map(AttemptRecord.init(row:))
             }
             return result
         }

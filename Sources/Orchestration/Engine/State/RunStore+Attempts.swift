@@ -89,8 +89,7 @@ extension RunStore {
         let rows: [Row]
         do {
             rows = try database.query("""
-                SELECT a.step_id, a.attempt, a.started_at, a.finished_at, a.exit_code, a.signal, a.timed_out,
-                       a.cancelled, a.engine_lost, a.succeeded, a.error, \(openedVersion >= 2 ? "a.job_id" : "NULL")
+                SELECT \(attemptColumns(prefix: "a."))
                 FROM attempts a LEFT JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
                 WHERE a.run_id = ? ORDER BY s.position, a.attempt
                 """, runID)
@@ -99,14 +98,25 @@ extension RunStore {
         } catch {
             throw EngineError(error)
         }
-        return rows.map { row in
-            AttemptRecord(
-                stepID: row.string(0) ?? "", attempt: row.int(1),
-                startedAt: row.string(2).flatMap(Timestamp.parse), finishedAt: row.string(3).flatMap(Timestamp.parse),
-                exitCode: row.isNull(4) ? nil : Int32(truncatingIfNeeded: row.int(4)),
-                signal: row.isNull(5) ? nil : Int32(truncatingIfNeeded: row.int(5)),
-                timedOut: row.int(6) != 0, cancelled: row.int(7) != 0, engineLost: row.int(8) != 0,
-                succeeded: row.isNull(9) ? nil : row.int(9) != 0, error: row.string(10), jobID: row.string(11))
-        }
+        return rows.map(AttemptRecord.init(row:))
+    }
+
+    /// The columns ``AttemptRecord/init(row:)`` reads, in its order (`job_id` since schema 2).
+    package func attemptColumns(prefix: String = "") -> String {
+        ["step_id", "attempt", "started_at", "finished_at", "exit_code", "signal", "timed_out", "cancelled", "engine_lost",
+         "succeeded", "error"].map { prefix + $0 }.joined(separator: ", ")
+            + (openedVersion >= 2 ? ", \(prefix)job_id" : ", NULL")
+    }
+}
+
+extension RunStore.AttemptRecord {
+    /// An attempt read from a row of ``RunStore/attemptColumns(prefix:)``.
+    package init(row: Row) {
+        self.init(stepID: row.string(0) ?? "", attempt: row.int(1),
+                  startedAt: row.string(2).flatMap(Timestamp.parse), finishedAt: row.string(3).flatMap(Timestamp.parse),
+                  exitCode: row.isNull(4) ? nil : Int32(truncatingIfNeeded: row.int(4)),
+                  signal: row.isNull(5) ? nil : Int32(truncatingIfNeeded: row.int(5)),
+                  timedOut: row.int(6) != 0, cancelled: row.int(7) != 0, engineLost: row.int(8) != 0,
+                  succeeded: row.isNull(9) ? nil : row.int(9) != 0, error: row.string(10), jobID: row.string(11))
     }
 }
