@@ -6,6 +6,12 @@ import Foundation
 /// builder, the progress printers and the HTML report read it, and one codec (``Payload/json``
 /// and ``Payload/init(kind:json:)``) turns it into the `data` object of `events.jsonl` and the
 /// `events` table and back. A new field is one change to a payload type and its codec.
+///
+/// ```swift
+/// for event in try RunStore(stateDirectory: state, readOnly: true).events(runID) {
+///     if case .stepAttemptFailed(let end) = event.payload, end.timedOut { print("\(event.stepID!) timed out") }
+/// }
+/// ```
 public struct RunEvent: Sendable, Hashable {
     /// The event types of SPEC §3.
     public enum Kind: String, Sendable, Hashable, CaseIterable {

@@ -6,6 +6,17 @@ import Glibc
 /// executor waits for `record` to return before it starts the steps that turn decided to start,
 /// so an observer that makes events durable guarantees "a step's result is committed before
 /// anything that depends on it starts".
+///
+/// ```swift
+/// struct Failures: RunObserver {
+///     func record(_ events: [RunEvent]) async throws {
+///         for event in events {
+///             if case .stepFailed(let end) = event.payload { print("\(event.stepID ?? ""): \(end?.error ?? "failed")") }
+///         }
+///     }
+/// }
+/// let report = try await RunSession(stateDirectory: ".state").start(plan, observers: [Failures()])
+/// ```
 public protocol RunObserver: Sendable {
     /// Records the events of one scheduler turn.
     /// - Throws: an ``EngineError``-convertible failure stops the run (nothing new starts).

@@ -12,7 +12,7 @@ import Synchronization
 /// - run-all (`r`) runs this and every later step without asking.
 ///
 /// Use it with a concurrency of 1, so one question is asked at a time.
-public final class InteractiveStepRunner: StepRunner {
+package final class InteractiveStepRunner: StepRunner {
     private let inner: any StepRunner
     private let input: Int32
     private let output: Int32

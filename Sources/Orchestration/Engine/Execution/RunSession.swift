@@ -77,6 +77,14 @@ public struct RunRequest: Sendable, Hashable {
 /// | `runs/<id>/events.jsonl` | one event per line (SPEC §3), written after each commit |
 /// | `runs/<id>/logs/<step>.<attempt>.out` / `.err` | each attempt's output |
 /// | `runs/<id>/lease` | locked by the engine working on the run |
+///
+/// ```swift
+/// let session = try RunSession(stateDirectory: ".state")
+/// let report = try await session.start(try PlanLoader.load(path: "plans/hello.json"))
+/// if report.status != .succeeded {
+///     _ = try await session.resume(runID: report.runID)   // re-runs what did not succeed
+/// }
+/// ```
 public struct RunSession: Sendable {
     /// The state folder.
     public let stateDirectory: StateDirectory

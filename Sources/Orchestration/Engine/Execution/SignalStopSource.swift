@@ -10,7 +10,7 @@ import Synchronization
 /// (Ctrl-\) stop a run exactly like SIGTERM, so a dropped session never leaves steps running
 /// under a run that stays `running`; they only differ in the exit code (129, 131). Children are unaffected: the process layer resets every signal
 /// disposition to the default in the child (`omni_spawn`).
-public final class SignalStopSource: Sendable {
+package final class SignalStopSource: Sendable {
     /// Yields once per received signal.
     public let requests: AsyncStream<StopReason>
     private let continuation: AsyncStream<StopReason>.Continuation

@@ -39,8 +39,23 @@ public struct AttemptContext: Sendable {
     }
 }
 
-/// The seam between the scheduler and where steps execute: local processes now, a cluster
-/// backend later, without touching the scheduler.
+/// The seam between the scheduler and where steps execute (``LocalStepRunner``,
+/// ``SlurmStepRunner``), without touching the scheduler: the engine keeps retries, timeouts
+/// and state; a runner runs one attempt and, on `resume`, reclaims what a dead engine left.
+///
+/// ```swift
+/// struct Logged: StepRunner {
+///     let base = LocalStepRunner()
+///     func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
+///         print("starting \(step.id) #\(context.attempt)")
+///         return await base.run(step, context: context)
+///     }
+///     func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
+///         await base.reclaimLostAttempts(runID: runID)
+///     }
+/// }
+/// let session = try RunSession(stateDirectory: ".state", runner: Logged())
+/// ```
 public protocol StepRunner: Sendable {
     /// Runs one attempt to completion and never throws: every failure is in the outcome.
     ///

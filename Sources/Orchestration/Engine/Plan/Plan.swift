@@ -4,6 +4,14 @@ import Foundation
 ///
 /// Plans come from JSON files (``PlanLoader``) or are built in code; either way ``PlanGraph``
 /// validates them before a run.
+///
+/// ```swift
+/// let plan = Plan(id: "release", maxConcurrency: 4, steps: [
+///     .process("test", "swift", ["test"]),
+///     .process("tag", "git", ["tag", "v1.2.0"], dependsOn: ["test"]),
+/// ])
+/// let report = try await DAGExecutor(plan: plan).run()
+/// ```
 public struct Plan: Sendable {
     /// `plan_id`.
     public var id: String

@@ -52,7 +52,14 @@ public enum FailurePolicy: String, Sendable, Hashable, CaseIterable {
     case skipDependents = "skip_dependents"
 }
 
-/// One node of a plan's DAG.
+/// One node of a plan's DAG: a process (argv, no shell) or an async Swift closure.
+///
+/// ```swift
+/// let steps: [Step] = [
+///     .process("build", "swift", ["build"]),
+///     .closure("notify", dependsOn: ["build"]) { context in print("built in attempt \(context.attempt)") },
+/// ]
+/// ```
 public struct Step: Sendable {
     /// Unique id, `[A-Za-z0-9][A-Za-z0-9_.-]*`.
     public var id: String

@@ -25,7 +25,7 @@
 ///   into their own session) is out of reach of this teardown and is not counted in
 ///   ``ProcessOutcome/survivors``. ``LocalStepRunner`` finds such processes afterwards by the
 ///   attempt's marks in their environment (``OrphanReaper/tearDown(marked:grace:)``).
-public enum LocalProcess {
+package enum LocalProcess {
     /// Runs one process to completion; never throws: every failure is in the outcome.
     ///
     /// It returns once the leader has been reaped and its output is in the log files, or

@@ -1,5 +1,5 @@
 /// How one attempt of a ``ProcessSpec`` ended.
-public struct ProcessOutcome: Sendable, Equatable {
+package struct ProcessOutcome: Sendable, Equatable {
     /// How the leader of the process group ended.
     public enum Termination: Sendable, Equatable, CustomStringConvertible {
         /// The leader exited with this status.

@@ -14,7 +14,7 @@ import Foundation
 ///     timeout: .seconds(120), killGrace: .seconds(5))
 /// let outcome = await LocalProcess.run(spec)
 /// ```
-public struct ProcessSpec: Sendable {
+package struct ProcessSpec: Sendable {
     /// The program: a path (absolute, or relative to `workingDirectory`), or a name looked up in
     /// the `PATH` of ``environment`` (falling back to the engine's own `PATH`), as `execvpe` does.
     ///
@@ -149,7 +149,7 @@ public struct ProcessSpec: Sendable {
 }
 
 /// Where one output stream of a child goes.
-public enum OutputDestination: Sendable, Hashable {
+package enum OutputDestination: Sendable, Hashable {
     /// Into this file, created on the stream's first byte (step logs: the engine's fast path).
     case file(String)
     /// Nowhere: the child gets `/dev/null`, with no pipe and no file.
@@ -181,7 +181,7 @@ public enum OutputDestination: Sendable, Hashable {
 }
 
 /// What ``OutputDestination/capture(limit:)`` kept of one stream.
-public struct CapturedOutput: Sendable, Equatable {
+package struct CapturedOutput: Sendable, Equatable {
     /// The first bytes of the stream, at most the limit.
     public var bytes: [UInt8]
     /// How many bytes came after the limit and were thrown away; 0 when nothing was cut.

@@ -18,7 +18,7 @@ import Foundation
 /// and the copy starts with one line that says so:
 /// `[omnibase: the first 299000000 of 300000000 bytes were cut; the whole log is runs/<id>/logs/<name>]`.
 /// Memory use does not depend on the log's size.
-public enum FailureSnapshot {
+package enum FailureSnapshot {
     /// The folder of a run's snapshot, relative to the state folder.
     public static func relativePath(runID: String) -> String { "runs/\(runID)/snapshot" }
 

@@ -3,7 +3,7 @@ import Glibc
 /// The last bytes of a file, read without following a symbolic link and without reading the
 /// rest of it (a log may be gigabytes): what the failure snapshot, the reports' log tails and
 /// the retry rules read of an attempt's output.
-public enum FileTail {
+package enum FileTail {
     /// Reads at most `maxBytes` from the end of the regular file at `path`.
     /// - Returns: the bytes and the file's whole size; nil when the file is absent, not a
     ///   regular file (a symbolic link is not followed), unreadable or empty.

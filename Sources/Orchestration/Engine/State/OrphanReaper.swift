@@ -9,7 +9,7 @@ import Foundation
 ///
 /// - Important: A step process that cleared its environment cannot be found this way. For one
 ///   that left its step's group (`setsid`) see ``tearDown(marked:grace:)``.
-public enum OrphanReaper {
+package enum OrphanReaper {
     /// What the takeover found of a dead engine's steps.
     public struct Leftovers: Sendable {
         /// The process groups that were signalled.

@@ -8,7 +8,7 @@ import Synchronization
 /// The holder writes its identity (`<pid> <start time> <boot id>`) into the file right after
 /// taking the lock, so an engine refused the lease names the live holder, not the engine the
 /// run's record still names (after a crash, the dead one).
-public final class RunLease: Sendable {
+package final class RunLease: Sendable {
     private let lock: Mutex<FileLock?>
     /// The run.
     public let runID: String

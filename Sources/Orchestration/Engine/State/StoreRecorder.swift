@@ -24,7 +24,7 @@ public protocol CommitGate: Sendable {
 ///
 /// The writer is a thread of its own, not a task, because SQLite's calls block (an fsync takes
 /// milliseconds) and the cooperative pool has only as many threads as cores.
-public final class StoreRecorder: RunObserver, CommitGate {
+package final class StoreRecorder: RunObserver, CommitGate {
     private struct Waiter {
         var seq: Int64
         var continuation: CheckedContinuation<Void, any Error>
