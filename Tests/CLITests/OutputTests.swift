@@ -75,6 +75,7 @@ struct OutputTests {
         FAIL run r-ID (plan EVERY) failed in #.##s
           PASS  ok          1 try     #.##s
           FAIL  flaky-fail  2 tries   #.##s     exited with code 2
+              | this step always fails, with a long explanation that does not fit on one line of any term...
           FAIL  optional    1 try     #.##s     exited with code 4
           SKIP  skipped     0 tries   -         dependency "optional" failed
           FAIL  fatal       1 try     #.##s     exited with code 1

@@ -100,10 +100,10 @@ struct RunCommand: CLICommand {
         if mode == .profile {
             let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities)
             common.emit(json: report.json.adding("profile", profile.json)) {
-                HumanReport.render(report, style: common.style) + "\n" + profile.render(style: common.style)
+                common.humanReport(report) + "\n" + profile.render(style: common.style)
             }
         } else {
-            common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
+            common.emit(json: report.json) { common.humanReport(report) }
         }
         return report.exitCode
     }

@@ -44,7 +44,7 @@ struct StoredRunArguments {
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
             try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [], executor)
         }
-        common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
+        common.emit(json: report.json) { common.humanReport(report) }
         return report.exitCode
     }
 
@@ -210,7 +210,9 @@ struct RunsCommand: CLICommand {
             let snapshot = FileManager.default.fileExists(atPath: snapshotPath) ? snapshotPath : nil
             let json = RunHistoryJSON.show(record: record, report: report, snapshotPath: snapshot)
             common.emit(json: json) {
-                var text = HumanReport.render(report, style: common.style)
+                // Log tails only when every secret value is known to mask them with.
+                var text = record.source.withheldSecrets.isEmpty
+                    ? common.humanReport(report) : HumanReport.render(report, style: common.style)
                 if let snapshot { text += "failure snapshot: \(snapshot)\n" }
                 if !record.status.isFinal {
                     let counts = report.summary
