@@ -88,7 +88,7 @@ struct RunCommand: CLICommand {
         let session = try RunSession(stateDirectory: common.stateDirectory)
         let chosenPriorities = mode == .profile
             ? session.priorities(for: loaded, failedFirst: session.failedInLatestRun(planID: loaded.plan.id)) : nil
-        let buffer = EventBuffer()
+        let buffer = RunProfile.Recorder()
         var observers: [any RunObserver] = mode == .profile ? [buffer] : []
         let progress = stepThrough ? nil : common.progressPrinter(for: loaded, request: request, session: session)
         if let progress { observers.append(progress) }
@@ -97,12 +97,14 @@ struct RunCommand: CLICommand {
         let allObservers = observers
         let runner: any StepRunner = stepThrough
             ? InteractiveStepRunner(onAbort: { signals.request(.user) }) : LocalStepRunner()
+        let cpuBefore = RunProfile.processCPUSeconds()
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
             try await session.start(loaded, request: request, observers: allObservers, stopRequests: signals.requests,
                                     runner: runner)
         }
         if mode == .profile {
-            let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities)
+            let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities,
+                                     arrivals: buffer.arrivals, engineCPUSeconds: RunProfile.processCPUSeconds() - cpuBefore)
             common.emit(json: report.json.adding("profile", profile.json)) {
                 common.humanReport(report) + "\n" + profile.render(style: common.style)
             }
