@@ -103,7 +103,7 @@ import Testing
             #expect(help.hasPrefix("Usage: omnibase-agents \(configuration.name)"))
             #expect(!configuration.options.isEmpty, "\(configuration.name) declares options")
             for option in configuration.options {
-                let label = option.name + (option.valueName.map { " \($0)" } ?? "")
+                let label = (option.short.map { "\($0), " } ?? "") + option.name + (option.valueName.map { " \($0)" } ?? "")
                 #expect(help.contains("  \(label)"), "\(configuration.name) help shows \(label)")
                 let firstWords = option.help.split(separator: " ").prefix(3).joined(separator: " ")
                 #expect(help.contains(firstWords), "\(configuration.name) help explains \(option.name)")

@@ -75,6 +75,7 @@ struct OutputTests {
         FAIL run r-ID (plan EVERY) failed in #.##s
           PASS  ok          1 try     #.##s
           FAIL  flaky-fail  2 tries   #.##s     exited with code 2
+              | this step always fails, with a long explanation that does not fit on one line of any term...
           FAIL  optional    1 try     #.##s     exited with code 4
           SKIP  skipped     0 tries   -         dependency "optional" failed
           FAIL  fatal       1 try     #.##s     exited with code 1
@@ -155,8 +156,51 @@ struct OutputTests {
         #expect(profile["engine_overhead"]?["mean_ms"]?.doubleValue != nil)
         #expect(profile["slowest"]?[0] == "a")
         let human = await runCLI(["run", plan, "--mode", "profile", "--format", "human", "--state-dir", dir.path + "/s"], in: dir.path)
-        #expect(human.stdout.contains("Critical path (2 steps): a -> c"))
+        #expect(human.stdout.contains("Critical path (2 steps, "))
+        #expect(human.stdout.contains("): a -> c\n"))
         #expect(human.stdout.contains("Engine overhead"))
+    }
+
+    /// The critical path comes from the DAG and the measured durations: with one slot, "tail"
+    /// waits for the chain and finishes last, yet the longest chain is x1 -> x2.
+    @Test func profileCriticalPathIsTheLongestChainNotTheLastToFinish() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("x1", "sleep 0.5"), stepJSON("x2", "sleep 0.5", deps: ["x1"]), stepJSON("tail", "sleep 0.1"),
+        ], globals: "{\"max_concurrency\": 1}"))
+        let result = await runCLI(["run", plan, "--mode", "profile", "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try result.json()
+        let profile = try #require(json["profile"])
+        // "tail" finished last (one slot, lower priority than the chain).
+        let stepObjects = try #require(json["steps"]?.arrayValue)
+        let finished = stepObjects.compactMap { step -> (String, String)? in
+            guard let id = step["id"]?.stringValue, let at = step["finished_at"]?.stringValue else { return nil }
+            return (id, at)
+        }
+        #expect(finished.max { $0.1 < $1.1 }?.0 == "tail", "\(finished)")
+        #expect(profile["critical_path"] == ["x1", "x2"])
+        let pathSeconds = try #require(profile["critical_path_sec"]?.doubleValue)
+        let makespan = try #require(profile["makespan_sec"]?.doubleValue)
+        #expect(pathSeconds >= 1.0 && pathSeconds <= makespan)
+        // Utilisation adds up: busy + idle = slots x makespan; the time at each level = makespan.
+        let usage = try #require(profile["utilisation"])
+        #expect(usage["slots"]?.intValue == 1)
+        let busy = try #require(usage["busy_slot_sec"]?.doubleValue)
+        let idle = try #require(usage["idle_slot_sec"]?.doubleValue)
+        #expect(abs(busy + idle - makespan) < 0.01, "\(busy) + \(idle) vs \(makespan)")
+        #expect(busy >= 1.1)
+        let levels = (usage["sec_at_concurrency"]?.arrayValue ?? []).compactMap { $0.doubleValue }
+        #expect(levels.count == 2 && abs(levels.reduce(0, +) - makespan) < 0.01, "\(levels)")
+        #expect(usage["busy_over_time"]?.arrayValue?.count == 40)
+        #expect(profile["engine_overhead"]?["cpu_per_attempt_ms"]?.doubleValue != nil)
+        // The human view names the path with its length, the slots, and each step's priority.
+        let human = await runCLI(["run", plan, "--mode", "profile", "--format", "human", "--state-dir", dir.path + "/s"], in: dir.path)
+        #expect(human.stdout.contains("): x1 -> x2\n"), "\(human.stdout)")
+        #expect(human.stdout.contains("Slots: 1, busy "), "\(human.stdout)")
+        #expect(human.stdout.contains("priority"), "\(human.stdout)")
+        let rows = human.stdout.split(separator: "\n").filter { $0.hasPrefix("  * ") }.map { $0.split(separator: " ").first { $0 != "*" } }
+        #expect(rows.compactMap { $0.map(String.init) } == ["x1", "x2"], "\(human.stdout)")
     }
 
     @Test func stepThroughAsksOnATerminalAndRefusesWithoutOne() async throws {

@@ -105,7 +105,8 @@ struct ReportTests {
         #expect(page.contains("exited with code 2"))
         #expect(page.contains("timed out, SIGTERM") || page.contains("timed out, SIGKILL"))
         #expect(page.contains("Fetch sources"))
-        #expect(page.contains("2 lines · attempt 2"), "the tail is the last attempt's")
+        #expect(page.contains("last attempt 2 · 2 lines"), "the tail of the last attempt")
+        #expect(page.contains("failed attempt 1 · 2 lines"), "and of the earlier failed one")
         // The DAG: one labelled node per step and an edge per dependency.
         #expect(Self.occurrences(of: "<rect class=\"node ", in: page) == 8)
         #expect(Self.occurrences(of: "marker-end=\"url(#arrow)\"", in: page) == 8)

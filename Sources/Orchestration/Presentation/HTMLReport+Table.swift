@@ -31,7 +31,7 @@ extension HTMLReport {
         }
         out += "</div>\n<div class=\"table-wrap\">\n<table>\n<thead><tr><th>#</th><th>Step</th><th>Status</th><th>Attempts</th>"
             + "<th>Start</th><th>Duration</th><th>Exit</th><th>Error</th>"
-            + (limits.includeStdout ? "<th>output (last attempt)</th>" : "<th>stderr (last attempt)</th>") + "</tr></thead>\n<tbody>\n"
+            + (limits.includeStdout ? "<th>output (last attempt)</th>" : "<th>stderr</th>") + "</tr></thead>\n<tbody>\n"
         let failedCount = count("failed")
         for (index, step) in steps.enumerated() {
             out += "<tr class=\"step \(classes[index].joined(separator: " "))\" id=\"\(HTML.escape(Self.anchor(step.id)))\">"
@@ -90,8 +90,19 @@ extension HTMLReport {
             return "<span class=\"muted\" title=\"\(path)\">left out (secrets that cannot be masked)</span>"
         }
         guard limits.includeStdout else {
-            guard let tail = log.tail else { return "<span class=\"muted\">empty</span>" }
-            return tailBlock(tail, label: "", attempt: log.attempt, path: path, open: open)
+            var cell = ""
+            for earlier in log.earlierFailures {
+                let earlierPath = HTML.escape(earlier.path)
+                if let tail = earlier.tail {
+                    cell += tailBlock(tail, label: "failed ", attempt: earlier.attempt, path: earlierPath, open: false,
+                                      always: true)
+                } else {
+                    cell += "<div class=\"muted\" title=\"\(earlierPath)\">failed attempt \(earlier.attempt): empty</div>"
+                }
+            }
+            guard let tail = log.tail else { return cell + "<span class=\"muted\">empty</span>" }
+            return cell + tailBlock(tail, label: log.earlierFailures.isEmpty ? "" : "last ", attempt: log.attempt, path: path,
+                                    open: open, always: !log.earlierFailures.isEmpty)
         }
         // stdout and stderr, each in its own block (the live monitor).
         let outPath = HTML.escape(AttemptLog(stepID: step.id, attempt: log.attempt, stream: .stdout).relativePath(runID: report.runID))
@@ -101,10 +112,12 @@ extension HTMLReport {
         return cell.isEmpty ? "<span class=\"muted\">empty</span>" : cell
     }
 
-    private func tailBlock(_ tail: LogTail, label: String, attempt: Int, path: String, open: Bool) -> String {
+    /// - Parameter always: name the attempt even when it is the first.
+    private func tailBlock(_ tail: LogTail, label: String, attempt: Int, path: String, open: Bool,
+                           always: Bool = false) -> String {
         var summary = tail.lineCount == 1 ? "1 line" : "\(tail.lineCount) lines"
         if tail.truncated { summary = "last " + summary }
-        if attempt > 1 { summary += " · attempt \(attempt)" }
+        if always { summary = "attempt \(attempt) · " + summary } else if attempt > 1 { summary += " · attempt \(attempt)" }
         return "<details\(open ? " open" : "")><summary>\(label)\(summary)</summary>"
             + "<pre class=\"log\" title=\"\(path)\">\(HTML.escape(tail.text))</pre></details>"
     }

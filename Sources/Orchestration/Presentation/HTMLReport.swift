@@ -42,7 +42,7 @@ public struct HTMLReport: Sendable {
         }
     }
 
-    /// The stderr of a step's last attempt.
+    /// The stderr of a step's last attempt, and of the attempts before it that failed.
     public struct StepLog: Sendable, Hashable {
         /// The attempt whose log this is.
         public var attempt: Int
@@ -57,6 +57,10 @@ public struct HTMLReport: Sendable {
         public var withheld: Bool
         /// The last lines of the attempt's stdout, when ``Limits/includeStdout`` asked for them.
         public var stdoutTail: LogTail?
+        /// The stderr of each earlier attempt that failed (timed out, lost its engine), oldest
+        /// first: after retries or a resume, the first error is often the one that explains the
+        /// rest. Attempts left out by the page's byte budget are absent.
+        public var earlierFailures: [StepLog] = []
 
         /// Creates a step log.
         public init(attempt: Int, path: String, tail: LogTail?, omitted: Bool = false, withheld: Bool = false,
@@ -190,12 +194,15 @@ public struct HTMLReport: Sendable {
             guard !mask.isEmpty else { return log }
             if let text = log.tail?.text { log.tail?.text = mask.apply(text) }
             if let text = log.stdoutTail?.text { log.stdoutTail?.text = mask.apply(text) }
+            log.earlierFailures = log.earlierFailures.map(apply)
             return log
         }
     }
 
     /// The stderr tail (and with ``Limits/includeStdout`` the stdout tail) of each started step's
-    /// last attempt, failed and cancelled steps first, within the page's byte budget.
+    /// last attempt, failed and cancelled steps first, within the page's byte budget; then, while
+    /// the budget lasts, the stderr tails of the earlier attempts that failed (newest first,
+    /// failed steps first), so the error of a first session survives a resume.
     ///
     /// The live monitor calls it again for the steps that changed (`only`), so the report and
     /// the monitor show the same tails.
@@ -204,7 +211,14 @@ public struct HTMLReport: Sendable {
                          masking: LogMasking) -> [String: StepLog] {
         guard (try? stateDirectory.runDirectory(runID)) != nil else { return [:] }
         var lastAttempt: [String: Int] = [:]
-        for attempt in attempts { lastAttempt[attempt.stepID] = max(lastAttempt[attempt.stepID] ?? 0, attempt.attempt) }
+        var failedAttempts: [String: [Int]] = [:]
+        for attempt in attempts {
+            lastAttempt[attempt.stepID] = max(lastAttempt[attempt.stepID] ?? 0, attempt.attempt)
+            switch attempt.outcome {
+            case .failed, .timedOut, .engineLost: failedAttempts[attempt.stepID, default: []].append(attempt.attempt)
+            default: break
+            }
+        }
         func rank(_ status: StepStatus) -> Int {
             switch status {
             case .failed: return 0
@@ -238,9 +252,22 @@ public struct HTMLReport: Sendable {
                                           maxLines: limits.tailLines, maxBytes: min(limits.tailBytes, budget))
                 budget -= stdoutTail?.text.utf8.count ?? 0
             }
-            logs[step.id] = masking.apply(StepLog(attempt: attempt, path: relative, tail: tail, stdoutTail: stdoutTail))
+            logs[step.id] = StepLog(attempt: attempt, path: relative, tail: tail, stdoutTail: stdoutTail)
         }
-        return logs
+        for index in order where budget > 0 {
+            let step = report.steps[index]
+            guard var log = logs[step.id], !log.omitted else { continue }
+            let earlier = Set(failedAttempts[step.id] ?? []).filter { $0 < log.attempt }.sorted(by: >)
+            for attempt in earlier where budget > 0 {
+                let failed = AttemptLog(stepID: step.id, attempt: attempt, stream: .stderr)
+                let tail = LogTail.read(path: stateDirectory.path(of: failed, runID: runID), maxLines: limits.tailLines,
+                                        maxBytes: min(limits.tailBytes, budget))
+                budget -= tail?.text.utf8.count ?? 0
+                log.earlierFailures.insert(StepLog(attempt: attempt, path: failed.relativePath(runID: runID), tail: tail), at: 0)
+            }
+            logs[step.id] = log
+        }
+        return logs.mapValues(masking.apply)
     }
 
     // MARK: - Rendering

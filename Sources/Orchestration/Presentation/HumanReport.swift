@@ -2,10 +2,13 @@ import Orchestration
 
 /// The human summary of a run: a header, one line per step, a summary line; within the style's
 /// width (at most 100 columns). Text from the plan or its steps is shown through
-/// ``TerminalText/escaped(_:)``.
+/// ``TerminalText/escaped(_:)``. Under a failed step's line come the last lines of its stderr
+/// when `failureTails` has them (``FailureTail``).
 public enum HumanReport {
     /// Renders a report.
-    public static func render(_ report: RunReport, style: TextStyle) -> String {
+    /// - Parameter failureTails: the stderr tails to show under failed steps, by step id
+    ///   (``FailureTail/ofFailedSteps(_:stateDirectory:mask:)``).
+    public static func render(_ report: RunReport, style: TextStyle, failureTails: [String: FailureTail] = [:]) -> String {
         let width = max(60, style.width)
         var lines: [String] = []
         let runMarker: StepStatus
@@ -31,6 +34,7 @@ public enum HumanReport {
             let line = "  \(marker)  \(pad(truncate(id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
                 + "\(pad(formatDuration(step.duration), 8))  \(truncate(detail, to: max(0, width - fixed)))"
             lines.append(trimTrailing(line))
+            if step.status == .failed, let tail = failureTails[step.id] { lines += tail.rendered(width: width) }
         }
         let counts = report.summary
         lines.append("\(report.steps.count) steps: \(counts[.succeeded] ?? 0) succeeded, \(counts[.failed] ?? 0) failed, "

@@ -35,6 +35,21 @@ public final class ProgressPrinter: RunObserver {
     private let planSteps: [String]
     private let expected: [String: Double]
     private let slots: Int
+    private let failureTails: FailureTailSource?
+
+    /// Where the printer reads a failed attempt's stderr from (``FailureTail``).
+    public struct FailureTailSource: Sendable {
+        /// The run's state folder.
+        public var stateDirectory: StateDirectory
+        /// The run's secret values.
+        public var mask: SecretMask
+
+        /// Creates a source.
+        public init(stateDirectory: StateDirectory, mask: SecretMask) {
+            self.stateDirectory = stateDirectory
+            self.mask = mask
+        }
+    }
 
     /// Creates a printer.
     /// - Parameters:
@@ -43,8 +58,11 @@ public final class ProgressPrinter: RunObserver {
     ///   - slots: the concurrency limit (for the ETA).
     ///   - alreadyDone: steps finished in an earlier session of the run (resume).
     ///   - fd: where to draw (2 = stderr).
+    ///   - failureTails: where the lines mode reads the stderr tail it prints under each failed
+    ///     attempt; nil for none.
     public init(mode: Mode, style: TextStyle, stepIDs: [String], expectedDurations: [String: Double] = [:],
-                slots: Int, alreadyDone: Int = 0, fd: Int32 = 2) {
+                slots: Int, alreadyDone: Int = 0, fd: Int32 = 2, failureTails: FailureTailSource? = nil) {
+        self.failureTails = failureTails
         self.mode = mode
         self.style = style
         self.fd = fd
@@ -100,6 +118,11 @@ public final class ProgressPrinter: RunObserver {
         case .stepAttemptFailed:
             let error = TerminalText.escaped(event.payload.attemptEnd?.error ?? "failed")
             lines.append(line("\(style.marker(.cancelled)) \(id) attempt \(event.attempt ?? 0) failed: \(error)"))
+            if mode == .lines, let source = failureTails, let attempt = event.attempt,
+               let tail = FailureTail.read(stateDirectory: source.stateDirectory, runID: event.runID, stepID: key,
+                                           attempt: attempt, mask: source.mask) {
+                lines += tail.rendered(width: style.width)
+            }
         case .stepRetry(let delay):
             lines.append(line("  retrying \(id) (attempt \(event.attempt ?? 0)) in \(formatDuration(delay))"))
             state.running[key] = nil

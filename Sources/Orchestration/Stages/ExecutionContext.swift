@@ -30,6 +30,8 @@ public struct ExecutionContext: Sendable {
     public var maxConcurrency: Int?
     /// `--executor`: where the stage's components run; nil = local (replay: as the replayed run).
     public var executor: ExecutorKind?
+    /// `-k`/`--keep-going`: every failed component skips only its dependents.
+    public var keepGoing = false
     /// `--run-id` in replay mode: the run to replay (default: the stage's latest run).
     public var replayRunID: String?
     /// The registry stage's action.

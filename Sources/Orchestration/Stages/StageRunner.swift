@@ -149,6 +149,7 @@ public struct StageRunner: Sendable {
             planOrder = plan.graph.ids
             var request = RunRequest(json: replaySource.options, stage: replaySource.stage)
             if let executor = context.executor { request.executor = executor }
+            if context.keepGoing { request.keepGoing = true }
             runReport = try await session.start(plan, request: request,
                                                 stopRequests: stops.subscribe(), runID: runID, parentRunID: replaySource.runID)
         } else if !decision.runnable.isEmpty {
@@ -171,7 +172,7 @@ public struct StageRunner: Sendable {
             let request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: context.from.map { [$0] } ?? [],
                                      to: context.to.map { [$0] } ?? [],
                                      stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async,
-                                     executor: context.executor)
+                                     executor: context.executor, keepGoing: context.keepGoing)
             runReport = try await session.start(plan, request: request, stopRequests: stops.subscribe(), runID: runID)
         }
 

@@ -47,6 +47,7 @@ struct OrchCommand: CLICommand {
                 .integer("--max-concurrency", "N", 1...100_000, "The concurrency limit in async mode.", modes: runningStages),
                 .single("--run-id", "ID", "replay: the run to replay instead of the latest.", modes: runningStages),
                 ExecutorKind.option("Where components run (default local; replay: as the replayed run).", modes: runningStages),
+                ExecutorKind.keepGoingOption(modes: runningStages),
             ]),
             OptionSection("Selection:", [
                 .repeatable("--tags", "a,b", """
@@ -85,6 +86,7 @@ struct OrchCommand: CLICommand {
     let maxConcurrency: Int?
     let replayRunID: String?
     let executor: ExecutorKind?
+    let keepGoing: Bool
     let action: RegistryAction?
     let common: CommonOptions
 
@@ -110,6 +112,7 @@ struct OrchCommand: CLICommand {
             maxConcurrency = nil
             replayRunID = nil
             executor = nil
+            keepGoing = false
             return
         }
         action = nil
@@ -142,6 +145,7 @@ struct OrchCommand: CLICommand {
         maxConcurrency = try arguments.integer("--max-concurrency")
         replayRunID = arguments.value("--run-id")
         executor = try ExecutorKind.parse(arguments)
+        keepGoing = arguments.flag("--keep-going")
     }
 
     func validate() throws(EngineError) {
@@ -170,6 +174,7 @@ struct OrchCommand: CLICommand {
             },
             stopRequests: signals?.requests)
         context.executor = executor
+        context.keepGoing = keepGoing
         let report = try await stage.orchestrator.run(context)
         common.emit(json: report.json) { report.human(style: common.style) }
         return report.exitCode

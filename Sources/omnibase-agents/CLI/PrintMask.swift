@@ -18,6 +18,9 @@ final class PrintMask: Sendable {
         mask.withLock { $0 = $0.merging(more) }
     }
 
+    /// Every secret value known so far.
+    var current: SecretMask { mask.withLock { $0 } }
+
     /// `text` with every known secret value masked.
     func apply(_ text: String) -> String {
         mask.withLock { $0 }.apply(text)

@@ -19,7 +19,8 @@ extension CommonOptions {
         }
         return ProgressPrinter(mode: onTerminal ? .live : .lines, style: style, stepIDs: loaded.graph.ids,
                                expectedDurations: expected,
-                               slots: request.maxConcurrency ?? loaded.plan.maxConcurrency, alreadyDone: alreadyDone)
+                               slots: request.maxConcurrency ?? loaded.plan.maxConcurrency, alreadyDone: alreadyDone,
+                               failureTails: .init(stateDirectory: session.stateDirectory, mask: PrintMask.shared.current))
     }
 }
 

@@ -25,6 +25,7 @@ struct RunCommand: CLICommand {
                     Where steps run: local processes, or one Slurm batch job per attempt (overrides globals.executor; \
                     a step's own "executor" still wins). See README "Executors".
                     """),
+                ExecutorKind.keepGoingOption(),
                 .flag("--step", """
                     Step through the plan on a terminal: before each step, show its command and ask continue, skip, \
                     abort or run all (implies sync).
@@ -49,6 +50,7 @@ struct RunCommand: CLICommand {
     let common: CommonOptions
     let stepThrough: Bool
     let executor: ExecutorKind?
+    let keepGoing: Bool
 
     init(parsing arguments: ParsedArguments) throws(EngineError) {
         planPath = try arguments.positionals(count: 1) {
@@ -62,6 +64,7 @@ struct RunCommand: CLICommand {
         common = try CommonOptions(arguments)
         stepThrough = arguments.flag("--step")
         executor = try ExecutorKind.parse(arguments)
+        keepGoing = arguments.flag("--keep-going")
     }
 
     func validate() throws(EngineError) {
@@ -77,14 +80,15 @@ struct RunCommand: CLICommand {
         let loaded = try PlanLoader.load(path: planPath, overrides: variables, refusingUnusedOverrides: true)
         PrintMask.shared.add(loaded.plan.secretMask())
         let request = RunRequest(maxConcurrency: mode == .sync || stepThrough ? 1 : maxConcurrency, from: from, to: to,
-                                 executor: executor)
+                                 executor: executor, keepGoing: keepGoing)
         if mode == .dryRun {
             printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
             return 0
         }
         var session = try RunSession(stateDirectory: common.stateDirectory)
-        let chosenPriorities = mode == .profile ? session.priorities(for: loaded) : nil
-        let buffer = EventBuffer()
+        let chosenPriorities = mode == .profile
+            ? session.priorities(for: loaded, failedFirst: session.failedInLatestRun(planID: loaded.plan.id)) : nil
+        let buffer = RunProfile.Recorder()
         var observers: [any RunObserver] = mode == .profile ? [buffer] : []
         let progress = stepThrough ? nil : common.progressPrinter(for: loaded, request: request, session: session)
         if let progress { observers.append(progress) }
@@ -93,16 +97,18 @@ struct RunCommand: CLICommand {
         let allObservers = observers
         if stepThrough { session.runner = InteractiveStepRunner(onAbort: { signals.request(.user) }) }
         let configured = session
+        let cpuBefore = RunProfile.processCPUSeconds()
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
             try await configured.start(loaded, request: request, observers: allObservers, stopRequests: signals.requests)
         }
         if mode == .profile {
-            let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities)
+            let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities,
+                                     arrivals: buffer.arrivals, engineCPUSeconds: RunProfile.processCPUSeconds() - cpuBefore)
             common.emit(json: report.json.adding("profile", profile.json)) {
-                HumanReport.render(report, style: common.style) + "\n" + profile.render(style: common.style)
+                common.humanReport(report) + "\n" + profile.render(style: common.style)
             }
         } else {
-            common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
+            common.emit(json: report.json) { common.humanReport(report) }
         }
         return report.exitCode
     }

@@ -8,6 +8,7 @@ struct StoredRunArguments {
     let runID: String
     let secrets: [String: String]
     let executor: ExecutorKind?
+    let keepGoing: Bool
     let common: CommonOptions
 
     /// The options of `resume` and `replay`.
@@ -16,6 +17,7 @@ struct StoredRunArguments {
             .repeatable("--var", "NAME=VALUE",
                         "The value of a secret variable of the run, which was not stored (repeatable; the run names the ones it needs)."),
             ExecutorKind.option("Where steps run (default: where the run ran; see README \"Executors\")."),
+            ExecutorKind.keepGoingOption(),
         ]),
         CommonOptions.section,
     ]
@@ -24,6 +26,7 @@ struct StoredRunArguments {
         runID = try singleRunID(arguments, command: command)
         secrets = try arguments.variables()
         executor = try ExecutorKind.parse(arguments)
+        keepGoing = arguments.flag("--keep-going")
         common = try CommonOptions(arguments)
     }
 
@@ -31,7 +34,7 @@ struct StoredRunArguments {
     /// (human format), prints the report, returns its exit code.
     func execute(resuming: Bool,
                  _ operation: @escaping @Sendable (RunSession, String, [String: String], AsyncStream<StopReason>,
-                                                   [any RunObserver], ExecutorKind?) async throws(EngineError) -> RunReport)
+                                                   [any RunObserver], ExecutorKind?, Bool) async throws(EngineError) -> RunReport)
         async throws(EngineError) -> Int32 {
         let session = try RunSession(stateDirectory: common.stateDirectory)
         let signals = SignalStopSource()
@@ -41,10 +44,11 @@ struct StoredRunArguments {
         let runID = self.runID
         let secrets = self.secrets
         let executor = self.executor
+        let keepGoing = self.keepGoing
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
-            try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [], executor)
+            try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [], executor, keepGoing)
         }
-        common.emit(json: report.json) { HumanReport.render(report, style: common.style) }
+        common.emit(json: report.json) { common.humanReport(report) }
         return report.exitCode
     }
 
@@ -82,9 +86,9 @@ struct ResumeCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: true) { session, runID, secrets, stops, observers, executor throws(EngineError) in
+        try await arguments.execute(resuming: true) { session, runID, secrets, stops, observers, executor, keepGoing throws(EngineError) in
             try await session.resume(runID: runID, secrets: secrets, observers: observers, stopRequests: stops,
-                                     executor: executor)
+                                     executor: executor, keepGoing: keepGoing)
         }
     }
 }
@@ -106,9 +110,9 @@ struct ReplayCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        try await arguments.execute(resuming: false) { session, runID, secrets, stops, observers, executor throws(EngineError) in
+        try await arguments.execute(resuming: false) { session, runID, secrets, stops, observers, executor, keepGoing throws(EngineError) in
             try await session.replay(runID: runID, secrets: secrets, observers: observers, stopRequests: stops,
-                                     executor: executor)
+                                     executor: executor, keepGoing: keepGoing)
         }
     }
 }
@@ -210,7 +214,9 @@ struct RunsCommand: CLICommand {
             let snapshot = FileManager.default.fileExists(atPath: snapshotPath) ? snapshotPath : nil
             let json = RunHistoryJSON.show(record: record, report: report, snapshotPath: snapshot)
             common.emit(json: json) {
-                var text = HumanReport.render(report, style: common.style)
+                // Log tails only when every secret value is known to mask them with.
+                var text = record.source.withheldSecrets.isEmpty
+                    ? common.humanReport(report) : HumanReport.render(report, style: common.style)
                 if let snapshot { text += "failure snapshot: \(snapshot)\n" }
                 if !record.status.isFinal {
                     let counts = report.summary

@@ -20,6 +20,9 @@ public struct RunOptions: Sendable {
     public var resuming: Bool
     /// Attempts each step made in earlier sessions (resume); nil = none.
     public var previousAttempts: [Int]?
+    /// `--keep-going`: a failure never stops the run; `abort` acts as `skip_dependents`
+    /// (`continue` stays `continue`).
+    public var keepGoing = false
 
     /// Creates options.
     public init(runID: String = RunID.make(), maxConcurrency: Int? = nil,
@@ -320,7 +323,11 @@ private struct RunLoop {
         self.plan = plan
         self.graph = graph
         self.options = options
-        machine = SchedulerStateMachine(graph: graph, policies: plan.steps.map(SchedulerStateMachine.Policy.init),
+        var policies = plan.steps.map(SchedulerStateMachine.Policy.init)
+        if options.keepGoing {
+            for index in policies.indices where policies[index].onFailure == .abort { policies[index].onFailure = .skipDependents }
+        }
+        machine = SchedulerStateMachine(graph: graph, policies: policies,
                                         maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency,
                                         priorities: options.priorities, initial: options.initial,
                                         previousAttempts: options.previousAttempts)

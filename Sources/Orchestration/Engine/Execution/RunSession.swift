@@ -19,10 +19,14 @@ public struct RunRequest: Sendable, Hashable {
     /// `--executor`: where steps that do not name an executor run; nil = the plan's
     /// `globals.executor`, else local.
     public var executor: ExecutorKind?
+    /// `-k`/`--keep-going`: every failure acts as `skip_dependents` (``RunOptions/keepGoing``).
+    public var keepGoing: Bool
 
     /// Creates a request.
     public init(maxConcurrency: Int? = nil, from: [String] = [], to: [String] = [], stage: String? = nil,
-                labels: [String: String] = [:], preservePlanOrder: Bool = false, executor: ExecutorKind? = nil) {
+                labels: [String: String] = [:], preservePlanOrder: Bool = false, executor: ExecutorKind? = nil,
+                keepGoing: Bool = false) {
+        self.keepGoing = keepGoing
         self.maxConcurrency = maxConcurrency
         self.from = from
         self.to = to
@@ -45,6 +49,7 @@ public struct RunRequest: Sendable, Hashable {
             .init("plan_order", .bool(preservePlanOrder)),
         ]
         if let executor { members.append(.init("executor", .string(executor.rawValue))) }
+        if keepGoing { members.append(.init("keep_going", .bool(true))) }
         return .object(members)
     }
 
@@ -63,6 +68,7 @@ public struct RunRequest: Sendable, Hashable {
         self.labels = labels
         preservePlanOrder = json["plan_order"]?.boolValue ?? false
         executor = json["executor"]?.stringValue.flatMap(ExecutorKind.init(rawValue:))
+        keepGoing = json["keep_going"]?.boolValue ?? false
     }
 }
 
@@ -125,8 +131,10 @@ public struct RunSession: Sendable {
         // store refuses (a damaged history, StateDirectory.checkHistoryIntact) is left untouched.
         let traceID = RunID.traceID()
         let lease: RunLease
+        let failedLastTime: Set<String>
         do {
             let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
+            failedLastTime = try store.failedStepsOfLatestRun(planID: loaded.plan.id) ?? []
             lease = try RunLease(stateDirectory: stateDirectory, runID: runID)
             try store.createRun(RunStore.NewRun(
                 runID: runID, planID: loaded.plan.id, traceID: traceID, stage: request.stage, parentRunID: parentRunID,
@@ -137,7 +145,8 @@ public struct RunSession: Sendable {
         var options = RunOptions(runID: runID, maxConcurrency: Self.maxConcurrency(request, loaded.plan), initial: initial,
                                  traceID: traceID)
         options.priorities = request.preservePlanOrder
-            ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
+            ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded, failedFirst: failedLastTime)
+        options.keepGoing = request.keepGoing
         return try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                                  stage: request.stage, runner: router(loaded.plan, runID: runID, executor: request.executor))
     }
@@ -158,13 +167,15 @@ public struct RunSession: Sendable {
     ///   - plan: the plan again, for a run of a plan built in code (``LoadedPlan/init(_:)``);
     ///     nil loads the plan file's stored snapshot.
     ///   - executor: `--executor`; nil keeps the one the run was started with.
+    ///   - keepGoing: `--keep-going`: from now on (and in later resumes) every failure acts as
+    ///     `skip_dependents`; false keeps what the run was started with.
     /// - Throws: ``EngineError``: exit 3 for an unknown run, 75 when a live engine holds it, 2
     ///   when `secrets` does not give exactly the values that were not stored, or when the run's
     ///   plan was built in code and `plan` is nil.
     public func resume(runID: String, secrets: [String: String] = [:], plan: Plan? = nil,
                        observers: [any RunObserver] = [],
                        stopRequests: AsyncStream<StopReason>? = nil,
-                       executor: ExecutorKind? = nil) async throws(EngineError) -> RunReport {
+                       executor: ExecutorKind? = nil, keepGoing: Bool = false) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
         let lease = try RunLease(stateDirectory: stateDirectory, runID: runID, holder: record.engine)
@@ -186,8 +197,9 @@ public struct RunSession: Sendable {
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
         }
-        if let executor, executor != request.executor {
-            request.executor = executor
+        if (executor.map { $0 != request.executor } ?? false) || (keepGoing && !request.keepGoing) {
+            if let executor { request.executor = executor }
+            if keepGoing { request.keepGoing = true }
             try store.updateOptions(runID: runID, options: request.json)
         }
         let selection = try loaded.graph.initialStates(from: request.from, to: request.to)
@@ -235,7 +247,9 @@ public struct RunSession: Sendable {
                                  traceID: record.traceID, firstSeq: seq + 1, resuming: true)
         options.previousAttempts = previousAttempts
         options.priorities = request.preservePlanOrder
-            ? RunRequest.planOrderPriorities(count: loaded.graph.count) : priorities(for: loaded)
+            ? RunRequest.planOrderPriorities(count: loaded.graph.count)
+            : priorities(for: loaded, failedFirst: Set(stored.filter { $0.status == .failed }.map(\.id)))
+        options.keepGoing = request.keepGoing
         _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                               stage: record.stage, durableSeq: seq,
                               runner: router(loaded.plan, runID: runID, executor: request.executor))
@@ -247,17 +261,19 @@ public struct RunSession: Sendable {
     /// - Parameters:
     ///   - secrets: the values of the run's secret `--var`s, which were not stored.
     ///   - executor: `--executor`; nil keeps the one the run was started with.
+    ///   - keepGoing: `--keep-going`; false keeps what the run was started with.
     /// - Throws: ``EngineError``: exit 3 for an unknown run, 2 when `secrets` does not give
     ///   exactly the values that were not stored.
     public func replay(runID: String, secrets: [String: String] = [:], plan: Plan? = nil,
                        observers: [any RunObserver] = [],
                        stopRequests: AsyncStream<StopReason>? = nil,
-                       executor: ExecutorKind? = nil) async throws(EngineError) -> RunReport {
+                       executor: ExecutorKind? = nil, keepGoing: Bool = false) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, readOnly: true)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
         let loaded = try Self.plan(plan, stored: Self.complete(record.source, secrets: secrets, runID: runID), runID: runID)
         var request = RunRequest(json: record.options, stage: record.stage)
         if let executor { request.executor = executor }
+        if keepGoing { request.keepGoing = true }
         return try await start(loaded, request: request, observers: observers, stopRequests: stopRequests, parentRunID: runID)
     }
 
@@ -311,6 +327,35 @@ public struct RunSession: Sendable {
         if let given = request.maxConcurrency { return given }
         let slurm = (request.executor ?? plan.executor) == .slurm
         return slurm && plan.maxConcurrencyIsDefault ? SlurmStepRunner.defaultMaxConcurrency : nil
+    }
+
+    /// The scheduling priorities of a run that fails fast: ``priorities(for:)`` (node counts
+    /// without history), then the steps in `failedFirst` (those that failed last time) raised
+    /// above every other step, and the steps they depend on (transitively) above every step
+    /// that is neither, so the failure shows again as early as the dependencies allow. The order
+    /// within each group is kept; nil when `failedFirst` is empty and there is no history.
+    public func priorities(for loaded: LoadedPlan, failedFirst: Set<String>) -> [Double]? {
+        let graph = loaded.graph
+        let failed = graph.ids.indices.filter { failedFirst.contains(graph.ids[$0]) }
+        guard !failed.isEmpty else { return priorities(for: loaded) }
+        var priority = priorities(for: loaded) ?? graph.remainingPathLengths()
+        let lift = (priority.max() ?? 0) + 1
+        var upstream = Set<Int>()
+        var stack = failed
+        while let node = stack.popLast() {
+            for dependency in graph.dependencies[node].map(Int.init) where upstream.insert(dependency).inserted {
+                stack.append(dependency)
+            }
+        }
+        for node in upstream { priority[node] += lift }
+        for node in failed { priority[node] += (upstream.contains(node) ? 1 : 2) * lift }
+        return priority
+    }
+
+    /// The steps that failed in the latest finished run of a plan, when it failed (else empty).
+    public func failedInLatestRun(planID: String) -> Set<String> {
+        guard let store = try? RunStore(stateDirectory: stateDirectory, readOnly: true) else { return [] }
+        return ((try? store.failedStepsOfLatestRun(planID: planID)) ?? nil) ?? []
     }
 
     /// The scheduling priority of each step: its longest remaining path in *measured* seconds

@@ -44,6 +44,11 @@ public struct SecretMask: Sendable, Hashable {
     /// Whether the mask has nothing to hide.
     public var isEmpty: Bool { values.isEmpty }
 
+    /// The length of the longest value in UTF-8 bytes (0 for an empty mask): a reader of the end
+    /// of a log that reads this many bytes more than it shows, masks, then cuts, never shows the
+    /// rest of a value that began before what it shows.
+    package var longestValueBytes: Int { values.first?.count ?? 0 }
+
     /// Whether a variable or environment name looks secret by the word rule.
     public static func isSecretName(_ name: String) -> Bool {
         name.uppercased().split(whereSeparator: { $0 == "_" || $0 == "-" || $0 == "." }).contains { word in
