@@ -12,6 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
 int omni_wifexited(int status) { return WIFEXITED(status); }
 int omni_wexitstatus(int status) { return WEXITSTATUS(status); }
 int omni_wifsignaled(int status) { return WIFSIGNALED(status); }
@@ -83,6 +90,13 @@ static int omni_child_main(void *arg) {
     /* The directory is entered before the exec, so a relative `path` would resolve from it: the
      * caller passes an absolute one. */
     if (child->cwd != NULL && chdir(child->cwd) != 0) goto fail;
+    /* Every descriptor above stdio closes at the exec, whoever opened it: the engine's own are
+     * close-on-exec already, but a host application's or Foundation's may not be (a script being
+     * written by another thread would stay open for writing in a long-lived step, and exec'ing
+     * it would fail with ETXTBSY for that step's whole life). This child has its own descriptor
+     * table (no CLONE_FILES), so the parent's flags are untouched. Before Linux 5.11 the call
+     * fails with EINVAL or ENOSYS, and the old behaviour stays. */
+    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
     uint64_t none = 0;
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
     execve(child->path, child->argv, child->envp);

@@ -94,6 +94,21 @@ struct ProcessTests {
         #expect(try scratch.read("out") == "\(scratch.root)\n")
     }
 
+    /// A descriptor some other code of the engine's process opened without close-on-exec (a
+    /// host application, Foundation writing a file) does not reach a step: with it, a script
+    /// being written while another thread spawned stayed open for writing in that long-lived
+    /// child and could not be executed (ETXTBSY) until the child ended.
+    @Test func aDescriptorOpenedWithoutCloseOnExecDoesNotReachTheStep() async throws {
+        let scratch = try Scratch()
+        let leaked = open(scratch.path("leaked"), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(leaked > 2)
+        defer { close(leaked) }
+        let outcome = await LocalProcess.run(scratch.spec("/bin/sh", ["-c", "ls -l /proc/$$/fd"]))
+        #expect(outcome.termination == .exited(0))
+        let listing = try scratch.read("out")
+        #expect(!listing.contains(scratch.path("leaked")), "\(listing)")
+    }
+
     @Test func relativeCommandInRelativeWorkingDirectory() async throws {
         let scratch = try Scratch()
         try FileManager.default.createDirectory(atPath: scratch.path("a/b/c"), withIntermediateDirectories: true)
