@@ -113,4 +113,26 @@ struct TerminalTests {
             #expect(fields.contains { String($0) == liveTime }, "live \(live) vs report \(row)")
         }
     }
+
+    /// `run --step` on a terminal: one key answers, without Enter; the terminal's settings are
+    /// the same after the run as before it.
+    @Test func stepThroughTakesOneKeyAndRestoresTheTerminal() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("first", "touch first.ran"), stepJSON("second", "touch second.ran", deps: ["first"]),
+            stepJSON("third", "touch third.ran", deps: ["second"]),
+        ], globals: "{\"working_dir\": \"\(dir.path)\"}"))
+        let run = ([cliPath, "run", plan, "--step", "--format", "json", "--state-dir", dir.path + "/s"]).map(ShellQuoting.quote)
+            .joined(separator: " ")
+        // "c" then "s", no Enter: the first step runs, the second is skipped (the third with it).
+        let command = "stty -g > before; " + run + " > report.json; stty -g > after"
+        let script = "printf %s cs | script -qec " + ShellQuoting.quote(command) + " /dev/null"
+        let result = await runCLIProcess("/bin/sh", ["-c", script], in: dir.path, environment: ["TERM": "xterm", "NO_COLOR": "1"])
+        #expect(result.stdout.contains("[c]ontinue, [s]kip, [a]bort, [r]un all? c"), "\(result.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/first.ran"), "\(result.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/second.ran"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/third.ran"))
+        let before = try #require(dir.read("before")), after = try #require(dir.read("after"))
+        #expect(!before.isEmpty && before == after, "the terminal's settings are restored")
+    }
 }

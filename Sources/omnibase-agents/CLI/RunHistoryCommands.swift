@@ -181,13 +181,12 @@ struct RunsCommand: CLICommand {
                 items.append(RunHistoryJSON.listEntry(runID: run.runID, planID: run.planID, status: run.status, live: live,
                                                       startedAt: run.startedAt, finishedAt: run.finishedAt, report: report))
                 let done = (report?.steps.count ?? 0) - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
-                // Within the terminal (at most 100 columns): a long plan id is cut with an ellipsis,
-                // the columns before it and the resume hint after it are kept whole.
+                // Within the terminal (at most 100 columns): a long plan id is cut with an ellipsis;
+                // the resume hint of a run whose engine is gone has a line of its own.
                 let fixed = "\(run.runID)  \(run.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  "
                     + "\(done)/\(counted(report?.steps.count ?? 0, "step"))  \(run.startedAt ?? "-")  "
-                let hint = run.status.isFinal || live ? "" : "  (engine gone: resume \(run.runID))"
-                let room = max(8, common.style.width - displayWidth(fixed) - displayWidth(hint))
-                lines.append(truncate(fixed + truncate(TerminalText.escaped(run.planID), to: room) + hint, to: common.style.width))
+                lines.append(truncate(fixed + TerminalText.escaped(run.planID), to: common.style.width))
+                if !run.status.isFinal && !live { lines.append("  engine gone: resume \(run.runID)") }
             }
             common.emit(json: .object(["runs": .array(items)])) {
                 lines.isEmpty ? "No runs.\n" : lines.joined(separator: "\n") + "\n"
