@@ -135,4 +135,26 @@ struct TerminalTests {
         let before = try #require(dir.read("before")), after = try #require(dir.read("after"))
         #expect(!before.isEmpty && before == after, "the terminal's settings are restored")
     }
+
+    /// Ctrl-C (SIGINT) while a step-through question waits for its key stops the run, and the
+    /// terminal's settings are restored at exit.
+    @Test func anInterruptWhileAQuestionWaitsRestoresTheTerminal() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("first", "touch first.ran")], globals: "{\"working_dir\": \"\(dir.path)\"}"))
+        let run = ([cliPath, "run", plan, "--step", "--format", "json", "--state-dir", dir.path + "/s"]).map(ShellQuoting.quote)
+            .joined(separator: " ")
+        // The engine in the background reads the terminal itself; once it asks, it is interrupted.
+        // The question is waiting once the terminal has left canonical mode.
+        let command = "stty -g > before; " + run + " < /dev/tty > report.json & pid=$!; "
+            + "n=0; while [ \"$(stty -g)\" = \"$(cat before)\" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; "
+            + "stty -g > during; kill -INT $pid; wait $pid; echo $? > status; stty -g > after"
+        let script = "script -qec " + ShellQuoting.quote(command) + " /dev/null < /dev/null"
+        _ = await runCLIProcess("/bin/sh", ["-c", script], in: dir.path, environment: ["TERM": "xterm", "NO_COLOR": "1"])
+        #expect(dir.read("status") == "130\n", "stopped as by Ctrl-C")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/first.ran"))
+        let before = try #require(dir.read("before")), during = try #require(dir.read("during"))
+        let after = try #require(dir.read("after"))
+        #expect(before != during, "one-key mode while the question waits")
+        #expect(!before.isEmpty && before == after, "the terminal's settings are restored")
+    }
 }

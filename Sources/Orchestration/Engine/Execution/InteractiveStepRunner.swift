@@ -66,21 +66,28 @@ public final class InteractiveStepRunner: StepRunner {
     }
 
     /// Reads one key in non-canonical mode on a thread of its own, and echoes it: Enter is "",
-    /// end of input (Ctrl-D, or a closed terminal) nil.
+    /// end of input (Ctrl-D, or a closed terminal) nil. A stop of the run (Ctrl-C: the task is
+    /// cancelled) answers nil at once and restores the terminal; the reading thread is left
+    /// blocked in its read until the process ends.
     private func readKey() async -> String? {
         let fd = input
-        let key: UInt8? = await withCheckedContinuation { (continuation: CheckedContinuation<UInt8?, Never>) in
-            Thread {
-                let restore = TerminalModeGuard.enterKeyMode(fd)
-                defer { if restore { TerminalModeGuard.restore() } }
-                var byte: UInt8 = 0
-                while true {
-                    let n = Glibc.read(fd, &byte, 1)
-                    if n < 0 && errno == EINTR { continue }
-                    continuation.resume(returning: n == 1 ? byte : nil)
-                    return
-                }
-            }.start()
+        let answer = OneAnswer()
+        let key: UInt8? = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<UInt8?, Never>) in
+                // Already cancelled: no thread, and the terminal is left as it is.
+                guard answer.wait(continuation) else { return }
+                Thread {
+                    let restore = TerminalModeGuard.enterKeyMode(fd)
+                    var byte: UInt8 = 0
+                    var n = Glibc.read(fd, &byte, 1)
+                    while n < 0 && errno == EINTR { n = Glibc.read(fd, &byte, 1) }
+                    if restore { TerminalModeGuard.restore() }
+                    answer.give(n == 1 ? byte : nil)
+                }.start()
+            }
+        } onCancel: {
+            TerminalModeGuard.restore()
+            answer.give(nil)
         }
         guard let key, key != 0x04 else {
             write("\n")
@@ -159,5 +166,35 @@ enum TerminalModeGuard {
             return state
         }) else { return }
         _ = tcsetattr(entry.fd, TCSANOW, &entry.settings)
+    }
+}
+
+/// The one answer of a question: the first of the key and a cancellation resumes the waiting task.
+private final class OneAnswer: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<UInt8?, Never>?, early: UInt8??)>((nil, nil))
+
+    /// Registers the waiting task; false, answering it at once, when the answer came first.
+    func wait(_ continuation: CheckedContinuation<UInt8?, Never>) -> Bool {
+        let early = state.withLock { state -> UInt8?? in
+            guard let early = state.early else {
+                state.continuation = continuation
+                return nil
+            }
+            return .some(early)
+        }
+        guard let early else { return true }
+        continuation.resume(returning: early)
+        return false
+    }
+
+    /// The answer (nil: none); later answers are ignored.
+    func give(_ key: UInt8?) {
+        let continuation = state.withLock { state -> CheckedContinuation<UInt8?, Never>? in
+            guard state.early == nil else { return nil }
+            state.early = .some(key)
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(returning: key)
     }
 }
