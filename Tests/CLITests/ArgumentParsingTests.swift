@@ -119,8 +119,8 @@ import Testing
         #expect(try CLI.parse(RunsCommand.self, ["list", "--limit", "3"]) is RunsCommand)
         for (arguments, message) in [
             (["show", "r-1", "--limit", "3"], "option --limit belongs to 'runs list'"),
-            (["lsit"], "unknown runs action 'lsit' (did you mean 'list'?); use list, show or events"),
-            ([], "runs needs an action: list, show RUN_ID or events RUN_ID"),
+            (["lsit"], "unknown runs action 'lsit' (did you mean 'list'?); use list, show, events or prune"),
+            ([], "runs needs an action: list, show RUN_ID, events RUN_ID or prune"),
         ] {
             #expect(throws: EngineError.self) { try CLI.parse(RunsCommand.self, arguments) }
             do { _ = try CLI.parse(RunsCommand.self, arguments) } catch { #expect(error.message == message) }

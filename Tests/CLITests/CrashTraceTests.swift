@@ -153,7 +153,7 @@ struct CrashTraceTests {
                         "\(context): \(name) holds \(text.debugDescription), written by \(owner.map { "pid \($0.pid)" } ?? "no execution")")
             }
             // The lost attempts are in the run's events as they are in its rows.
-            let events = await runCLI(["runs", "events", runID, "--format", "json", "--state-dir", state], in: folder)
+            let events = await runCLI(["runs", "events", runID, "--format", "jsonl", "--state-dir", state], in: folder)
             #expect(events.status == 0, "\(context): \(events.stderr)")
             let lostEvents = try events.stdout.split(separator: "\n").map { try StrictJSONParser.parse(Array($0.utf8)).toValue() }
                 .filter { $0["type"]?.stringValue == "step_attempt_failed" && $0["data"]?["engine_lost"]?.boolValue == true }

@@ -56,7 +56,7 @@ struct OutputSafetyTests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/target"), "the link was not followed")
         #expect(dir.read("s/runs/\(runID)/logs/linked.1.err") == "kept\n")
         // The reason is in the events and in `runs show`.
-        let events = await runCLI(["runs", "events", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        let events = await runCLI(["runs", "events", runID, "--format", "jsonl", "--state-dir", state], in: dir.path)
         let failed = events.stdout.split(separator: "\n").compactMap { try? StrictJSONParser.parse(Array($0.utf8)).toValue() }
             .filter { $0["type"]?.stringValue == "step_attempt_failed" }
         #expect(failed.count == 1)

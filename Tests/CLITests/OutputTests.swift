@@ -133,12 +133,13 @@ struct OutputTests {
         let plan = dir.write("p.json", planJSON([
             stepJSON("a", "sleep 0.4"), stepJSON("b", "sleep 0.4"), stepJSON("c", "true", deps: ["a", "b"]),
         ]))
-        let result = await runInTerminal(["run", plan, "--state-dir", dir.path + "/s"], in: dir.path, environment: ["NO_COLOR": "1"])
+        // A colour terminal: with NO_COLOR the progress is lines (TerminalTests).
+        let result = await runInTerminal(["run", plan, "--state-dir", dir.path + "/s"], in: dir.path)
         #expect(result.status == 0)
         let screen = result.stdout
         #expect(screen.contains("\u{1B}[J"), "the block is redrawn in place")
         #expect(screen.contains("done ["))
-        #expect(screen.contains("3 steps: 3 succeeded"))
+        #expect(screen.contains("3 steps: \u{1B}[32m3 succeeded\u{1B}[0m"), "the summary, coloured")
         #expect(!screen.contains("Step 1/3:"), "never both: no line mode on a terminal")
     }
 

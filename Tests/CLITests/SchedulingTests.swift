@@ -6,7 +6,7 @@ import Testing
 struct SchedulingTests {
     /// The order steps started in, from a run's events.
     func startOrder(_ runID: String, state: String, in dir: String) async throws -> [String] {
-        let result = await runCLI(["runs", "events", runID, "--format", "json", "--state-dir", state], in: dir)
+        let result = await runCLI(["runs", "events", runID, "--format", "jsonl", "--state-dir", state], in: dir)
         return try result.stdout.split(separator: "\n").compactMap { line in
             let event = try StrictJSONParser.parse(Array(line.utf8)).toValue()
             return event["type"]?.stringValue == "step_started" ? event["step_id"]?.stringValue : nil

@@ -111,7 +111,7 @@ extension HTMLReport {
         let drawn = min(edgeCount, limits.maxEdges)
         out += "<p class=\"hint\">Levels left to right (a step sits one level after its deepest dependency); "
             + "edges go from a dependency to its dependent; colours are the steps' final status"
-        out += layout.boxes ? "" : "; \(graph.count) steps as cells (hover for the step, click for its row)"
+        out += layout.boxes ? "" : "; \(counted(graph.count, "step")) as cells (hover for the step, click for its row)"
         out += drawn < edgeCount ? "; \(drawn) of \(edgeCount) edges drawn" : ""
         out += ".</p>\n<div class=\"scroll\">\n"
         out += "<svg width=\"\(HTML.number(layout.width))\" height=\"\(HTML.number(layout.height))\" "
@@ -123,7 +123,7 @@ extension HTMLReport {
         for (level, column) in layout.levelColumns.enumerated() {
             let caption = layout.boxes ? "level \(level)" : "\(level)"
             out += "<text class=\"level\" x=\"\(HTML.number(column.x))\" y=\"13\">\(caption)<title>level \(level): "
-                + "\(column.count) steps</title></text>"
+                + "\(counted(column.count, "step"))</title></text>"
         }
         out += "\n"
         // Edges under the nodes.

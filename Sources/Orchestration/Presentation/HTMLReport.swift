@@ -334,7 +334,7 @@ public struct HTMLReport: Sendable {
             parts.append("<span class=\"count \(status.rawValue)\">\(count) \(status.rawValue)</span>")
         }
         fact("Steps", "\(report.steps.count)" + (parts.isEmpty ? "" : " (" + parts.joined(separator: " · ") + ")"))
-        fact("Attempts", "\(attempts.count)" + (timeline.retried > 0 ? " (\(timeline.retried) steps retried)" : ""))
+        fact("Attempts", "\(attempts.count)" + (timeline.retried > 0 ? " (\(counted(timeline.retried, "step")) retried)" : ""))
         fact("Trace", "<span class=\"mono\">\(HTML.escape(report.traceID))</span>")
         out += "</dl>\n"
         for note in notes { out += "<p class=\"note\">\(HTML.escape(note))</p>\n" }

@@ -1,3 +1,4 @@
+import Foundation
 import Orchestration
 
 /// The human summary of a run: a header, one line per step, a summary line; within the style's
@@ -19,26 +20,35 @@ public enum HumanReport {
         case .pending, .running: runMarker = .running
         }
         let stage = report.stage.map { " stage \(TerminalText.escaped($0))" } ?? ""
-        lines.append(truncate("\(style.marker(runMarker)) run \(TerminalText.escaped(report.runID)) "
+        // The status word is coloured after the line is fitted (colour codes take no columns).
+        let header = truncate("\(style.marker(runMarker)) run \(TerminalText.escaped(report.runID)) "
                               + "(plan \(TerminalText.escaped(report.planID))\(stage)) "
-                              + "\(report.status.rawValue) in \(formatDuration(report.duration))", to: width))
+                              + "\(report.status.rawValue) in \(formatDuration(report.duration))", to: width)
+        var painted = header
+        if let range = header.range(of: " \(report.status.rawValue) in ", options: .backwards) {
+            painted.replaceSubrange(range, with: " \(style.paint(report.status.rawValue, runMarker)) in ")
+        }
+        lines.append(painted)
         let ids = report.steps.map { TerminalText.escaped($0.id) }
         let idWidth = min(max(4, ids.map(\.count).max() ?? 4), 32)
         let fixed = 2 + 4 + 2 + idWidth + 2 + 8 + 2 + 8 + 2
         for (step, id) in zip(report.steps, ids) {
-            let marker = pad(style.marker(step.status), 4)
-            let attempts = step.attempts == 1 ? "1 try" : "\(step.attempts) tries"
+            let marker = pad(style.marker(step), 4)
+            let attempts = counted(step.attempts, "try", "tries")
             var detail = TerminalText.escaped(step.error ?? "")
             if detail.isEmpty, step.status == .succeeded { detail = "" }
             if detail.isEmpty, let jobID = step.jobID { detail = "Slurm job \(TerminalText.escaped(jobID))" }
             let line = "  \(marker)  \(pad(truncate(id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
-                + "\(pad(formatDuration(step.duration), 8))  \(truncate(detail, to: max(0, width - fixed)))"
+                + "\(pad(formatDuration(step.duration), 8))  \(style.paint(truncate(detail, to: max(0, width - fixed)), step.status))"
             lines.append(trimTrailing(line))
             if step.status == .failed, let tail = failureTails[step.id] { lines += tail.rendered(width: width) }
         }
         let counts = report.summary
-        lines.append("\(report.steps.count) steps: \(counts[.succeeded] ?? 0) succeeded, \(counts[.failed] ?? 0) failed, "
-                     + "\(counts[.skipped] ?? 0) skipped, \(counts[.cancelled] ?? 0) cancelled")
+        let tally = [StepStatus.succeeded, .failed, .skipped, .cancelled].map { status in
+            let text = "\(counts[status] ?? 0) \(status.rawValue)"
+            return (counts[status] ?? 0) > 0 ? style.paint(text, status) : text
+        }
+        lines.append("\(counted(report.steps.count, "step")): " + tally.joined(separator: ", "))
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -4,8 +4,9 @@ import Orchestration
 
 /// Shows a run's progress while it runs, on a stream (stderr).
 ///
-/// On a terminal it redraws one block in place: done/total with a bar, an ETA from earlier runs'
+/// On a colour-capable terminal it redraws one block in place: done/total with a bar, an ETA from earlier runs'
 /// durations, the running steps with their elapsed time, and failures as they happen. Elsewhere
+/// (a pipe, a log, `TERM=dumb`, `CI=true`, `NO_COLOR`, `--no-color`: no cursor movement there)
 /// it prints one plain line per finished step (`Step 3/10: build ... ok 1.20s`). Never both.
 public final class ProgressPrinter: RunObserver {
     /// How progress is drawn.
@@ -20,6 +21,8 @@ public final class ProgressPrinter: RunObserver {
         var total = 0
         var done = 0
         var running: [String: Date] = [:]
+        /// When each step's first attempt started: a finished step's time runs from here, as in the report.
+        var firstStarted: [String: Date] = [:]
         var runningOrder: [String] = []
         var failures: [String] = []
         var drawnLines = 0
@@ -115,6 +118,7 @@ public final class ProgressPrinter: RunObserver {
         case .stepStarted:
             if state.running[key] == nil { state.runningOrder.append(key) }
             state.running[key] = event.timestamp
+            if state.firstStarted[key] == nil { state.firstStarted[key] = event.timestamp }
         case .stepAttemptFailed:
             let error = TerminalText.escaped(event.payload.attemptEnd?.error ?? "failed")
             lines.append(line("\(style.marker(.cancelled)) \(id) attempt \(event.attempt ?? 0) failed: \(error)"))
@@ -129,22 +133,27 @@ public final class ProgressPrinter: RunObserver {
             state.runningOrder.removeAll { $0 == key }
         case .stepSucceeded, .stepFailed, .stepSkipped, .stepCancelled:
             state.done += 1
-            let began = state.running[key]
+            // From the first attempt's start to the end, from the same events and the same way as
+            // the report's `finished_at - started_at` (RunReportBuilder).
+            let began = state.firstStarted[key] ?? state.running[key]
             state.running[key] = nil
             state.runningOrder.removeAll { $0 == key }
             let duration = began.map { event.timestamp.timeIntervalSince($0) }
             let word: String
+            let status: StepStatus
             switch event.kind {
-            case .stepSucceeded: word = "ok"
+            case .stepSucceeded: (word, status) = ("ok", .succeeded)
             case .stepFailed:
-                word = "FAILED"
+                (word, status) = ("FAILED", .failed)
                 state.failures.append("\(id): \(TerminalText.escaped(event.payload.attemptEnd?.error ?? "failed"))")
-            case .stepSkipped: word = "skipped"
-            default: word = "cancelled"
+            case .stepSkipped: (word, status) = ("skipped", .skipped)
+            default: (word, status) = ("cancelled", .cancelled)
             }
             let detail = event.payload.reason.map { " (\(TerminalText.escaped($0)))" } ?? ""
             let time = duration.map { " " + formatDuration($0) } ?? ""
-            lines.append(line("Step \(state.done)/\(state.total): \(id) ... \(word)\(time)\(detail)"))
+            // Fitted first, then coloured: colour codes take no columns.
+            let text = line("Step \(state.done)/\(state.total): \(id) ... \(word)\(time)\(detail)")
+            lines.append(text.replacingOccurrences(of: " ... \(word)", with: " ... \(style.paint(word, status))"))
         case .runFinished:
             state.finished = true
         case .stepSubmitted:

@@ -135,7 +135,7 @@ public struct RegistryOrchestrator: Orchestrator {
             }
             return (.object(["registry": .string(path), "added": .string(component.name),
                              "components": .int(updated.registry.components.count)]),
-                    "added \(component.name) to \(path) (\(updated.registry.components.count) components)\n")
+                    "added \(component.name) to \(path) (\(counted(updated.registry.components.count, "component")))\n")
 
         case .remove(let name):
             let updated = try RegistryFile.edit(path: path) { current throws(EngineError) -> JSONValue in
@@ -154,7 +154,7 @@ public struct RegistryOrchestrator: Orchestrator {
             }
             return (.object(["registry": .string(path), "removed": .string(name),
                              "components": .int(updated.registry.components.count)]),
-                    "removed \(name) from \(path) (\(updated.registry.components.count) components)\n")
+                    "removed \(name) from \(path) (\(counted(updated.registry.components.count, "component")))\n")
 
         case .reset(let name):
             let loaded = try loadRegistry(context)

@@ -77,6 +77,11 @@ package func pad(_ text: String, _ width: Int) -> String {
     return used >= width ? text : text + String(repeating: " ", count: width - used)
 }
 
+/// `1 step`, `2 steps`: a count with its noun, singular for one (every human view counts this way).
+package func counted(_ count: Int, _ singular: String, _ plural: String? = nil) -> String {
+    "\(count) \(count == 1 ? singular : plural ?? singular + "s")"
+}
+
 /// `0.42s`, `12.3s`, `2m05s`.
 public func formatDuration(_ seconds: Double?) -> String {
     guard let seconds else { return "-" }

@@ -144,24 +144,28 @@ enum CLI {
 /// Options every command that prints or touches state shares; a command composes
 /// ``CommonOptions/section`` into its table and reads them with ``init(_:)``.
 struct CommonOptions {
-    static let format = Option.choice("--format", among: ["human", "json", "yaml"],
-                                      "Output format (default: human on a terminal, json otherwise).")
+    static let format = Option.choice("--format", among: ["human", "json", "yaml", "jsonl"],
+                                      "Output format (default: human on a terminal, json otherwise; jsonl: runs events only).")
     static let noColor = Option.flag("--no-color", "Plain ASCII output (also NO_COLOR, TERM=dumb, CI=true).")
     static let stateDirectory = Option.single("--state-dir", "DIR", "The state folder (default: $OMNIBASE_STATE_DIR or ./.state).")
     static let section = OptionSection("Common options:", [format, noColor, stateDirectory])
 
-    enum Format: String { case human, json, yaml }
+    enum Format: String { case human, json, yaml, jsonl }
 
     var format: Format
     var style: TextStyle
     var stateDirectory: String
     var noColor: Bool
 
-    init(_ arguments: ParsedArguments) throws(EngineError) {
+    /// - Parameter jsonLines: whether the command prints JSON Lines (`--format jsonl`).
+    init(_ arguments: ParsedArguments, jsonLines: Bool = false) throws(EngineError) {
         noColor = arguments.flag("--no-color")
         style = TextStyle.detect(fd: 1, noColor: noColor)
         if let text = try arguments.choice("--format") {
             format = Format(rawValue: text)!
+            guard format != .jsonl || jsonLines else {
+                throw usage("--format jsonl is for 'runs events'; use json, yaml or human")
+            }
         } else {
             format = isatty(1) != 0 ? .human : .json
         }
@@ -171,7 +175,7 @@ struct CommonOptions {
     /// Prints a JSON value or its human rendering, secret values masked (``PrintMask``).
     func emit(json: JSONValue, human: () -> String) {
         switch format {
-        case .json: StandardStreams.print(PrintMask.shared.apply(json).serialized(pretty: true))
+        case .json, .jsonl: StandardStreams.print(PrintMask.shared.apply(json).serialized(pretty: true))
         case .yaml: StandardStreams.print(YAMLWriter.serialize(PrintMask.shared.apply(json)), terminator: "")
         case .human: StandardStreams.print(PrintMask.shared.apply(human()), terminator: "")
         }

@@ -4,11 +4,11 @@ import Presentation
 
 extension CommonOptions {
     /// The progress printer of a run in human format (nil for json/yaml): a live block when stderr
-    /// is a terminal, plain lines otherwise; the ETA comes from earlier runs' durations.
+    /// is a terminal that takes colour and cursor movement (not `TERM=dumb`, `CI=true`, `NO_COLOR`
+    /// or `--no-color`), plain lines otherwise; the ETA comes from earlier runs' durations.
     func progressPrinter(for loaded: LoadedPlan, request: RunRequest, session: RunSession,
                          alreadyDone: Int = 0) -> ProgressPrinter? {
         guard format == .human else { return nil }
-        let onTerminal = isatty(2) != 0
         let style = TextStyle.detect(fd: 2, noColor: noColor)
         var expected: [String: Double] = [:]
         if let store = try? RunStore(stateDirectory: session.stateDirectory, readOnly: true),
@@ -17,7 +17,7 @@ extension CommonOptions {
                 expected[id] = durations.sorted()[durations.count / 2]
             }
         }
-        return ProgressPrinter(mode: onTerminal ? .live : .lines, style: style, stepIDs: loaded.graph.ids,
+        return ProgressPrinter(mode: style.rich ? .live : .lines, style: style, stepIDs: loaded.graph.ids,
                                expectedDurations: expected,
                                slots: request.maxConcurrency ?? loaded.plan.maxConcurrency, alreadyDone: alreadyDone,
                                failureTails: .init(stateDirectory: session.stateDirectory, mask: PrintMask.shared.current))

@@ -64,8 +64,8 @@ struct ReportCommand: CLICommand {
             "steps": .int(report.report.steps.count),
             "attempts": .int(report.attempts.count),
         ])) {
-            "Wrote \(output) (\(page.count / 1024 + 1) KiB: \(report.report.steps.count) steps, "
-                + "\(report.attempts.count) attempts)\n"
+            "Wrote \(output) (\(page.count / 1024 + 1) KiB: \(counted(report.report.steps.count, "step")), "
+                + "\(counted(report.attempts.count, "attempt")))\n"
         }
         return 0
     }

@@ -129,7 +129,7 @@ struct RunCommand: CLICommand {
             }),
         ])
         common.emit(json: json) {
-            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(steps.count) steps in order, nothing started\n"
+            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step")) in order, nothing started\n"
             for (position, step) in steps.enumerated() {
                 let argv = TerminalText.escaped(ShellQuoting.line(step.processCommand?.argv ?? []))
                 text += "\(position + 1). \(TerminalText.escaped(step.id)): \(argv)\n"

@@ -120,10 +120,10 @@ struct ReplayCommand: CLICommand {
 /// `runs list|show|events`: the run history, one nested command per action.
 struct RunsCommand: CLICommand {
     static let configuration = CommandConfiguration(
-        name: "runs", abstract: "History and progress: runs list [--status S], runs show RUN_ID, runs events RUN_ID.",
+        name: "runs", abstract: "History and progress: runs list [--status S], runs show RUN_ID, runs events RUN_ID, runs prune.",
         sections: [CommonOptions.section],
         epilogue: "Exit codes: 0, 2 bad arguments, 3 unknown run.",
-        subcommands: [List.self, Show.self, Events.self])
+        subcommands: [List.self, Show.self, Events.self, Prune.self])
 
     let action: any CLICommand
 
@@ -143,8 +143,10 @@ struct RunsCommand: CLICommand {
     }
 
     /// The one run id and the common options of `runs show` and `runs events`.
-    static func runArguments(_ arguments: ParsedArguments, action: String) throws(EngineError) -> (String, CommonOptions) {
-        (try arguments.positionals(count: 1) { _ in "runs \(action) needs one run id" }[0], try CommonOptions(arguments))
+    static func runArguments(_ arguments: ParsedArguments, action: String,
+                             jsonLines: Bool = false) throws(EngineError) -> (String, CommonOptions) {
+        (try arguments.positionals(count: 1) { _ in "runs \(action) needs one run id" }[0],
+         try CommonOptions(arguments, jsonLines: jsonLines))
     }
 
     static func unknownRun(_ runID: String, _ common: CommonOptions) -> EngineError {
@@ -183,9 +185,12 @@ struct RunsCommand: CLICommand {
                 items.append(RunHistoryJSON.listEntry(runID: run.runID, planID: run.planID, status: run.status, live: live,
                                                       startedAt: run.startedAt, finishedAt: run.finishedAt, report: report))
                 let done = (report?.steps.count ?? 0) - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
-                lines.append("\(run.runID)  \(run.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  "
-                             + "\(done)/\(report?.steps.count ?? 0) steps  \(run.startedAt ?? "-")  \(TerminalText.escaped(run.planID))"
-                             + (run.status.isFinal || live ? "" : "  (engine gone: resume \(run.runID))"))
+                // Within the terminal (at most 100 columns): a long plan id is cut with an ellipsis;
+                // the resume hint of a run whose engine is gone has a line of its own.
+                let fixed = "\(run.runID)  \(run.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  "
+                    + "\(done)/\(counted(report?.steps.count ?? 0, "step"))  \(run.startedAt ?? "-")  "
+                lines.append(truncate(fixed + TerminalText.escaped(run.planID), to: common.style.width))
+                if !run.status.isFinal && !live { lines.append("  engine gone: resume \(run.runID)") }
             }
             common.emit(json: .object(["runs": .array(items)])) {
                 lines.isEmpty ? "No runs.\n" : lines.joined(separator: "\n") + "\n"
@@ -244,13 +249,15 @@ struct RunsCommand: CLICommand {
     /// `runs events RUN_ID`: one run's events, in order.
     struct Events: CLICommand {
         static let configuration = CommandConfiguration(
-            name: "events", arguments: "RUN_ID", abstract: "One run's events, in order (from runs.db, the source of truth).")
+            name: "events", arguments: "RUN_ID",
+            abstract: "One run's events, in order (from runs.db, the source of truth): --format json is one document "
+                + "{\"events\": [...]}, --format jsonl one event per line.")
 
         let runID: String
         let common: CommonOptions
 
         init(parsing arguments: ParsedArguments) throws(EngineError) {
-            (runID, common) = try RunsCommand.runArguments(arguments, action: "events")
+            (runID, common) = try RunsCommand.runArguments(arguments, action: "events", jsonLines: true)
         }
 
         func run() async throws(EngineError) -> Int32 {
@@ -261,6 +268,8 @@ struct RunsCommand: CLICommand {
             case .yaml:
                 StandardStreams.print(YAMLWriter.serialize(PrintMask.shared.apply(.object(["events": .array(events.map(\.json))]))), terminator: "")
             case .json:
+                StandardStreams.print(PrintMask.shared.apply(.object(["events": .array(events.map(\.json))])).serialized(pretty: true))
+            case .jsonl:
                 var bytes: [UInt8] = []
                 for event in events {
                     PrintMask.shared.apply(event.json).write(into: &bytes, pretty: false)
@@ -280,6 +289,69 @@ struct RunsCommand: CLICommand {
 
         static func truncateLine(_ line: String) -> String {
             line.count <= 100 ? line : String(line.prefix(97)) + "..."
+        }
+    }
+}
+
+extension RunsCommand {
+    /// `runs prune --older-than AGE | --keep N`: deletes finished runs, rows and folders together.
+    struct Prune: CLICommand {
+        static let configuration = CommandConfiguration(
+            name: "prune", abstract: "Delete finished runs: their database rows, logs, events and snapshots.",
+            discussion: """
+            Deletes the finished runs (succeeded, failed, cancelled) that --older-than and --keep select (with \
+            both, a run goes when it is older and not among the kept ones); never a live run, nor an unfinished \
+            one waiting for resume, nor one an engine is resuming. Prints the runs it removed.
+            """,
+            sections: [OptionSection("Options:", [
+                .single("--older-than", "AGE", "Runs that finished longer ago than AGE: 30d, 12h, 90m, 45s."),
+                .integer("--keep", "N", 0...1_000_000_000, "Keep the N newest finished runs."),
+            ])])
+
+        let criteria: RunPruner.Criteria
+        let common: CommonOptions
+
+        init(parsing arguments: ParsedArguments) throws(EngineError) {
+            guard arguments.positionals.isEmpty else { throw usage("runs prune takes no run id") }
+            let age = try arguments.value("--older-than").map(Self.seconds)
+            let keep = try arguments.integer("--keep")
+            guard age != nil || keep != nil else { throw usage("runs prune needs --older-than AGE or --keep N") }
+            criteria = RunPruner.Criteria(olderThan: age, keep: keep)
+            common = try CommonOptions(arguments)
+        }
+
+        /// `30d`, `12h`, `90m`, `45s` in seconds.
+        static func seconds(_ text: String) throws(EngineError) -> Double {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+            guard let unit = text.last, let scale = units[unit], let count = Int(text.dropLast()), count >= 0 else {
+                throw usage("--older-than takes a whole number and a unit (s, m, h, d), such as 30d; got '\(text)'")
+            }
+            return Double(count) * scale
+        }
+
+        func run() async throws(EngineError) -> Int32 {
+            let directory: StateDirectory
+            do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
+            let outcome = try RunPruner.prune(stateDirectory: directory, criteria: criteria)
+            let json = JSONValue.object([
+                "pruned": .array(outcome.pruned.map { run in
+                    .object(["run_id": .string(run.runID), "plan_id": .string(run.planID), "status": .string(run.status.rawValue),
+                             "finished_at": run.finishedAt.map(JSONValue.string) ?? .null])
+                }),
+                "skipped": .array(outcome.skipped.map { .object(["run_id": .string($0.runID), "reason": .string($0.reason)]) }),
+                "leftover_folders": .array(outcome.leftoverFolders.map(JSONValue.string)),
+            ])
+            common.emit(json: json) {
+                var lines = outcome.pruned.map { run in
+                    truncate("removed \(run.runID)  \(run.status.rawValue)  \(run.finishedAt ?? "-")  "
+                             + TerminalText.escaped(run.planID), to: common.style.width)
+                }
+                lines += outcome.skipped.map { "kept \($0.runID): \($0.reason)" }
+                lines += outcome.leftoverFolders.map { "removed the folder of \($0) (its rows were already deleted)" }
+                lines.append("Pruned \(counted(outcome.pruned.count, "run")).")
+                return lines.joined(separator: "\n") + "\n"
+            }
+            return 0
         }
     }
 }

@@ -11,6 +11,10 @@ import Synchronization
 ///   started end `cancelled`;
 /// - run-all (`r`) runs this and every later step without asking.
 ///
+/// On a terminal one key answers, without Enter: canonical mode and echo are off while a question
+/// waits (signals still work: Ctrl-C stops the run), and the terminal's settings are restored
+/// after the key, and at exit if the run ends while a question waits. Elsewhere answers are lines.
+///
 /// Use it with a concurrency of 1, so one question is asked at a time.
 package final class InteractiveStepRunner: StepRunner {
     private let inner: any StepRunner
@@ -39,7 +43,8 @@ package final class InteractiveStepRunner: StepRunner {
                 + "\(TerminalText.escaped(command))\n"
             while true {
                 write(question + "[c]ontinue, [s]kip, [a]bort, [r]un all? ")
-                let answer = await readLine()?.trimmingCharacters(in: .whitespaces).lowercased()
+                let answer = await (isatty(input) != 0 ? readKey() : readLine())?
+                    .trimmingCharacters(in: .whitespaces).lowercased()
                 switch answer {
                 case "", "c", "continue":
                     break
@@ -58,6 +63,43 @@ package final class InteractiveStepRunner: StepRunner {
             }
         }
         return await inner.run(step, context: context)
+    }
+
+    /// Reads one key in non-canonical mode on a thread of its own, and echoes it: Enter is "",
+    /// end of input (Ctrl-D, or a closed terminal) nil. A stop of the run (Ctrl-C: the task is
+    /// cancelled) answers nil at once and restores the terminal; the reading thread is left
+    /// blocked in its read until the process ends.
+    private func readKey() async -> String? {
+        let fd = input
+        let answer = OneAnswer()
+        let key: UInt8? = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<UInt8?, Never>) in
+                // Already cancelled: no thread, and the terminal is left as it is.
+                guard answer.wait(continuation) else { return }
+                Thread {
+                    let restore = TerminalModeGuard.enterKeyMode(fd)
+                    var byte: UInt8 = 0
+                    var n = Glibc.read(fd, &byte, 1)
+                    while n < 0 && errno == EINTR { n = Glibc.read(fd, &byte, 1) }
+                    if restore { TerminalModeGuard.restore() }
+                    answer.give(n == 1 ? byte : nil)
+                }.start()
+            }
+        } onCancel: {
+            TerminalModeGuard.restore()
+            answer.give(nil)
+        }
+        guard let key, key != 0x04 else {
+            write("\n")
+            return nil
+        }
+        if key == UInt8(ascii: "\n") || key == UInt8(ascii: "\r") {
+            write("\n")
+            return ""
+        }
+        let text = String(decoding: [key], as: UTF8.self)
+        write(TerminalText.escaped(text) + "\n")
+        return text
     }
 
     /// Reads one line on a thread of its own (a blocking read must not hold a pool thread).
@@ -88,5 +130,71 @@ package final class InteractiveStepRunner: StepRunner {
             guard n > 0 else { return }
             offset += n
         }
+    }
+}
+
+/// The terminal settings saved while a step-through question waits for one key, restored after
+/// the key or, when the process ends first, at exit.
+enum TerminalModeGuard {
+    private static let saved = Mutex<(fd: Int32, settings: termios)?>(nil)
+    private static let exitHook: Void = { atexit { TerminalModeGuard.restore() } }()
+
+    /// Turns canonical mode and echo off on `fd` (signals stay on); false when `fd` is not a
+    /// terminal whose settings could be read and changed.
+    static func enterKeyMode(_ fd: Int32) -> Bool {
+        _ = exitHook
+        var settings = termios()
+        guard tcgetattr(fd, &settings) == 0 else { return false }
+        var raw = settings
+        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
+        withUnsafeMutableBytes(of: &raw.c_cc) { cc in
+            cc[Int(VMIN)] = 1
+            cc[Int(VTIME)] = 0
+        }
+        saved.withLock { $0 = (fd, settings) }
+        guard tcsetattr(fd, TCSANOW, &raw) == 0 else {
+            saved.withLock { $0 = nil }
+            return false
+        }
+        return true
+    }
+
+    /// Puts back the settings saved by ``enterKeyMode(_:)``, if any.
+    static func restore() {
+        guard var entry = saved.withLock({ state -> (fd: Int32, settings: termios)? in
+            defer { state = nil }
+            return state
+        }) else { return }
+        _ = tcsetattr(entry.fd, TCSANOW, &entry.settings)
+    }
+}
+
+/// The one answer of a question: the first of the key and a cancellation resumes the waiting task.
+private final class OneAnswer: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<UInt8?, Never>?, early: UInt8??)>((nil, nil))
+
+    /// Registers the waiting task; false, answering it at once, when the answer came first.
+    func wait(_ continuation: CheckedContinuation<UInt8?, Never>) -> Bool {
+        let early = state.withLock { state -> UInt8?? in
+            guard let early = state.early else {
+                state.continuation = continuation
+                return nil
+            }
+            return .some(early)
+        }
+        guard let early else { return true }
+        continuation.resume(returning: early)
+        return false
+    }
+
+    /// The answer (nil: none); later answers are ignored.
+    func give(_ key: UInt8?) {
+        let continuation = state.withLock { state -> CheckedContinuation<UInt8?, Never>? in
+            guard state.early == nil else { return nil }
+            state.early = .some(key)
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(returning: key)
     }
 }
