@@ -30,6 +30,9 @@ public struct Plan: Sendable {
     /// Whether ``maxConcurrency`` is the default (the plan set none): the Slurm executor then
     /// allows more jobs in flight than this machine has cores.
     public var maxConcurrencyIsDefault: Bool
+    /// `globals.retry_budget`: the most retries of a run (a session: `resume` starts it again),
+    /// across all steps; nil = no cap beyond each step's `retries`.
+    public var retryBudget: Int?
 
     /// Creates a plan.
     /// - Parameters:
@@ -37,7 +40,7 @@ public struct Plan: Sendable {
     public init(id: String, version: String = "1.0.0", metadata: JSONValue? = nil,
                 variables: [String: String] = [:], maxConcurrency: Int? = nil,
                 killGrace: Duration = .seconds(5), steps: [Step], secretNames: Set<String> = [],
-                executor: ExecutorKind? = nil, slurm: SlurmSettings = SlurmSettings()) {
+                executor: ExecutorKind? = nil, slurm: SlurmSettings = SlurmSettings(), retryBudget: Int? = nil) {
         self.id = id
         self.version = version
         self.metadata = metadata
@@ -48,6 +51,7 @@ public struct Plan: Sendable {
         self.secretNames = secretNames
         self.executor = executor
         self.slurm = slurm
+        self.retryBudget = retryBudget
         maxConcurrencyIsDefault = maxConcurrency == nil
     }
 }

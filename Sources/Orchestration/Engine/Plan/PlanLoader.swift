@@ -104,12 +104,13 @@ private struct PlanDecoder {
 
     static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
     static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env", "secrets",
-                             "executor", "slurm"]
+                             "executor", "slurm", "retry_budget"]
     static let globalSlurmKeys = ["partition", "account", "extra_args", "cpus", "mem", "time"]
     static let stepSlurmKeys = ["cpus", "mem", "time"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
-                           "on_failure", "cwd", "env", "tags", "executor", "slurm"]
+                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter"]
+    static let retryOnKeys = ["exit_codes", "stderr_matches", "timeout"]
 
     func error(_ location: SourceLocation, _ path: String, _ message: String,
                code: EngineError.Code = .invalidPlan) -> EngineError {
@@ -162,6 +163,7 @@ private struct PlanDecoder {
         var secretNames: Set<String> = []
         var executor: ExecutorKind?
         var slurm = SlurmSettings()
+        var retryBudget: Int?
         if let globalsNode = top["globals"] {
             let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: locator)
             if let n = try globals.int("max_concurrency", minimum: 1) { maxConcurrency = n }
@@ -177,6 +179,7 @@ private struct PlanDecoder {
             secretNames = try decodeSecretNames(globals)
             executor = try globals.enumeration("executor", ExecutorKind.self)
             if let node = globals["slurm"] { slurm = try decodeSlurm(node, path: "globals.slurm", keys: Self.globalSlurmKeys) }
+            retryBudget = try globals.int("retry_budget", minimum: 0, maximum: 1_000_000_000)
         }
 
         guard let stepsNode = top["steps"] else {
@@ -199,7 +202,42 @@ private struct PlanDecoder {
         }
         return Plan(id: id, version: version, metadata: metadata?.toValue(), variables: variables,
                     maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps, secretNames: secretNames,
-                    executor: executor, slurm: slurm)
+                    executor: executor, slurm: slurm, retryBudget: retryBudget)
+    }
+
+    /// A step's `retry_on`: at least one rule; exit codes 1-255, each once; non-empty, distinct
+    /// stderr substrings.
+    func decodeRetryOn(_ node: JSONNode, path: String) throws(EngineError) -> RetryCondition {
+        let fields = try Fields(node, path: path, allowed: Self.retryOnKeys, decoder: locator)
+        guard !fields.object.members.isEmpty else {
+            throw error(node.location, path, "needs at least one of \"exit_codes\", \"stderr_matches\", \"timeout\" "
+                        + "(an empty retry_on would retry nothing; remove it to retry every failure)")
+        }
+        var condition = RetryCondition()
+        for (i, codeNode) in (try fields.array("exit_codes") ?? []).enumerated() {
+            let at = "\(path).exit_codes[\(i)]"
+            guard case .number(let number) = codeNode.kind else {
+                throw error(codeNode.location, at, "must be an exit code (an integer 1-255), not \(codeNode.typeName)")
+            }
+            guard let code = number.int, (1...255).contains(code) else {
+                throw error(codeNode.location, at, "must be an exit code of a failure (an integer 1-255), not \(number.text)")
+            }
+            guard !condition.exitCodes.contains(Int32(code)) else {
+                throw error(codeNode.location, at, "exit code \(code) is listed twice")
+            }
+            condition.exitCodes.append(Int32(code))
+        }
+        for (i, (text, location)) in (try fields.strings("stderr_matches") ?? []).enumerated() {
+            let at = "\(path).stderr_matches[\(i)]"
+            guard !text.isEmpty else { throw error(location, at, "must not be empty (it would match every stderr)") }
+            guard text.utf8.count <= RetryCondition.stderrWindow else {
+                throw error(location, at, "is longer than the 64 KiB of stderr it is matched against")
+            }
+            guard !condition.stderrMatches.contains(text) else { throw error(location, at, "\"\(text)\" is listed twice") }
+            condition.stderrMatches.append(text)
+        }
+        condition.timeout = try fields.bool("timeout") ?? false
+        return condition
     }
 
     /// `globals.slurm` (every key) or a step's `slurm` (`cpus`, `mem`, `time`), each value checked
@@ -303,6 +341,8 @@ private struct PlanDecoder {
         retry.delay = try fields.seconds("retry_delay_sec", positive: false) ?? .zero
         retry.backoff = try fields.enumeration("retry_backoff", RetryPolicy.Backoff.self) ?? .exponential
         retry.maxDelay = try fields.seconds("max_retry_delay_sec", positive: false) ?? .seconds(300)
+        retry.jitter = try fields.bool("retry_jitter") ?? false
+        if let node = fields["retry_on"] { retry.retryOn = try decodeRetryOn(node, path: "\(path).retry_on") }
         let critical = try fields.bool("critical") ?? true
         let onFailure = try fields.enumeration("on_failure", FailurePolicy.self) ?? .abort
         var cwd = workingDirectory
