@@ -410,6 +410,16 @@ private let badPlans: [BadPlan] = [
     BadPlan(name: "retry-budget-negative", file: .text(plan(steps: #"    {"id": "a", "command": "true"}"#, globals: #"{"retry_budget": ‸-1}"#)),
             path: "globals.retry_budget", causes: ["at least 0"]),
 
+    // Env files (SPEC §11); a malformed line inside one: EnvFileCLITests.
+    BadPlan(name: "env-file-missing", file: .text(plan(steps: #"    {"id": "a", "command": "true", "env_file": ‸"nope.env"}"#)),
+            path: "steps[0].env_file", causes: ["cannot read the env file", "nope.env", "No such file"]),
+    BadPlan(name: "env-file-folder", file: .text(plan(steps: #"    {"id": "a", "command": "true", "env_file": ‸"."}"#)),
+            path: "steps[0].env_file", causes: ["not a regular file"]),
+    BadPlan(name: "env-file-empty", file: .text(plan(steps: #"    {"id": "a", "command": "true", "env_file": ‸""}"#)),
+            path: "steps[0].env_file", causes: ["must name a file"]),
+    BadPlan(name: "env-file-number", file: .text(plan(steps: #"    {"id": "a", "command": "true"}"#, globals: #"{"env_file": ‸5}"#)),
+            path: "globals.env_file", causes: ["must be a string"]),
+
     // Files.
     BadPlan(name: "missing-file", file: .missing, path: nil, causes: ["cannot read", "No such file"]),
     BadPlan(name: "directory", file: .directory, path: nil, causes: ["not a regular file"]),

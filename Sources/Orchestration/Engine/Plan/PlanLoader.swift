@@ -69,7 +69,9 @@ public enum PlanLoader {
         do { graph = try PlanGraph(steps: plan.steps) } catch {
             throw decoder.graphError(error.issue, ids: plan.steps.map(\.id))
         }
-        return LoadedPlan(plan: plan, graph: graph, source: source)
+        var loadedSource = source
+        loadedSource.envFiles = decoder.envFilesRead
+        return LoadedPlan(plan: plan, graph: graph, source: loadedSource)
     }
 }
 
@@ -96,6 +98,8 @@ private struct PlanDecoder {
     var declaredVariables: Set<String> = []
     /// The names referenced as `${NAME}` anywhere substitution applies.
     var referencedVariables: Set<String> = []
+    /// The env files read (or taken from the stored source), by absolute path.
+    var envFilesRead: [String: String] = [:]
 
     init(source: PlanSource) {
         self.source = source
@@ -104,12 +108,12 @@ private struct PlanDecoder {
 
     static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
     static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env", "secrets",
-                             "executor", "slurm", "retry_budget"]
+                             "executor", "slurm", "retry_budget", "env_file"]
     static let globalSlurmKeys = ["partition", "account", "extra_args", "cpus", "mem", "time"]
     static let stepSlurmKeys = ["cpus", "mem", "time"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
-                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter"]
+                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter", "env_file"]
     static let retryOnKeys = ["exit_codes", "stderr_matches", "timeout"]
 
     func error(_ location: SourceLocation, _ path: String, _ message: String,
@@ -171,6 +175,9 @@ private struct PlanDecoder {
             killGrace = try globals.seconds("kill_grace_sec", positive: false) ?? killGrace
             if let dir = try globals.string("working_dir") {
                 workingDirectory = resolvePath(try substitute(dir, globals.location("working_dir"), "globals.working_dir", step: nil))
+            }
+            if globals["env_file"] != nil {
+                for entry in try envFile(globals, path: "globals", step: nil) { globalEnv[entry.name] = entry.value }
             }
             for (name, value, location) in try globals.stringMembers("env") {
                 try checkEnvironmentName(name, location, "globals.env")
@@ -350,6 +357,9 @@ private struct PlanDecoder {
             cwd = resolvePath(try substitute(raw, fields.location("cwd"), "\(path).cwd", step: id))
         }
         var env = globalEnv
+        if fields["env_file"] != nil {
+            for entry in try envFile(fields, path: path, step: id) { env[entry.name] = entry.value }
+        }
         for (name, value, location) in try fields.stringMembers("env") {
             try checkEnvironmentName(name, location, "\(path).env")
             env[name] = try substitute(value, location, "\(path).env.\(name)", step: id)
@@ -372,6 +382,63 @@ private struct PlanDecoder {
         return Step(id: id, name: try fields.string("name"), action: action, dependsOn: dependsOn,
                     timeout: timeout, retry: retry, critical: critical, onFailure: onFailure, tags: tags,
                     executor: executor, slurm: slurm)
+    }
+
+    /// The entries of the env file named by `owner`'s `env_file` (relative to the plan's folder,
+    /// `${NAME}` substituted): read from disk on a fresh load, from the stored source on resume
+    /// and replay. A malformed line is located in the env file and names the plan's field.
+    mutating func envFile(_ owner: Fields, path: String, step: String?) throws(EngineError) -> [EnvFile.Entry] {
+        let key = "\(path).env_file"
+        guard let raw = try owner.string("env_file") else { return [] }
+        guard !raw.isEmpty else { throw error(owner.location("env_file"), key, "must name a file, not be empty") }
+        let file = resolvePath(try substitute(raw, owner.location("env_file"), key, step: step))
+        let at = owner.location("env_file")
+        let text: String
+        if let stored = source.envFiles {
+            guard let snapshot = stored[file] else {
+                throw error(at, key, "env file \(file) is not in the run's stored snapshot")
+            }
+            text = snapshot
+        } else if let already = envFilesRead[file] {
+            text = already
+        } else {
+            text = try readEnvFile(file, at, key)
+        }
+        envFilesRead[file] = text
+        do {
+            return try EnvFile(parsing: Array(text.utf8)).entries
+        } catch {
+            throw EngineError(.invalidPlan, "\(file):\(error.line):\(error.column): \(error.message) "
+                              + "(the env file of \(key), \(source.displayPath):\(at.line):\(at.column))")
+        }
+    }
+
+    /// An env file's text: a regular file of at most 1 MiB, valid UTF-8.
+    func readEnvFile(_ file: String, _ at: SourceLocation, _ key: String) throws(EngineError) -> String {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw error(at, key, "cannot read the env file \(file): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw error(at, key, "the env file \(file) is not a regular file")
+        }
+        guard Int(info.st_size) <= EnvFile.maxBytes else {
+            throw error(at, key, "the env file \(file) is larger than 1 MiB (\(info.st_size) bytes)")
+        }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while bytes.count <= EnvFile.maxBytes {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw error(at, key, "cannot read the env file \(file): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+        }
+        guard bytes.count <= EnvFile.maxBytes else { throw error(at, key, "the env file \(file) is larger than 1 MiB") }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw error(at, key, "the env file \(file) is not valid UTF-8")
+        }
+        return text
     }
 
     /// Refuses (exit 2) a `--var` the plan never uses, with a "did you mean".
