@@ -13,7 +13,9 @@ public struct EnvFile: Sendable, Hashable {
 
     /// One `NAME=VALUE` line.
     public struct Entry: Sendable, Hashable {
+        /// `NAME`.
         public var name: String
+        /// `VALUE`, unquoted and unescaped.
         public var value: String
         /// 1-based line number.
         public var line: Int
@@ -21,8 +23,11 @@ public struct EnvFile: Sendable, Hashable {
 
     /// A malformed line: where (1-based line and column, in bytes) and why.
     public struct Problem: Error, Sendable, Hashable {
+        /// 1-based line.
         public var line: Int
+        /// 1-based column, in bytes.
         public var column: Int
+        /// One sentence: what is wrong.
         public var message: String
     }
 
