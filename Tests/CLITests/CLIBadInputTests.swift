@@ -388,6 +388,38 @@ private let badPlans: [BadPlan] = [
         }
         """), path: "variables", causes: ["\"1X\"", "not a valid variable name"]),
 
+    // Retries by cause (SPEC §11).
+    BadPlan(name: "retry-on-empty", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": ‸{}}"#)),
+            path: "steps[0].retry_on", causes: ["needs at least one of"]),
+    BadPlan(name: "retry-on-unknown-key", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": {‸"exit_code": [1]}}"#)),
+            path: "steps[0].retry_on.exit_code", causes: ["unknown key", "did you mean \"exit_codes\""]),
+    BadPlan(name: "retry-on-exit-code-zero", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": {"exit_codes": [‸0]}}"#)),
+            path: "steps[0].retry_on.exit_codes[0]", causes: ["1-255", "not 0"]),
+    BadPlan(name: "retry-on-exit-code-too-big", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": {"exit_codes": [1, ‸256]}}"#)),
+            path: "steps[0].retry_on.exit_codes[1]", causes: ["1-255", "not 256"]),
+    BadPlan(name: "retry-on-exit-code-string", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": {"exit_codes": [‸"75"]}}"#)),
+            path: "steps[0].retry_on.exit_codes[0]", causes: ["exit code", "not string"]),
+    BadPlan(name: "retry-on-exit-code-twice", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": {"exit_codes": [75, ‸75]}}"#)),
+            path: "steps[0].retry_on.exit_codes[1]", causes: ["listed twice"]),
+    BadPlan(name: "retry-on-empty-match", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": {"stderr_matches": [‸""]}}"#)),
+            path: "steps[0].retry_on.stderr_matches[0]", causes: ["must not be empty"]),
+    BadPlan(name: "retry-on-timeout-string", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_on": {"timeout": ‸"yes"}}"#)),
+            path: "steps[0].retry_on.timeout", causes: ["true or false"]),
+    BadPlan(name: "retry-jitter-number", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retry_jitter": ‸1}"#)),
+            path: "steps[0].retry_jitter", causes: ["true or false"]),
+    BadPlan(name: "retry-budget-negative", file: .text(plan(steps: #"    {"id": "a", "command": "true"}"#, globals: #"{"retry_budget": ‸-1}"#)),
+            path: "globals.retry_budget", causes: ["at least 0"]),
+
+    // Env files (SPEC §11); a malformed line inside one: EnvFileCLITests.
+    BadPlan(name: "env-file-missing", file: .text(plan(steps: #"    {"id": "a", "command": "true", "env_file": ‸"nope.env"}"#)),
+            path: "steps[0].env_file", causes: ["cannot read the env file", "nope.env", "No such file"]),
+    BadPlan(name: "env-file-folder", file: .text(plan(steps: #"    {"id": "a", "command": "true", "env_file": ‸"."}"#)),
+            path: "steps[0].env_file", causes: ["not a regular file"]),
+    BadPlan(name: "env-file-empty", file: .text(plan(steps: #"    {"id": "a", "command": "true", "env_file": ‸""}"#)),
+            path: "steps[0].env_file", causes: ["must name a file"]),
+    BadPlan(name: "env-file-number", file: .text(plan(steps: #"    {"id": "a", "command": "true"}"#, globals: #"{"env_file": ‸5}"#)),
+            path: "globals.env_file", causes: ["must be a string"]),
+
     // Files.
     BadPlan(name: "missing-file", file: .missing, path: nil, causes: ["cannot read", "No such file"]),
     BadPlan(name: "directory", file: .directory, path: nil, causes: ["not a regular file"]),

@@ -3,10 +3,10 @@ import Glibc
 import Testing
 @testable import Orchestration
 
-/// `runs.db` written by the release before the Slurm executor (schema version 1) opens with this
-/// build: migrated to version 2 (`attempts.job_id`) when opened for writing, read as it is
-/// when opened read-only.
-@Suite("RunStore: schema migration 1 -> 2")
+/// `runs.db` written by the release before the Slurm executor (schema version 1), or by the one
+/// before env files (version 2), opens with this build: migrated to version 3 (`attempts.job_id`,
+/// then `runs.env_files`) when opened for writing, read as it is when opened read-only.
+@Suite("RunStore: schema migrations 1 -> 2 -> 3")
 struct RunStoreMigrationTests {
     /// The release's schema, frozen here as it shipped (RunStore.schema at version 1).
     static let version1Schema = """
@@ -101,7 +101,8 @@ struct RunStoreMigrationTests {
         let (path, state) = try Self.version1StateFolder()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 2)
+        #expect(try store.database.userVersion == RunStore.schemaVersion)
+        #expect(try store.run("r-old")?.source.envFiles == [:], "an old run read no env file")
         let attempts = try store.attempts("r-old")
         #expect(attempts.map(\.attempt) == [1, 2], "the old rows are kept")
         #expect(attempts.allSatisfy { $0.jobID == nil && $0.error == "exited with code 3" })
@@ -109,8 +110,8 @@ struct RunStoreMigrationTests {
         try store.append([RunEvent(seq: 1, runID: "r-old", kind: .stepAttemptFailed, stepID: "a", attempt: 2,
                                    data: ["exit_code": 3, "job_id": "4711"])])
         #expect(try store.attempts("r-old").last?.jobID == "4711")
-        // Opening again finds version 2 and changes nothing.
-        #expect(try RunStore(stateDirectory: state).database.userVersion == 2)
+        // Opening again finds version 3 and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == 3)
     }
 
     @Test func aVersion1DatabaseIsReadAsItIsWhenOpenedReadOnly() throws {
@@ -122,11 +123,44 @@ struct RunStoreMigrationTests {
         #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 1, "a reader never migrates")
     }
 
+    /// A state folder at version 2: version 1 with `attempts.job_id`.
+    static func version2StateFolder() throws -> (path: String, state: StateDirectory) {
+        let (path, state) = try version1StateFolder()
+        let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
+        try db.write { db in
+            try db.exec(RunStore.migrationToVersion2)
+            try db.exec("UPDATE attempts SET job_id = '17' WHERE attempt = 2")
+            try db.setUserVersion(2)
+        }
+        return (path, state)
+    }
+
+    @Test func aVersion2DatabaseIsMigratedToVersion3AndKeepsItsRows() throws {
+        let (path, state) = try Self.version2StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // Read-only first: read as it is, never migrated.
+        let reader = try RunStore(stateDirectory: state, readOnly: true)
+        #expect(reader.openedVersion == 2)
+        #expect(try reader.run("r-old")?.source.envFiles == [:])
+        #expect(try reader.attempts("r-old").map(\.jobID) == [nil, "17"])
+        #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 2)
+        // Then for writing: migrated, the rows kept, the new column written by new runs.
+        let store = try RunStore(stateDirectory: state)
+        #expect(try store.database.userVersion == 3)
+        #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
+        #expect(try store.run("r-old")?.source.envFiles == [:])
+        var source = PlanSource(displayPath: "p.json", directory: "/tmp", bytes: Array("{}".utf8), overrides: [:])
+        source.envFiles = ["/tmp/.env": "A=1\n"]
+        try store.createRun(RunStore.NewRun(runID: "r-new", planID: "p", traceID: "t", source: source, options: .object([]),
+                                            stepIDs: ["a"], engine: EngineIdentity.current))
+        #expect(try store.run("r-new")?.source.envFiles == ["/tmp/.env": "A=1\n"])
+    }
+
     @Test func aNewerDatabaseIsStillRefused() throws {
         let (path, state) = try Self.version1StateFolder()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
-        try db.write { try $0.setUserVersion(3) }
+        try db.write { try $0.setUserVersion(RunStore.schemaVersion + 1) }
         #expect(throws: EngineError.self) { try RunStore(stateDirectory: state) }
     }
 }

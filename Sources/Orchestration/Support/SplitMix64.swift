@@ -13,4 +13,20 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// A seed for a run id (FNV-1a 64 over its UTF-8 bytes: stable across processes and
+    /// platforms, unlike `Hasher`), for the run's `retry_jitter` draws.
+    public static func seed(runID: String) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in runID.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+
+    /// A draw from `[0, 1]` (53 bits of precision).
+    public mutating func nextUnit() -> Double {
+        Double(next() >> 11) / Double((UInt64(1) << 53) - 1)
+    }
 }

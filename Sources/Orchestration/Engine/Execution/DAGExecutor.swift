@@ -97,7 +97,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     private enum Wake: Sendable {
-        case attemptFinished(step: Int, AttemptOutcome)
+        case attemptFinished(step: Int, AttemptOutcome, refusal: String?)
         case retryTimerFired(step: Int)
         case stopRequested(StopReason)
         case stopStreamEnded
@@ -131,9 +131,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             await perform(&actions, loop: &loop, group: &group)
             while !loop.machine.isFinished, let wake = await group.next() {
                 switch wake {
-                case .attemptFinished(let step, let outcome):
+                case .attemptFinished(let step, let outcome, let refusal):
                     loop.attemptFinished(step, outcome)
-                    loop.machine.attemptFinished(step, outcome.result, into: &actions)
+                    loop.machine.attemptFinished(step, outcome.result, refusal: refusal, into: &actions)
                 case .retryTimerFired(let step):
                     loop.machine.retryTimerFired(step, into: &actions)
                 case .stopRequested(let reason):
@@ -227,7 +227,17 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             context.reportJobID = { jobID in submitted.yield(Submission(step: step, attempt: attempt, jobID: jobID)) }
         }
         group.addTask {
-            .attemptFinished(step: step, await runner.run(stepValue, context: context))
+            let outcome = await runner.run(stepValue, context: context)
+            return .attemptFinished(step: step, outcome, refusal: Self.retryRefusal(of: outcome, step: stepValue, context: context))
+        }
+    }
+
+    /// Why `step`'s `retry_on` does not retry the failed `outcome` (nil: it does, or the step
+    /// has no `retry_on`); reads at most the last 64 KiB of the attempt's stderr log.
+    private static func retryRefusal(of outcome: AttemptOutcome, step: Step, context: AttemptContext) -> String? {
+        guard outcome.result == .failed, let condition = step.retry.retryOn, step.retry.retries > 0 else { return nil }
+        return condition.refusal(for: outcome) {
+            AttemptLog.tail(atPath: context.stderrPath, maxBytes: RetryCondition.stderrWindow)
         }
     }
 
@@ -263,7 +273,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     private func cancelDeferred(loop: inout RunLoop, group: inout TaskGroup<Wake>) {
         for entry in loop.deferred {
             let step = entry.step
-            group.addTask { .attemptFinished(step: step, AttemptOutcome(result: .cancelled, error: "interrupted")) }
+            group.addTask { .attemptFinished(step: step, AttemptOutcome(result: .cancelled, error: "interrupted"), refusal: nil) }
         }
         loop.deferred.removeAll()
     }
@@ -330,7 +340,8 @@ private struct RunLoop {
         machine = SchedulerStateMachine(graph: graph, policies: policies,
                                         maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency,
                                         priorities: options.priorities, initial: options.initial,
-                                        previousAttempts: options.previousAttempts)
+                                        previousAttempts: options.previousAttempts, retryBudget: plan.retryBudget,
+                                        jitterSeed: SplitMix64.seed(runID: options.runID))
         builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID,
                                    indexByID: graph.indexByID)
         nextSeq = options.firstSeq
@@ -402,7 +413,15 @@ private struct RunLoop {
         case .succeeded:
             emit(.stepSucceeded(lastOutcome[step].map(AttemptEnd.init)), step: step, attempt: attempt)
         case .failed:
-            emit(.stepFailed(lastOutcome[step].map(AttemptEnd.init)), step: step, attempt: attempt)
+            var outcome = lastOutcome[step]
+            switch reason {
+            case .notRetried, .retryBudgetExhausted:
+                let error = outcome?.error
+                outcome?.error = Self.appending(describe(reason), to: error)
+            default:
+                break
+            }
+            emit(.stepFailed(outcome.map(AttemptEnd.init)), step: step, attempt: attempt)
         case .skipped:
             emit(.stepSkipped(reason: describe(reason)), step: step)
         case .cancelled:
@@ -433,7 +452,17 @@ private struct RunLoop {
             return "run interrupted by \(stopReason?.signalName ?? "a stop request")"
         case .skippedByUser:
             return "skipped by the user"
+        case .notRetried(let why):
+            return why
+        case .retryBudgetExhausted(let budget):
+            return "not retried: the retry budget of \(budget) is exhausted"
         }
+    }
+
+    /// `error (why)`, or `why` when there is no error.
+    static func appending(_ why: String, to error: String?) -> String {
+        guard let error, !error.isEmpty else { return why }
+        return "\(error) (\(why))"
     }
 
     static func seconds(_ duration: Duration) -> Double {

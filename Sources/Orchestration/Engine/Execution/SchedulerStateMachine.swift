@@ -36,6 +36,12 @@ public struct SchedulerStateMachine: Sendable {
         case interrupted
         /// The user skipped it (`run --step`).
         case skippedByUser
+        /// Its attempt failed in a way its `retry_on` does not retry; the text says why
+        /// (`not retried: exit code 3 is not in retry_on.exit_codes`).
+        case notRetried(String)
+        /// Its attempt failed with retries left, but the run's `globals.retry_budget` (the
+        /// value) was used up.
+        case retryBudgetExhausted(Int)
     }
 
     /// How a step enters the run.
@@ -92,6 +98,8 @@ public struct SchedulerStateMachine: Sendable {
     private var stopping = false
     private var abortedBy: Int?
     private var runFinished = false
+    private let retryBudget: Int?
+    private var jitter: SplitMix64
 
     /// Attempts running right now.
     public private(set) var runningCount = 0
@@ -99,6 +107,8 @@ public struct SchedulerStateMachine: Sendable {
     public private(set) var retryWaitingCount = 0
     /// The most attempts that were ever running at once (for tests of the concurrency limit).
     public private(set) var maxRunningObserved = 0
+    /// Retries scheduled in this session (what `globals.retry_budget` counts).
+    public private(set) var retriesScheduled = 0
 
     /// Creates the state machine of one run.
     /// - Parameters:
@@ -109,14 +119,21 @@ public struct SchedulerStateMachine: Sendable {
     ///   - initial: how each step enters (resume, `--from`/`--to`); nil = all pending.
     ///   - previousAttempts: attempts each step made in earlier sessions of the run (resume):
     ///     numbering continues after them and the step gets a fresh `1 + retries` budget.
+    ///   - retryBudget: `globals.retry_budget`, the most retries of the session; nil = no cap.
+    ///   - jitterSeed: the seed of the `retry_jitter` draws (``SplitMix64``), so the same seed
+    ///     and the same sequence of events give the same delays.
     public init(graph: PlanGraph, policies: [Policy], maxConcurrency: Int, priorities: [Double]? = nil,
-                initial: [InitialState]? = nil, previousAttempts: [Int]? = nil) {
+                initial: [InitialState]? = nil, previousAttempts: [Int]? = nil, retryBudget: Int? = nil,
+                jitterSeed: UInt64 = 0) {
         precondition(policies.count == graph.count && maxConcurrency >= 1)
         let priority = priorities ?? graph.remainingPathLengths()
         dependencies = graph.dependencies
         dependents = graph.dependents
         self.policies = policies
         self.maxConcurrency = maxConcurrency
+        precondition(retryBudget.map { $0 >= 0 } ?? true, "a retry budget is not negative")
+        self.retryBudget = retryBudget
+        jitter = SplitMix64(seed: jitterSeed)
         let initial = initial ?? [InitialState](repeating: .pending, count: graph.count)
         counted = initial.map { $0 != .excluded }
         phase = initial.map { state in
@@ -177,7 +194,12 @@ public struct SchedulerStateMachine: Sendable {
     }
 
     /// Records the end of an attempt.
-    public mutating func attemptFinished(_ step: Int, _ result: AttemptOutcome.Result, into actions: inout [Action]) {
+    /// - Parameters:
+    ///   - refusal: for a failed attempt, why its step's `retry_on` does not retry it (computed
+    ///     at the edge from the attempt's outcome and stderr, ``RetryCondition/refusal(for:stderrTail:)``);
+    ///     nil = retryable. A refused failure is final at once.
+    public mutating func attemptFinished(_ step: Int, _ result: AttemptOutcome.Result, refusal: String? = nil,
+                                         into actions: inout [Action]) {
         guard case .running(let attempt) = phase[step] else {
             preconditionFailure("attempt of step \(step) finished while it was \(phase[step])")
         }
@@ -190,13 +212,21 @@ public struct SchedulerStateMachine: Sendable {
         case .skipped:
             finalize(step, .skipped, .skippedByUser, into: &actions)
         case .failed:
-            if attempt - attemptOffset[step] < policies[step].maxAttempts && !stopping && abortedBy == nil {
+            let policy = policies[step].retry
+            let retry = attempt - attemptOffset[step]
+            if retry >= policies[step].maxAttempts || stopping || abortedBy != nil {
+                finalize(step, .failed, .attempted, into: &actions)
+            } else if let refusal {
+                finalize(step, .failed, .notRetried(refusal), into: &actions)
+            } else if let retryBudget, retriesScheduled >= retryBudget {
+                finalize(step, .failed, .retryBudgetExhausted(retryBudget), into: &actions)
+            } else {
+                retriesScheduled += 1
                 phase[step] = .retryWait(attempt: attempt + 1)
                 retryWaitingCount += 1
-                actions.append(.scheduleRetry(step: step, attempt: attempt + 1,
-                                              delay: policies[step].retry.delay(beforeRetry: attempt)))
-            } else {
-                finalize(step, .failed, .attempted, into: &actions)
+                let delay = policy.jitter ? policy.jitteredDelay(beforeRetry: attempt, unit: jitter.nextUnit())
+                    : policy.delay(beforeRetry: attempt)
+                actions.append(.scheduleRetry(step: step, attempt: attempt + 1, delay: delay))
             }
         }
         fillSlots(into: &actions)

@@ -38,6 +38,9 @@ public struct Plan: Sendable {
     /// Whether ``maxConcurrency`` is the default (the plan set none): the Slurm executor then
     /// allows more jobs in flight than this machine has cores.
     public var maxConcurrencyIsDefault: Bool
+    /// `globals.retry_budget`: the most retries of a run (a session: `resume` starts it again),
+    /// across all steps; nil = no cap beyond each step's `retries`.
+    public var retryBudget: Int?
 
     /// Creates a plan.
     /// - Parameters:
@@ -45,7 +48,7 @@ public struct Plan: Sendable {
     public init(id: String, version: String = "1.0.0", metadata: JSONValue? = nil,
                 variables: [String: String] = [:], maxConcurrency: Int? = nil,
                 killGrace: Duration = .seconds(5), steps: [Step], secretNames: Set<String> = [],
-                executor: ExecutorKind? = nil, slurm: SlurmSettings = SlurmSettings()) {
+                executor: ExecutorKind? = nil, slurm: SlurmSettings = SlurmSettings(), retryBudget: Int? = nil) {
         self.id = id
         self.version = version
         self.metadata = metadata
@@ -56,6 +59,7 @@ public struct Plan: Sendable {
         self.secretNames = secretNames
         self.executor = executor
         self.slurm = slurm
+        self.retryBudget = retryBudget
         maxConcurrencyIsDefault = maxConcurrency == nil
     }
 }

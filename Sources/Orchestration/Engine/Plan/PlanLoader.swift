@@ -69,7 +69,9 @@ public enum PlanLoader {
         do { graph = try PlanGraph(steps: plan.steps) } catch {
             throw decoder.graphError(error.issue, ids: plan.steps.map(\.id))
         }
-        return LoadedPlan(plan: plan, graph: graph, source: source)
+        var loadedSource = source
+        loadedSource.envFiles = decoder.envFilesRead
+        return LoadedPlan(plan: plan, graph: graph, source: loadedSource)
     }
 }
 
@@ -96,6 +98,8 @@ private struct PlanDecoder {
     var declaredVariables: Set<String> = []
     /// The names referenced as `${NAME}` anywhere substitution applies.
     var referencedVariables: Set<String> = []
+    /// The env files read (or taken from the stored source), by absolute path.
+    var envFilesRead: [String: String] = [:]
 
     init(source: PlanSource) {
         self.source = source
@@ -104,12 +108,13 @@ private struct PlanDecoder {
 
     static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
     static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env", "secrets",
-                             "executor", "slurm"]
+                             "executor", "slurm", "retry_budget", "env_file"]
     static let globalSlurmKeys = ["partition", "account", "extra_args", "cpus", "mem", "time"]
     static let stepSlurmKeys = ["cpus", "mem", "time"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
-                           "on_failure", "cwd", "env", "tags", "executor", "slurm"]
+                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter", "env_file"]
+    static let retryOnKeys = ["exit_codes", "stderr_matches", "timeout"]
 
     func error(_ location: SourceLocation, _ path: String, _ message: String,
                code: EngineError.Code = .invalidPlan) -> EngineError {
@@ -162,6 +167,7 @@ private struct PlanDecoder {
         var secretNames: Set<String> = []
         var executor: ExecutorKind?
         var slurm = SlurmSettings()
+        var retryBudget: Int?
         if let globalsNode = top["globals"] {
             let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: locator)
             if let n = try globals.int("max_concurrency", minimum: 1) { maxConcurrency = n }
@@ -170,6 +176,9 @@ private struct PlanDecoder {
             if let dir = try globals.string("working_dir") {
                 workingDirectory = resolvePath(try substitute(dir, globals.location("working_dir"), "globals.working_dir", step: nil))
             }
+            if globals["env_file"] != nil {
+                for entry in try envFile(globals, path: "globals", step: nil) { globalEnv[entry.name] = entry.value }
+            }
             for (name, value, location) in try globals.stringMembers("env") {
                 try checkEnvironmentName(name, location, "globals.env")
                 globalEnv[name] = try substitute(value, location, "globals.env.\(name)", step: nil)
@@ -177,6 +186,7 @@ private struct PlanDecoder {
             secretNames = try decodeSecretNames(globals)
             executor = try globals.enumeration("executor", ExecutorKind.self)
             if let node = globals["slurm"] { slurm = try decodeSlurm(node, path: "globals.slurm", keys: Self.globalSlurmKeys) }
+            retryBudget = try globals.int("retry_budget", minimum: 0, maximum: 1_000_000_000)
         }
 
         guard let stepsNode = top["steps"] else {
@@ -199,7 +209,42 @@ private struct PlanDecoder {
         }
         return Plan(id: id, version: version, metadata: metadata?.toValue(), variables: variables,
                     maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps, secretNames: secretNames,
-                    executor: executor, slurm: slurm)
+                    executor: executor, slurm: slurm, retryBudget: retryBudget)
+    }
+
+    /// A step's `retry_on`: at least one rule; exit codes 1-255, each once; non-empty, distinct
+    /// stderr substrings.
+    func decodeRetryOn(_ node: JSONNode, path: String) throws(EngineError) -> RetryCondition {
+        let fields = try Fields(node, path: path, allowed: Self.retryOnKeys, decoder: locator)
+        guard !fields.object.members.isEmpty else {
+            throw error(node.location, path, "needs at least one of \"exit_codes\", \"stderr_matches\", \"timeout\" "
+                        + "(an empty retry_on would retry nothing; remove it to retry every failure)")
+        }
+        var condition = RetryCondition()
+        for (i, codeNode) in (try fields.array("exit_codes") ?? []).enumerated() {
+            let at = "\(path).exit_codes[\(i)]"
+            guard case .number(let number) = codeNode.kind else {
+                throw error(codeNode.location, at, "must be an exit code (an integer 1-255), not \(codeNode.typeName)")
+            }
+            guard let code = number.int, (1...255).contains(code) else {
+                throw error(codeNode.location, at, "must be an exit code of a failure (an integer 1-255), not \(number.text)")
+            }
+            guard !condition.exitCodes.contains(Int32(code)) else {
+                throw error(codeNode.location, at, "exit code \(code) is listed twice")
+            }
+            condition.exitCodes.append(Int32(code))
+        }
+        for (i, (text, location)) in (try fields.strings("stderr_matches") ?? []).enumerated() {
+            let at = "\(path).stderr_matches[\(i)]"
+            guard !text.isEmpty else { throw error(location, at, "must not be empty (it would match every stderr)") }
+            guard text.utf8.count <= RetryCondition.stderrWindow else {
+                throw error(location, at, "is longer than the 64 KiB of stderr it is matched against")
+            }
+            guard !condition.stderrMatches.contains(text) else { throw error(location, at, "\"\(text)\" is listed twice") }
+            condition.stderrMatches.append(text)
+        }
+        condition.timeout = try fields.bool("timeout") ?? false
+        return condition
     }
 
     /// `globals.slurm` (every key) or a step's `slurm` (`cpus`, `mem`, `time`), each value checked
@@ -303,6 +348,8 @@ private struct PlanDecoder {
         retry.delay = try fields.seconds("retry_delay_sec", positive: false) ?? .zero
         retry.backoff = try fields.enumeration("retry_backoff", RetryPolicy.Backoff.self) ?? .exponential
         retry.maxDelay = try fields.seconds("max_retry_delay_sec", positive: false) ?? .seconds(300)
+        retry.jitter = try fields.bool("retry_jitter") ?? false
+        if let node = fields["retry_on"] { retry.retryOn = try decodeRetryOn(node, path: "\(path).retry_on") }
         let critical = try fields.bool("critical") ?? true
         let onFailure = try fields.enumeration("on_failure", FailurePolicy.self) ?? .abort
         var cwd = workingDirectory
@@ -310,6 +357,9 @@ private struct PlanDecoder {
             cwd = resolvePath(try substitute(raw, fields.location("cwd"), "\(path).cwd", step: id))
         }
         var env = globalEnv
+        if fields["env_file"] != nil {
+            for entry in try envFile(fields, path: path, step: id) { env[entry.name] = entry.value }
+        }
         for (name, value, location) in try fields.stringMembers("env") {
             try checkEnvironmentName(name, location, "\(path).env")
             env[name] = try substitute(value, location, "\(path).env.\(name)", step: id)
@@ -332,6 +382,63 @@ private struct PlanDecoder {
         return Step(id: id, name: try fields.string("name"), action: action, dependsOn: dependsOn,
                     timeout: timeout, retry: retry, critical: critical, onFailure: onFailure, tags: tags,
                     executor: executor, slurm: slurm)
+    }
+
+    /// The entries of the env file named by `owner`'s `env_file` (relative to the plan's folder,
+    /// `${NAME}` substituted): read from disk on a fresh load, from the stored source on resume
+    /// and replay. A malformed line is located in the env file and names the plan's field.
+    mutating func envFile(_ owner: Fields, path: String, step: String?) throws(EngineError) -> [EnvFile.Entry] {
+        let key = "\(path).env_file"
+        guard let raw = try owner.string("env_file") else { return [] }
+        guard !raw.isEmpty else { throw error(owner.location("env_file"), key, "must name a file, not be empty") }
+        let file = resolvePath(try substitute(raw, owner.location("env_file"), key, step: step))
+        let at = owner.location("env_file")
+        let text: String
+        if let stored = source.envFiles {
+            guard let snapshot = stored[file] else {
+                throw error(at, key, "env file \(file) is not in the run's stored snapshot")
+            }
+            text = snapshot
+        } else if let already = envFilesRead[file] {
+            text = already
+        } else {
+            text = try readEnvFile(file, at, key)
+        }
+        envFilesRead[file] = text
+        do {
+            return try EnvFile(parsing: Array(text.utf8)).entries
+        } catch {
+            throw EngineError(.invalidPlan, "\(file):\(error.line):\(error.column): \(error.message) "
+                              + "(the env file of \(key), \(source.displayPath):\(at.line):\(at.column))")
+        }
+    }
+
+    /// An env file's text: a regular file of at most 1 MiB, valid UTF-8.
+    func readEnvFile(_ file: String, _ at: SourceLocation, _ key: String) throws(EngineError) -> String {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw error(at, key, "cannot read the env file \(file): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw error(at, key, "the env file \(file) is not a regular file")
+        }
+        guard Int(info.st_size) <= EnvFile.maxBytes else {
+            throw error(at, key, "the env file \(file) is larger than 1 MiB (\(info.st_size) bytes)")
+        }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while bytes.count <= EnvFile.maxBytes {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw error(at, key, "cannot read the env file \(file): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+        }
+        guard bytes.count <= EnvFile.maxBytes else { throw error(at, key, "the env file \(file) is larger than 1 MiB") }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw error(at, key, "the env file \(file) is not valid UTF-8")
+        }
+        return text
     }
 
     /// Refuses (exit 2) a `--var` the plan never uses, with a "did you mean".

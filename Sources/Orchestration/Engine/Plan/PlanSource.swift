@@ -14,15 +14,20 @@ public struct PlanSource: Sendable, Hashable {
     /// Names of secret `--var` overrides whose values were not stored (sorted): `resume` and
     /// `replay` ask for them again (``supplying(_:)``).
     public var withheldSecrets: [String]
+    /// The text of every env file the plan names (`globals.env_file`, steps' `env_file`), by
+    /// absolute path, as read when the run was created: nil until a load reads them from disk
+    /// (a fresh plan), set in a stored run's source so `resume` and `replay` read no file.
+    public var envFiles: [String: String]?
 
     /// Creates a source.
     public init(displayPath: String, directory: String, bytes: [UInt8], overrides: [String: String],
-                withheldSecrets: [String] = []) {
+                withheldSecrets: [String] = [], envFiles: [String: String]? = nil) {
         self.displayPath = displayPath
         self.directory = directory
         self.bytes = bytes
         self.overrides = overrides
         self.withheldSecrets = withheldSecrets
+        self.envFiles = envFiles
     }
 
     /// The source as it may be stored: the values of overrides whose names are secret are left

@@ -6,6 +6,10 @@
 /// | --- | --- |
 /// | `fixed` | `delay` |
 /// | `exponential` | `min(maxDelay, delay * 2^(k-1))` |
+///
+/// With ``jitter`` (`retry_jitter`), the wait is drawn uniformly from `[0, that delay]` ("full
+/// jitter") by the run's own generator (``SplitMix64``, seeded from the run id). With
+/// ``retryOn`` (`retry_on`), only the failures it matches are retried.
 public struct RetryPolicy: Sendable, Hashable {
     /// The growth of the delay between attempts.
     public enum Backoff: String, Sendable, Hashable, CaseIterable {
@@ -23,14 +27,20 @@ public struct RetryPolicy: Sendable, Hashable {
     public var backoff: Backoff
     /// `max_retry_delay_sec`: the cap of exponential delays.
     public var maxDelay: Duration
+    /// `retry_on`: which failures are retried; nil = every failure.
+    public var retryOn: RetryCondition?
+    /// `retry_jitter`: spread each delay uniformly over `[0, delay]`.
+    public var jitter: Bool
 
     /// Creates a policy; the defaults are SPEC §1's.
     public init(retries: Int = 0, delay: Duration = .zero, backoff: Backoff = .exponential,
-                maxDelay: Duration = .seconds(300)) {
+                maxDelay: Duration = .seconds(300), retryOn: RetryCondition? = nil, jitter: Bool = false) {
         self.retries = retries
         self.delay = delay
         self.backoff = backoff
         self.maxDelay = maxDelay
+        self.retryOn = retryOn
+        self.jitter = jitter
     }
 
     /// Every attempt a step may make.
@@ -48,5 +58,12 @@ public struct RetryPolicy: Sendable, Hashable {
             let scaled = delay * Double(1 << exponent)
             return min(maxDelay, scaled)
         }
+    }
+
+    /// The wait before retry `k` with full jitter: ``delay(beforeRetry:)`` scaled by `unit`.
+    /// - Parameter unit: a draw from `[0, 1]`.
+    public func jitteredDelay(beforeRetry k: Int, unit: Double) -> Duration {
+        precondition(unit >= 0 && unit <= 1, "a jitter draw is in [0, 1]")
+        return delay(beforeRetry: k) * unit
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where an attempt's output lives in the state folder: `runs/<run_id>/logs/<step_id>.<attempt>.out`
 /// and `.err` (SPEC §3). This is the one place the layout is written: the runners that write the
 /// logs (through ``AttemptContext``), the readers (failure snapshot, stage report, HTML report,
@@ -44,6 +46,34 @@ public struct AttemptLog: Sendable, Hashable {
 
     /// The file, relative to the state folder: `runs/<run_id>/logs/build.3.out`.
     public func relativePath(runID: String) -> String { "\(Self.folder(runID: runID))/\(fileName)" }
+}
+
+extension AttemptLog {
+    /// The last `maxBytes` bytes of the log at `path` (one bounded read, whatever the log's
+    /// size); empty when it is absent, not a regular file (a symbolic link is not followed) or
+    /// empty.
+    public static func tail(atPath path: String, maxBytes: Int) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return [] }
+        let size = Int(info.st_size)
+        let length = min(size, maxBytes)
+        guard length > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var done = 0
+        while done < length {
+            let count = bytes.withUnsafeMutableBytes { buffer in
+                pread(fd, buffer.baseAddress! + done, length - done, off_t(size - length + done))
+            }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            done += count
+        }
+        bytes.removeSubrange(done...)
+        return bytes
+    }
 }
 
 extension StateDirectory {

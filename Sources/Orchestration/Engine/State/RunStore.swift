@@ -10,16 +10,17 @@ import Foundation
 ///
 /// | table | one row per | notable columns |
 /// | --- | --- | --- |
-/// | `runs` | run | `status`, `exit_code`, `plan_snapshot` (the plan file's bytes), `variables` (JSON of `--var`), engine `pid` / `start_time` / `boot_id` |
+/// | `runs` | run | `status`, `exit_code`, `plan_snapshot` (the plan file's bytes), `variables` (JSON of `--var`), `env_files` (JSON: the env files' texts by path), engine `pid` / `start_time` / `boot_id` |
 /// | `steps` | step of a run | `status`, `attempts`, `exit_code`, `signal`, `timed_out`, `error` |
 /// | `attempts` | attempt | `exit_code`, `signal`, `timed_out`, `cancelled`, `engine_lost` as separate facts; `job_id` (Slurm) |
 /// | `events` | event | `seq`, `ts`, `type`, `step_id`, `attempt`, `data` (JSON) |
 public final class RunStore {
     /// The schema this build reads and writes.
     ///
-    /// Version 2 added `attempts.job_id`; a version-1 database is migrated when it is opened for
-    /// writing, and read as it is (no job ids) when opened read-only.
-    public static let schemaVersion = 2
+    /// Version 2 added `attempts.job_id`, version 3 `runs.env_files`; an older database is
+    /// migrated (1 to 2 to 3) when it is opened for writing, and read as it is (no job ids, no
+    /// env files) when opened read-only.
+    public static let schemaVersion = 3
 
     /// The schema version of the open database (1 only for a read-only, unmigrated one).
     public private(set) var openedVersion = RunStore.schemaVersion
@@ -70,15 +71,17 @@ public final class RunStore {
         do {
             version = try database.userVersion
             if version == Self.schemaVersion { return }
-            if version == 1 && readOnly {
-                openedVersion = 1
+            if (version == 1 || version == 2) && readOnly {
+                openedVersion = version
                 return
             }
-            if version == 1 {
+            if version == 1 || version == 2 {
                 let migrated = try database.write { db -> Int in
                     // Another engine may have migrated it meanwhile.
-                    guard try db.userVersion == 1 else { return try db.userVersion }
-                    try db.exec(Self.migrationToVersion2)
+                    let found = try db.userVersion
+                    guard found == 1 || found == 2 else { return found }
+                    if found == 1 { try db.exec(Self.migrationToVersion2) }
+                    try db.exec(Self.migrationToVersion3)
                     try db.setUserVersion(Self.schemaVersion)
                     return Self.schemaVersion
                 }
@@ -122,7 +125,8 @@ public final class RunStore {
         engine_pid INTEGER,
         engine_start_time INTEGER,
         engine_boot_id TEXT,
-        last_seq INTEGER NOT NULL DEFAULT 0
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        env_files TEXT
     );
     CREATE INDEX runs_by_created ON runs (created_at);
     CREATE TABLE steps (
@@ -173,6 +177,9 @@ public final class RunStore {
     /// Version 1 to 2: the cluster job id of an attempt.
     static let migrationToVersion2 = "ALTER TABLE attempts ADD COLUMN job_id TEXT;"
 
+    /// Version 2 to 3: the env files a run's plan read (NULL for older runs: they had none).
+    static let migrationToVersion3 = "ALTER TABLE runs ADD COLUMN env_files TEXT;"
+
     // MARK: - Writing
 
     /// A new run's row and its steps, all `pending`.
@@ -208,14 +215,17 @@ public final class RunStore {
         var members = run.source.overrides.map { JSONValue.Member($0.key, .string($0.value)) }
         members += run.source.withheldSecrets.map { JSONValue.Member($0, .null) }
         let overrides: JSONValue = .object(members.sorted { $0.key < $1.key })
+        let envFiles: JSONValue = .object((run.source.envFiles ?? [:]).sorted { $0.key < $1.key }
+            .map { JSONValue.Member($0.key, .string($0.value)) })
         try write { db in
             try db.cachedStatement("""
                 INSERT INTO runs (run_id, plan_id, status, created_at, trace_id, stage, parent_run_id, plan_path, plan_dir,
-                                  plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id)
-                VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id, env_files)
+                VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).run(run.runID, run.planID, Timestamp.rfc3339(Date()), run.traceID, run.stage, run.parentRunID,
                          run.source.displayPath, run.source.directory, run.source.bytes, overrides.serialized(),
-                         run.options.serialized(), run.engine.pid, run.engine.startTime, run.engine.bootID)
+                         run.options.serialized(), run.engine.pid, run.engine.startTime, run.engine.bootID,
+                         envFiles.serialized())
             let insert = try db.cachedStatement("INSERT INTO steps (run_id, step_id, position, status) VALUES (?, ?, ?, 'pending')")
             for (position, id) in run.stepIDs.enumerated() {
                 try insert.run(run.runID, id, position)
@@ -426,10 +436,14 @@ public final class RunStore {
         public var isLive: Bool { !status.isFinal && (engine?.isAlive ?? false) }
     }
 
-    private static let runColumns = """
-        run_id, plan_id, status, exit_code, created_at, started_at, finished_at, trace_id, stage, parent_run_id,
-        plan_path, plan_dir, plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id, last_seq
+    /// The columns ``runRecord(_:)`` reads (`env_files` as NULL from a database read unmigrated).
+    private var runColumns: String {
         """
+        run_id, plan_id, status, exit_code, created_at, started_at, finished_at, trace_id, stage, parent_run_id,
+        plan_path, plan_dir, plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id, last_seq,
+        \(openedVersion >= 3 ? "env_files" : "NULL")
+        """
+    }
 
     private static func runRecord(_ row: Row) -> RunRecord {
         var overrides: [String: String] = [:]
@@ -439,6 +453,11 @@ public final class RunStore {
             for member in members {
                 if member.value == .null { withheld.append(member.key) } else { overrides[member.key] = member.value.stringValue ?? "" }
             }
+        }
+        var envFiles: [String: String] = [:]
+        if let text = row.string(19), let value = try? StrictJSONParser.parse(Array(text.utf8)).toValue(),
+           case .object(let members) = value {
+            for member in members { envFiles[member.key] = member.value.stringValue ?? "" }
         }
         let options = row.string(14).flatMap { try? StrictJSONParser.parse(Array($0.utf8)).toValue() } ?? .object([])
         let engine = row.isNull(15) ? nil : EngineIdentity(pid: Int32(row.int(15)), startTime: row.int64(16),
@@ -451,14 +470,14 @@ public final class RunStore {
             parentRunID: row.string(9),
             source: PlanSource(displayPath: row.string(10) ?? "", directory: row.string(11) ?? "",
                                bytes: row.blob(12) ?? [], overrides: overrides,
-                               withheldSecrets: withheld.sorted()),
+                               withheldSecrets: withheld.sorted(), envFiles: envFiles),
             options: options, engine: engine, lastSeq: row.int64(18))
     }
 
     /// One run, or nil.
     public func run(_ runID: String) throws(EngineError) -> RunRecord? {
         try read { db in
-            try db.query("SELECT \(Self.runColumns) FROM runs WHERE run_id = ?", runID).first.map(Self.runRecord)
+            try db.query("SELECT \(runColumns) FROM runs WHERE run_id = ?", runID).first.map(Self.runRecord)
         }
     }
 
@@ -466,10 +485,10 @@ public final class RunStore {
     public func runs(status: RunStatus? = nil, limit: Int = 1000) throws(EngineError) -> [RunRecord] {
         try read { db in
             if let status {
-                return try db.query("SELECT \(Self.runColumns) FROM runs WHERE status = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                return try db.query("SELECT \(runColumns) FROM runs WHERE status = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
                                     status.rawValue, limit).map(Self.runRecord)
             }
-            return try db.query("SELECT \(Self.runColumns) FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", limit)
+            return try db.query("SELECT \(runColumns) FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", limit)
                 .map(Self.runRecord)
         }
     }

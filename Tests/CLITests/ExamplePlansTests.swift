@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+@testable import Orchestration
+
+/// The example plans in `plans/` that run anywhere, run as they are (from the package's folder,
+/// the history in a temporary state folder).
+@Suite("plans/: the example plans run", .serialized, .timeLimit(.minutes(2)))
+struct ExamplePlansTests {
+    static let plans = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("plans").path
+
+    @Test func outputsAndRetriesRunsAsDocumented() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let result = await runCLI(["run", Self.plans + "/outputs-and-retries.json", "--format", "json", "--state-dir", state],
+                                  in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try result.json()
+        #expect(report["status"]?.stringValue == "succeeded")
+        #expect(report.stepReport("fetch")?["attempts"]?.intValue == 2)
+        #expect(report.stepReport("fetch")?["status"]?.stringValue == "succeeded")
+        #expect(report.stepReport("lint")?["attempts"]?.intValue == 1)
+        #expect(report.stepReport("lint")?["error"]?.stringValue
+                == "exited with code 3 (not retried: exit code 3 is not in retry_on.exit_codes)")
+        #expect(report.stepReport("build")?["status"]?.stringValue == "succeeded")
+        let runID = try #require(report["run_id"]?.stringValue)
+        let build = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/build.1.out", encoding: .utf8)
+        #expect(build == "building omnibase-demo in release mode\nbuilt \"$APP_NAME\" (the $ is data, never expanded)\n")
+        let fetch = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/fetch.2.out", encoding: .utf8)
+        #expect(fetch == "fetched from https://mirror.example.org/pkg\n")
+    }
+}
