@@ -53,26 +53,7 @@ extension AttemptLog {
     /// size); empty when it is absent, not a regular file (a symbolic link is not followed) or
     /// empty.
     public static func tail(atPath path: String, maxBytes: Int) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return [] }
-        let size = Int(info.st_size)
-        let length = min(size, maxBytes)
-        guard length > 0 else { return [] }
-        var bytes = [UInt8](repeating: 0, count: length)
-        var done = 0
-        while done < length {
-            let count = bytes.withUnsafeMutableBytes { buffer in
-                pread(fd, buffer.baseAddress! + done, length - done, off_t(size - length + done))
-            }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            done += count
-        }
-        bytes.removeSubrange(done...)
-        return bytes
+        FileTail.read(path: path, maxBytes: maxBytes)?.bytes ?? []
     }
 }
 
