@@ -22,7 +22,6 @@ package struct HTTPStatus: Sendable, Hashable {
     package static let misdirectedRequest = HTTPStatus(421, "Misdirected Request")
     package static let requestHeaderFieldsTooLarge = HTTPStatus(431, "Request Header Fields Too Large")
     package static let internalServerError = HTTPStatus(500, "Internal Server Error")
-    package static let notImplemented = HTTPStatus(501, "Not Implemented")
     package static let serviceUnavailable = HTTPStatus(503, "Service Unavailable")
     package static let httpVersionNotSupported = HTTPStatus(505, "HTTP Version Not Supported")
 }
