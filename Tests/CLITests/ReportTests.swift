@@ -278,6 +278,144 @@ struct ReportTests {
         return HTMLReport(report: report, names: names, graph: graph, attempts: attempts, logs: logs).render()
     }
 
+    /// The part of a page between two markers.
+    static func slice(_ page: String, from start: String, to end: String) throws -> Substring {
+        let lower = try #require(page.range(of: start)).upperBound
+        let upper = try #require(page.range(of: end, range: lower..<page.endIndex)).lowerBound
+        return page[lower..<upper]
+    }
+
+    static func step(_ id: String, _ status: StepStatus = .succeeded) -> RunReport.StepReport {
+        RunReport.StepReport(id: id, status: status, attempts: status == .pending ? 0 : 1, exitCode: nil, signal: nil,
+                             timedOut: false, startedAt: nil, finishedAt: nil, error: nil)
+    }
+
+    static func attempt(_ id: String, from: Double, to: Double?, number: Int = 1) -> RunStore.AttemptRecord {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        return RunStore.AttemptRecord(stepID: id, attempt: number, startedAt: start.addingTimeInterval(from),
+                                      finishedAt: to.map { start.addingTimeInterval($0) }, succeeded: true)
+    }
+
+    @Test func ganttRowsAreInStartOrderWithNeverStartedStepsLast() throws {
+        // Plan order a, b, c, d, e; first starts: c at 0, e at 1, a at 3 (its retry at 6 does
+        // not move it); b and d never started.
+        let steps = [Self.step("a"), Self.step("b", .pending), Self.step("c"), Self.step("d", .pending), Self.step("e")]
+        let plainStarts = [Self.attempt("a", from: 3, to: 4), Self.attempt("c", from: 0, to: 2), Self.attempt("e", from: 1, to: 5),
+                           Self.attempt("a", from: 6, to: 7, number: 2)]
+        let second = try Self.page(steps: steps, attempts: plainStarts)
+        let rows2 = try Self.slice(second, from: "<svg class=\"rows\"", to: "</svg>")
+        let sorted2 = ["a", "b", "c", "d", "e"].compactMap { id in rows2.range(of: "<title>\(id): ").map { (id, $0.lowerBound) } }
+            .sorted { $0.1 < $1.1 }.map(\.0)
+        #expect(sorted2 == ["c", "e", "a", "b", "d"])
+    }
+
+    @Test func concurrencyLaneShowsTheMostStepsRunningAtOnce() throws {
+        // a [0,4], b [1,3], c [2,5]: three at once from 2 to 3; d starts when a ends (4), which
+        // is not an overlap; e has no recorded end and runs to the frame's end (10 s).
+        let steps = ["a", "b", "c", "d", "e"].map { Self.step($0) }
+        let attempts = [Self.attempt("a", from: 0, to: 4), Self.attempt("b", from: 1, to: 3), Self.attempt("c", from: 2, to: 5),
+                        Self.attempt("d", from: 4, to: 6), Self.attempt("e", from: 5.5, to: nil)]
+        let page = try Self.page(steps: steps, attempts: attempts)
+        #expect(page.contains("<svg class=\"lane\""))
+        #expect(page.contains("data-max=\"3\""))
+        #expect(page.contains(">max 3</text>"))
+        let timeline = HTMLReport.Timeline(HTMLReport(report: RunReport(runID: "r", planID: "p", status: .succeeded, exitCode: 0,
+                                                                        startedAt: Date(timeIntervalSince1970: 1_800_000_000),
+                                                                        finishedAt: Date(timeIntervalSince1970: 1_800_000_010),
+                                                                        steps: steps, traceID: "t", stage: nil),
+                                                      graph: nil, attempts: attempts))
+        #expect(timeline.maxConcurrency == 3)
+        // The count over time: 1 (0 s), 2 (1 s), 3 (2 s), 2 (3 s), 2 (4 s: a ends, d starts), 1 (5 s), 2 (5.5 s), 1 (6 s), 0 (10 s).
+        #expect(timeline.concurrency.map(\.count) == [1, 2, 3, 2, 2, 1, 2, 1, 0])
+        #expect(timeline.concurrency.map(\.at) == [0, 1, 2, 3, 4, 5, 5.5, 6, 10])
+    }
+
+    @Test func aResumeIsAMarkedLineOnTheTimeline() throws {
+        let steps = [Self.step("a")]
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let report = RunReport(runID: "r", planID: "p", status: .succeeded, exitCode: 0, startedAt: start,
+                               finishedAt: start.addingTimeInterval(10), steps: steps, traceID: "t", stage: nil)
+        var page = HTMLReport(report: report, graph: nil, attempts: [Self.attempt("a", from: 6, to: 9)])
+        #expect(!page.renderContent().contains("class=\"resume"))
+        page.resumedAt = [start.addingTimeInterval(5)]
+        let html = page.render()
+        #expect(Self.occurrences(of: "<line class=\"resume\"", in: html) == 2, "one line in the lane, one across the rows")
+        #expect(Self.occurrences(of: ">resumed<title>", in: html) == 1)
+    }
+
+    @Test func aResumedRunsReportMarksTheResume() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        #expect(FileManager.default.createFile(atPath: dir.path + "/fail", contents: Data()))
+        let plan = dir.write("p.json", planJSON([
+            "{\"id\": \"first\", \"command\": \"true\"}",
+            stepJSON("flaky", "test ! -e '\(dir.path)/fail'", deps: ["first"]),
+        ], id: "R"))
+        let failed = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(failed.status == 1, "\(failed.stderr)")
+        #expect(!failed.stdout.contains("command not found"))
+        let runID = try #require(try failed.json()["run_id"]?.stringValue)
+        let before = dir.path + "/before.html"
+        #expect(await runCLI(["report", runID, "--html", before, "--state-dir", state], in: dir.path).status == 0)
+        #expect(!(try String(contentsOfFile: before, encoding: .utf8)).contains(">resumed<"))
+        try FileManager.default.removeItem(atPath: dir.path + "/fail")
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr) \(resumed.stdout)")
+        let after = dir.path + "/after.html"
+        let result = await runCLI(["report", runID, "--html", after, "--state-dir", state], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let page = try String(contentsOfFile: after, encoding: .utf8)
+        #expect(Self.occurrences(of: ">resumed<title>resumed at ", in: page) == 1)
+        #expect(Self.occurrences(of: "<line class=\"resume\"", in: page) == 2)
+    }
+
+    @Test func theDAGDrawsOnlyTheTransitiveReduction() throws {
+        // a -> b, b -> c, a -> c: a -> c is implied by a -> b -> c; d -> c is necessary.
+        let graph = try PlanGraph(ids: ["a", "b", "c", "d"], dependsOn: [[], ["a"], ["a", "b", "d"], []])
+        #expect(graph.transitiveReduction == [[], [0], [1, 3], []])
+        let steps = ["a", "b", "c", "d"].map { Self.step($0) }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let report = RunReport(runID: "r", planID: "p", status: .succeeded, exitCode: 0, startedAt: start,
+                               finishedAt: start.addingTimeInterval(1), steps: steps, traceID: "t", stage: nil)
+        let page = HTMLReport(report: report, graph: graph, attempts: []).render()
+        #expect(Self.occurrences(of: "<path class=\"edges\"", in: page) == 3)
+        #expect(page.contains("edges implied by a longer path are left out (1 edge"))
+    }
+
+    @Test func aThousandStepLayeredDAGDrawsABoundedNumberOfEdges() throws {
+        // 10 levels of 100: each step depends on three steps of the level before and on its
+        // counterpart in every earlier level (all implied): 2,700 necessary edges of 7,200.
+        var ids: [String] = []
+        var dependsOn: [[String]] = []
+        for level in 0..<10 {
+            for index in 0..<100 {
+                ids.append("level\(level)/step-with-a-long-name-\(index)")
+                guard level > 0 else { dependsOn.append([]); continue }
+                var deps = (0..<3).map { "level\(level - 1)/step-with-a-long-name-\((index + $0) % 100)" }
+                deps += (0..<(level - 1)).map { "level\($0)/step-with-a-long-name-\(index)" }
+                dependsOn.append(deps)
+            }
+        }
+        let graph = try PlanGraph(ids: ids, dependsOn: dependsOn)
+        let all = graph.dependencies.reduce(0) { $0 + $1.count }
+        let kept = graph.transitiveReduction.reduce(0) { $0 + $1.count }
+        #expect(all == 2_700 + 3_600)
+        #expect(kept == 2_700)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let report = RunReport(runID: "r", planID: "p", status: .succeeded, exitCode: 0, startedAt: start,
+                               finishedAt: start.addingTimeInterval(1), steps: ids.map { Self.step($0) }, traceID: "t", stage: nil)
+        let page = HTMLReport(report: report, graph: graph, attempts: []).render()
+        let path = try Self.slice(page, from: "<path class=\"edges\" stroke-width=\"0.6\"", to: "/>")
+        #expect(Self.occurrences(of: "M", in: String(path)) == 2_700)
+        #expect(page.contains("(3600 edges, like a→c"))
+    }
+
+    @Test func longDAGLabelsKeepBothEnds() {
+        #expect(HTMLReport.middleTruncated("CMakeFiles/libzstd_static.dir/compress/zstd_compress.c.o", to: 21)
+                == "CMakeF…d_compress.c.o")
+        #expect(HTMLReport.middleTruncated("short", to: 21) == "short")
+    }
+
     @Test func engineLostAndUnfinishedAttemptsHaveTheirOwnBars() throws {
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         let steps = [RunReport.StepReport(id: "a", status: .running, attempts: 2, exitCode: nil, signal: nil, timedOut: false,

@@ -107,11 +107,17 @@ extension HTMLReport {
         }
         let layout = DAGLayout(graph: graph)
         let levels = graph.levels
-        let edgeCount = graph.dependencies.reduce(0) { $0 + $1.count }
+        let reduced = graph.transitiveReduction
+        let allEdges = graph.dependencies.reduce(0) { $0 + $1.count }
+        let edgeCount = reduced.reduce(0) { $0 + $1.count }
         let drawn = min(edgeCount, limits.maxEdges)
         out += "<p class=\"hint\">Levels left to right (a step sits one level after its deepest dependency); "
             + "edges go from a dependency to its dependent; colours are the steps' final status"
         out += layout.boxes ? "" : "; \(counted(graph.count, "step")) as cells (hover for the step, click for its row)"
+        if allEdges > edgeCount {
+            out += "; edges implied by a longer path are left out (\(counted(allEdges - edgeCount, "edge")), "
+                + "like a→c beside a→b→c: every dependency is still a path of arrows)"
+        }
         out += drawn < edgeCount ? "; \(drawn) of \(edgeCount) edges drawn" : ""
         out += ".</p>\n<div class=\"scroll\">\n"
         out += "<svg width=\"\(HTML.number(layout.width))\" height=\"\(HTML.number(layout.height))\" "
@@ -130,7 +136,7 @@ extension HTMLReport {
         var path = ""
         var remaining = drawn
         edges: for node in 0..<graph.count {
-            for dependency in graph.dependencies[node] {
+            for dependency in reduced[node] {
                 guard remaining > 0 else { break edges }
                 remaining -= 1
                 let from = layout.origins[Int(dependency)]
@@ -169,12 +175,20 @@ extension HTMLReport {
                 + "height=\"\(HTML.number(layout.nodeHeight))\" rx=\"\(layout.boxes ? 5 : 1.5)\"><title>\(title)</title></rect>"
             if layout.boxes {
                 out += "<text class=\"label\" x=\"\(HTML.number(origin.x + 7))\" y=\"\(HTML.number(origin.y + 16))\">"
-                    + "\(HTML.escape(HTML.truncate(step.id, to: 20)))<title>\(title)</title></text>"
+                    + "\(HTML.escape(Self.middleTruncated(step.id, to: 21)))<title>\(title)</title></text>"
             }
             out += "</a>\n"
         }
         out += "</svg>\n</div>\n</section>\n"
         return out
+    }
+
+    /// A label that keeps both ends of a long id (`CMakeFiles/z…/zstd.c.o`): build ids often
+    /// share long prefixes, so cutting the end would make them all look alike.
+    static func middleTruncated(_ text: String, to width: Int) -> String {
+        guard text.count > width, width >= 5 else { return HTML.truncate(text, to: width) }
+        let head = (width - 1) / 3
+        return String(text.prefix(head)) + "…" + String(text.suffix(width - 1 - head))
     }
 
     /// `build (Build it): failed after 3 attempts`.

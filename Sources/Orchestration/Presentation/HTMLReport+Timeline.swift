@@ -12,6 +12,13 @@ extension HTMLReport {
         let attemptsByStep: [[RunStore.AttemptRecord]]
         /// How many steps had more than one attempt.
         let retried: Int
+        /// Step indices in the order the Gantt chart shows them: by their first attempt's start,
+        /// then the steps that never started, in plan order.
+        let rowOrder: [Int]
+        /// How many attempts ran at once over time: (offset, count) at each change, from 0.
+        let concurrency: [(at: Double, count: Int)]
+        /// The most attempts that ran at once.
+        let maxConcurrency: Int
 
         init(_ page: HTMLReport) {
             var indexByID: [String: Int] = [:]
@@ -35,6 +42,40 @@ extension HTMLReport {
             if let first, let last { span = max(0.001, last.timeIntervalSince(first)) } else { span = 0.001 }
             attemptsByStep = byStep.map { $0.sorted { $0.attempt < $1.attempt } }
             retried = byStep.filter { $0.count > 1 }.count
+            let origin = first
+            let frameEnd = span
+            func seconds(_ date: Date?) -> Double? { guard let origin, let date else { return nil }; return date.timeIntervalSince(origin) }
+            let firstStart: [Double?] = byStep.map { attempts in attempts.compactMap { seconds($0.startedAt) }.min() }
+            rowOrder = firstStart.indices.sorted { left, right in
+                switch (firstStart[left], firstStart[right]) {
+                case let (l?, r?): return (l, left) < (r, right)
+                case (.some, nil): return true
+                case (nil, .some): return false
+                case (nil, nil): return left < right
+                }
+            }
+            // A sweep over the attempts' starts (+1) and ends (-1); an end sorts before a start at
+            // the same moment, so back-to-back attempts do not count as overlapping.
+            var changes: [(at: Double, delta: Int)] = []
+            for attempts in byStep {
+                for attempt in attempts {
+                    guard let start = seconds(attempt.startedAt) else { continue }
+                    let end = max(start, seconds(attempt.finishedAt) ?? frameEnd)
+                    changes.append((start, 1))
+                    changes.append((end, -1))
+                }
+            }
+            changes.sort { ($0.at, $0.delta) < ($1.at, $1.delta) }
+            var steps: [(at: Double, count: Int)] = [(0, 0)]
+            var running = 0
+            var most = 0
+            for change in changes {
+                running += change.delta
+                most = max(most, running)
+                if let last = steps.last, last.at == change.at { steps[steps.count - 1].count = running } else { steps.append((change.at, running)) }
+            }
+            concurrency = steps
+            maxConcurrency = most
         }
 
         /// Seconds since ``origin``.
@@ -75,7 +116,9 @@ extension HTMLReport {
         let height = Double(steps.count * rowHeight) + 6
         func x(_ seconds: Double) -> Double { gutter + seconds / timeline.span * chartWidth }
 
-        out += "<p class=\"hint\">One bar per attempt; rows are the steps in plan order"
+        out += "<p class=\"hint\">One bar per attempt; rows are the steps in the order they first started "
+            + "(steps that never started last, in plan order); the lane above the rows counts the steps running at once"
+            + (resumedAt.isEmpty ? "" : "; a dashed line marks each resume")
         out += labels ? "" : " (\(steps.count) rows, \(rowHeight) px each: hover a bar for its step)"
         out += ". Dotted lines are the waits before retries. Click a bar for the step's row in the table.</p>\n"
         out += "<div class=\"legend\">"
@@ -101,6 +144,7 @@ extension HTMLReport {
             out += "<text class=\"tick\" x=\"4\" y=\"14\">step #</text>"
         }
         out += "</svg>\n"
+        out += concurrencyLane(timeline, gutter: gutter, chartWidth: chartWidth, width: width)
 
         out += "<svg class=\"rows\" width=\"\(HTML.number(width))\" height=\"\(HTML.number(height))\" "
             + "viewBox=\"0 0 \(HTML.number(width)) \(HTML.number(height))\" role=\"img\" aria-label=\"Gantt chart of every attempt\">\n"
@@ -125,8 +169,9 @@ extension HTMLReport {
             }
             out += "\n"
         }
-        for (index, step) in steps.enumerated() {
-            let top = Double(index * rowHeight)
+        for (row, index) in timeline.rowOrder.enumerated() {
+            let step = steps[index]
+            let top = Double(row * rowHeight)
             let href = "#" + HTML.escape(Self.anchor(step.id))
             if labels {
                 out += "<a href=\"\(href)\"><text class=\"label \(step.status.rawValue)\" x=\"6\" "
@@ -161,7 +206,51 @@ extension HTMLReport {
             }
             out += "</a>\n"
         }
+        for (at, _) in resumeOffsets(timeline) {
+            out += "<line class=\"resume\" x1=\"\(HTML.number(x(at)))\" y1=\"0\" x2=\"\(HTML.number(x(at)))\" "
+                + "y2=\"\(HTML.number(height))\"/>"
+        }
         out += "</svg>\n</div>\n</section>\n"
+        return out
+    }
+
+    /// The resumes within the frame: their offsets and times.
+    func resumeOffsets(_ timeline: Timeline) -> [(Double, Date)] {
+        resumedAt.compactMap { date in timeline.offset(date).map { (min(max(0, $0), timeline.span), date) } }
+    }
+
+    /// The lane above the Gantt rows: how many steps ran at once over time, as a step chart, and
+    /// a labelled line at each resume.
+    func concurrencyLane(_ timeline: Timeline, gutter: Double, chartWidth: Double, width: Double) -> String {
+        let laneHeight = 44.0
+        let top = 4.0
+        let bottom = laneHeight - 4
+        let most = max(1, timeline.maxConcurrency)
+        func x(_ seconds: Double) -> Double { gutter + seconds / timeline.span * chartWidth }
+        func y(_ count: Int) -> Double { bottom - Double(count) / Double(most) * (bottom - top - 10) }
+        var out = "<svg class=\"lane\" width=\"\(HTML.number(width))\" height=\"\(HTML.number(laneHeight))\" "
+            + "viewBox=\"0 0 \(HTML.number(width)) \(HTML.number(laneHeight))\" role=\"img\" "
+            + "aria-label=\"steps running at once, at most \(timeline.maxConcurrency)\" data-max=\"\(timeline.maxConcurrency)\">"
+        out += "<text class=\"tick\" x=\"4\" y=\"18\">at once</text>"
+        out += "<text class=\"tick\" x=\"4\" y=\"32\">max \(timeline.maxConcurrency)</text>"
+        var d = "M\(HTML.number(x(0))),\(HTML.number(y(0)))"
+        var previous = 0
+        for change in timeline.concurrency {
+            let at = HTML.number(x(change.at))
+            d += "L\(at),\(HTML.number(y(previous)))L\(at),\(HTML.number(y(change.count)))"
+            previous = change.count
+        }
+        d += "L\(HTML.number(x(timeline.span))),\(HTML.number(y(previous)))L\(HTML.number(x(timeline.span))),\(HTML.number(y(0)))z"
+        out += "<path class=\"busy\" d=\"\(d)\"><title>steps running at once (at most \(timeline.maxConcurrency))</title></path>"
+        out += "<line class=\"grid tickmark\" x1=\"\(HTML.number(gutter))\" y1=\"\(HTML.number(bottom))\" "
+            + "x2=\"\(HTML.number(gutter + chartWidth))\" y2=\"\(HTML.number(bottom))\"/>"
+        for (at, date) in resumeOffsets(timeline) {
+            let position = HTML.number(x(at))
+            out += "<line class=\"resume\" x1=\"\(position)\" y1=\"0\" x2=\"\(position)\" y2=\"\(HTML.number(laneHeight))\"/>"
+            out += "<text class=\"resume-label\" x=\"\(HTML.number(x(at) + 3))\" y=\"11\">resumed"
+                + "<title>resumed at \(HTML.escape(Timestamp.rfc3339(date)))</title></text>"
+        }
+        out += "</svg>\n"
         return out
     }
 

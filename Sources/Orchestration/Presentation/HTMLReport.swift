@@ -93,6 +93,8 @@ public struct HTMLReport: Sendable {
     /// Set while the run is live (the monitor): the timeline's frame runs to this moment, so
     /// running attempts' bars reach it, and the header's duration is the time since the start.
     public var liveUntil: Date?
+    /// When the run was resumed (its `run_resumed` events): the timeline marks each one.
+    public var resumedAt: [Date] = []
     /// How the tails are masked; tails read again later (the monitor) go through it too.
     public var logMasking = LogMasking.none
 
@@ -170,6 +172,7 @@ public struct HTMLReport: Sendable {
         var page = HTMLReport(report: report, names: names, graph: graph, attempts: attempts, logs: logs, notes: notes,
                               limits: limits)
         page.logMasking = masking
+        page.resumedAt = try store.events(runID).filter { $0.kind == .runResumed }.map(\.timestamp)
         return page
     }
 
@@ -393,6 +396,9 @@ public struct HTMLReport: Sendable {
     .attempt.running{fill:#1e88e5}
     a:hover .attempt{stroke:#1f2328;stroke-width:1}
     .wait{stroke:#8c959f;stroke-width:1.5;stroke-dasharray:2 3}
+    .busy{fill:#bbdefb;stroke:#1565c0;stroke-width:1}
+    .resume{stroke:#6a1b9a;stroke-width:1.5;stroke-dasharray:5 3}
+    svg .resume-label{fill:#6a1b9a;font-weight:600}
     .node{stroke-width:1.2}
     .node.succeeded{fill:var(--okf);stroke:var(--ok)}.node.failed{fill:var(--badf);stroke:var(--bad)}
     .node.skipped{fill:var(--skipf);stroke:var(--skip)}.node.cancelled{fill:var(--cancelf);stroke:var(--cancel)}
