@@ -1,4 +1,5 @@
 import Foundation
+@testable import Monitor
 @testable import Presentation
 import Testing
 @testable import Orchestration
@@ -358,9 +359,17 @@ struct ReportTests {
         let before = dir.path + "/before.html"
         #expect(await runCLI(["report", runID, "--html", before, "--state-dir", state], in: dir.path).status == 0)
         #expect(!(try String(contentsOfFile: before, encoding: .utf8)).contains(">resumed<"))
+        // The monitor's page, loaded before the resume, learns of it from the events that follow.
+        let directory = try StateDirectory(path: state)
+        let store = try RunStore(stateDirectory: directory, readOnly: true)
+        var live = try #require(try LiveRun.load(runID: runID, store: store, directory: directory))
+        #expect(live.page.resumedAt.isEmpty)
         try FileManager.default.removeItem(atPath: dir.path + "/fail")
         let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
         #expect(resumed.status == 0, "\(resumed.stderr) \(resumed.stdout)")
+        _ = try live.update(store: store)
+        #expect(live.page.resumedAt.count == 1)
+        #expect(Self.occurrences(of: ">resumed<title>", in: live.page.renderContent()) == 1)
         let after = dir.path + "/after.html"
         let result = await runCLI(["report", runID, "--html", after, "--state-dir", state], in: dir.path)
         #expect(result.status == 0, "\(result.stderr)")

@@ -41,6 +41,7 @@ struct LiveRun: Sendable {
         var builder = RunReportBuilder(runID: runID, planID: row.planID, stepIDs: page.report.steps.map(\.id),
                                        traceID: page.report.traceID)
         for event in events { builder.apply(event) }
+        page.resumedAt = events.filter { $0.kind == .runResumed }.map(\.timestamp)
         var byStep: [String: [RunStore.AttemptRecord]] = [:]
         for attempt in page.attempts { byStep[attempt.stepID, default: []].append(attempt) }
         page.report = Self.report(builder, row: row)
@@ -70,6 +71,7 @@ struct LiveRun: Sendable {
         for event in events {
             builder.apply(event)
             if let step = event.stepID { touched.insert(step) }
+            if event.kind == .runResumed { page.resumedAt.append(event.timestamp) }
         }
         if !row.status.isFinal && builder.current.status.isFinal {
             // The run ended between the two reads: its row changed in the same transaction as
