@@ -221,6 +221,31 @@ struct OutputTests {
         #expect(refused.stderr.contains("--step needs a terminal"))
     }
 
+    /// The question comes before the attempt's start is recorded: a step skipped at it has no
+    /// attempt, and the time a person sits at it is not the step's duration (issue 15 item 6).
+    @Test func stepThroughRecordsNoAttemptForASkipAndNotTheTimeSpentAsking() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("first", "true"), stepJSON("second", "touch second.ran")],
+                                                globals: "{\"working_dir\": \"\(dir.path)\"}"))
+        let command = "stty cols 100 rows 50; exec " + ([cliPath, "run", plan, "--step", "--format", "json", "--state-dir",
+                                                         dir.path + "/s"]).map(ShellQuoting.quote).joined(separator: " ")
+        // A person who thinks for 3 s before continuing, then skips the second step.
+        let script = "(sleep 3; printf c; sleep 0.5; printf s) | script -qec " + ShellQuoting.quote(command) + " /dev/null"
+        let result = await runCLIProcess("/bin/sh", ["-c", script], in: dir.path, environment: ["NO_COLOR": "1"])
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/second.ran"), "the skipped step did not run")
+        let shown = await runCLI(["runs", "list", "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        let runID = try #require(try shown.json()["runs"]?[0]?["run_id"]?.stringValue, "\(result.stdout)")
+        let report = try await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path).json()
+        let first = try #require(report.stepReport("first"))
+        #expect(first["status"]?.stringValue == "succeeded")
+        #expect((first["duration_sec"]?.doubleValue ?? 99) < 2.0, "the 3 s at the question are not the step's: \(first)")
+        let second = try #require(report.stepReport("second"))
+        #expect(second["status"]?.stringValue == "skipped")
+        #expect(second["attempts"]?.intValue == 0)
+        #expect(second["started_at"] == .null)
+        #expect(second["error"]?.stringValue == "skipped by the user")
+    }
+
     @Test func aFailedRunLeavesARedactedSnapshot() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", """

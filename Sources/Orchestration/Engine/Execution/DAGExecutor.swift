@@ -105,6 +105,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         case durabilityFailed(EngineError)
         case jobSubmitted(Submission)
         case submissionsEnded
+        case admitted(step: Int, attempt: Int, Admission)
     }
 
     /// Runs the plan to its end.
@@ -114,6 +115,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     ///   stopped as for a signal before the error is thrown.
     public func run(stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         var loop = RunLoop(plan: plan, graph: graph, options: options)
+        loop.asks = runner.asksBeforeStarting
         let (submissions, submitted) = AsyncStream<Submission>.makeStream()
         loop.submitted = submitted
         defer { submitted.finish() }
@@ -131,6 +133,19 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             await perform(&actions, loop: &loop, group: &group)
             while !loop.machine.isFinished, let wake = await group.next() {
                 switch wake {
+                case .admitted(let step, let attempt, let admission):
+                    switch admission {
+                    case .run:
+                        // Its start is recorded now, after the question: the time spent asking
+                        // is not the step's.
+                        loop.event(for: .start(step: step, attempt: attempt), admitted: true)
+                        await record(&loop)
+                        begin(step, attempt, loop: &loop, group: &group)
+                    case .skip:
+                        loop.machine.attemptFinished(step, .skipped, refusal: nil, into: &actions)
+                    case .abort:
+                        loop.machine.attemptFinished(step, .cancelled, refusal: nil, into: &actions)
+                    }
                 case .attemptFinished(let step, let outcome, let refusal):
                     loop.attemptFinished(step, outcome)
                     loop.machine.attemptFinished(step, outcome.result, refusal: refusal, into: &actions)
@@ -181,14 +196,15 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         for action in actions {
             switch action {
             case .start(let step, let attempt):
-                var needed: Int64 = 0
-                for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }
-                if let commitGate, needed > commitGate.durableSeq {
-                    // A step starts only once its dependencies' results are durable.
-                    loop.deferred.append((step, attempt, needed))
-                    waitForDurability(needed, gate: commitGate, loop: &loop, group: &group)
+                if loop.asks {
+                    // The runner asks first (`run --step`); the start is recorded once admitted.
+                    let runner = self.runner
+                    let stepValue = plan.steps[step]
+                    let context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
+                                                 killGrace: plan.killGrace, logDirectory: options.logDirectory)
+                    group.addTask { .admitted(step: step, attempt: attempt, await runner.admit(stepValue, context: context)) }
                 } else {
-                    startAttempt(step, attempt, submitted: loop.submitted, group: &group)
+                    begin(step, attempt, loop: &loop, group: &group)
                 }
             case .scheduleRetry(let step, _, let delay):
                 let clock = self.clock
@@ -206,6 +222,19 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             }
         }
         actions.removeAll(keepingCapacity: true)
+    }
+
+    /// Starts an attempt whose start is recorded, once its dependencies' results are durable.
+    private func begin(_ step: Int, _ attempt: Int, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
+        var needed: Int64 = 0
+        for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }
+        if let commitGate, needed > commitGate.durableSeq {
+            // A step starts only once its dependencies' results are durable.
+            loop.deferred.append((step, attempt, needed))
+            waitForDurability(needed, gate: commitGate, loop: &loop, group: &group)
+        } else {
+            startAttempt(step, attempt, submitted: loop.submitted, group: &group)
+        }
     }
 
     /// Waits for the next runner report of a job id (one listener at a time, added again after
@@ -320,6 +349,8 @@ private struct RunLoop {
     var observerFailure: EngineError?
     /// The number of each step's latest attempt (0 until it starts).
     var attempts: [Int]
+    /// Whether the runner asks before each attempt: starts are then recorded when admitted.
+    var asks = false
     /// The `seq` of each step's final event (0 until it has one).
     var finalSeq: [Int64]
     /// Attempts the state machine started that wait for their dependencies' results to be durable.
@@ -381,9 +412,10 @@ private struct RunLoop {
         attempts[step] > 0 ? attempts[step] : nil
     }
 
-    mutating func event(for action: SchedulerStateMachine.Action) {
+    mutating func event(for action: SchedulerStateMachine.Action, admitted: Bool = false) {
         switch action {
         case .start(let step, let attempt):
+            guard !asks || admitted else { return }
             attempts[step] = attempt
             emit(.stepStarted, step: step, attempt: attempt)
         case .scheduleRetry(let step, let attempt, let delay):

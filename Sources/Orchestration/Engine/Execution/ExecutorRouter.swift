@@ -25,6 +25,13 @@ public struct ExecutorRouter: StepRunner {
         await (others[Self.kind(of: step, defaultKind: defaultKind)] ?? local).run(step, context: context)
     }
 
+    public var asksBeforeStarting: Bool { local.asksBeforeStarting || others.values.contains { $0.asksBeforeStarting } }
+
+    public func admit(_ step: Step, context: AttemptContext) async -> Admission {
+        let runner = others[Self.kind(of: step, defaultKind: defaultKind)] ?? local
+        return runner.asksBeforeStarting ? await runner.admit(step, context: context) : .run
+    }
+
     /// The other executors first (a cluster cancels its jobs, so they end as cancelled rather
     /// than killed by the local scan), then the local runner.
     public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {

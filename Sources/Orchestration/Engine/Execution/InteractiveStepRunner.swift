@@ -36,7 +36,14 @@ package final class InteractiveStepRunner: StepRunner {
         self.onAbort = onAbort
     }
 
+    public var asksBeforeStarting: Bool { true }
+
     public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
+        await inner.run(step, context: context)
+    }
+
+    /// Asks before the attempt starts (the engine records its start only after the answer).
+    public func admit(_ step: Step, context: AttemptContext) async -> Admission {
         if !runAll.withLock({ $0 }) {
             let command = step.processCommand.map { ShellQuoting.line($0.argv) } ?? "(Swift closure)"
             var question = "\nNext: \(TerminalText.escaped(step.id)) (attempt \(context.attempt)): "
@@ -49,10 +56,10 @@ package final class InteractiveStepRunner: StepRunner {
                 case "", "c", "continue":
                     break
                 case "s", "skip":
-                    return AttemptOutcome(result: .skipped, error: "skipped by the user")
+                    return .skip
                 case "a", "abort", nil:
                     onAbort()
-                    return AttemptOutcome(result: .cancelled, error: "aborted by the user")
+                    return .abort
                 case "r", "run all", "run-all":
                     runAll.withLock { $0 = true }
                 default:
@@ -62,7 +69,7 @@ package final class InteractiveStepRunner: StepRunner {
                 break
             }
         }
-        return await inner.run(step, context: context)
+        return .run
     }
 
     /// Reads one key in non-canonical mode on a thread of its own, and echoes it: Enter is "",

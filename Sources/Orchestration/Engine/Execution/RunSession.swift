@@ -411,4 +411,8 @@ struct MaskingStepRunner: StepRunner {
         outcome.error = outcome.error.map(mask.apply)
         return outcome
     }
+
+    var asksBeforeStarting: Bool { base.asksBeforeStarting }
+
+    func admit(_ step: Step, context: AttemptContext) async -> Admission { await base.admit(step, context: context) }
 }

@@ -69,10 +69,31 @@ public protocol StepRunner: Sendable {
     /// - Returns: the attempts it found, so the engine records them (with their job ids) and
     ///   never numbers a new attempt like one of them.
     func reclaimLostAttempts(runID: String) async -> [LostAttempt]
+
+    /// Whether the runner asks before each attempt (``admit(_:context:)``): the engine then
+    /// records the attempt's start only once it is let through, so a step skipped at the
+    /// question has no attempt and the time spent asking is not the step's. False by default.
+    var asksBeforeStarting: Bool { get }
+
+    /// Lets an attempt start, skips the step, or aborts the run (`run --step`); only called when
+    /// ``asksBeforeStarting`` is true. The default lets every attempt run.
+    func admit(_ step: Step, context: AttemptContext) async -> Admission
+}
+
+/// What ``StepRunner/admit(_:context:)`` decided.
+public enum Admission: Sendable, Hashable {
+    /// Start the attempt.
+    case run
+    /// Do not run the step: it ends `skipped` ("skipped by the user") without an attempt.
+    case skip
+    /// Stop the run (the runner has asked for the stop): the step ends `cancelled`.
+    case abort
 }
 
 extension StepRunner {
     public func reclaimLostAttempts(runID: String) async -> [LostAttempt] { [] }
+    public var asksBeforeStarting: Bool { false }
+    public func admit(_ step: Step, context: AttemptContext) async -> Admission { .run }
 }
 
 /// An attempt that a dead engine left behind (a process still running, a cluster's job), found
