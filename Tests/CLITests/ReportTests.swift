@@ -391,6 +391,26 @@ struct ReportTests {
         #expect(page.contains("edges implied by a longer path are left out (1 edge"))
     }
 
+    /// A real build's shape (zstd's CMake build: 141 steps, most of them compiles on one level)
+    /// keeps labelled boxes: the wide level wraps into columns of at most 40 boxes.
+    @Test func aBuildSizedDAGKeepsLabelledBoxes() throws {
+        var ids = ["configure"]
+        var dependsOn: [[String]] = [[]]
+        for index in 0..<135 { ids.append("compile-\(index).c.o"); dependsOn.append(["configure"]) }
+        for index in 0..<5 {
+            ids.append("link-\(index)")
+            dependsOn.append((0..<135).filter { $0 % 5 == index }.map { "compile-\($0).c.o" })
+        }
+        let graph = try PlanGraph(ids: ids, dependsOn: dependsOn)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let report = RunReport(runID: "r", planID: "p", status: .succeeded, exitCode: 0, startedAt: start,
+                               finishedAt: start.addingTimeInterval(1), steps: ids.map { Self.step($0) }, traceID: "t", stage: nil)
+        let page = HTMLReport(report: report, graph: graph, attempts: []).render()
+        #expect(!page.contains("as cells"), "141 steps are drawn as labelled boxes")
+        #expect(Self.occurrences(of: "<text class=\"label\"", in: page) == 141)
+        #expect(page.contains(">compile-134.c.o<") || page.contains("compile-134.c.o</text>"))
+    }
+
     @Test func aThousandStepLayeredDAGDrawsABoundedNumberOfEdges() throws {
         // 10 levels of 100: each step depends on three steps of the level before and on its
         // counterpart in every earlier level (all implied): 2,700 necessary edges of 7,200.

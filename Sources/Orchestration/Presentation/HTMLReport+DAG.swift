@@ -5,9 +5,9 @@ extension HTMLReport {
     /// Where the DAG's nodes go: one column per level (longest path from a root), left to right.
     ///
     /// Within a level, steps are ordered by the mean position of their neighbours (barycentre
-    /// sweeps down, up and down again, which untangle most edges). Small graphs get labelled
-    /// boxes; larger ones small cells, and a level with many steps wraps into several columns of
-    /// at most ``maxColumnCells`` cells.
+    /// sweeps down, up and down again, which untangle most edges). Graphs of up to
+    /// ``maxBoxedSteps`` steps get labelled boxes, a level wrapping into columns of at most
+    /// ``maxColumnBoxes``; larger ones small cells, wrapping into columns of ``maxColumnCells``.
     struct DAGLayout {
         /// Whether nodes are labelled boxes (small graphs) or small cells.
         let boxes: Bool
@@ -25,6 +25,10 @@ extension HTMLReport {
         let height: Double
 
         static let maxColumnCells = 50
+        /// Steps up to which nodes are labelled boxes (beyond: cells, hover for the step).
+        static let maxBoxedSteps = 400
+        /// Boxes stacked in one column before a level wraps into another.
+        static let maxColumnBoxes = 40
 
         init(graph: PlanGraph) {
             let levels = graph.levels
@@ -55,7 +59,10 @@ extension HTMLReport {
             sweep(Array((0..<max(0, levelCount - 1)).reversed()), neighbours: graph.dependents)
             sweep(Array(1..<max(1, levelCount)), neighbours: graph.dependencies)
             let tallest = members.map(\.count).max() ?? 0
-            boxes = graph.count <= 150 && tallest <= 40
+            // Labelled boxes up to a real build's size (zstd's CMake build is 141 steps, most of
+            // them compiles on one level): a level taller than `maxColumnBoxes` wraps into
+            // several columns of boxes, and the page scrolls sideways.
+            boxes = graph.count <= Self.maxBoxedSteps
             var origins = [(x: Double, y: Double)](repeating: (0, 0), count: graph.count)
             var columns: [(x: Double, width: Double, count: Int)] = []
             let top = 22.0
@@ -64,16 +71,23 @@ extension HTMLReport {
                 nodeHeight = 24
                 let pitch = 32.0
                 rowPitch = pitch
-                let columnPitch = 200.0
-                for (level, nodes) in members.enumerated() {
-                    let x = 12 + Double(level) * columnPitch
+                let rows = min(tallest, Self.maxColumnBoxes)
+                let boxPitch = nodeWidth + 16
+                let levelGap = 50.0
+                var x = 12.0
+                for nodes in members {
+                    let columnsHere = max(1, (nodes.count + rows - 1) / rows)
                     // Whole rows, so the gaps between rows line up across levels (long edges use them).
-                    let offset = Double((tallest - nodes.count) / 2) * pitch
-                    for (rank, node) in nodes.enumerated() { origins[node] = (x, top + offset + Double(rank) * pitch) }
-                    columns.append((x, nodeWidth, nodes.count))
+                    let offset = Double((rows - min(rows, nodes.count)) / 2) * pitch
+                    for (rank, node) in nodes.enumerated() {
+                        origins[node] = (x + Double(rank / rows) * boxPitch, top + offset + Double(rank % rows) * pitch)
+                    }
+                    let columnWidth = Double(columnsHere) * boxPitch - (boxPitch - nodeWidth)
+                    columns.append((x, columnWidth, nodes.count))
+                    x += columnWidth + levelGap
                 }
-                width = 12 + Double(levelCount) * columnPitch - (columnPitch - nodeWidth) + 12
-                height = top + Double(tallest) * pitch + 4
+                width = x - levelGap + 12
+                height = top + Double(rows) * pitch + 4
             } else {
                 nodeWidth = 8
                 nodeHeight = 8
