@@ -4,9 +4,10 @@ import Testing
 @testable import Orchestration
 
 /// `runs.db` written by the release before the Slurm executor (schema version 1), or by the one
-/// before env files (version 2), opens with this build: migrated to version 3 (`attempts.job_id`,
-/// then `runs.env_files`) when opened for writing, read as it is when opened read-only.
-@Suite("RunStore: schema migrations 1 -> 2 -> 3")
+/// before env files (version 2), or the one before step outputs (version 3), opens with this
+/// build: migrated to version 4 (`attempts.job_id`, then `runs.env_files`, then `step_outputs`)
+/// when opened for writing, read as it is when opened read-only.
+@Suite("RunStore: schema migrations 1 -> 2 -> 3 -> 4")
 struct RunStoreMigrationTests {
     /// The release's schema, frozen here as it shipped (RunStore.schema at version 1).
     static let version1Schema = """
@@ -110,8 +111,9 @@ struct RunStoreMigrationTests {
         try store.append([RunEvent(seq: 1, runID: "r-old", kind: .stepAttemptFailed, stepID: "a", attempt: 2,
                                    data: ["exit_code": 3, "job_id": "4711"])])
         #expect(try store.attempts("r-old").last?.jobID == "4711")
-        // Opening again finds version 3 and changes nothing.
-        #expect(try RunStore(stateDirectory: state).database.userVersion == 3)
+        #expect(try Self.tableNames(store.database).contains("step_outputs"))
+        // Opening again finds version 4 and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == 4)
     }
 
     @Test func aVersion1DatabaseIsReadAsItIsWhenOpenedReadOnly() throws {
@@ -146,7 +148,7 @@ struct RunStoreMigrationTests {
         #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 2)
         // Then for writing: migrated, the rows kept, the new column written by new runs.
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 3)
+        #expect(try store.database.userVersion == 4)
         #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
         #expect(try store.run("r-old")?.source.envFiles == [:])
         var source = PlanSource(displayPath: "p.json", directory: "/tmp", bytes: Array("{}".utf8), overrides: [:])
@@ -154,6 +156,29 @@ struct RunStoreMigrationTests {
         try store.createRun(RunStore.NewRun(runID: "r-new", planID: "p", traceID: "t", source: source, options: .object([]),
                                             stepIDs: ["a"], engine: EngineIdentity.current))
         #expect(try store.run("r-new")?.source.envFiles == ["/tmp/.env": "A=1\n"])
+    }
+
+    @Test func aVersion3DatabaseGainsTheOutputsTableAndKeepsItsRows() throws {
+        let (path, state) = try Self.version2StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
+        try db.write { db in
+            try db.exec(RunStore.migrationToVersion3)
+            try db.exec("UPDATE runs SET env_files = '{\"/tmp/.env\":\"B=2\\n\"}'")
+            try db.setUserVersion(3)
+        }
+        let reader = try RunStore(stateDirectory: state, readOnly: true)
+        #expect(reader.openedVersion == 3)
+        #expect(try !Self.tableNames(reader.database).contains("step_outputs"), "a reader never migrates")
+        let store = try RunStore(stateDirectory: state)
+        #expect(try store.database.userVersion == 4)
+        #expect(try Self.tableNames(store.database).contains("step_outputs"))
+        #expect(try store.run("r-old")?.source.envFiles == ["/tmp/.env": "B=2\n"])
+        #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
+    }
+
+    static func tableNames(_ db: SQLiteDatabase) throws -> Set<String> {
+        Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0.string(0) })
     }
 
     @Test func aNewerDatabaseIsStillRefused() throws {

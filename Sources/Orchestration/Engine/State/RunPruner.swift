@@ -113,14 +113,14 @@ public enum RunPruner {
 }
 
 extension RunStore {
-    /// Deletes a finished run's rows (its events, attempts, steps and the run) in one
+    /// Deletes a finished run's rows (its events, outputs, attempts, steps and the run) in one
     /// transaction; false, deleting nothing, when the run is missing or not finished.
     package func deleteFinishedRun(_ runID: String) throws(EngineError) -> Bool {
         do {
             return try database.write { db -> Bool in
                 guard let status = try db.query("SELECT status FROM runs WHERE run_id = ?", runID).first?.string(0),
                       RunStatus(rawValue: status)?.isFinal == true else { return false }
-                for table in ["events", "attempts", "steps", "runs"] {
+                for table in ["events", "step_outputs", "attempts", "steps", "runs"] {
                     try db.run("DELETE FROM \(table) WHERE run_id = ?", runID)
                 }
                 return true

@@ -14,13 +14,15 @@ import Foundation
 /// | `steps` | step of a run | `status`, `attempts`, `exit_code`, `signal`, `timed_out`, `error` |
 /// | `attempts` | attempt | `exit_code`, `signal`, `timed_out`, `cancelled`, `engine_lost` as separate facts; `job_id` (Slurm) |
 /// | `events` | event | `seq`, `ts`, `type`, `step_id`, `attempt`, `data` (JSON) |
+/// | `step_outputs` | output a step wrote to `$OMNIBASE_OUTPUT` | `name`, `value` (SPEC §11) |
 public final class RunStore {
     /// The schema this build reads and writes.
     ///
-    /// Version 2 added `attempts.job_id`, version 3 `runs.env_files`; an older database is
-    /// migrated (1 to 2 to 3) when it is opened for writing, and read as it is (no job ids, no
-    /// env files) when opened read-only.
-    public static let schemaVersion = 3
+    /// Version 2 added `attempts.job_id`, version 3 `runs.env_files`, version 4 the
+    /// `step_outputs` table; an older database is migrated one version at a time
+    /// (``migrations``) when it is opened for writing, and read as it is (no job ids, no env
+    /// files, no outputs) when opened read-only.
+    public static let schemaVersion = 4
 
     /// The schema version of the open database (1 only for a read-only, unmigrated one).
     public private(set) var openedVersion = RunStore.schemaVersion
@@ -71,17 +73,17 @@ public final class RunStore {
         do {
             version = try database.userVersion
             if version == Self.schemaVersion { return }
-            if (version == 1 || version == 2) && readOnly {
+            let migratable = 1..<Self.schemaVersion
+            if migratable.contains(version) && readOnly {
                 openedVersion = version
                 return
             }
-            if version == 1 || version == 2 {
+            if migratable.contains(version) {
                 let migrated = try database.write { db -> Int in
                     // Another engine may have migrated it meanwhile.
                     let found = try db.userVersion
-                    guard found == 1 || found == 2 else { return found }
-                    if found == 1 { try db.exec(Self.migrationToVersion2) }
-                    try db.exec(Self.migrationToVersion3)
+                    guard migratable.contains(found) else { return found }
+                    for from in found..<Self.schemaVersion { try db.exec(Self.migrations[from - 1]) }
                     try db.setUserVersion(Self.schemaVersion)
                     return Self.schemaVersion
                 }
@@ -172,13 +174,28 @@ public final class RunStore {
     );
     -- A step's success is recorded at most once per run.
     CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
-    """
+    """ + migrationToVersion4
 
     /// Version 1 to 2: the cluster job id of an attempt.
     static let migrationToVersion2 = "ALTER TABLE attempts ADD COLUMN job_id TEXT;"
 
     /// Version 2 to 3: the env files a run's plan read (NULL for older runs: they had none).
     static let migrationToVersion3 = "ALTER TABLE runs ADD COLUMN env_files TEXT;"
+
+    /// Version 3 to 4: the outputs a step wrote to `$OMNIBASE_OUTPUT` (SPEC §11), one row per
+    /// name, kept for the step's succeeded attempt (resume keeps them with the step).
+    static let migrationToVersion4 = """
+    CREATE TABLE step_outputs (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, step_id, name)
+    ) WITHOUT ROWID;
+    """
+
+    /// `migrations[v - 1]` takes a database from version `v` to `v + 1`.
+    static let migrations = [migrationToVersion2, migrationToVersion3, migrationToVersion4]
 
     // MARK: - Writing
 
