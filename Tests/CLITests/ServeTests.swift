@@ -92,6 +92,38 @@ struct ServeTests {
         #expect(try await server.stop(SIGTERM) == 143)
     }
 
+    /// Under /api every answer is JSON, errors included (a script reading the API never gets a
+    /// page): unknown runs, bad filters, and a history that cannot be read.
+    @Test func apiErrorsAreJSON() async throws {
+        let dir = TempDir()
+        let (state, _) = try await Self.finishedRun(dir)
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
+        func error(_ path: String) throws -> (status: Int, type: String?, message: String?) {
+            let response = try HTTPClient.get(port: server.port, path: path)
+            let body = try StrictJSONParser.parse(Array(response.body.utf8)).toValue()
+            let inner = body["error"]
+            #expect(inner?["status"]?.intValue == response.status, "\(path)")
+            return (response.status, response.header("Content-Type"), inner?["message"]?.stringValue)
+        }
+        let missing = try error("/api/runs/r-missing")
+        #expect(missing.status == 404 && missing.type == "application/json")
+        #expect(missing.message?.contains("no run r-missing") == true)
+        #expect(try error("/api/nope").status == 404)
+        #expect(try error("/api/runs?status=bogus").status == 400)
+        #expect(try error("/api/runs/r-missing/events").status == 404)
+        // Pages keep answering with pages.
+        let page = try HTTPClient.get(port: server.port, path: "/runs/r-missing")
+        #expect(page.status == 404 && page.header("Content-Type") == "text/html; charset=utf-8")
+        // A damaged history: 500 with the reason, as JSON.
+        let database = state + "/runs.db"
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: database))
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
+        let damaged = try error("/api/runs")
+        #expect(damaged.status == 500 && damaged.type == "application/json", "\(damaged)")
+        #expect(damaged.message?.isEmpty == false)
+        #expect(try await server.stop(SIGTERM) == 143)
+    }
+
     @Test func refusesWhatItDoesNotServeAndKeepsGoing() async throws {
         let dir = TempDir()
         let (state, _) = try await Self.finishedRun(dir)

@@ -44,12 +44,14 @@ package final class MonitorService: Sendable {
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         // A run id is one non-empty segment; everything else is a fixed word.
         func run(_ index: Int) -> String? { segments.count > index && !segments[index].isEmpty ? segments[index] : nil }
+        // Under /api every answer is JSON, errors included.
+        let api = segments.first == "api"
         switch segments.count {
         case 1:
             switch segments[0] {
             case "": return runsPage(request)
             case "events":
-                guard let filter = filter(request) else { return badFilter() }
+                guard let filter = filter(request) else { return badFilter(api: false) }
                 return stream(.runs(filter))
             case "agents":
                 return html(MonitorPages.agentsPage(content: MonitorPages.agentsContent(feed.agentsStatus()), stream: "/agents/events"))
@@ -86,21 +88,21 @@ package final class MonitorService: Sendable {
         default:
             break
         }
-        return notFound("no page at this address")
+        return notFound("no page at this address", api: api)
     }
 
     private func agentsJSON() -> HTTPResponse {
         switch feed.agentsStatus() {
         case .success(let value?): return json(value)
-        case .success(nil): return notFound("no agents session in this state folder")
-        case .failure(let error): return failure(error.message)
+        case .success(nil): return notFound("no agents session in this state folder", api: true)
+        case .failure(let error): return failure(error.message, api: true)
         }
     }
 
     // MARK: - Pages
 
     private func runsPage(_ request: HTTPRequest) -> HTTPResponse {
-        guard let filter = filter(request) else { return badFilter() }
+        guard let filter = filter(request) else { return badFilter(api: false) }
         var query: [String] = []
         if let status = filter.status { query.append("status=\(status.rawValue)") }
         if let plan = filter.planID { query.append("plan=\(MonitorPages.percentEncode(plan))") }
@@ -124,7 +126,7 @@ package final class MonitorService: Sendable {
             return html(MonitorPages.runsPage(runs: [], filter: filter, planIDs: [], stream: stream,
                                               note: "No run history in \(directory.path) yet: the list fills in as runs start."))
         case .failure(let error):
-            return failure(error.message)
+            return failure(error.message, api: false)
         }
     }
 
@@ -135,16 +137,16 @@ package final class MonitorService: Sendable {
         case .success(let live??):
             return html(MonitorPages.runPage(live, stream: "/runs/\(MonitorPages.percentEncode(id))/events?after=\(live.seq)"))
         case .success:
-            return notFound("no run \(id) in \(directory.path)")
+            return notFound("no run \(id) in \(directory.path)", api: false)
         case .failure(let error):
-            return failure(error.message)
+            return failure(error.message, api: false)
         }
     }
 
     // MARK: - JSON
 
     private func runsJSON(_ request: HTTPRequest) -> HTTPResponse {
-        guard let filter = filter(request) else { return badFilter() }
+        guard let filter = filter(request) else { return badFilter(api: true) }
         let result = withStore { store throws(EngineError) -> [JSONValue] in
             try store.runRows(filter).map { row throws(EngineError) in
                 RunHistoryJSON.listEntry(runID: row.runID, planID: row.planID, status: row.status, live: row.isLive,
@@ -153,7 +155,7 @@ package final class MonitorService: Sendable {
         }
         switch result {
         case .success(let items): return json(.object(["runs": .array(items ?? [])]))
-        case .failure(let error): return failure(error.message)
+        case .failure(let error): return failure(error.message, api: true)
         }
     }
 
@@ -167,8 +169,8 @@ package final class MonitorService: Sendable {
         }
         switch result {
         case .success(let value??): return json(value)
-        case .success: return notFound("no run \(id) in \(directory.path)")
-        case .failure(let error): return failure(error.message)
+        case .success: return notFound("no run \(id) in \(directory.path)", api: true)
+        case .failure(let error): return failure(error.message, api: true)
         }
     }
 
@@ -179,8 +181,8 @@ package final class MonitorService: Sendable {
         }
         switch result {
         case .success(let events??): return json(.object(["events": .array(events)]))
-        case .success: return notFound("no run \(id) in \(directory.path)")
-        case .failure(let error): return failure(error.message)
+        case .success: return notFound("no run \(id) in \(directory.path)", api: true)
+        case .failure(let error): return failure(error.message, api: true)
         }
     }
 
@@ -201,10 +203,9 @@ package final class MonitorService: Sendable {
         return filter
     }
 
-    private func badFilter() -> HTTPResponse {
-        HTTPResponse(status: .badRequest, contentType: "text/html; charset=utf-8",
-                     body: Array(MonitorPages.errorPage(.badRequest, "status must be one of "
-                        + RunStatus.allCases.map(\.rawValue).joined(separator: ", ") + "; limit a number from 1 to 10000").utf8))
+    private func badFilter(api: Bool) -> HTTPResponse {
+        problem(.badRequest, "status must be one of " + RunStatus.allCases.map(\.rawValue).joined(separator: ", ")
+                + "; limit a number from 1 to 10000", api: api)
     }
 
     /// Runs `body` with a read-only connection opened for this request (a page or JSON answer
@@ -233,14 +234,19 @@ package final class MonitorService: Sendable {
         HTTPResponse(contentType: "application/json", body: Array((value.serialized(pretty: true) + "\n").utf8))
     }
 
-    private func notFound(_ message: String) -> HTTPResponse {
-        HTTPResponse(status: .notFound, contentType: "text/html; charset=utf-8",
-                     body: Array(MonitorPages.errorPage(.notFound, message).utf8))
-    }
+    private func notFound(_ message: String, api: Bool) -> HTTPResponse { problem(.notFound, message, api: api) }
 
-    private func failure(_ message: String) -> HTTPResponse {
-        HTTPResponse(status: .internalServerError, contentType: "text/html; charset=utf-8",
-                     body: Array(MonitorPages.errorPage(.internalServerError, message).utf8))
+    private func failure(_ message: String, api: Bool) -> HTTPResponse { problem(.internalServerError, message, api: api) }
+
+    /// An error answer: a page for a browser, `{"error": {"status": N, "message": "..."}}` under `/api`.
+    private func problem(_ status: HTTPStatus, _ message: String, api: Bool) -> HTTPResponse {
+        guard api else {
+            return HTTPResponse(status: status, contentType: "text/html; charset=utf-8",
+                                body: Array(MonitorPages.errorPage(status, message).utf8))
+        }
+        let body: JSONValue = .object(["error": .object(["status": .int(status.code), "message": .string(message)])])
+        return HTTPResponse(status: status, contentType: "application/json",
+                            body: Array((body.serialized(pretty: true) + "\n").utf8))
     }
 
     /// Connects an event stream to the feed.
