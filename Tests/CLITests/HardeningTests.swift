@@ -222,4 +222,34 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
         #expect(try db.integrityCheck() == "ok")
     }
+
+    /// `runs list | head`: the reader went away. Quiet (no error sentence) with the status of a
+    /// process SIGPIPE ended, 141, and the run that was being reported is recorded whole.
+    @Test func aReaderThatGoesAwayEndsTheCommandQuietly() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "echo hello")]))
+        for arguments in [["run", plan, "--state-dir", state], ["runs", "list", "--state-dir", state]] {
+            // A pipe whose read end is closed before the CLI starts: its first write is EPIPE.
+            var fds: [Int32] = [0, 0]
+            #expect(pipe(&fds) == 0)
+            close(fds[0])
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: cliPath)
+            process.arguments = arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+            process.environment = ProcessInfo.processInfo.environment.merging(["NO_COLOR": "1"]) { $1 }
+                .filter { $0.key != "OMNIBASE_STATE_DIR" }
+            process.standardOutput = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 141, "\(arguments): \(stderr)")
+            #expect(!stderr.contains("error:"), "\(arguments): \(stderr)")
+        }
+        let listed = await runCLI(["runs", "list", "--state-dir", state, "--format", "json"], in: dir.path)
+        #expect(try listed.json()["runs"]?.arrayValue?.first?["status"]?.stringValue == "succeeded")
+    }
 }

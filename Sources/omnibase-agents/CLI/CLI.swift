@@ -94,6 +94,10 @@ enum CLI {
         guard let failure = StandardStreams.stdoutFailure else { return status }
         // After SIGHUP the terminal is gone and nobody reads the report: keep the stop's code.
         if status == StopReason.hangup.exitCode { return status }
+        // The reader stopped reading (`runs list | head`): quiet, with the status a process
+        // that SIGPIPE ended would have (the engine ignores SIGPIPE so that it can finish
+        // recording a run first).
+        if StandardStreams.stdoutReaderGone { return 128 + SIGPIPE }
         return fail(EngineError(.stateFailure, "cannot write the output to stdout: \(failure)"))
     }
 

@@ -14,6 +14,8 @@ enum StandardStreams {
         var stdoutClosed = false
         /// Why a stdout write failed, the first time one did.
         var failure: String?
+        /// That failure was `EPIPE`: the reader went away (`runs list | head`).
+        var readerGone = false
     }
 
     private static let state = Mutex(State())
@@ -35,6 +37,10 @@ enum StandardStreams {
     /// Why writing to stdout failed, if it did.
     static var stdoutFailure: String? { state.withLock { $0.failure } }
 
+    /// The first failed stdout write found the pipe's reader gone (`EPIPE`): not an error worth
+    /// a sentence, as with any tool whose reader stopped reading.
+    static var stdoutReaderGone: Bool { state.withLock { $0.readerGone } }
+
     /// Writes `text` and `terminator` to stdout, like `print`.
     static func print(_ text: String, terminator: String = "\n") {
         write(Array((text + terminator).utf8))
@@ -51,7 +57,11 @@ enum StandardStreams {
             return true
         }
         guard proceed, let error = writeAll(bytes, to: 1) else { return }
-        state.withLock { $0.failure = $0.failure ?? String(cString: strerror(error)) }
+        state.withLock { state in
+            guard state.failure == nil else { return }
+            state.failure = String(cString: strerror(error))
+            state.readerGone = error == EPIPE
+        }
     }
 
     /// Writes to stderr, ignoring failures.
