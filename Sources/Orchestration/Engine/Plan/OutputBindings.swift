@@ -1,0 +1,134 @@
+import Foundation
+
+/// The fields of a process step that use other steps' outputs (`${steps.ID.outputs.NAME}`,
+/// SPEC section 11), resolved when an attempt starts (``ProcessCommand/outputBindings``).
+///
+/// Until then the step's ``ProcessCommand`` holds each such field with its references as
+/// written (``OutputTemplate/placeholder``), which is what dry runs and `graph` show.
+public struct OutputBindings: Sendable, Hashable {
+    /// The program, when it uses outputs.
+    public var command: OutputTemplate?
+    /// The arguments that use outputs, by position in ``ProcessCommand/arguments``.
+    public var arguments: [Int: OutputTemplate]
+    /// The working folder, when it uses outputs; a relative result resolves against
+    /// ``baseDirectory``.
+    public var workingDirectory: OutputTemplate?
+    /// The folder a relative working folder resolves against (the plan file's).
+    public var baseDirectory: String
+    /// The environment entries that use outputs, by name.
+    public var environment: [String: OutputTemplate]
+
+    /// Creates bindings.
+    public init(command: OutputTemplate? = nil, arguments: [Int: OutputTemplate] = [:],
+                workingDirectory: OutputTemplate? = nil, baseDirectory: String = "/",
+                environment: [String: OutputTemplate] = [:]) {
+        self.command = command
+        self.arguments = arguments
+        self.workingDirectory = workingDirectory
+        self.baseDirectory = baseDirectory
+        self.environment = environment
+    }
+
+    /// Whether no field uses an output.
+    public var isEmpty: Bool { command == nil && arguments.isEmpty && workingDirectory == nil && environment.isEmpty }
+
+    /// Every reference, without repeats, in field order (command, arguments, folder, environment
+    /// by name).
+    public var references: [OutputTemplate.Reference] {
+        var templates: [OutputTemplate] = []
+        if let command { templates.append(command) }
+        templates += arguments.sorted { $0.key < $1.key }.map(\.value)
+        if let workingDirectory { templates.append(workingDirectory) }
+        templates += environment.sorted { $0.key < $1.key }.map(\.value)
+        var seen = Set<OutputTemplate.Reference>()
+        return templates.flatMap(\.references).filter { seen.insert($0).inserted }
+    }
+
+    /// `command` with every bound field resolved through `value`, verbatim.
+    /// - Returns: the command (without bindings), or the first reference that has no value.
+    public func resolve(_ command: ProcessCommand,
+                        value: (OutputTemplate.Reference) -> String?) -> Result<ProcessCommand, OutputTemplate.MissingOutput> {
+        var resolved = command
+        resolved.outputBindings = nil
+        do throws(OutputTemplate.MissingOutput) {
+            if let template = self.command { resolved.command = try template.resolve(value).get() }
+            for (index, template) in arguments where resolved.arguments.indices.contains(index) {
+                resolved.arguments[index] = try template.resolve(value).get()
+            }
+            if let template = workingDirectory {
+                let path = try template.resolve(value).get()
+                resolved.workingDirectory = path.hasPrefix("/") ? path
+                    : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: baseDirectory, isDirectory: true))
+                        .standardizedFileURL.path
+            }
+            for (name, template) in environment { resolved.environment[name] = try template.resolve(value).get() }
+        } catch {
+            return .failure(error)
+        }
+        return .success(resolved)
+    }
+}
+
+/// Why a step's output reference cannot be satisfied by its plan (checked at load).
+public enum OutputReferenceIssue: Sendable, Hashable {
+    /// No step has the referenced id.
+    case unknownStep
+    /// The step refers to its own output.
+    case ownOutput
+    /// The referenced step is not among the step's dependencies, direct or transitive.
+    case notADependency
+
+    /// The sentence for step `stepID` and its reference.
+    public func describe(stepID: String, reference: OutputTemplate.Reference, ids: [String]) -> String {
+        switch self {
+        case .unknownStep:
+            let hint = Suggestion.closest(to: reference.step, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
+            return "step \"\(stepID)\" uses \(reference.text), but there is no step \"\(reference.step)\"\(hint)"
+        case .ownOutput:
+            return "step \"\(stepID)\" uses its own output \(reference.text); a step can only use the outputs of the steps it depends on"
+        case .notADependency:
+            return "step \"\(stepID)\" uses \(reference.text), but \"\(reference.step)\" is not among its dependencies "
+                + "(add it to depends_on, directly or through a step it depends on)"
+        }
+    }
+}
+
+extension PlanGraph {
+    /// The first reference of `references` that the DAG does not satisfy: each must name a step
+    /// the referring step depends on, directly or transitively.
+    ///
+    /// Each referenced step's descendants are searched once, only as far as the latest
+    /// referring step in topological order, so a plan of 100,000 steps that all use the first
+    /// one's output costs one walk of the DAG.
+    /// - Parameter references: (referring step index, reference), in the order to report.
+    /// - Returns: the position in `references` of the first problem, and what it is.
+    public func firstOutputReferenceIssue(_ references: [(step: Int, reference: OutputTemplate.Reference)])
+        -> (position: Int, issue: OutputReferenceIssue)? {
+        guard !references.isEmpty else { return nil }
+        var rank = [Int](repeating: 0, count: count)
+        for (position, node) in topologicalOrder.enumerated() { rank[node] = position }
+        // The farthest (in topological order) step that uses each producer.
+        var horizon: [Int: Int] = [:]
+        for (step, reference) in references {
+            guard let producer = indexByID[reference.step], producer != step else { continue }
+            horizon[producer] = max(horizon[producer] ?? -1, rank[step])
+        }
+        var descendants: [Int: Set<Int>] = [:]
+        for (producer, limit) in horizon {
+            var seen = Set<Int>()
+            var stack = [producer]
+            while let node = stack.popLast() {
+                for next in dependents[node].map(Int.init) where rank[next] <= limit && seen.insert(next).inserted {
+                    stack.append(next)
+                }
+            }
+            descendants[producer] = seen
+        }
+        for (position, (step, reference)) in references.enumerated() {
+            guard let producer = indexByID[reference.step] else { return (position, .unknownStep) }
+            if producer == step { return (position, .ownOutput) }
+            if !(descendants[producer]?.contains(step) ?? false) { return (position, .notADependency) }
+        }
+        return nil
+    }
+}
