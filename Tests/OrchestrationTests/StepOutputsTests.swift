@@ -151,6 +151,27 @@ struct StepOutputsTests {
         #expect(throws: OutputFile.Failure.self) { try StepContext(runID: "r", stepID: "s", attempt: 1).writeOutput("v", "x") }
     }
 
+    /// The outputs path is fresh: the step creates the file when it writes (an attempt that
+    /// writes none leaves none), and something already at the path fails the attempt.
+    @Test func theOutputsPathIsFreshAndCreatedOnlyByAWrite() async throws {
+        let dir = Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        symlink(dir + "/elsewhere", dir + "/planted.1.outputs")
+        let plan = Plan(id: "fresh", steps: [
+            .process("quiet", "true"),
+            .process("writes", "sh", ["-c", "echo v=1 >> \"$OMNIBASE_OUTPUT\""]),
+            Step(id: "planted", action: .process(ProcessCommand(command: "sh", arguments: ["-c", "touch \(dir)/ran"])),
+                 critical: false),
+        ])
+        let report = try await DAGExecutor(plan: plan, options: RunOptions(logDirectory: dir)).run()
+        #expect(report.steps.map(\.status) == [.succeeded, .succeeded, .failed])
+        #expect(!FileManager.default.fileExists(atPath: dir + "/quiet.1.outputs"))
+        #expect(try String(contentsOfFile: dir + "/writes.1.outputs", encoding: .utf8) == "v=1\n")
+        #expect(report.steps[2].error == "its outputs file \(dir)/planted.1.outputs exists before the attempt started")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/ran"), "nothing started")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/elsewhere"))
+    }
+
     /// A plan built in code is checked like a plan file: a reference to a step it does not
     /// depend on is refused (exit 2) before anything runs.
     @Test func aPlanBuiltInCodeIsCheckedLikeAFile() throws {

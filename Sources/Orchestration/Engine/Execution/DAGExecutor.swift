@@ -288,7 +288,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         let secretNames = plan.secretNames
         group.addTask {
             if let outputPath {
-                do throws(OutputFile.Failure) { try OutputFile.create(atPath: outputPath) } catch {
+                do throws(OutputFile.Failure) { try OutputFile.checkFresh(atPath: outputPath) } catch {
                     return .attemptFinished(step: step, AttemptOutcome(result: .failed, error: error.message), refusal: nil)
                 }
             }

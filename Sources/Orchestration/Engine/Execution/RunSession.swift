@@ -82,7 +82,7 @@ public struct RunRequest: Sendable, Hashable {
 /// | `runs.db` (+ `-wal`, `-shm`, `.lock`) | the run history (see ``RunStore``) |
 /// | `runs/<id>/events.jsonl` | one event per line (SPEC §3), written after each commit |
 /// | `runs/<id>/logs/<step>.<attempt>.out` / `.err` | each attempt's output |
-/// | `runs/<id>/logs/<step>.<attempt>.outputs` | each attempt's `$OMNIBASE_OUTPUT` (``OutputFile``) |
+/// | `runs/<id>/logs/<step>.<attempt>.outputs` | each attempt's `$OMNIBASE_OUTPUT`, if it wrote one (``OutputFile``) |
 /// | `runs/<id>/lease` | locked by the engine working on the run |
 ///
 /// ```swift

@@ -15,9 +15,9 @@ public struct AttemptContext: Sendable {
     /// Tells the engine the id a cluster gave the attempt as soon as it is known (it records a
     /// `step_submitted` event); nil when nobody listens.
     public var reportJobID: (@Sendable (String) -> Void)? = nil
-    /// The attempt's outputs file, which the engine created empty (``OutputFile``): runners give
-    /// it to the attempt as `OMNIBASE_OUTPUT` (closure steps as ``StepContext/outputPath``); nil
-    /// when the caller collects no outputs.
+    /// The attempt's outputs file (``OutputFile``; the attempt creates it when it first writes):
+    /// runners give it to the attempt as `OMNIBASE_OUTPUT` (closure steps as
+    /// ``StepContext/outputPath``); nil when the caller collects no outputs.
     public var outputPath: String? = nil
     /// The outputs of the run's steps that succeeded before this attempt started (its
     /// dependencies' among them), for closure steps (``StepContext/outputs``).

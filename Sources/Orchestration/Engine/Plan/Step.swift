@@ -51,9 +51,9 @@ public struct StepContext: Sendable {
     public var stepID: String
     /// 1-based attempt number.
     public var attempt: Int
-    /// The attempt's outputs file (`$OMNIBASE_OUTPUT` of a process step, ``OutputFile``): what
-    /// is in it when the closure returns becomes the step's outputs. Nil when the runner
-    /// collects none.
+    /// The attempt's outputs file (`$OMNIBASE_OUTPUT` of a process step, ``OutputFile``), which
+    /// does not exist until something writes to it: what is in it when the closure returns
+    /// becomes the step's outputs. Nil when the runner collects none.
     public var outputPath: String? = nil
     /// The outputs of the steps that succeeded before this attempt started (its dependencies'
     /// among them).
@@ -72,7 +72,7 @@ public struct StepContext: Sendable {
         let lines = Set(value.split(separator: "\n", omittingEmptySubsequences: false))
         var delimiter = "OMNIBASE_EOF"
         while lines.contains(Substring(delimiter)) { delimiter += "_" }
-        let fd = open(outputPath, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(outputPath, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw OutputFile.Failure("cannot open \(outputPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let bytes = Array("\(name)<<\(delimiter)\n\(value)\n\(delimiter)\n".utf8)

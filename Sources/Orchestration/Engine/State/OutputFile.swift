@@ -1,7 +1,14 @@
 import Foundation
 
 /// The file an attempt writes its outputs to, named by `$OMNIBASE_OUTPUT` (SPEC section 11):
-/// created empty by the engine before the attempt, read once the attempt has succeeded.
+/// a fresh path per attempt, read once the attempt has succeeded.
+///
+/// The engine does not create the file: the step does when it first appends to it (`>>`), as
+/// the logs are created when a step first writes to them. Creating an empty file for every
+/// attempt doubled the wall time of a run of 2,000 `true` steps on this machine (3.7 s instead
+/// of 1.8 s, 1.9 s of system time instead of 0.3 s). No file means no outputs. The path is
+/// fresh all the same: an attempt number is never used twice, and ``checkFresh(atPath:)`` makes
+/// sure nothing is there when the attempt starts.
 ///
 /// ## Format (GitHub Actions' output files)
 /// - `NAME=VALUE`: the value is the rest of the line, verbatim (`=`, quotes, `$` included).
@@ -28,15 +35,13 @@ public enum OutputFile {
     /// `build.3.outputs` (see ``AttemptLog``).
     public static func fileName(stepID: String, attempt: Int) -> String { "\(stepID).\(attempt).outputs" }
 
-    /// Creates an attempt's empty outputs file (0600; never an existing file or a symbolic link:
-    /// an attempt number is never used twice).
-    /// - Throws: ``Failure`` naming the path and the system error.
-    public static func create(atPath path: String) throws(Failure) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw Failure("cannot create its outputs file \(path): \(String(cString: strerror(errno)))")
+    /// Makes sure nothing (not even a symbolic link) is at an attempt's outputs path yet.
+    /// - Throws: ``Failure`` when something is.
+    public static func checkFresh(atPath path: String) throws(Failure) {
+        var info = stat()
+        guard lstat(path, &info) != 0, errno == ENOENT else {
+            throw Failure("its outputs file \(path) exists before the attempt started")
         }
-        close(fd)
     }
 
     /// The outputs in the file at `path`, in the order their names first appear, each with its
