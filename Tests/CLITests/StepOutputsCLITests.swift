@@ -1,4 +1,5 @@
 import Foundation
+@testable import Monitor
 import Testing
 @testable import Orchestration
 
@@ -271,6 +272,35 @@ struct StepOutputsCLITests {
             #expect(!text.contains(secret), "the secret output's value shows in \(place)")
         }
         #expect(try storedOutputs(state, runID)["login"]?["API_TOKEN"] == secret)
+    }
+
+    /// The live monitor's page, loaded before a secret output existed, masks its value in the
+    /// log tails it reads after the output appears (the page is not loaded again).
+    @Test func theMonitorMasksASecretOutputThatAppearsWhileItWatches() async throws {
+        let dir = TempDir()
+        let secret = "tok-\(UInt64.random(in: 1 << 40 ..< 1 << 50))"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("gate", "[ -f open ]"),
+            stepJSON("login", "echo API_TOKEN=\(secret) >> \"$OMNIBASE_OUTPUT\"", deps: ["gate"]),
+            stepJSON("deploy", "echo \"deploying with $T\" >&2; exit 4", deps: ["login"],
+                     extra: #""env": {"T": "${steps.login.outputs.API_TOKEN}"}"#),
+        ]))
+        let state = dir.path + "/s"
+        let first = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(first.status == 1)
+        let runID = try #require(try first.json()["run_id"]?.stringValue)
+        let directory = try StateDirectory(path: state)
+        let store = try RunStore(stateDirectory: directory, readOnly: true)
+        var live = try #require(try LiveRun.load(runID: runID, store: store, directory: directory))
+        _ = dir.write("open", "")
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 1)
+        #expect(!(try live.update(store: store)).isEmpty)
+        live.prepare(store: store, directory: directory)
+        let page = live.page.renderContent()
+        #expect(page.contains("deploying with ***"), "the tail was read again")
+        #expect(page.contains("<dt>API_TOKEN</dt><dd>***</dd>"))
+        #expect(!page.contains(secret))
     }
 
     /// A step that runs as a Slurm job writes its outputs file in the run's folder, which the
