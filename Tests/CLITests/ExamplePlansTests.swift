@@ -25,7 +25,10 @@ struct ExamplePlansTests {
         #expect(report.stepReport("build")?["status"]?.stringValue == "succeeded")
         let runID = try #require(report["run_id"]?.stringValue)
         let build = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/build.1.out", encoding: .utf8)
-        #expect(build == "building omnibase-demo in release mode\nbuilt \"$APP_NAME\" (the $ is data, never expanded)\n")
+        #expect(build == "building omnibase-demo in release mode\nbuilt \"$APP_NAME\" (the $ is data, never expanded)\n"
+                + "packaging [omnibase-demo 1.4.2.tar.gz]\nfrom https://mirror.example.org/pkg\nattempt 2\n")
+        #expect(report.stepReport("fetch")?["outputs"]
+                == ["artifact": "omnibase-demo 1.4.2.tar.gz", "notes": "from https://mirror.example.org/pkg\nattempt 2"])
         let fetch = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/fetch.2.out", encoding: .utf8)
         #expect(fetch == "fetched from https://mirror.example.org/pkg\n")
     }

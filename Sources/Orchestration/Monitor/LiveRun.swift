@@ -68,10 +68,19 @@ struct LiveRun: Sendable {
     mutating func update(store: RunStore) throws(EngineError) -> [RunEvent] {
         guard var row = try store.runRow(page.report.runID) else { return [] }
         let events = row.lastSeq > seq || row != self.row ? try store.events(row.runID, after: seq) : []
+        var secretOutputs = Set<String>()
         for event in events {
             builder.apply(event)
             if let step = event.stepID { touched.insert(step) }
             if event.kind == .runResumed { page.resumedAt.append(event.timestamp) }
+            if case .stepSucceeded(let end?) = event.payload {
+                for output in end.outputs where output.isSecret { secretOutputs.insert(output.name) }
+            }
+        }
+        if !secretOutputs.isEmpty {
+            // The tails read from now on mask the values of the secret outputs that appeared.
+            let outputs = try store.outputs(row.runID)
+            page.logMasking.mask = page.logMasking.mask.merging(SecretMask(values: outputs.values(named: secretOutputs.contains)))
         }
         if !row.status.isFinal && builder.current.status.isFinal {
             // The run ended between the two reads: its row changed in the same transaction as

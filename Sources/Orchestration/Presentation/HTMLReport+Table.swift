@@ -38,6 +38,7 @@ extension HTMLReport {
             out += "<td class=\"num\">\(index + 1)</td>"
             out += "<td class=\"id\"><span class=\"mono\">\(HTML.escape(step.id))</span>"
             if let name = names[step.id] { out += "<div class=\"name\">\(HTML.escape(name))</div>" }
+            out += outputsBlock(step)
             out += "</td><td><span class=\"badge \(step.status.rawValue)\">\(step.status.rawValue)</span></td><td>"
             let stepAttempts = timeline.attemptsByStep[index]
             if stepAttempts.isEmpty {
@@ -59,6 +60,25 @@ extension HTMLReport {
         }
         out += "</tbody>\n</table>\n</div>\n</section>\n"
         return out
+    }
+
+    /// The most outputs listed per step, and the most characters shown of each value.
+    static let shownOutputs = 50, shownOutputCharacters = 300
+
+    /// A step's outputs (`name = value`, secret values as `***`), folded, within
+    /// ``shownOutputs`` and ``shownOutputCharacters``.
+    private func outputsBlock(_ step: RunReport.StepReport) -> String {
+        guard !step.outputs.isEmpty else { return "" }
+        let count = step.outputs.count
+        var out = "<details class=\"outputs\"><summary>\(count == 1 ? "1 output" : "\(count) outputs")</summary><dl class=\"mono\">"
+        for output in step.outputs.prefix(Self.shownOutputs) {
+            let value = output.shownValue
+            let shown = value.count > Self.shownOutputCharacters
+                ? String(value.prefix(Self.shownOutputCharacters)) + "… (\(value.utf8.count) bytes)" : value
+            out += "<dt>\(HTML.escape(output.name))</dt><dd>\(HTML.escape(shown))</dd>"
+        }
+        if count > Self.shownOutputs { out += "<dd class=\"muted\">… \(count - Self.shownOutputs) more</dd>" }
+        return out + "</dl></details>"
     }
 
     /// The step's duration; for a running step the time since it started, in an element whose

@@ -143,9 +143,13 @@ public struct HTMLReport: Sendable {
         var graph: PlanGraph?
         var names: [String: String] = [:]
         var mask = SecretMask(values: secrets.values)
+        let outputs = try store.outputs(runID)
+        // The values of secret outputs are masked wherever they show (a step that prints one).
+        mask = mask.merging(SecretMask(values: outputs.values(named: SecretMask.isSecretName)))
         do {
             let loaded = try PlanLoader.load(source)
             mask = mask.merging(loaded.plan.secretMask(environment: environment))
+            mask = mask.merging(SecretMask(values: outputs.values(named: loaded.plan.isSecret)))
             if loaded.graph.ids == report.steps.map(\.id) {
                 graph = loaded.graph
                 for step in loaded.plan.steps { if let name = step.name, !name.isEmpty { names[step.id] = name } }
@@ -165,7 +169,12 @@ public struct HTMLReport: Sendable {
                          + "were not stored, so their values could not be masked (give them with \(flags)).")
         }
         if !mask.isEmpty {
-            for index in report.steps.indices { report.steps[index].error = report.steps[index].error.map(mask.apply) }
+            for index in report.steps.indices {
+                report.steps[index].error = report.steps[index].error.map(mask.apply)
+                for output in report.steps[index].outputs.indices {
+                    report.steps[index].outputs[output].value = mask.apply(report.steps[index].outputs[output].value)
+                }
+            }
             for index in attempts.indices { attempts[index].error = attempts[index].error.map(mask.apply) }
             names = names.mapValues(mask.apply)
         }
@@ -431,6 +440,8 @@ public struct HTMLReport: Sendable {
     .chip.timed-out{background:#8e24aa}
     .chip.cancelled{background:#fb8c00}.chip.engine-lost{background:#9e9e9e}.chip.running{background:#1e88e5}
     details summary{cursor:pointer;color:#0969da;white-space:nowrap}
+    details.outputs dl{margin:4px 0 0;font-size:12px}details.outputs dt{font-weight:600}
+    details.outputs dd{margin:0 0 4px 12px;white-space:pre-wrap;overflow-wrap:anywhere}
     pre.log{margin:4px 0 0;padding:6px 8px;background:#0d1117;color:#e6edf3;border-radius:4px;font-size:12px;
     max-width:560px;max-height:320px;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
     .muted{color:var(--muted)}

@@ -7,9 +7,13 @@ import Orchestration
 /// when `failureTails` has them (``FailureTail``).
 public enum HumanReport {
     /// Renders a report.
-    /// - Parameter failureTails: the stderr tails to show under failed steps, by step id
-    ///   (``FailureTail/ofFailedSteps(_:stateDirectory:mask:)``).
-    public static func render(_ report: RunReport, style: TextStyle, failureTails: [String: FailureTail] = [:]) -> String {
+    /// - Parameters:
+    ///   - failureTails: the stderr tails to show under failed steps, by step id
+    ///     (``FailureTail/ofFailedSteps(_:stateDirectory:mask:)``).
+    ///   - showingOutputs: list each step's outputs under its line (`runs show`): one line each,
+    ///     `name = value`, escaped and cut to the width, secret values as `***`.
+    public static func render(_ report: RunReport, style: TextStyle, failureTails: [String: FailureTail] = [:],
+                              showingOutputs: Bool = false) -> String {
         let width = max(60, style.width)
         var lines: [String] = []
         let runMarker: StepStatus
@@ -42,6 +46,12 @@ public enum HumanReport {
                 + "\(pad(formatDuration(step.duration), 8))  \(style.paint(truncate(detail, to: max(0, width - fixed)), step.status))"
             lines.append(trimTrailing(line))
             if step.status == .failed, let tail = failureTails[step.id] { lines += tail.rendered(width: width) }
+            if showingOutputs {
+                for output in step.outputs {
+                    lines.append(truncate("        \(TerminalText.escaped(output.name)) = \(TerminalText.escaped(output.shownValue))",
+                                          to: width))
+                }
+            }
         }
         let counts = report.summary
         let tally = [StepStatus.succeeded, .failed, .skipped, .cancelled].map { status in

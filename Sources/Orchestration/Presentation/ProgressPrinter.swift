@@ -29,6 +29,9 @@ public final class ProgressPrinter: RunObserver {
         var remainingEstimate: [String: Double] = [:]
         var started: Date?
         var finished = false
+        /// The values of the secret outputs of the steps that succeeded so far (their events
+        /// carry them verbatim): masked in the tails too.
+        var secretOutputs = SecretMask(values: [])
     }
 
     private let state = Mutex(State())
@@ -112,6 +115,9 @@ public final class ProgressPrinter: RunObserver {
         // the step id as it is (it keys the running table), `id` the id as drawn.
         let key = event.stepID ?? ""
         let id = TerminalText.escaped(key)
+        if case .stepSucceeded(let end?) = event.payload, end.outputs.contains(where: \.isSecret) {
+            state.secretOutputs = state.secretOutputs.merging(SecretMask(values: end.outputs.filter(\.isSecret).map(\.value)))
+        }
         switch event.payload {
         case .runStarted, .runResumed:
             state.started = state.started ?? event.timestamp
@@ -124,7 +130,8 @@ public final class ProgressPrinter: RunObserver {
             lines.append(line("\(style.marker(.cancelled)) \(id) attempt \(event.attempt ?? 0) failed: \(error)"))
             if mode == .lines, let source = failureTails, let attempt = event.attempt,
                let tail = FailureTail.read(stateDirectory: source.stateDirectory, runID: event.runID, stepID: key,
-                                           attempt: attempt, mask: source.mask) {
+                                           attempt: attempt,
+                                           mask: state.secretOutputs.isEmpty ? source.mask : source.mask.merging(state.secretOutputs)) {
                 lines += tail.rendered(width: style.width)
             }
         case .stepRetry(let delay):

@@ -18,6 +18,13 @@ final class PrintMask: Sendable {
         mask.withLock { $0 = $0.merging(more) }
     }
 
+    /// Adds the values of a run's secret outputs (names secret by the word rule, or for `plan`'s
+    /// `globals.secrets`), so that log tails and reports printed later mask them too.
+    func addSecretOutputs(of runID: String, store: RunStore, plan: Plan?) {
+        guard let outputs = try? store.outputs(runID) else { return }
+        add(SecretMask(values: outputs.values(named: { plan?.isSecret($0) ?? SecretMask.isSecretName($0) })))
+    }
+
     /// Every secret value known so far.
     var current: SecretMask { mask.withLock { $0 } }
 

@@ -101,6 +101,10 @@ struct RunCommand: CLICommand {
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
             try await configured.start(loaded, request: request, observers: allObservers, stopRequests: signals.requests)
         }
+        // The failure tails printed below mask the values of the run's secret outputs too.
+        if let store = try? RunStore(stateDirectory: configured.stateDirectory, readOnly: true) {
+            PrintMask.shared.addSecretOutputs(of: report.runID, store: store, plan: loaded.plan)
+        }
         if mode == .profile {
             let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities,
                                      arrivals: buffer.arrivals, engineCPUSeconds: RunProfile.processCPUSeconds() - cpuBefore)

@@ -48,6 +48,9 @@ struct StoredRunArguments {
         let report = try await withProgress(progress) { () async throws(EngineError) -> RunReport in
             try await operation(session, runID, secrets, signals.requests, progress.map { [$0] } ?? [], executor, keepGoing)
         }
+        if let store = try? RunStore(stateDirectory: session.stateDirectory, readOnly: true) {
+            PrintMask.shared.addSecretOutputs(of: report.runID, store: store, plan: nil)
+        }
         common.emit(json: report.json) { common.humanReport(report) }
         return report.exitCode
     }
@@ -136,8 +139,10 @@ struct RunsCommand: CLICommand {
         let directory: StateDirectory
         do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
         let store = try RunStore(stateDirectory: directory, readOnly: true)
-        if let runID, let record = try store.run(runID), let loaded = try? PlanLoader.load(record.source.withPlaceholders()) {
-            PrintMask.shared.add(loaded.plan.secretMask())
+        if let runID, let record = try store.run(runID) {
+            let loaded = try? PlanLoader.load(record.source.withPlaceholders())
+            if let loaded { PrintMask.shared.add(loaded.plan.secretMask()) }
+            PrintMask.shared.addSecretOutputs(of: runID, store: store, plan: loaded?.plan)
         }
         return (directory, store)
     }
@@ -221,7 +226,8 @@ struct RunsCommand: CLICommand {
             common.emit(json: json) {
                 // Log tails only when every secret value is known to mask them with.
                 var text = record.source.withheldSecrets.isEmpty
-                    ? common.humanReport(report) : HumanReport.render(report, style: common.style)
+                    ? common.humanReport(report, showingOutputs: true)
+                    : HumanReport.render(report, style: common.style, showingOutputs: true)
                 if let snapshot { text += "failure snapshot: \(snapshot)\n" }
                 if !record.status.isFinal {
                     let counts = report.summary

@@ -87,6 +87,11 @@ extension RunEvent.Payload {
         if end.engineLost { members.append(.init("engine_lost", .bool(true))) }
         if let error = end.error { members.append(.init("error", .string(error))) }
         if let jobID = end.jobID { members.append(.init("job_id", .string(jobID))) }
+        // Secret values never reach events.jsonl or the events table: the store keeps them in
+        // `step_outputs`, for the steps that use them.
+        if !end.outputs.isEmpty {
+            members.append(.init("outputs", .object(end.outputs.map { .init($0.name, .string($0.shownValue)) })))
+        }
         return .object(members)
     }
 
@@ -94,6 +99,11 @@ extension RunEvent.Payload {
         guard let data else { return nil }
         return AttemptEnd(exitCode: data["exit_code"]?.intValue.map(Int32.init), signal: data["signal"]?.intValue.map(Int32.init),
                           timedOut: data["timed_out"]?.boolValue ?? false, engineLost: data["engine_lost"]?.boolValue ?? false,
-                          error: data["error"]?.stringValue, jobID: data["job_id"]?.stringValue)
+                          error: data["error"]?.stringValue, jobID: data["job_id"]?.stringValue,
+                          outputs: (data["outputs"]?.objectValue ?? []).map { member in
+                              let value = member.value.stringValue ?? ""
+                              return StepOutput(name: member.key, value: value,
+                                                isSecret: value == SecretMask.replacement || SecretMask.isSecretName(member.key))
+                          })
     }
 }

@@ -162,22 +162,27 @@ public struct AttemptEnd: Sendable, Hashable {
     public var error: String?
     /// The cluster job the attempt ran as (the Slurm executor).
     public var jobID: String?
+    /// The outputs of a succeeded attempt (`step_succeeded`), values verbatim in events the
+    /// engine makes; the codec writes secret ones as ``SecretMask/replacement``, so events read
+    /// back hold that instead (``StepOutput/shown``).
+    public var outputs: [StepOutput]
 
     /// Creates an attempt's end.
     public init(exitCode: Int32? = nil, signal: Int32? = nil, timedOut: Bool = false, engineLost: Bool = false,
-                error: String? = nil, jobID: String? = nil) {
+                error: String? = nil, jobID: String? = nil, outputs: [StepOutput] = []) {
         self.exitCode = exitCode
         self.signal = signal
         self.timedOut = timedOut
         self.engineLost = engineLost
         self.error = error
         self.jobID = jobID
+        self.outputs = outputs
     }
 
     /// What the events record of an attempt's outcome.
     public init(_ outcome: AttemptOutcome) {
         self.init(exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut, error: outcome.error,
-                  jobID: outcome.jobID)
+                  jobID: outcome.jobID, outputs: outcome.outputs)
     }
 
     /// An attempt that was running, or about to, when its engine died.

@@ -24,6 +24,9 @@ public struct RunReport: Sendable {
         public var error: String?
         /// The last attempt's cluster job id (the Slurm executor); nil for local attempts.
         public var jobID: String?
+        /// What the step wrote to `$OMNIBASE_OUTPUT` (a succeeded step), secret values shown as
+        /// ``SecretMask/replacement`` (``StepOutput/shown``).
+        public var outputs: [StepOutput] = []
 
         /// The memberwise initializer, for the stages (the breaker-skipped components they add).
         package init(id: String, status: StepStatus, attempts: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool,
@@ -120,6 +123,10 @@ public struct RunReport: Sendable {
         ]
         // Only steps that ran as cluster jobs have the key (local runs print as before).
         if let jobID = step.jobID { members.append(.init("job_id", .string(jobID))) }
+        // Only steps that wrote outputs have the key.
+        if !step.outputs.isEmpty {
+            members.append(.init("outputs", .object(step.outputs.map { .init($0.name, .string($0.shownValue)) })))
+        }
         return .object(members)
     }
 

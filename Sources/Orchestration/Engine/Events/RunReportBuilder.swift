@@ -61,6 +61,7 @@ public struct RunReportBuilder: Sendable {
             if step.startedAt == nil { step.startedAt = event.timestamp }
             step.finishedAt = nil
             step.error = nil
+            step.outputs = []
         case .stepAttemptFailed:
             takeOutcome()
             step.error = end?.error
@@ -73,6 +74,8 @@ public struct RunReportBuilder: Sendable {
             step.status = .succeeded
             step.finishedAt = event.timestamp
             step.error = nil
+            // Masked here too: the live report of a run holds the engine's own events.
+            step.outputs = end?.outputs.map(\.shown) ?? []
         case .stepFailed:
             takeOutcome()
             step.status = .failed

@@ -43,6 +43,9 @@ public struct AttemptOutcome: Sendable, Hashable {
     public var error: String?
     /// The id a cluster scheduler gave the attempt (a Slurm job id); nil for local attempts.
     public var jobID: String?
+    /// What a succeeded attempt wrote to `$OMNIBASE_OUTPUT` (the engine reads it, SPEC section
+    /// 11), in the order the names first appear.
+    public var outputs: [StepOutput] = []
 
     /// Creates an outcome.
     public init(result: Result, exitCode: Int32? = nil, signal: Int32? = nil, timedOut: Bool = false,

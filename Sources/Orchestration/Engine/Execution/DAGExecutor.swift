@@ -23,6 +23,9 @@ public struct RunOptions: Sendable {
     /// `--keep-going`: a failure never stops the run; `abort` acts as `skip_dependents`
     /// (`continue` stays `continue`).
     public var keepGoing = false
+    /// The outputs of the steps that succeeded in earlier sessions (resume), for the steps that
+    /// use them (`${steps.ID.outputs.NAME}`).
+    public var outputs = StepOutputs()
 
     /// Creates options.
     public init(runID: String = RunID.make(), maxConcurrency: Int? = nil,
@@ -116,6 +119,11 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     public func run(stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
         var loop = RunLoop(plan: plan, graph: graph, options: options)
         loop.asks = runner.asksBeforeStarting
+        // Outputs files live beside the logs; a run without a state folder gets a private
+        // temporary folder, removed when the run ends.
+        let temporaryOutputs = options.logDirectory == nil ? Self.makeTemporaryFolder() : nil
+        loop.outputsFolder = options.logDirectory ?? temporaryOutputs
+        defer { if let temporaryOutputs { try? FileManager.default.removeItem(atPath: temporaryOutputs) } }
         let (submissions, submitted) = AsyncStream<Submission>.makeStream()
         loop.submitted = submitted
         defer { submitted.finish() }
@@ -233,7 +241,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             loop.deferred.append((step, attempt, needed))
             waitForDurability(needed, gate: commitGate, loop: &loop, group: &group)
         } else {
-            startAttempt(step, attempt, submitted: loop.submitted, group: &group)
+            startAttempt(step, attempt, loop: &loop, group: &group)
         }
     }
 
@@ -246,18 +254,75 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    private func startAttempt(_ step: Int, _ attempt: Int, submitted: AsyncStream<Submission>.Continuation?,
-                              group: inout TaskGroup<Wake>) {
+    private func startAttempt(_ step: Int, _ attempt: Int, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
         let runner = self.runner
-        let stepValue = plan.steps[step]
+        var stepValue = plan.steps[step]
         var context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
                                      killGrace: plan.killGrace, logDirectory: options.logDirectory)
-        if let submitted {
+        if let submitted = loop.submitted {
             context.reportJobID = { jobID in submitted.yield(Submission(step: step, attempt: attempt, jobID: jobID)) }
         }
+        // The outputs it uses, inserted verbatim before anything starts; one that its producer
+        // did not write fails the attempt (a retry cannot change it).
+        var secretValues: [String] = []
+        switch stepValue.action {
+        case .process(let command):
+            if let bindings = command.outputBindings {
+                switch bindings.resolve(command, value: { loop.output(step: $0.step, name: $0.name) }) {
+                case .success(let resolved):
+                    stepValue.action = .process(resolved)
+                    secretValues = bindings.references.filter { plan.isSecret($0.name) }
+                        .compactMap { loop.output(step: $0.step, name: $0.name) }
+                case .failure(let missing):
+                    let outcome = AttemptOutcome(result: .failed, error: loop.missingOutputError(missing.reference))
+                    let refusal = stepValue.retry.retries > 0 ? "not retried: the outputs it uses cannot change on a retry" : nil
+                    group.addTask { .attemptFinished(step: step, outcome, refusal: refusal) }
+                    return
+                }
+            }
+        case .closure:
+            context.outputs = loop.outputs
+        }
+        let outputPath = loop.outputsFolder.map { "\($0)/\(OutputFile.fileName(stepID: stepValue.id, attempt: attempt))" }
+        context.outputPath = outputPath
+        let secretNames = plan.secretNames
         group.addTask {
-            let outcome = await runner.run(stepValue, context: context)
+            if let outputPath {
+                do throws(OutputFile.Failure) { try OutputFile.checkFresh(atPath: outputPath) } catch {
+                    return .attemptFinished(step: step, AttemptOutcome(result: .failed, error: error.message), refusal: nil)
+                }
+            }
+            var outcome = await runner.run(stepValue, context: context)
+            if !secretValues.isEmpty, let error = outcome.error {
+                // A secret output inserted into the command must not show in "cannot start" messages.
+                outcome.error = SecretMask(values: secretValues).apply(error)
+            }
+            if outcome.result == .succeeded, let outputPath {
+                do throws(OutputFile.Failure) {
+                    outcome.outputs = try OutputFile.read(atPath: outputPath).map { output in
+                        StepOutput(name: output.name, value: output.value,
+                                   isSecret: secretNames.contains(output.name) || SecretMask.isSecretName(output.name))
+                    }
+                } catch {
+                    // Refused outputs fail the attempt, which retries like any failed attempt
+                    // (a `retry_on` has no rule for them: the failure is final).
+                    outcome.result = .failed
+                    outcome.error = "outputs refused: \(error.message)"
+                    let refusal = stepValue.retry.retryOn != nil && stepValue.retry.retries > 0
+                        ? "not retried: retry_on has no rule for refused outputs" : nil
+                    return .attemptFinished(step: step, outcome, refusal: refusal)
+                }
+            }
             return .attemptFinished(step: step, outcome, refusal: Self.retryRefusal(of: outcome, step: stepValue, context: context))
+        }
+    }
+
+    /// A private folder for the outputs files of a run that has no state folder (nil when none
+    /// can be made: its steps then get no `OMNIBASE_OUTPUT`).
+    private static func makeTemporaryFolder() -> String? {
+        var template = Array((NSTemporaryDirectory() + "/omnibase-outputs-XXXXXX").utf8CString)
+        return template.withUnsafeMutableBufferPointer { buffer in
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
         }
     }
 
@@ -287,7 +352,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         var remaining: [(step: Int, attempt: Int, needed: Int64)] = []
         for entry in loop.deferred {
             if entry.needed <= seq {
-                startAttempt(entry.step, entry.attempt, submitted: loop.submitted, group: &group)
+                startAttempt(entry.step, entry.attempt, loop: &loop, group: &group)
             } else {
                 remaining.append(entry)
             }
@@ -359,6 +424,10 @@ private struct RunLoop {
     var waitingForSeq: Int64?
     /// Where runners report their attempts' job ids.
     var submitted: AsyncStream<Submission>.Continuation?
+    /// Where attempts' outputs files are created (the run's `logs` folder); nil = no outputs.
+    var outputsFolder: String?
+    /// The outputs of the steps that succeeded (in this session or, on resume, earlier ones).
+    private(set) var outputs: StepOutputs
 
     init(plan: Plan, graph: PlanGraph, options: RunOptions) {
         self.plan = plan
@@ -379,6 +448,31 @@ private struct RunLoop {
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
         finalSeq = [Int64](repeating: 0, count: graph.count)
         attempts = options.previousAttempts ?? [Int](repeating: 0, count: graph.count)
+        outputs = options.outputs
+    }
+
+    /// The value of output `name` of step `step` (an id), or nil when that step has not
+    /// succeeded or did not write it: what `${steps.ID.outputs.NAME}` reads, and what an
+    /// expression over `steps.ID.outputs.NAME` should read. Values are verbatim, secret ones
+    /// too: never show them.
+    func output(step: String, name: String) -> String? {
+        outputs.value(step: step, name: name)
+    }
+
+    /// The error of an attempt that uses an output its producer did not write: "step build did
+    /// not write output version", and why when the producer did not succeed.
+    func missingOutputError(_ reference: OutputTemplate.Reference) -> String {
+        var why = ""
+        if let producer = graph.indexByID[reference.step] {
+            switch machine.status(of: producer) {
+            case .succeeded: break
+            case .failed: why = " (it failed)"
+            case .skipped: why = " (it was skipped)"
+            case .cancelled: why = " (it was cancelled)"
+            case .pending, .running: why = " (it has not finished)"
+            }
+        }
+        return "step \(reference.step) did not write output \(reference.name)\(why), which \(reference.text) needs"
     }
 
     mutating func emit(_ payload: RunEvent.Payload, step: Int? = nil, attempt: Int? = nil) {
@@ -443,6 +537,7 @@ private struct RunLoop {
         finalSeq[step] = nextSeq
         switch status {
         case .succeeded:
+            outputs.set(lastOutcome[step]?.outputs ?? [], of: graph.ids[step])
             emit(.stepSucceeded(lastOutcome[step].map(AttemptEnd.init)), step: step, attempt: attempt)
         case .failed:
             var outcome = lastOutcome[step]

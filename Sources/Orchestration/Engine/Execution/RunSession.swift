@@ -82,6 +82,7 @@ public struct RunRequest: Sendable, Hashable {
 /// | `runs.db` (+ `-wal`, `-shm`, `.lock`) | the run history (see ``RunStore``) |
 /// | `runs/<id>/events.jsonl` | one event per line (SPEC §3), written after each commit |
 /// | `runs/<id>/logs/<step>.<attempt>.out` / `.err` | each attempt's output |
+/// | `runs/<id>/logs/<step>.<attempt>.outputs` | each attempt's `$OMNIBASE_OUTPUT`, if it wrote one (``OutputFile``) |
 /// | `runs/<id>/lease` | locked by the engine working on the run |
 ///
 /// ```swift
@@ -246,6 +247,8 @@ public struct RunSession: Sendable {
         var options = RunOptions(runID: runID, maxConcurrency: Self.maxConcurrency(request, loaded.plan), initial: initial,
                                  traceID: record.traceID, firstSeq: seq + 1, resuming: true)
         options.previousAttempts = previousAttempts
+        // Steps that succeeded in earlier sessions keep their outputs for the steps that use them.
+        options.outputs = try store.outputs(runID)
         options.priorities = request.preservePlanOrder
             ? RunRequest.planOrderPriorities(count: loaded.graph.count)
             : priorities(for: loaded, failedFirst: Set(stored.filter { $0.status == .failed }.map(\.id)))
@@ -310,7 +313,10 @@ public struct RunSession: Sendable {
         var report = try result.get()
         report.stage = stage
         if report.status == .failed {
-            try FailureSnapshot.write(report: report, loaded: loaded, stateDirectory: stateDirectory, mask: mask)
+            // The values of secret outputs are masked in the snapshot's log tails too.
+            let outputs = (try? RunStore(stateDirectory: stateDirectory, readOnly: true).outputs(options.runID)) ?? StepOutputs()
+            let snapshotMask = mask.merging(SecretMask(values: outputs.values(named: loaded.plan.isSecret)))
+            try FailureSnapshot.write(report: report, loaded: loaded, stateDirectory: stateDirectory, mask: snapshotMask)
         }
         return report
     }

@@ -202,6 +202,8 @@ public struct SlurmStepRunner: StepRunner {
         environment["OMNIBASE_RUN_ID"] = context.runID
         environment["OMNIBASE_STEP_ID"] = context.stepID
         environment["OMNIBASE_ATTEMPT"] = String(context.attempt)
+        // In the run's folder, which the nodes share (SPEC section 9): the engine reads it after the job.
+        environment["OMNIBASE_OUTPUT"] = context.outputPath
         // Slurm creates the log files with this umask; the script restores the engine's.
         environment["SLURM_UMASK"] = "0077"
         return environment

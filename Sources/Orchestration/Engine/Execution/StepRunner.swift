@@ -15,6 +15,13 @@ public struct AttemptContext: Sendable {
     /// Tells the engine the id a cluster gave the attempt as soon as it is known (it records a
     /// `step_submitted` event); nil when nobody listens.
     public var reportJobID: (@Sendable (String) -> Void)? = nil
+    /// The attempt's outputs file (``OutputFile``; the attempt creates it when it first writes):
+    /// runners give it to the attempt as `OMNIBASE_OUTPUT` (closure steps as
+    /// ``StepContext/outputPath``); nil when the caller collects no outputs.
+    public var outputPath: String? = nil
+    /// The outputs of the run's steps that succeeded before this attempt started (its
+    /// dependencies' among them), for closure steps (``StepContext/outputs``).
+    public var outputs = StepOutputs()
 
     /// Creates a context (the engine makes one per attempt; other callers of a runner, such as
     /// the agents' iterations, make their own).
@@ -141,7 +148,8 @@ public struct LocalStepRunner: StepRunner {
             return await runProcess(command, step: step, context: context)
         case .closure(let body):
             return await Self.runClosure(body, timeout: step.timeout,
-                                         context: StepContext(runID: context.runID, stepID: step.id, attempt: context.attempt))
+                                         context: StepContext(runID: context.runID, stepID: step.id, attempt: context.attempt,
+                                                              outputPath: context.outputPath, outputs: context.outputs))
         }
     }
 
@@ -151,6 +159,7 @@ public struct LocalStepRunner: StepRunner {
         environment["OMNIBASE_RUN_ID"] = context.runID
         environment["OMNIBASE_STEP_ID"] = step.id
         environment["OMNIBASE_ATTEMPT"] = String(context.attempt)
+        environment["OMNIBASE_OUTPUT"] = context.outputPath
         var spec = ProcessSpec(command: command.command, arguments: command.arguments, environment: environment,
                                workingDirectory: command.workingDirectory, stdoutPath: context.stdoutPath,
                                stderrPath: context.stderrPath, timeout: step.timeout, killGrace: context.killGrace)

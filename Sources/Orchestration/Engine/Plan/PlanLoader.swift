@@ -69,6 +69,7 @@ public enum PlanLoader {
         do { graph = try PlanGraph(steps: plan.steps) } catch {
             throw decoder.graphError(error.issue, ids: plan.steps.map(\.id))
         }
+        try decoder.checkOutputReferences(graph)
         var loadedSource = source
         loadedSource.envFiles = decoder.envFilesRead
         return LoadedPlan(plan: plan, graph: graph, source: loadedSource)
@@ -100,6 +101,8 @@ private struct PlanDecoder {
     var referencedVariables: Set<String> = []
     /// The env files read (or taken from the stored source), by absolute path.
     var envFilesRead: [String: String] = [:]
+    /// Every `${steps.ID.outputs.NAME}`: the referring step's index, where it is written.
+    var outputReferences: [(step: Int, reference: OutputTemplate.Reference, location: SourceLocation, path: String)] = []
 
     init(source: PlanSource) {
         self.source = source
@@ -140,6 +143,16 @@ private struct PlanDecoder {
         case .cycle(let path): location = stepLocations[path.first ?? 0]
         }
         return EngineError(.invalidPlan, "\(source.displayPath):\(location.line):\(location.column): \(sentence)")
+    }
+
+    /// Refuses (exit 2, located) an output reference to an unknown step, to the step itself, or
+    /// to a step that is not among the referring step's dependencies, direct or transitive.
+    func checkOutputReferences(_ graph: PlanGraph) throws(EngineError) {
+        guard let (position, issue) = graph.firstOutputReferenceIssue(outputReferences.map { ($0.step, $0.reference) }) else {
+            return
+        }
+        let found = outputReferences[position]
+        throw error(found.location, found.path, issue.describe(stepID: graph.ids[found.step], reference: found.reference, ids: graph.ids))
     }
 
     mutating func decodePlan(_ root: JSONNode) throws(EngineError) -> Plan {
@@ -320,14 +333,18 @@ private struct PlanDecoder {
         }
         let rawCommand = try fields.string("command", required: true)!
         guard !rawCommand.isEmpty else { throw error(fields.location("command"), "\(path).command", "step \"\(id)\" has an empty command") }
-        let command = try substitute(rawCommand, fields.location("command"), "\(path).command", step: id)
+        var bindings = OutputBindings(baseDirectory: source.directory)
+        let command: String
+        (command, bindings.command) = try template(rawCommand, fields.location("command"), "\(path).command", step: id, index: index)
         var arguments: [String] = []
         if let argNodes = try fields.array("args") {
             for (i, argNode) in argNodes.enumerated() {
                 guard case .string(let raw) = argNode.kind else {
                     throw error(argNode.location, "\(path).args[\(i)]", "must be a string, not \(argNode.typeName)")
                 }
-                arguments.append(try substitute(raw, argNode.location, "\(path).args[\(i)]", step: id))
+                let (argument, bound) = try template(raw, argNode.location, "\(path).args[\(i)]", step: id, index: index)
+                arguments.append(argument)
+                bindings.arguments[i] = bound
             }
         }
         var dependsOn: [String] = []
@@ -354,7 +371,9 @@ private struct PlanDecoder {
         let onFailure = try fields.enumeration("on_failure", FailurePolicy.self) ?? .abort
         var cwd = workingDirectory
         if let raw = try fields.string("cwd") {
-            cwd = resolvePath(try substitute(raw, fields.location("cwd"), "\(path).cwd", step: id))
+            let (shown, bound) = try template(raw, fields.location("cwd"), "\(path).cwd", step: id, index: index)
+            cwd = resolvePath(shown)
+            bindings.workingDirectory = bound
         }
         var env = globalEnv
         if fields["env_file"] != nil {
@@ -362,7 +381,9 @@ private struct PlanDecoder {
         }
         for (name, value, location) in try fields.stringMembers("env") {
             try checkEnvironmentName(name, location, "\(path).env")
-            env[name] = try substitute(value, location, "\(path).env.\(name)", step: id)
+            let bound: OutputTemplate?
+            (env[name], bound) = try template(value, location, "\(path).env.\(name)", step: id, index: index)
+            bindings.environment[name] = bound
         }
         var tags: [String] = []
         if let tagNodes = try fields.array("tags") {
@@ -374,7 +395,8 @@ private struct PlanDecoder {
             }
         }
         let action = StepAction.process(ProcessCommand(command: command, arguments: arguments,
-                                                       workingDirectory: cwd, environment: env))
+                                                       workingDirectory: cwd, environment: env,
+                                                       outputBindings: bindings.isEmpty ? nil : bindings))
         let executor = try fields.enumeration("executor", ExecutorKind.self)
         let slurm = try fields["slurm"].map { node throws(EngineError) in
             try decodeSlurm(node, path: "\(path).slurm", keys: Self.stepSlurmKeys)
@@ -452,19 +474,49 @@ private struct PlanDecoder {
         }
     }
 
+    /// A step's `command`, `args` element, `cwd` or `env` value: its variables substituted, and
+    /// its output references (if any) kept for the attempt's start, with the text as written
+    /// standing in until then.
+    mutating func template(_ text: String, _ location: SourceLocation, _ path: String, step: String,
+                           index: Int) throws(EngineError) -> (String, OutputTemplate?) {
+        let parsed: OutputTemplate?
+        do {
+            parsed = try OutputTemplate.parse(text, variables: variables, referenced: &referencedVariables)
+        } catch {
+            throw substitutionError(error, location, path, step: step)
+        }
+        guard let parsed else { return (try substitute(text, location, path, step: step), nil) }
+        for reference in parsed.references {
+            outputReferences.append((index, reference, location, path))
+        }
+        return (parsed.placeholder, parsed)
+    }
+
     mutating func substitute(_ text: String, _ location: SourceLocation, _ path: String, step: String?) throws(EngineError) -> String {
         do {
             return try VariableSubstitution.substitute(text, variables: variables, referenced: &referencedVariables)
         } catch {
-            let owner = step.map { " in step \"\($0)\"" } ?? ""
-            switch error {
-            case .unknownVariable(let name):
-                let hint = Suggestion.closest(to: name, among: variables.keys).map { " (did you mean ${\($0)}?)" }
-                    ?? "; pass --var \(name)=VALUE or define it in \"variables\""
-                throw self.error(location, path, "unknown variable ${\(name)}\(owner)\(hint)", code: .unknownVariable)
-            case .malformedReference(let text):
-                throw self.error(location, path, "malformed variable reference \(text)\(owner) (write ${NAME}, or $$ for a literal $)")
+            throw substitutionError(error, location, path, step: step)
+        }
+    }
+
+    /// The located error of a failed substitution.
+    func substitutionError(_ failure: VariableSubstitution.Failure, _ location: SourceLocation, _ path: String,
+                           step: String?) -> EngineError {
+        let owner = step.map { " in step \"\($0)\"" } ?? ""
+        switch failure {
+        case .unknownVariable(let name):
+            let hint = Suggestion.closest(to: name, among: variables.keys).map { " (did you mean ${\($0)}?)" }
+                ?? "; pass --var \(name)=VALUE or define it in \"variables\""
+            return error(location, path, "unknown variable ${\(name)}\(owner)\(hint)", code: .unknownVariable)
+        case .malformedReference(let text) where text.hasPrefix("${steps."):
+            if text.hasSuffix("}"), OutputTemplate.Reference(inner: text.dropFirst(2).dropLast()) != nil {
+                return error(location, path, "\(text)\(owner): step outputs can only be used in a step's command, args, cwd and env")
             }
+            return error(location, path, "malformed output reference \(text)\(owner) "
+                         + "(write ${steps.ID.outputs.NAME}, NAME being letters, digits and _)")
+        case .malformedReference(let text):
+            return error(location, path, "malformed variable reference \(text)\(owner) (write ${NAME}, or $$ for a literal $)")
         }
     }
 

@@ -113,11 +113,21 @@ public struct LoadedPlan: Sendable {
     /// let plan = Plan(id: "nightly", steps: [.closure("fetch") { _ in try await fetch() }])
     /// let report = try await RunSession(stateDirectory: ".state").start(try LoadedPlan(plan))
     /// ```
-    /// - Throws: ``EngineError`` (exit 2) naming the first problem of the DAG.
+    /// - Throws: ``EngineError`` (exit 2) naming the first problem of the DAG or of its steps'
+    ///   output references.
     public init(_ plan: Plan) throws(EngineError) {
         let graph: PlanGraph
         do { graph = try PlanGraph(steps: plan.steps) } catch {
             throw EngineError(.invalidPlan, "plan \(plan.id) (built in code): \(PlanGraph.describe(error.issue, ids: plan.steps.map(\.id)))")
+        }
+        // Output references (``OutputBindings``) name steps the referring step depends on.
+        let references = plan.steps.enumerated().flatMap { index, step in
+            (step.processCommand?.outputBindings?.references ?? []).map { (step: index, reference: $0) }
+        }
+        if let (position, issue) = graph.firstOutputReferenceIssue(references) {
+            let found = references[position]
+            throw EngineError(.invalidPlan, "plan \(plan.id) (built in code): "
+                              + issue.describe(stepID: graph.ids[found.step], reference: found.reference, ids: graph.ids))
         }
         self.init(plan: plan, graph: graph, source: .inCode(planID: plan.id))
     }

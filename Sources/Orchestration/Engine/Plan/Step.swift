@@ -18,14 +18,18 @@ public struct ProcessCommand: Sendable, Hashable {
     public var workingDirectory: String?
     /// Variables added to the engine's environment (the plan's `globals.env`, then the step's `env`).
     public var environment: [String: String]
+    /// The fields that use other steps' outputs (`${steps.ID.outputs.NAME}`), resolved when an
+    /// attempt starts; until then those fields hold the references as written. Nil when none does.
+    public var outputBindings: OutputBindings?
 
     /// Creates a command.
     public init(command: String, arguments: [String] = [], workingDirectory: String? = nil,
-                environment: [String: String] = [:]) {
+                environment: [String: String] = [:], outputBindings: OutputBindings? = nil) {
         self.command = command
         self.arguments = arguments
         self.workingDirectory = workingDirectory
         self.environment = environment
+        self.outputBindings = outputBindings
     }
 
     /// The argv as it will be executed, for dry runs and reports.
@@ -33,6 +37,13 @@ public struct ProcessCommand: Sendable, Hashable {
 }
 
 /// What a closure step knows about its attempt.
+///
+/// ```swift
+/// Step.closure("version") { context in try context.writeOutput("version", "1.2.0") }
+/// Step.closure("tag", dependsOn: ["version"]) { context in
+///     let version = context.outputs.value(step: "version", name: "version")
+/// }
+/// ```
 public struct StepContext: Sendable {
     /// The run this attempt belongs to.
     public var runID: String
@@ -40,6 +51,39 @@ public struct StepContext: Sendable {
     public var stepID: String
     /// 1-based attempt number.
     public var attempt: Int
+    /// The attempt's outputs file (`$OMNIBASE_OUTPUT` of a process step, ``OutputFile``), which
+    /// does not exist until something writes to it: what is in it when the closure returns
+    /// becomes the step's outputs. Nil when the runner collects none.
+    public var outputPath: String? = nil
+    /// The outputs of the steps that succeeded before this attempt started (its dependencies'
+    /// among them).
+    public var outputs = StepOutputs()
+
+    /// Appends output `name` to ``outputPath`` as a `NAME<<DELIMITER` block, so any value
+    /// (newlines included) arrives verbatim; a later write of the same name wins.
+    /// - Throws: ``OutputFile/Failure`` for an invalid name, a value with a NUL byte, no
+    ///   outputs file, or a write that fails.
+    public func writeOutput(_ name: String, _ value: String) throws(OutputFile.Failure) {
+        guard let outputPath else { throw OutputFile.Failure("this attempt has no outputs file") }
+        guard VariableSubstitution.isValidName(name) else {
+            throw OutputFile.Failure("\"\(name)\" is not a valid output name (letters, digits and _, not starting with a digit)")
+        }
+        guard !value.utf8.contains(0) else { throw OutputFile.Failure("the value of output \(name) holds a NUL byte") }
+        let lines = Set(value.split(separator: "\n", omittingEmptySubsequences: false))
+        var delimiter = "OMNIBASE_EOF"
+        while lines.contains(Substring(delimiter)) { delimiter += "_" }
+        let fd = open(outputPath, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw OutputFile.Failure("cannot open \(outputPath): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array("\(name)<<\(delimiter)\n\(value)\n\(delimiter)\n".utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw OutputFile.Failure("cannot write \(outputPath): \(String(cString: strerror(errno)))") }
+            written += count
+        }
+    }
 }
 
 /// What the rest of the run does when a step finally fails (SPEC §2).

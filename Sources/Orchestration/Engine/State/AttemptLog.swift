@@ -5,6 +5,8 @@ import Foundation
 /// logs (through ``AttemptContext``), the readers (failure snapshot, stage report, HTML report,
 /// monitor, the agents' CI) and the resume's trace scan all go through it. Every executor writes
 /// here (Slurm jobs too: the state folder is on a file system the nodes share, SPEC §9).
+/// Beside the logs, each attempt has its outputs file, `<step_id>.<attempt>.outputs`
+/// (``OutputFile/fileName(stepID:attempt:)``), which is not a log: readers of logs skip it.
 public struct AttemptLog: Sendable, Hashable {
     /// The two streams of an attempt.
     public enum Stream: String, Sendable, Hashable, CaseIterable {

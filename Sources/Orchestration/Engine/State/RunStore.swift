@@ -330,6 +330,7 @@ public final class RunStore {
             if let finishIndex = pairs[index] {
                 try applyStartedAndSucceeded(start: event, startTimestamp: ts, finish: events[finishIndex], runID: runID, db: db)
                 try recordJobID(of: events[finishIndex], runID: runID, db: db)
+                try recordOutputs(of: events[finishIndex], runID: runID, db: db)
                 rowsWritten.insert(finishIndex)
                 continue
             }
@@ -377,6 +378,7 @@ public final class RunStore {
                     WHERE run_id = ? AND step_id = ? AND attempt = ?
                     """).run(ts, exitCode, signal, timedOut, event.kind == .stepSucceeded, end?.error,
                              runID, event.stepID, event.attempt)
+                try recordOutputs(of: event, runID: runID, db: db)
             case .stepSkipped(let reason):
                 try db.cachedStatement("UPDATE steps SET status = 'skipped', error = ? WHERE run_id = ? AND step_id = ?")
                     .run(reason, runID, event.stepID)
@@ -404,6 +406,15 @@ public final class RunStore {
         guard let jobID = event.payload.jobID, let attempt = event.attempt else { return }
         try db.cachedStatement("UPDATE attempts SET job_id = ? WHERE run_id = ? AND step_id = ? AND attempt = ?")
             .run(jobID, runID, event.stepID, attempt)
+    }
+
+    /// The outputs of a `step_succeeded` event, in `step_outputs`: in the transaction that records
+    /// the success, values verbatim (secret ones too: the steps that use them need them, and
+    /// `resume` reads them back; the events hold them masked).
+    private static func recordOutputs(of event: RunEvent, runID: String, db: SQLiteDatabase) throws {
+        guard case .stepSucceeded(let end?) = event.payload, !end.outputs.isEmpty, let stepID = event.stepID else { return }
+        let insert = try db.cachedStatement("INSERT OR REPLACE INTO step_outputs (run_id, step_id, name, value) VALUES (?, ?, ?, ?)")
+        for output in end.outputs { try insert.run(runID, stepID, output.name, output.value) }
     }
 
     /// The rows `step_started` followed by `step_succeeded` of the same attempt leave, written
@@ -529,6 +540,19 @@ public final class RunStore {
                          stepID: row.string(3), attempt: row.isNull(4) ? nil : row.int(4),
                          data: row.string(5).flatMap { try? StrictJSONParser.parse(Array($0.utf8)).toValue() })
             }
+        }
+    }
+
+    /// The outputs of a run's succeeded steps (``StepOutputs``), values verbatim, secret ones too:
+    /// what `resume` gives the steps that use them. Empty for a database read before version 4.
+    public func outputs(_ runID: String) throws(EngineError) -> StepOutputs {
+        guard openedVersion >= 4 else { return StepOutputs() }
+        return try read { db in
+            var byStep: [String: [String: String]] = [:]
+            for row in try db.query("SELECT step_id, name, value FROM step_outputs WHERE run_id = ?", runID) {
+                byStep[row.string(0) ?? "", default: [:]][row.string(1) ?? ""] = row.string(2) ?? ""
+            }
+            return StepOutputs(byStep)
         }
     }
 
