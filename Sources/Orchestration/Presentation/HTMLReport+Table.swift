@@ -38,6 +38,7 @@ extension HTMLReport {
             out += "<td class=\"num\">\(index + 1)</td>"
             out += "<td class=\"id\"><span class=\"mono\">\(HTML.escape(step.id))</span>"
             if let name = names[step.id] { out += "<div class=\"name\">\(HTML.escape(name))</div>" }
+            if let condition = step.condition { out += "<div class=\"name mono\">if \(HTML.escape(condition))</div>" }
             out += "</td><td><span class=\"badge \(step.status.rawValue)\">\(step.status.rawValue)</span></td><td>"
             let stepAttempts = timeline.attemptsByStep[index]
             if stepAttempts.isEmpty {

@@ -24,6 +24,8 @@ public struct RunReport: Sendable {
         public var error: String?
         /// The last attempt's cluster job id (the Slurm executor); nil for local attempts.
         public var jobID: String?
+        /// The step's `"if"` as written in the plan; nil when it has none.
+        public var condition: String?
 
         /// The memberwise initializer, for the stages (the breaker-skipped components they add).
         package init(id: String, status: StepStatus, attempts: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool,
@@ -120,6 +122,8 @@ public struct RunReport: Sendable {
         ]
         // Only steps that ran as cluster jobs have the key (local runs print as before).
         if let jobID = step.jobID { members.append(.init("job_id", .string(jobID))) }
+        // Only steps with an "if" have the key.
+        if let condition = step.condition { members.append(.init("if", .string(condition))) }
         return .object(members)
     }
 

@@ -180,9 +180,19 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         return loop.builder.current
     }
 
-    /// Records the events of the actions, then starts what they say to start.
+    /// Decides the conditions the actions ask for, records the events of the actions, then
+    /// starts what they say to start.
     private func perform(_ actions: inout [SchedulerStateMachine.Action], loop: inout RunLoop,
                          group: inout TaskGroup<Wake>) async {
+        // Answers append their own actions (a start, a skip and what follows from it) in order.
+        var index = 0
+        while index < actions.count {
+            if case .evaluateCondition(let step) = actions[index] {
+                let holds = loop.conditionHolds(step)
+                loop.machine.conditionEvaluated(step, holds: holds, into: &actions)
+            }
+            index += 1
+        }
         for action in actions { loop.event(for: action) }
         await record(&loop)
         if loop.observerFailure != nil && !loop.machine.isFinished {
@@ -217,7 +227,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             case .terminateRunning:
                 group.cancelAll()
                 cancelDeferred(loop: &loop, group: &group)
-            case .finish, .runFinished:
+            case .finish, .runFinished, .evaluateCondition:
                 break
             }
         }
@@ -375,6 +385,7 @@ private struct RunLoop {
                                         jitterSeed: SplitMix64.seed(runID: options.runID))
         builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID,
                                    indexByID: graph.indexByID)
+        builder.setConditions(plan.steps.map { $0.condition?.text })
         nextSeq = options.firstSeq
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
         finalSeq = [Int64](repeating: 0, count: graph.count)
@@ -422,7 +433,7 @@ private struct RunLoop {
             emit(.stepRetry(delaySeconds: Self.seconds(delay)), step: step, attempt: attempt)
         case .finish(let step, let status, let reason):
             finishEvent(step, status, reason)
-        case .terminateRunning:
+        case .terminateRunning, .evaluateCondition:
             break
         case .runFinished(let status):
             let exitCode: Int32
@@ -488,7 +499,29 @@ private struct RunLoop {
             return why
         case .retryBudgetExhausted(let budget):
             return "not retried: the retry budget of \(budget) is exhausted"
+        case .conditionFalse:
+            return "condition false"
         }
+    }
+
+    /// Decides `step`'s `"if"` from the run as it is now: the machine's statuses, the plan's
+    /// variables and the outputs of earlier steps (``stepOutput(step:name:)``).
+    func conditionHolds(_ step: Int) -> Bool {
+        guard let condition = plan.steps[step].condition else { preconditionFailure("step \(step) has no condition") }
+        let (success, failure) = machine.conditionInputs(of: step)
+        let machine = self.machine, graph = self.graph, variables = plan.variables
+        return condition.evaluate(StepCondition.Inputs(
+            success: success, failure: failure,
+            variable: { variables[$0] },
+            status: { id in graph.indexByID[id].map { machine.status(of: $0) } },
+            output: { stepOutput(step: $0, name: $1) }))
+    }
+
+    /// The value of output `name` of `step`, as a condition reads it; nil when the step wrote
+    /// none (the condition reads `''`). Outputs (`$OMNIBASE_OUTPUT`, SPEC §11) are not collected
+    /// by this engine yet, so every lookup finds none.
+    func stepOutput(step: String, name: String) -> String? {
+        nil
     }
 
     /// `error (why)`, or `why` when there is no error.
