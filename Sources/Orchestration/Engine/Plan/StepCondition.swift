@@ -222,7 +222,7 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
 
 private struct Token: Sendable {
     enum Kind: Sendable, Equatable {
-        case string(String), path(String), open, close, equal, notEqual, and, or, not, end
+        case string(String), path(String), open, close, comma, equal, notEqual, and, or, not, end
     }
     var kind: Kind
     var column: Int
@@ -251,6 +251,10 @@ private enum Lexer {
                 tokens.append(Token(kind: .open, column: column)); i += 1
             case ")":
                 tokens.append(Token(kind: .close, column: column)); i += 1
+            case ",":
+                // No function takes arguments; lexed so that `contains(a, b)` is reported as an
+                // unknown function, not as a stray comma.
+                tokens.append(Token(kind: .comma, column: column)); i += 1
             case "=":
                 guard i + 1 < text.count, text[i + 1] == "=" else {
                     throw problem("a single '=' is not an operator: compare with == or !=", at: i)
@@ -339,6 +343,7 @@ private struct Parser {
         case .path(let text): return "'\(text)'"
         case .open: return "'('"
         case .close: return "')'"
+        case .comma: return "','"
         case .equal: return "'=='"
         case .notEqual: return "'!='"
         case .and: return "'&&'"
