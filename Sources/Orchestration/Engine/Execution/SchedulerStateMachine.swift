@@ -417,21 +417,29 @@ public struct SchedulerStateMachine: Sendable {
     /// outcome counts it as settled; any other counts it when it lets it run, and is otherwise
     /// skipped, and so on downstream.
     private mutating func dependencyEnded(_ ended: Int, into actions: inout [Action]) {
-        var stack: [(step: Int, lets: Bool)] = [(ended, lets(ended))]
-        while let (cause, causeLets) = stack.popLast() {
-            for d in dependents[cause] {
-                let step = Int(d)
-                guard case .waiting = phase[step] else { continue }
-                if causeLets || policies[step].awaitsAnyOutcome {
-                    unmetDependencies[step] -= 1
-                    if unmetDependencies[step] == 0 { dependenciesSettled(step, into: &actions) }
-                } else {
-                    phase[step] = .final(.skipped)
-                    skipCause[step] = .dependency
-                    finalCount += 1
-                    actions.append(.finish(step: step, status: .skipped, reason: .dependencyBlocked(dependency: cause)))
-                    stack.append((step, false))
-                }
+        // Steps skipped on the way, whose dependents are told in turn (empty, so no allocation,
+        // unless something is skipped).
+        var skipped: [Int] = []
+        tellDependents(of: ended, lets: lets(ended), skipped: &skipped, into: &actions)
+        while let step = skipped.popLast() {
+            tellDependents(of: step, lets: false, skipped: &skipped, into: &actions)
+        }
+    }
+
+    private mutating func tellDependents(of cause: Int, lets causeLets: Bool, skipped: inout [Int],
+                                         into actions: inout [Action]) {
+        for d in dependents[cause] {
+            let step = Int(d)
+            guard case .waiting = phase[step] else { continue }
+            if causeLets || policies[step].awaitsAnyOutcome {
+                unmetDependencies[step] -= 1
+                if unmetDependencies[step] == 0 { dependenciesSettled(step, into: &actions) }
+            } else {
+                phase[step] = .final(.skipped)
+                skipCause[step] = .dependency
+                finalCount += 1
+                actions.append(.finish(step: step, status: .skipped, reason: .dependencyBlocked(dependency: cause)))
+                skipped.append(step)
             }
         }
     }
