@@ -73,8 +73,15 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
 
     /// Why an expression was refused: a sentence and the 1-based column (in characters) it is about.
     public struct Problem: Error, Sendable, Hashable {
-        /// What kind of mistake it is (an unknown variable has its own exit code class).
-        public enum Kind: Sendable, Hashable { case syntax, unknownVariable, reference }
+        /// What kind of mistake it is (an unknown variable has its own error code, as `${NAME}` does).
+        public enum Kind: Sendable, Hashable {
+            /// The expression itself: syntax, an unknown function or name, a type mismatch.
+            case syntax
+            /// `vars.NAME` names no variable.
+            case unknownVariable
+            /// `steps.ID...` names an unknown step, the step itself, or one that is not a dependency.
+            case reference
+        }
         /// The 1-based column in the expression.
         public var column: Int
         /// One sentence.
@@ -146,6 +153,7 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
         references = parser.references
     }
 
+    /// The expression as written.
     public var description: String { text }
 
     /// The first reference that does not resolve for `step` of `graph`: a variable that
