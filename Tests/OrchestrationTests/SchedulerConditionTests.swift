@@ -141,4 +141,51 @@ struct SchedulerConditionTests {
         #expect(not.statuses == ["only": .skipped])
         #expect(not.runStatus == .succeeded)
     }
+
+    @Test func onRandomDAGsAlwaysStepsRunAfterAllTheirAncestorsAndAreNeverCancelledWithoutAStop() throws {
+        var generator = SplitMix64(seed: 7)
+        let conditions: [String?] = [nil, nil, nil, "always()", "failure()", "success()", "!failure()",
+                                     "vars.X == 'x'", "vars.X == 'y'"]
+        let policies: [FailurePolicy] = [.abort, .continue, .skipDependents]
+        for _ in 0..<300 {
+            let count = Int.random(in: 1...25, using: &generator)
+            var steps: [MachineStep] = []
+            var outcomes: [String: [AttemptOutcome.Result]] = [:]
+            for index in 0..<count {
+                var deps: Set<String> = []
+                if index > 0 {
+                    for _ in 0..<Int.random(in: 0...3, using: &generator) {
+                        deps.insert("s\(Int.random(in: 0..<index, using: &generator))")
+                    }
+                }
+                let condition = conditions[Int.random(in: 0..<conditions.count, using: &generator)]
+                steps.append(MachineStep("s\(index)", deps.sorted(), retries: Int.random(in: 0...1, using: &generator),
+                                         critical: Bool.random(using: &generator),
+                                         onFailure: policies[Int.random(in: 0..<3, using: &generator)], if: condition))
+                if Int.random(in: 0..<4, using: &generator) == 0 { outcomes["s\(index)"] = [.failed, .failed] }
+            }
+            var order = generator
+            let sim = try Simulation(steps, concurrency: Int.random(in: 1...4, using: &generator), outcomes: outcomes,
+                                     variables: ["X": "x"]) { running in
+                running.remove(at: Int.random(in: 0..<running.count, using: &order))
+            }
+            #expect(sim.runStatus != nil)
+            #expect(sim.statuses.count == count)
+            let graph = try PlanGraph(steps: steps.map(\.step))
+            for (index, step) in steps.enumerated() where step.step.condition?.awaitsAnyOutcome == true {
+                #expect(sim.statuses[step.id] != .cancelled, "only a stop cancels \(step.id)")
+                if step.condition == "always()" {
+                    #expect(sim.statuses[step.id] == .succeeded || sim.statuses[step.id] == .failed)
+                }
+                guard let started = sim.log.firstIndex(of: "start:\(step.id)") else { continue }
+                for other in 0..<count where graph.isTransitiveDependency(other, of: index) {
+                    let ended = sim.log.firstIndex(of: "end:s\(other)")
+                    #expect(ended.map { $0 < started } == true, "\(step.id) started before s\(other) ended")
+                }
+            }
+            for (id, holds) in sim.decisions where !holds {
+                #expect(sim.statuses[id] == .skipped && sim.reasons[id] == .conditionFalse)
+            }
+        }
+    }
 }
