@@ -410,6 +410,35 @@ private let badPlans: [BadPlan] = [
     BadPlan(name: "retry-budget-negative", file: .text(plan(steps: #"    {"id": "a", "command": "true"}"#, globals: #"{"retry_budget": ‸-1}"#)),
             path: "globals.retry_budget", causes: ["at least 0"]),
 
+    // Conditions (SPEC §11): the "if" string's place, then the column within the expression.
+    BadPlan(name: "if-syntax", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸"success() & always()"}"#)),
+            path: "steps[0].if", causes: ["column 11 of the condition", "write && for \"and\""]),
+    BadPlan(name: "if-unterminated", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸"failure() || 'x == 'y'"}"#)),
+            path: "steps[0].if", causes: ["column 22 of the condition", "no closing quote"]),
+    BadPlan(name: "if-unknown-function", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸"!cancelled()"}"#)),
+            path: "steps[0].if", causes: ["column 2 of the condition", "unknown function cancelled()"]),
+    BadPlan(name: "if-unknown-name", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸"github.ref == 'main'"}"#)),
+            path: "steps[0].if", causes: ["column 1 of the condition", "unknown name 'github.ref'"]),
+    BadPlan(name: "if-string-as-test", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸"success() && vars.DEPLOY"}"#)),
+            path: "steps[0].if", causes: ["column 14 of the condition", "&& needs a true/false test"]),
+    BadPlan(name: "if-not-a-string", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸true}"#)),
+            path: "steps[0].if", causes: ["must be a string"]),
+    BadPlan(name: "if-unknown-variable", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸"vars.DEPLOY == 'yes'"}"#)),
+            path: "steps[0].if", causes: ["column 1 of the condition", "unknown variable vars.DEPLOY", "--var DEPLOY=VALUE"]),
+    BadPlan(name: "if-unknown-step", file: .text(plan(steps: #"""
+                {"id": "build", "command": "true"},
+                {"id": "a", "command": "true", "depends_on": ["build"], "if": ‸"always() && steps.biuld.status == 'failed'"}
+            """#)),
+            path: "steps[1].if", causes: ["column 13 of the condition", "unknown step \"biuld\"", "did you mean \"build\""]),
+    BadPlan(name: "if-not-a-dependency", file: .text(plan(steps: #"""
+                {"id": "build", "command": "true"},
+                {"id": "test", "command": "true"},
+                {"id": "a", "command": "true", "depends_on": ["build"], "if": ‸"steps.test.outputs.ok == 'yes'"}
+            """#)),
+            path: "steps[2].if", causes: ["column 1 of the condition", "step \"test\" is not a dependency of step \"a\""]),
+    BadPlan(name: "if-own-status", file: .text(plan(steps: #"    {"id": "a", "command": "true", "if": ‸"steps.a.status == 'failed'"}"#)),
+            path: "steps[0].if", causes: ["cannot read its own status"]),
+
     // Env files (SPEC §11); a malformed line inside one: EnvFileCLITests.
     BadPlan(name: "env-file-missing", file: .text(plan(steps: #"    {"id": "a", "command": "true", "env_file": ‸"nope.env"}"#)),
             path: "steps[0].env_file", causes: ["cannot read the env file", "nope.env", "No such file"]),

@@ -23,6 +23,12 @@ struct ExamplePlansTests {
         #expect(report.stepReport("lint")?["error"]?.stringValue
                 == "exited with code 3 (not retried: exit code 3 is not in retry_on.exit_codes)")
         #expect(report.stepReport("build")?["status"]?.stringValue == "succeeded")
+        // Conditions: lint failed, so its report runs; publish is off, so it is skipped (the run
+        // still succeeds); cleanup runs whatever publish did.
+        #expect(report.stepReport("lint-report")?["status"]?.stringValue == "succeeded")
+        #expect(report.stepReport("publish")?["status"]?.stringValue == "skipped")
+        #expect(report.stepReport("publish")?["error"]?.stringValue == "condition false")
+        #expect(report.stepReport("cleanup")?["status"]?.stringValue == "succeeded")
         let runID = try #require(report["run_id"]?.stringValue)
         let build = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/build.1.out", encoding: .utf8)
         #expect(build == "building omnibase-demo in release mode\nbuilt \"$APP_NAME\" (the $ is data, never expanded)\n"

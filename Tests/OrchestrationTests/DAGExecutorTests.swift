@@ -149,3 +149,55 @@ struct DAGExecutorTests {
         }
     }
 }
+
+/// `"if"` through the real executor (closure steps, real events): the executor answers the state
+/// machine's questions with the plan's variables and the statuses of the moment.
+@Suite("DAG executor: conditions", .timeLimit(.minutes(1)))
+struct DAGExecutorConditionTests {
+    static func step(_ id: String, _ deps: [String] = [], if text: String? = nil, gauge: ConcurrencyGauge,
+                     fails: Bool = false) throws -> Step {
+        var step = Step.closure(id, dependsOn: deps) { _ in
+            gauge.enter(id)
+            gauge.leave()
+            if fails { throw EngineError(.executionFailed, "\(id) fails") }
+        }
+        step.condition = try text.map { try StepCondition(parsing: $0) }
+        return step
+    }
+
+    @Test func cleanupRunsAfterAnAbortAndFalseConditionsAreRecordedAsSuch() async throws {
+        let gauge = ConcurrencyGauge()
+        let plan = Plan(id: "cond", variables: ["ENV": "staging"], maxConcurrency: 1, steps: [
+            try Self.step("build", gauge: gauge, fails: true),
+            try Self.step("deploy", ["build"], if: "vars.ENV == 'prod'", gauge: gauge),
+            try Self.step("cleanup", ["deploy"], if: "always() && steps.build.status == 'failed'", gauge: gauge),
+            try Self.step("prod-only", [], if: "vars.ENV == 'prod'", gauge: gauge),
+        ])
+        let events = EventCollector()
+        let report = try await DAGExecutor(plan: plan, observers: [events]).run()
+        #expect(report.status == .failed)
+        #expect(report.exitCode == 1)
+        #expect(report.steps.map(\.status) == [.failed, .cancelled, .succeeded, .skipped])
+        #expect(report.steps.map(\.condition) == [nil, "vars.ENV == 'prod'", "always() && steps.build.status == 'failed'",
+                                                  "vars.ENV == 'prod'"])
+        #expect(gauge.order == ["build", "cleanup"])
+        let skips = events.all.filter { if case .stepSkipped = $0.payload { true } else { false } }
+        #expect(skips.map(\.stepID) == ["prod-only"])
+        #expect(skips.map(\.payload.reason) == ["condition false"])
+    }
+
+    @Test func aPlanBuiltInCodeHasItsConditionsCheckedToo() throws {
+        let gauge = ConcurrencyGauge()
+        let plan = Plan(id: "cond", steps: [
+            try Self.step("a", gauge: gauge), try Self.step("b", gauge: gauge),
+            try Self.step("c", ["a"], if: "steps.b.status == 'failed'", gauge: gauge),
+        ])
+        #expect(throws: EngineError.self) { try LoadedPlan(plan) }
+        do {
+            _ = try LoadedPlan(plan)
+        } catch {
+            #expect(error.code == .invalidPlan)
+            #expect(error.message.contains("step \"c\": column 1 of the condition: step \"b\" is not a dependency of step \"c\""))
+        }
+    }
+}

@@ -34,6 +34,8 @@ private struct RetryDriver {
                     finishes[graph.ids[step]] = (status, reason)
                 case .terminateRunning, .runFinished:
                     break
+                case .evaluateCondition:
+                    Issue.record("these plans have no conditions")
                 }
             }
             actions.removeAll()

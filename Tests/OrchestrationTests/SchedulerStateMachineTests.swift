@@ -11,10 +11,12 @@ struct MachineStep {
     var maxDelay: Double = 300
     var critical = true
     var onFailure: FailurePolicy = .abort
+    /// An `"if"` expression.
+    var condition: String?
 
     init(_ id: String, _ deps: [String] = [], retries: Int = 0, delay: Double = 1,
          backoff: RetryPolicy.Backoff = .exponential, maxDelay: Double = 300, critical: Bool = true,
-         onFailure: FailurePolicy = .abort) {
+         onFailure: FailurePolicy = .abort, if condition: String? = nil) {
         self.id = id
         self.deps = deps
         self.retries = retries
@@ -23,12 +25,16 @@ struct MachineStep {
         self.maxDelay = maxDelay
         self.critical = critical
         self.onFailure = onFailure
+        self.condition = condition
     }
 
     var step: Step {
         Step(id: id, action: .closure { _ in }, dependsOn: deps,
              retry: RetryPolicy(retries: retries, delay: .seconds(delay), backoff: backoff, maxDelay: .seconds(maxDelay)),
-             critical: critical, onFailure: onFailure)
+             critical: critical, onFailure: onFailure,
+             condition: condition.map { text in
+                 do { return try StepCondition(parsing: text) } catch { preconditionFailure("bad test condition \(text): \(error)") }
+             })
     }
 }
 
@@ -43,11 +49,16 @@ struct Simulation {
     var runStatus: RunStatus?
     var maxRunning = 0
     var terminateRequested = false
+    /// The steps whose conditions were decided, in order, with the answer.
+    var decisions: [(id: String, holds: Bool)] = []
+    /// `start:ID` and `end:ID` in the order they happened.
+    var log: [String] = []
 
     /// Runs a plan. `outcomes[id]` lists each attempt's result (missing = succeeded).
     /// `stopAfterStarts`: request a stop once that many attempts have started.
     init(_ steps: [MachineStep], concurrency: Int = 4, outcomes: [String: [AttemptOutcome.Result]] = [:],
          initial: [SchedulerStateMachine.InitialState]? = nil, stopAfterStarts: Int? = nil,
+         variables: [String: String] = [:], outputs: [String: [String: String]] = [:],
          finishOrder: (inout [Int]) -> Int = { $0.removeFirst() }) throws {
         let graph = try PlanGraph(steps: steps.map(\.step))
         var machine = SchedulerStateMachine(graph: graph, policies: steps.map { .init($0.step) },
@@ -61,24 +72,42 @@ struct Simulation {
         while true {
             guardCounter += 1
             precondition(guardCounter < 100_000, "simulation does not terminate")
-            for action in actions {
+            var index = 0
+            while index < actions.count {
+                let action = actions[index]
+                index += 1
                 switch action {
+                case .evaluateCondition(let step):
+                    // As the executor does: decide now, answer before anything else.
+                    let condition = steps[step].step.condition!
+                    let (success, failure) = machine.conditionInputs(of: step)
+                    let snapshot = machine
+                    let holds = condition.evaluate(StepCondition.Inputs(
+                        success: success, failure: failure, variable: { variables[$0] },
+                        status: { id in graph.indexByID[id].map { snapshot.status(of: $0) } },
+                        output: { outputs[$0]?[$1] }))
+                    decisions.append((graph.ids[step], holds))
+                    machine.conditionEvaluated(step, holds: holds, into: &actions)
                 case .start(let step, let attempt):
                     let id = graph.ids[step]
-                    // Every dependency is final and lets it run when it starts.
+                    // Every dependency is final (and, unless its condition awaits any outcome,
+                    // lets it run) when it starts.
                     for dep in graph.dependencies[step] {
                         let status = machine.status(of: Int(dep))
                         let excluded = reasons[graph.ids[Int(dep)]] == .outsideSelection
-                        precondition(status == .succeeded || status == .failed || excluded,
+                        let anyOutcome = steps[step].step.condition?.awaitsAnyOutcome ?? false
+                        precondition(status == .succeeded || status == .failed || excluded || (anyOutcome && status.isFinal),
                                      "\(id) started before \(graph.ids[Int(dep)])")
                     }
                     attempts[id] = attempt
                     startOrder.append(id)
+                    log.append("start:\(id)")
                     running.append(step)
                 case .scheduleRetry(let step, _, let delay):
                     retryDelays[graph.ids[step], default: []].append(delay)
                     timers.append(step)
                 case .finish(let step, let status, let reason):
+                    log.append("end:\(graph.ids[step])")
                     statuses[graph.ids[step]] = status
                     reasons[graph.ids[step]] = reason
                 case .terminateRunning:

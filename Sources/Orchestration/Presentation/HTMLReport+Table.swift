@@ -39,6 +39,7 @@ extension HTMLReport {
             out += "<td class=\"id\"><span class=\"mono\">\(HTML.escape(step.id))</span>"
             if let name = names[step.id] { out += "<div class=\"name\">\(HTML.escape(name))</div>" }
             out += outputsBlock(step)
+            if let condition = step.condition { out += "<div class=\"name mono\">if \(HTML.escape(condition))</div>" }
             out += "</td><td><span class=\"badge \(step.status.rawValue)\">\(step.status.rawValue)</span></td><td>"
             let stepAttempts = timeline.attemptsByStep[index]
             if stepAttempts.isEmpty {

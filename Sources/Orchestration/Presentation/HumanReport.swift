@@ -42,6 +42,10 @@ public enum HumanReport {
             var detail = TerminalText.escaped(step.error ?? "")
             if detail.isEmpty, step.status == .succeeded { detail = "" }
             if detail.isEmpty, let jobID = step.jobID { detail = "Slurm job \(TerminalText.escaped(jobID))" }
+            if let condition = step.condition {
+                let shown = "if \(TerminalText.escaped(condition))"
+                detail = detail.isEmpty ? shown : "\(detail) (\(shown))"
+            }
             let line = "  \(marker)  \(pad(truncate(id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
                 + "\(pad(formatDuration(step.duration), 8))  \(style.paint(truncate(detail, to: max(0, width - fixed)), step.status))"
             lines.append(trimTrailing(line))

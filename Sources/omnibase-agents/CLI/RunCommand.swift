@@ -124,19 +124,23 @@ struct RunCommand: CLICommand {
             "plan_id": .string(loaded.plan.id),
             "mode": "dry-run",
             "steps": .array(steps.map { step in
-                .object([
-                    "id": .string(step.id),
-                    "argv": .array((step.processCommand?.argv ?? []).map { .string($0) }),
-                    "cwd": step.processCommand?.workingDirectory.map { .string($0) } ?? .null,
-                    "depends_on": .array(step.dependsOn.map { .string($0) }),
-                ])
+                var members: [JSONValue.Member] = [
+                    .init("id", .string(step.id)),
+                    .init("argv", .array((step.processCommand?.argv ?? []).map { .string($0) })),
+                    .init("cwd", step.processCommand?.workingDirectory.map { .string($0) } ?? .null),
+                    .init("depends_on", .array(step.dependsOn.map { .string($0) })),
+                ]
+                // Only steps with an "if" have the key: it is decided when the run gets there.
+                if let condition = step.condition { members.append(.init("if", .string(condition.text))) }
+                return .object(members)
             }),
         ])
         common.emit(json: json) {
             var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step")) in order, nothing started\n"
             for (position, step) in steps.enumerated() {
                 let argv = TerminalText.escaped(ShellQuoting.line(step.processCommand?.argv ?? []))
-                text += "\(position + 1). \(TerminalText.escaped(step.id)): \(argv)\n"
+                let condition = step.condition.map { " (if \(TerminalText.escaped($0.text)))" } ?? ""
+                text += "\(position + 1). \(TerminalText.escaped(step.id)): \(argv)\(condition)\n"
             }
             return text
         }

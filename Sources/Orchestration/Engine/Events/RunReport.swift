@@ -27,6 +27,8 @@ public struct RunReport: Sendable {
         /// What the step wrote to `$OMNIBASE_OUTPUT` (a succeeded step), secret values shown as
         /// ``SecretMask/replacement`` (``StepOutput/shown``).
         public var outputs: [StepOutput] = []
+        /// The step's `"if"` as written in the plan; nil when it has none.
+        public var condition: String?
 
         /// The memberwise initializer, for the stages (the breaker-skipped components they add).
         package init(id: String, status: StepStatus, attempts: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool,
@@ -127,6 +129,8 @@ public struct RunReport: Sendable {
         if !step.outputs.isEmpty {
             members.append(.init("outputs", .object(step.outputs.map { .init($0.name, .string($0.shownValue)) })))
         }
+        // Only steps with an "if" have the key.
+        if let condition = step.condition { members.append(.init("if", .string(condition))) }
         return .object(members)
     }
 

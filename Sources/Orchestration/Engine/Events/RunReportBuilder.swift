@@ -20,6 +20,11 @@ public struct RunReportBuilder: Sendable {
         self.indexByID = indexByID ?? Dictionary(uniqueKeysWithValues: stepIDs.enumerated().map { ($1, $0) })
     }
 
+    /// Attaches each step's `"if"` text (by plan position; nil = none) to its line of the report.
+    public mutating func setConditions(_ texts: [String?]) {
+        for (index, text) in texts.enumerated() where index < report.steps.count { report.steps[index].condition = text }
+    }
+
     /// The report as of the events applied so far.
     public var current: RunReport { report }
 

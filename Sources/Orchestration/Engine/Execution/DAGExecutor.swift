@@ -188,10 +188,30 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         return loop.builder.current
     }
 
-    /// Records the events of the actions, then starts what they say to start.
+    /// Decides the conditions the actions ask for, records the events of the actions, then
+    /// starts what they say to start.
     private func perform(_ actions: inout [SchedulerStateMachine.Action], loop: inout RunLoop,
                          group: inout TaskGroup<Wake>) async {
-        for action in actions { loop.event(for: action) }
+        // Answers append their own actions (a start, a skip and what follows from it) in order.
+        // Events are made in the actions' order, those before a condition first: a producer's
+        // success (and so its outputs) is known when a condition reading them is decided.
+        var index = 0
+        var evented = 0
+        while index < actions.count {
+            if case .evaluateCondition(let step) = actions[index] {
+                while evented < index {
+                    loop.event(for: actions[evented])
+                    evented += 1
+                }
+                let holds = loop.conditionHolds(step)
+                loop.machine.conditionEvaluated(step, holds: holds, into: &actions)
+            }
+            index += 1
+        }
+        while evented < actions.count {
+            loop.event(for: actions[evented])
+            evented += 1
+        }
         await record(&loop)
         if loop.observerFailure != nil && !loop.machine.isFinished {
             // The state folder failed: stop as for a signal, so nothing runs unrecorded.
@@ -225,7 +245,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             case .terminateRunning:
                 group.cancelAll()
                 cancelDeferred(loop: &loop, group: &group)
-            case .finish, .runFinished:
+            case .finish, .runFinished, .evaluateCondition:
                 break
             }
         }
@@ -444,6 +464,7 @@ private struct RunLoop {
                                         jitterSeed: SplitMix64.seed(runID: options.runID))
         builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID,
                                    indexByID: graph.indexByID)
+        builder.setConditions(plan.steps.map { $0.condition?.text })
         nextSeq = options.firstSeq
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
         finalSeq = [Int64](repeating: 0, count: graph.count)
@@ -516,7 +537,7 @@ private struct RunLoop {
             emit(.stepRetry(delaySeconds: Self.seconds(delay)), step: step, attempt: attempt)
         case .finish(let step, let status, let reason):
             finishEvent(step, status, reason)
-        case .terminateRunning:
+        case .terminateRunning, .evaluateCondition:
             break
         case .runFinished(let status):
             let exitCode: Int32
@@ -583,7 +604,22 @@ private struct RunLoop {
             return why
         case .retryBudgetExhausted(let budget):
             return "not retried: the retry budget of \(budget) is exhausted"
+        case .conditionFalse:
+            return "condition false"
         }
+    }
+
+    /// Decides `step`'s `"if"` from the run as it is now: the machine's statuses, the plan's
+    /// variables and the outputs of earlier steps (``output(step:name:)``; a missing one reads `''`).
+    func conditionHolds(_ step: Int) -> Bool {
+        guard let condition = plan.steps[step].condition else { preconditionFailure("step \(step) has no condition") }
+        let (success, failure) = machine.conditionInputs(of: step)
+        let machine = self.machine, graph = self.graph, variables = plan.variables
+        return condition.evaluate(StepCondition.Inputs(
+            success: success, failure: failure,
+            variable: { variables[$0] },
+            status: { id in graph.indexByID[id].map { machine.status(of: $0) } },
+            output: { output(step: $0, name: $1) }))
     }
 
     /// `error (why)`, or `why` when there is no error.

@@ -5,6 +5,17 @@
 /// final status, tear down running attempts, finish the run). Every transition outside SPEC's
 /// `pending -> running -> final` is a bug and traps.
 ///
+/// A step with an `"if"` (``StepCondition``) is decided when its dependencies are settled: the
+/// machine returns ``Action/evaluateCondition(step:)`` and the executor answers with
+/// ``conditionEvaluated(_:holds:into:)`` at once (the expression reads outputs and variables the
+/// machine does not hold). A condition without `failure()`/`always()` is decided only once every
+/// dependency lets the step run (SPEC §2, `success()` implied); one with them (``Policy/awaitsAnyOutcome``)
+/// once every dependency, direct and transitive, is final, whatever its status. Such steps are
+/// spared by a critical `abort` (they are what cleanup and notification steps are for) but not
+/// by a stop request (SIGINT/SIGTERM): a stop cancels them like every other step not started.
+/// A step skipped because its condition is false, and a step skipped only because of such skips,
+/// does not make the run fail.
+///
 /// Among ready steps, the one with the longest remaining path (``PlanGraph/remainingPathLengths(weights:)``)
 /// starts first; ties go to the step that comes first in the plan.
 public struct SchedulerStateMachine: Sendable {
@@ -20,6 +31,9 @@ public struct SchedulerStateMachine: Sendable {
         case terminateRunning
         /// Every step is final; the run ended with this status.
         case runFinished(RunStatus)
+        /// Decide `step`'s condition now (``conditionInputs(of:)`` gives `success()` and
+        /// `failure()`) and report it with ``conditionEvaluated(_:holds:into:)`` before anything else.
+        case evaluateCondition(step: Int)
     }
 
     /// Why a step reached its final status.
@@ -42,6 +56,8 @@ public struct SchedulerStateMachine: Sendable {
         /// Its attempt failed with retries left, but the run's `globals.retry_budget` (the
         /// value) was used up.
         case retryBudgetExhausted(Int)
+        /// Its `"if"` was false.
+        case conditionFalse
     }
 
     /// How a step enters the run.
@@ -65,6 +81,11 @@ public struct SchedulerStateMachine: Sendable {
         public var onFailure: FailurePolicy
         /// The retry delays.
         public var retry: RetryPolicy
+        /// Whether it has an `"if"` to decide before it starts.
+        public var hasCondition: Bool
+        /// Whether its condition calls `failure()` or `always()`: decided once its dependencies
+        /// have ended whatever their status, and started even after a critical `abort`.
+        public var awaitsAnyOutcome: Bool
 
         /// The policy of a plan step.
         public init(_ step: Step) {
@@ -72,6 +93,8 @@ public struct SchedulerStateMachine: Sendable {
             critical = step.critical
             onFailure = step.effectiveFailurePolicy
             retry = step.retry
+            hasCondition = step.condition != nil
+            awaitsAnyOutcome = step.condition?.awaitsAnyOutcome ?? false
         }
     }
 
@@ -80,13 +103,23 @@ public struct SchedulerStateMachine: Sendable {
         case ready
         case running(attempt: Int)
         case retryWait(attempt: Int)
+        /// Its condition is being decided (``Action/evaluateCondition(step:)``).
+        case evaluating
         case final(StepStatus)
     }
+
+    /// Why a skipped step was skipped, for the run's status.
+    private enum SkipCause: UInt8 { case none, condition, dependency }
 
     private let dependencies: [[Int32]]
     private let dependents: [[Int32]]
     private let policies: [Policy]
     private let counted: [Bool]
+    private let order: [Int]
+    private var skipCause: [SkipCause]
+    /// Steps whose condition awaits any outcome, whose direct dependencies are final but some
+    /// transitive one is not yet.
+    private var parked: [Int] = []
     private let maxConcurrency: Int
     private var phase: [Phase]
     private var nextAttempt: [Int]
@@ -136,6 +169,8 @@ public struct SchedulerStateMachine: Sendable {
         jitter = SplitMix64(seed: jitterSeed)
         let initial = initial ?? [InitialState](repeating: .pending, count: graph.count)
         counted = initial.map { $0 != .excluded }
+        order = graph.topologicalOrder
+        skipCause = [SkipCause](repeating: .none, count: graph.count)
         phase = initial.map { state in
             switch state {
             case .pending: return .waiting
@@ -155,7 +190,7 @@ public struct SchedulerStateMachine: Sendable {
     /// The status a step has now.
     public func status(of step: Int) -> StepStatus {
         switch phase[step] {
-        case .waiting, .ready, .retryWait: return .pending
+        case .waiting, .ready, .retryWait, .evaluating: return .pending
         case .running: return .running
         case .final(let status): return status
         }
@@ -184,7 +219,7 @@ public struct SchedulerStateMachine: Sendable {
                     unmet += 1
                 }
                 unmetDependencies[step] = unmet
-                if unmet == 0 { makeReady(step) }
+                if unmet == 0 { dependenciesSettled(step, into: &actions) }
             default:
                 preconditionFailure("step \(step) is \(phase[step]) before the run started")
             }
@@ -214,7 +249,8 @@ public struct SchedulerStateMachine: Sendable {
         case .failed:
             let policy = policies[step].retry
             let retry = attempt - attemptOffset[step]
-            if retry >= policies[step].maxAttempts || stopping || abortedBy != nil {
+            let spared = policies[step].awaitsAnyOutcome
+            if retry >= policies[step].maxAttempts || stopping || (abortedBy != nil && !spared) {
                 finalize(step, .failed, .attempted, into: &actions)
             } else if let refusal {
                 finalize(step, .failed, .notRetried(refusal), into: &actions)
@@ -248,12 +284,49 @@ public struct SchedulerStateMachine: Sendable {
         }
     }
 
+    /// The executor's answer to ``Action/evaluateCondition(step:)``: true makes the step ready,
+    /// false ends it `skipped` ("condition false") and its dependents follow SPEC §2. An answer
+    /// for a step cancelled meanwhile is ignored.
+    public mutating func conditionEvaluated(_ step: Int, holds: Bool, into actions: inout [Action]) {
+        switch phase[step] {
+        case .final(.cancelled):
+            return
+        case .evaluating:
+            if holds {
+                makeReady(step)
+            } else {
+                skipCause[step] = .condition
+                finalize(step, .skipped, .conditionFalse, into: &actions)
+            }
+        default:
+            preconditionFailure("condition of step \(step) decided while it was \(phase[step])")
+        }
+        fillSlots(into: &actions)
+        finishIfDone(into: &actions)
+    }
+
+    /// What `success()` and `failure()` are for `step` now: every direct dependency lets it run
+    /// (SPEC §2; a step outside the `--from`/`--to` selection counts as letting), and some
+    /// dependency, direct or transitive, failed.
+    public func conditionInputs(of step: Int) -> (success: Bool, failure: Bool) {
+        let success = dependencies[step].allSatisfy { lets(Int($0)) }
+        var seen = Set<Int32>()
+        var stack = dependencies[step]
+        while let next = stack.popLast() {
+            guard seen.insert(next).inserted else { continue }
+            if phase[Int(next)] == .final(.failed) { return (success, true) }
+            stack += dependencies[Int(next)]
+        }
+        return (success, false)
+    }
+
     /// A stop was requested (SIGINT/SIGTERM): nothing new starts, every step not started ends
-    /// `cancelled`, running attempts are torn down. Idempotent.
+    /// `cancelled` (steps whose condition awaits any outcome too: a stop is a stop), running
+    /// attempts are torn down. Idempotent.
     public mutating func stop(into actions: inout [Action]) {
         guard !stopping, !runFinished else { return }
         stopping = true
-        cancelNotStarted(reason: .interrupted, into: &actions)
+        cancelNotStarted(reason: .interrupted, sparing: false, into: &actions)
         if runningCount > 0 { actions.append(.terminateRunning) }
         finishIfDone(into: &actions)
     }
@@ -265,8 +338,52 @@ public struct SchedulerStateMachine: Sendable {
         ready.insert(Int32(step))
     }
 
+    /// `step`'s dependencies no longer hold it back: decide its condition, or make it ready.
+    private mutating func dependenciesSettled(_ step: Int, into actions: inout [Action]) {
+        guard policies[step].hasCondition else { return makeReady(step) }
+        if policies[step].awaitsAnyOutcome && !ancestorsFinal(step) {
+            parked.append(step)
+            return
+        }
+        phase[step] = .evaluating
+        actions.append(.evaluateCondition(step: step))
+    }
+
+    /// Whether every dependency of `step`, direct and transitive, is final.
+    private func ancestorsFinal(_ step: Int) -> Bool {
+        var seen = Set<Int32>()
+        var stack = dependencies[step]
+        while let next = stack.popLast() {
+            guard seen.insert(next).inserted else { continue }
+            guard case .final = phase[Int(next)] else { return false }
+            stack += dependencies[Int(next)]
+        }
+        return true
+    }
+
+    /// Decides the parked steps whose transitive dependencies have all ended.
+    private mutating func wakeParked(into actions: inout [Action]) {
+        guard !parked.isEmpty else { return }
+        let waiting = parked
+        parked.removeAll()
+        for step in waiting {
+            guard case .waiting = phase[step] else { continue }
+            dependenciesSettled(step, into: &actions)
+        }
+    }
+
+    /// Whether a final `step` lets its dependents run (SPEC §2); a step outside the selection does.
+    private func lets(_ step: Int) -> Bool {
+        switch phase[step] {
+        case .final(.succeeded): return true
+        case .final(.failed): return policies[step].onFailure == .continue
+        case .final(.skipped): return !counted[step]
+        default: return false
+        }
+    }
+
     private mutating func fillSlots(into actions: inout [Action]) {
-        guard !stopping, abortedBy == nil else { return }
+        guard !stopping else { return }
         while runningCount < maxConcurrency, let next = ready.popFirst() {
             let step = Int(next)
             let attempt = nextAttempt[step]
@@ -288,51 +405,67 @@ public struct SchedulerStateMachine: Sendable {
         phase[step] = .final(status)
         finalCount += 1
         actions.append(.finish(step: step, status: status, reason: reason))
-        let lets = status == .succeeded || (status == .failed && policies[step].onFailure == .continue)
-        if lets {
-            for d in dependents[step] {
-                let dependent = Int(d)
-                guard case .waiting = phase[dependent] else { continue }
-                unmetDependencies[dependent] -= 1
-                if unmetDependencies[dependent] == 0 { makeReady(dependent) }
-            }
-            return
-        }
         if status == .failed && policies[step].onFailure == .abort && abortedBy == nil {
             abortedBy = step
-            cancelNotStarted(reason: .aborted(by: step), into: &actions)
-            return
+            cancelNotStarted(reason: .aborted(by: step), sparing: true, into: &actions)
         }
-        skipDownstream(of: step, into: &actions)
+        dependencyEnded(step, into: &actions)
+        wakeParked(into: &actions)
     }
 
-    /// Every waiting step downstream of `blocked` ends `skipped`.
-    private mutating func skipDownstream(of blocked: Int, into actions: inout [Action]) {
-        var stack: [(step: Int, cause: Int)] = dependents[blocked].map { (Int($0), blocked) }
-        while let (step, cause) = stack.popLast() {
+    /// Tells the waiting dependents of `ended` (now final) that it ended: one that awaits any
+    /// outcome counts it as settled; any other counts it when it lets it run, and is otherwise
+    /// skipped, and so on downstream.
+    private mutating func dependencyEnded(_ ended: Int, into actions: inout [Action]) {
+        // Steps skipped on the way, whose dependents are told in turn (empty, so no allocation,
+        // unless something is skipped).
+        var skipped: [Int] = []
+        tellDependents(of: ended, lets: lets(ended), skipped: &skipped, into: &actions)
+        while let step = skipped.popLast() {
+            tellDependents(of: step, lets: false, skipped: &skipped, into: &actions)
+        }
+    }
+
+    private mutating func tellDependents(of cause: Int, lets causeLets: Bool, skipped: inout [Int],
+                                         into actions: inout [Action]) {
+        for d in dependents[cause] {
+            let step = Int(d)
             guard case .waiting = phase[step] else { continue }
-            phase[step] = .final(.skipped)
-            finalCount += 1
-            actions.append(.finish(step: step, status: .skipped, reason: .dependencyBlocked(dependency: cause)))
-            for d in dependents[step] { stack.append((Int(d), step)) }
+            if causeLets || policies[step].awaitsAnyOutcome {
+                unmetDependencies[step] -= 1
+                if unmetDependencies[step] == 0 { dependenciesSettled(step, into: &actions) }
+            } else {
+                phase[step] = .final(.skipped)
+                skipCause[step] = .dependency
+                finalCount += 1
+                actions.append(.finish(step: step, status: .skipped, reason: .dependencyBlocked(dependency: cause)))
+                skipped.append(step)
+            }
         }
     }
 
-    /// Every step that is not running and not final ends `cancelled`.
-    private mutating func cancelNotStarted(reason: FinishReason, into actions: inout [Action]) {
+    /// Every step that is not running and not final ends `cancelled`; with `sparing`, steps
+    /// whose condition awaits any outcome stay, and learn that the cancelled ones ended.
+    private mutating func cancelNotStarted(reason: FinishReason, sparing: Bool, into actions: inout [Action]) {
+        let wasReady = ready.unordered
         ready.removeAll()
+        var cancelled: [Int] = []
         for step in phase.indices {
             switch phase[step] {
-            case .waiting, .ready:
-                break
-            case .retryWait:
-                retryWaitingCount -= 1
+            case .waiting, .ready, .evaluating, .retryWait:
+                if sparing && policies[step].awaitsAnyOutcome { continue }
+                if case .retryWait = phase[step] { retryWaitingCount -= 1 }
             case .running, .final:
                 continue
             }
             phase[step] = .final(.cancelled)
             finalCount += 1
             actions.append(.finish(step: step, status: .cancelled, reason: reason))
+            cancelled.append(step)
+        }
+        for step in wasReady where phase[Int(step)] == .ready { ready.insert(step) }
+        if sparing {
+            for step in cancelled { dependencyEnded(step, into: &actions) }
         }
     }
 
@@ -344,8 +477,18 @@ public struct SchedulerStateMachine: Sendable {
             actions.append(.runFinished(.cancelled))
             return
         }
+        // A skip rooted in false conditions only (every dependency that did not let the step run
+        // was itself skipped that way) is the plan's choice, not a failure.
+        var excused = [Bool](repeating: false, count: phase.count)
+        for step in order where phase[step] == .final(.skipped) {
+            switch skipCause[step] {
+            case .condition: excused[step] = true
+            case .dependency: excused[step] = dependencies[step].allSatisfy { lets(Int($0)) || excused[Int($0)] }
+            case .none: break
+            }
+        }
         var succeeded = true
-        for step in phase.indices where counted[step] && policies[step].critical {
+        for step in phase.indices where counted[step] && policies[step].critical && !excused[step] {
             if phase[step] != .final(.succeeded) { succeeded = false; break }
         }
         actions.append(.runFinished(succeeded ? .succeeded : .failed))

@@ -24,6 +24,22 @@ enum GraphAlgorithms {
         return order.count == count ? order : nil
     }
 
+    /// Whether `target` can be reached from `start` by following edges (depth-first, explicit
+    /// stack; each node visited once). A node reaches itself.
+    static func reaches(from start: Int, to target: Int, successors: [[Int32]]) -> Bool {
+        if start == target { return true }
+        var seen = Set<Int>([start])
+        var stack = [start]
+        while let node = stack.popLast() {
+            for next in successors[node] {
+                let v = Int(next)
+                if v == target { return true }
+                if seen.insert(v).inserted { stack.append(v) }
+            }
+        }
+        return false
+    }
+
     /// One cycle of the graph as a path that starts and ends at the same node
     /// (`[a, b, c, a]`), or nil if the graph is acyclic.
     ///

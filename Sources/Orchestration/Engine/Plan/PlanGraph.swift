@@ -71,6 +71,12 @@ public struct PlanGraph: Sendable {
     /// The number of steps.
     public var count: Int { ids.count }
 
+    /// Whether `step` depends on `candidate`, directly or through other steps (so `candidate`
+    /// has ended before `step` starts). A step is not its own dependency.
+    public func isTransitiveDependency(_ candidate: Int, of step: Int) -> Bool {
+        candidate != step && GraphAlgorithms.reaches(from: step, to: candidate, successors: dependencies)
+    }
+
     /// The longest path from each step to the end of the DAG, the step itself included.
     ///
     /// With no weights every step counts 1 (node counts); with measured durations, the ready step

@@ -70,6 +70,11 @@ public enum PlanLoader {
             throw decoder.graphError(error.issue, ids: plan.steps.map(\.id))
         }
         try decoder.checkOutputReferences(graph)
+        for (index, step) in plan.steps.enumerated() {
+            guard let condition = step.condition,
+                  let problem = condition.unresolvedReference(step: index, graph: graph, variables: plan.variables) else { continue }
+            throw decoder.conditionError(problem, step: index)
+        }
         var loadedSource = source
         loadedSource.envFiles = decoder.envFilesRead
         return LoadedPlan(plan: plan, graph: graph, source: loadedSource)
@@ -103,6 +108,8 @@ private struct PlanDecoder {
     var envFilesRead: [String: String] = [:]
     /// Every `${steps.ID.outputs.NAME}`: the referring step's index, where it is written.
     var outputReferences: [(step: Int, reference: OutputTemplate.Reference, location: SourceLocation, path: String)] = []
+    /// Where each step's `"if"` string is, by step index.
+    var conditionLocations: [Int: SourceLocation] = [:]
 
     init(source: PlanSource) {
         self.source = source
@@ -116,7 +123,7 @@ private struct PlanDecoder {
     static let stepSlurmKeys = ["cpus", "mem", "time"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
-                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter", "env_file"]
+                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter", "env_file", "if"]
     static let retryOnKeys = ["exit_codes", "stderr_matches", "timeout"]
 
     func error(_ location: SourceLocation, _ path: String, _ message: String,
@@ -130,6 +137,14 @@ private struct PlanDecoder {
         guard name.isEmpty || name.utf8.contains(UInt8(ascii: "=")) else { return }
         let shown = name.isEmpty ? "an empty name" : "\"\(name)\" (it holds \"=\")"
         throw error(location, path, "\(shown) is not a valid environment variable name")
+    }
+
+    /// A located error for a problem of `steps[step].if`: the string's place in the file, then
+    /// the column within the expression.
+    func conditionError(_ problem: StepCondition.Problem, step: Int) -> EngineError {
+        let location = conditionLocations[step] ?? stepLocations[step]
+        return error(location, "steps[\(step)].if", "column \(problem.column) of the condition: \(problem.message)",
+                     code: problem.kind == .unknownVariable ? .unknownVariable : .invalidPlan)
     }
 
     func graphError(_ issue: PlanGraph.Issue, ids: [String]) -> EngineError {
@@ -401,9 +416,17 @@ private struct PlanDecoder {
         let slurm = try fields["slurm"].map { node throws(EngineError) in
             try decodeSlurm(node, path: "\(path).slurm", keys: Self.stepSlurmKeys)
         }
+        var condition: StepCondition?
+        if let text = try fields.string("if") {
+            conditionLocations[index] = fields.location("if")
+            do { condition = try StepCondition(parsing: text) } catch { throw conditionError(error, step: index) }
+            for reference in condition?.references ?? [] {
+                if case .variable(let name) = reference.kind { referencedVariables.insert(name) }
+            }
+        }
         return Step(id: id, name: try fields.string("name"), action: action, dependsOn: dependsOn,
                     timeout: timeout, retry: retry, critical: critical, onFailure: onFailure, tags: tags,
-                    executor: executor, slurm: slurm)
+                    executor: executor, slurm: slurm, condition: condition)
     }
 
     /// The entries of the env file named by `owner`'s `env_file` (relative to the plan's folder,

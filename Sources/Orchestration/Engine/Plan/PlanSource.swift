@@ -129,11 +129,33 @@ public struct LoadedPlan: Sendable {
             throw EngineError(.invalidPlan, "plan \(plan.id) (built in code): "
                               + issue.describe(stepID: graph.ids[found.step], reference: found.reference, ids: graph.ids))
         }
+        for (index, step) in plan.steps.enumerated() {
+            guard let condition = step.condition,
+                  let problem = condition.unresolvedReference(step: index, graph: graph, variables: plan.variables) else { continue }
+            throw EngineError(problem.kind == .unknownVariable ? .unknownVariable : .invalidPlan,
+                              "plan \(plan.id) (built in code): step \"\(step.id)\": column \(problem.column) of the "
+                              + "condition: \(problem.message)")
+        }
         self.init(plan: plan, graph: graph, source: .inCode(planID: plan.id))
     }
 }
 
 extension PlanSource {
+    /// Each step's `"if"` text by step id, read from the stored plan file without loading it
+    /// (no variables needed, for showing a run); empty when the file holds none or is not a plan.
+    public var conditionTexts: [String: String] {
+        guard bytes.firstRange(of: Array("\"if\"".utf8)) != nil,
+              let root = try? StrictJSONParser.parse(bytes, limits: .init(maxBytes: PlanLoader.maxFileBytes, maxDepth: 64)),
+              let steps = root.objectValue?["steps"]?.arrayValue else { return [:] }
+        var texts: [String: String] = [:]
+        for step in steps {
+            guard let object = step.objectValue, let id = object["id"]?.stringValue,
+                  let text = object["if"]?.stringValue else { continue }
+            texts[id] = text
+        }
+        return texts
+    }
+
     /// The source recorded for a plan built in code: no file, nothing to load it from.
     static func inCode(planID: String) -> PlanSource {
         PlanSource(displayPath: "(plan \(planID) built in code)", directory: FileManager.default.currentDirectoryPath,

@@ -127,12 +127,15 @@ public struct Step: Sendable {
     public var executor: ExecutorKind?
     /// Its Slurm `cpus`, `mem` and `time`, over the plan's `globals.slurm`.
     public var slurm: SlurmSettings?
+    /// Its `"if"` (SPEC §11): decided once its dependencies have ended; false = `skipped`
+    /// ("condition false"). Nil = none (the step runs when its dependencies let it).
+    public var condition: StepCondition?
 
     /// Creates a step.
     public init(id: String, name: String? = nil, action: StepAction, dependsOn: [String] = [],
                 timeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(), critical: Bool = true,
                 onFailure: FailurePolicy = .abort, tags: [String] = [], executor: ExecutorKind? = nil,
-                slurm: SlurmSettings? = nil) {
+                slurm: SlurmSettings? = nil, condition: StepCondition? = nil) {
         self.id = id
         self.name = name
         self.action = action
@@ -144,6 +147,7 @@ public struct Step: Sendable {
         self.tags = tags
         self.executor = executor
         self.slurm = slurm
+        self.condition = condition
     }
 
     /// A process step (library API convenience).

@@ -578,8 +578,10 @@ public final class RunStore {
     /// The report of a stored run, folded from its events exactly as a live run's is.
     public func report(_ runID: String) throws(EngineError) -> RunReport? {
         guard let record = try run(runID) else { return nil }
-        var builder = RunReportBuilder(runID: runID, planID: record.planID, stepIDs: try steps(runID).map(\.id),
-                                       traceID: record.traceID)
+        let stepIDs = try steps(runID).map(\.id)
+        var builder = RunReportBuilder(runID: runID, planID: record.planID, stepIDs: stepIDs, traceID: record.traceID)
+        let conditions = record.source.conditionTexts
+        if !conditions.isEmpty { builder.setConditions(stepIDs.map { conditions[$0] }) }
         for event in try events(runID) { builder.apply(event) }
         var report = builder.current
         report.stage = record.stage
