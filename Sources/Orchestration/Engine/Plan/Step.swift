@@ -83,12 +83,15 @@ public struct Step: Sendable {
     public var executor: ExecutorKind?
     /// Its Slurm `cpus`, `mem` and `time`, over the plan's `globals.slurm`.
     public var slurm: SlurmSettings?
+    /// The matrix step and combination this step is an expansion of; nil for a step written as
+    /// it is.
+    public var matrix: MatrixInstance?
 
     /// Creates a step.
     public init(id: String, name: String? = nil, action: StepAction, dependsOn: [String] = [],
                 timeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(), critical: Bool = true,
                 onFailure: FailurePolicy = .abort, tags: [String] = [], executor: ExecutorKind? = nil,
-                slurm: SlurmSettings? = nil) {
+                slurm: SlurmSettings? = nil, matrix: MatrixInstance? = nil) {
         self.id = id
         self.name = name
         self.action = action
@@ -100,6 +103,7 @@ public struct Step: Sendable {
         self.tags = tags
         self.executor = executor
         self.slurm = slurm
+        self.matrix = matrix
     }
 
     /// A process step (library API convenience).
