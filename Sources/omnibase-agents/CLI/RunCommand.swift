@@ -103,7 +103,8 @@ struct RunCommand: CLICommand {
         }
         if mode == .profile {
             let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities,
-                                     arrivals: buffer.arrivals, engineCPUSeconds: RunProfile.processCPUSeconds() - cpuBefore)
+                                     arrivals: buffer.arrivals, engineCPUSeconds: RunProfile.processCPUSeconds() - cpuBefore,
+                                     matrixGroups: loaded.plan.steps.map { $0.matrix?.step })
             common.emit(json: report.json.adding("profile", profile.json)) {
                 common.humanReport(report) + "\n" + profile.render(style: common.style)
             }
@@ -120,16 +121,32 @@ struct RunCommand: CLICommand {
             "plan_id": .string(loaded.plan.id),
             "mode": "dry-run",
             "steps": .array(steps.map { step in
-                .object([
+                let entry: JSONValue = .object([
                     "id": .string(step.id),
                     "argv": .array((step.processCommand?.argv ?? []).map { .string($0) }),
                     "cwd": step.processCommand?.workingDirectory.map { .string($0) } ?? .null,
                     "depends_on": .array(step.dependsOn.map { .string($0) }),
                 ])
+                guard let matrix = step.matrix else { return entry }
+                return entry.adding("matrix", .object(["step": .string(matrix.step),
+                                                       "values": .object(matrix.values.map { .init($0.key, .string($0.value)) })]))
             }),
         ])
+        // How many of the steps shown each matrix step expanded into, in plan order.
+        var matrices: [(step: String, count: Int)] = []
+        var position: [String: Int] = [:]
+        for (index, step) in loaded.plan.steps.enumerated() where initial?[index] != .excluded {
+            guard let group = step.matrix?.step else { continue }
+            if let at = position[group] { matrices[at].count += 1 } else {
+                position[group] = matrices.count
+                matrices.append((group, 1))
+            }
+        }
         common.emit(json: json) {
-            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step")) in order, nothing started\n"
+            let expanded = matrices.isEmpty ? "" : " (" + matrices.map { "\($0.count) from matrix \(TerminalText.escaped($0.step))" }
+                .joined(separator: ", ") + ")"
+            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step"))\(expanded) in order, "
+                + "nothing started\n"
             for (position, step) in steps.enumerated() {
                 let argv = TerminalText.escaped(ShellQuoting.line(step.processCommand?.argv ?? []))
                 text += "\(position + 1). \(TerminalText.escaped(step.id)): \(argv)\n"

@@ -374,7 +374,7 @@ private struct RunLoop {
                                         previousAttempts: options.previousAttempts, retryBudget: plan.retryBudget,
                                         jitterSeed: SplitMix64.seed(runID: options.runID))
         builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID,
-                                   indexByID: graph.indexByID)
+                                   indexByID: graph.indexByID, matrices: plan.steps.map(\.matrix))
         nextSeq = options.firstSeq
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)
         finalSeq = [Int64](repeating: 0, count: graph.count)
