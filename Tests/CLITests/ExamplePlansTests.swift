@@ -28,5 +28,14 @@ struct ExamplePlansTests {
         #expect(build == "building omnibase-demo in release mode\nbuilt \"$APP_NAME\" (the $ is data, never expanded)\n")
         let fetch = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/fetch.2.out", encoding: .utf8)
         #expect(fetch == "fetched from https://mirror.example.org/pkg\n")
+        // The matrix: 2 × 2 minus one excluded, each expansion a step of its own; publish after all.
+        let ids = report["steps"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+        #expect(ids.filter { $0.hasPrefix("package.") } == ["package.x86_64.tar", "package.x86_64.zip", "package.arm64.tar"])
+        let package = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/package.arm64.tar.1.out", encoding: .utf8)
+        #expect(package == "omnibase-demo-arm64.tar\n")
+        let published = try #require(report.stepReport("publish")?["started_at"]?.stringValue)
+        for id in ids where id.hasPrefix("package.") {
+            #expect(try #require(report.stepReport(id)?["finished_at"]?.stringValue) <= published)
+        }
     }
 }
