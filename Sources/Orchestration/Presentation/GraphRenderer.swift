@@ -5,7 +5,9 @@ import Orchestration
 ///
 /// Edges go from a dependency to its dependent, in plan order. Node labels show a step's `name`
 /// when it has one, its id otherwise; every id and label is quoted and escaped for the target
-/// language, so ids with `.` and `-` and names with quotes, backslashes or markup are safe.
+/// language, so ids with `.` and `-` and names with quotes, backslashes or markup are safe. A
+/// matrix step's expansions are drawn together, in a DOT cluster or a Mermaid subgraph labelled
+/// with the matrix step's id and the number of expansions.
 ///
 /// ```swift
 /// let loaded = try PlanLoader.load(path: "plan.json")
