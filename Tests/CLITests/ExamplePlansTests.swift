@@ -37,5 +37,16 @@ struct ExamplePlansTests {
                 == ["artifact": "omnibase-demo 1.4.2.tar.gz", "notes": "from https://mirror.example.org/pkg\nattempt 2"])
         let fetch = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/fetch.2.out", encoding: .utf8)
         #expect(fetch == "fetched from https://mirror.example.org/pkg\n")
+        // The matrix: 2 × 2 minus one excluded, each expansion a step of its own.
+        let ids = report["steps"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+        #expect(ids.filter { $0.hasPrefix("package.") } == ["package.x86_64.tar", "package.x86_64.zip", "package.arm64.tar"])
+        let package = try String(contentsOfFile: "\(state)/runs/\(runID)/logs/package.arm64.tar.1.out", encoding: .utf8)
+        #expect(package == "omnibase-demo-arm64.tar\n")
+        // publish (skipped by its condition, so it has no start) was decided after every
+        // expansion ended: cleanup, after publish, starts after them all.
+        let cleanup = try #require(report.stepReport("cleanup")?["started_at"]?.stringValue)
+        for id in ids where id.hasPrefix("package.") {
+            #expect(try #require(report.stepReport(id)?["finished_at"]?.stringValue) <= cleanup)
+        }
     }
 }

@@ -5,7 +5,9 @@ import Orchestration
 ///
 /// Edges go from a dependency to its dependent, in plan order. Node labels show a step's `name`
 /// when it has one, its id otherwise; every id and label is quoted and escaped for the target
-/// language, so ids with `.` and `-` and names with quotes, backslashes or markup are safe.
+/// language, so ids with `.` and `-` and names with quotes, backslashes or markup are safe. A
+/// matrix step's expansions are drawn together, in a DOT cluster or a Mermaid subgraph labelled
+/// with the matrix step's id and the number of expansions.
 ///
 /// ```swift
 /// let loaded = try PlanLoader.load(path: "plan.json")
@@ -55,6 +57,16 @@ public enum GraphRenderer {
         return graph.ids[index]
     }
 
+    /// The matrix step a step is an expansion of.
+    private static func matrixGroup(_ plan: Plan, _ index: Int) -> String? {
+        index < plan.steps.count ? plan.steps[index].matrix?.step : nil
+    }
+
+    /// How many expansions a matrix step has.
+    private static func groupSize(_ plan: Plan, _ group: String) -> Int {
+        plan.steps.reduce(0) { $0 + ($1.matrix?.step == group ? 1 : 0) }
+    }
+
     private static func header(_ plan: Plan, runID: String?) -> String {
         let run = runID.map { ", run \($0)" } ?? ""
         return TerminalText.escaped("omnibase-agents graph of plan \(plan.id)\(run)")
@@ -69,7 +81,20 @@ public enum GraphRenderer {
         out += "    node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", color=\"#616161\", "
             + "fontname=\"Helvetica\", fontsize=11];\n"
         out += "    edge [color=\"#757575\", arrowsize=0.7];\n"
+        var cluster: String?
         for index in 0..<graph.count {
+            // A matrix step's expansions (adjacent in plan order) in one cluster, labelled with its id.
+            let group = matrixGroup(plan, index)
+            if group != cluster {
+                if cluster != nil { out += "    }\n" }
+                cluster = group
+                if let group {
+                    out += "    subgraph \(dotString("cluster_" + group)) {\n"
+                    out += "        label=\(dotString("\(group) (matrix, \(groupSize(plan, group)))")); style=\"rounded,dashed\"; "
+                        + "color=\"#9e9e9e\";\n"
+                }
+            }
+            if cluster != nil { out += "    " }
             var text = label(plan, index, graph: graph)
             var attributes: [String] = []
             if let status = statuses?[index] {
@@ -81,6 +106,7 @@ public enum GraphRenderer {
             out += "    \(dotString(graph.ids[index])) [label=\(dotString(text))"
                 + attributes.map { ", " + $0 }.joined() + "];\n"
         }
+        if cluster != nil { out += "    }\n" }
         for index in 0..<graph.count {
             for dependency in graph.dependencies[index] {
                 out += "    \(dotString(graph.ids[Int(dependency)])) -> \(dotString(graph.ids[index]));\n"
@@ -114,11 +140,23 @@ public enum GraphRenderer {
         // and words such as `end` as keywords; the real id or name is the quoted label.
         var out = "%% \(header(plan, runID: runID))\n"
         out += "flowchart LR\n"
+        var subgraph: String?
+        var subgraphs = 0
         for index in 0..<graph.count {
+            let group = matrixGroup(plan, index)
+            if group != subgraph {
+                if subgraph != nil { out += "    end\n" }
+                subgraph = group
+                if let group {
+                    out += "    subgraph m\(subgraphs)[\"\(mermaidString("\(group) (matrix, \(groupSize(plan, group)))"))\"]\n"
+                    subgraphs += 1
+                }
+            }
             var text = mermaidString(label(plan, index, graph: graph))
             if let status = statuses?[index] { text += "<br/>" + status.rawValue }
-            out += "    s\(index)[\"\(text)\"]\n"
+            out += "    \(subgraph == nil ? "" : "    ")s\(index)[\"\(text)\"]\n"
         }
+        if subgraph != nil { out += "    end\n" }
         for index in 0..<graph.count {
             for dependency in graph.dependencies[index] {
                 out += "    s\(dependency) --> s\(index)\n"

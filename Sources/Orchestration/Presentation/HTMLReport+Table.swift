@@ -33,7 +33,21 @@ extension HTMLReport {
             + "<th>Start</th><th>Duration</th><th>Exit</th><th>Error</th>"
             + (limits.includeStdout ? "<th>output (last attempt)</th>" : "<th>stderr</th>") + "</tr></thead>\n<tbody>\n"
         let failedCount = count("failed")
+        var groupSizes: [String: [StepStatus: Int]] = [:]
+        for step in steps { if let group = step.matrix?.step { groupSizes[group, default: [:]][step.status, default: 0] += 1 } }
+        var group: String?
         for (index, step) in steps.enumerated() {
+            // A matrix step's expansions (adjacent in plan order) under a heading row with its id.
+            if step.matrix?.step != group {
+                group = step.matrix?.step
+                if let group, let counts = groupSizes[group] {
+                    let tally = [StepStatus.succeeded, .failed, .skipped, .cancelled, .running, .pending]
+                        .compactMap { status in counts[status].map { "\($0) \(status.rawValue)" } }.joined(separator: ", ")
+                    out += "<tr class=\"matrix\"><td></td><td colspan=\"8\">matrix <span class=\"mono\">\(HTML.escape(group))</span>"
+                        + " · \(counts.values.reduce(0, +)) expansions: \(tally)</td></tr>\n"
+                }
+            }
+            if group != nil { classes[index].append("in-matrix") }
             out += "<tr class=\"step \(classes[index].joined(separator: " "))\" id=\"\(HTML.escape(Self.anchor(step.id)))\">"
             out += "<td class=\"num\">\(index + 1)</td>"
             out += "<td class=\"id\"><span class=\"mono\">\(HTML.escape(step.id))</span>"

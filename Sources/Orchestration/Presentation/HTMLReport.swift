@@ -152,6 +152,7 @@ public struct HTMLReport: Sendable {
             mask = mask.merging(SecretMask(values: outputs.values(named: loaded.plan.isSecret)))
             if loaded.graph.ids == report.steps.map(\.id) {
                 graph = loaded.graph
+                report.attachMatrices(from: loaded.plan)
                 for step in loaded.plan.steps { if let name = step.name, !name.isEmpty { names[step.id] = name } }
             } else {
                 notes.append("The stored plan snapshot's steps differ from the run's steps: the DAG is left out.")
@@ -434,6 +435,7 @@ public struct HTMLReport: Sendable {
     td.id{max-width:260px;overflow-wrap:anywhere}
     td.id .name{color:var(--muted);font-size:12px}
     tr.step:target{background:#fff8c5}
+    tr.matrix td{background:var(--panel);font-weight:600}tr.in-matrix td.id{padding-left:22px}
     td.error{max-width:320px;overflow-wrap:anywhere}
     .chip{display:inline-block;min-width:18px;padding:0 4px;margin:0 2px 2px 0;border-radius:4px;font-size:11px;text-align:center;color:#fff}
     .chip.succeeded{background:#43a047}.chip.failed{background:#e53935}

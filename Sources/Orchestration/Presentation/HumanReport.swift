@@ -35,8 +35,19 @@ public enum HumanReport {
         lines.append(painted)
         let ids = report.steps.map { TerminalText.escaped($0.id) }
         let idWidth = min(max(4, ids.map(\.count).max() ?? 4), 32)
-        let fixed = 2 + 4 + 2 + idWidth + 2 + 8 + 2 + 8 + 2
+        let groups = matrixGroups(report.steps)
+        let fixed = 2 + 4 + 2 + idWidth + 2 + 8 + 2 + 8 + 2 + (groups.isEmpty ? 0 : 2)
+        var group: String?
         for (step, id) in zip(report.steps, ids) {
+            // A matrix step's expansions (adjacent in plan order) under one heading, indented.
+            if step.matrix?.step != group {
+                group = step.matrix?.step
+                if let group, let members = groups[group] {
+                    lines.append(truncate("  matrix \(TerminalText.escaped(group)): \(counted(members.count, "step")), "
+                                          + tally(members), to: width))
+                }
+            }
+            let indent = group == nil ? "" : "  "
             let marker = pad(style.marker(step), 4)
             let attempts = counted(step.attempts, "try", "tries")
             var detail = TerminalText.escaped(step.error ?? "")
@@ -46,7 +57,9 @@ public enum HumanReport {
                 let shown = "if \(TerminalText.escaped(condition))"
                 detail = detail.isEmpty ? shown : "\(detail) (\(shown))"
             }
-            let line = "  \(marker)  \(pad(truncate(id, to: idWidth), idWidth))  \(pad(attempts, 8))  "
+            // Ungrouped ids get the indent's two columns, so that what follows stays aligned.
+            let column = idWidth + (groups.isEmpty || group != nil ? 0 : 2)
+            let line = "  \(indent)\(marker)  \(pad(truncate(id, to: column), column))  \(pad(attempts, 8))  "
                 + "\(pad(formatDuration(step.duration), 8))  \(style.paint(truncate(detail, to: max(0, width - fixed)), step.status))"
             lines.append(trimTrailing(line))
             if step.status == .failed, let tail = failureTails[step.id] { lines += tail.rendered(width: width) }
@@ -64,6 +77,21 @@ public enum HumanReport {
         }
         lines.append("\(counted(report.steps.count, "step")): " + tally.joined(separator: ", "))
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The steps of each matrix step, by its id.
+    private static func matrixGroups(_ steps: [RunReport.StepReport]) -> [String: [RunReport.StepReport]] {
+        var groups: [String: [RunReport.StepReport]] = [:]
+        for step in steps { if let group = step.matrix?.step { groups[group, default: []].append(step) } }
+        return groups
+    }
+
+    /// `3 succeeded, 1 failed`: the statuses the steps have, in a fixed order.
+    private static func tally(_ steps: [RunReport.StepReport]) -> String {
+        var counts: [StepStatus: Int] = [:]
+        for step in steps { counts[step.status, default: 0] += 1 }
+        return [StepStatus.succeeded, .failed, .skipped, .cancelled, .running, .pending].compactMap { status in counts[status].map { "\($0) \(status.rawValue)" } }
+            .joined(separator: ", ")
     }
 
     private static func trimTrailing(_ line: String) -> String {

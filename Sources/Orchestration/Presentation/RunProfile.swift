@@ -29,8 +29,28 @@ public struct RunProfile: Sendable {
         public var busy: Double
     }
 
+    /// One matrix step's expansions, together.
+    public struct MatrixTiming: Sendable {
+        /// The matrix step's id as written.
+        public var step: String
+        /// Its expansions in the plan.
+        public var expansions: Int
+        /// Those that ran.
+        public var ran: Int
+        /// The sum of their wall times, in seconds.
+        public var wallTotal: Double
+        /// The slowest expansion's wall time, in seconds.
+        public var wallMax: Double
+        /// The slowest expansion's id.
+        public var slowest: String?
+        /// Their attempts.
+        public var attempts: Int
+    }
+
     /// Steps that ran, in plan order.
     public var steps: [StepTiming]
+    /// Each matrix step's expansions, in plan order (empty without matrices).
+    public var matrices: [MatrixTiming] = []
     /// The longest chain of dependent steps by measured duration, first to last.
     public var criticalPath: [String]
     /// The sum of the critical path's step durations, in seconds.
@@ -87,8 +107,10 @@ public struct RunProfile: Sendable {
     ///   - priorities: the priorities the run was scheduled with (nil: node counts).
     ///   - arrivals: when each event reached the observer (``Recorder``), for the delivery latency.
     ///   - engineCPUSeconds: the engine process's CPU time over the run (`getrusage(RUSAGE_SELF)`).
+    ///   - matrixGroups: the matrix step each step is an expansion of, by step index (``Step/matrix``),
+    ///     to total the expansions; empty: none.
     public init(events: [RunEvent], graph: PlanGraph, priorities: [Double]? = nil, arrivals: [Date]? = nil,
-                engineCPUSeconds: Double? = nil) {
+                engineCPUSeconds: Double? = nil, matrixGroups: [String?] = []) {
         let priority = priorities ?? graph.remainingPathLengths()
         var firstStart: [Int: Date] = [:]
         var finish: [Int: Date] = [:]
@@ -174,6 +196,25 @@ public struct RunProfile: Sendable {
             criticalPathSeconds = 0
         }
         steps = timings
+        var order: [String] = []
+        var byGroup: [String: MatrixTiming] = [:]
+        for (index, group) in matrixGroups.enumerated() where index < graph.count {
+            guard let group else { continue }
+            if byGroup[group] == nil {
+                order.append(group)
+                byGroup[group] = MatrixTiming(step: group, expansions: 0, ran: 0, wallTotal: 0, wallMax: 0, slowest: nil, attempts: 0)
+            }
+            byGroup[group]!.expansions += 1
+            guard firstStart[index] != nil else { continue }
+            byGroup[group]!.ran += 1
+            byGroup[group]!.wallTotal += wall[index]
+            byGroup[group]!.attempts += attempts[index] ?? 0
+            if byGroup[group]!.slowest == nil || wall[index] > byGroup[group]!.wallMax {
+                byGroup[group]!.wallMax = wall[index]
+                byGroup[group]!.slowest = graph.ids[index]
+            }
+        }
+        matrices = order.compactMap { byGroup[$0] }
         criticalPath = path.reversed()
         makespan = max(0, end.timeIntervalSince(origin))
         overheadTotal = overheads.reduce(0, +)
@@ -266,21 +307,21 @@ public struct RunProfile: Sendable {
             engine.append(.init("event_delivery_mean_ms", ms(deliveryMean)))
             engine.append(.init("event_delivery_max_ms", ms(deliveryMax)))
         }
-        return .object([
-            "makespan_sec": sec(makespan),
-            "critical_path": .array(criticalPath.map { .string($0) }),
-            "critical_path_sec": sec(criticalPathSeconds),
-            "utilisation": .object([
+        var members: [JSONValue.Member] = [
+            .init("makespan_sec", sec(makespan)),
+            .init("critical_path", .array(criticalPath.map { .string($0) })),
+            .init("critical_path_sec", sec(criticalPathSeconds)),
+            .init("utilisation", .object([
                 "slots": .int(slots),
                 "busy_slot_sec": sec(busySlotSeconds),
                 "idle_slot_sec": sec(idleSlotSeconds),
                 "busy_fraction": .double((utilisation * 1000).rounded() / 1000),
                 "sec_at_concurrency": .array(timeAtConcurrency.map(sec)),
                 "busy_over_time": .array(busyOverTime.map { .double(($0 * 100).rounded() / 100) }),
-            ]),
-            "engine_overhead": .object(engine),
-            "slowest": .array(slowest().map { .string($0.id) }),
-            "steps": .array(steps.map { step in
+            ])),
+            .init("engine_overhead", .object(engine)),
+            .init("slowest", .array(slowest().map { .string($0.id) })),
+            .init("steps", .array(steps.map { step in
                 .object([
                     "id": .string(step.id),
                     "wall_sec": sec(step.wall),
@@ -290,8 +331,22 @@ public struct RunProfile: Sendable {
                     "start_sec": sec(step.startOffset),
                     "busy_sec": sec(step.busy),
                 ])
-            }),
-        ])
+            })),
+        ]
+        if !matrices.isEmpty {
+            members.append(.init("matrices", .array(matrices.map { matrix in
+                .object([
+                    "step": .string(matrix.step),
+                    "expansions": .int(matrix.expansions),
+                    "ran": .int(matrix.ran),
+                    "wall_sec_total": sec(matrix.wallTotal),
+                    "wall_sec_max": sec(matrix.wallMax),
+                    "slowest": matrix.slowest.map { .string($0) } ?? .null,
+                    "attempts": .int(matrix.attempts),
+                ])
+            })))
+        }
+        return .object(members)
     }
 
     /// The most steps the human rendering lists one by one.
@@ -345,6 +400,16 @@ public struct RunProfile: Sendable {
         for step in slowest() {
             lines.append("  \(pad(truncate(TerminalText.escaped(step.id), to: slowIDWidth), slowIDWidth))  "
                          + "\(pad(formatDuration(step.wall), 8))  \(step.attempts == 1 ? "1 try" : "\(step.attempts) tries")")
+        }
+        if !matrices.isEmpty {
+            lines.append("Matrices (expansions together):")
+            let groupWidth = min(32, max(4, matrices.map { TerminalText.escaped($0.step).count }.max() ?? 4))
+            for matrix in matrices {
+                let slowest = matrix.slowest.map { ", slowest \(TerminalText.escaped($0)) \(formatDuration(matrix.wallMax))" } ?? ""
+                lines.append("  \(pad(truncate(TerminalText.escaped(matrix.step), to: groupWidth), groupWidth))  "
+                             + "\(matrix.ran)/\(matrix.expansions) ran, \(formatDuration(matrix.wallTotal)) in all, "
+                             + "\(matrix.attempts == 1 ? "1 try" : "\(matrix.attempts) tries")\(slowest)")
+            }
         }
         return lines.map { truncate($0, to: width) }.joined(separator: "\n") + "\n"
     }

@@ -9,7 +9,8 @@ struct GraphCommand: CLICommand {
         abstract: "Print a plan's DAG (or a run's, coloured by status) as DOT or Mermaid.",
         discussion: """
         Prints the DAG with an edge from each dependency to its dependent; a node's label is the step's name \
-        when it has one, its id otherwise. With --run, draws the plan snapshot stored with the run and colours \
+        when it has one, its id otherwise; a matrix step's expansions are drawn in one cluster (DOT) or subgraph \
+        (Mermaid). With --run, draws the plan snapshot stored with the run and colours \
         each node by the step's final status: succeeded green, failed red, skipped grey, cancelled orange, \
         pending white.
         """,

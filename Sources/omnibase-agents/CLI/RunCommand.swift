@@ -107,7 +107,8 @@ struct RunCommand: CLICommand {
         }
         if mode == .profile {
             let profile = RunProfile(events: buffer.events, graph: loaded.graph, priorities: chosenPriorities,
-                                     arrivals: buffer.arrivals, engineCPUSeconds: RunProfile.processCPUSeconds() - cpuBefore)
+                                     arrivals: buffer.arrivals, engineCPUSeconds: RunProfile.processCPUSeconds() - cpuBefore,
+                                     matrixGroups: loaded.plan.steps.map { $0.matrix?.step })
             common.emit(json: report.json.adding("profile", profile.json)) {
                 common.humanReport(report) + "\n" + profile.render(style: common.style)
             }
@@ -132,11 +133,28 @@ struct RunCommand: CLICommand {
                 ]
                 // Only steps with an "if" have the key: it is decided when the run gets there.
                 if let condition = step.condition { members.append(.init("if", .string(condition.text))) }
+                if let matrix = step.matrix {
+                    members.append(.init("matrix", .object(["step": .string(matrix.step),
+                                                            "values": .object(matrix.values.map { .init($0.key, .string($0.value)) })])))
+                }
                 return .object(members)
             }),
         ])
+        // How many of the steps shown each matrix step expanded into, in plan order.
+        var matrices: [(step: String, count: Int)] = []
+        var position: [String: Int] = [:]
+        for (index, step) in loaded.plan.steps.enumerated() where initial?[index] != .excluded {
+            guard let group = step.matrix?.step else { continue }
+            if let at = position[group] { matrices[at].count += 1 } else {
+                position[group] = matrices.count
+                matrices.append((group, 1))
+            }
+        }
         common.emit(json: json) {
-            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step")) in order, nothing started\n"
+            let expanded = matrices.isEmpty ? "" : " (" + matrices.map { "\($0.count) from matrix \(TerminalText.escaped($0.step))" }
+                .joined(separator: ", ") + ")"
+            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step"))\(expanded) in order, "
+                + "nothing started\n"
             for (position, step) in steps.enumerated() {
                 let argv = TerminalText.escaped(ShellQuoting.line(step.processCommand?.argv ?? []))
                 let condition = step.condition.map { " (if \(TerminalText.escaped($0.text)))" } ?? ""

@@ -218,7 +218,9 @@ struct RunsCommand: CLICommand {
 
         func run() async throws(EngineError) -> Int32 {
             let (directory, store) = try RunsCommand.openStore(common, runID: runID)
-            guard let record = try store.run(runID), let report = try store.report(runID) else { throw RunsCommand.unknownRun(runID, common) }
+            guard let record = try store.run(runID), var report = try store.report(runID) else { throw RunsCommand.unknownRun(runID, common) }
+            // Matrix groups come from the plan snapshot (secrets withheld: placeholders do for that).
+            if let loaded = try? PlanLoader.load(record.source.withPlaceholders()) { report.attachMatrices(from: loaded.plan) }
             let live = record.isLive
             let snapshotPath = "\(directory.path)/\(FailureSnapshot.relativePath(runID: runID))"
             let snapshot = FileManager.default.fileExists(atPath: snapshotPath) ? snapshotPath : nil

@@ -29,6 +29,9 @@ public struct RunReport: Sendable {
         public var outputs: [StepOutput] = []
         /// The step's `"if"` as written in the plan; nil when it has none.
         public var condition: String?
+        /// The matrix step and combination the step is an expansion of; nil for other steps
+        /// (and for a stored run whose plan snapshot was not read).
+        public var matrix: MatrixInstance?
 
         /// The memberwise initializer, for the stages (the breaker-skipped components they add).
         package init(id: String, status: StepStatus, attempts: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool,
@@ -75,6 +78,14 @@ public struct RunReport: Sendable {
         var counts: [StepStatus: Int] = [:]
         for step in steps { counts[step.status, default: 0] += 1 }
         return counts
+    }
+
+    /// Sets each step's ``StepReport/matrix`` from the plan's steps (by id).
+    public mutating func attachMatrices(from plan: Plan) {
+        var byID: [String: MatrixInstance] = [:]
+        for step in plan.steps { if let matrix = step.matrix { byID[step.id] = matrix } }
+        guard !byID.isEmpty else { return }
+        for index in steps.indices { steps[index].matrix = byID[steps[index].id] }
     }
 
     /// Wall time of the run.
@@ -131,6 +142,13 @@ public struct RunReport: Sendable {
         }
         // Only steps with an "if" have the key.
         if let condition = step.condition { members.append(.init("if", .string(condition))) }
+        // Only a matrix step's expansions have the key.
+        if let matrix = step.matrix {
+            members.append(.init("matrix", .object([
+                .init("step", .string(matrix.step)),
+                .init("values", .object(matrix.values.map { .init($0.key, .string($0.value)) })),
+            ])))
+        }
         return .object(members)
     }
 

@@ -8,8 +8,9 @@ public struct RunReportBuilder: Sendable {
     private var indexByID: [String: Int]
 
     /// Starts a report for a plan's steps, all `pending`.
+    /// - Parameter matrices: each step's matrix origin, in the order of `stepIDs` (empty: none).
     public init(runID: String, planID: String, stepIDs: [String], traceID: String,
-                indexByID: [String: Int]? = nil) {
+                indexByID: [String: Int]? = nil, matrices: [MatrixInstance?] = []) {
         report = RunReport(
             runID: runID, planID: planID, status: .pending, exitCode: 0, startedAt: nil, finishedAt: nil,
             steps: stepIDs.map {
@@ -18,6 +19,7 @@ public struct RunReportBuilder: Sendable {
             },
             traceID: traceID)
         self.indexByID = indexByID ?? Dictionary(uniqueKeysWithValues: stepIDs.enumerated().map { ($1, $0) })
+        for (index, matrix) in zip(report.steps.indices, matrices) { report.steps[index].matrix = matrix }
     }
 
     /// Attaches each step's `"if"` text (by plan position; nil = none) to its line of the report.

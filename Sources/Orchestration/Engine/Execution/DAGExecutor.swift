@@ -463,7 +463,7 @@ private struct RunLoop {
                                         previousAttempts: options.previousAttempts, retryBudget: plan.retryBudget,
                                         jitterSeed: SplitMix64.seed(runID: options.runID))
         builder = RunReportBuilder(runID: options.runID, planID: plan.id, stepIDs: graph.ids, traceID: options.traceID,
-                                   indexByID: graph.indexByID)
+                                   indexByID: graph.indexByID, matrices: plan.steps.map(\.matrix))
         builder.setConditions(plan.steps.map { $0.condition?.text })
         nextSeq = options.firstSeq
         lastOutcome = [AttemptOutcome?](repeating: nil, count: graph.count)

@@ -256,7 +256,8 @@ public struct RunSession: Sendable {
         _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
                               stage: record.stage, durableSeq: seq,
                               runner: router(loaded.plan, runID: runID, executor: request.executor))
-        guard let report = try store.report(runID) else { throw unknownRun(runID) }
+        guard var report = try store.report(runID) else { throw unknownRun(runID) }
+        report.attachMatrices(from: loaded.plan)
         return report
     }
 

@@ -119,16 +119,28 @@ public struct PlanGraph: Sendable {
 
     /// A sentence describing an issue with step ids (no file location).
     public static func describe(_ issue: Issue, ids: [String]) -> String {
+        describe(issue, ids: ids, fileIndex: { $0 }, filePosition: { $1 })
+    }
+
+    /// A sentence describing an issue, with the `steps[N]` and `depends_on[N]` of the file the
+    /// steps came from (a matrix step's expansions share the index of the step written).
+    /// - Parameters:
+    ///   - fileIndex: a step's index in the file, by its index in `ids`.
+    ///   - filePosition: a dependency's position in the file's `depends_on`, by step index and position.
+    static func describe(_ issue: Issue, ids: [String], fileIndex: (Int) -> Int,
+                         filePosition: (Int, Int) -> Int) -> String {
         switch issue {
         case .duplicateID(let index, let first):
-            return "steps[\(index)]: duplicate step id \"\(ids[index])\" (first used by steps[\(first)])"
+            return "steps[\(fileIndex(index))]: duplicate step id \"\(ids[index])\" (first used by steps[\(fileIndex(first))])"
         case .unknownDependency(let step, let position, let name):
             let hint = Suggestion.closest(to: name, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
-            return "steps[\(step)].depends_on[\(position)]: step \"\(ids[step])\" depends on unknown step \"\(name)\"\(hint)"
+            return "steps[\(fileIndex(step))].depends_on[\(filePosition(step, position))]: step \"\(ids[step])\" "
+                + "depends on unknown step \"\(name)\"\(hint)"
         case .selfDependency(let step, let position):
-            return "steps[\(step)].depends_on[\(position)]: step \"\(ids[step])\" depends on itself"
+            return "steps[\(fileIndex(step))].depends_on[\(filePosition(step, position))]: step \"\(ids[step])\" depends on itself"
         case .repeatedDependency(let step, let position):
-            return "steps[\(step)].depends_on[\(position)]: step \"\(ids[step])\" lists the same dependency twice"
+            return "steps[\(fileIndex(step))].depends_on[\(filePosition(step, position))]: step \"\(ids[step])\" "
+                + "lists the same dependency twice"
         case .cycle(let path):
             return "dependency cycle: " + cyclePath(path.map { ids[$0] }) + " (each step depends on the next)"
         }

@@ -99,6 +99,13 @@ private struct PlanDecoder {
     /// Where each step's `depends_on` entries are, for graph errors.
     var dependencyLocations: [[SourceLocation]] = []
     var stepLocations: [SourceLocation] = []
+    /// Each (expanded) step's index in the file's `steps`: a matrix step's expansions share one.
+    var fileIndexes: [Int] = []
+    /// Each (expanded) step's `depends_on` positions in the file, once matrix groups are expanded.
+    var dependencyPositions: [[Int]] = []
+    /// The matrix combination whose `${matrix.KEY}` the step being decoded may use, with every key
+    /// its matrix has (some only in some combinations).
+    var matrixInScope: (instance: MatrixInstance, keys: [String])?
     var variables: [String: String] = [:]
     /// The names in the plan's own `variables`.
     var declaredVariables: Set<String> = []
@@ -123,7 +130,8 @@ private struct PlanDecoder {
     static let stepSlurmKeys = ["cpus", "mem", "time"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
-                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter", "env_file", "if"]
+                           "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter", "env_file", "if",
+                           "matrix"]
     static let retryOnKeys = ["exit_codes", "stderr_matches", "timeout"]
 
     func error(_ location: SourceLocation, _ path: String, _ message: String,
@@ -148,7 +156,7 @@ private struct PlanDecoder {
     }
 
     func graphError(_ issue: PlanGraph.Issue, ids: [String]) -> EngineError {
-        let sentence = PlanGraph.describe(issue, ids: ids)
+        let sentence = describe(issue, ids: ids)
         let location: SourceLocation
         switch issue {
         case .duplicateID(let index, _): location = stepLocations[index]
@@ -168,6 +176,12 @@ private struct PlanDecoder {
         }
         let found = outputReferences[position]
         throw error(found.location, found.path, issue.describe(stepID: graph.ids[found.step], reference: found.reference, ids: graph.ids))
+    }
+
+    /// The sentence of a graph issue, with the file's step indexes and `depends_on` positions.
+    func describe(_ issue: PlanGraph.Issue, ids: [String]) -> String {
+        PlanGraph.describe(issue, ids: ids, fileIndex: { fileIndexes[$0] },
+                           filePosition: { dependencyPositions[$0][$1] })
     }
 
     mutating func decodePlan(_ root: JSONNode) throws(EngineError) -> Plan {
@@ -231,10 +245,20 @@ private struct PlanDecoder {
         steps.reserveCapacity(stepNodes.count)
         stepLocations.reserveCapacity(stepNodes.count)
         dependencyLocations.reserveCapacity(stepNodes.count)
+        var total = stepNodes.count
         for (index, node) in stepNodes.enumerated() {
-            steps.append(try decodeStep(node, index: index, defaultTimeout: defaultTimeout,
-                                        workingDirectory: workingDirectory, globalEnv: globalEnv))
+            guard let matrixNode = node.objectValue?["matrix"] else {
+                steps.append(try decodeStep(node, index: index, defaultTimeout: defaultTimeout,
+                                            workingDirectory: workingDirectory, globalEnv: globalEnv))
+                continue
+            }
+            let combinations = try expandMatrix(matrixNode, step: node, index: index, total: &total)
+            for combination in combinations {
+                steps.append(try decodeStep(node, index: index, defaultTimeout: defaultTimeout,
+                                            workingDirectory: workingDirectory, globalEnv: globalEnv, combination: combination))
+            }
         }
+        try resolveMatrixGroups(&steps)
         return Plan(id: id, version: version, metadata: metadata?.toValue(), variables: variables,
                     maxConcurrency: maxConcurrency, killGrace: killGrace, steps: steps, secretNames: secretNames,
                     executor: executor, slurm: slurm, retryBudget: retryBudget)
@@ -331,21 +355,29 @@ private struct PlanDecoder {
         }
     }
 
+    /// Decodes one step; with `combination`, one expansion of a matrix step (its id gets the
+    /// combination's values, its fields its `${matrix.KEY}` values).
     mutating func decodeStep(_ node: JSONNode, index: Int, defaultTimeout: Duration?,
-                             workingDirectory: String, globalEnv: [String: String]) throws(EngineError) -> Step {
+                             workingDirectory: String, globalEnv: [String: String],
+                             combination: MatrixSpec.Combination? = nil) throws(EngineError) -> Step {
         let path = "steps[\(index)]"
         let fields = try Fields(node, path: path, allowed: Self.stepKeys, decoder: locator)
         stepLocations.append(node.location)
-        let id = try fields.string("id", required: true)!
-        guard Self.isValidStepID(id) else {
+        fileIndexes.append(index)
+        let writtenID = try fields.string("id", required: true)!
+        guard Self.isValidStepID(writtenID) else {
             throw error(fields.location("id"), "\(path).id",
-                        "step id \"\(id)\" must start with a letter or digit and contain only letters, digits, _ . -")
+                        "step id \"\(writtenID)\" must start with a letter or digit and contain only letters, digits, _ . -")
         }
+        let id = writtenID + (combination?.idSuffix ?? "")
         guard id.utf8.count <= PlanLoader.maxStepIDLength else {
-            throw error(fields.location("id"), "\(path).id",
-                        "step id \"\(id.prefix(40))...\" is \(id.utf8.count) characters long; the limit is "
+            let what = combination == nil ? "step id" : "the matrix expansion id"
+            throw error(fields.location(combination == nil ? "id" : "matrix"), "\(path).\(combination == nil ? "id" : "matrix")",
+                        "\(what) \"\(id.prefix(40))...\" is \(id.utf8.count) characters long; the limit is "
                             + "\(PlanLoader.maxStepIDLength) (its log file names must fit the file system)")
         }
+        defer { matrixInScope = nil }
+        if let combination { matrixInScope = (combination.instance, combination.keys) }
         let rawCommand = try fields.string("command", required: true)!
         guard !rawCommand.isEmpty else { throw error(fields.location("command"), "\(path).command", "step \"\(id)\" has an empty command") }
         var bindings = OutputBindings(baseDirectory: source.directory)
@@ -424,9 +456,12 @@ private struct PlanDecoder {
                 if case .variable(let name) = reference.kind { referencedVariables.insert(name) }
             }
         }
-        return Step(id: id, name: try fields.string("name"), action: action, dependsOn: dependsOn,
+        let name = try fields.string("name").map { (raw: String) throws(EngineError) -> String in
+            try substituteMatrix(raw, fields.location("name"), "\(path).name", step: id, escaping: false)
+        }
+        return Step(id: id, name: name, action: action, dependsOn: dependsOn,
                     timeout: timeout, retry: retry, critical: critical, onFailure: onFailure, tags: tags,
-                    executor: executor, slurm: slurm, condition: condition)
+                    executor: executor, slurm: slurm, condition: condition, matrix: combination?.instance)
     }
 
     /// The entries of the env file named by `owner`'s `env_file` (relative to the plan's folder,
@@ -516,6 +551,7 @@ private struct PlanDecoder {
     }
 
     mutating func substitute(_ text: String, _ location: SourceLocation, _ path: String, step: String?) throws(EngineError) -> String {
+        let text = try substituteMatrix(text, location, path, step: step, escaping: true)
         do {
             return try VariableSubstitution.substitute(text, variables: variables, referenced: &referencedVariables)
         } catch {
@@ -555,6 +591,113 @@ private struct PlanDecoder {
         }
         guard let first = id.utf8.first, alnum(first) else { return false }
         return id.utf8.allSatisfy { alnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+    }
+}
+
+extension PlanDecoder {
+    /// Parses a step's `"matrix"` and expands it, counting its combinations towards the step
+    /// limit before making any (`total`: the plan's steps so far, this one counted once).
+    mutating func expandMatrix(_ node: JSONNode, step: JSONNode, index: Int,
+                               total: inout Int) throws(EngineError) -> [MatrixSpec.Combination] {
+        let path = "steps[\(index)].matrix"
+        let spec: MatrixSpec
+        do { spec = try MatrixSpec.parse(node, path: path) } catch { throw self.error(error.location, error.path, error.message) }
+        guard (spec.product ?? .max) <= PlanLoader.maxSteps else {
+            let count = spec.product.map { "\($0)" } ?? "more than \(Int.max)"
+            throw error(node.location, path, "the matrix makes \(spec.sizes) = \(count) combinations; "
+                        + "a plan may have at most \(PlanLoader.maxSteps) steps")
+        }
+        let id = step.objectValue?["id"]?.stringValue ?? ""
+        let combinations = spec.expand(stepID: id)
+        guard !combinations.isEmpty else {
+            throw error(node.location, path, "exclude removes every combination, so step \"\(id)\" would never run")
+        }
+        total += combinations.count - 1
+        guard total <= PlanLoader.maxSteps else {
+            throw error(node.location, path, "with this matrix's \(combinations.count) combinations the plan has "
+                        + "\(total) steps; a plan may have at most \(PlanLoader.maxSteps)")
+        }
+        return combinations
+    }
+
+    /// Refuses an expansion id that another step or expansion has, and a matrix step's id that
+    /// any step has (`depends_on` naming it would be ambiguous); then makes `depends_on` naming
+    /// a matrix step name each of its expansions.
+    mutating func resolveMatrixGroups(_ steps: inout [Step]) throws(EngineError) {
+        var groups: [String: [String]] = [:]
+        var groupIndex: [String: Int] = [:]
+        for (index, step) in steps.enumerated() {
+            if let group = step.matrix?.step {
+                groups[group, default: []].append(step.id)
+                if groupIndex[group] == nil { groupIndex[group] = index }
+            }
+        }
+        dependencyPositions = steps.map { Array($0.dependsOn.indices) }
+        guard !groups.isEmpty else { return }
+        func describe(_ index: Int) -> String {
+            let step = steps[index]
+            let at = stepLocations[index]
+            if let group = step.matrix?.step {
+                return "the expansion \"\(step.id)\" of matrix step \"\(group)\" (steps[\(fileIndexes[index])], \(at.line):\(at.column))"
+            }
+            return "step \"\(step.id)\" (steps[\(fileIndexes[index])], \(at.line):\(at.column))"
+        }
+        var first: [String: Int] = [:]
+        first.reserveCapacity(steps.count)
+        for (index, step) in steps.enumerated() {
+            if let earlier = first[step.id] {
+                // Two plain steps: PlanGraph's duplicate-id error says it.
+                guard steps[earlier].matrix != nil || step.matrix != nil else { continue }
+                throw error(stepLocations[index], "steps[\(fileIndexes[index])]",
+                            "\(describe(index)) has the same id as \(describe(earlier))")
+            }
+            first[step.id] = index
+        }
+        for (group, index) in groupIndex.sorted(by: { $0.value < $1.value }) {
+            if let other = first[group] {
+                throw error(stepLocations[index], "steps[\(fileIndexes[index])].id",
+                            "matrix step \"\(group)\" has the id of \(describe(other)), so depends_on [\"\(group)\"] "
+                            + "would be ambiguous")
+            }
+        }
+        for index in steps.indices {
+            guard steps[index].dependsOn.contains(where: { groups[$0] != nil }) else { continue }
+            var dependsOn: [String] = []
+            var locations: [SourceLocation] = []
+            var positions: [Int] = []
+            for (position, dependency) in steps[index].dependsOn.enumerated() {
+                let named = groups[dependency] ?? [dependency]
+                dependsOn += named
+                locations += Array(repeating: dependencyLocations[index][position], count: named.count)
+                positions += Array(repeating: position, count: named.count)
+            }
+            steps[index].dependsOn = dependsOn
+            dependencyLocations[index] = locations
+            dependencyPositions[index] = positions
+        }
+    }
+
+    /// Replaces `${matrix.KEY}` by the value of the combination being decoded; a key the matrix
+    /// does not have (or has only in other combinations), or any reference outside a matrix step,
+    /// is a located error.
+    func substituteMatrix(_ text: String, _ location: SourceLocation, _ path: String, step: String?,
+                          escaping: Bool) throws(EngineError) -> String {
+        do {
+            return try MatrixReferences.substitute(text, matrix: matrixInScope?.instance, escaping: escaping)
+        } catch {
+            guard case .unknownKey(let key) = error else { preconditionFailure("MatrixReferences has one failure") }
+            guard let scope = matrixInScope else {
+                let owner = step.map { "step \"\($0)\" has no \"matrix\"" } ?? "globals are not part of a matrix step"
+                throw self.error(location, path, "${matrix.\(key)} has no value: \(owner)")
+            }
+            if scope.keys.contains(key) {
+                throw self.error(location, path, "${matrix.\(key)} has no value in the expansion \"\(step ?? "")\" "
+                                 + "(its values: \(scope.instance.summary)): not every combination has \(key)")
+            }
+            let hint = Suggestion.closest(to: key, among: scope.keys).map { " (did you mean ${matrix.\($0)}?)" } ?? ""
+            throw self.error(location, path, "unknown matrix key ${matrix.\(key)} in step \"\(scope.instance.step)\"\(hint); "
+                             + "its keys are \(scope.keys.joined(separator: ", "))")
+        }
     }
 }
 

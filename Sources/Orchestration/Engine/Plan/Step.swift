@@ -130,12 +130,15 @@ public struct Step: Sendable {
     /// Its `"if"` (SPEC §11): decided once its dependencies have ended; false = `skipped`
     /// ("condition false"). Nil = none (the step runs when its dependencies let it).
     public var condition: StepCondition?
+    /// The matrix step and combination this step is an expansion of; nil for a step written as
+    /// it is.
+    public var matrix: MatrixInstance?
 
     /// Creates a step.
     public init(id: String, name: String? = nil, action: StepAction, dependsOn: [String] = [],
                 timeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(), critical: Bool = true,
                 onFailure: FailurePolicy = .abort, tags: [String] = [], executor: ExecutorKind? = nil,
-                slurm: SlurmSettings? = nil, condition: StepCondition? = nil) {
+                slurm: SlurmSettings? = nil, condition: StepCondition? = nil, matrix: MatrixInstance? = nil) {
         self.id = id
         self.name = name
         self.action = action
@@ -148,6 +151,7 @@ public struct Step: Sendable {
         self.executor = executor
         self.slurm = slurm
         self.condition = condition
+        self.matrix = matrix
     }
 
     /// A process step (library API convenience).
