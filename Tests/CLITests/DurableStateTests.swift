@@ -74,8 +74,8 @@ private func expectConsistentRecord(_ state: String, _ runID: String, _ context:
     let stored = try databaseEvents(state, runID)
     #expect(stored.map(\.seq) == (0..<stored.count).map { $0 + 1 },
             "\(context): seqs are not 1...\(stored.count): \(stored.map(\.seq))", sourceLocation: sourceLocation)
-    let lastSeq = try db.query("SELECT last_seq FROM runs WHERE run_id = ?", runID).first?.int(0)
-    #expect(lastSeq == stored.count, "\(context): runs.last_seq \(lastSeq ?? -1) for \(stored.count) events",
+    let lastSeq = try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).run(runID)?.lastSeq
+    #expect(lastSeq == Int64(stored.count), "\(context): the run's last seq \(lastSeq ?? -1) for \(stored.count) events",
             sourceLocation: sourceLocation)
     guard comparingFile else { return }
     let file = try fileEvents(state, runID)

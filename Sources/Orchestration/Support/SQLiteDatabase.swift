@@ -173,6 +173,7 @@ public final class SQLiteDatabase {
             throw StoreError(.other, message: "The system SQLite library was built without thread support; "
                 + "install one built with SQLITE_THREADSAFE=1.", path: path)
         }
+        Self.configureLibrary
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW
         var lock: FileLock?
         switch mode {
@@ -198,6 +199,14 @@ public final class SQLiteDatabase {
         connection = SQLiteConnectionHandle(pointer: handle, path: path, lock: lock, busyTimeout: busyTimeout)
         try configure(synchronous: synchronous)
     }
+
+    /// Process-wide settings made once, before SQLite initializes (the first open): memory
+    /// statistics off, so an allocation does not take SQLite's global memory mutex (nothing here
+    /// reads the statistics or sets a soft heap limit, which need them). If SQLite was already
+    /// initialized by other code, the setting is refused and nothing changes.
+    private static let configureLibrary: Void = {
+        _ = omnibase_sqlite3_disable_memstatus()
+    }()
 
     /// `file:` URI of a path with `immutable=1`, percent-encoding what URIs reserve.
     private static func immutableURI(_ path: String) -> String {

@@ -120,8 +120,10 @@ package final class StoreRecorder: RunObserver, CommitGate {
                 let lastSeq = batches.last?.last?.seq ?? 0
                 var failure: EngineError?
                 do {
-                    try store.append(batches: batches)
-                    try events.append(batches.joined())
+                    // Each event is encoded once, for the transaction and for its copy.
+                    let encoded = batches.joined().map(EncodedEvent.init)
+                    try store.append(encoded: encoded)
+                    try events.append(encoded: encoded)
                 } catch {
                     failure = EngineError(error)
                 }
