@@ -78,8 +78,9 @@ public final class SQLiteDatabase {
     public enum Synchronous: String, Sendable, Hashable {
         /// Every commit is synced to disk before `write { }` returns: survives power loss.
         case full = "FULL"
-        /// The WAL is synced at checkpoints only: a power loss may undo the latest commits, but
-        /// never corrupts the database.
+        /// The WAL is synced at checkpoints only: an OS crash or power loss may undo the latest
+        /// commits, but never corrupts the database; a killed process loses nothing (its commits
+        /// are in the page cache).
         case normal = "NORMAL"
     }
 
