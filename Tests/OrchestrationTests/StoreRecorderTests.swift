@@ -96,6 +96,30 @@ struct StoreRecorderTests {
         try await recorder.close()
     }
 
+    /// A turn announced with `expectWait` (its start will wait for these events) is committed
+    /// without a waiter: announced before it is recorded, or while the writer gathers.
+    @Test func anAnnouncedWaitEndsTheWindowWithoutAWaiter() async throws {
+        let fixture = try Fixture(steps: 2)
+        // With a 10-minute window, a commit that waited for it would run into the time limit.
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600))
+        let turns = fixture.turns()
+        recorder.expectWait(for: 2)
+        try await recorder.record(turns[0] + turns[1])
+        try await Self.waitForDurable(recorder, 2)
+        #expect(try fixture.storedSeqs() == [1, 2])
+        // The writer is gathering the next turn when the wait is announced.
+        try await recorder.record(turns[2])
+        recorder.expectWait(for: 3)
+        try await Self.waitForDurable(recorder, 3)
+        #expect(try fixture.storedSeqs() == [1, 2, 3])
+        try await recorder.close()
+    }
+
+    /// Polls `durableSeq` (no waiter, which would end the window by itself).
+    static func waitForDurable(_ recorder: StoreRecorder, _ seq: Int64) async throws {
+        while recorder.durableSeq < seq { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
     @Test func withoutAWindowEveryWakeCommits() async throws {
         let fixture = try Fixture(steps: 5)
         let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .zero)
