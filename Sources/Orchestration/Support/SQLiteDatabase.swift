@@ -618,9 +618,20 @@ public final class Statement {
     ///
     /// - Throws: ``StoreError`` (`.other` for an index out of range).
     public func bind(_ value: (any SQLiteBindable)?, at index: Int) throws {
+        try bind(value?.sqliteValue ?? .null, at: index)
+    }
+
+    /// Binds `value` to the parameter at `index` (1-based), without boxing it.
+    ///
+    /// - Throws: ``StoreError`` (`.other` for an index out of range).
+    public func bind<Value: SQLiteBindable>(_ value: Value, at index: Int) throws {
+        try bind(value.sqliteValue, at: index)
+    }
+
+    private func bind(_ value: SQLiteValue, at index: Int) throws {
         let position = Int32(clamping: index)
         let status: Int32
-        switch value?.sqliteValue ?? .null {
+        switch value {
         case .null:
             status = sqlite3_bind_null(handle, position)
         case .integer(let integer):
@@ -699,6 +710,23 @@ public final class Statement {
         reset()
         try bind(bindings)
         defer { reset() }
+        while try step() {}
+    }
+
+    /// Binds `values` to parameters 1, 2, … (all others NULL), runs the statement to completion
+    /// discarding rows, and resets it: as ``run(_:)``, without boxing each value or allocating
+    /// an array of them (the store writer's statements run several times per step).
+    ///
+    /// - Throws: ``StoreError`` mapped from SQLite.
+    public func execute<each Value: SQLiteBindable>(_ values: repeat each Value) throws {
+        reset()
+        clearBindings()
+        defer { reset() }
+        var index = 0
+        for value in repeat each values {
+            index += 1
+            try bind(value, at: index)
+        }
         while try step() {}
     }
 

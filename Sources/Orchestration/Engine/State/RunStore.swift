@@ -371,7 +371,7 @@ public final class RunStore {
             let encoded = events[index]
             let event = encoded.event
             let ts = encoded.timestamp
-            try sql.insertEvent.run(runID, event.seq, ts, event.kind.rawValue, event.stepID,
+            try sql.insertEvent.execute(runID, event.seq, ts, event.kind.rawValue, event.stepID,
                                     event.attempt.map { Int64($0) }, encoded.data)
             if written[index - base] { continue }
             if let finishIndex = pairs[index - base] {
@@ -387,33 +387,33 @@ public final class RunStore {
             let timedOut = end?.timedOut ?? false
             switch event.payload {
             case .runStarted, .runResumed:
-                try sql.runStarted.run(ts, runID)
+                try sql.runStarted.execute(ts, runID)
             case .runFinished(let finish):
-                try sql.runFinished.run(finish.status.rawValue, finish.exitCode, ts, runID)
+                try sql.runFinished.execute(finish.status.rawValue, finish.exitCode, ts, runID)
             case .stepStarted:
                 let attempt = event.attempt ?? 1
-                try sql.stepStarted.run(attempt, ts, runID, event.stepID)
-                try sql.insertAttempt.run(runID, event.stepID, attempt, ts)
+                try sql.stepStarted.execute(attempt, ts, runID, event.stepID)
+                try sql.insertAttempt.execute(runID, event.stepID, attempt, ts)
             case .stepAttemptFailed:
                 let lost = end?.engineLost ?? false
-                try sql.attemptFailed.run(ts, exitCode, signal, timedOut, lost, end?.error, runID, event.stepID, event.attempt)
-                if lost { try sql.stepPending.run(runID, event.stepID) }
+                try sql.attemptFailed.execute(ts, exitCode, signal, timedOut, lost, end?.error, runID, event.stepID, event.attempt)
+                if lost { try sql.stepPending.execute(runID, event.stepID) }
             case .stepSubmitted:
                 break  // recordJobID below
             case .stepRetry:
-                try sql.stepPending.run(runID, event.stepID)
+                try sql.stepPending.execute(runID, event.stepID)
             case .stepSucceeded, .stepFailed:
                 let succeeded = event.kind == .stepSucceeded
-                try sql.stepFinished.run(succeeded ? "succeeded" : "failed", exitCode, signal, timedOut, ts, end?.error,
+                try sql.stepFinished.execute(succeeded ? "succeeded" : "failed", exitCode, signal, timedOut, ts, end?.error,
                                          runID, event.stepID)
-                try sql.attemptFinished.run(ts, exitCode, signal, timedOut, succeeded, end?.error,
+                try sql.attemptFinished.execute(ts, exitCode, signal, timedOut, succeeded, end?.error,
                                             runID, event.stepID, event.attempt)
             case .stepSkipped(let reason):
-                try sql.stepSkipped.run(reason, runID, event.stepID)
+                try sql.stepSkipped.execute(reason, runID, event.stepID)
             case .stepCancelled(let reason, _):
-                try sql.stepCancelled.run(reason, exitCode, signal, ts, runID, event.stepID)
+                try sql.stepCancelled.execute(reason, exitCode, signal, ts, runID, event.stepID)
                 if let attempt = event.attempt {
-                    try sql.attemptCancelled.run(ts, exitCode, signal, runID, event.stepID, attempt)
+                    try sql.attemptCancelled.execute(ts, exitCode, signal, runID, event.stepID, attempt)
                 }
             }
             try recordJobID(of: event, runID: runID, sql)
@@ -423,7 +423,7 @@ public final class RunStore {
     /// An attempt's cluster job id, from the `job_id` of an event that ends it.
     private static func recordJobID(of event: RunEvent, runID: String, _ sql: WriteStatements) throws {
         guard let jobID = event.payload.jobID, let attempt = event.attempt else { return }
-        try sql.attemptJobID.run(jobID, runID, event.stepID, attempt)
+        try sql.attemptJobID.execute(jobID, runID, event.stepID, attempt)
     }
 
     /// The rows `step_started` followed by `step_succeeded` of the same attempt leave, written
@@ -436,9 +436,9 @@ public final class RunStore {
         let signal = end?.signal
         let timedOut = end?.timedOut ?? false
         let error = end?.error
-        try sql.stepStartedAndSucceeded.run(attempt, startTimestamp, exitCode, signal, timedOut, finish.timestamp, error,
+        try sql.stepStartedAndSucceeded.execute(attempt, startTimestamp, exitCode, signal, timedOut, finish.timestamp, error,
                                             runID, start.stepID)
-        try sql.insertSucceededAttempt.run(runID, start.stepID, attempt, startTimestamp, finish.timestamp, exitCode, signal,
+        try sql.insertSucceededAttempt.execute(runID, start.stepID, attempt, startTimestamp, finish.timestamp, exitCode, signal,
                                            timedOut, error)
     }
 

@@ -26,9 +26,11 @@ extension CommitGate {
 /// The writer thread takes
 /// everything queued, commits it in one `BEGIN IMMEDIATE` transaction (one fsync with
 /// `synchronous=FULL`), publishes the new ``durableSeq`` (resuming its waiters), then appends
-/// the same events, encoded once for both, to `events.jsonl` in one `write`. While one commit is being fsynced, the next turns queue up and go in the next
-/// transaction, so 10,000 fast steps do not mean 10,000 fsyncs. The executor starts a step only
-/// when its dependencies' results are durable (``CommitGate``).
+/// the same events, encoded once for both, to `events.jsonl` in one `write`. While one commit
+/// is being fsynced, the next turns queue up and go in the next transaction, so 10,000 fast
+/// steps do not mean 10,000 fsyncs. The executor starts a step only when its dependencies'
+/// results are durable (``CommitGate``), and announces such a wait before it records the turn
+/// (``expectWait(for:)``), so that turn's commit does not wait for others to gather with.
 ///
 /// The writer is a thread of its own, not a task, because SQLite's calls block (an fsync takes
 /// milliseconds) and the cooperative pool has only as many threads as cores.
@@ -46,8 +48,8 @@ package final class StoreRecorder: RunObserver, CommitGate {
         /// The largest `seq` the executor said it will wait for (``expectWait(for:)``).
         var expected: Int64 = 0
         var closing = false
-        /// The writer is gathering turns for `coalescing`: only a durability waiter or `close`
-        /// wakes it early, `record` just queues.
+        /// The writer is gathering turns for `coalescing`: only a durability waiter, an
+        /// announced wait or `close` wakes it early, `record` just queues.
         var gathering = false
         /// Transactions committed (for tests and benchmarks).
         var commits = 0
@@ -165,8 +167,8 @@ package final class StoreRecorder: RunObserver, CommitGate {
         }
     }
 
-    /// Waits up to `microseconds` for more turns, unless someone waits for durability or the
-    /// recorder is closing: then the commit goes now.
+    /// Waits up to `microseconds` for more turns, unless someone waits (or said it will wait)
+    /// for durability or the recorder is closing: then the commit goes now.
     private static func gather(_ shared: Shared, for microseconds: Int) {
         let deadline = DispatchTime.now() + .microseconds(microseconds)
         while true {
