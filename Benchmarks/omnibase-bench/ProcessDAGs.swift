@@ -116,8 +116,9 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 /// One process-DAG scenario: the engine with the store on and off, ninja and make, side by side.
+/// With `normal`, also the engine with the store at `synchronous=NORMAL` (`run --synchronous normal`).
 func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: String,
-                        tools: [String] = ["ninja", "make"]) async throws -> [String: Measured] {
+                        tools: [String] = ["ninja", "make"], normal: Bool = false) async throws -> [String: Measured] {
     let folder = "\(scratch)/\(shape.rawValue)-\(count)-j\(concurrency)"
     try? FileManager.default.removeItem(atPath: folder)
     let files = try DAGFiles(shape: shape, count: count, folder: folder)
@@ -129,6 +130,14 @@ func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: Str
     results["engine_store_on"] = try await measure {
         let report = try await session.start(loaded, request: RunRequest(maxConcurrency: concurrency))
         guard report.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+    }
+
+    if normal {
+        let normalSession = try RunSession(stateDirectory: folder + "/state-normal", synchronous: .normal)
+        results["engine_store_normal"] = try await measure {
+            let report = try await normalSession.start(loaded, request: RunRequest(maxConcurrency: concurrency))
+            guard report.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
+        }
     }
 
     // Engine, store off: same executor and logs, no SQLite, no events file.

@@ -6,7 +6,8 @@ import Orchestration
 
 let usage = """
 Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [--concurrency 1,2,8]
-                              [--tools ninja,make|none] [--scratch DIR] [--out FILE.json]
+                              [--tools ninja,make|none] [--synchronous full|full,normal]
+                              [--scratch DIR] [--out FILE.json]
        omnibase-bench inprocess [--shapes ...] [--nodes 10000,100000] [--concurrency 1,8,1024]
                                 [--store off,on] [--out FILE.json]
        omnibase-bench validate [--steps 100000] [--out FILE.json]
@@ -119,13 +120,14 @@ func processScenario() async throws {
     let steps = Int(option("--steps", in: arguments) ?? "10000") ?? 10000
     let levels = (option("--concurrency", in: arguments) ?? "2").split(separator: ",").compactMap { Int($0) }
     let tools = (option("--tools", in: arguments) ?? "ninja,make").split(separator: ",").map(String.init)
+    let normal = (option("--synchronous", in: arguments) ?? "full").split(separator: ",").contains("normal")
     print("shape        steps   -j  store on  store off     ninja      make  on/ninja  off/ninja  on/make"
           + "   CPU us/step: engine on  off  steps(on)  ninja+steps   switches/step: on  off")
     var rows: [JSONValue] = []
     for shape in shapes {
         for concurrency in levels {
             let r = try await runProcessScenario(shape: shape, count: steps, concurrency: concurrency, scratch: scratch,
-                                                 tools: tools)
+                                                 tools: tools, normal: normal)
             let (on, off, ninja, make) = (r["engine_store_on"], r["engine_store_off"], r["ninja"], r["make"])
             func perStep(_ value: Double?) -> String { value.map { String(format: "%6.0f", $0 * 1e6 / Double(steps)) } ?? "     -" }
             print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%6d", steps)) "
@@ -136,6 +138,11 @@ func processScenario() async throws {
                   + "       \(perStep(ninja?.childrenCPU))"
                   + String(format: "             %5.1f %5.1f", Double(on?.engineSwitches ?? 0) / Double(steps),
                            Double(off?.engineSwitches ?? 0) / Double(steps)))
+            if let normal = r["engine_store_normal"] {
+                print("  the same with synchronous=NORMAL: store on \(format(normal.wall)), on/ninja \(ratio(normal.wall, ninja?.wall)), "
+                      + "engine CPU \(perStep(normal.engineCPU)) us/step, "
+                      + String(format: "%.1f switches/step", Double(normal.engineSwitches) / Double(steps)))
+            }
             func cpu(_ m: Measured?) -> JSONValue {
                 guard let m else { return .null }
                 return .object(["engine_sec": .double(m.engineCPU), "children_sec": .double(m.childrenCPU),
@@ -147,7 +154,9 @@ func processScenario() async throws {
                 "engine_store_off_sec": off.map { .double($0.wall) } ?? .null,
                 "ninja_sec": ninja.map { .double($0.wall) } ?? .null,
                 "make_sec": make.map { .double($0.wall) } ?? .null,
-                "cpu": .object(["engine_store_on": cpu(on), "engine_store_off": cpu(off), "ninja": cpu(ninja), "make": cpu(make)]),
+                "engine_store_normal_sec": r["engine_store_normal"].map { .double($0.wall) } ?? .null,
+                "cpu": .object(["engine_store_on": cpu(on), "engine_store_off": cpu(off), "ninja": cpu(ninja), "make": cpu(make),
+                                "engine_store_normal": cpu(r["engine_store_normal"])]),
             ]))
         }
     }

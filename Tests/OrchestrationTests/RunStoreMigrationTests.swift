@@ -4,10 +4,12 @@ import Testing
 @testable import Orchestration
 
 /// `runs.db` written by the release before the Slurm executor (schema version 1), or by the one
-/// before env files (version 2), or the one before step outputs (version 3), opens with this
-/// build: migrated to version 4 (`attempts.job_id`, then `runs.env_files`, then `step_outputs`)
-/// when opened for writing, read as it is when opened read-only.
-@Suite("RunStore: schema migrations 1 -> 2 -> 3 -> 4")
+/// before env files (version 2), the one before step outputs (version 3), or the one before the
+/// `WITHOUT ROWID` step tables (version 4), opens with this build: migrated to version 5
+/// (`attempts.job_id`, then `runs.env_files`, then `step_outputs`, then the rebuilt `steps`,
+/// `attempts` and `events` and a derived `last_seq`) when opened for writing, read as it is when
+/// opened read-only.
+@Suite("RunStore: schema migrations 1 -> 2 -> 3 -> 4 -> 5")
 struct RunStoreMigrationTests {
     /// The release's schema, frozen here as it shipped (RunStore.schema at version 1).
     static let version1Schema = """
@@ -112,8 +114,8 @@ struct RunStoreMigrationTests {
                                    data: ["exit_code": 3, "job_id": "4711"])])
         #expect(try store.attempts("r-old").last?.jobID == "4711")
         #expect(try Self.tableNames(store.database).contains("step_outputs"))
-        // Opening again finds version 4 and changes nothing.
-        #expect(try RunStore(stateDirectory: state).database.userVersion == 4)
+        // Opening again finds version 5 and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == 5)
     }
 
     @Test func aVersion1DatabaseIsReadAsItIsWhenOpenedReadOnly() throws {
@@ -148,7 +150,7 @@ struct RunStoreMigrationTests {
         #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 2)
         // Then for writing: migrated, the rows kept, the new column written by new runs.
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 4)
+        #expect(try store.database.userVersion == 5)
         #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
         #expect(try store.run("r-old")?.source.envFiles == [:])
         var source = PlanSource(displayPath: "p.json", directory: "/tmp", bytes: Array("{}".utf8), overrides: [:])
@@ -171,10 +173,70 @@ struct RunStoreMigrationTests {
         #expect(reader.openedVersion == 3)
         #expect(try !Self.tableNames(reader.database).contains("step_outputs"), "a reader never migrates")
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 4)
+        #expect(try store.database.userVersion == 5)
         #expect(try Self.tableNames(store.database).contains("step_outputs"))
         #expect(try store.run("r-old")?.source.envFiles == ["/tmp/.env": "B=2\n"])
         #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
+    }
+
+    /// A state folder at version 4: version 3 with env files, `step_outputs` and events, as the
+    /// version-4 engine wrote them (`runs.last_seq` updated with every commit).
+    static func version4StateFolder() throws -> (path: String, state: StateDirectory) {
+        let (path, state) = try version2StateFolder()
+        let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
+        try db.write { db in
+            try db.exec(RunStore.migrationToVersion3)
+            try db.exec(RunStore.migrationToVersion4)
+            try db.exec("""
+                UPDATE runs SET env_files = '{"/tmp/.env":"B=2\\n"}', last_seq = 3;
+                INSERT INTO events (run_id, seq, ts, type, step_id, attempt, data) VALUES
+                    ('r-old', 1, '2026-12-01T00:00:00.000Z', 'run_started', NULL, NULL, '{"plan_id":"p","steps":1,"max_concurrency":1}'),
+                    ('r-old', 2, '2026-12-01T00:00:00.000Z', 'step_started', 'a', 1, NULL),
+                    ('r-old', 3, '2026-12-01T00:00:01.000Z', 'step_succeeded', 'a', 1, '{"exit_code":0}');
+                INSERT INTO step_outputs (run_id, step_id, name, value) VALUES ('r-old', 'a', 'version', '1.2.3');
+                """)
+            try db.setUserVersion(4)
+        }
+        return (path, state)
+    }
+
+    @Test func aVersion4DatabaseGetsTheVersion5TablesAndKeepsEveryRow() throws {
+        let (path, state) = try Self.version4StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // Read-only first: read as it is (the stored last_seq), never migrated.
+        let reader = try RunStore(stateDirectory: state, readOnly: true)
+        #expect(reader.openedVersion == 4)
+        #expect(try reader.run("r-old")?.lastSeq == 3)
+        #expect(try reader.events("r-old").map(\.seq) == [1, 2, 3])
+        #expect(try reader.attempts("r-old").map(\.jobID) == [nil, "17"])
+        #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 4, "a reader never migrates")
+
+        let store = try RunStore(stateDirectory: state)
+        #expect(try store.database.userVersion == 5)
+        #expect(try store.database.integrityCheck() == "ok")
+        let withoutRowID = try store.database.query("""
+            SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' ORDER BY name
+            """).compactMap { $0.string(0) }
+        #expect(withoutRowID == ["attempts", "events", "step_outputs", "steps"])
+        #expect(try Self.tableNames(store.database).isDisjoint(with: ["steps_v4", "attempts_v4", "events_v4"]))
+        let columns = try store.database.query("PRAGMA table_info(runs)").compactMap { $0.string(1) }
+        #expect(!columns.contains("last_seq"), "derived from events since version 5")
+        // Every row kept: the run, its step, attempts, events and outputs.
+        let run = try store.run("r-old")
+        #expect(run?.lastSeq == 3)
+        #expect(run?.source.envFiles == ["/tmp/.env": "B=2\n"])
+        #expect(try store.steps("r-old").map(\.id) == ["a"])
+        #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
+        #expect(try store.events("r-old").map(\.kind) == [.runStarted, .stepStarted, .stepSucceeded])
+        #expect(try store.database.query("SELECT name, value FROM step_outputs WHERE run_id = 'r-old'")
+            .map { "\($0.string(0) ?? "")=\($0.string(1) ?? "")" } == ["version=1.2.3"])
+        // The one-success rule holds on the rebuilt events table.
+        #expect(throws: EngineError.self) {
+            try store.append([RunEvent(seq: 4, runID: "r-old", kind: .stepSucceeded, stepID: "a", attempt: 2, data: nil)])
+        }
+        // New events land after the old ones and the last seq follows them.
+        try store.append([RunEvent(seq: 4, runID: "r-old", kind: .runFinished, data: ["status": "succeeded", "exit_code": 0])])
+        #expect(try store.run("r-old")?.lastSeq == 4)
     }
 
     static func tableNames(_ db: SQLiteDatabase) throws -> Set<String> {

@@ -45,6 +45,27 @@ struct StoreRecorderTests {
         func storedSeqs() throws -> [Int64] { try RunStore(stateDirectory: state, readOnly: true).events(runID).map(\.seq) }
     }
 
+    /// The writer builds each `events.jsonl` line from the texts it stored (encoded once): the
+    /// line must stay exactly the event's own JSON, for events with and without data, step or
+    /// attempt, and with text that needs escaping.
+    @Test func anEncodedEventsLineIsTheEventsOwnJSON() {
+        let events = [
+            RunEvent(seq: 1, runID: "r", kind: .runStarted, data: ["plan_id": "p", "steps": 2, "max_concurrency": 1]),
+            RunEvent(seq: 2, runID: "r", kind: .stepStarted, stepID: "a", attempt: 1),
+            RunEvent(seq: 3, runID: "r", kind: .stepAttemptFailed, stepID: "a", attempt: 1,
+                     data: ["exit_code": 3, "error": "exited with code 3: \"quoted\"\n\u{1}", "job_id": "17"]),
+            RunEvent(seq: 4, runID: "r", kind: .stepRetry, stepID: "a", attempt: 1, data: ["delay_sec": 0.25]),
+            RunEvent(seq: 5, runID: "r", kind: .stepSucceeded, stepID: "a", attempt: 2, data: ["exit_code": 0]),
+            RunEvent(seq: 6, runID: "r", kind: .stepSkipped, stepID: "b\u{e9}", data: ["reason": "dependency \"a\" failed"]),
+            RunEvent(seq: 7, runID: "r", kind: .runFinished, data: ["status": "succeeded", "exit_code": 0]),
+        ]
+        for event in events {
+            var line: [UInt8] = []
+            EncodedEvent(event).appendLine(to: &line)
+            #expect(String(decoding: line, as: UTF8.self) == event.json.serialized() + "\n", "seq \(event.seq)")
+        }
+    }
+
     @Test func turnsNobodyWaitsForAreGatheredIntoFewTransactions() async throws {
         let fixture = try Fixture(steps: 100)
         // A window far longer than the test takes: every turn lands in it.
@@ -73,6 +94,30 @@ struct StoreRecorderTests {
         try await recorder.waitUntilDurable(3)
         #expect(try fixture.storedSeqs() == [1, 2, 3])
         try await recorder.close()
+    }
+
+    /// A turn announced with `expectWait` (its start will wait for these events) is committed
+    /// without a waiter: announced before it is recorded, or while the writer gathers.
+    @Test func anAnnouncedWaitEndsTheWindowWithoutAWaiter() async throws {
+        let fixture = try Fixture(steps: 2)
+        // With a 10-minute window, a commit that waited for it would run into the time limit.
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600))
+        let turns = fixture.turns()
+        recorder.expectWait(for: 2)
+        try await recorder.record(turns[0] + turns[1])
+        try await Self.waitForDurable(recorder, 2)
+        #expect(try fixture.storedSeqs() == [1, 2])
+        // The writer is gathering the next turn when the wait is announced.
+        try await recorder.record(turns[2])
+        recorder.expectWait(for: 3)
+        try await Self.waitForDurable(recorder, 3)
+        #expect(try fixture.storedSeqs() == [1, 2, 3])
+        try await recorder.close()
+    }
+
+    /// Polls `durableSeq` (no waiter, which would end the window by itself).
+    static func waitForDurable(_ recorder: StoreRecorder, _ seq: Int64) async throws {
+        while recorder.durableSeq < seq { try await Task.sleep(for: .milliseconds(5)) }
     }
 
     @Test func withoutAWindowEveryWakeCommits() async throws {
@@ -114,7 +159,7 @@ struct RunStoreBatchingTests {
     static func tables(_ store: RunStore) throws -> [String: [Row]] {
         let db = store.database
         return [
-            "runs": try db.query("SELECT run_id, status, exit_code, started_at, finished_at, last_seq FROM runs"),
+            "runs": try db.query("SELECT run_id, status, exit_code, started_at, finished_at, \(store.lastSeqColumn) FROM runs"),
             "steps": try db.query("SELECT * FROM steps ORDER BY run_id, step_id"),
             "attempts": try db.query("SELECT * FROM attempts ORDER BY run_id, step_id, attempt"),
             "events": try db.query("SELECT * FROM events ORDER BY run_id, seq"),

@@ -34,9 +34,11 @@ extension RunStore {
         }
     }
 
-    private static let rowColumns = """
-        run_id, plan_id, status, created_at, started_at, finished_at, stage, engine_pid, engine_start_time, engine_boot_id, last_seq
+    private var rowColumns: String {
         """
+        run_id, plan_id, status, created_at, started_at, finished_at, stage, engine_pid, engine_start_time, engine_boot_id, \(lastSeqColumn)
+        """
+    }
 
     private static func runRow(_ row: Row) -> RunRow {
         RunRow(runID: row.string(0) ?? "", planID: row.string(1) ?? "",
@@ -49,7 +51,7 @@ extension RunStore {
     /// Runs newest first (the `runs_by_created` index), narrowed by a filter.
     package func runRows(_ filter: RunFilter) throws(EngineError) -> [RunRow] {
         try monitorRead { db in
-            var sql = "SELECT \(Self.rowColumns) FROM runs"
+            var sql = "SELECT \(rowColumns) FROM runs"
             var conditions: [String] = []
             var bindings: [(any SQLiteBindable)?] = []
             if let status = filter.status {
@@ -72,7 +74,7 @@ extension RunStore {
     /// One run's row (primary key), or nil.
     package func runRow(_ runID: String) throws(EngineError) -> RunRow? {
         try monitorRead { db in
-            try db.cachedStatement("SELECT \(Self.rowColumns) FROM runs WHERE run_id = ?").rowsBinding(runID).first.map(Self.runRow)
+            try db.cachedStatement("SELECT \(rowColumns) FROM runs WHERE run_id = ?").rowsBinding(runID).first.map(Self.runRow)
         }
     }
 

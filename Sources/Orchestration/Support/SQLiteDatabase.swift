@@ -78,8 +78,9 @@ public final class SQLiteDatabase {
     public enum Synchronous: String, Sendable, Hashable {
         /// Every commit is synced to disk before `write { }` returns: survives power loss.
         case full = "FULL"
-        /// The WAL is synced at checkpoints only: a power loss may undo the latest commits, but
-        /// never corrupts the database.
+        /// The WAL is synced at checkpoints only: an OS crash or power loss may undo the latest
+        /// commits, but never corrupts the database; a killed process loses nothing (its commits
+        /// are in the page cache).
         case normal = "NORMAL"
     }
 
@@ -173,6 +174,7 @@ public final class SQLiteDatabase {
             throw StoreError(.other, message: "The system SQLite library was built without thread support; "
                 + "install one built with SQLITE_THREADSAFE=1.", path: path)
         }
+        Self.configureLibrary
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW
         var lock: FileLock?
         switch mode {
@@ -198,6 +200,14 @@ public final class SQLiteDatabase {
         connection = SQLiteConnectionHandle(pointer: handle, path: path, lock: lock, busyTimeout: busyTimeout)
         try configure(synchronous: synchronous)
     }
+
+    /// Process-wide settings made once, before SQLite initializes (the first open): memory
+    /// statistics off, so an allocation does not take SQLite's global memory mutex (nothing here
+    /// reads the statistics or sets a soft heap limit, which need them). If SQLite was already
+    /// initialized by other code, the setting is refused and nothing changes.
+    private static let configureLibrary: Void = {
+        _ = omnibase_sqlite3_disable_memstatus()
+    }()
 
     /// `file:` URI of a path with `immutable=1`, percent-encoding what URIs reserve.
     private static func immutableURI(_ path: String) -> String {
@@ -608,9 +618,20 @@ public final class Statement {
     ///
     /// - Throws: ``StoreError`` (`.other` for an index out of range).
     public func bind(_ value: (any SQLiteBindable)?, at index: Int) throws {
+        try bind(value?.sqliteValue ?? .null, at: index)
+    }
+
+    /// Binds `value` to the parameter at `index` (1-based), without boxing it.
+    ///
+    /// - Throws: ``StoreError`` (`.other` for an index out of range).
+    public func bind<Value: SQLiteBindable>(_ value: Value, at index: Int) throws {
+        try bind(value.sqliteValue, at: index)
+    }
+
+    private func bind(_ value: SQLiteValue, at index: Int) throws {
         let position = Int32(clamping: index)
         let status: Int32
-        switch value?.sqliteValue ?? .null {
+        switch value {
         case .null:
             status = sqlite3_bind_null(handle, position)
         case .integer(let integer):
@@ -689,6 +710,23 @@ public final class Statement {
         reset()
         try bind(bindings)
         defer { reset() }
+        while try step() {}
+    }
+
+    /// Binds `values` to parameters 1, 2, … (all others NULL), runs the statement to completion
+    /// discarding rows, and resets it: as ``run(_:)``, without boxing each value or allocating
+    /// an array of them (the store writer's statements run several times per step).
+    ///
+    /// - Throws: ``StoreError`` mapped from SQLite.
+    public func execute<each Value: SQLiteBindable>(_ values: repeat each Value) throws {
+        reset()
+        clearBindings()
+        defer { reset() }
+        var index = 0
+        for value in repeat each values {
+            index += 1
+            try bind(value, at: index)
+        }
         while try step() {}
     }
 

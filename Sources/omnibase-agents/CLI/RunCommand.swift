@@ -26,6 +26,7 @@ struct RunCommand: CLICommand {
                     a step's own "executor" still wins). See README "Executors".
                     """),
                 ExecutorKind.keepGoingOption(),
+                SQLiteDatabase.Synchronous.option(),
                 .flag("--step", """
                     Step through the plan on a terminal: before each step, show its command and ask continue, skip, \
                     abort or run all (implies sync).
@@ -51,6 +52,7 @@ struct RunCommand: CLICommand {
     let stepThrough: Bool
     let executor: ExecutorKind?
     let keepGoing: Bool
+    let synchronous: SQLiteDatabase.Synchronous
 
     init(parsing arguments: ParsedArguments) throws(EngineError) {
         planPath = try arguments.positionals(count: 1) {
@@ -65,6 +67,7 @@ struct RunCommand: CLICommand {
         stepThrough = arguments.flag("--step")
         executor = try ExecutorKind.parse(arguments)
         keepGoing = arguments.flag("--keep-going")
+        synchronous = try SQLiteDatabase.Synchronous.parse(arguments)
     }
 
     func validate() throws(EngineError) {
@@ -85,7 +88,7 @@ struct RunCommand: CLICommand {
             printDryRun(loaded, initial: try loaded.graph.initialStates(from: from, to: to))
             return 0
         }
-        var session = try RunSession(stateDirectory: common.stateDirectory)
+        var session = try RunSession(stateDirectory: common.stateDirectory, synchronous: synchronous)
         let chosenPriorities = mode == .profile
             ? session.priorities(for: loaded, failedFirst: session.failedInLatestRun(planID: loaded.plan.id)) : nil
         let buffer = RunProfile.Recorder()

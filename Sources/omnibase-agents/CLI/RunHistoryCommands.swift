@@ -9,6 +9,7 @@ struct StoredRunArguments {
     let secrets: [String: String]
     let executor: ExecutorKind?
     let keepGoing: Bool
+    let synchronous: SQLiteDatabase.Synchronous
     let common: CommonOptions
 
     /// The options of `resume` and `replay`.
@@ -18,6 +19,7 @@ struct StoredRunArguments {
                         "The value of a secret variable of the run, which was not stored (repeatable; the run names the ones it needs)."),
             ExecutorKind.option("Where steps run (default: where the run ran; see README \"Executors\")."),
             ExecutorKind.keepGoingOption(),
+            SQLiteDatabase.Synchronous.option(),
         ]),
         CommonOptions.section,
     ]
@@ -27,6 +29,7 @@ struct StoredRunArguments {
         secrets = try arguments.variables()
         executor = try ExecutorKind.parse(arguments)
         keepGoing = arguments.flag("--keep-going")
+        synchronous = try SQLiteDatabase.Synchronous.parse(arguments)
         common = try CommonOptions(arguments)
     }
 
@@ -36,7 +39,7 @@ struct StoredRunArguments {
                  _ operation: @escaping @Sendable (RunSession, String, [String: String], AsyncStream<StopReason>,
                                                    [any RunObserver], ExecutorKind?, Bool) async throws(EngineError) -> RunReport)
         async throws(EngineError) -> Int32 {
-        let session = try RunSession(stateDirectory: common.stateDirectory)
+        let session = try RunSession(stateDirectory: common.stateDirectory, synchronous: synchronous)
         let signals = SignalStopSource()
         defer { signals.finish() }
         for value in secrets.values { PrintMask.shared.add(SecretMask(values: [value])) }

@@ -212,6 +212,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             loop.event(for: actions[evented])
             evented += 1
         }
+        expectWaits(for: actions, loop: loop)
         await record(&loop)
         if loop.observerFailure != nil && !loop.machine.isFinished {
             // The state folder failed: stop as for a signal, so nothing runs unrecorded.
@@ -250,6 +251,18 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             }
         }
         actions.removeAll(keepingCapacity: true)
+    }
+
+    /// Tells the commit gate, before the turn is recorded, that a start of this turn will wait
+    /// for its dependencies' results to be durable: their commit then goes at once, without
+    /// gathering more turns first (one wake-up of the store writer per chain link, not two).
+    private func expectWaits(for actions: [SchedulerStateMachine.Action], loop: RunLoop) {
+        guard let commitGate, !loop.asks else { return }
+        var needed: Int64 = 0
+        for case .start(let step, _) in actions {
+            for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }
+        }
+        if needed > commitGate.durableSeq { commitGate.expectWait(for: needed) }
     }
 
     /// Starts an attempt whose start is recorded, once its dependencies' results are durable.

@@ -19,11 +19,15 @@ final class EventLogFile {
 
     /// Appends events, one line each, in one write.
     func append(_ events: some Sequence<RunEvent>) throws {
+        try append(encoded: events.map(EncodedEvent.init))
+    }
+
+    /// Appends encoded events (those of the commit just made), one line each, in one write.
+    func append(encoded events: [EncodedEvent]) throws {
+        guard !events.isEmpty else { return }
         var bytes: [UInt8] = []
-        for event in events {
-            event.json.write(into: &bytes, pretty: false)
-            bytes.append(UInt8(ascii: "\n"))
-        }
+        bytes.reserveCapacity(events.count * 160)
+        for event in events { event.appendLine(to: &bytes) }
         try EventLogWriter.writeAll(fd, bytes, path: path)
     }
 

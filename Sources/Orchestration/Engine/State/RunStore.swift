@@ -19,10 +19,11 @@ public final class RunStore {
     /// The schema this build reads and writes.
     ///
     /// Version 2 added `attempts.job_id`, version 3 `runs.env_files`, version 4 the
-    /// `step_outputs` table; an older database is migrated one version at a time
-    /// (``migrations``) when it is opened for writing, and read as it is (no job ids, no env
-    /// files, no outputs) when opened read-only.
-    public static let schemaVersion = 4
+    /// `step_outputs` table, version 5 made `steps`, `attempts` and `events` `WITHOUT ROWID` and
+    /// derived `runs.last_seq` (``migrationToVersion5``). An older database is migrated one
+    /// version at a time (``migrations``) when it is opened for writing, and read as it is (no
+    /// job ids, no env files, no outputs, the stored `last_seq`) when opened read-only.
+    public static let schemaVersion = 5
 
     /// The schema version of the open database (1 only for a read-only, unmigrated one).
     public private(set) var openedVersion = RunStore.schemaVersion
@@ -107,6 +108,13 @@ public final class RunStore {
                           + "\(Self.schemaVersion); use a matching omnibase-agents or a fresh --state-dir")
     }
 
+    /// The schema of a new database (version 5).
+    ///
+    /// A step's rows are written in as few b-trees as possible: `steps`, `attempts` and `events`
+    /// are `WITHOUT ROWID` tables clustered on their primary key (one b-tree each, no separate
+    /// key index), without foreign-key clauses (the writer creates a run's row and its steps
+    /// before any event, in its own transaction), and a run's last `seq` is read from `events`
+    /// (``lastSeqColumn``) instead of being updated in `runs` at every commit.
     static let schema = """
     CREATE TABLE runs (
         run_id TEXT PRIMARY KEY,
@@ -127,12 +135,15 @@ public final class RunStore {
         engine_pid INTEGER,
         engine_start_time INTEGER,
         engine_boot_id TEXT,
-        last_seq INTEGER NOT NULL DEFAULT 0,
         env_files TEXT
     );
     CREATE INDEX runs_by_created ON runs (created_at);
+    """ + stepTables + migrationToVersion4
+
+    /// `steps`, `attempts` and `events` as version 5 has them (see ``schema``).
+    static let stepTables = """
     CREATE TABLE steps (
-        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        run_id TEXT NOT NULL,
         step_id TEXT NOT NULL,
         position INTEGER NOT NULL,
         status TEXT NOT NULL CHECK (status IN ('pending','running','succeeded','failed','skipped','cancelled')),
@@ -144,7 +155,7 @@ public final class RunStore {
         finished_at TEXT,
         error TEXT,
         PRIMARY KEY (run_id, step_id)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE attempts (
         run_id TEXT NOT NULL,
         step_id TEXT NOT NULL,
@@ -159,11 +170,10 @@ public final class RunStore {
         succeeded INTEGER,
         error TEXT,
         job_id TEXT,
-        PRIMARY KEY (run_id, step_id, attempt),
-        FOREIGN KEY (run_id, step_id) REFERENCES steps (run_id, step_id)
-    );
+        PRIMARY KEY (run_id, step_id, attempt)
+    ) WITHOUT ROWID;
     CREATE TABLE events (
-        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        run_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
         ts TEXT NOT NULL,
         type TEXT NOT NULL,
@@ -171,10 +181,11 @@ public final class RunStore {
         attempt INTEGER,
         data TEXT,
         PRIMARY KEY (run_id, seq)
-    );
+    ) WITHOUT ROWID;
     -- A step's success is recorded at most once per run.
     CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
-    """ + migrationToVersion4
+
+    """
 
     /// Version 1 to 2: the cluster job id of an attempt.
     static let migrationToVersion2 = "ALTER TABLE attempts ADD COLUMN job_id TEXT;"
@@ -194,8 +205,28 @@ public final class RunStore {
     ) WITHOUT ROWID;
     """
 
+    /// Version 4 to 5: `steps`, `attempts` and `events` rebuilt as `WITHOUT ROWID` tables
+    /// without foreign keys, their rows copied; `runs.last_seq` dropped (derived from `events`).
+    /// `runs` and `step_outputs` keep their rows as they are.
+    static let migrationToVersion5 = """
+    ALTER TABLE steps RENAME TO steps_v4;
+    ALTER TABLE attempts RENAME TO attempts_v4;
+    ALTER TABLE events RENAME TO events_v4;
+    DROP INDEX one_success_per_step;
+    """ + stepTables + """
+    INSERT INTO steps SELECT run_id, step_id, position, status, attempts, exit_code, signal, timed_out, started_at,
+                             finished_at, error FROM steps_v4;
+    INSERT INTO attempts SELECT run_id, step_id, attempt, started_at, finished_at, exit_code, signal, timed_out, cancelled,
+                                engine_lost, succeeded, error, job_id FROM attempts_v4;
+    INSERT INTO events SELECT run_id, seq, ts, type, step_id, attempt, data FROM events_v4;
+    DROP TABLE events_v4;
+    DROP TABLE attempts_v4;
+    DROP TABLE steps_v4;
+    ALTER TABLE runs DROP COLUMN last_seq;
+    """
+
     /// `migrations[v - 1]` takes a database from version `v` to `v + 1`.
-    static let migrations = [migrationToVersion2, migrationToVersion3, migrationToVersion4]
+    static let migrations = [migrationToVersion2, migrationToVersion3, migrationToVersion4, migrationToVersion5]
 
     // MARK: - Writing
 
@@ -267,10 +298,7 @@ public final class RunStore {
 
     /// Records one scheduler turn's events and what they change, in one transaction.
     public func append(_ events: [RunEvent]) throws(EngineError) {
-        guard let runID = events.first?.runID else { return }
-        try write { db in
-            try Self.apply(events, runID: runID, db: db)
-        }
+        try append(encoded: events.map(EncodedEvent.init))
     }
 
     /// Records several batches (of possibly different runs) in one transaction: group commit.
@@ -278,16 +306,23 @@ public final class RunStore {
     /// Consecutive events of one run are applied together, so a step that started and finished
     /// within the transaction costs one row write per table, not two.
     public func append(batches: [[RunEvent]]) throws(EngineError) {
+        try append(encoded: batches.joined().map(EncodedEvent.init))
+    }
+
+    /// Records events already encoded (the store writer encodes each event once, for this
+    /// transaction and for `events.jsonl`), in one transaction.
+    func append(encoded events: [EncodedEvent]) throws(EngineError) {
+        guard !events.isEmpty else { return }
         try write { db in
-            var run: [RunEvent] = []
-            for event in batches.joined() {
-                if let first = run.first, first.runID != event.runID {
-                    try Self.apply(run, runID: first.runID, db: db)
-                    run.removeAll(keepingCapacity: true)
-                }
-                run.append(event)
+            let statements = try writeStatements(db)
+            var start = 0
+            while start < events.count {
+                let runID = events[start].event.runID
+                var end = start + 1
+                while end < events.count && events[end].event.runID == runID { end += 1 }
+                try Self.apply(events[start..<end], runID: runID, statements)
+                start = end
             }
-            if let first = run.first { try Self.apply(run, runID: first.runID, db: db) }
         }
     }
 
@@ -295,15 +330,28 @@ public final class RunStore {
         do { try database.write(body) } catch { throw EngineError(error) }
     }
 
+    /// The compiled statements of the write path, made once per connection.
+    private var preparedWrites: WriteStatements?
+
+    private func writeStatements(_ db: SQLiteDatabase) throws -> WriteStatements {
+        if let preparedWrites { return preparedWrites }
+        let statements = try WriteStatements(db)
+        preparedWrites = statements
+        return statements
+    }
+
     /// Attempts that start and succeed within `events`, with nothing else about their step in
-    /// between: index of the `step_started` event -> index of its `step_succeeded` event.
-    private static func startedAndSucceeded(_ events: [RunEvent]) -> [Int: Int] {
+    /// between: for each index of a `step_started` event, the index of its `step_succeeded`
+    /// event (nil elsewhere).
+    private static func startedAndSucceeded(_ events: ArraySlice<EncodedEvent>) -> [Int?] {
         var openStart: [String: (index: Int, attempt: Int?)] = [:]
-        var pairs: [Int: Int] = [:]
-        for (index, event) in events.enumerated() {
+        var pairs = [Int?](repeating: nil, count: events.count)
+        let base = events.startIndex
+        for index in events.indices {
+            let event = events[index].event
             guard let stepID = event.stepID else { continue }
             if event.kind == .stepSucceeded, let start = openStart[stepID], start.attempt == event.attempt {
-                pairs[start.index] = index
+                pairs[start.index - base] = index
             }
             if event.kind == .stepStarted {
                 openStart[stepID] = (index, event.attempt)
@@ -314,24 +362,24 @@ public final class RunStore {
         return pairs
     }
 
-    private static func apply(_ events: [RunEvent], runID: String, db: SQLiteDatabase) throws {
-        let insertEvent = try db.cachedStatement(
-            "INSERT INTO events (run_id, seq, ts, type, step_id, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        var lastSeq: Int64 = 0
+    private static func apply(_ events: ArraySlice<EncodedEvent>, runID: String, _ sql: WriteStatements) throws {
         // A step that started and succeeded in this transaction gets its final rows at once.
         let pairs = startedAndSucceeded(events)
-        var rowsWritten = Set<Int>()
-        for (index, event) in events.enumerated() {
-            let ts = Timestamp.rfc3339(event.timestamp)
-            try insertEvent.run(runID, event.seq, ts, event.kind.rawValue, event.stepID, event.attempt.map { Int64($0) },
-                                event.data?.serialized())
-            lastSeq = max(lastSeq, event.seq)
-            if rowsWritten.contains(index) { continue }
-            if let finishIndex = pairs[index] {
-                try applyStartedAndSucceeded(start: event, startTimestamp: ts, finish: events[finishIndex], runID: runID, db: db)
-                try recordJobID(of: events[finishIndex], runID: runID, db: db)
-                try recordOutputs(of: events[finishIndex], runID: runID, db: db)
-                rowsWritten.insert(finishIndex)
+        var written = [Bool](repeating: false, count: events.count)
+        let base = events.startIndex
+        for index in events.indices {
+            let encoded = events[index]
+            let event = encoded.event
+            let ts = encoded.timestamp
+            try sql.insertEvent.execute(runID, event.seq, ts, event.kind.rawValue, event.stepID,
+                                    event.attempt.map { Int64($0) }, encoded.data)
+            if written[index - base] { continue }
+            if let finishIndex = pairs[index - base] {
+                let finish = events[finishIndex]
+                try applyStartedAndSucceeded(start: event, startTimestamp: ts, finish: finish, runID: runID, sql)
+                try recordJobID(of: finish.event, runID: runID, sql)
+                try recordOutputs(of: finish.event, runID: runID, sql)
+                written[finishIndex - base] = true
                 continue
             }
             let end = event.payload.attemptEnd
@@ -340,103 +388,140 @@ public final class RunStore {
             let timedOut = end?.timedOut ?? false
             switch event.payload {
             case .runStarted, .runResumed:
-                try db.cachedStatement("UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), finished_at = NULL, exit_code = NULL WHERE run_id = ?")
-                    .run(ts, runID)
+                try sql.runStarted.execute(ts, runID)
             case .runFinished(let finish):
-                try db.cachedStatement("UPDATE runs SET status = ?, exit_code = ?, finished_at = ? WHERE run_id = ?")
-                    .run(finish.status.rawValue, finish.exitCode, ts, runID)
+                try sql.runFinished.execute(finish.status.rawValue, finish.exitCode, ts, runID)
             case .stepStarted:
                 let attempt = event.attempt ?? 1
-                try db.cachedStatement("""
-                    UPDATE steps SET status = 'running', attempts = ?, started_at = coalesce(started_at, ?), finished_at = NULL,
-                                     error = NULL WHERE run_id = ? AND step_id = ?
-                    """).run(attempt, ts, runID, event.stepID)
-                try db.cachedStatement("INSERT INTO attempts (run_id, step_id, attempt, started_at) VALUES (?, ?, ?, ?)")
-                    .run(runID, event.stepID, attempt, ts)
+                try sql.stepStarted.execute(attempt, ts, runID, event.stepID)
+                try sql.insertAttempt.execute(runID, event.stepID, attempt, ts)
             case .stepAttemptFailed:
                 let lost = end?.engineLost ?? false
-                try db.cachedStatement("""
-                    UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, timed_out = ?, engine_lost = ?, succeeded = 0, error = ?
-                    WHERE run_id = ? AND step_id = ? AND attempt = ?
-                    """).run(ts, exitCode, signal, timedOut, lost, end?.error, runID, event.stepID, event.attempt)
-                if lost {
-                    try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
-                }
+                try sql.attemptFailed.execute(ts, exitCode, signal, timedOut, lost, end?.error, runID, event.stepID, event.attempt)
+                if lost { try sql.stepPending.execute(runID, event.stepID) }
             case .stepSubmitted:
                 break  // recordJobID below
             case .stepRetry:
-                try db.cachedStatement("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?").run(runID, event.stepID)
+                try sql.stepPending.execute(runID, event.stepID)
             case .stepSucceeded, .stepFailed:
-                let status = event.kind == .stepSucceeded ? "succeeded" : "failed"
-                try db.cachedStatement("""
-                    UPDATE steps SET status = ?, exit_code = ?, signal = ?, timed_out = ?, finished_at = ?, error = ?
-                    WHERE run_id = ? AND step_id = ?
-                    """).run(status, exitCode, signal, timedOut, ts, end?.error, runID, event.stepID)
-                try db.cachedStatement("""
-                    UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
-                           signal = coalesce(signal, ?), timed_out = max(timed_out, ?), succeeded = ?, error = coalesce(error, ?)
-                    WHERE run_id = ? AND step_id = ? AND attempt = ?
-                    """).run(ts, exitCode, signal, timedOut, event.kind == .stepSucceeded, end?.error,
-                             runID, event.stepID, event.attempt)
-                try recordOutputs(of: event, runID: runID, db: db)
+                let succeeded = event.kind == .stepSucceeded
+                try sql.stepFinished.execute(succeeded ? "succeeded" : "failed", exitCode, signal, timedOut, ts, end?.error,
+                                         runID, event.stepID)
+                try sql.attemptFinished.execute(ts, exitCode, signal, timedOut, succeeded, end?.error,
+                                            runID, event.stepID, event.attempt)
+                try recordOutputs(of: event, runID: runID, sql)
             case .stepSkipped(let reason):
-                try db.cachedStatement("UPDATE steps SET status = 'skipped', error = ? WHERE run_id = ? AND step_id = ?")
-                    .run(reason, runID, event.stepID)
+                try sql.stepSkipped.execute(reason, runID, event.stepID)
             case .stepCancelled(let reason, _):
-                try db.cachedStatement("""
-                    UPDATE steps SET status = 'cancelled', error = ?, exit_code = coalesce(?, exit_code), signal = coalesce(?, signal),
-                           finished_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END
-                    WHERE run_id = ? AND step_id = ?
-                    """).run(reason, exitCode, signal, ts, runID, event.stepID)
+                try sql.stepCancelled.execute(reason, exitCode, signal, ts, runID, event.stepID)
                 if let attempt = event.attempt {
-                    try db.cachedStatement("""
-                        UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
-                               signal = coalesce(signal, ?), cancelled = 1, succeeded = 0
-                        WHERE run_id = ? AND step_id = ? AND attempt = ? AND finished_at IS NULL
-                        """).run(ts, exitCode, signal, runID, event.stepID, attempt)
+                    try sql.attemptCancelled.execute(ts, exitCode, signal, runID, event.stepID, attempt)
                 }
             }
-            try recordJobID(of: event, runID: runID, db: db)
+            try recordJobID(of: event, runID: runID, sql)
         }
-        try db.cachedStatement("UPDATE runs SET last_seq = max(last_seq, ?) WHERE run_id = ?").run(lastSeq, runID)
     }
 
     /// An attempt's cluster job id, from the `job_id` of an event that ends it.
-    private static func recordJobID(of event: RunEvent, runID: String, db: SQLiteDatabase) throws {
+    private static func recordJobID(of event: RunEvent, runID: String, _ sql: WriteStatements) throws {
         guard let jobID = event.payload.jobID, let attempt = event.attempt else { return }
-        try db.cachedStatement("UPDATE attempts SET job_id = ? WHERE run_id = ? AND step_id = ? AND attempt = ?")
-            .run(jobID, runID, event.stepID, attempt)
+        try sql.attemptJobID.execute(jobID, runID, event.stepID, attempt)
     }
 
     /// The outputs of a `step_succeeded` event, in `step_outputs`: in the transaction that records
     /// the success, values verbatim (secret ones too: the steps that use them need them, and
     /// `resume` reads them back; the events hold them masked).
-    private static func recordOutputs(of event: RunEvent, runID: String, db: SQLiteDatabase) throws {
+    private static func recordOutputs(of event: RunEvent, runID: String, _ sql: WriteStatements) throws {
         guard case .stepSucceeded(let end?) = event.payload, !end.outputs.isEmpty, let stepID = event.stepID else { return }
-        let insert = try db.cachedStatement("INSERT OR REPLACE INTO step_outputs (run_id, step_id, name, value) VALUES (?, ?, ?, ?)")
-        for output in end.outputs { try insert.run(runID, stepID, output.name, output.value) }
+        for output in end.outputs { try sql.insertOutput.execute(runID, stepID, output.name, output.value) }
     }
 
     /// The rows `step_started` followed by `step_succeeded` of the same attempt leave, written
     /// once: exactly what applying the two events one after the other gives.
-    private static func applyStartedAndSucceeded(start: RunEvent, startTimestamp: String, finish: RunEvent, runID: String,
-                                                 db: SQLiteDatabase) throws {
+    private static func applyStartedAndSucceeded(start: RunEvent, startTimestamp: String, finish: EncodedEvent, runID: String,
+                                                 _ sql: WriteStatements) throws {
         let attempt = start.attempt ?? 1
-        let finishedAt = Timestamp.rfc3339(finish.timestamp)
-        let end = finish.payload.attemptEnd
+        let end = finish.event.payload.attemptEnd
         let exitCode = end?.exitCode
         let signal = end?.signal
         let timedOut = end?.timedOut ?? false
         let error = end?.error
-        try db.cachedStatement("""
-            UPDATE steps SET status = 'succeeded', attempts = ?, started_at = coalesce(started_at, ?), exit_code = ?, signal = ?,
-                             timed_out = ?, finished_at = ?, error = ?
-            WHERE run_id = ? AND step_id = ?
-            """).run(attempt, startTimestamp, exitCode, signal, timedOut, finishedAt, error, runID, start.stepID)
-        try db.cachedStatement("""
-            INSERT INTO attempts (run_id, step_id, attempt, started_at, finished_at, exit_code, signal, timed_out, succeeded, error)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
-            """).run(runID, start.stepID, attempt, startTimestamp, finishedAt, exitCode, signal, timedOut, error)
+        try sql.stepStartedAndSucceeded.execute(attempt, startTimestamp, exitCode, signal, timedOut, finish.timestamp, error,
+                                            runID, start.stepID)
+        try sql.insertSucceededAttempt.execute(runID, start.stepID, attempt, startTimestamp, finish.timestamp, exitCode, signal,
+                                           timedOut, error)
+    }
+
+    /// The statements ``apply(_:runID:_:)`` runs, compiled once per connection (looked up by
+    /// field, not by hashing their text at every use).
+    private final class WriteStatements {
+        let insertEvent: Statement
+        let runStarted: Statement
+        let runFinished: Statement
+        let stepStarted: Statement
+        let insertAttempt: Statement
+        let attemptFailed: Statement
+        let stepPending: Statement
+        let stepFinished: Statement
+        let attemptFinished: Statement
+        let stepSkipped: Statement
+        let stepCancelled: Statement
+        let attemptCancelled: Statement
+        let attemptJobID: Statement
+        let stepStartedAndSucceeded: Statement
+        let insertSucceededAttempt: Statement
+        let insertOutput: Statement
+
+        init(_ db: SQLiteDatabase) throws {
+            insertOutput = try db.prepare("INSERT OR REPLACE INTO step_outputs (run_id, step_id, name, value) VALUES (?, ?, ?, ?)")
+            insertEvent = try db.prepare(
+                "INSERT INTO events (run_id, seq, ts, type, step_id, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            runStarted = try db.prepare("""
+                UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), finished_at = NULL, exit_code = NULL
+                WHERE run_id = ?
+                """)
+            runFinished = try db.prepare("UPDATE runs SET status = ?, exit_code = ?, finished_at = ? WHERE run_id = ?")
+            stepStarted = try db.prepare("""
+                UPDATE steps SET status = 'running', attempts = ?, started_at = coalesce(started_at, ?), finished_at = NULL,
+                                 error = NULL WHERE run_id = ? AND step_id = ?
+                """)
+            insertAttempt = try db.prepare("INSERT INTO attempts (run_id, step_id, attempt, started_at) VALUES (?, ?, ?, ?)")
+            attemptFailed = try db.prepare("""
+                UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, timed_out = ?, engine_lost = ?, succeeded = 0, error = ?
+                WHERE run_id = ? AND step_id = ? AND attempt = ?
+                """)
+            stepPending = try db.prepare("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?")
+            stepFinished = try db.prepare("""
+                UPDATE steps SET status = ?, exit_code = ?, signal = ?, timed_out = ?, finished_at = ?, error = ?
+                WHERE run_id = ? AND step_id = ?
+                """)
+            attemptFinished = try db.prepare("""
+                UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
+                       signal = coalesce(signal, ?), timed_out = max(timed_out, ?), succeeded = ?, error = coalesce(error, ?)
+                WHERE run_id = ? AND step_id = ? AND attempt = ?
+                """)
+            stepSkipped = try db.prepare("UPDATE steps SET status = 'skipped', error = ? WHERE run_id = ? AND step_id = ?")
+            stepCancelled = try db.prepare("""
+                UPDATE steps SET status = 'cancelled', error = ?, exit_code = coalesce(?, exit_code), signal = coalesce(?, signal),
+                       finished_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END
+                WHERE run_id = ? AND step_id = ?
+                """)
+            attemptCancelled = try db.prepare("""
+                UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
+                       signal = coalesce(signal, ?), cancelled = 1, succeeded = 0
+                WHERE run_id = ? AND step_id = ? AND attempt = ? AND finished_at IS NULL
+                """)
+            attemptJobID = try db.prepare("UPDATE attempts SET job_id = ? WHERE run_id = ? AND step_id = ? AND attempt = ?")
+            stepStartedAndSucceeded = try db.prepare("""
+                UPDATE steps SET status = 'succeeded', attempts = ?, started_at = coalesce(started_at, ?), exit_code = ?, signal = ?,
+                                 timed_out = ?, finished_at = ?, error = ?
+                WHERE run_id = ? AND step_id = ?
+                """)
+            insertSucceededAttempt = try db.prepare("""
+                INSERT INTO attempts (run_id, step_id, attempt, started_at, finished_at, exit_code, signal, timed_out, succeeded, error)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+                """)
+        }
     }
 
     // MARK: - Reading
@@ -468,9 +553,15 @@ public final class RunStore {
     private var runColumns: String {
         """
         run_id, plan_id, status, exit_code, created_at, started_at, finished_at, trace_id, stage, parent_run_id,
-        plan_path, plan_dir, plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id, last_seq,
+        plan_path, plan_dir, plan_snapshot, variables, options, engine_pid, engine_start_time, engine_boot_id, \(lastSeqColumn),
         \(openedVersion >= 3 ? "env_files" : "NULL")
         """
+    }
+
+    /// The expression of a `runs` row's last event `seq` (0 before the first): the stored
+    /// `last_seq` before version 5, the largest `seq` of its events since (one primary-key seek).
+    package var lastSeqColumn: String {
+        openedVersion >= 5 ? "(SELECT coalesce(max(seq), 0) FROM events WHERE events.run_id = runs.run_id)" : "last_seq"
     }
 
     private static func runRecord(_ row: Row) -> RunRecord {

@@ -8,6 +8,14 @@ public protocol CommitGate: Sendable {
     /// Returns once every event with `seq <= seq` is durable.
     /// - Throws: ``EngineError`` if the store failed.
     func waitUntilDurable(_ seq: Int64) async throws(EngineError)
+    /// Says, before the events are recorded, that a wait for `seq` follows them: their commit
+    /// should not wait for more turns to gather with (a chain's next link waits for it).
+    func expectWait(for seq: Int64)
+}
+
+extension CommitGate {
+    /// No gathering to end: nothing to do.
+    public func expectWait(for seq: Int64) {}
 }
 
 /// Records a run's events in `runs.db`, then in `events.jsonl`, on a dedicated writer thread with
@@ -17,10 +25,12 @@ public protocol CommitGate: Sendable {
 /// crash before the commit still leaves a trace of them), queues the turn's events and returns.
 /// The writer thread takes
 /// everything queued, commits it in one `BEGIN IMMEDIATE` transaction (one fsync with
-/// `synchronous=FULL`), appends the same events to `events.jsonl`, then publishes the new
-/// ``durableSeq``. While one commit is being fsynced, the next turns queue up and go in the next
-/// transaction, so 10,000 fast steps do not mean 10,000 fsyncs. The executor starts a step only
-/// when its dependencies' results are durable (``CommitGate``).
+/// `synchronous=FULL`), publishes the new ``durableSeq`` (resuming its waiters), then appends
+/// the same events, encoded once for both, to `events.jsonl` in one `write`. While one commit
+/// is being fsynced, the next turns queue up and go in the next transaction, so 10,000 fast
+/// steps do not mean 10,000 fsyncs. The executor starts a step only when its dependencies'
+/// results are durable (``CommitGate``), and announces such a wait before it records the turn
+/// (``expectWait(for:)``), so that turn's commit does not wait for others to gather with.
 ///
 /// The writer is a thread of its own, not a task, because SQLite's calls block (an fsync takes
 /// milliseconds) and the cooperative pool has only as many threads as cores.
@@ -35,9 +45,11 @@ package final class StoreRecorder: RunObserver, CommitGate {
         var durable: Int64 = 0
         var waiters: [Waiter] = []
         var failure: EngineError?
+        /// The largest `seq` the executor said it will wait for (``expectWait(for:)``).
+        var expected: Int64 = 0
         var closing = false
-        /// The writer is gathering turns for `coalescing`: only a durability waiter or `close`
-        /// wakes it early, `record` just queues.
+        /// The writer is gathering turns for `coalescing`: only a durability waiter, an
+        /// announced wait or `close` wakes it early, `record` just queues.
         var gathering = false
         /// Transactions committed (for tests and benchmarks).
         var commits = 0
@@ -119,38 +131,49 @@ package final class StoreRecorder: RunObserver, CommitGate {
             if !batches.isEmpty && !failedBefore {
                 let lastSeq = batches.last?.last?.seq ?? 0
                 var failure: EngineError?
-                do {
-                    try store.append(batches: batches)
-                    try events.append(batches.joined())
-                } catch {
-                    failure = EngineError(error)
-                }
-                let ready = shared.state.withLock { state -> [Waiter] in
-                    state.commits += 1
-                    if let failure, state.failure == nil { state.failure = failure }
-                    if state.failure == nil { state.durable = max(state.durable, lastSeq) }
-                    let durable = state.durable
-                    let failed = state.failure != nil
-                    let ready = state.waiters.filter { failed || $0.seq <= durable }
-                    state.waiters.removeAll { failed || $0.seq <= durable }
-                    return ready
-                }
-                let failureNow = shared.state.withLock { $0.failure }
-                for waiter in ready {
-                    if let failureNow { waiter.continuation.resume(throwing: failureNow) } else { waiter.continuation.resume() }
+                // Each event is encoded once, for the transaction and for its copy.
+                let encoded = batches.joined().map(EncodedEvent.init)
+                do { try store.append(encoded: encoded) } catch { failure = EngineError(error) }
+                publish(lastSeq, failure: failure, shared)
+                // The copy follows the commit, after its waiters were released: a killed engine
+                // may leave it short, and resume repairs it from the database.
+                if failure == nil {
+                    do {
+                        try events.append(encoded: encoded)
+                    } catch {
+                        publish(lastSeq, failure: EngineError(error), shared)
+                    }
                 }
             }
             if closing && shared.state.withLock({ $0.queued.isEmpty }) { return }
         }
     }
 
-    /// Waits up to `microseconds` for more turns, unless someone waits for durability or the
-    /// recorder is closing: then the commit goes now.
+    /// Records a commit (or its failure) and resumes the waiters it satisfies (all of them when
+    /// the store failed).
+    private static func publish(_ lastSeq: Int64, failure: EngineError?, _ shared: Shared) {
+        let (ready, failureNow) = shared.state.withLock { state -> ([Waiter], EngineError?) in
+            if failure == nil { state.commits += 1 }
+            if let failure, state.failure == nil { state.failure = failure }
+            if state.failure == nil { state.durable = max(state.durable, lastSeq) }
+            let durable = state.durable
+            let failed = state.failure != nil
+            let ready = state.waiters.filter { failed || $0.seq <= durable }
+            state.waiters.removeAll { failed || $0.seq <= durable }
+            return (ready, state.failure)
+        }
+        for waiter in ready {
+            if let failureNow { waiter.continuation.resume(throwing: failureNow) } else { waiter.continuation.resume() }
+        }
+    }
+
+    /// Waits up to `microseconds` for more turns, unless someone waits (or said it will wait)
+    /// for durability or the recorder is closing: then the commit goes now.
     private static func gather(_ shared: Shared, for microseconds: Int) {
         let deadline = DispatchTime.now() + .microseconds(microseconds)
         while true {
             let urgent = shared.state.withLock { state -> Bool in
-                let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil
+                let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil || state.expected > state.durable
                 state.gathering = !urgent
                 return urgent
             }
@@ -179,6 +202,14 @@ package final class StoreRecorder: RunObserver, CommitGate {
     }
 
     public var durableSeq: Int64 { shared.state.withLock { $0.durable } }
+
+    public func expectWait(for seq: Int64) {
+        let gathering = shared.state.withLock { state -> Bool in
+            state.expected = max(state.expected, seq)
+            return state.gathering
+        }
+        if gathering { wakeup.signal() }
+    }
 
     /// Transactions committed so far.
     public var commitCount: Int { shared.state.withLock { $0.commits } }
