@@ -240,3 +240,5 @@ void omni_wake_consume(int fd) {
     uint64_t count;
     while (read(fd, &count, sizeof count) < 0 && errno == EINTR) {}
 }
+
+void omni_name_thread(const char *name) { pthread_setname_np(pthread_self(), name); }

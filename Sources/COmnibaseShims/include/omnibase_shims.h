@@ -72,4 +72,7 @@ void omni_wake(int fd);
 /* Resets `fd` (from omni_wake_fd) after it was reported readable. */
 void omni_wake_consume(int fd);
 
+/* Names the calling thread (at most 15 bytes are kept), as top, ps -L and gdb show it. */
+void omni_name_thread(const char *name);
+
 #endif

@@ -56,7 +56,7 @@ enum ProcessLauncher {
                 }
             }
             if code == 0 {
-                let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd)
+                let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd, streams: output.streams)
                 return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
                                              captures: (output.stdoutCapture, output.stderrCapture)))
             }
