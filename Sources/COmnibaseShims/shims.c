@@ -242,3 +242,5 @@ void omni_wake_consume(int fd) {
 }
 
 void omni_name_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+int omni_open_directory(const char *path) { return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }

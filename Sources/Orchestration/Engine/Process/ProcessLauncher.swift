@@ -66,6 +66,9 @@ enum ProcessLauncher {
                 try? await Task.sleep(for: .milliseconds(10 << attempt))
                 continue
             }
+            // The file a cached search found may have lost its permission or its link's target:
+            // the next attempt searches afresh.
+            if code == ENOENT || code == EACCES { ExecutableLookup.searchCache.forget() }
             return .failure(describe(spawnError: code, spec: spec, executable: executable))
         }
     }
