@@ -99,7 +99,13 @@ final class ExitWatch: LoopDeadline {
         if let deadline, timekeeper == nil {
             return await waitRacingASleep(until: deadline)
         }
-        return await withTaskCancellationHandler {
+        let result = await waitForEvent(until: deadline)
+        return result != .exited && hasExited ? .exited : result
+    }
+
+    /// The wait itself: one continuation, resumed by the exit, the loop (deadline) or cancellation.
+    private func waitForEvent(until deadline: ContinuousClock.Instant?) async -> WaitResult {
+        await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let immediate: WaitResult? = state.withLock { state in
                     switch state {
