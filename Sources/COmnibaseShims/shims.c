@@ -127,8 +127,10 @@ int omni_spawn(const char *path, char *const argv[], char *const envp[], const c
     _Alignas(16) char stack[32 * 1024];
 
     /* Every signal blocked around clone (the raw call blocks glibc's internal ones too): the
-     * child inherits the mask, so nothing interrupts it before it has reset its dispositions. */
-    uint64_t all = ~(uint64_t)0, saved_mask;
+     * child inherits the mask, so nothing interrupts it before it has reset its dispositions.
+     * Except SIGCHLD (see below): only a process's own children send it, and the new child has
+     * none; the parent is suspended in a killable-only wait until the child executes. */
+    uint64_t all = ~(uint64_t)0 & ~((uint64_t)1 << (SIGCHLD - 1)), saved_mask;
     syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &saved_mask, sizeof all);
 
     int pidfd = -1;
@@ -140,6 +142,17 @@ int omni_spawn(const char *path, char *const argv[], char *const envp[], const c
         pid = clone(omni_child_main, stack + sizeof stack, flags & ~CLONE_PIDFD, &child, NULL);
     }
     int rc = pid < 0 ? errno : 0;
+    /* The caller's mask comes back without SIGCHLD, which stays unblocked in this thread for good.
+     * A child's SIGCHLD (exec resets its exit signal to SIGCHLD whatever clone was told) is
+     * addressed to the thread that spawned it: while that thread blocks it, the kernel queues it
+     * for the process and wakes another thread to discard it (the main thread, which
+     * dispatch_main parks in sigsuspend with nothing blocked): one context switch per step, for
+     * nothing. Unblocked in the parent thread and at its default disposition, it is discarded
+     * where it is generated. The engine observes exits through pidfds and never handles SIGCHLD;
+     * if a host application installs a handler, it may now also run on this thread, as on any
+     * thread that does not block the signal. Nor is it blocked around the clone above: a child
+     * of this thread exiting during another spawn would be woken the main thread again. */
+    saved_mask &= ~((uint64_t)1 << (SIGCHLD - 1));
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_mask, NULL, sizeof saved_mask);
 
     if (rc == 0 && child.error != 0) {
@@ -227,3 +240,7 @@ void omni_wake_consume(int fd) {
     uint64_t count;
     while (read(fd, &count, sizeof count) < 0 && errno == EINTR) {}
 }
+
+void omni_name_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+int omni_open_directory(const char *path) { return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }

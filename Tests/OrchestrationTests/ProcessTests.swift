@@ -421,6 +421,34 @@ struct ProcessTests {
         #expect(status == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n")
     }
 
+    @Test func aSpawningThreadNoLongerBlocksSigchld() throws {
+        // Synchronous, so all of it runs on one thread, which blocks SIGCHLD as the cooperative
+        // pool's threads do. A child's SIGCHLD is addressed to the thread that spawned it: blocked
+        // there, it is queued and wakes another thread (the main thread) for nothing, once per step.
+        var sigchld = sigset_t()
+        sigemptyset(&sigchld)
+        sigaddset(&sigchld, SIGCHLD)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &sigchld, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(null) }
+        let program = strdup("/bin/true")
+        defer { free(program) }
+        let argv: [UnsafeMutablePointer<CChar>?] = [program, nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = [nil]
+        var pid: pid_t = 0
+        var pidfd: Int32 = -1
+        #expect(omni_spawn("/bin/true", argv, envp, nil, null, null, &pid, &pidfd) == 0)
+        var status: Int32 = 0
+        #expect(SystemCallError.retryingOnInterrupt { waitpid(pid, &status, 0) } == pid)
+        #expect(omni_wifexited(status) != 0 && omni_wexitstatus(status) == 0)
+        if pidfd >= 0 { close(pidfd) }
+        var current = sigset_t()
+        pthread_sigmask(SIG_BLOCK, nil, &current)
+        #expect(sigismember(&current, SIGCHLD) == 0, "SIGCHLD is still blocked in the spawning thread")
+    }
+
     @Test func sigtermKillsAChildStartedFromATask() async throws {
         let scratch = try Scratch()
         let marker = scratch.path("pid")

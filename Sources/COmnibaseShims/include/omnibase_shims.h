@@ -72,4 +72,11 @@ void omni_wake(int fd);
 /* Resets `fd` (from omni_wake_fd) after it was reported readable. */
 void omni_wake_consume(int fd);
 
+/* Names the calling thread (at most 15 bytes are kept), as top, ps -L and gdb show it. */
+void omni_name_thread(const char *name);
+
+/* open(path, O_PATH | O_DIRECTORY | O_CLOEXEC): a handle on a directory for fstat and *at calls
+ * (O_PATH sits behind _GNU_SOURCE). Returns the fd, or -1 and errno. */
+int omni_open_directory(const char *path);
+
 #endif

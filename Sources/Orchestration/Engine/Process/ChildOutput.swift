@@ -14,6 +14,8 @@ struct ChildOutput {
     let stdoutCapture: OutputCapture?
     /// The memory of a captured stderr, if it is captured.
     let stderrCapture: OutputCapture?
+    /// The streams that go through the pump's loop, handed on to the child's ``ExitEntry``.
+    let streams: [LogCopy]
 
     /// The path that sends a stream nowhere without a pipe or a file.
     static let discard = "/dev/null"
@@ -29,21 +31,24 @@ struct ChildOutput {
     static func prepare(_ spec: ProcessSpec, pump: OutputPump) -> Result<ChildOutput, LaunchFailure> {
         let shared = !isCapture(spec.stdout) && !isCapture(spec.stderr) && spec.stderr.path == spec.stdout.path
         let drain = OutputDrain(pump: pump)
+        var streams: [LogCopy] = []
         func destination(_ target: OutputDestination, _ stream: String) -> Result<(Int32, OutputCapture?), LaunchFailure> {
             let path: String
             switch target {
             case .capture(let limit):
                 let capture = OutputCapture(limit: limit)
-                guard let writeEnd = pump.attach(path: "", capture: capture, stream: stream, drain: drain) else {
+                guard let attached = pump.attach(path: "", capture: capture, stream: stream, drain: drain) else {
                     return .failure(LaunchFailure("cannot capture the \(stream): the output pump is not available"))
                 }
-                return .success((writeEnd, capture))
+                streams.append(attached.copy)
+                return .success((attached.writeEnd, capture))
             case .discard:
                 path = discard
             case .file(let file):
                 path = file
-                if path != discard, let writeEnd = pump.attach(path: path, stream: stream, exclusive: spec.keepsExistingLogs, drain: drain) {
-                    return .success((writeEnd, nil))
+                if path != discard, let attached = pump.attach(path: path, stream: stream, exclusive: spec.keepsExistingLogs, drain: drain) {
+                    streams.append(attached.copy)
+                    return .success((attached.writeEnd, nil))
                 }
             }
             let isDiscard = path == discard
@@ -71,7 +76,8 @@ struct ChildOutput {
         }
         // No stream went through the pump when the drain is complete before the spawn.
         return .success(ChildOutput(stdout: stdout.fd, stderr: stderr.fd, drain: drain.isComplete ? nil : drain,
-                                    stdoutCapture: stdout.capture, stderrCapture: shared ? nil : stderr.capture))
+                                    stdoutCapture: stdout.capture, stderrCapture: shared ? nil : stderr.capture,
+                                    streams: streams))
     }
 
     private static func isCapture(_ destination: OutputDestination) -> Bool {

@@ -34,6 +34,17 @@ enum ExecutableLookup {
             }
         }
         let searchPath = environment["PATH"] ?? getenv("PATH").map { String(cString: $0) } ?? defaultSearchPath
+        return searchCache.resolve(command, searchPath: searchPath) {
+            search(command, searchPath: searchPath, workingDirectory: workingDirectory)
+        }
+    }
+
+    /// The engine's cache of `PATH` searches (``SearchPathCache``).
+    static let searchCache = SearchPathCache()
+
+    /// Searches each directory of `searchPath` in order, as ``resolve(_:environment:workingDirectory:)``
+    /// describes.
+    static func search(_ command: String, searchPath: String, workingDirectory: String?) -> Result<String, LaunchFailure> {
         var sawNotExecutable = false
         for directory in searchPath.split(separator: ":", omittingEmptySubsequences: false) {
             let candidate = anchored(directory.isEmpty ? command : "\(directory)/\(command)", in: workingDirectory)

@@ -1,7 +1,7 @@
 import Glibc
 import Synchronization
 
-/// The "leader has exited" signal of one spawned child, set by the ``ProcessMonitor`` and awaited
+/// The "leader has exited" signal of one spawned child, set by the ``ProcessLoop`` and awaited
 /// by the task running the attempt.
 ///
 /// Exiting is observed **without reaping**: the child stays a zombie until the attempt decides
@@ -9,8 +9,9 @@ import Synchronization
 /// while the engine may still signal the group.
 ///
 /// One waiter at a time (the task running the attempt); a wait that is interrupted (deadline or
-/// cancellation) can be followed by another one.
-final class ExitWatch: Sendable {
+/// cancellation) can be followed by another one. The deadline of a wait is kept by the
+/// ``ProcessLoop`` (one continuation, no task, no timer); without a loop, by a sleeping task.
+final class ExitWatch: LoopDeadline {
     /// How a wait ended.
     enum WaitResult: Sendable, Equatable {
         /// The leader has exited (it is a zombie, not yet reaped).
@@ -24,8 +25,8 @@ final class ExitWatch: Sendable {
     private enum State {
         /// Running, nobody waiting.
         case running
-        /// Running, one task suspended until exit (resumed with `true`) or cancellation (`false`).
-        case waiting(CheckedContinuation<Bool, Never>)
+        /// Running, one task suspended until exit, its deadline (if any) or its cancellation.
+        case waiting(CheckedContinuation<WaitResult, Never>, deadline: ContinuousClock.Instant?)
         /// Exited, not necessarily reaped yet: reaping is the attempt's job.
         case exited
         /// The attempt gave up waiting (the leader did not die even after SIGKILL): whoever
@@ -34,6 +35,13 @@ final class ExitWatch: Sendable {
     }
 
     private let state = Mutex<State>(.running)
+    /// The loop that keeps the deadlines of waits, if there is one.
+    private let timekeeper: ProcessLoop?
+
+    /// Creates the watch of a child that is running; `timekeeper` keeps the deadlines of waits.
+    init(timekeeper: ProcessLoop? = ProcessLoop.shared) {
+        self.timekeeper = timekeeper
+    }
 
     /// Whether the exit has been observed.
     var hasExited: Bool {
@@ -43,16 +51,16 @@ final class ExitWatch: Sendable {
         }
     }
 
-    /// Records the exit and wakes the waiter. Called exactly once, by the monitor thread (or the
+    /// Records the exit and wakes the waiter. Called exactly once, by the loop thread (or the
     /// fallback waiter thread), never from the cooperative pool.
     func markExited() {
-        enum Action { case none, resume(CheckedContinuation<Bool, Never>), reap(pid_t, Int32) }
+        enum Action { case none, resume(CheckedContinuation<WaitResult, Never>), reap(pid_t, Int32) }
         let action: Action = state.withLock { state in
             switch state {
             case .running:
                 state = .exited
                 return .none
-            case .waiting(let continuation):
+            case .waiting(let continuation, _):
                 state = .exited
                 return .resume(continuation)
             case .abandoned(let pid, let pidfd):
@@ -64,7 +72,7 @@ final class ExitWatch: Sendable {
         }
         switch action {
         case .none: break
-        case .resume(let continuation): continuation.resume(returning: true)
+        case .resume(let continuation): continuation.resume(returning: .exited)
         case .reap(let pid, let pidfd): ChildProcess.reap(pid: pid, pidfd: pidfd)
         }
     }
@@ -86,16 +94,68 @@ final class ExitWatch: Sendable {
     }
 
     /// Waits until the leader exits, `deadline` passes (if given) or the calling task is cancelled.
-    ///
-    /// Without a deadline this is one continuation and no extra task. With one, a sleeping child
-    /// task races the exit and is cancelled as soon as the race is decided, so no timer is left.
-    /// When both happen together the exit wins.
+    /// When the exit and the deadline come together, the exit wins.
     func wait(until deadline: ContinuousClock.Instant?) async -> WaitResult {
-        guard let deadline else {
-            return await waitForExit() ? .exited : .cancelled
+        if let deadline, timekeeper == nil {
+            return await waitRacingASleep(until: deadline)
         }
+        let result = await waitForEvent(until: deadline)
+        return result != .exited && hasExited ? .exited : result
+    }
+
+    /// The wait itself: one continuation, resumed by the exit, the loop (deadline) or cancellation.
+    private func waitForEvent(until deadline: ContinuousClock.Instant?) async -> WaitResult {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let immediate: WaitResult? = state.withLock { state in
+                    switch state {
+                    case .exited:
+                        return .exited
+                    case .running:
+                        // Checked under the lock: `onCancel` below takes the same lock after the
+                        // task is flagged, so either we see the flag here or it sees `.waiting`.
+                        if Task.isCancelled { return .cancelled }
+                        if let deadline, deadline <= .now { return .deadlinePassed }
+                        state = .waiting(continuation, deadline: deadline)
+                        return nil
+                    case .waiting, .abandoned:
+                        preconditionFailure("ExitWatch: only one task may wait at a time")
+                    }
+                }
+                if let immediate {
+                    continuation.resume(returning: immediate)
+                } else if let deadline, let timekeeper {
+                    timekeeper.watch(self, until: deadline)
+                }
+            }
+        } onCancel: {
+            let continuation: CheckedContinuation<WaitResult, Never>? = state.withLock { state in
+                guard case .waiting(let continuation, _) = state else { return nil }
+                state = .running
+                return continuation
+            }
+            continuation?.resume(returning: .cancelled)
+        }
+    }
+
+    /// Called by the loop thread: resumes the waiter with ``WaitResult/deadlinePassed`` if its
+    /// deadline is not after `now`.
+    func expireWait(at now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        let (expired, pending): (CheckedContinuation<WaitResult, Never>?, ContinuousClock.Instant?) = state.withLock { state in
+            guard case .waiting(let continuation, let deadline?) = state else { return (nil, nil) }
+            guard deadline <= now else { return (nil, deadline) }
+            state = .running
+            return (continuation, nil)
+        }
+        expired?.resume(returning: .deadlinePassed)
+        return pending
+    }
+
+    /// The wait without a loop: a sleeping child task races the exit and is cancelled as soon as
+    /// the race is decided.
+    private func waitRacingASleep(until deadline: ContinuousClock.Instant) async -> WaitResult {
         let first = await withTaskGroup(of: WaitResult.self) { group in
-            group.addTask { await self.waitForExit() ? .exited : .cancelled }
+            group.addTask { await self.wait(until: nil) == .exited ? .exited : .cancelled }
             group.addTask {
                 do {
                     try await Task.sleep(until: deadline, clock: .continuous)
@@ -109,35 +169,5 @@ final class ExitWatch: Sendable {
             return first
         }
         return first != .exited && hasExited ? .exited : first
-    }
-
-    /// Suspends until the exit (`true`) or the cancellation of the calling task (`false`).
-    private func waitForExit() async -> Bool {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let immediate: Bool? = state.withLock { state in
-                    switch state {
-                    case .exited:
-                        return true
-                    case .running:
-                        // Checked under the lock: `onCancel` below takes the same lock after the
-                        // task is flagged, so either we see the flag here or it sees `.waiting`.
-                        if Task.isCancelled { return false }
-                        state = .waiting(continuation)
-                        return nil
-                    case .waiting, .abandoned:
-                        preconditionFailure("ExitWatch: only one task may wait at a time")
-                    }
-                }
-                if let immediate { continuation.resume(returning: immediate) }
-            }
-        } onCancel: {
-            let continuation: CheckedContinuation<Bool, Never>? = state.withLock { state in
-                guard case .waiting(let continuation) = state else { return nil }
-                state = .running
-                return continuation
-            }
-            continuation?.resume(returning: false)
-        }
     }
 }

@@ -5,13 +5,16 @@
 ///
 /// ## One attempt
 /// 1. The command is looked up (``ProcessSpec/command``), a pipe is created for each log path
-///    and handed to the ``OutputPump`` thread, and the child is started (`omni_spawn`, a
+///    and handed to the ``ProcessLoop`` thread (``OutputPump``), and the child is started (`omni_spawn`, a
 ///    vfork-style clone, as `posix_spawn` does) as the leader of a new process group, with an
 ///    empty signal mask, default signal dispositions, stdin from `/dev/null` and the pipes'
 ///    write ends as stdout and stderr. The pump copies the
 ///    pipes into the log files, creating each file on the stream's first byte.
-/// 2. Its exit is observed by the ``ProcessMonitor`` thread through a pidfd; no thread of the
-///    cooperative pool ever blocks. The exited leader is left a zombie until step 3 is decided.
+/// 2. Its exit is observed by the same ``ProcessLoop`` thread through a pidfd (``ProcessMonitor``),
+///    which first reads the child's pipes as far as they go, so one wake-up of the loop and one
+///    resumption of the attempt cover both; no thread of the cooperative pool ever blocks, and
+///    the deadline of the wait (the timeout) is kept by the loop too. The exited leader is left
+///    a zombie until step 3 is decided.
 /// 3. If the leader exits first, it is reaped. Background processes it left behind are **not**
 ///    killed (as with `make`: a step may start a daemon on purpose).
 ///    If the timeout passes or the calling task is cancelled first, the whole group is torn

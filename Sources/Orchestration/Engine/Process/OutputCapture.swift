@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The memory that one ``OutputDestination/capture(limit:)`` stream is copied into by the
-/// ``OutputPump`` thread, and read by the task running the attempt.
+/// ``ProcessLoop`` thread (``OutputPump``), and read by the task running the attempt.
 ///
 /// The pump appends each chunk under a lock, keeping the first `limit` bytes and counting the
 /// rest. When the attempt returns, ``seal()`` takes what was kept: output that a background
@@ -22,7 +22,7 @@ final class OutputCapture: Sendable {
         self.limit = max(0, limit)
     }
 
-    /// Keeps what fits of `chunk` under the limit and counts the rest. Called by the pump thread.
+    /// Keeps what fits of `chunk` under the limit and counts the rest. Called by the loop thread (``ProcessLoop``).
     func append(_ chunk: UnsafeRawBufferPointer) {
         state.withLock { state in
             guard !state.sealed else { return }

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The "output copied to the end" signal of one attempt, set by the ``OutputPump`` thread and
+/// The "output copied to the end" signal of one attempt, set by the ``ProcessLoop`` thread and
 /// awaited by the task running the attempt; it also collects log-file errors.
 ///
 /// An attempt has one stream per distinct log path that goes through the pump (stdout and stderr,
@@ -9,15 +9,15 @@ import Synchronization
 /// moment the leader exits, later if a background descendant inherited the pipe.
 ///
 /// One waiter at a time (the task running the attempt). A waiting drain's deadline is kept by the
-/// pump thread (``OutputPump/watch(_:)``), which reads its pipes anyway: a wait is one
+/// loop thread (``ProcessLoop/watch(_:until:)``), which reads its pipes anyway: a wait is one
 /// continuation, with no task and no timer of its own.
-final class OutputDrain: Sendable {
+final class OutputDrain: LoopDeadline {
     /// How long an attempt whose leader has been reaped (after a teardown, if any) waits for its
     /// output to reach end-of-file before ``LocalProcess/run(_:)`` returns anyway.
     ///
     /// A leader closes its pipe ends when it exits, before its exit is reported, so without other
     /// writers the end-of-file is already in the kernel when the attempt looks, and the only delay
-    /// is the pump catching up (microseconds; a few scheduler time slices under load; 100 ms is
+    /// is the loop catching up (microseconds; a few scheduler time slices under load; 100 ms is
     /// about 25 of them). When the window passes, some descendant still holds the pipe: usually a
     /// background process that a successful step left running on purpose (it is not killed, as
     /// with `make`), which may write for hours, so waiting longer would only delay the run. The
@@ -34,12 +34,13 @@ final class OutputDrain: Sendable {
     }
 
     private let state = Mutex(State())
-    /// The pump the streams go through, which keeps the deadline of a wait.
-    private let timekeeper: OutputPump
+    /// The loop the streams go through, which keeps the deadline of a wait (`nil` when no
+    /// stream can go through a loop: the drain is then always complete).
+    private let timekeeper: ProcessLoop?
 
     /// Creates the drain of one attempt whose streams go through `pump`.
     init(pump: OutputPump) {
-        timekeeper = pump
+        timekeeper = pump.loop
     }
 
     /// Whether every stream has been read to end-of-file (or none went through the pump).
@@ -73,7 +74,7 @@ final class OutputDrain: Sendable {
     }
 
     /// Counts one stream read to end-of-file and wakes the waiter if it was the last. Called by
-    /// the pump thread, never from the cooperative pool.
+    /// the loop thread, never from the cooperative pool.
     func streamEnded() {
         let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
             precondition(state.openStreams > 0, "OutputDrain: more streams ended than were added")
@@ -91,7 +92,7 @@ final class OutputDrain: Sendable {
     /// reached its log.
     ///
     /// When the output is already complete this takes one lock; otherwise it suspends until the
-    /// pump thread reads the last end-of-file or finds the deadline passed.
+    /// loop thread reads the last end-of-file or finds the deadline passed.
     ///
     /// - Returns: `true` when the output is complete.
     func wait(until deadline: ContinuousClock.Instant) async -> Bool {
@@ -106,12 +107,13 @@ final class OutputDrain: Sendable {
             if complete {
                 continuation.resume(returning: true)
             } else {
-                timekeeper.watch(self, until: deadline)
+                // A stream was added, which only a pump with a loop does.
+                timekeeper!.watch(self, until: deadline)
             }
         }
     }
 
-    /// Called by the pump thread: wakes the waiter with `false` if its deadline is not after
+    /// Called by the loop thread: wakes the waiter with `false` if its deadline is not after
     /// `now`.
     ///
     /// - Returns: The deadline of a wait still in progress, or `nil` when nobody waits any more.

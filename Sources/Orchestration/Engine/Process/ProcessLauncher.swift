@@ -56,7 +56,7 @@ enum ProcessLauncher {
                 }
             }
             if code == 0 {
-                let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd)
+                let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd, streams: output.streams)
                 return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
                                              captures: (output.stdoutCapture, output.stderrCapture)))
             }
@@ -66,6 +66,9 @@ enum ProcessLauncher {
                 try? await Task.sleep(for: .milliseconds(10 << attempt))
                 continue
             }
+            // The file a cached search found may have lost its permission or its link's target:
+            // the next attempt searches afresh.
+            if code == ENOENT || code == EACCES { ExecutableLookup.searchCache.forget() }
             return .failure(describe(spawnError: code, spec: spec, executable: executable))
         }
     }
