@@ -71,6 +71,27 @@ struct MatrixCLITests {
         #expect(try result.json().stepReport("t.a")?["status"]?.stringValue == "skipped")
     }
 
+    /// `--from`/`--to` naming the matrix step select every expansion; `matrix.KEY` in an `if`
+    /// reads the expansion's value.
+    @Test func theMatrixStepsIdSelectsEveryExpansionAndConditionsReadMatrixValues() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([
+            #"{"id": "t", "command": "sh", "args": ["-c", "echo $0 >> ran.txt", "${matrix.x}"], "matrix": {"x": ["a", "b", "c"]}, "#
+                + #""if": "matrix.x != 'b'"}"#,
+            #"{"id": "after", "command": "sh", "args": ["-c", "echo after >> ran.txt"], "depends_on": ["t"], "if": "always()"}"#,
+        ], globals: #"{"max_concurrency": 1}"#))
+        let result = await runCLI(["run", plan, "--to", "t", "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect((dir.read("ran.txt") ?? "").split(separator: "\n").sorted() == ["a", "c"])
+        let report = try result.json()
+        #expect(["t.a", "t.b", "t.c", "after"].map { report.stepReport($0)?["status"]?.stringValue }
+                == ["succeeded", "skipped", "succeeded", "skipped"])
+        #expect(report.stepReport("t.b")?["error"]?.stringValue == "condition false")
+        let from = await runCLI(["run", plan, "--from", "t", "--format", "json", "--state-dir", dir.path + "/s"], in: dir.path)
+        #expect(from.status == 0, "\(from.stderr)")
+        #expect(try from.json().stepReport("after")?["status"]?.stringValue == "succeeded")
+    }
+
     /// Each bad matrix: exit 2, one located sentence, nothing on stdout, no run recorded.
     @Test(arguments: [
         (#"{"id": "t", "command": "true", "matrix": {"os": []}}"#, "steps[0].matrix.os: an empty value list"),
@@ -89,6 +110,19 @@ struct MatrixCLITests {
         (#"{"id": "t", "command": "true", "matrix": {"a": [\#((0..<1000).map(String.init).joined(separator: ","))], "#
             + #""b": [\#((0..<1000).map(String.init).joined(separator: ","))], "c": [\#((0..<1000).map(String.init).joined(separator: ","))]}}"#,
          "steps[0].matrix: the matrix makes 1000 × 1000 × 1000 = 1000000000 combinations; a plan may have at most 100000 steps"),
+        // Outputs and conditions of a plan with a matrix: the referring step and its place in
+        // the file are the ones written (not an expansion's), and a matrix step's id is no step.
+        (#"{"id": "t", "command": "true", "matrix": {"os": ["a", "b"]}}, "#
+            + #"{"id": "u", "command": "echo", "args": ["${steps.t.outputs.v}"], "depends_on": ["t"]}"#,
+         #"steps[1].args[0]: step "u" uses ${steps.t.outputs.v}, but there is no step "t" ("t" is a matrix step: "#
+            + #"name one of its expansions, "t.a", "t.b")"#),
+        (#"{"id": "t", "command": "true", "matrix": {"os": ["a", "b"]}}, "#
+            + #"{"id": "u", "command": "true", "depends_on": ["t"], "if": "steps.t.status == 'failed'"}"#,
+         #"steps[1].if: column 1 of the condition: unknown step "t" ("t" is a matrix step: name one of its expansions"#),
+        (#"{"id": "t", "command": "true", "matrix": {"os": ["a"]}, "if": "matrix.so == 'a'"}"#,
+         #"steps[0].if: column 1 of the condition: 'matrix.so': this expansion of matrix step "t" has no key so (it has matrix.os)"#),
+        (#"{"id": "t", "command": "true", "if": "matrix.os == 'a'"}"#,
+         #"steps[0].if: column 1 of the condition: 'matrix.os': the step has no "matrix", so there is no matrix.os"#),
     ])
     func aBadMatrixExitsTwoLocatedWithoutARun(_ steps: String, _ expected: String) async throws {
         for command in ["validate", "run"] {

@@ -92,9 +92,9 @@ struct StepConditionTests {
         ("success(1)", 9, "success() takes no arguments"),
         ("success", 1, "success is a function: write success()"),
         ("true", 1, "unknown name 'true': a condition reads vars.NAME, steps.ID.status, steps.ID.outputs.NAME, "
-            + "'strings' and success(), failure(), always() (there are no boolean literals: use always() or a comparison)"),
+            + "matrix.KEY, 'strings' and success(), failure(), always() (there are no boolean literals: use always() or a comparison)"),
         ("env.HOME == 'x'", 1, "unknown name 'env.HOME': a condition reads vars.NAME, steps.ID.status, "
-            + "steps.ID.outputs.NAME, 'strings' and success(), failure(), always()"),
+            + "steps.ID.outputs.NAME, matrix.KEY, 'strings' and success(), failure(), always()"),
         ("vars.1X == 'a'", 1, "'vars.1X': a variable name is letters, digits and _, not starting with a digit"),
         ("steps.a == 'x'", 1, "'steps.a': a step is read as steps.ID.status or steps.ID.outputs.NAME"),
         ("steps.a.outputs. == 'x'", 1, "'steps.a.outputs.' is not steps.ID.outputs.NAME"),

@@ -4,18 +4,21 @@
 extension PlanGraph {
     /// The initial states of `--from` / `--to` (each may be repeated: the union of what is
     /// downstream of the `--from`s, intersected with the union of what is upstream of the
-    /// `--to`s): steps outside the selection are excluded; nil when neither is given.
+    /// `--to`s): steps outside the selection are excluded; nil when neither is given. A matrix
+    /// step's id names all its expansions.
     /// - Throws: ``EngineError`` exit 3 for an unknown id, exit 2 when the selection is empty.
     public func initialStates(from: [String], to: [String]) throws(EngineError) -> [SchedulerStateMachine.InitialState]? {
         guard !from.isEmpty || !to.isEmpty else { return nil }
         func indices(_ names: [String], _ option: String) throws(EngineError) -> [Int] {
             var result: [Int] = []
             for id in names {
-                guard let index = indexByID[id] else {
-                    let hint = Suggestion.closest(to: id, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
-                    throw EngineError(.unknownReference, "\(option) names unknown step \"\(id)\"\(hint)")
+                if let index = indexByID[id] {
+                    result.append(index)
+                } else if let expansions = matrixGroups[id] {
+                    result += expansions
+                } else {
+                    throw EngineError(.unknownReference, "\(option) names unknown step \"\(id)\"\(PlanGraph.unknownStepHint(id, ids: ids))")
                 }
-                result.append(index)
             }
             return result
         }

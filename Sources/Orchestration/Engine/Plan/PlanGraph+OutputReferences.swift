@@ -11,7 +11,7 @@ public enum OutputReferenceIssue: Sendable, Hashable {
     public func describe(stepID: String, reference: OutputTemplate.Reference, ids: [String]) -> String {
         switch self {
         case .unknownStep:
-            let hint = Suggestion.closest(to: reference.step, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
+            let hint = PlanGraph.unknownStepHint(reference.step, ids: ids)
             return "step \"\(stepID)\" uses \(reference.text), but there is no step \"\(reference.step)\"\(hint)"
         case .ownOutput:
             return "step \"\(stepID)\" uses its own output \(reference.text); a step can only use the outputs of the steps it depends on"

@@ -25,6 +25,9 @@ public struct PlanGraph: Sendable {
     public let dependents: [[Int32]]
     /// A topological order (lowest index first among ready steps).
     public let topologicalOrder: [Int]
+    /// The expansions of each matrix step, by the id written in the plan (SPEC §11); empty for
+    /// a graph built from ids alone.
+    public private(set) var matrixGroups: [String: [Int]] = [:]
 
     /// Builds and validates the graph.
     /// - Throws: ``Issue`` wrapped in a `PlanGraph.ValidationFailure`.
@@ -66,6 +69,9 @@ public struct PlanGraph: Sendable {
     /// Builds the graph of a plan's steps.
     public init(steps: [Step]) throws(ValidationFailure) {
         try self.init(ids: steps.map(\.id), dependsOn: steps.map(\.dependsOn))
+        for (index, step) in steps.enumerated() {
+            if let matrix = step.matrix { matrixGroups[matrix.step, default: []].append(index) }
+        }
     }
 
     /// The number of steps.
@@ -167,5 +173,20 @@ public struct PlanGraph: Sendable {
             index -= 3
         }
         return String(digits)
+    }
+}
+
+extension PlanGraph {
+    /// What to add to "there is no step ID": the expansions when ID is a matrix step (its
+    /// expansions are the steps named `ID.VALUE...`), else the closest id, if any is close.
+    public static func unknownStepHint(_ id: String, ids: [String]) -> String {
+        let prefix = id + "."
+        let expansions = ids.filter { $0.hasPrefix(prefix) }
+        guard expansions.isEmpty else {
+            let shown = expansions.prefix(3).map { "\"\($0)\"" }.joined(separator: ", ")
+                + (expansions.count > 3 ? " and \(expansions.count - 3) more" : "")
+            return " (\"\(id)\" is a matrix step: name one of its expansions, \(shown))"
+        }
+        return Suggestion.closest(to: id, among: ids).map { " (did you mean \"\($0)\"?)" } ?? ""
     }
 }

@@ -113,9 +113,9 @@ private struct PlanDecoder {
     var referencedVariables: Set<String> = []
     /// The env files read (or taken from the stored source), by absolute path.
     var envFilesRead: [String: String] = [:]
-    /// Every `${steps.ID.outputs.NAME}`: the referring step's index, where it is written.
+    /// Every `${steps.ID.outputs.NAME}`: the referring step's (expanded) index, where it is written.
     var outputReferences: [(step: Int, reference: OutputTemplate.Reference, location: SourceLocation, path: String)] = []
-    /// Where each step's `"if"` string is, by step index.
+    /// Where each step's `"if"` string is, by (expanded) step index.
     var conditionLocations: [Int: SourceLocation] = [:]
 
     init(source: PlanSource) {
@@ -147,11 +147,11 @@ private struct PlanDecoder {
         throw error(location, path, "\(shown) is not a valid environment variable name")
     }
 
-    /// A located error for a problem of `steps[step].if`: the string's place in the file, then
-    /// the column within the expression.
+    /// A located error for a problem of the `if` of (expanded) step `step`: the string's place
+    /// in the file, then the column within the expression.
     func conditionError(_ problem: StepCondition.Problem, step: Int) -> EngineError {
         let location = conditionLocations[step] ?? stepLocations[step]
-        return error(location, "steps[\(step)].if", "column \(problem.column) of the condition: \(problem.message)",
+        return error(location, "steps[\(fileIndexes[step])].if", "column \(problem.column) of the condition: \(problem.message)",
                      code: problem.kind == .unknownVariable ? .unknownVariable : .invalidPlan)
     }
 
@@ -362,6 +362,8 @@ private struct PlanDecoder {
                              combination: MatrixSpec.Combination? = nil) throws(EngineError) -> Step {
         let path = "steps[\(index)]"
         let fields = try Fields(node, path: path, allowed: Self.stepKeys, decoder: locator)
+        // The step's place in the plan once matrices are expanded (`index` is the file's).
+        let stepIndex = stepLocations.count
         stepLocations.append(node.location)
         fileIndexes.append(index)
         let writtenID = try fields.string("id", required: true)!
@@ -382,14 +384,14 @@ private struct PlanDecoder {
         guard !rawCommand.isEmpty else { throw error(fields.location("command"), "\(path).command", "step \"\(id)\" has an empty command") }
         var bindings = OutputBindings(baseDirectory: source.directory)
         let command: String
-        (command, bindings.command) = try template(rawCommand, fields.location("command"), "\(path).command", step: id, index: index)
+        (command, bindings.command) = try template(rawCommand, fields.location("command"), "\(path).command", step: id, index: stepIndex)
         var arguments: [String] = []
         if let argNodes = try fields.array("args") {
             for (i, argNode) in argNodes.enumerated() {
                 guard case .string(let raw) = argNode.kind else {
                     throw error(argNode.location, "\(path).args[\(i)]", "must be a string, not \(argNode.typeName)")
                 }
-                let (argument, bound) = try template(raw, argNode.location, "\(path).args[\(i)]", step: id, index: index)
+                let (argument, bound) = try template(raw, argNode.location, "\(path).args[\(i)]", step: id, index: stepIndex)
                 arguments.append(argument)
                 bindings.arguments[i] = bound
             }
@@ -418,7 +420,7 @@ private struct PlanDecoder {
         let onFailure = try fields.enumeration("on_failure", FailurePolicy.self) ?? .abort
         var cwd = workingDirectory
         if let raw = try fields.string("cwd") {
-            let (shown, bound) = try template(raw, fields.location("cwd"), "\(path).cwd", step: id, index: index)
+            let (shown, bound) = try template(raw, fields.location("cwd"), "\(path).cwd", step: id, index: stepIndex)
             cwd = resolvePath(shown)
             bindings.workingDirectory = bound
         }
@@ -429,7 +431,7 @@ private struct PlanDecoder {
         for (name, value, location) in try fields.stringMembers("env") {
             try checkEnvironmentName(name, location, "\(path).env")
             let bound: OutputTemplate?
-            (env[name], bound) = try template(value, location, "\(path).env.\(name)", step: id, index: index)
+            (env[name], bound) = try template(value, location, "\(path).env.\(name)", step: id, index: stepIndex)
             bindings.environment[name] = bound
         }
         var tags: [String] = []
@@ -450,8 +452,10 @@ private struct PlanDecoder {
         }
         var condition: StepCondition?
         if let text = try fields.string("if") {
-            conditionLocations[index] = fields.location("if")
-            do { condition = try StepCondition(parsing: text) } catch { throw conditionError(error, step: index) }
+            conditionLocations[stepIndex] = fields.location("if")
+            do { condition = try StepCondition(parsing: text, matrix: combination?.instance) } catch {
+                throw conditionError(error, step: stepIndex)
+            }
             for reference in condition?.references ?? [] {
                 if case .variable(let name) = reference.kind { referencedVariables.insert(name) }
             }

@@ -128,14 +128,17 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses and type-checks an expression.
+    /// - Parameter matrix: for an expansion of a matrix step, its combination: `matrix.KEY`
+    ///   reads as the string of KEY's value (fixed at load, like `${matrix.KEY}`); nil for a step
+    ///   without a matrix, where `matrix.KEY` is an error.
     /// - Throws: ``Problem`` with the column of the first mistake.
-    public init(parsing text: String) throws(Problem) {
+    public init(parsing text: String, matrix: MatrixInstance? = nil) throws(Problem) {
         let characters = Array(text)
         guard characters.count <= Self.maxLength else {
             throw Problem(column: Self.maxLength + 1,
                           message: "the condition is longer than \(Self.maxLength) characters")
         }
-        var parser = Parser(tokens: try Lexer.tokens(of: characters))
+        var parser = Parser(tokens: try Lexer.tokens(of: characters), matrix: matrix)
         let (root, type, column) = try parser.parseOr(depth: 0)
         guard parser.current.kind == .end else {
             if parser.current.kind == .close {
@@ -170,7 +173,7 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
             case .stepStatus(let id), .stepOutput(let id, _):
                 let own = graph.ids[step]
                 guard let other = graph.indexByID[id] else {
-                    let hint = Suggestion.closest(to: id, among: graph.ids).map { " (did you mean \"\($0)\"?)" } ?? ""
+                    let hint = PlanGraph.unknownStepHint(id, ids: graph.ids)
                     return Problem(column: reference.column, message: "unknown step \"\(id)\"\(hint)", kind: .reference)
                 }
                 guard other != step else {
@@ -334,8 +337,13 @@ private struct Parser {
     var position = 0
     var references: [StepCondition.Reference] = []
     var callsStatusFunction = false
+    /// The combination `matrix.KEY` reads, for an expansion of a matrix step.
+    let matrix: MatrixInstance?
 
-    init(tokens: [Token]) { self.tokens = tokens }
+    init(tokens: [Token], matrix: MatrixInstance?) {
+        self.tokens = tokens
+        self.matrix = matrix
+    }
 
     var current: Token { tokens[position] }
 
@@ -512,9 +520,20 @@ private struct Parser {
             }
             throw problem("'\(path)': a step is read as steps.ID.status or steps.ID.outputs.NAME")
         }
+        if path.hasPrefix("matrix.") {
+            let key = String(path.dropFirst(7))
+            guard let matrix else {
+                throw problem("'\(path)': the step has no \"matrix\", so there is no matrix.\(key)")
+            }
+            guard let value = matrix.values.first(where: { $0.key == key })?.value else {
+                let keys = matrix.values.map { "matrix.\($0.key)" }.joined(separator: ", ")
+                throw problem("'\(path)': this expansion of matrix step \"\(matrix.step)\" has no key \(key) (it has \(keys))")
+            }
+            return (.string(value), .string, column)
+        }
         if Self.functions.contains(path) { throw problem("\(path) is a function: write \(path)()") }
         let hint = path == "true" || path == "false" ? " (there are no boolean literals: use always() or a comparison)" : ""
         throw problem("unknown name '\(path)': a condition reads vars.NAME, steps.ID.status, "
-                      + "steps.ID.outputs.NAME, 'strings' and success(), failure(), always()\(hint)")
+                      + "steps.ID.outputs.NAME, matrix.KEY, 'strings' and success(), failure(), always()\(hint)")
     }
 }
