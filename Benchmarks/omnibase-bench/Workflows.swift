@@ -37,9 +37,10 @@ struct Workflow {
     }
 
     /// The makespan of a list scheduler that always starts the ready task with the longest
-    /// remaining path (ties: lower index), simulated exactly.
-    func simulatedLongestPathFirst(_ runtimes: [Double], slots: Int) -> Double {
-        let priority = remainingPaths(runtimes)
+    /// remaining path (ties: lower index), simulated exactly; with `priority`, the ready task
+    /// with the largest of those instead (e.g. the engine's, from measured durations).
+    func simulatedLongestPathFirst(_ runtimes: [Double], slots: Int, priority given: [Double]? = nil) -> Double {
+        let priority = given ?? remainingPaths(runtimes)
         let children = self.children
         var unmet = parents.map(\.count)
         var ready = (0..<ids.count).filter { unmet[$0] == 0 }
@@ -65,9 +66,24 @@ struct Workflow {
     }
 }
 
+/// What one `sleep` step costs beyond its sleep when nothing else runs: spawning it (mostly the
+/// dynamic loader), its exit and the wait for it, through the engine's process layer. The median
+/// wall time of `count` runs of `sleep 0`, one at a time. Every tool that runs the workflow as
+/// processes pays it per task; the simulation does not, unless given it (`LPF+c`).
+func measuredStartCost(count: Int = 41) async -> Double {
+    var samples: [Double] = []
+    for _ in 0..<count {
+        let start = ContinuousClock.now
+        _ = await LocalProcess.run(ProcessSpec(command: "sleep", arguments: ["0"], stdoutPath: "/dev/null", stderrPath: "/dev/null"))
+        samples.append(seconds(ContinuousClock.now - start))
+    }
+    return samples.sorted()[count / 2]
+}
+
 /// Runs a workflow as sleep steps scaled so that its lower bound at `slots` is `target` seconds:
 /// the engine twice (no history, then with the first run's measured durations), make and ninja.
-func runWorkflowScenario(path: String, slots: Int, target: Double, scratch: String) async throws -> JSONValue {
+func runWorkflowScenario(path: String, slots: Int, target: Double, scratch: String,
+                         tools: [String] = ["ninja", "make"]) async throws -> JSONValue {
     let workflow = try Workflow(path: path)
     let scale = target / max(workflow.lowerBound(workflow.runtimes, slots: slots), 1e-9)
     let scaled = workflow.runtimes.map { $0 * scale }
@@ -105,10 +121,15 @@ func runWorkflowScenario(path: String, slots: Int, target: Double, scratch: Stri
     }
     let bound = workflow.lowerBound(scaled, slots: slots)
     let simulated = workflow.simulatedLongestPathFirst(scaled, slots: slots)
+    // The same list schedule when every task also pays the measured cost of starting a process.
+    let startCost = await measuredStartCost()
+    let simulatedWithCost = workflow.simulatedLongestPathFirst(scaled.map { $0 + startCost }, slots: slots)
     // The scheduler alone: the same DAG as closure steps that sleep their scaled runtime, in this
     // process, with the priorities the engine chose from the history of the runs above. No exec,
     // no loader, no store: what is left over the simulation is the scheduling itself.
     let priorities = session.priorities(for: loaded)
+    let simulatedEnginePriorities = workflow.simulatedLongestPathFirst(scaled.map { $0 + startCost }, slots: slots,
+                                                                       priority: priorities)
     var closureSteps: [Step] = []
     for (index, id) in workflow.ids.enumerated() {
         let duration = Duration.nanoseconds(Int64(scaled[index] * 1e9))
@@ -125,11 +146,13 @@ func runWorkflowScenario(path: String, slots: Int, target: Double, scratch: Stri
                                               clock: ContinuousClock()).run()
     let closureTime = seconds(ContinuousClock.now - closureStart)
     guard closureReport.status == .succeeded else { throw EngineError(.executionFailed, "in-process workflow run failed") }
-    let ninjaTime = await timeTool("ninja", ["-j\(slots)"], in: folder)?.wall
-    let makeTime = await timeTool("make", ["-j\(slots)", "-s"], in: folder)?.wall
+    let ninjaTime = tools.contains("ninja") ? await timeTool("ninja", ["-j\(slots)"], in: folder)?.wall : nil
+    let makeTime = tools.contains("make") ? await timeTool("make", ["-j\(slots)", "-s"], in: folder)?.wall : nil
     return .object([
         "workflow": .string(workflow.name), "tasks": .int(workflow.ids.count), "slots": .int(slots),
         "lower_bound_sec": .double(bound), "simulated_lpf_sec": .double(simulated),
+        "start_cost_sec": .double(startCost), "simulated_lpf_with_cost_sec": .double(simulatedWithCost),
+        "simulated_engine_priorities_with_cost_sec": .double(simulatedEnginePriorities),
         "engine_first_sec": .double(engine[0]), "engine_second_sec": .double(engine[1]),
         "engine_in_process_sec": .double(closureTime),
         "ninja_sec": ninjaTime.map { .double($0) } ?? .null, "make_sec": makeTime.map { .double($0) } ?? .null,

@@ -12,7 +12,7 @@ Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [
                                 [--store off,on] [--out FILE.json]
        omnibase-bench validate [--steps 100000] [--out FILE.json]
        omnibase-bench workflows [--dir ../shared/bench/workflows] [--slots 2,8] [--target 10]
-                                [--out FILE.json]
+                                [--only NAME,...] [--tools ninja,make|none] [--out FILE.json]
        omnibase-bench bus [--waiters 1,100,10000] [--out FILE.json]
        omnibase-bench slurm [--steps 200] [--concurrency 64] [--out FILE.json]
        omnibase-bench serve [--steps 5000] [--followers 0,20] [--rounds 3] [--concurrency 2] [--out FILE.json]
@@ -59,9 +59,9 @@ let shapes = (option("--shapes", in: arguments) ?? "independent,chain,lattice").
     .compactMap { Shape(rawValue: String($0)) }
 
 func format(_ value: Double?) -> String { value.map { String(format: "%8.2f", $0) } ?? "       -" }
-func ratio(_ a: Double?, _ b: Double?) -> String {
+func ratio(_ a: Double?, _ b: Double?, digits: Int = 2) -> String {
     guard let a, let b, b > 0 else { return "     -" }
-    return String(format: "%5.2fx", a / b)
+    return String(format: "%5.\(digits)fx", a / b)
 }
 func machine() -> String {
     "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
@@ -224,25 +224,31 @@ func workflowScenario() async throws {
     let folder = option("--dir", in: arguments) ?? "../shared/bench/workflows"
     let slotsList = (option("--slots", in: arguments) ?? "2,8").split(separator: ",").compactMap { Int($0) }
     let target = Double(option("--target", in: arguments) ?? "10") ?? 10
+    let only = option("--only", in: arguments)?.split(separator: ",").map(String.init)
+    let tools = (option("--tools", in: arguments) ?? "ninja,make").split(separator: ",").map(String.init)
     let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
-        .filter { $0.hasSuffix(".json") }.sorted()
+        .filter { file in file.hasSuffix(".json") && (only?.contains { file.contains($0) } ?? true) }.sorted()
     guard !files.isEmpty else { throw EngineError(.usage, "no workflow files in \(folder)") }
-    print("workflow                          tasks slots   bound     LPF  engine1  engine2  in-proc   ninja    make"
-          + "  e2/LPF  e2/bound  in-proc/LPF  ninja/LPF  make/LPF")
+    print("workflow                          tasks slots   bound     LPF   LPF+c  engine1  engine2  in-proc   ninja    make"
+          + "  e2/LPF  e2/(LPF+c)  e2/bound  in-proc/LPF  ninja/LPF  make/LPF   c ms")
     var rows: [JSONValue] = []
     for file in files {
         for slots in slotsList {
-            let row = try await runWorkflowScenario(path: folder + "/" + file, slots: slots, target: target, scratch: scratch)
+            let row = try await runWorkflowScenario(path: folder + "/" + file, slots: slots, target: target, scratch: scratch,
+                                                 tools: tools)
             rows.append(row)
             let name = String((row["workflow"]?.stringValue ?? file).prefix(32))
-            let values = ["lower_bound_sec", "simulated_lpf_sec", "engine_first_sec", "engine_second_sec",
-                          "engine_in_process_sec", "ninja_sec", "make_sec"].map { row[$0]?.doubleValue }
+            let values = ["lower_bound_sec", "simulated_lpf_sec", "simulated_lpf_with_cost_sec", "engine_first_sec",
+                          "engine_second_sec", "engine_in_process_sec", "ninja_sec", "make_sec"].map { row[$0]?.doubleValue }
             print(name.padding(toLength: 32, withPad: " ", startingAt: 0)
                   + String(format: " %6d %5d", row["tasks"]?.intValue ?? 0, slots)
                   + values.map { format($0) }.joined()
-                  + "  " + ratio(values[3], values[1]) + "   " + ratio(values[3], values[0])
-                  + "       " + ratio(values[4], values[1]) + "     " + ratio(values[5], values[1])
-                  + "    " + ratio(values[6], values[1]))
+                  + "  " + ratio(values[4], values[1], digits: 3) + "       " + ratio(values[4], values[2], digits: 3)
+                  + "   " + ratio(values[4], values[0])
+                  + "       " + ratio(values[5], values[1], digits: 3) + "     " + ratio(values[6], values[1])
+                  + "    " + ratio(values[7], values[1])
+                  + String(format: "  %5.2f", (row["start_cost_sec"]?.doubleValue ?? 0) * 1000)
+                  + "  " + format(row["simulated_engine_priorities_with_cost_sec"]?.doubleValue))
         }
     }
     try? FileManager.default.removeItem(atPath: scratch)

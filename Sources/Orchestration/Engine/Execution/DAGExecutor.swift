@@ -104,8 +104,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         case retryTimerFired(step: Int)
         case stopRequested(StopReason)
         case stopStreamEnded
-        case durable(Int64)
-        case durabilityFailed(EngineError)
+        /// An attempt that waited for its dependencies' results to be durable was not started:
+        /// the store failed.
+        case durabilityFailed(step: Int, EngineError)
         case jobSubmitted(Submission)
         case submissionsEnded
         case admitted(step: Int, attempt: Int, Admission)
@@ -167,15 +168,13 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                 case .jobSubmitted(let submission):
                     loop.jobSubmitted(submission)
                     Self.listen(to: submissions, group: &group)
-                case .durable(let seq):
-                    loop.waitingForSeq = nil
-                    startDeferred(upTo: seq, loop: &loop, group: &group)
-                    continue
-                case .durabilityFailed(let error):
-                    loop.waitingForSeq = nil
+                case .durabilityFailed(let step, let error):
+                    // Stop as for a signal; the attempt never started and ends cancelled.
                     if loop.observerFailure == nil { loop.observerFailure = error }
-                    cancelDeferred(loop: &loop, group: &group)
                     loop.machine.stop(into: &actions)
+                    let outcome = AttemptOutcome(result: .cancelled, error: "interrupted")
+                    loop.attemptFinished(step, outcome)
+                    loop.machine.attemptFinished(step, outcome.result, refusal: nil, into: &actions)
                 }
                 await perform(&actions, loop: &loop, group: &group)
             }
@@ -244,8 +243,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                     return .retryTimerFired(step: step)
                 }
             case .terminateRunning:
+                // Attempts still waiting for durability see the cancellation when the wait ends
+                // and report cancelled without starting.
                 group.cancelAll()
-                cancelDeferred(loop: &loop, group: &group)
             case .finish, .runFinished, .evaluateCondition:
                 break
             }
@@ -270,11 +270,11 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         var needed: Int64 = 0
         for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }
         if let commitGate, needed > commitGate.durableSeq {
-            // A step starts only once its dependencies' results are durable.
-            loop.deferred.append((step, attempt, needed))
-            waitForDurability(needed, gate: commitGate, loop: &loop, group: &group)
+            // A step starts only once its dependencies' results are durable: its own task waits
+            // for that, then starts it (no hop back through this loop between the two).
+            startAttempt(step, attempt, awaiting: (commitGate, needed), loop: &loop, group: &group)
         } else {
-            startAttempt(step, attempt, loop: &loop, group: &group)
+            startAttempt(step, attempt, awaiting: nil, loop: &loop, group: &group)
         }
     }
 
@@ -287,7 +287,11 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    private func startAttempt(_ step: Int, _ attempt: Int, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
+    /// Adds the task of an attempt; with `awaiting`, the task first waits until that `seq` is
+    /// durable (a stop meanwhile: the attempt ends cancelled without starting; a store failure:
+    /// ``Wake/durabilityFailed(step:_:)``).
+    private func startAttempt(_ step: Int, _ attempt: Int, awaiting: (gate: any CommitGate, seq: Int64)?,
+                              loop: inout RunLoop, group: inout TaskGroup<Wake>) {
         let runner = self.runner
         var stepValue = plan.steps[step]
         var context = AttemptContext(runID: options.runID, stepID: stepValue.id, attempt: attempt,
@@ -320,6 +324,14 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         context.outputPath = outputPath
         let secretNames = plan.secretNames
         group.addTask {
+            if let awaiting {
+                do throws(EngineError) { try await awaiting.gate.waitUntilDurable(awaiting.seq) } catch {
+                    return .durabilityFailed(step: step, error)
+                }
+                if Task.isCancelled {
+                    return .attemptFinished(step: step, AttemptOutcome(result: .cancelled, error: "interrupted"), refusal: nil)
+                }
+            }
             if let outputPath {
                 do throws(OutputFile.Failure) { try OutputFile.checkFresh(atPath: outputPath) } catch {
                     return .attemptFinished(step: step, AttemptOutcome(result: .failed, error: error.message), refusal: nil)
@@ -368,43 +380,6 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    private func waitForDurability(_ seq: Int64, gate: any CommitGate, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
-        if let waiting = loop.waitingForSeq, waiting >= seq { return }
-        loop.waitingForSeq = seq
-        group.addTask {
-            do {
-                try await gate.waitUntilDurable(seq)
-                return .durable(seq)
-            } catch {
-                return .durabilityFailed(EngineError(error))
-            }
-        }
-    }
-
-    private func startDeferred(upTo seq: Int64, loop: inout RunLoop, group: inout TaskGroup<Wake>) {
-        var remaining: [(step: Int, attempt: Int, needed: Int64)] = []
-        for entry in loop.deferred {
-            if entry.needed <= seq {
-                startAttempt(entry.step, entry.attempt, loop: &loop, group: &group)
-            } else {
-                remaining.append(entry)
-            }
-        }
-        loop.deferred = remaining
-        if let gate = commitGate, let most = remaining.map(\.needed).max() {
-            waitForDurability(most, gate: gate, loop: &loop, group: &group)
-        }
-    }
-
-    /// Steps waiting for durability when the run stops never started: they end cancelled.
-    private func cancelDeferred(loop: inout RunLoop, group: inout TaskGroup<Wake>) {
-        for entry in loop.deferred {
-            let step = entry.step
-            group.addTask { .attemptFinished(step: step, AttemptOutcome(result: .cancelled, error: "interrupted"), refusal: nil) }
-        }
-        loop.deferred.removeAll()
-    }
-
     private func record(_ loop: inout RunLoop) async {
         guard !loop.pending.isEmpty else { return }
         let events = loop.pending
@@ -451,10 +426,6 @@ private struct RunLoop {
     var asks = false
     /// The `seq` of each step's final event (0 until it has one).
     var finalSeq: [Int64]
-    /// Attempts the state machine started that wait for their dependencies' results to be durable.
-    var deferred: [(step: Int, attempt: Int, needed: Int64)] = []
-    /// The `seq` a durability waiter is waiting for.
-    var waitingForSeq: Int64?
     /// Where runners report their attempts' job ids.
     var submitted: AsyncStream<Submission>.Continuation?
     /// Where attempts' outputs files are created (the run's `logs` folder); nil = no outputs.
