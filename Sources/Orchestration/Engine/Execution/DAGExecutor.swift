@@ -270,7 +270,13 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         var needed: Int64 = 0
         for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }
         if let commitGate, needed > commitGate.durableSeq {
-            // A step starts only once its dependencies' results are durable.
+            // A step starts only once its dependencies' results are durable. When it is the
+            // only attempt running or waiting, the executor has nothing to do but wait: it
+            // commits on its own thread if the writer is idle (no hand-off, no wake-ups).
+            if loop.machine.runningCount == 1 && loop.deferred.isEmpty && commitGate.commitIfIdle(upTo: needed) {
+                startAttempt(step, attempt, loop: &loop, group: &group)
+                return
+            }
             loop.deferred.append((step, attempt, needed))
             waitForDurability(needed, gate: commitGate, loop: &loop, group: &group)
         } else {
