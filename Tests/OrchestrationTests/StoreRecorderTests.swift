@@ -96,15 +96,16 @@ struct StoreRecorderTests {
         try await recorder.close()
     }
 
-    /// A turn announced with `expectWait` (its start will wait for these events) is committed
-    /// without a waiter: announced before it is recorded, or while the writer gathers.
+    /// A wait announced with `expectWait` for a turn the writer is gathering ends the window
+    /// without a waiter. (A turn recorded after its wait was announced does not wake the writer:
+    /// the announced wait commits it, see the tests below.)
     @Test func anAnnouncedWaitEndsTheWindowWithoutAWaiter() async throws {
         let fixture = try Fixture(steps: 2)
         // With a 10-minute window, a commit that waited for it would run into the time limit.
         let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600))
         let turns = fixture.turns()
-        recorder.expectWait(for: 2)
         try await recorder.record(turns[0] + turns[1])
+        recorder.expectWait(for: 2)
         try await Self.waitForDurable(recorder, 2)
         #expect(try fixture.storedSeqs() == [1, 2])
         // The writer is gathering the next turn when the wait is announced.
@@ -113,6 +114,103 @@ struct StoreRecorderTests {
         try await Self.waitForDurable(recorder, 3)
         #expect(try fixture.storedSeqs() == [1, 2, 3])
         try await recorder.close()
+    }
+
+    /// A caller that would only wait for an announced turn commits it on its own thread when the
+    /// writer is idle: the turn is durable when `commitIfIdle` returns, in the database and in
+    /// `events.jsonl`, and the writer committed nothing.
+    @Test func anAnnouncedTurnIsCommittedOnTheCallersThreadWhenTheWriterIsIdle() async throws {
+        let fixture = try Fixture(steps: 3)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600))
+        let turns = fixture.turns()
+        for index in 1...3 {
+            let last = Int64(2 * index)
+            recorder.expectWait(for: last)
+            try await recorder.record(turns[2 * index - 2] + turns[2 * index - 1])
+            #expect(recorder.commitIfIdle(upTo: last), "link \(index)")
+            #expect(recorder.durableSeq == last)
+            #expect(try fixture.storedSeqs() == Array(1...last))
+            let lines = try String(contentsOfFile: recorder.eventsPath, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == Int(last), "the copy is appended before commitIfIdle returns")
+        }
+        #expect(recorder.inlineCommitCount == 3)
+        #expect(recorder.commitCount == 3, "the writer committed nothing")
+        try await recorder.close()
+        #expect(recorder.commitCount == 3)
+    }
+
+    /// A turn recorded after an announced wait does not wake the writer; when its waiter waits
+    /// instead of committing it (the writer was busy), the waiter wakes the writer: it must not
+    /// wait for the gathering window (600 s here, past the time limit) or forever.
+    @Test func anAnnouncedTurnWhoseWaiterWaitsIsCommittedByTheWriter() async throws {
+        let fixture = try Fixture(steps: 2)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600))
+        let turns = fixture.turns()
+        try await recorder.record(turns[0])
+        try await recorder.waitUntilDurable(1)
+        // Time for the writer to go back to sleep after that commit (without it the writer
+        // may still see the next turn on its way back, and the test would prove less).
+        try await Task.sleep(for: .milliseconds(200))
+        recorder.expectWait(for: 3)
+        try await recorder.record(turns[1] + turns[2])
+        let waiter = Task { try await recorder.waitUntilDurable(3) }
+        // Polled with a bound (20 s: far beyond one commit), so that a waiter nobody resumes
+        // fails the test instead of hanging it; `close` then commits and resumes it.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while recorder.durableSeq < 3 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(recorder.durableSeq == 3, "the waiter did not wake the writer")
+        try await recorder.close()
+        try await waiter.value
+        #expect(try fixture.storedSeqs() == [1, 2, 3])
+        #expect(recorder.inlineCommitCount == 0)
+    }
+
+    /// Callers committing on their own thread race the writer, which commits unannounced turns
+    /// at once (no window). As the executor does, a caller announces a wait for an earlier
+    /// turn (a dependency's result), records its turn without waking the writer, and starts
+    /// at once when the writer's commit in flight met the wait meanwhile: the writer must then
+    /// commit that turn by itself. Every event ends up committed exactly once, in order, in
+    /// the database and in `events.jsonl`, and nothing stays queued without a commit coming.
+    @Test(arguments: [17, 18, 19, 20])
+    func callersAndTheWriterCommitEveryTurnOnceInOrder(seed: UInt64) async throws {
+        let fixture = try Fixture(steps: 300)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .zero)
+        var generator = SplitMix64(seed: seed)
+        var previous: Int64 = 0
+        for turn in fixture.turns() {
+            if previous > 0 && Bool.random(using: &generator) {
+                if previous > recorder.durableSeq { recorder.expectWait(for: previous) }
+                try await recorder.record(turn)
+                // The executor's work between recording a turn and starting its steps, during
+                // which the writer's commit in flight may end.
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...2000, using: &generator)))
+                if previous > recorder.durableSeq {
+                    if !recorder.commitIfIdle(upTo: previous) { try await recorder.waitUntilDurable(previous) }
+                } else {
+                    // The writer's commit met the wait after the turn was queued without a
+                    // wake-up: no later turn wakes it here, the writer must commit this one
+                    // by itself (20 s: far beyond one commit).
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while recorder.durableSeq < turn.last!.seq && ContinuousClock.now < deadline { await Task.yield() }
+                    #expect(recorder.durableSeq >= turn.last!.seq, "a turn left queued without a commit coming")
+                }
+            } else {
+                try await recorder.record(turn)
+            }
+            previous = turn.last!.seq
+        }
+        // No more wake-ups come: what is still queued must be committed by the writer alone
+        // (20 s: far beyond a few commits).
+        let deadline = ContinuousClock.now + .seconds(20)
+        while recorder.durableSeq < previous && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(recorder.durableSeq == previous, "turns left queued without a commit coming")
+        try await recorder.close()
+        #expect(try fixture.storedSeqs() == Array(1...previous))
+        // Each line starts with its `seq`: `{"seq":17,...`.
+        let seqs = try String(contentsOfFile: recorder.eventsPath, encoding: .utf8).split(separator: "\n").map { line in
+            Int64(line.dropFirst(#"{"seq":"#.count).prefix { $0.isNumber }) ?? -1
+        }
+        #expect(seqs == Array(1...previous))
     }
 
     /// Polls `durableSeq` (no waiter, which would end the window by itself).

@@ -270,8 +270,15 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         var needed: Int64 = 0
         for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }
         if let commitGate, needed > commitGate.durableSeq {
-            // A step starts only once its dependencies' results are durable: its own task waits
-            // for that, then starts it (no hop back through this loop between the two).
+            // A step starts only once its dependencies' results are durable. When it is the
+            // only attempt running (a chain), the executor has nothing to do but wait: it
+            // commits on its own thread if the writer is idle (no hand-off, no wake-ups).
+            // Otherwise the step's own task waits for that, then starts it (no hop back
+            // through this loop between the two).
+            if loop.machine.runningCount == 1 && commitGate.commitIfIdle(upTo: needed) {
+                startAttempt(step, attempt, awaiting: nil, loop: &loop, group: &group)
+                return
+            }
             startAttempt(step, attempt, awaiting: (commitGate, needed), loop: &loop, group: &group)
         } else {
             startAttempt(step, attempt, awaiting: nil, loop: &loop, group: &group)

@@ -9,13 +9,23 @@ public protocol CommitGate: Sendable {
     /// - Throws: ``EngineError`` if the store failed.
     func waitUntilDurable(_ seq: Int64) async throws(EngineError)
     /// Says, before the events are recorded, that a wait for `seq` follows them: their commit
-    /// should not wait for more turns to gather with (a chain's next link waits for it).
+    /// should not wait for more turns to gather with (a chain's next link waits for it). The
+    /// caller then either finds `seq` durable, or calls ``commitIfIdle(upTo:)`` or
+    /// ``waitUntilDurable(_:)``: turns recorded meanwhile are left to that call (they do not
+    /// wake a store writer by themselves).
     func expectWait(for seq: Int64)
+    /// Commits what is recorded on the caller's thread when nobody else is committing, and
+    /// returns whether every event with `seq <= seq` is durable now. The executor calls it when
+    /// it would otherwise only wait: no thread hand-off, no wake-up of the writer. It blocks for
+    /// the commit (an fsync with `synchronous=FULL`).
+    func commitIfIdle(upTo seq: Int64) -> Bool
 }
 
 extension CommitGate {
     /// No gathering to end: nothing to do.
     public func expectWait(for seq: Int64) {}
+    /// Nothing is committed on the caller's thread: the caller waits.
+    public func commitIfIdle(upTo seq: Int64) -> Bool { false }
 }
 
 /// Records a run's events in `runs.db`, then in `events.jsonl`, on a dedicated writer thread with
@@ -33,7 +43,16 @@ extension CommitGate {
 /// (``expectWait(for:)``), so that turn's commit does not wait for others to gather with.
 ///
 /// The writer is a thread of its own, not a task, because SQLite's calls block (an fsync takes
-/// milliseconds) and the cooperative pool has only as many threads as cores.
+/// milliseconds) and the cooperative pool has only as many threads as cores. When the executor
+/// has nothing to do but wait for a commit (a chain's next link), it commits on its own thread
+/// instead (``commitIfIdle(upTo:)``): a turn whose wait was announced does not wake the writer,
+/// and the executor does not wait for a wake-up either.
+///
+/// One owner of the connection at a time, by construction: the connection and the events file
+/// live in a `Mutex` (``Shared/connection``), and whoever commits (the writer thread or an
+/// executor in ``commitIfIdle(upTo:)``, which only tries the lock) holds it from taking the
+/// queued turns to the end of the `events.jsonl` append. Taking the turns and committing them
+/// under one lock also keeps commits, and the copy, in `seq` order.
 package final class StoreRecorder: RunObserver, CommitGate {
     private struct Waiter {
         var seq: Int64
@@ -53,6 +72,19 @@ package final class StoreRecorder: RunObserver, CommitGate {
         var gathering = false
         /// Transactions committed (for tests and benchmarks).
         var commits = 0
+        /// Transactions committed on a caller's thread (``commitIfIdle(upTo:)``).
+        var inlineCommits = 0
+        /// Turns were queued without waking the writer, because a wait for them was announced
+        /// (the waiter commits them, or wakes the writer): the writer, finishing a commit, looks
+        /// again before it sleeps, so none is left behind when the announced wait was met by
+        /// that commit.
+        var unsignaled = false
+    }
+
+    /// The writer's connection and events file.
+    private struct Connection {
+        let store: RunStore
+        let events: EventLogFile
     }
 
     /// What the recorder and its writer thread share.
@@ -60,6 +92,9 @@ package final class StoreRecorder: RunObserver, CommitGate {
         let state: Mutex<State>
         let wakeup = DispatchSemaphore(value: 0)
         let stopped = DispatchSemaphore(value: 0)
+        /// The connection, held by whoever commits (nil before the writer opened it and after
+        /// it closed it).
+        let connection = Mutex<Connection?>(nil)
         init(durable: Int64) { state = Mutex(State(durable: durable)) }
     }
 
@@ -87,21 +122,27 @@ package final class StoreRecorder: RunObserver, CommitGate {
         let opened = Mutex<EngineError?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread {
-            // The connection and the file live and die on this thread.
-            let store: RunStore
-            let events: EventLogFile
-            do {
-                store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
-                events = try EventLogFile(stateDirectory: stateDirectory, runID: runID)
-                try events.repair(from: store.events(runID))
-            } catch {
-                opened.withLock { $0 = EngineError(error) }
+            // The connection and the file are opened and closed on this thread.
+            let failure = shared.connection.withLock { connection -> EngineError? in
+                do {
+                    let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
+                    let events = try EventLogFile(stateDirectory: stateDirectory, runID: runID)
+                    try events.repair(from: store.events(runID))
+                    connection = Connection(store: store, events: events)
+                    return nil
+                } catch {
+                    return EngineError(error)
+                }
+            }
+            if let failure {
+                opened.withLock { $0 = failure }
                 ready.signal()
                 shared.stopped.signal()
                 return
             }
             ready.signal()
-            Self.writerLoop(store: store, events: events, shared: shared, coalescing: coalescing)
+            Self.writerLoop(shared: shared, coalescing: coalescing)
+            shared.connection.withLock { $0 = nil }
             shared.stopped.signal()
         }
         thread.name = "omnibase-store-writer"
@@ -114,46 +155,60 @@ package final class StoreRecorder: RunObserver, CommitGate {
     /// them to be durable.
     public static let defaultCoalescing: Duration = .milliseconds(10)
 
-    private static func writerLoop(store: RunStore, events: EventLogFile, shared: Shared, coalescing: Duration) {
+    private static func writerLoop(shared: Shared, coalescing: Duration) {
         let gatherMicroseconds = Int(coalescing.components.seconds) * 1_000_000
             + Int(coalescing.components.attoseconds / 1_000_000_000_000)
         while true {
-            shared.wakeup.wait()
+            // Turns queued without a wake-up whose announced wait was met by the last commit
+            // have nobody else to commit them.
+            if !shared.state.withLock({ $0.unsignaled }) { shared.wakeup.wait() }
             if gatherMicroseconds > 0 { gather(shared, for: gatherMicroseconds) }
-            let (batches, closing) = shared.state.withLock { state -> ([[RunEvent]], Bool) in
-                let batches = state.queued
-                state.queued.removeAll(keepingCapacity: true)
-                return (batches, state.closing)
-            }
-            // After a failed commit nothing more is committed: a later, smaller batch that happened
-            // to fit would leave a gap in the run's events.
-            let failedBefore = shared.state.withLock { $0.failure != nil }
-            if !batches.isEmpty && !failedBefore {
-                let lastSeq = batches.last?.last?.seq ?? 0
-                var failure: EngineError?
-                // Each event is encoded once, for the transaction and for its copy.
-                let encoded = batches.joined().map(EncodedEvent.init)
-                do { try store.append(encoded: encoded) } catch { failure = EngineError(error) }
-                publish(lastSeq, failure: failure, shared)
-                // The copy follows the commit, after its waiters were released: a killed engine
-                // may leave it short, and resume repairs it from the database.
-                if failure == nil {
-                    do {
-                        try events.append(encoded: encoded)
-                    } catch {
-                        publish(lastSeq, failure: EngineError(error), shared)
-                    }
-                }
+            let closing = shared.connection.withLock { connection -> Bool in
+                guard let connection else { return true }
+                return commitQueued(connection, shared, inline: false)
             }
             if closing && shared.state.withLock({ $0.queued.isEmpty }) { return }
         }
     }
 
+    /// Commits every queued turn, then appends them to `events.jsonl`; the caller holds the
+    /// connection. Returns whether the recorder is closing.
+    private static func commitQueued(_ connection: borrowing Connection, _ shared: Shared, inline: Bool) -> Bool {
+        // After a failed commit nothing more is committed: a later, smaller batch that happened
+        // to fit would leave a gap in the run's events.
+        let (batches, closing, failedBefore) = shared.state.withLock { state -> ([[RunEvent]], Bool, Bool) in
+            let batches = state.queued
+            state.queued.removeAll(keepingCapacity: true)
+            state.unsignaled = false
+            return (batches, state.closing, state.failure != nil)
+        }
+        guard !batches.isEmpty && !failedBefore else { return closing }
+        let lastSeq = batches.last?.last?.seq ?? 0
+        var failure: EngineError?
+        // Each event is encoded once, for the transaction and for its copy.
+        let encoded = batches.joined().map(EncodedEvent.init)
+        do { try connection.store.append(encoded: encoded) } catch { failure = EngineError(error) }
+        publish(lastSeq, failure: failure, inline: inline, shared)
+        // The copy follows the commit, after its waiters were released: a killed engine
+        // may leave it short, and resume repairs it from the database.
+        if failure == nil {
+            do {
+                try connection.events.append(encoded: encoded)
+            } catch {
+                publish(lastSeq, failure: EngineError(error), inline: inline, shared)
+            }
+        }
+        return closing
+    }
+
     /// Records a commit (or its failure) and resumes the waiters it satisfies (all of them when
     /// the store failed).
-    private static func publish(_ lastSeq: Int64, failure: EngineError?, _ shared: Shared) {
+    private static func publish(_ lastSeq: Int64, failure: EngineError?, inline: Bool, _ shared: Shared) {
         let (ready, failureNow) = shared.state.withLock { state -> ([Waiter], EngineError?) in
-            if failure == nil { state.commits += 1 }
+            if failure == nil {
+                state.commits += 1
+                if inline { state.inlineCommits += 1 }
+            }
             if let failure, state.failure == nil { state.failure = failure }
             if state.failure == nil { state.durable = max(state.durable, lastSeq) }
             let durable = state.durable
@@ -190,14 +245,20 @@ package final class StoreRecorder: RunObserver, CommitGate {
         // known to the database) and the error stops the run.
         var journalFailure: EngineError?
         do { try journal.note(events) } catch { journalFailure = error }
-        let (failure, gathering) = shared.state.withLock { state -> (EngineError?, Bool) in
+        let (failure, signal) = shared.state.withLock { state -> (EngineError?, Bool) in
             if let failure = state.failure { return (failure, false) }
             precondition(!state.closing, "events recorded after the recorder was closed")
             state.queued.append(events)
-            return (nil, state.gathering)
+            if state.expected > state.durable {
+                // A wait for these turns was announced: the waiter commits them or wakes the
+                // writer (``waitUntilDurable(_:)``); a writer committing right now looks again.
+                state.unsignaled = true
+                return (nil, false)
+            }
+            return (nil, !state.gathering)
         }
         if let failure { throw failure }
-        if !gathering { wakeup.signal() }
+        if signal { wakeup.signal() }
         if let journalFailure { throw journalFailure }
     }
 
@@ -214,18 +275,32 @@ package final class StoreRecorder: RunObserver, CommitGate {
     /// Transactions committed so far.
     public var commitCount: Int { shared.state.withLock { $0.commits } }
 
+    /// Transactions committed on a caller's thread so far (``commitIfIdle(upTo:)``).
+    public var inlineCommitCount: Int { shared.state.withLock { $0.inlineCommits } }
+
+    public func commitIfIdle(upTo seq: Int64) -> Bool {
+        // Only when the writer is not committing: waiting for its lock would block the caller
+        // for a commit that is not this one.
+        _ = shared.connection.withLockIfAvailable { connection -> Bool in
+            guard let connection else { return false }
+            return Self.commitQueued(connection, shared, inline: true)
+        }
+        return shared.state.withLock { $0.failure == nil && $0.durable >= seq }
+    }
+
     public func waitUntilDurable(_ seq: Int64) async throws(EngineError) {
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let (outcome, gathering) = shared.state.withLock { state -> (Result<Void, EngineError>?, Bool) in
+                let (outcome, signal) = shared.state.withLock { state -> (Result<Void, EngineError>?, Bool) in
                     if let failure = state.failure { return (.failure(failure), false) }
                     if state.durable >= seq { return (.success(()), false) }
                     state.waiters.append(Waiter(seq: seq, continuation: continuation))
-                    return (nil, state.gathering)
+                    return (nil, state.gathering || state.unsignaled)
                 }
                 if let outcome { continuation.resume(with: outcome) }
-                // Someone needs these events now: end the writer's gathering.
-                if gathering { wakeup.signal() }
+                // Someone needs these events now: end the writer's gathering, or wake it for
+                // turns queued without a wake-up.
+                if signal { wakeup.signal() }
             }
         } catch {
             throw EngineError(error)
