@@ -19,6 +19,8 @@ public struct AttemptContext: Sendable {
     /// runners give it to the attempt as `OMNIBASE_OUTPUT` (closure steps as
     /// ``StepContext/outputPath``); nil when the caller collects no outputs.
     public var outputPath: String? = nil
+    /// For a closure step: notes whether it asked for ``StepContext/outputPath``.
+    package var outputUse: OutputUse?
     /// The outputs of the run's steps that succeeded before this attempt started (its
     /// dependencies' among them), for closure steps (``StepContext/outputs``).
     public var outputs = StepOutputs()
@@ -147,9 +149,10 @@ public struct LocalStepRunner: StepRunner {
         case .process(let command):
             return await runProcess(command, step: step, context: context)
         case .closure(let body):
-            return await Self.runClosure(body, timeout: step.timeout,
-                                         context: StepContext(runID: context.runID, stepID: step.id, attempt: context.attempt,
-                                                              outputPath: context.outputPath, outputs: context.outputs))
+            var stepContext = StepContext(runID: context.runID, stepID: step.id, attempt: context.attempt,
+                                          outputPath: context.outputPath, outputs: context.outputs)
+            stepContext.outputUse = context.outputUse
+            return await Self.runClosure(body, timeout: step.timeout, context: stepContext)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What a step does when it runs: a process, or an async Swift closure (library API).
 public enum StepAction: Sendable {
@@ -54,7 +55,29 @@ public struct StepContext: Sendable {
     /// The attempt's outputs file (`$OMNIBASE_OUTPUT` of a process step, ``OutputFile``), which
     /// does not exist until something writes to it: what is in it when the closure returns
     /// becomes the step's outputs. Nil when the runner collects none.
-    public var outputPath: String? = nil
+    ///
+    /// Reading it tells the engine that the closure may write outputs: a closure that never
+    /// asks for the path (nor calls ``writeOutput(_:_:)``) costs no file system call.
+    public var outputPath: String? {
+        get {
+            outputUse?.markUsed()
+            return storedOutputPath
+        }
+        set { storedOutputPath = newValue }
+    }
+    private var storedOutputPath: String?
+    /// Set by the engine for a closure step: whether ``outputPath`` was asked for.
+    package var outputUse: OutputUse?
+
+    /// Creates the context of one attempt.
+    public init(runID: String, stepID: String, attempt: Int, outputPath: String? = nil,
+                outputs: StepOutputs = StepOutputs()) {
+        self.runID = runID
+        self.stepID = stepID
+        self.attempt = attempt
+        self.storedOutputPath = outputPath
+        self.outputs = outputs
+    }
     /// The outputs of the steps that succeeded before this attempt started (its dependencies'
     /// among them).
     public var outputs = StepOutputs()
@@ -84,6 +107,19 @@ public struct StepContext: Sendable {
             written += count
         }
     }
+}
+
+/// Whether a closure attempt asked for its outputs path (shared by the copies of its
+/// ``StepContext``), so the engine reads an outputs file only when one may exist.
+package final class OutputUse: Sendable {
+    private let used = Atomic<Bool>(false)
+
+    package init() {}
+
+    func markUsed() { used.store(true, ordering: .relaxed) }
+
+    /// Whether the path was asked for (after the closure returned: its writes happen before).
+    package var wasUsed: Bool { used.load(ordering: .relaxed) }
 }
 
 /// What the rest of the run does when a step finally fails (SPEC §2).
