@@ -112,6 +112,25 @@ struct StepOutputsTests {
         #expect(try store.report("r")?.steps.first?.outputs == [StepOutput(name: "API_TOKEN", value: "***"), StepOutput(name: "v", value: "x\ny")])
     }
 
+    /// A closure that never asks for its outputs path has no outputs file: the engine neither
+    /// checks nor reads one (no system call per closure step), so even a file planted at that
+    /// path (here malformed) is not its outputs; one that asks is checked and read as before.
+    @Test func aClosureThatNeverAsksForItsOutputsPathHasNoOutputsFile() async throws {
+        let plan = Plan(id: "quiet", steps: [
+            .closure("plant") { context in
+                let folder = (try #require(context.outputPath) as NSString).deletingLastPathComponent
+                try "not an output\n".write(toFile: folder + "/quiet.1.outputs", atomically: false, encoding: .utf8)
+                try "not an output\n".write(toFile: folder + "/asks.1.outputs", atomically: false, encoding: .utf8)
+            },
+            .closure("quiet", dependsOn: ["plant"]) { _ in },
+            .closure("asks", dependsOn: ["plant"]) { context in _ = context.outputPath },
+        ])
+        let report = try await DAGExecutor(plan: plan).run()
+        #expect(report.steps.map(\.status) == [.succeeded, .succeeded, .failed])
+        #expect(report.steps[1].outputs.isEmpty)
+        #expect(report.steps[2].error?.hasPrefix("outputs refused:") == true, "\(report.steps[2])")
+    }
+
     /// A closure step writes outputs through its context (any value, verbatim); a process step
     /// uses them through bindings built in code, a closure reads them from its context; the
     /// outputs files of a run without a state folder live in a temporary folder that goes with
