@@ -70,9 +70,7 @@ public enum PlanLoader {
             throw decoder.graphError(error.issue, ids: plan.steps.map(\.id))
         }
         try decoder.checkOutputReferences(graph)
-        for (index, step) in plan.steps.enumerated() {
-            guard let condition = step.condition,
-                  let problem = condition.unresolvedReference(step: index, graph: graph, variables: plan.variables) else { continue }
+        if let (index, problem) = graph.firstConditionProblem(plan.steps, variables: plan.variables) {
             throw decoder.conditionError(problem, step: index)
         }
         var loadedSource = source

@@ -129,11 +129,9 @@ public struct LoadedPlan: Sendable {
             throw EngineError(.invalidPlan, "plan \(plan.id) (built in code): "
                               + issue.describe(stepID: graph.ids[found.step], reference: found.reference, ids: graph.ids))
         }
-        for (index, step) in plan.steps.enumerated() {
-            guard let condition = step.condition,
-                  let problem = condition.unresolvedReference(step: index, graph: graph, variables: plan.variables) else { continue }
+        if let (index, problem) = graph.firstConditionProblem(plan.steps, variables: plan.variables) {
             throw EngineError(problem.kind == .unknownVariable ? .unknownVariable : .invalidPlan,
-                              "plan \(plan.id) (built in code): step \"\(step.id)\": column \(problem.column) of the "
+                              "plan \(plan.id) (built in code): step \"\(plan.steps[index].id)\": column \(problem.column) of the "
                               + "condition: \(problem.message)")
         }
         self.init(plan: plan, graph: graph, source: .inCode(planID: plan.id))

@@ -163,6 +163,14 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
     /// `variables` does not have, an unknown step, the step itself, or a step that is not among
     /// its dependencies (direct or transitive), whose status would not be known yet.
     public func unresolvedReference(step: Int, graph: PlanGraph, variables: [String: String]) -> Problem? {
+        unresolvedReference(step: step, graph: graph, variables: variables) { graph.isTransitiveDependency($0, of: $1) }
+    }
+
+    /// As ``unresolvedReference(step:graph:variables:)``, with the dependency test given
+    /// (`isDependency(producer, step)`), e.g. from ``PlanGraph/boundedDescendants(_:)`` for a
+    /// whole plan at once.
+    public func unresolvedReference(step: Int, graph: PlanGraph, variables: [String: String],
+                                    isDependency: (Int, Int) -> Bool) -> Problem? {
         for reference in references {
             switch reference.kind {
             case .variable(let name):
@@ -181,7 +189,7 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
                                    message: "step \"\(own)\" cannot read its own status or outputs in its condition",
                                    kind: .reference)
                 }
-                guard graph.isTransitiveDependency(other, of: step) else {
+                guard isDependency(other, step) else {
                     return Problem(column: reference.column,
                                    message: "step \"\(id)\" is not a dependency of step \"\(own)\" (add it to depends_on, "
                                        + "directly or through another step, so it has ended when the condition is decided)",
@@ -535,5 +543,29 @@ private struct Parser {
         let hint = path == "true" || path == "false" ? " (there are no boolean literals: use always() or a comparison)" : ""
         throw problem("unknown name '\(path)': a condition reads vars.NAME, steps.ID.status, "
                       + "steps.ID.outputs.NAME, matrix.KEY, 'strings' and success(), failure(), always()\(hint)")
+    }
+}
+
+extension PlanGraph {
+    /// The first step (in plan order) whose `"if"` does not resolve, with the problem; nil when
+    /// all do. The dependency tests of all conditions share one bounded walk per step they read
+    /// (``boundedDescendants(_:)``): 100,000 conditions that read the first step cost one walk,
+    /// not 100,000.
+    public func firstConditionProblem(_ steps: [Step], variables: [String: String]) -> (step: Int, problem: StepCondition.Problem)? {
+        var pairs: [(step: Int, producer: Int)] = []
+        for (index, step) in steps.enumerated() {
+            for reference in step.condition?.references ?? [] {
+                if let id = reference.step, let producer = indexByID[id] { pairs.append((index, producer)) }
+            }
+        }
+        let descendants = boundedDescendants(pairs)
+        for (index, step) in steps.enumerated() {
+            guard let condition = step.condition,
+                  let problem = condition.unresolvedReference(step: index, graph: self, variables: variables, isDependency: {
+                      descendants[$0]?.contains($1) ?? false
+                  }) else { continue }
+            return (index, problem)
+        }
+        return nil
     }
 }
