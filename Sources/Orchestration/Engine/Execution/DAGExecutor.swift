@@ -118,6 +118,27 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// - Throws: ``EngineError`` when an observer failed (e.g. the state folder); the run was
     ///   stopped as for a signal before the error is thrown.
     public func run(stopRequests: AsyncStream<StopReason>? = nil) async throws(EngineError) -> RunReport {
+        // A run of processes only, by runners that never block, runs on the process loop's thread
+        // (``ProcessLoop``): exits resume the scheduler where they are seen.
+        if let processLoop = ProcessLoop.shared, runsOnProcessLoop {
+            return try await withTaskExecutorPreference(processLoop) { () async throws(EngineError) -> RunReport in
+                try await runScheduler(stopRequests: stopRequests)
+            }
+        }
+        return try await runScheduler(stopRequests: stopRequests)
+    }
+
+    /// Whether every step is a process and the runner says its attempts never block a thread
+    /// (``LoopSafeRunner``); a closure step may compute or block for as long as it likes.
+    var runsOnProcessLoop: Bool {
+        guard (runner as? any LoopSafeRunner)?.neverBlocksItsThread == true else { return false }
+        return !plan.steps.contains { step in
+            if case .closure = step.action { return true }
+            return false
+        }
+    }
+
+    private func runScheduler(stopRequests: AsyncStream<StopReason>?) async throws(EngineError) -> RunReport {
         var loop = RunLoop(plan: plan, graph: graph, options: options)
         loop.asks = runner.asksBeforeStarting
         // Outputs files live beside the logs; a run without a state folder gets a private

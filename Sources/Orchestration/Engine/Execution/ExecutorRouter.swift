@@ -1,6 +1,6 @@
 /// Sends each step to the runner of its executor (SPEC §9): the step's own `executor`, else the
 /// run's; closure steps always run locally.
-public struct ExecutorRouter: StepRunner {
+public struct ExecutorRouter: StepRunner, LoopSafeRunner {
     /// Runs local steps (and closure steps).
     public let local: any StepRunner
     /// The runners of the other executors the run's steps use.
@@ -26,6 +26,11 @@ public struct ExecutorRouter: StepRunner {
     }
 
     public var asksBeforeStarting: Bool { local.asksBeforeStarting || others.values.contains { $0.asksBeforeStarting } }
+
+    /// Whether all of its runners never block.
+    package var neverBlocksItsThread: Bool {
+        ([local] + Array(others.values)).allSatisfy { ($0 as? any LoopSafeRunner)?.neverBlocksItsThread == true }
+    }
 
     public func admit(_ step: Step, context: AttemptContext) async -> Admission {
         let runner = others[Self.kind(of: step, defaultKind: defaultKind)] ?? local

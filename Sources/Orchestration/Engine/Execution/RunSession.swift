@@ -409,9 +409,11 @@ public struct RunSession: Sendable {
 
 /// Masks secret values in attempts' errors before anything records or prints them (a command
 /// that is itself a secret value would otherwise show up in "cannot start" messages).
-struct MaskingStepRunner: StepRunner {
+struct MaskingStepRunner: StepRunner, LoopSafeRunner {
     let base: any StepRunner
     let mask: SecretMask
+
+    var neverBlocksItsThread: Bool { (base as? any LoopSafeRunner)?.neverBlocksItsThread == true }
 
     func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
         var outcome = await base.run(step, context: context)

@@ -29,7 +29,7 @@ import Synchronization
 ///
 /// - Important: The state folder (logs and job scripts) and the steps' folders must be on a
 ///   file system that the cluster's nodes share, at the same paths.
-public struct SlurmStepRunner: StepRunner {
+public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
     /// How often the poller asks Slurm.
     public struct Polling: Sendable, Hashable {
         /// The interval after a change (a job submitted, started or ended).
@@ -82,6 +82,10 @@ public struct SlurmStepRunner: StepRunner {
         let value = line?.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         return !value.isEmpty && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) ? value : "0022"
     }
+
+    /// Its commands (`sbatch`, `squeue`, `scancel`) are processes waited for through the
+    /// ``ProcessLoop``, its polls sleep by suspending.
+    package var neverBlocksItsThread: Bool { true }
 
     public func run(_ step: Step, context: AttemptContext) async -> AttemptOutcome {
         guard case .process(let command) = step.action else {

@@ -105,6 +105,16 @@ extension StepRunner {
     public func admit(_ step: Step, context: AttemptContext) async -> Admission { .run }
 }
 
+/// A runner of this package that may run on the ``ProcessLoop``'s thread: its attempts wait for
+/// processes, timers and the store by suspending, never by blocking the thread (which would stop
+/// the loop that reports the exits they wait for). A runner of the library's users is not one:
+/// its runs execute on the global concurrent executor, as before.
+package protocol LoopSafeRunner: StepRunner {
+    /// Whether every attempt this runner runs (process steps; closure steps never count) only
+    /// suspends; a router asks its runners.
+    var neverBlocksItsThread: Bool { get }
+}
+
 /// An attempt that a dead engine left behind (a process still running, a cluster's job), found
 /// by ``StepRunner/reclaimLostAttempts(runID:)``.
 public struct LostAttempt: Sendable, Hashable {
@@ -127,8 +137,11 @@ public struct LostAttempt: Sendable, Hashable {
 }
 
 /// Runs process steps as local processes (``LocalProcess``) and closure steps in-process.
-public struct LocalStepRunner: StepRunner {
+public struct LocalStepRunner: StepRunner, LoopSafeRunner {
     private let baseEnvironment: [String: String]
+
+    /// Its processes are waited for through the ``ProcessLoop``.
+    package var neverBlocksItsThread: Bool { true }
 
     /// Creates a runner whose steps inherit `environment` (the engine's own by default).
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
