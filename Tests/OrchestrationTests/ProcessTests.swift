@@ -712,3 +712,53 @@ private func residentKilobytes() -> Int? {
     else { return nil }
     return Int(line.dropFirst("VmRSS:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
 }
+
+/// The environment a runner's steps inherit is encoded once and shared by every spawn
+/// (``EncodedEnvironment``); each spawn adds or replaces its own entries.
+@Suite("Child environment: a shared base and each spawn's own entries", .timeLimit(.minutes(1)))
+struct ChildEnvironmentTests {
+    /// The `NAME=VALUE` lines a step printed with `env`, run by `runner`.
+    func environment(of step: Step, runner: LocalStepRunner) async throws -> [String] {
+        let scratch = try Scratch()
+        var context = AttemptContext(runID: "r-env", stepID: step.id, attempt: 1, killGrace: .seconds(1),
+                                     logDirectory: scratch.root)
+        context.outputPath = scratch.path("\(step.id).1.outputs")
+        let outcome = await runner.run(step, context: context)
+        #expect(outcome.result == .succeeded, "\(outcome.error ?? "")")
+        let text = try String(contentsOfFile: context.stdoutPath, encoding: .utf8)
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    @Test func aStepsOwnEntryReplacesTheInheritedOneAndAppearsOnce() async throws {
+        let runner = LocalStepRunner(environment: ["PATH": "/usr/bin:/bin", "SHARED": "base", "KEPT": "from base"])
+        var command = ProcessCommand(command: "env")
+        command.environment = ["SHARED": "step", "ADDED": "x=y"]
+        let lines = try await environment(of: Step(id: "e", action: .process(command)), runner: runner)
+        #expect(lines.filter { $0.hasPrefix("SHARED=") } == ["SHARED=step"], "\(lines)")
+        #expect(lines.contains("KEPT=from base"))
+        #expect(lines.contains("ADDED=x=y"))
+        #expect(lines.contains("OMNIBASE_STEP_ID=e") && lines.contains("OMNIBASE_ATTEMPT=1"))
+        #expect(lines.filter { $0.hasPrefix("PATH=") } == ["PATH=/usr/bin:/bin"])
+        #expect(Set(lines).count == lines.count, "no entry twice")
+    }
+
+    @Test func anEmptyBaseGivesOnlyTheStepsOwnEntries() async throws {
+        let runner = LocalStepRunner(environment: [:])
+        let lines = try await environment(of: .process("e", "/usr/bin/env"), runner: runner)
+        #expect(Set(lines.map { String($0.prefix { $0 != "=" }) })
+            == ["OMNIBASE_RUN_ID", "OMNIBASE_STEP_ID", "OMNIBASE_ATTEMPT", "OMNIBASE_OUTPUT"], "\(lines)")
+    }
+
+    @Test func aBadInheritedEntryFailsEachAttemptBeforeTheSpawn() async throws {
+        let scratch = try Scratch()
+        let runner = LocalStepRunner(environment: ["PATH": "/usr/bin:/bin", "A=B": "x"])
+        let context = AttemptContext(runID: "r-env", stepID: "s", attempt: 1, killGrace: .seconds(1), logDirectory: scratch.root)
+        let step = Step.process("s", "sh", ["-c", "touch \(scratch.path("ran"))"])
+        for _ in 0..<2 {
+            let outcome = await runner.run(step, context: context)
+            #expect(outcome.result == .failed)
+            #expect(outcome.error == "invalid environment variable name: \"A=B\"")
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("ran")))
+    }
+}

@@ -138,14 +138,15 @@ public struct LostAttempt: Sendable, Hashable {
 
 /// Runs process steps as local processes (``LocalProcess``) and closure steps in-process.
 public struct LocalStepRunner: StepRunner, LoopSafeRunner {
-    private let baseEnvironment: [String: String]
+    /// What every step inherits, encoded once (``EncodedEnvironment``).
+    private let baseEnvironment: EncodedEnvironment
 
     /// Its processes are waited for through the ``ProcessLoop``.
     package var neverBlocksItsThread: Bool { true }
 
     /// Creates a runner whose steps inherit `environment` (the engine's own by default).
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        baseEnvironment = environment
+        baseEnvironment = EncodedEnvironment(environment)
     }
 
     /// Ends the process groups (and `setsid` escapees) that carry the dead engine's run id
@@ -170,8 +171,8 @@ public struct LocalStepRunner: StepRunner, LoopSafeRunner {
     }
 
     private func runProcess(_ command: ProcessCommand, step: Step, context: AttemptContext) async -> AttemptOutcome {
-        var environment = baseEnvironment
-        for (name, value) in command.environment { environment[name] = value }
+        // The step's own entries; the inherited ones are encoded once, in the runner.
+        var environment = command.environment
         environment["OMNIBASE_RUN_ID"] = context.runID
         environment["OMNIBASE_STEP_ID"] = step.id
         environment["OMNIBASE_ATTEMPT"] = String(context.attempt)
@@ -182,6 +183,7 @@ public struct LocalStepRunner: StepRunner, LoopSafeRunner {
         // An attempt number is never used twice (see AttemptJournal), so a log already at the
         // path belongs to another execution: keep it.
         spec.keepsExistingLogs = true
+        spec.baseEnvironment = baseEnvironment
         let outcome = await LocalProcess.run(spec)
         if outcome.timedOut {
             // The group is gone; what the attempt moved out of it (`setsid`) still carries its

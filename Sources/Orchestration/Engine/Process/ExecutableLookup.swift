@@ -14,13 +14,13 @@ enum ExecutableLookup {
     /// - A command containing `/` is used as is; a relative one is taken relative to
     ///   `workingDirectory` (where the child will be when it executes). The path returned is
     ///   absolute whenever the command or the directory is relative.
-    /// - Otherwise each directory of `PATH` (from `environment`, else the engine's) is tried in
+    /// - Otherwise each directory of `path` (the child's `PATH`; without one, the engine's) is tried in
     ///   order; an empty entry means the working directory. The first regular file that passes
     ///   `access(X_OK)` wins. As in `execvp`, finding only non-executable candidates reports
     ///   "permission denied".
     ///
     /// - Returns: The path, or a one-sentence reason why the command cannot be started.
-    static func resolve(_ command: String, environment: [String: String], workingDirectory: String?) -> Result<String, LaunchFailure> {
+    static func resolve(_ command: String, path: String?, workingDirectory: String?) -> Result<String, LaunchFailure> {
         if command.isEmpty {
             return .failure(LaunchFailure("the command is empty"))
         }
@@ -33,7 +33,7 @@ enum ExecutableLookup {
             case .directory: return .failure(LaunchFailure("is a directory, not a program: \(command)"))
             }
         }
-        let searchPath = environment["PATH"] ?? getenv("PATH").map { String(cString: $0) } ?? defaultSearchPath
+        let searchPath = path ?? getenv("PATH").map { String(cString: $0) } ?? defaultSearchPath
         return searchCache.resolve(command, searchPath: searchPath) {
             search(command, searchPath: searchPath, workingDirectory: workingDirectory)
         }
@@ -42,7 +42,7 @@ enum ExecutableLookup {
     /// The engine's cache of `PATH` searches (``SearchPathCache``).
     static let searchCache = SearchPathCache()
 
-    /// Searches each directory of `searchPath` in order, as ``resolve(_:environment:workingDirectory:)``
+    /// Searches each directory of `searchPath` in order, as ``resolve(_:path:workingDirectory:)``
     /// describes.
     static func search(_ command: String, searchPath: String, workingDirectory: String?) -> Result<String, LaunchFailure> {
         var sawNotExecutable = false

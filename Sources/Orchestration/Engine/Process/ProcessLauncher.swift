@@ -29,7 +29,7 @@ enum ProcessLauncher {
             return .failure(LaunchFailure("working directory \(exists ? "is not a directory" : "does not exist"): \(directory)"))
         }
         let executable: String
-        switch ExecutableLookup.resolve(spec.command, environment: spec.environment, workingDirectory: spec.workingDirectory) {
+        switch ExecutableLookup.resolve(spec.command, path: spec.environmentValue("PATH"), workingDirectory: spec.workingDirectory) {
         case .success(let path): executable = path
         case .failure(let failure): return .failure(failure)
         }
@@ -42,13 +42,15 @@ enum ProcessLauncher {
         defer { output.closeParentCopies() }
 
         let argv = CStringArray([spec.command] + spec.arguments)
-        let envp = CStringArray(spec.environment.map { "\($0.key)=\($0.value)" })
+        // The spawn's own entries on top of a shared base, or the whole environment.
+        let own = spec.environment.isEmpty ? nil : EncodedEnvironment(spec.environment)
+        let base = spec.baseEnvironment ?? EncodedEnvironment([:])
         var attempt = 0
         while true {
             var pid: pid_t = 0
             var spawnedPidfd: Int32 = -1
             let code = argv.withPointers { argvPointer in
-                envp.withPointers { envpPointer in
+                base.withEnvp(overriding: own) { envpPointer in
                     withOptionalCString(spec.workingDirectory) { directory in
                         omni_spawn(executable, argvPointer, envpPointer, directory, output.stdout, output.stderr,
                                    &pid, &spawnedPidfd)
@@ -82,27 +84,16 @@ enum ProcessLauncher {
             return LaunchFailure("argument \(index + 1) contains a NUL byte")
         }
         for (name, value) in spec.environment {
-            if name.isEmpty || name.utf8.contains(UInt8(ascii: "=")) || containsNUL(name) {
-                return LaunchFailure("invalid environment variable name: \(name.debugDescription)")
-            }
-            if containsNUL(value) {
-                return LaunchFailure("environment variable \(name) contains a NUL byte")
-            }
+            if let problem = EncodedEnvironment.check(name: name, value: value) { return problem }
         }
+        if let problem = spec.baseEnvironment?.problem { return problem }
         if let directory = spec.workingDirectory, containsNUL(directory) {
             return LaunchFailure("the working directory contains a NUL byte")
         }
         return nil
     }
 
-    /// Whether `string` has a NUL byte, which would cut it short as a C string; `memchr` over
-    /// the contiguous UTF-8 of native strings (the whole environment is checked per spawn).
-    private static func containsNUL(_ string: String) -> Bool {
-        string.utf8.withContiguousStorageIfAvailable { bytes in
-            bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false
-        }
-            ?? string.utf8.contains(0)
-    }
+    private static func containsNUL(_ string: String) -> Bool { EncodedEnvironment.containsNUL(string) }
 
     /// One sentence for an error number returned by the spawn.
     private static func describe(spawnError code: Int32, spec: ProcessSpec, executable: String) -> LaunchFailure {

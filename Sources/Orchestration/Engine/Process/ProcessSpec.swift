@@ -36,6 +36,16 @@ package struct ProcessSpec: Sendable {
     ///   contain NUL. Otherwise the spec fails to start.
     public var environment: [String: String]
 
+    /// Entries encoded once and shared by many spawns (a runner's inherited environment): when
+    /// set, the child's environment is this base with ``environment``'s entries added or
+    /// replacing its own, so ``environment`` need hold only the spawn's own entries.
+    var baseEnvironment: EncodedEnvironment?
+
+    /// The value of `name` in the child's environment.
+    func environmentValue(_ name: String) -> String? {
+        environment[name] ?? baseEnvironment?.values[name]
+    }
+
     /// The directory the child starts in; `nil` inherits the engine's current directory.
     public var workingDirectory: String?
 
