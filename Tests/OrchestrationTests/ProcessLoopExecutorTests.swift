@@ -38,11 +38,28 @@ struct ProcessLoopExecutorTests {
             Step.process("s\(index)", "true", dependsOn: index >= 10 ? ["s\(index - 10)"] : [])
         }
         let observer = ThreadNotingObserver()
-        let report: RunReport = try await run(Plan(id: "P", maxConcurrency: 4, steps: steps), observers: [observer])
+        let slots = DAGExecutor<ContinuousClock>.loopSlotLimit
+        let report: RunReport = try await run(Plan(id: "P", maxConcurrency: slots, steps: steps), observers: [observer])
         #expect(report.steps.allSatisfy { $0.status == .succeeded })
         #expect(!observer.turns.isEmpty)
         #expect(observer.turns.allSatisfy { $0 }, "every turn was recorded on the loop thread")
         #expect(!loop.isCurrentThread, "the caller is back on its own executor")
+    }
+
+    @Test func aRunWithMoreSlotsThanTheLoopServesStaysOffIt() async throws {
+        let slots = DAGExecutor<ContinuousClock>.loopSlotLimit
+        #expect(slots >= 1 && slots <= min(ProcessInfo.processInfo.activeProcessorCount, 4))
+        let steps = (0..<10).map { Step.process("s\($0)", "true") }
+        let observer = ThreadNotingObserver()
+        let report = try await run(Plan(id: "P", maxConcurrency: slots + 1, steps: steps), observers: [observer])
+        #expect(report.steps.allSatisfy { $0.status == .succeeded })
+        #expect(!observer.turns.isEmpty && observer.turns.allSatisfy { !$0 })
+        // The same run with the concurrency given at run time (`--max-concurrency`) at the limit.
+        let within = ThreadNotingObserver()
+        _ = try await DAGExecutor(plan: Plan(id: "P", maxConcurrency: 64, steps: steps), graph: PlanGraph(steps: steps),
+                                  options: RunOptions(maxConcurrency: slots), observers: [within],
+                                  clock: ContinuousClock()).run()
+        #expect(!within.turns.isEmpty && within.turns.allSatisfy { $0 })
     }
 
     @Test func aRunWithAClosureStepStaysOffTheLoop() async throws {
