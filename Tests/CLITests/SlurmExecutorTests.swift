@@ -68,7 +68,7 @@ struct SlurmExecutorTests {
         let runID = try #require(report["run_id"]?.stringValue)
         let ids = ["root", "left", "right", "args", "join"]
         let jobIDs = ids.compactMap { report.stepReport($0)?["job_id"]?.stringValue }
-        #expect(jobIDs.count == ids.count, "every step ran as a job: \(report)")
+        try #require(jobIDs.count == ids.count, "every step ran as a job: \(report)")
         #expect(Set(jobIDs).count == ids.count, "each step its own job: \(jobIDs)")
         let recorded = try attemptJobs(state, runID)
         #expect(Set(recorded.compactMap(\.jobID)) == Set(jobIDs), "the attempts table has the same job ids")
@@ -109,9 +109,10 @@ struct SlurmExecutorTests {
         #expect(attempts.map(\.attempt) == [1, 2, 3])
         let jobIDs = attempts.compactMap(\.jobID)
         #expect(Set(jobIDs).count == 3, "each attempt is a new job: \(attempts)")
+        let firstJob = try #require(jobIDs.first, "the first attempt has no job: \(attempts)")
         let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
-        #expect(events.contains("exited with code 3; Slurm job \(jobIDs[0]) FAILED"), "\(events)")
-        #expect(await jobState(jobIDs[0], in: dir.path) == "FAILED")
+        #expect(events.contains("exited with code 3; Slurm job \(firstJob) FAILED"), "\(events)")
+        #expect(await jobState(firstJob, in: dir.path) == "FAILED")
     }
 
     @Test func theEnginesTimeoutKillsTheJobsProcesses() async throws {

@@ -3,8 +3,11 @@ import Synchronization
 import Testing
 @testable import Orchestration
 
-/// Notes, for each turn it records, whether it ran on the process loop's thread.
-final class ThreadNotingObserver: RunObserver {
+/// Notes, for each turn it records, whether it ran on the process loop's thread: a user's
+/// observer, which may block, so never there.
+class UserThreadNotingObserver: RunObserver, @unchecked Sendable {
+    // @unchecked: the only stored state is the Mutex, which is Sendable; the class is not final
+    // only so that ThreadNotingObserver can add a conformance.
     private let onLoop = Mutex<[Bool]>([])
     var turns: [Bool] { onLoop.withLock { $0 } }
     func record(_ events: [RunEvent]) async throws {
@@ -12,6 +15,9 @@ final class ThreadNotingObserver: RunObserver {
         onLoop.withLock { $0.append(here) }
     }
 }
+
+/// The same as an observer of this package that never blocks: it records where the scheduler runs.
+final class ThreadNotingObserver: UserThreadNotingObserver, LoopSafeObserver, @unchecked Sendable {}
 
 /// A runner of a library user: it may block its thread, so its runs stay off the loop.
 final class UserRunner: StepRunner {
@@ -21,6 +27,19 @@ final class UserRunner: StepRunner {
         let here = ProcessLoop.shared?.isCurrentThread ?? false
         onLoop.withLock { $0.append(here) }
         return await base.run(step, context: context)
+    }
+}
+
+/// An observer that blocks its thread (a terminal paused with ^S, a pipe nobody reads) for
+/// `seconds` when it sees the first step succeed.
+final class BlockingObserver: RunObserver {
+    let seconds: UInt32
+    private let blocked = Mutex(false)
+    init(seconds: UInt32) { self.seconds = seconds }
+    func record(_ events: [RunEvent]) async throws {
+        guard events.contains(where: { $0.kind == .stepSucceeded }),
+              blocked.withLock({ was in defer { was = true }; return !was }) else { return }
+        sleep(seconds)
     }
 }
 
@@ -37,12 +56,14 @@ struct ProcessLoopExecutorTests {
         let steps = (0..<20).map { index in
             Step.process("s\(index)", "true", dependsOn: index >= 10 ? ["s\(index - 10)"] : [])
         }
-        let observer = ThreadNotingObserver()
+        let observer = ThreadNotingObserver(), user = UserThreadNotingObserver()
         let slots = DAGExecutor<ContinuousClock>.loopSlotLimit
-        let report: RunReport = try await run(Plan(id: "P", maxConcurrency: slots, steps: steps), observers: [observer])
+        let report: RunReport = try await run(Plan(id: "P", maxConcurrency: slots, steps: steps), observers: [observer, user])
         #expect(report.steps.allSatisfy { $0.status == .succeeded })
         #expect(!observer.turns.isEmpty)
         #expect(observer.turns.allSatisfy { $0 }, "every turn was recorded on the loop thread")
+        #expect(user.turns.count == observer.turns.count && user.turns.allSatisfy { !$0 },
+                "a user's observer may block: never on the loop")
         #expect(!loop.isCurrentThread, "the caller is back on its own executor")
     }
 
@@ -85,6 +106,30 @@ struct ProcessLoopExecutorTests {
         #expect(report.steps.allSatisfy { $0.status == .succeeded })
         #expect(runner.onLoop.withLock { $0 } == Array(repeating: false, count: 5))
         #expect(observer.turns.allSatisfy { !$0 })
+    }
+
+    /// An observer that blocks does not stop the loop from ending a step at its timeout: the
+    /// step's TERM trap runs at its timeout, not when the observer lets go.
+    @Test func aBlockedObserverDoesNotDelayATimeout() async throws {
+        var template = Array("/tmp/omnibase-loop-test.XXXXXX".utf8CString)
+        let folder = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let script = "date +%s.%N > \(folder)/started; trap 'date +%s.%N > \(folder)/terminated; exit 143' TERM; "
+            + "sleep 30 & wait"
+        var step = Step.process("slow", "sh", ["-c", script])
+        step.timeout = .milliseconds(500)
+        // A quick step beside it succeeds while it runs: the observer blocks on that turn.
+        let quick = Step.process("quick", "sh", ["-c", "while [ ! -e \(folder)/started ]; do sleep 0.01; done"])
+        let report = try await run(Plan(id: "P", maxConcurrency: 2, steps: [step, quick]),
+                                   observers: [BlockingObserver(seconds: 4)])
+        let slow = try #require(report.steps.first { $0.id == "slow" })
+        #expect(slow.status == .failed && slow.timedOut)
+        func time(_ name: String) throws -> Double {
+            let text = try String(contentsOfFile: "\(folder)/\(name)", encoding: .utf8)
+            return try #require(Double(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        let waited = try time("terminated") - time("started")
+        #expect(waited >= 0.4 && waited < 2.5, "terminated \(waited) s after it started, its timeout 0.5 s")
     }
 
     @Test func jobsEnqueuedFromOtherThreadsWakeTheSleepingLoop() async throws {

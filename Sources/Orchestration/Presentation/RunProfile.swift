@@ -85,7 +85,7 @@ public struct RunProfile: Sendable {
     public static let timelineBuckets = 40
 
     /// Collects a run's events with the moment each reached it, for a profile.
-    public final class Recorder: RunObserver {
+    public final class Recorder: RunObserver, LoopSafeObserver {
         private let state = Mutex<[(RunEvent, Date)]>([])
 
         /// Creates an empty recorder.

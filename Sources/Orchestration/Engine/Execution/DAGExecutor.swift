@@ -122,10 +122,10 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         // (``ProcessLoop``): exits resume the scheduler where they are seen.
         if let processLoop = ProcessLoop.shared, runsOnProcessLoop {
             return try await withTaskExecutorPreference(processLoop) { () async throws(EngineError) -> RunReport in
-                try await runScheduler(stopRequests: stopRequests)
+                try await runScheduler(stopRequests: stopRequests, onLoop: true)
             }
         }
-        return try await runScheduler(stopRequests: stopRequests)
+        return try await runScheduler(stopRequests: stopRequests, onLoop: false)
     }
 
     /// Whether every step is a process, the runner says its attempts never block a thread
@@ -149,8 +149,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// the pool, 0.91-0.93x on the loop), as they do when many cores make many steps end at once.
     static var loopSlotLimit: Int { min(ProcessInfo.processInfo.activeProcessorCount, 4) }
 
-    private func runScheduler(stopRequests: AsyncStream<StopReason>?) async throws(EngineError) -> RunReport {
+    private func runScheduler(stopRequests: AsyncStream<StopReason>?, onLoop: Bool) async throws(EngineError) -> RunReport {
         var loop = RunLoop(plan: plan, graph: graph, options: options)
+        loop.onProcessLoop = onLoop
         loop.asks = runner.asksBeforeStarting
         // Outputs files live beside the logs; a run without a state folder gets a private
         // temporary folder, removed when the run ends.
@@ -433,7 +434,12 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         loop.pending = []
         for observer in observers {
             do {
-                try await observer.record(events)
+                if loop.onProcessLoop && !(observer is any LoopSafeObserver) {
+                    // It may wait for a reader: not on the loop that enforces timeouts.
+                    try await withTaskExecutorPreference(globalConcurrentExecutor) { try await observer.record(events) }
+                } else {
+                    try await observer.record(events)
+                }
             } catch let error as EngineError {
                 if loop.observerFailure == nil { loop.observerFailure = error }
             } catch {
@@ -469,6 +475,8 @@ private struct RunLoop {
     var attempts: [Int]
     /// Whether the runner asks before each attempt: starts are then recorded when admitted.
     var asks = false
+    /// Whether the scheduler runs on the ``ProcessLoop`` (observers that may block do not).
+    var onProcessLoop = false
     /// The `seq` of each step's final event (0 until it has one).
     var finalSeq: [Int64]
     /// Where runners report their attempts' job ids.

@@ -2,7 +2,7 @@ import Synchronization
 
 /// An observer that keeps every event of a run in memory, with full timestamp precision (the
 /// store keeps milliseconds): for `--mode profile` and for tests.
-package final class EventBuffer: RunObserver {
+package final class EventBuffer: RunObserver, LoopSafeObserver {
     private let buffer = Mutex<[RunEvent]>([])
 
     /// Creates an empty buffer.

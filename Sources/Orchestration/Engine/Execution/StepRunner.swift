@@ -115,6 +115,14 @@ package protocol LoopSafeRunner: StepRunner {
     var neverBlocksItsThread: Bool { get }
 }
 
+/// An observer of this package that may record on the ``ProcessLoop``'s thread: it keeps events
+/// in memory or hands them to the state folder's own files and writer, and never waits for a
+/// reader (a terminal, a pipe, a network). Any other observer (the terminal's progress lines, a
+/// library user's) records on the global concurrent executor, so that a terminal paused with
+/// ^S or a slow reader of a pipe stalls the run's scheduler, as it always did, but never the
+/// loop that enforces every running step's timeout and drains its output.
+package protocol LoopSafeObserver: RunObserver {}
+
 /// An attempt that a dead engine left behind (a process still running, a cluster's job), found
 /// by ``StepRunner/reclaimLostAttempts(runID:)``.
 public struct LostAttempt: Sendable, Hashable {

@@ -3,7 +3,7 @@ import Synchronization
 
 /// Appends a run's events to `runs/<id>/events.jsonl`, one JSON object per line, one `write` per
 /// scheduler turn.
-package final class EventLogWriter: RunObserver {
+package final class EventLogWriter: RunObserver, LoopSafeObserver {
     private let descriptor: Mutex<Int32>
     /// The file's path.
     public let path: String

@@ -53,7 +53,7 @@ extension CommitGate {
 /// executor in ``commitIfIdle(upTo:)``, which only tries the lock) holds it from taking the
 /// queued turns to the end of the `events.jsonl` append. Taking the turns and committing them
 /// under one lock also keeps commits, and the copy, in `seq` order.
-package final class StoreRecorder: RunObserver, CommitGate {
+package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     private struct Waiter {
         var seq: Int64
         var continuation: CheckedContinuation<Void, any Error>
