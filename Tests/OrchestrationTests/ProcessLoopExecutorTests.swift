@@ -132,6 +132,45 @@ struct ProcessLoopExecutorTests {
         #expect(waited >= 0.4 && waited < 2.5, "terminated \(waited) s after it started, its timeout 0.5 s")
     }
 
+    /// A chain's next link is committed on the loop thread when the store's writer is idle; that
+    /// commit must not wait for another process holding the state folder's lock (a `cancel`, a
+    /// `prune`, a second engine), or every step the loop serves waits with it: here another
+    /// run's timeout, in another state folder, while the lock of the chain's folder is held.
+    @Test func aCommitOnTheLoopDoesNotWaitForAnotherProcesssLock() async throws {
+        var template = Array("/tmp/omnibase-loop-test.XXXXXX".utf8CString)
+        let folder = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let chainSession = try RunSession(stateDirectory: folder + "/a")
+        let timeoutSession = try RunSession(stateDirectory: folder + "/b")
+        let chain = Plan(id: "A", maxConcurrency: 1, steps: [
+            Step.process("first", "sleep", ["1"]),
+            Step.process("second", "true", dependsOn: ["first"]),
+        ])
+        let script = "date +%s.%N > \(folder)/started; trap 'date +%s.%N > \(folder)/terminated; exit 143' TERM; "
+            + "sleep 30 & wait"
+        var slow = Step.process("slow", "sh", ["-c", script])
+        slow.timeout = .seconds(1)
+        async let chainReport = chainSession.start(chain)
+        // The first link's start is committed (the writer gathers for 10 ms), then the lock is
+        // taken as another process would, and held past the first link's end.
+        try await Task.sleep(for: .milliseconds(400))
+        let lock = try FileLock(path: folder + "/a/runs.db.lock")
+        try lock.lock(timeout: .seconds(5))
+        async let timeoutReport = timeoutSession.start(Plan(id: "B", maxConcurrency: 1, steps: [slow]))
+        try await Task.sleep(for: .seconds(3))
+        lock.unlock()
+        let (a, b) = try await (chainReport, timeoutReport)
+        #expect(a.status == .succeeded, "the chain went on once the lock was free")
+        let slowReport = try #require(b.steps.first)
+        #expect(slowReport.status == .failed && slowReport.timedOut)
+        func time(_ name: String) throws -> Double {
+            let text = try String(contentsOfFile: "\(folder)/\(name)", encoding: .utf8)
+            return try #require(Double(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        let waited = try time("terminated") - time("started")
+        #expect(waited >= 0.9 && waited < 2.0, "terminated \(waited) s after it started, its timeout 1 s")
+    }
+
     @Test func jobsEnqueuedFromOtherThreadsWakeTheSleepingLoop() async throws {
         let loop = try #require(ProcessLoop.shared)
         // Rounds of tasks started from the global pool while the loop sleeps (nothing else runs):

@@ -240,6 +240,49 @@ struct SQLiteDatabaseTests {
         }
     }
 
+    @Test("writeIfUnlocked never waits: nil while another process holds the lock file or SQLite's lock",
+          .timeLimit(.minutes(1)))
+    func writeIfUnlockedNeverWaits() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let db = try SQLiteDatabase(path: path, busyTimeout: .seconds(10))
+            try db.write { try $0.exec("CREATE TABLE t(x)") }
+            let clock = ContinuousClock()
+
+            let holder = try holdLockInAnotherProcess(path + ".lock", seconds: 2, folder: folder)
+            var started = clock.now
+            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (1)") } == nil)
+            #expect(clock.now - started < .milliseconds(500), "it waited for the lock file")
+            holder.waitUntilExit()
+
+            // A process that ignores the lock file (the sqlite3 shell) holds SQLite's write lock.
+            let marker = folder + "/began"
+            let shell = Process()
+            shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+            shell.arguments = ["-c", "printf 'BEGIN IMMEDIATE;\\n.shell touch %s; sleep 2\\nCOMMIT;\\n' \"$0\" | sqlite3 \"$1\"",
+                               marker, path]
+            try shell.run()
+            let deadline = clock.now + .seconds(10)
+            while !FileManager.default.fileExists(atPath: marker) {
+                try #require(clock.now < deadline, "the sqlite3 shell never began its transaction")
+                usleep(5_000)
+            }
+            started = clock.now
+            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (2)") } == nil)
+            #expect(clock.now - started < .milliseconds(500), "it waited for SQLite's lock")
+            shell.waitUntilExit()
+
+            // Free again: it writes, and the connection waits again as configured afterwards.
+            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (3)") } != nil)
+            #expect(try db.query("SELECT x FROM t").map { $0.int(0) } == [3], "nothing of the refused writes")
+            let other = try holdLockInAnotherProcess(path + ".lock", seconds: 0.5, folder: folder)
+            started = clock.now
+            try db.write { try $0.run("INSERT INTO t VALUES (4)") }
+            #expect(clock.now - started > .milliseconds(200), "write waits as before")
+            other.waitUntilExit()
+        }
+    }
+
     @Test("large commits trigger a checkpoint under the lock, so the WAL stays small")
     func automaticCheckpointBoundsTheWAL() throws {
         try withScratchFolder { folder in

@@ -439,18 +439,50 @@ public final class SQLiteDatabase {
     ///   SQLite; or whatever `body` throws.
     /// - Important: Calling `write` from inside `body` is a programming error and traps.
     public func write<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
+        // Waiting, the transaction always happens.
+        try write(waiting: true, body)!
+    }
+
+    /// Runs `body` as ``write(_:)`` does, but only if no other connection holds the lock or
+    /// the database right now: it never waits for another process (for a caller whose thread
+    /// must not stall, such as the engine's process loop).
+    ///
+    /// - Returns: What `body` returns, or `nil` when another connection held the lock `<path>.lock`
+    ///   or SQLite's write lock (nothing was run or written).
+    /// - Throws: As ``write(_:)``, except that contention is `nil`, not ``StoreError/Code/busy``.
+    public func writeIfUnlocked<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T? {
+        try write(waiting: false, body)
+    }
+
+    private func write<T>(waiting: Bool, _ body: (SQLiteDatabase) throws -> T) throws -> T? {
         guard let lock = connection.lock else {
             throw StoreError(.readOnly, message: "'\(path)' was opened read-only and cannot be written.", path: path)
         }
         precondition(!isInWriteTransaction, "SQLiteDatabase.write called from inside a write transaction")
-        try lock.lock(timeout: busyTimeout)
+        if waiting {
+            try lock.lock(timeout: busyTimeout)
+        } else if try !lock.tryLock() {
+            return nil
+        }
         connection.holdsWriteLock = true
         defer {
             connection.holdsWriteLock = false
             lock.unlock()
         }
 
-        try exec("BEGIN IMMEDIATE")
+        if waiting {
+            try exec("BEGIN IMMEDIATE")
+        } else {
+            // Only a process that ignores the lock file can hold SQLite's lock now: do not wait
+            // for it either.
+            sqlite3_busy_timeout(connection.pointer, 0)
+            defer { sqlite3_busy_timeout(connection.pointer, Int32(clamping: busyTimeout.milliseconds)) }
+            do {
+                try exec("BEGIN IMMEDIATE")
+            } catch let error as StoreError where error.code == .busy {
+                return nil
+            }
+        }
         isInWriteTransaction = true
         let result: T
         do {

@@ -42,7 +42,8 @@ import Synchronization
 ///
 /// - Important: Whatever runs here must not block the thread for long: the loop writes log
 ///   files with blocking calls (see ``OutputPump``), a run's store commits when its writer is
-///   idle (``CommitGate/commitIfIdle(upTo:)``) and observers print; anything slower delays the
+///   idle and no other process holds the state folder's lock (``CommitGate/commitIfIdle(upTo:)``,
+///   which never waits for one), and the engine's own recorders write; anything slower delays the
 ///   exit notifications and deadlines of every step. Nothing here may wait synchronously for
 ///   the loop itself (a semaphore signalled by an exit would never be).
 final class ProcessLoop: Sendable {

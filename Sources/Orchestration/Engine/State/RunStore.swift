@@ -313,16 +313,30 @@ public final class RunStore {
     /// transaction and for `events.jsonl`), in one transaction.
     func append(encoded events: [EncodedEvent]) throws(EngineError) {
         guard !events.isEmpty else { return }
-        try write { db in
-            let statements = try writeStatements(db)
-            var start = 0
-            while start < events.count {
-                let runID = events[start].event.runID
-                var end = start + 1
-                while end < events.count && events[end].event.runID == runID { end += 1 }
-                try Self.apply(events[start..<end], runID: runID, statements)
-                start = end
-            }
+        try write { db in try apply(events, db) }
+    }
+
+    /// Appends `events` as ``append(encoded:)`` does, unless another connection holds the state
+    /// folder's lock or the database right now (``SQLiteDatabase/writeIfUnlocked(_:)``).
+    /// - Returns: Whether the events were committed (`false`: nothing was written).
+    func appendIfUnlocked(encoded events: [EncodedEvent]) throws(EngineError) -> Bool {
+        guard !events.isEmpty else { return true }
+        do {
+            return try database.writeIfUnlocked { db in try apply(events, db) } != nil
+        } catch {
+            throw EngineError(error)
+        }
+    }
+
+    private func apply(_ events: [EncodedEvent], _ db: SQLiteDatabase) throws {
+        let statements = try writeStatements(db)
+        var start = 0
+        while start < events.count {
+            let runID = events[start].event.runID
+            var end = start + 1
+            while end < events.count && events[end].event.runID == runID { end += 1 }
+            try Self.apply(events[start..<end], runID: runID, statements)
+            start = end
         }
     }
 

@@ -17,7 +17,9 @@ public protocol CommitGate: Sendable {
     /// Commits what is recorded on the caller's thread when nobody else is committing, and
     /// returns whether every event with `seq <= seq` is durable now. The executor calls it when
     /// it would otherwise only wait: no thread hand-off, no wake-up of the writer. It blocks for
-    /// the commit (an fsync with `synchronous=FULL`).
+    /// the commit (an fsync with `synchronous=FULL`), never for another committer: when another
+    /// connection, in any process, holds the state folder's lock, it returns `false` at once and
+    /// the writer commits.
     func commitIfIdle(upTo seq: Int64) -> Bool
 }
 
@@ -187,7 +189,23 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         var failure: EngineError?
         // Each event is encoded once, for the transaction and for its copy.
         let encoded = batches.joined().map(EncodedEvent.init)
-        do { try connection.store.append(encoded: encoded) } catch { failure = EngineError(error) }
+        if inline {
+            // The caller's thread may be the process loop: it does not wait for another
+            // process's lock. Held: the turns go back, first in line, for the writer.
+            do {
+                guard try connection.store.appendIfUnlocked(encoded: encoded) else {
+                    shared.state.withLock { state in
+                        state.queued.insert(contentsOf: batches, at: 0)
+                        state.unsignaled = true
+                    }
+                    return closing
+                }
+            } catch {
+                failure = EngineError(error)
+            }
+        } else {
+            do { try connection.store.append(encoded: encoded) } catch { failure = EngineError(error) }
+        }
         publish(lastSeq, failure: failure, inline: inline, shared)
         // The copy follows the commit, after its waiters were released: a killed engine
         // may leave it short, and resume repairs it from the database.
