@@ -43,6 +43,35 @@ final class BlockingObserver: RunObserver {
     }
 }
 
+/// A temp folder and a step that notes when it started and when a TERM reached it: how long
+/// after its start its timeout really ended it.
+struct TermTrap: ~Copyable {
+    let folder: String
+    init() throws {
+        var template = Array("/tmp/omnibase-loop-test.XXXXXX".utf8CString)
+        folder = String(cString: try #require(mkdtemp(&template)))
+    }
+    deinit { try? FileManager.default.removeItem(atPath: folder) }
+
+    /// A step that waits 30 s unless terminated.
+    func step(_ id: String, timeout: Duration) -> Step {
+        let script = "date +%s.%N > \(folder)/started; trap 'date +%s.%N > \(folder)/terminated; exit 143' TERM; "
+            + "sleep 30 & wait"
+        var step = Step.process(id, "sh", ["-c", script])
+        step.timeout = timeout
+        return step
+    }
+
+    /// Seconds from the step's start to its TERM.
+    func waited() throws -> Double {
+        func time(_ name: String) throws -> Double {
+            let text = try String(contentsOfFile: "\(folder)/\(name)", encoding: .utf8)
+            return try #require(Double(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        return try time("terminated") - time("started")
+    }
+}
+
 @Suite("Process loop as the executor of process runs", .timeLimit(.minutes(1)))
 struct ProcessLoopExecutorTests {
     func run(_ plan: Plan, runner: any StepRunner = LocalStepRunner(), observers: [any RunObserver]) async throws -> RunReport {
@@ -111,25 +140,37 @@ struct ProcessLoopExecutorTests {
     /// An observer that blocks does not stop the loop from ending a step at its timeout: the
     /// step's TERM trap runs at its timeout, not when the observer lets go.
     @Test func aBlockedObserverDoesNotDelayATimeout() async throws {
-        var template = Array("/tmp/omnibase-loop-test.XXXXXX".utf8CString)
-        let folder = String(cString: try #require(mkdtemp(&template)))
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let script = "date +%s.%N > \(folder)/started; trap 'date +%s.%N > \(folder)/terminated; exit 143' TERM; "
-            + "sleep 30 & wait"
-        var step = Step.process("slow", "sh", ["-c", script])
-        step.timeout = .milliseconds(500)
+        let trap = try TermTrap()
+        let step = trap.step("slow", timeout: .milliseconds(500))
         // A quick step beside it succeeds while it runs: the observer blocks on that turn.
-        let quick = Step.process("quick", "sh", ["-c", "while [ ! -e \(folder)/started ]; do sleep 0.01; done"])
+        let quick = Step.process("quick", "sh", ["-c", "while [ ! -e \(trap.folder)/started ]; do sleep 0.01; done"])
         let report = try await run(Plan(id: "P", maxConcurrency: 2, steps: [step, quick]),
                                    observers: [BlockingObserver(seconds: 4)])
         let slow = try #require(report.steps.first { $0.id == "slow" })
         #expect(slow.status == .failed && slow.timedOut)
-        func time(_ name: String) throws -> Double {
-            let text = try String(contentsOfFile: "\(folder)/\(name)", encoding: .utf8)
-            return try #require(Double(text.trimmingCharacters(in: .whitespacesAndNewlines)))
-        }
-        let waited = try time("terminated") - time("started")
+        let waited = try trap.waited()
         #expect(waited >= 0.4 && waited < 2.5, "terminated \(waited) s after it started, its timeout 0.5 s")
+    }
+
+    /// A timeout's TERM is sent from the loop, not from a thread of the global pool: with every
+    /// pool thread blocked (a library user's blocking work), a step still ends at its timeout.
+    @Test func aTimeoutDoesNotWaitForABlockedPool() async throws {
+        let trap = try TermTrap()
+        let step = trap.step("slow", timeout: .milliseconds(300))
+        async let report = run(Plan(id: "P", maxConcurrency: 1, steps: [step]), observers: [])
+        // Once the step runs, every thread of the pool (one per core) blocks for 2 s.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !FileManager.default.fileExists(atPath: trap.folder + "/started") {
+            try #require(ContinuousClock.now < deadline, "the step never started")
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        for _ in 0..<ProcessInfo.processInfo.activeProcessorCount + 1 {
+            Task.detached { sleep(2) }
+        }
+        let slow = try #require(try await report.steps.first)
+        #expect(slow.status == .failed && slow.timedOut)
+        let waited = try trap.waited()
+        #expect(waited >= 0.25 && waited < 1.5, "terminated \(waited) s after it started, its timeout 0.3 s")
     }
 
     /// A chain's next link is committed on the loop thread when the store's writer is idle; that
@@ -137,19 +178,15 @@ struct ProcessLoopExecutorTests {
     /// `prune`, a second engine), or every step the loop serves waits with it: here another
     /// run's timeout, in another state folder, while the lock of the chain's folder is held.
     @Test func aCommitOnTheLoopDoesNotWaitForAnotherProcesssLock() async throws {
-        var template = Array("/tmp/omnibase-loop-test.XXXXXX".utf8CString)
-        let folder = String(cString: try #require(mkdtemp(&template)))
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let trap = try TermTrap()
+        let folder = trap.folder
         let chainSession = try RunSession(stateDirectory: folder + "/a")
         let timeoutSession = try RunSession(stateDirectory: folder + "/b")
         let chain = Plan(id: "A", maxConcurrency: 1, steps: [
             Step.process("first", "sleep", ["1"]),
             Step.process("second", "true", dependsOn: ["first"]),
         ])
-        let script = "date +%s.%N > \(folder)/started; trap 'date +%s.%N > \(folder)/terminated; exit 143' TERM; "
-            + "sleep 30 & wait"
-        var slow = Step.process("slow", "sh", ["-c", script])
-        slow.timeout = .seconds(1)
+        let slow = trap.step("slow", timeout: .seconds(1))
         async let chainReport = chainSession.start(chain)
         // The first link's start is committed (the writer gathers for 10 ms), then the lock is
         // taken as another process would, and held past the first link's end.
@@ -163,11 +200,7 @@ struct ProcessLoopExecutorTests {
         #expect(a.status == .succeeded, "the chain went on once the lock was free")
         let slowReport = try #require(b.steps.first)
         #expect(slowReport.status == .failed && slowReport.timedOut)
-        func time(_ name: String) throws -> Double {
-            let text = try String(contentsOfFile: "\(folder)/\(name)", encoding: .utf8)
-            return try #require(Double(text.trimmingCharacters(in: .whitespacesAndNewlines)))
-        }
-        let waited = try time("terminated") - time("started")
+        let waited = try trap.waited()
         #expect(waited >= 0.9 && waited < 2.0, "terminated \(waited) s after it started, its timeout 1 s")
     }
 

@@ -29,12 +29,17 @@ private func holdLockInAnotherProcess(_ lockPath: String, seconds: Double, folde
     holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
     holder.arguments = [lockPath, "sh", "-c", "touch \"$0\"; sleep \(seconds)", marker]
     try holder.run()
+    try waitForFile(marker, "flock never took the lock")
+    return holder
+}
+
+/// Returns once `path` exists (a marker a helper process touches), failing after 10 seconds.
+private func waitForFile(_ path: String, _ failure: Comment) throws {
     let deadline = ContinuousClock.now + .seconds(10)
-    while !FileManager.default.fileExists(atPath: marker) {
-        try #require(ContinuousClock.now < deadline, "flock never took the lock")
+    while !FileManager.default.fileExists(atPath: path) {
+        try #require(ContinuousClock.now < deadline, failure)
         usleep(5_000)
     }
-    return holder
 }
 
 @Suite("SQLiteDatabase")
@@ -262,11 +267,7 @@ struct SQLiteDatabaseTests {
             shell.arguments = ["-c", "printf 'BEGIN IMMEDIATE;\\n.shell touch %s; sleep 2\\nCOMMIT;\\n' \"$0\" | sqlite3 \"$1\"",
                                marker, path]
             try shell.run()
-            let deadline = clock.now + .seconds(10)
-            while !FileManager.default.fileExists(atPath: marker) {
-                try #require(clock.now < deadline, "the sqlite3 shell never began its transaction")
-                usleep(5_000)
-            }
+            try waitForFile(marker, "the sqlite3 shell never began its transaction")
             started = clock.now
             #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (2)") } == nil)
             #expect(clock.now - started < .milliseconds(500), "it waited for SQLite's lock")
