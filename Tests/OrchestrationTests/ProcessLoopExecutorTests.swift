@@ -152,25 +152,40 @@ struct ProcessLoopExecutorTests {
         #expect(waited >= 0.4 && waited < 2.5, "terminated \(waited) s after it started, its timeout 0.5 s")
     }
 
-    /// A timeout's TERM is sent from the loop, not from a thread of the global pool: with every
-    /// pool thread blocked (a library user's blocking work), a step still ends at its timeout.
+    /// A timeout's TERM is sent by the loop thread, not from a thread of the global pool: with
+    /// every pool thread blocked (a library user's blocking work), a step still gets its TERM at
+    /// its timeout, in a run on the loop and in a run that stays on the pool (more slots than
+    /// the loop serves), where the attempt's task itself must wait for a pool thread to go on.
     @Test func aTimeoutDoesNotWaitForABlockedPool() async throws {
-        let trap = try TermTrap()
-        let step = trap.step("slow", timeout: .milliseconds(300))
-        async let report = run(Plan(id: "P", maxConcurrency: 1, steps: [step]), observers: [])
-        // Once the step runs, every thread of the pool (one per core) blocks for 2 s.
+        let onLoop = try TermTrap(), onPool = try TermTrap()
+        let loopObserver = ThreadNotingObserver(), poolObserver = ThreadNotingObserver()
+        async let loopReport = run(Plan(id: "L", maxConcurrency: 1, steps: [onLoop.step("slow", timeout: .milliseconds(200))]),
+                                   observers: [loopObserver])
+        async let poolReport = run(Plan(id: "P", maxConcurrency: DAGExecutor<ContinuousClock>.loopSlotLimit + 1,
+                                        steps: [onPool.step("slow", timeout: .milliseconds(200))]),
+                                   observers: [poolObserver])
+        // Once both steps run, every thread of the pool (one per core) blocks for 1.2 s.
         let deadline = ContinuousClock.now + .seconds(10)
-        while !FileManager.default.fileExists(atPath: trap.folder + "/started") {
-            try #require(ContinuousClock.now < deadline, "the step never started")
-            try await Task.sleep(for: .milliseconds(5))
+        for folder in [onLoop.folder, onPool.folder] {
+            while !FileManager.default.fileExists(atPath: folder + "/started") {
+                try #require(ContinuousClock.now < deadline, "a step never started")
+                try await Task.sleep(for: .milliseconds(5))
+            }
         }
         for _ in 0..<ProcessInfo.processInfo.activeProcessorCount + 1 {
-            Task.detached { sleep(2) }
+            Task.detached { usleep(1_200_000) }
         }
-        let slow = try #require(try await report.steps.first)
-        #expect(slow.status == .failed && slow.timedOut)
-        let waited = try trap.waited()
-        #expect(waited >= 0.25 && waited < 1.5, "terminated \(waited) s after it started, its timeout 0.3 s")
+        let (loopRun, poolRun) = try await (loopReport, poolReport)
+        #expect(!loopObserver.turns.isEmpty && loopObserver.turns.allSatisfy { $0 }, "the first run was on the loop")
+        #expect(poolObserver.turns.allSatisfy { !$0 }, "the second run was on the pool")
+        func check(_ report: RunReport, _ trap: borrowing TermTrap) throws {
+            let slow = try #require(report.steps.first)
+            #expect(slow.status == .failed && slow.timedOut, "\(report.planID): \(slow)")
+            let waited = try trap.waited()
+            #expect(waited >= 0.15 && waited < 0.9, "\(report.planID): terminated \(waited) s after it started, its timeout 0.2 s")
+        }
+        try check(loopRun, onLoop)
+        try check(poolRun, onPool)
     }
 
     /// A chain's next link is committed on the loop thread when the store's writer is idle; that
@@ -194,7 +209,7 @@ struct ProcessLoopExecutorTests {
         let lock = try FileLock(path: folder + "/a/runs.db.lock")
         try lock.lock(timeout: .seconds(5))
         async let timeoutReport = timeoutSession.start(Plan(id: "B", maxConcurrency: 1, steps: [slow]))
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .milliseconds(2500))
         lock.unlock()
         let (a, b) = try await (chainReport, timeoutReport)
         #expect(a.status == .succeeded, "the chain went on once the lock was free")

@@ -67,9 +67,14 @@ struct ChildProcess: Sendable {
     func tearDown(grace: Duration) async -> (termination: ProcessOutcome.Termination, survivors: Int) {
         let group = ProcessGroup(leader: pid)
         let clock = ContinuousClock()
-        group.send(SIGTERM)
-        group.send(SIGCONT)
-        _ = await exit.wait(until: clock.now.advanced(by: grace))
+        // At a timeout the loop has already sent SIGTERM (``ExitWatch/wait(until:terminating:)``):
+        // once is enough, and the grace counts from then.
+        let terminatedAt = exit.terminationSent
+        if terminatedAt == nil {
+            group.send(SIGTERM)
+            group.send(SIGCONT)
+        }
+        _ = await exit.wait(until: (terminatedAt ?? clock.now).advanced(by: grace))
         group.send(SIGKILL)
         let leaderExited = await exit.wait(until: clock.now.advanced(by: Self.killSettleBound)) == .exited
         let survivors = await group.waitUntilEmpty(within: Self.killSettleBound, pollingEvery: Self.killSettlePoll)

@@ -25,8 +25,9 @@ final class ExitWatch: LoopDeadline {
     private enum State {
         /// Running, nobody waiting.
         case running
-        /// Running, one task suspended until exit, its deadline (if any) or its cancellation.
-        case waiting(CheckedContinuation<WaitResult, Never>, deadline: ContinuousClock.Instant?)
+        /// Running, one task suspended until exit, its deadline (if any) or its cancellation;
+        /// `terminating`: the process group the loop sends SIGTERM when the deadline passes.
+        case waiting(CheckedContinuation<WaitResult, Never>, deadline: ContinuousClock.Instant?, terminating: pid_t?)
         /// Exited, not necessarily reaped yet: reaping is the attempt's job.
         case exited
         /// The attempt gave up waiting (the leader did not die even after SIGKILL): whoever
@@ -35,6 +36,8 @@ final class ExitWatch: LoopDeadline {
     }
 
     private let state = Mutex<State>(.running)
+    /// When the loop sent the group SIGTERM at a wait's deadline (``wait(until:terminating:)``).
+    private let terminated = Mutex<ContinuousClock.Instant?>(nil)
     /// The loop that keeps the deadlines of waits, if there is one.
     private let timekeeper: ProcessLoop?
 
@@ -60,7 +63,7 @@ final class ExitWatch: LoopDeadline {
             case .running:
                 state = .exited
                 return .none
-            case .waiting(let continuation, _):
+            case .waiting(let continuation, _, _):
                 state = .exited
                 return .resume(continuation)
             case .abandoned(let pid, let pidfd):
@@ -95,16 +98,26 @@ final class ExitWatch: LoopDeadline {
 
     /// Waits until the leader exits, `deadline` passes (if given) or the calling task is cancelled.
     /// When the exit and the deadline come together, the exit wins.
-    func wait(until deadline: ContinuousClock.Instant?) async -> WaitResult {
+    ///
+    /// With `terminating` (the child's process group) and a loop keeping the deadline, the loop
+    /// itself sends the group SIGTERM and SIGCONT when the deadline passes, before it resumes
+    /// the waiter: a timeout's signal does not wait for the waiting task to get a thread (a run
+    /// on the global pool, whose threads other work may hold). ``terminationSent`` tells when.
+    func wait(until deadline: ContinuousClock.Instant?, terminating group: pid_t? = nil) async -> WaitResult {
         if let deadline, timekeeper == nil {
             return await waitRacingASleep(until: deadline)
         }
-        let result = await waitForEvent(until: deadline)
+        let result = await waitForEvent(until: deadline, terminating: group)
+        // An exit caused by the loop's SIGTERM is the timeout's, not the child's own.
+        if result == .deadlinePassed && group != nil && terminationSent != nil { return result }
         return result != .exited && hasExited ? .exited : result
     }
 
+    /// When the loop sent SIGTERM at the deadline of a wait with `terminating`, if it did.
+    var terminationSent: ContinuousClock.Instant? { terminated.withLock { $0 } }
+
     /// The wait itself: one continuation, resumed by the exit, the loop (deadline) or cancellation.
-    private func waitForEvent(until deadline: ContinuousClock.Instant?) async -> WaitResult {
+    private func waitForEvent(until deadline: ContinuousClock.Instant?, terminating group: pid_t?) async -> WaitResult {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let immediate: WaitResult? = state.withLock { state in
@@ -116,7 +129,7 @@ final class ExitWatch: LoopDeadline {
                         // task is flagged, so either we see the flag here or it sees `.waiting`.
                         if Task.isCancelled { return .cancelled }
                         if let deadline, deadline <= .now { return .deadlinePassed }
-                        state = .waiting(continuation, deadline: deadline)
+                        state = .waiting(continuation, deadline: deadline, terminating: group)
                         return nil
                     case .waiting, .abandoned:
                         preconditionFailure("ExitWatch: only one task may wait at a time")
@@ -130,7 +143,7 @@ final class ExitWatch: LoopDeadline {
             }
         } onCancel: {
             let continuation: CheckedContinuation<WaitResult, Never>? = state.withLock { state in
-                guard case .waiting(let continuation, _) = state else { return nil }
+                guard case .waiting(let continuation, _, _) = state else { return nil }
                 state = .running
                 return continuation
             }
@@ -139,15 +152,24 @@ final class ExitWatch: LoopDeadline {
     }
 
     /// Called by the loop thread: resumes the waiter with ``WaitResult/deadlinePassed`` if its
-    /// deadline is not after `now`.
+    /// deadline is not after `now`, after signalling the group it is terminating, if any.
     func expireWait(at now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        let (expired, pending): (CheckedContinuation<WaitResult, Never>?, ContinuousClock.Instant?) = state.withLock { state in
-            guard case .waiting(let continuation, let deadline?) = state else { return (nil, nil) }
+        typealias Expired = (continuation: CheckedContinuation<WaitResult, Never>, group: pid_t?)
+        let (expired, pending): (Expired?, ContinuousClock.Instant?) = state.withLock { state in
+            guard case .waiting(let continuation, let deadline?, let group) = state else { return (nil, nil) }
             guard deadline <= now else { return (nil, deadline) }
             state = .running
-            return (continuation, nil)
+            if let group {
+                // Under the lock: the exit cannot be reported meanwhile, so the leader is not
+                // reaped and its pid still names the group.
+                let group = ProcessGroup(leader: group)
+                group.send(SIGTERM)
+                group.send(SIGCONT)
+                terminated.withLock { $0 = now }
+            }
+            return ((continuation, group), nil)
         }
-        expired?.resume(returning: .deadlinePassed)
+        expired?.continuation.resume(returning: .deadlinePassed)
         return pending
     }
 
