@@ -154,8 +154,7 @@ final class ExitWatch: LoopDeadline {
     /// Called by the loop thread: resumes the waiter with ``WaitResult/deadlinePassed`` if its
     /// deadline is not after `now`, after signalling the group it is terminating, if any.
     func expireWait(at now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        typealias Expired = (continuation: CheckedContinuation<WaitResult, Never>, group: pid_t?)
-        let (expired, pending): (Expired?, ContinuousClock.Instant?) = state.withLock { state in
+        let (expired, pending): (CheckedContinuation<WaitResult, Never>?, ContinuousClock.Instant?) = state.withLock { state in
             guard case .waiting(let continuation, let deadline?, let group) = state else { return (nil, nil) }
             guard deadline <= now else { return (nil, deadline) }
             state = .running
@@ -167,9 +166,9 @@ final class ExitWatch: LoopDeadline {
                 group.send(SIGCONT)
                 terminated.withLock { $0 = now }
             }
-            return ((continuation, group), nil)
+            return (continuation, nil)
         }
-        expired?.continuation.resume(returning: .deadlinePassed)
+        expired?.resume(returning: .deadlinePassed)
         return pending
     }
 

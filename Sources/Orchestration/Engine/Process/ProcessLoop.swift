@@ -31,7 +31,7 @@ import Synchronization
 ///
 /// **The executor of process runs.** The loop is also a ``TaskExecutor``: a run whose steps are
 /// all processes started by this package's runners executes its scheduler, its attempts' tasks
-/// and its observers on this thread (``DAGExecutor`` asks for it with
+/// and the engine's own recorders on this thread (``DAGExecutor`` asks for it with
 /// `withTaskExecutorPreference`), as `ninja` runs everything on its one thread. A child's exit
 /// then resumes its attempt's task on the thread that saw the exit, the executor records the
 /// result and spawns the next step from there, and the thread goes back to `epoll_wait`: no
