@@ -45,6 +45,31 @@ struct StoreRecorderTests {
         func storedSeqs() throws -> [Int64] { try RunStore(stateDirectory: state, readOnly: true).events(runID).map(\.seq) }
     }
 
+    /// A new run's steps are stored pending at their plan positions, whatever the order of
+    /// their ids (they are inserted in one statement, in key order).
+    @Test func aNewRunsStepsArePendingAtTheirPlanPositions() throws {
+        var template = Array((NSTemporaryDirectory() + "omnibase-newrun-XXXXXX").utf8CString)
+        let folder = String(cString: mkdtemp(&template)!)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let ids = ["z", "a", "s10", "s9", "B", "a.b-c_d"] + (0..<3_000).map { "n\($0)" }
+        let plan = "{\"plan_id\": \"p\", \"version\": \"1\", \"steps\": ["
+            + ids.map { "{\"id\": \"\($0)\", \"command\": \"true\"}" }.joined(separator: ",") + "]}"
+        try plan.write(toFile: folder + "/plan.json", atomically: true, encoding: .utf8)
+        let loaded = try PlanLoader.load(path: folder + "/plan.json")
+        let store = try RunStore(stateDirectory: StateDirectory(path: folder + "/state"))
+        for runID in ["r1", "r2"] {
+            try store.createRun(RunStore.NewRun(runID: runID, planID: "p", traceID: "t", source: loaded.source,
+                                                options: .object([]), stepIDs: ids, engine: .current))
+        }
+        for runID in ["r1", "r2"] {
+            let rows = try store.database.query(
+                "SELECT step_id, position, status, attempts FROM steps WHERE run_id = ? ORDER BY position", runID)
+            #expect(rows.map { $0.string(0) } == ids)
+            #expect(rows.map { $0.int(1) } == Array(ids.indices))
+            #expect(Set(rows.map { "\($0.string(2) ?? "nil") \($0.int(3))" }) == ["pending 0"])
+        }
+    }
+
     /// The writer builds each `events.jsonl` line from the texts it stored (encoded once): the
     /// line must stay exactly the event's own JSON, for events with and without data, step or
     /// attempt, and with text that needs escaping.
