@@ -77,43 +77,50 @@ func writeResults(_ name: String, _ rows: [JSONValue]) throws {
     print("results written to \(out)")
 }
 
-switch scenario {
-case "process":
-    try await processScenario()
-case "inprocess":
-    try await inProcessScenario()
-case "inprocess-one":
-    // A single in-process measurement, run by `inprocess` in a fresh process; prints one JSON line.
-    let shape = Shape(rawValue: option("--shape", in: arguments) ?? "independent") ?? .independent
-    let result = try await measureInProcess(shape: shape, nodes: Int(option("--nodes", in: arguments) ?? "10000") ?? 10000,
-                                            concurrency: Int(option("--concurrency", in: arguments) ?? "8") ?? 8,
-                                            store: option("--store", in: arguments) == "on", scratch: scratch)
-    // The hand-written TaskGroup floor on the same DAG, after the engine, in the same process.
-    let bare = await measureBareTaskGroup(shape: shape, nodes: result.nodes, concurrency: result.concurrency)
-    print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes),
-                            "bare_seconds": .double(bare)]).serialized())
-    try? FileManager.default.removeItem(atPath: scratch)
-case "validate-one":
-    let result = try measureValidation(steps: Int(option("--steps", in: arguments) ?? "100000") ?? 100_000, scratch: scratch)
-    print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes)]).serialized())
-    try? FileManager.default.removeItem(atPath: scratch)
-case "validate":
-    try await validateScenario()
-case "workflows":
-    try await workflowScenario()
-case "bus":
-    try await busScenario()
-case "slurm":
-    try await slurmScenario()
-case "serve":
-    try await serveScenario()
-case "serve-follower":
-    followerMain()
-case "smoke":
-    try await smokeScenario()
-default:
-    FileHandle.standardError.write(Data(usage.utf8))
-    exit(arguments.contains("--help") || arguments.contains("-h") ? 0 : 2)
+// A failure is one sentence on stderr and an exit code, never a crash with a backtrace.
+do {
+    switch scenario {
+    case "process":
+        try await processScenario()
+    case "inprocess":
+        try await inProcessScenario()
+    case "inprocess-one":
+        // A single in-process measurement, run by `inprocess` in a fresh process; prints one JSON line.
+        let shape = Shape(rawValue: option("--shape", in: arguments) ?? "independent") ?? .independent
+        let result = try await measureInProcess(shape: shape, nodes: Int(option("--nodes", in: arguments) ?? "10000") ?? 10000,
+                                                concurrency: Int(option("--concurrency", in: arguments) ?? "8") ?? 8,
+                                                store: option("--store", in: arguments) == "on", scratch: scratch)
+        // The hand-written TaskGroup floor on the same DAG, after the engine, in the same process.
+        let bare = await measureBareTaskGroup(shape: shape, nodes: result.nodes, concurrency: result.concurrency)
+        print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes),
+                                "bare_seconds": .double(bare)]).serialized())
+        try? FileManager.default.removeItem(atPath: scratch)
+    case "validate-one":
+        let result = try measureValidation(steps: Int(option("--steps", in: arguments) ?? "100000") ?? 100_000, scratch: scratch)
+        print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes)]).serialized())
+        try? FileManager.default.removeItem(atPath: scratch)
+    case "validate":
+        try await validateScenario()
+    case "workflows":
+        try await workflowScenario()
+    case "bus":
+        try await busScenario()
+    case "slurm":
+        try await slurmScenario()
+    case "serve":
+        try await serveScenario()
+    case "serve-follower":
+        followerMain()
+    case "smoke":
+        try await smokeScenario()
+    default:
+        FileHandle.standardError.write(Data(usage.utf8))
+        exit(arguments.contains("--help") || arguments.contains("-h") ? 0 : 2)
+    }
+} catch {
+    let failure = EngineError(error)
+    FileHandle.standardError.write(Data("omnibase-bench: \(failure.message)\n".utf8))
+    exit(failure.exitCode)
 }
 
 func processScenario() async throws {
