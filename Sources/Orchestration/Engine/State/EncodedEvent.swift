@@ -21,22 +21,28 @@ struct EncodedEvent {
     /// Appends the event's `events.jsonl` line (with its newline): byte for byte
     /// `event.json.serialized()`, built from the texts above instead of encoding them again.
     func appendLine(to bytes: inout [UInt8]) {
-        var members: [JSONValue.Member] = [
-            .init("seq", .int(Int(event.seq))),
-            .init("ts", .string(timestamp)),
-            .init("run_id", .string(event.runID)),
-            .init("type", .string(event.kind.rawValue)),
-        ]
-        if let stepID = event.stepID { members.append(.init("step_id", .string(stepID))) }
-        if let attempt = event.attempt { members.append(.init("attempt", .int(attempt))) }
-        JSONValue.object(members).write(into: &bytes)
+        // Member by member, in `RunEvent.json`'s order, without building the object first (the
+        // store writer appends every event of a run here: ~1 us less per event).
+        bytes.append(contentsOf: #"{"seq":"#.utf8)
+        bytes.append(contentsOf: String(event.seq).utf8)
+        bytes.append(contentsOf: #","ts":"#.utf8)
+        JSONValue.string(timestamp).write(into: &bytes)
+        bytes.append(contentsOf: #","run_id":"#.utf8)
+        JSONValue.string(event.runID).write(into: &bytes)
+        bytes.append(contentsOf: #","type":"#.utf8)
+        JSONValue.string(event.kind.rawValue).write(into: &bytes)
+        if let stepID = event.stepID {
+            bytes.append(contentsOf: #","step_id":"#.utf8)
+            JSONValue.string(stepID).write(into: &bytes)
+        }
+        if let attempt = event.attempt {
+            bytes.append(contentsOf: #","attempt":"#.utf8)
+            bytes.append(contentsOf: String(attempt).utf8)
+        }
         if let data {
-            // Compact JSON: the object ends with its "}"; the data member goes before it.
-            bytes.removeLast()
             bytes.append(contentsOf: #","data":"#.utf8)
             bytes.append(contentsOf: data.utf8)
-            bytes.append(UInt8(ascii: "}"))
         }
-        bytes.append(UInt8(ascii: "\n"))
+        bytes.append(contentsOf: "}\n".utf8)
     }
 }
