@@ -276,7 +276,7 @@ public final class RunStore {
                          envFiles.serialized())
             // One statement for every step (SQLite's json_each walks the ids): a prepared insert
             // per step cost ~4 us each in bindings and steps, 40 ms before a 10,000-step run
-            // started; in key order, so each row lands on the b-tree's last page.
+            // started; in key order, so each row lands on the page of the row before it.
             try db.cachedStatement(Self.insertPendingSteps)
                 .execute(run.runID, JSONValue.array(run.stepIDs.map { .string($0) }).serialized())
         }
