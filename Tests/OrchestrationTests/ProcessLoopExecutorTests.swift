@@ -156,26 +156,58 @@ struct ProcessLoopExecutorTests {
     /// every pool thread blocked (a library user's blocking work), a step still gets its TERM at
     /// its timeout, in a run on the loop and in a run that stays on the pool (more slots than
     /// the loop serves), where the attempt's task itself must wait for a pool thread to go on.
+    /// So is the KILL at the end of the grace: a step on the pool that ignores TERM dies at its
+    /// timeout plus its grace (~0.5 s), not when a pool thread comes free to run its teardown
+    /// (~1.2 s before). One test, so that the suite's pool is blocked once.
     @Test func aTimeoutDoesNotWaitForABlockedPool() async throws {
-        let onLoop = try TermTrap(), onPool = try TermTrap()
+        let onLoop = try TermTrap(), onPool = try TermTrap(), stubborn = try TermTrap()
         let loopObserver = ThreadNotingObserver(), poolObserver = ThreadNotingObserver()
         async let loopReport = run(Plan(id: "L", maxConcurrency: 1, steps: [onLoop.step("slow", timeout: .milliseconds(200))]),
                                    observers: [loopObserver])
         async let poolReport = run(Plan(id: "P", maxConcurrency: DAGExecutor<ContinuousClock>.loopSlotLimit + 1,
                                         steps: [onPool.step("slow", timeout: .milliseconds(200))]),
                                    observers: [poolObserver])
-        // Once both steps run, every thread of the pool (one per core) blocks for 1.2 s.
+        var ignoring = Step.process("stubborn", "sh", ["-c", "trap '' TERM; echo $$ > \(stubborn.folder)/pid; "
+                                                       + "date +%s.%N > \(stubborn.folder)/now; mv \(stubborn.folder)/now \(stubborn.folder)/started; sleep 30"])
+        ignoring.timeout = .milliseconds(200)
+        async let killReport = run(Plan(id: "K", maxConcurrency: DAGExecutor<ContinuousClock>.loopSlotLimit + 1,
+                                        killGrace: .milliseconds(300), steps: [ignoring]), observers: [])
+        // Once the steps run, every thread of the pool (one per core) blocks for 1.2 s.
         let deadline = ContinuousClock.now + .seconds(10)
-        for folder in [onLoop.folder, onPool.folder] {
+        for folder in [onLoop.folder, onPool.folder, stubborn.folder] {
             while !FileManager.default.fileExists(atPath: folder + "/started") {
                 try #require(ContinuousClock.now < deadline, "a step never started")
                 try await Task.sleep(for: .milliseconds(5))
             }
         }
+        let leader = try #require(Int32(try String(contentsOfFile: stubborn.folder + "/pid", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let startedAt = try #require(Double(try String(contentsOfFile: stubborn.folder + "/started", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        // Watched from a thread of its own: the leader is dead once it is a zombie (the task that
+        // reaps it needs a pool thread) or gone.
+        let diedAt = Mutex<Double?>(nil)
+        Thread {
+            while ContinuousClock.now < deadline {
+                let stat = try? String(contentsOfFile: "/proc/\(leader)/stat", encoding: .utf8)
+                if stat == nil || stat.flatMap({ $0.range(of: ") ") }).map({ stat![$0.upperBound] }) == "Z" {
+                    var now = timespec()
+                    clock_gettime(CLOCK_REALTIME, &now)
+                    diedAt.withLock { $0 = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 }
+                    return
+                }
+                usleep(5_000)
+            }
+        }.start()
         for _ in 0..<ProcessInfo.processInfo.activeProcessorCount + 1 {
             Task.detached { usleep(1_200_000) }
         }
-        let (loopRun, poolRun) = try await (loopReport, poolReport)
+        let (loopRun, poolRun, killRun) = try await (loopReport, poolReport, killReport)
+        let killed = try #require(killRun.steps.first)
+        #expect(killed.status == .failed && killed.timedOut, "\(killed)")
+        while diedAt.withLock({ $0 }) == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let died = try #require(diedAt.withLock { $0 }, "the step that ignores TERM never died") - startedAt
+        #expect(died >= 0.4 && died < 1.0, "killed \(died) s after it started; timeout 0.2 s, grace 0.3 s")
         #expect(!loopObserver.turns.isEmpty && loopObserver.turns.allSatisfy { $0 }, "the first run was on the loop")
         #expect(poolObserver.turns.allSatisfy { !$0 }, "the second run was on the pool")
         func check(_ report: RunReport, _ trap: borrowing TermTrap) throws {

@@ -34,7 +34,8 @@ struct ChildProcess: Sendable {
 
     /// Reaps the leader, which must have exited (so this does not block), and closes its pidfd.
     func reap() -> ProcessOutcome.Termination {
-        Self.reap(pid: pid, pidfd: pidfd)
+        exit.settleKill()
+        return Self.reap(pid: pid, pidfd: pidfd)
     }
 
     /// Reaps `pid` with `waitpid` and then closes `pidfd` (if any), in that order, so the pidfd

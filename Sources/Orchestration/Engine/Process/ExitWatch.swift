@@ -26,8 +26,10 @@ final class ExitWatch: LoopDeadline {
         /// Running, nobody waiting.
         case running
         /// Running, one task suspended until exit, its deadline (if any) or its cancellation;
-        /// `terminating`: the process group the loop sends SIGTERM when the deadline passes.
-        case waiting(CheckedContinuation<WaitResult, Never>, deadline: ContinuousClock.Instant?, terminating: pid_t?)
+        /// `terminating`: the process group the loop sends SIGTERM when the deadline passes, and
+        /// how long after that it sends SIGKILL (if it does).
+        case waiting(CheckedContinuation<WaitResult, Never>, deadline: ContinuousClock.Instant?,
+                     terminating: (leader: pid_t, killAfter: Duration?)?)
         /// Exited, not necessarily reaped yet: reaping is the attempt's job.
         case exited
         /// The attempt gave up waiting (the leader did not die even after SIGKILL): whoever
@@ -36,8 +38,12 @@ final class ExitWatch: LoopDeadline {
     }
 
     private let state = Mutex<State>(.running)
-    /// When the loop sent the group SIGTERM at a wait's deadline (``wait(until:terminating:)``).
+    /// When the loop sent the group SIGTERM at a wait's deadline (``wait(until:terminating:killAfter:)``).
     private let terminated = Mutex<ContinuousClock.Instant?>(nil)
+    /// The SIGKILL the loop owes the group it terminated, once the grace has passed. Sent and
+    /// cleared under this lock, and cleared before the leader is reaped (``settleKill()``), so it
+    /// never reaches a group whose id could have been reused.
+    private let pendingKill = Mutex<(group: pid_t, at: ContinuousClock.Instant)?>(nil)
     /// The loop that keeps the deadlines of waits, if there is one.
     private let timekeeper: ProcessLoop?
 
@@ -86,6 +92,8 @@ final class ExitWatch: LoopDeadline {
         state.withLock { state in
             switch state {
             case .running:
+                // Whoever reaps it later must not find a SIGKILL still owed to its group.
+                settleKill()
                 state = .abandoned(pid: pid, pidfd: pidfd)
                 return true
             case .exited:
@@ -101,13 +109,15 @@ final class ExitWatch: LoopDeadline {
     ///
     /// With `terminating` (the child's process group) and a loop keeping the deadline, the loop
     /// itself sends the group SIGTERM and SIGCONT when the deadline passes, before it resumes
-    /// the waiter: a timeout's signal does not wait for the waiting task to get a thread (a run
-    /// on the global pool, whose threads other work may hold). ``terminationSent`` tells when.
-    func wait(until deadline: ContinuousClock.Instant?, terminating group: pid_t? = nil) async -> WaitResult {
+    /// the waiter, and SIGKILL `killAfter` later unless the leader is reaped first: neither
+    /// signal of a timeout waits for the waiting task to get a thread (a run on the global pool,
+    /// whose threads other work may hold). ``terminationSent`` tells when SIGTERM went.
+    func wait(until deadline: ContinuousClock.Instant?, terminating group: pid_t? = nil,
+              killAfter grace: Duration? = nil) async -> WaitResult {
         if let deadline, timekeeper == nil {
             return await waitRacingASleep(until: deadline)
         }
-        let result = await waitForEvent(until: deadline, terminating: group)
+        let result = await waitForEvent(until: deadline, terminating: group.map { ($0, grace) })
         // An exit caused by the loop's SIGTERM is the timeout's, not the child's own.
         if result == .deadlinePassed && group != nil && terminationSent != nil { return result }
         return result != .exited && hasExited ? .exited : result
@@ -117,7 +127,8 @@ final class ExitWatch: LoopDeadline {
     var terminationSent: ContinuousClock.Instant? { terminated.withLock { $0 } }
 
     /// The wait itself: one continuation, resumed by the exit, the loop (deadline) or cancellation.
-    private func waitForEvent(until deadline: ContinuousClock.Instant?, terminating group: pid_t?) async -> WaitResult {
+    private func waitForEvent(until deadline: ContinuousClock.Instant?,
+                              terminating group: (leader: pid_t, killAfter: Duration?)?) async -> WaitResult {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let immediate: WaitResult? = state.withLock { state in
@@ -152,7 +163,8 @@ final class ExitWatch: LoopDeadline {
     }
 
     /// Called by the loop thread: resumes the waiter with ``WaitResult/deadlinePassed`` if its
-    /// deadline is not after `now`, after signalling the group it is terminating, if any.
+    /// deadline is not after `now`, after signalling the group it is terminating, if any; and
+    /// sends a pending SIGKILL whose time has come.
     func expireWait(at now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         let (expired, pending): (CheckedContinuation<WaitResult, Never>?, ContinuousClock.Instant?) = state.withLock { state in
             guard case .waiting(let continuation, let deadline?, let group) = state else { return (nil, nil) }
@@ -161,15 +173,32 @@ final class ExitWatch: LoopDeadline {
             if let group {
                 // Under the lock: the exit cannot be reported meanwhile, so the leader is not
                 // reaped and its pid still names the group.
-                let group = ProcessGroup(leader: group)
-                group.send(SIGTERM)
-                group.send(SIGCONT)
+                let members = ProcessGroup(leader: group.leader)
+                members.send(SIGTERM)
+                members.send(SIGCONT)
                 terminated.withLock { $0 = now }
+                if let grace = group.killAfter { pendingKill.withLock { $0 = (group.leader, now.advanced(by: grace)) } }
             }
             return (continuation, nil)
         }
         expired?.resume(returning: .deadlinePassed)
-        return pending
+        let kill = pendingKill.withLock { kill -> ContinuousClock.Instant? in
+            guard let due = kill else { return nil }
+            guard due.at <= now else { return due.at }
+            // The leader is not reaped yet (reaping clears this first), so its pid names the group.
+            ProcessGroup(leader: due.group).send(SIGKILL)
+            kill = nil
+            return nil
+        }
+        switch (pending, kill) {
+        case (let wait?, let kill?): return min(wait, kill)
+        default: return pending ?? kill
+        }
+    }
+
+    /// Cancels the SIGKILL the loop still owes the group; call before reaping the leader.
+    func settleKill() {
+        pendingKill.withLock { $0 = nil }
     }
 
     /// The wait without a loop: a sleeping child task races the exit and is cancelled as soon as

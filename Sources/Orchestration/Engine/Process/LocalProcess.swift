@@ -61,7 +61,7 @@ package enum LocalProcess {
 
         let deadline = spec.timeout.map { ContinuousClock.now.advanced(by: $0) }
         let reason: ProcessOutcome.TeardownReason
-        switch await child.exit.wait(until: deadline, terminating: child.pid) {
+        switch await child.exit.wait(until: deadline, terminating: child.pid, killAfter: spec.killGrace) {
         case .exited:
             let termination = child.reap()
             let output = await child.settleOutput()
