@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import Synchronization
 @testable import Orchestration
 
 /// The store writer's group commit: turns that nobody waits for are gathered into few
@@ -102,6 +103,45 @@ struct StoreRecorderTests {
         #expect(try fixture.storedSeqs() == Array(1...Int64(turns.count)))
         let lines = try String(contentsOfFile: recorder.eventsPath, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == turns.count, "events.jsonl holds every committed event once")
+    }
+
+    /// The gathering window counts from the oldest queued turn: turns that queued up while a
+    /// commit was held up have waited already and go in right after it, without a fresh window
+    /// (a writer that is behind never pauses; before, it slept a whole window after each commit).
+    /// The lock's release and the commit are timed on a thread of their own, not on the pool.
+    @Test func turnsQueuedDuringACommitAreNotGatheredAgain() async throws {
+        let fixture = try Fixture(steps: 2)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .milliseconds(500))
+        let turns = fixture.turns()
+        // Another process holds the state folder's lock (taken, released and timed on a thread
+        // of its own): the first commit waits for it.
+        let lockPath = fixture.path + "/state/runs.db.lock"
+        let locked = Mutex(false), go = DispatchSemaphore(value: 0)
+        let waited = Mutex<Duration?>(nil)
+        Thread {
+            guard let lock = try? FileLock(path: lockPath), (try? lock.lock(timeout: .seconds(5))) != nil else { return }
+            locked.withLock { $0 = true }
+            go.wait()
+            // The second turn is older than the window when the lock comes free.
+            usleep(800_000)
+            let released = ContinuousClock.now
+            lock.unlock()
+            while recorder.durableSeq < 2 && ContinuousClock.now - released < .seconds(5) { usleep(2_000) }
+            waited.withLock { $0 = ContinuousClock.now - released }
+        }.start()
+        while !locked.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        try await recorder.record(turns[0])
+        // A waiter ends the first turn's window at once: the writer takes it, then waits for the lock.
+        let first = Task.detached { try await recorder.waitUntilDurable(1) }
+        try await Task.sleep(for: .milliseconds(100))
+        try await recorder.record(turns[1])
+        go.signal()
+        try await first.value
+        while waited.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
+        let after = try #require(waited.withLock { $0 })
+        #expect(after < .milliseconds(350), "the second turn was committed \(after) after the lock was free; window 0.5 s")
+        try await recorder.close()
+        #expect(try fixture.storedSeqs() == [1, 2])
     }
 
     @Test func aDurabilityWaiterEndsTheWindowAtOnce() async throws {

@@ -63,6 +63,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
 
     private struct State {
         var queued: [[RunEvent]] = []
+        /// When the oldest turn in `queued` was queued: the gathering window counts from then.
+        var oldestQueued: DispatchTime?
         var durable: Int64 = 0
         var waiters: [Waiter] = []
         var failure: EngineError?
@@ -181,6 +183,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         let (batches, closing, failedBefore) = shared.state.withLock { state -> ([[RunEvent]], Bool, Bool) in
             let batches = state.queued
             state.queued.removeAll(keepingCapacity: true)
+            state.oldestQueued = nil
             state.unsignaled = false
             return (batches, state.closing, state.failure != nil)
         }
@@ -195,6 +198,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             do {
                 guard try connection.store.appendIfUnlocked(encoded: encoded) else {
                     shared.state.withLock { state in
+                        if state.queued.isEmpty { state.oldestQueued = .now() }
                         state.queued.insert(contentsOf: batches, at: 0)
                         state.unsignaled = true
                     }
@@ -243,7 +247,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     /// Waits up to `microseconds` for more turns, unless someone waits (or said it will wait)
     /// for durability or the recorder is closing: then the commit goes now.
     private static func gather(_ shared: Shared, for microseconds: Int) {
-        let deadline = DispatchTime.now() + .microseconds(microseconds)
+        // From the oldest queued turn, not from now: turns that queued up while the last commit
+        // ran have waited already, and a writer that is behind commits without pausing (an
+        // in-process run otherwise ended waiting for the backlog of windows it slept through).
+        let deadline = (shared.state.withLock { $0.oldestQueued } ?? .now()) + .microseconds(microseconds)
         while true {
             let urgent = shared.state.withLock { state -> Bool in
                 let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil || state.expected > state.durable
@@ -266,6 +273,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         let (failure, signal) = shared.state.withLock { state -> (EngineError?, Bool) in
             if let failure = state.failure { return (failure, false) }
             precondition(!state.closing, "events recorded after the recorder was closed")
+            if state.queued.isEmpty { state.oldestQueued = .now() }
             state.queued.append(events)
             if state.expected > state.durable {
                 // A wait for these turns was announced: the waiter commits them or wakes the
