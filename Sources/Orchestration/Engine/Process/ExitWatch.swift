@@ -131,6 +131,7 @@ final class ExitWatch: LoopDeadline {
                               terminating group: (leader: pid_t, killAfter: Duration?)?) async -> WaitResult {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
+                var killDue: ContinuousClock.Instant?
                 let immediate: WaitResult? = state.withLock { state in
                     switch state {
                     case .exited:
@@ -139,7 +140,12 @@ final class ExitWatch: LoopDeadline {
                         // Checked under the lock: `onCancel` below takes the same lock after the
                         // task is flagged, so either we see the flag here or it sees `.waiting`.
                         if Task.isCancelled { return .cancelled }
-                        if let deadline, deadline <= .now { return .deadlinePassed }
+                        if let deadline, deadline <= .now {
+                            // Past already (the attempt got here late): terminated now, as the
+                            // loop would have, and the loop still owes the group its KILL.
+                            if let group { killDue = terminate(group, at: .now) }
+                            return .deadlinePassed
+                        }
                         state = .waiting(continuation, deadline: deadline, terminating: group)
                         return nil
                     case .waiting, .abandoned:
@@ -147,6 +153,7 @@ final class ExitWatch: LoopDeadline {
                     }
                 }
                 if let immediate {
+                    if let killDue, let timekeeper { timekeeper.watch(self, until: killDue) }
                     continuation.resume(returning: immediate)
                 } else if let deadline, let timekeeper {
                     timekeeper.watch(self, until: deadline)
@@ -170,15 +177,9 @@ final class ExitWatch: LoopDeadline {
             guard case .waiting(let continuation, let deadline?, let group) = state else { return (nil, nil) }
             guard deadline <= now else { return (nil, deadline) }
             state = .running
-            if let group {
-                // Under the lock: the exit cannot be reported meanwhile, so the leader is not
-                // reaped and its pid still names the group.
-                let members = ProcessGroup(leader: group.leader)
-                members.send(SIGTERM)
-                members.send(SIGCONT)
-                terminated.withLock { $0 = now }
-                if let grace = group.killAfter { pendingKill.withLock { $0 = (group.leader, now.advanced(by: grace)) } }
-            }
+            // Under the lock: the exit cannot be reported meanwhile, so the leader is not reaped
+            // and its pid still names the group.
+            if let group { _ = terminate(group, at: now) }
             return (continuation, nil)
         }
         expired?.resume(returning: .deadlinePassed)
@@ -194,6 +195,21 @@ final class ExitWatch: LoopDeadline {
         case (let wait?, let kill?): return min(wait, kill)
         default: return pending ?? kill
         }
+    }
+
+    /// Sends the group SIGTERM and SIGCONT (so a stopped member gets to handle it), notes when,
+    /// and leaves the SIGKILL the loop sends after `killAfter`; returns when that is due. The
+    /// caller holds the state lock, so the leader has not been reaped.
+    private func terminate(_ group: (leader: pid_t, killAfter: Duration?), at now: ContinuousClock.Instant)
+        -> ContinuousClock.Instant? {
+        let members = ProcessGroup(leader: group.leader)
+        members.send(SIGTERM)
+        members.send(SIGCONT)
+        terminated.withLock { $0 = now }
+        guard let grace = group.killAfter else { return nil }
+        let due = now.advanced(by: grace)
+        pendingKill.withLock { $0 = (group.leader, due) }
+        return due
     }
 
     /// Cancels the SIGKILL the loop still owes the group; call before reaping the leader.
