@@ -111,7 +111,8 @@ final class ExitWatch: LoopDeadline {
     /// itself sends the group SIGTERM and SIGCONT when the deadline passes, before it resumes
     /// the waiter, and SIGKILL `killAfter` later unless the leader is reaped first: neither
     /// signal of a timeout waits for the waiting task to get a thread (a run on the global pool,
-    /// whose threads other work may hold). ``terminationSent`` tells when SIGTERM went.
+    /// whose threads other work may hold). A wait that begins after its deadline sends SIGTERM
+    /// itself and leaves the loop the SIGKILL. ``terminationSent`` tells when SIGTERM went.
     func wait(until deadline: ContinuousClock.Instant?, terminating group: pid_t? = nil,
               killAfter grace: Duration? = nil) async -> WaitResult {
         if let deadline, timekeeper == nil {
