@@ -203,8 +203,7 @@ struct ProcessLoopExecutorTests {
         let diedAt = Mutex<Double?>(nil)
         Thread {
             while ContinuousClock.now < deadline {
-                let stat = try? String(contentsOfFile: "/proc/\(leader)/stat", encoding: .utf8)
-                if stat == nil || stat.flatMap({ $0.range(of: ") ") }).map({ stat![$0.upperBound] }) == "Z" {
+                if ProcessTable.entry(pid: leader)?.isAlive != true {
                     diedAt.withLock { $0 = Self.realtime() }
                     return
                 }

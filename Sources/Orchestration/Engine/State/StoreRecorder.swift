@@ -180,12 +180,14 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     private static func commitQueued(_ connection: borrowing Connection, _ shared: Shared, inline: Bool) -> Bool {
         // After a failed commit nothing more is committed: a later, smaller batch that happened
         // to fit would leave a gap in the run's events.
-        let (batches, closing, failedBefore) = shared.state.withLock { state -> ([[RunEvent]], Bool, Bool) in
+        let (batches, oldest, closing, failedBefore) = shared.state.withLock {
+            state -> ([[RunEvent]], DispatchTime?, Bool, Bool) in
             let batches = state.queued
+            let oldest = state.oldestQueued
             state.queued.removeAll(keepingCapacity: true)
             state.oldestQueued = nil
             state.unsignaled = false
-            return (batches, state.closing, state.failure != nil)
+            return (batches, oldest, state.closing, state.failure != nil)
         }
         guard !batches.isEmpty && !failedBefore else { return closing }
         let lastSeq = batches.last?.last?.seq ?? 0
@@ -198,7 +200,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             do {
                 guard try connection.store.appendIfUnlocked(encoded: encoded) else {
                     shared.state.withLock { state in
-                        if state.queued.isEmpty { state.oldestQueued = .now() }
+                        // First in line again, with the time they were first queued.
+                        if let oldest { state.oldestQueued = min(oldest, state.oldestQueued ?? oldest) }
                         state.queued.insert(contentsOf: batches, at: 0)
                         state.unsignaled = true
                     }
