@@ -32,10 +32,12 @@ let package = Package(
         .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Stages", "Presentation", "Agents", "Monitor"]),
         // The benchmark harness: `swift run -c release omnibase-bench --help`.
         .executableTarget(name: "omnibase-bench", dependencies: ["Orchestration", "Agents"], path: "Benchmarks/omnibase-bench"),
-        // Test doubles at true boundaries (a manual clock), shared by the test targets.
+        // Test doubles at true boundaries (a manual clock) and a tmpfs for full-disk tests, shared by
+        // the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "OrchestrationTests", dependencies: ["OmnibaseSupport", "Orchestration", "Stages", "Presentation", "COmnibaseShims", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Orchestration", "Stages", "Presentation", "Monitor", "omnibase-agents"]),
+        .testTarget(name: "CLITests", dependencies: ["Orchestration", "Stages", "Presentation", "Monitor", "omnibase-agents",
+                                                    "TestSupport"]),
         // Multi-agent orchestration (issue 6): real git repositories and processes; the CLI binary
         // is a dependency so `ci emit` and `agents run` can be run as separate processes.
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "Orchestration", "omnibase-agents", "TestSupport"]),

@@ -10,6 +10,10 @@ struct InProcessResult {
     var store: Bool
     var seconds: Double
     var peakRSSBytes: Int
+    /// CPU time of the whole process during the run (every thread: executor, pool, writer).
+    var cpuSeconds: Double
+    /// CPU time of the store writer's thread (0 with the store off).
+    var writerCPUSeconds: Double
 
     var nodesPerSecond: Double { Double(nodes) / seconds }
     var microsecondsPerNode: Double { seconds * 1e6 / Double(nodes) }
@@ -33,8 +37,10 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, s
     let plan = closurePlan(shape: shape, nodes: nodes, concurrency: concurrency)
     let graph = try PlanGraph(steps: plan.steps)
     let options = RunOptions(maxConcurrency: concurrency)
+    let cpuBefore = cpuSeconds(RUSAGE_SELF)
     let start = ContinuousClock.now
     let report: RunReport
+    var writerCPU = 0.0
     if store {
         let directory = try StateDirectory(path: scratch + "/state-\(getpid())")
         let runStore = try RunStore(stateDirectory: directory)
@@ -46,15 +52,17 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, s
         report = try await DAGExecutor(plan: plan, graph: graph, options: options, observers: [recorder],
                                        commitGate: recorder, clock: ContinuousClock()).run()
         try await recorder.close()
+        writerCPU = recorder.writerCPUTime.map(seconds) ?? 0
     } else {
         report = try await DAGExecutor(plan: plan, graph: graph, options: options, clock: ContinuousClock()).run()
     }
     let elapsed = seconds(ContinuousClock.now - start)
+    let cpu = cpuSeconds(RUSAGE_SELF) - cpuBefore
     guard report.status == .succeeded else { throw EngineError(.executionFailed, "in-process run failed") }
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return InProcessResult(shape: shape, nodes: nodes, concurrency: concurrency, store: store, seconds: elapsed,
-                           peakRSSBytes: Int(usage.ru_maxrss) * 1024)
+                           peakRSSBytes: Int(usage.ru_maxrss) * 1024, cpuSeconds: cpu, writerCPUSeconds: writerCPU)
 }
 
 /// Plan validation of a large generated plan file: time and peak memory (in a fresh process).

@@ -93,6 +93,7 @@ do {
         // The hand-written TaskGroup floor on the same DAG, after the engine, in the same process.
         let bare = await measureBareTaskGroup(shape: shape, nodes: result.nodes, concurrency: result.concurrency)
         print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes),
+                                "cpu_seconds": .double(result.cpuSeconds), "writer_cpu_seconds": .double(result.writerCPUSeconds),
                                 "bare_seconds": .double(bare)]).serialized())
         try? FileManager.default.removeItem(atPath: scratch)
     case "validate-one":
@@ -187,7 +188,8 @@ func inProcessScenario() async throws {
     let sizes = (option("--nodes", in: arguments) ?? "10000,100000").split(separator: ",").compactMap { Int($0) }
     let levels = (option("--concurrency", in: arguments) ?? "1,8,1024").split(separator: ",").compactMap { Int($0) }
     let stores = (option("--store", in: arguments) ?? "off,on").split(separator: ",").map(String.init)
-    print("shape          nodes     -j  store   seconds   nodes/s   us/node  bytes/node   bare us/node  overhead us/node")
+    print("shape          nodes     -j  store   seconds   nodes/s   us/node  bytes/node   bare us/node  overhead us/node"
+          + "  cpu us/node  writer us/node")
     var rows: [JSONValue] = []
     for shape in shapes {
         for nodes in sizes {
@@ -198,11 +200,14 @@ func inProcessScenario() async throws {
                     let seconds = answer["seconds"]?.doubleValue ?? 0
                     let rss = answer["peak_rss"]?.intValue ?? 0
                     let bare = answer["bare_seconds"]?.doubleValue ?? 0
+                    let cpu = answer["cpu_seconds"]?.doubleValue ?? 0
+                    let writerCPU = answer["writer_cpu_seconds"]?.doubleValue ?? 0
                     print("\(shape.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%8d", nodes)) "
                           + "\(String(format: "%6d", concurrency))  \(store.padding(toLength: 4, withPad: " ", startingAt: 0)) "
                           + String(format: "%9.3f %9.0f %9.2f %11.0f", seconds, Double(nodes) / seconds,
                                    seconds * 1e6 / Double(nodes), Double(rss) / Double(nodes))
-                          + String(format: "   %12.2f  %16.2f", bare * 1e6 / Double(nodes), (seconds - bare) * 1e6 / Double(nodes)))
+                          + String(format: "   %12.2f  %16.2f", bare * 1e6 / Double(nodes), (seconds - bare) * 1e6 / Double(nodes))
+                          + String(format: "  %11.2f  %14.2f", cpu * 1e6 / Double(nodes), writerCPU * 1e6 / Double(nodes)))
                     rows.append(.object([
                         "shape": .string(shape.rawValue), "nodes": .int(nodes), "concurrency": .int(concurrency),
                         "store": .string(store), "seconds": .double(seconds),
@@ -210,6 +215,8 @@ func inProcessScenario() async throws {
                         "peak_rss_bytes": .int(rss), "bytes_per_node": .double(Double(rss) / Double(nodes)),
                         "bare_taskgroup_us_per_node": .double(bare * 1e6 / Double(nodes)),
                         "overhead_us_per_node": .double((seconds - bare) * 1e6 / Double(nodes)),
+                        "cpu_us_per_node": .double(cpu * 1e6 / Double(nodes)),
+                        "writer_cpu_us_per_node": .double(writerCPU * 1e6 / Double(nodes)),
                     ]))
                 }
             }

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import Orchestration
+import TestSupport
 
 // Issue "Durable state": crash safety, resume, concurrency of engines on one state folder, and
 // the state folder's failure modes (SPEC §2, §3, §5), end to end through the CLI.
@@ -123,38 +124,6 @@ private func modificationTime(_ path: String) -> timespec? {
 }
 
 private func bytes(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map { [UInt8]($0) } }
-
-// `mount(2)` flags (sys/mount.h), spelled out so the test does not depend on how Glibc imports them.
-private let msReadOnly: UInt = 1
-private let msRemount: UInt = 32
-private let mntDetach: Int32 = 2
-
-/// Mounts a tmpfs at `path` (created if needed).
-@discardableResult
-private func mountTmpfs(_ path: String, options: String, readOnly: Bool = false) -> Bool {
-    mkdir(path, 0o700)
-    return mount("tmpfs", path, "tmpfs", readOnly ? msReadOnly : 0, options) == 0
-}
-
-private func remount(_ path: String, options: String, readOnly: Bool) -> Bool {
-    mount("tmpfs", path, "tmpfs", msRemount | (readOnly ? msReadOnly : 0), options) == 0
-}
-
-private func unmount(_ path: String) {
-    if umount2(path, 0) != 0 { _ = umount2(path, mntDetach) }
-}
-
-/// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN, not in a restricted container).
-private let canMountTmpfs: Bool = {
-    var template = Array((NSTemporaryDirectory() + "omnibase-mount-probe-XXXXXX").utf8CString)
-    guard let made = mkdtemp(&template) else { return false }
-    let path = String(cString: made)
-    defer { rmdir(path) }
-    guard mountTmpfs(path, options: "size=64k,mode=0700") else { return false }
-    let remounts = remount(path, options: "size=64k,mode=0700", readOnly: true)
-    unmount(path)
-    return remounts
-}()
 
 /// A plan step that appends `start`/`end` lines (engine pid and its own pid) to a shared log.
 private func loggingStep(_ id: String, sleep: Double, deps: [String], log: String) -> String {

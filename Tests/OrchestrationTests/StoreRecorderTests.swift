@@ -183,7 +183,8 @@ struct StoreRecorderTests {
 
     /// A caller that would only wait for an announced turn commits it on its own thread when the
     /// writer is idle: the turn is durable when `commitIfIdle` returns, in the database and in
-    /// `events.jsonl`, and the writer committed nothing.
+    /// `events.jsonl` (nothing was queued before it: the caller copies it too), and the writer
+    /// committed nothing.
     @Test func anAnnouncedTurnIsCommittedOnTheCallersThreadWhenTheWriterIsIdle() async throws {
         let fixture = try Fixture(steps: 3)
         let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600))

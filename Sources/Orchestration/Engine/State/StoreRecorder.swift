@@ -37,8 +37,10 @@ extension CommitGate {
 /// crash before the commit still leaves a trace of them), queues the turn's events and returns.
 /// The writer thread takes
 /// everything queued, commits it in one `BEGIN IMMEDIATE` transaction (one fsync with
-/// `synchronous=FULL`), publishes the new ``durableSeq`` (resuming its waiters), then appends
-/// the same events, encoded once for both, to `events.jsonl` in one `write`. While one commit
+/// `synchronous=FULL`), publishes the new ``durableSeq`` (resuming its waiters), then hands
+/// the same events, encoded once for both, to an ``EventCopier``, whose thread appends them to
+/// `events.jsonl` in one `write` (in an in-process run the writer is the busiest thread). While
+/// one commit
 /// is being fsynced, the next turns queue up and go in the next transaction, so 10,000 fast
 /// steps do not mean 10,000 fsyncs. The executor starts a step only when its dependencies'
 /// results are durable (``CommitGate``), and announces such a wait before it records the turn
@@ -50,11 +52,11 @@ extension CommitGate {
 /// instead (``commitIfIdle(upTo:)``): a turn whose wait was announced does not wake the writer,
 /// and the executor does not wait for a wake-up either.
 ///
-/// One owner of the connection at a time, by construction: the connection and the events file
-/// live in a `Mutex` (``Shared/connection``), and whoever commits (the writer thread or an
-/// executor in ``commitIfIdle(upTo:)``, which only tries the lock) holds it from taking the
-/// queued turns to the end of the `events.jsonl` append. Taking the turns and committing them
-/// under one lock also keeps commits, and the copy, in `seq` order.
+/// One owner of the connection at a time, by construction: the connection and the copier live
+/// in a `Mutex` (``Shared/connection``), and whoever commits (the writer thread or an executor in
+/// ``commitIfIdle(upTo:)``, which only tries the lock) holds it from taking the queued turns to
+/// handing them to the copier. Taking the turns and committing them under one lock also keeps
+/// commits, and the copy, in `seq` order. ``close()`` returns once the copy is complete.
 package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     private struct Waiter {
         var seq: Int64
@@ -78,6 +80,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         var commits = 0
         /// Transactions committed on a caller's thread (``commitIfIdle(upTo:)``).
         var inlineCommits = 0
+        /// CPU time the writer thread used, set when it stops (for benchmarks).
+        var writerCPU: Duration?
         /// Turns were queued without waking the writer, because a wait for them was announced
         /// (the waiter commits them, or wakes the writer): the writer, finishing a commit, looks
         /// again before it sleeps, so none is left behind when the announced wait was met by
@@ -85,10 +89,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         var unsignaled = false
     }
 
-    /// The writer's connection and events file.
+    /// The writer's connection, and the thread that copies its commits to `events.jsonl`.
     private struct Connection {
         let store: RunStore
-        let events: EventLogFile
+        let copier: EventCopier
     }
 
     /// What the recorder and its writer thread share.
@@ -132,7 +136,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
                     let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
                     let events = try EventLogFile(stateDirectory: stateDirectory, runID: runID)
                     try events.repair(from: store.events(runID))
-                    connection = Connection(store: store, events: events)
+                    let copier = EventCopier(file: events) { error, lastSeq in
+                        Self.publish(lastSeq, failure: error, inline: false, shared)
+                    }
+                    connection = Connection(store: store, copier: copier)
                     return nil
                 } catch {
                     return EngineError(error)
@@ -146,7 +153,13 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             }
             ready.signal()
             Self.writerLoop(shared: shared, coalescing: coalescing)
-            shared.connection.withLock { $0 = nil }
+            shared.connection.withLock { connection in
+                // Every commit's copy is written before the recorder counts as closed.
+                connection?.copier.close()
+                connection = nil
+            }
+            let cpu = Self.threadCPUTime()
+            shared.state.withLock { $0.writerCPU = cpu }
             shared.stopped.signal()
         }
         thread.name = "omnibase-store-writer"
@@ -175,7 +188,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         }
     }
 
-    /// Commits every queued turn, then appends them to `events.jsonl`; the caller holds the
+    /// Commits every queued turn, then queues them for `events.jsonl`; the caller holds the
     /// connection. Returns whether the recorder is closing.
     private static func commitQueued(_ connection: borrowing Connection, _ shared: Shared, inline: Bool) -> Bool {
         // After a failed commit nothing more is committed: a later, smaller batch that happened
@@ -214,14 +227,11 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             do { try connection.store.append(encoded: encoded) } catch { failure = EngineError(error) }
         }
         publish(lastSeq, failure: failure, inline: inline, shared)
-        // The copy follows the commit, after its waiters were released: a killed engine
-        // may leave it short, and resume repairs it from the database.
+        // The copy follows the commit, in commit order (the caller holds the connection): on
+        // the copier's thread for the writer, on the caller's for an inline commit. A killed
+        // engine may leave it short, and resume repairs it from the database.
         if failure == nil {
-            do {
-                try connection.events.append(encoded: encoded)
-            } catch {
-                publish(lastSeq, failure: EngineError(error), inline: inline, shared)
-            }
+            if inline { connection.copier.copyInline(encoded) } else { connection.copier.copy(encoded) }
         }
         return closing
     }
@@ -300,6 +310,16 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         }
         if gathering { wakeup.signal() }
     }
+
+    /// The CPU time of the calling thread.
+    private static func threadCPUTime() -> Duration {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return .seconds(time.tv_sec) + .nanoseconds(time.tv_nsec)
+    }
+
+    /// The CPU time the writer thread used, once it stopped (after ``close()``; nil before).
+    package var writerCPUTime: Duration? { shared.state.withLock { $0.writerCPU } }
 
     /// Transactions committed so far.
     public var commitCount: Int { shared.state.withLock { $0.commits } }
