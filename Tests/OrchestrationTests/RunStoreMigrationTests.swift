@@ -5,11 +5,12 @@ import Testing
 
 /// `runs.db` written by the release before the Slurm executor (schema version 1), or by the one
 /// before env files (version 2), the one before step outputs (version 3), or the one before the
-/// `WITHOUT ROWID` step tables (version 4), opens with this build: migrated to version 5
-/// (`attempts.job_id`, then `runs.env_files`, then `step_outputs`, then the rebuilt `steps`,
-/// `attempts` and `events` and a derived `last_seq`) when opened for writing, read as it is when
-/// opened read-only.
-@Suite("RunStore: schema migrations 1 -> 2 -> 3 -> 4 -> 5")
+/// `WITHOUT ROWID` step tables (version 4), or the one before the one-success index was dropped
+/// (version 5), opens with this build: migrated to version 6 (`attempts.job_id`, then
+/// `runs.env_files`, then `step_outputs`, then the rebuilt `steps`, `attempts` and `events` and a
+/// derived `last_seq`, then no index on `events` but the primary key) when opened for writing,
+/// read as it is when opened read-only.
+@Suite("RunStore: schema migrations 1 -> 2 -> 3 -> 4 -> 5 -> 6")
 struct RunStoreMigrationTests {
     /// The release's schema, frozen here as it shipped (RunStore.schema at version 1).
     static let version1Schema = """
@@ -114,8 +115,8 @@ struct RunStoreMigrationTests {
                                    data: ["exit_code": 3, "job_id": "4711"])])
         #expect(try store.attempts("r-old").last?.jobID == "4711")
         #expect(try Self.tableNames(store.database).contains("step_outputs"))
-        // Opening again finds version 5 and changes nothing.
-        #expect(try RunStore(stateDirectory: state).database.userVersion == 5)
+        // Opening again finds version 6 and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == 6)
     }
 
     @Test func aVersion1DatabaseIsReadAsItIsWhenOpenedReadOnly() throws {
@@ -150,7 +151,7 @@ struct RunStoreMigrationTests {
         #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 2)
         // Then for writing: migrated, the rows kept, the new column written by new runs.
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 5)
+        #expect(try store.database.userVersion == 6)
         #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
         #expect(try store.run("r-old")?.source.envFiles == [:])
         var source = PlanSource(displayPath: "p.json", directory: "/tmp", bytes: Array("{}".utf8), overrides: [:])
@@ -173,14 +174,15 @@ struct RunStoreMigrationTests {
         #expect(reader.openedVersion == 3)
         #expect(try !Self.tableNames(reader.database).contains("step_outputs"), "a reader never migrates")
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 5)
+        #expect(try store.database.userVersion == 6)
         #expect(try Self.tableNames(store.database).contains("step_outputs"))
         #expect(try store.run("r-old")?.source.envFiles == ["/tmp/.env": "B=2\n"])
         #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
     }
 
     /// A state folder at version 4: version 3 with env files, `step_outputs` and events, as the
-    /// version-4 engine wrote them (`runs.last_seq` updated with every commit).
+    /// version-4 engine wrote them (`runs.last_seq` updated with every commit, the step's row
+    /// `succeeded` with its `step_succeeded` event).
     static func version4StateFolder() throws -> (path: String, state: StateDirectory) {
         let (path, state) = try version2StateFolder()
         let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
@@ -189,6 +191,7 @@ struct RunStoreMigrationTests {
             try db.exec(RunStore.migrationToVersion4)
             try db.exec("""
                 UPDATE runs SET env_files = '{"/tmp/.env":"B=2\\n"}', last_seq = 3;
+                UPDATE steps SET status = 'succeeded' WHERE run_id = 'r-old' AND step_id = 'a';
                 INSERT INTO events (run_id, seq, ts, type, step_id, attempt, data) VALUES
                     ('r-old', 1, '2026-12-01T00:00:00.000Z', 'run_started', NULL, NULL, '{"plan_id":"p","steps":1,"max_concurrency":1}'),
                     ('r-old', 2, '2026-12-01T00:00:00.000Z', 'step_started', 'a', 1, NULL),
@@ -200,7 +203,7 @@ struct RunStoreMigrationTests {
         return (path, state)
     }
 
-    @Test func aVersion4DatabaseGetsTheVersion5TablesAndKeepsEveryRow() throws {
+    @Test func aVersion4DatabaseGetsTheVersion6TablesAndKeepsEveryRow() throws {
         let (path, state) = try Self.version4StateFolder()
         defer { try? FileManager.default.removeItem(atPath: path) }
         // Read-only first: read as it is (the stored last_seq), never migrated.
@@ -212,7 +215,7 @@ struct RunStoreMigrationTests {
         #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 4, "a reader never migrates")
 
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 5)
+        #expect(try store.database.userVersion == 6)
         #expect(try store.database.integrityCheck() == "ok")
         let withoutRowID = try store.database.query("""
             SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' ORDER BY name
@@ -230,13 +233,55 @@ struct RunStoreMigrationTests {
         #expect(try store.events("r-old").map(\.kind) == [.runStarted, .stepStarted, .stepSucceeded])
         #expect(try store.database.query("SELECT name, value FROM step_outputs WHERE run_id = 'r-old'")
             .map { "\($0.string(0) ?? "")=\($0.string(1) ?? "")" } == ["version=1.2.3"])
-        // The one-success rule holds on the rebuilt events table.
+        // The one-success rule holds on the rebuilt tables.
         #expect(throws: EngineError.self) {
             try store.append([RunEvent(seq: 4, runID: "r-old", kind: .stepSucceeded, stepID: "a", attempt: 2, data: nil)])
         }
         // New events land after the old ones and the last seq follows them.
         try store.append([RunEvent(seq: 4, runID: "r-old", kind: .runFinished, data: ["status": "succeeded", "exit_code": 0])])
         #expect(try store.run("r-old")?.lastSeq == 4)
+    }
+
+    /// A state folder at version 5: version 4 migrated as the version-5 engine did it, with its
+    /// unique index on a run's `step_succeeded` events.
+    static func version5StateFolder() throws -> (path: String, state: StateDirectory) {
+        let (path, state) = try version4StateFolder()
+        let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
+        try db.write { db in
+            try db.exec(RunStore.migrationToVersion5)
+            try db.setUserVersion(5)
+        }
+        return (path, state)
+    }
+
+    /// Every row of the step tables and the run's outputs, in key order.
+    static func stepRows(_ db: SQLiteDatabase) throws -> [Row] {
+        try ["steps", "attempts", "events", "step_outputs"].flatMap { try db.query("SELECT * FROM \($0) ORDER BY 1, 2, 3") }
+    }
+
+    @Test func aVersion5DatabaseLosesTheOneSuccessIndexAndKeepsEveryRow() throws {
+        let (path, state) = try Self.version5StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'one_success_per_step'"
+        let reader = try RunStore(stateDirectory: state, readOnly: true)
+        #expect(reader.openedVersion == 5)
+        #expect(try reader.database.query(indexes).count == 1)
+        let rowsBefore = try Self.stepRows(reader.database)
+        #expect(rowsBefore.count == 1 + 2 + 3 + 1)
+
+        let store = try RunStore(stateDirectory: state)
+        #expect(try store.database.userVersion == 6)
+        #expect(try store.database.integrityCheck() == "ok")
+        #expect(try store.database.query(indexes).isEmpty)
+        #expect(try Self.stepRows(store.database) == rowsBefore)
+        // The rule the index kept holds on the step's row.
+        #expect(throws: EngineError.self) {
+            try store.append([RunEvent(seq: 4, runID: "r-old", kind: .stepSucceeded, stepID: "a", attempt: 2, data: nil)])
+        }
+        #expect(try Self.stepRows(store.database) == rowsBefore)
+        // Opening again finds version 6 and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == 6)
+        #expect(try Self.stepRows(store.database) == rowsBefore)
     }
 
     static func tableNames(_ db: SQLiteDatabase) throws -> Set<String> {

@@ -729,6 +729,10 @@ public final class Statement {
         }
     }
 
+    /// The rows the last completed `INSERT`, `UPDATE` or `DELETE` on this statement's connection
+    /// changed (read it right after running the statement).
+    public var changes: Int { Int(sqlite3_changes64(sqlite3_db_handle(handle))) }
+
     /// Rewinds the statement so it can run again; bindings are kept.
     public func reset() {
         // The return value repeats the last step's error, which step() has already reported.

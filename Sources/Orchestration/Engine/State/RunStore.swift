@@ -20,10 +20,11 @@ public final class RunStore {
     ///
     /// Version 2 added `attempts.job_id`, version 3 `runs.env_files`, version 4 the
     /// `step_outputs` table, version 5 made `steps`, `attempts` and `events` `WITHOUT ROWID` and
-    /// derived `runs.last_seq` (``migrationToVersion5``). An older database is migrated one
+    /// derived `runs.last_seq` (``migrationToVersion5``), version 6 dropped the index that kept a
+    /// step's success to one event (``migrationToVersion6``). An older database is migrated one
     /// version at a time (``migrations``) when it is opened for writing, and read as it is (no
     /// job ids, no env files, no outputs, the stored `last_seq`) when opened read-only.
-    public static let schemaVersion = 5
+    public static let schemaVersion = 6
 
     /// The schema version of the open database (1 only for a read-only, unmigrated one).
     public private(set) var openedVersion = RunStore.schemaVersion
@@ -108,13 +109,17 @@ public final class RunStore {
                           + "\(Self.schemaVersion); use a matching omnibase-agents or a fresh --state-dir")
     }
 
-    /// The schema of a new database (version 5).
+    /// The schema of a new database (version 6).
     ///
     /// A step's rows are written in as few b-trees as possible: `steps`, `attempts` and `events`
     /// are `WITHOUT ROWID` tables clustered on their primary key (one b-tree each, no separate
     /// key index), without foreign-key clauses (the writer creates a run's row and its steps
     /// before any event, in its own transaction), and a run's last `seq` is read from `events`
-    /// (``lastSeqColumn``) instead of being updated in `runs` at every commit.
+    /// (``lastSeqColumn``) instead of being updated in `runs` at every commit. That a step's
+    /// success is recorded at most once per run is checked on the `steps` row the success updates
+    /// anyway (``WriteStatements/checkNotSucceededBefore(_:runID:stepID:)``), not by an index on
+    /// `events`: such an index took a b-tree insert on a page of its own, in step-id order, for
+    /// every step.
     static let schema = """
     CREATE TABLE runs (
         run_id TEXT PRIMARY KEY,
@@ -140,7 +145,7 @@ public final class RunStore {
     CREATE INDEX runs_by_created ON runs (created_at);
     """ + stepTables + migrationToVersion4
 
-    /// `steps`, `attempts` and `events` as version 5 has them (see ``schema``).
+    /// `steps`, `attempts` and `events` as versions 5 and 6 have them (see ``schema``).
     static let stepTables = """
     CREATE TABLE steps (
         run_id TEXT NOT NULL,
@@ -182,8 +187,6 @@ public final class RunStore {
         data TEXT,
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
-    -- A step's success is recorded at most once per run.
-    CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
 
     """
 
@@ -214,6 +217,7 @@ public final class RunStore {
     ALTER TABLE events RENAME TO events_v4;
     DROP INDEX one_success_per_step;
     """ + stepTables + """
+    CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
     INSERT INTO steps SELECT run_id, step_id, position, status, attempts, exit_code, signal, timed_out, started_at,
                              finished_at, error FROM steps_v4;
     INSERT INTO attempts SELECT run_id, step_id, attempt, started_at, finished_at, exit_code, signal, timed_out, cancelled,
@@ -225,8 +229,13 @@ public final class RunStore {
     ALTER TABLE runs DROP COLUMN last_seq;
     """
 
+    /// Version 5 to 6: the unique index on a run's `step_succeeded` events dropped; the writer
+    /// refuses a second success on the step's row instead (see ``schema``). Rows unchanged.
+    static let migrationToVersion6 = "DROP INDEX IF EXISTS one_success_per_step;"
+
     /// `migrations[v - 1]` takes a database from version `v` to `v + 1`.
-    static let migrations = [migrationToVersion2, migrationToVersion3, migrationToVersion4, migrationToVersion5]
+    static let migrations = [migrationToVersion2, migrationToVersion3, migrationToVersion4, migrationToVersion5,
+                             migrationToVersion6]
 
     // MARK: - Writing
 
@@ -428,6 +437,7 @@ public final class RunStore {
                 let succeeded = event.kind == .stepSucceeded
                 try sql.stepFinished.execute(succeeded ? "succeeded" : "failed", exitCode, signal, timedOut, ts, end?.error,
                                          runID, event.stepID)
+                try sql.checkNotSucceededBefore(sql.stepFinished, runID: runID, stepID: event.stepID)
                 try sql.attemptFinished.execute(ts, exitCode, signal, timedOut, succeeded, end?.error,
                                             runID, event.stepID, event.attempt)
                 try recordOutputs(of: event, runID: runID, sql)
@@ -499,6 +509,7 @@ public final class RunStore {
         let error = end?.error
         try sql.stepStartedAndSucceeded.execute(attempt, startTimestamp, exitCode, signal, timedOut, finish.timestamp, error,
                                             runID, start.stepID)
+        try sql.checkNotSucceededBefore(sql.stepStartedAndSucceeded, runID: runID, stepID: start.stepID)
         try sql.insertSucceededAttempt.execute(runID, start.stepID, attempt, startTimestamp, finish.timestamp, exitCode, signal,
                                            timedOut, error)
     }
@@ -506,6 +517,20 @@ public final class RunStore {
     /// The statements ``apply(_:runID:_:)`` runs, compiled once per connection (looked up by
     /// field, not by hashing their text at every use).
     private final class WriteStatements {
+        /// After `update`, which ends a step unless it already `succeeded`: throws when it changed
+        /// nothing because the step had succeeded before, so the transaction (with the second
+        /// success's event) is rolled back. A step's success is recorded at most once per run.
+        func checkNotSucceededBefore(_ update: Statement, runID: String, stepID: String?) throws {
+            guard update.changes == 0, let stepID else { return }
+            stepStatus.reset()
+            try stepStatus.bind(runID, at: 1)
+            try stepStatus.bind(stepID, at: 2)
+            defer { stepStatus.reset() }
+            guard try stepStatus.step(), stepStatus.string(0) == "succeeded" else { return }
+            throw EngineError(.stateFailure, "step \(stepID) of run \(runID) is already recorded as succeeded; a second "
+                              + "result was refused")
+        }
+
         /// Inserts of 32, 8, 2 and 1 events at once, largest first.
         let insertEvents: [(rows: Int, statement: Statement)]
         let runStarted: Statement
@@ -523,8 +548,10 @@ public final class RunStore {
         let stepStartedAndSucceeded: Statement
         let insertSucceededAttempt: Statement
         let insertOutput: Statement
+        let stepStatus: Statement
 
         init(_ db: SQLiteDatabase) throws {
+            stepStatus = try db.prepare("SELECT status FROM steps WHERE run_id = ? AND step_id = ?")
             insertOutput = try db.prepare("INSERT OR REPLACE INTO step_outputs (run_id, step_id, name, value) VALUES (?, ?, ?, ?)")
             insertEvents = try [32, 8, 2, 1].map { rows in
                 let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
@@ -547,7 +574,7 @@ public final class RunStore {
             stepPending = try db.prepare("UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ?")
             stepFinished = try db.prepare("""
                 UPDATE steps SET status = ?, exit_code = ?, signal = ?, timed_out = ?, finished_at = ?, error = ?
-                WHERE run_id = ? AND step_id = ?
+                WHERE run_id = ? AND step_id = ? AND status != 'succeeded'
                 """)
             attemptFinished = try db.prepare("""
                 UPDATE attempts SET finished_at = coalesce(finished_at, ?), exit_code = coalesce(exit_code, ?),
@@ -569,7 +596,7 @@ public final class RunStore {
             stepStartedAndSucceeded = try db.prepare("""
                 UPDATE steps SET status = 'succeeded', attempts = ?, started_at = coalesce(started_at, ?), exit_code = ?, signal = ?,
                                  timed_out = ?, finished_at = ?, error = ?
-                WHERE run_id = ? AND step_id = ?
+                WHERE run_id = ? AND step_id = ? AND status != 'succeeded'
                 """)
             insertSucceededAttempt = try db.prepare("""
                 INSERT INTO attempts (run_id, step_id, attempt, started_at, finished_at, exit_code, signal, timed_out, succeeded, error)
