@@ -372,4 +372,71 @@ struct RunStoreBatchingTests {
         #expect(written["attempts"] == reference["attempts"])
         #expect(written["events"] == reference["events"])
     }
+
+    /// Many attempts that start and succeed within one transaction (each written as its final
+    /// rows at once), with other events among them, job ids, a retried step and interleaved
+    /// starts, give the rows of one event per transaction.
+    @Test func manyStartedAndSucceededAttemptsGiveTheRowsOfOneEventPerTransaction() throws {
+        var template = Array((NSTemporaryDirectory() + "omnibase-pairs-XXXXXX").utf8CString)
+        let folder = String(cString: mkdtemp(&template)!)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let runID = "run-pairs"
+        let steps = (0..<150).map { "s\($0)" }
+        var events: [RunEvent] = []
+        func add(_ kind: RunEvent.Kind, _ step: String? = nil, attempt: Int? = nil, data: JSONValue? = nil) {
+            events.append(RunEvent(seq: Int64(events.count + 1), runID: runID, kind: kind, stepID: step, attempt: attempt, data: data))
+        }
+        add(.runStarted, data: ["plan_id": "p", "steps": 150, "max_concurrency": 4])
+        var generator = SplitMix64(seed: 11)
+        var open: [String] = []
+        func finish(_ done: String) {
+            let number = Int(done.dropFirst())!
+            if number % 17 == 5 {
+                add(.stepAttemptFailed, done, attempt: 1, data: ["exit_code": 3])
+                add(.stepRetry, done, attempt: 1, data: ["delay_sec": 0])
+                add(.stepStarted, done, attempt: 2)
+                add(.stepSucceeded, done, attempt: 2, data: ["exit_code": 0])
+            } else if number % 9 == 4 {
+                add(.stepSucceeded, done, attempt: 1, data: ["exit_code": 0, "job_id": .string("job-\(number)")])
+            } else {
+                add(.stepSucceeded, done, attempt: 1, data: ["exit_code": 0])
+            }
+        }
+        for (index, step) in steps.enumerated() {
+            add(.stepStarted, step, attempt: 1)
+            open.append(step)
+            // Up to three steps run at once; each ends in a random order.
+            while open.count > Int.random(in: 0...2, using: &generator) {
+                finish(open.remove(at: Int.random(in: 0..<open.count, using: &generator)))
+            }
+            if index == 60 { add(.stepSkipped, "never-started", data: ["reason": "test"]) }
+        }
+        open.forEach(finish)
+        add(.runFinished, data: ["status": "succeeded", "exit_code": 0])
+
+        func replay(into name: String, _ batches: [[RunEvent]]) throws -> [String: [Row]] {
+            let store = try RunStore(stateDirectory: StateDirectory(path: folder + "/" + name))
+            var source = PlanSource(displayPath: "p.json", directory: folder, bytes: Array("{}".utf8), overrides: [:])
+            source.envFiles = [:]
+            try store.createRun(RunStore.NewRun(runID: runID, planID: "p", traceID: "t", source: source,
+                                                options: .object([]), stepIDs: steps + ["never-started"], engine: .current))
+            for group in batches { try store.append(batches: [group]) }
+            return try Self.tables(store)
+        }
+        let reference = try replay(into: "one-per-transaction", events.map { [$0] })
+        let attempts = try #require(reference["attempts"])
+        #expect(attempts.count == 150 + steps.indices.filter { $0 % 17 == 5 }.count)
+        #expect(attempts.filter { $0.string(12)?.hasPrefix("job-") == true }.count == steps.indices.filter { $0 % 9 == 4 && $0 % 17 != 5 }.count)
+        #expect(try replay(into: "one-transaction", [events]) == reference)
+        for split in 0..<10 {
+            var batches: [[RunEvent]] = []
+            var rest = events[...]
+            while !rest.isEmpty {
+                let size = Int.random(in: 1...max(1, min(rest.count, 120)), using: &generator)
+                batches.append(Array(rest.prefix(size)))
+                rest = rest.dropFirst(size)
+            }
+            #expect(try replay(into: "split-\(split)", batches) == reference, "split \(batches.map(\.count))")
+        }
+    }
 }
