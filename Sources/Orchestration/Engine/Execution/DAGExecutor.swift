@@ -360,15 +360,25 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         case .closure:
             context.outputs = loop.outputs
         }
-        let outputPath = loop.outputsFolder.map { "\($0)/\(OutputFile.fileName(stepID: stepValue.id, attempt: attempt))" }
-        context.outputPath = outputPath
         // A closure runs in this process under an attempt number never used before: its path
         // is fresh, and it has an outputs file only if it asked for the path (no system call
-        // per closure step otherwise: 6 us per node of a chain of no-op closures).
+        // per closure step otherwise: 6 us per node of a chain of no-op closures), the path made
+        // only then.
+        let outputPath: String?
         let closureUse: OutputUse?
-        if case .closure = stepValue.action { closureUse = OutputUse() } else { closureUse = nil }
+        if case .closure = stepValue.action {
+            outputPath = nil
+            closureUse = loop.outputsFolder.map { OutputUse(folder: $0, stepID: stepValue.id, attempt: attempt) }
+        } else {
+            outputPath = loop.outputsFolder.map { "\($0)/\(OutputFile.fileName(stepID: stepValue.id, attempt: attempt))" }
+            closureUse = nil
+        }
+        context.outputPath = outputPath
         context.outputUse = closureUse
         let secretNames = plan.secretNames
+        // Constants, not the variables above: an escaping closure boxes a `var` it captures on
+        // the heap (one allocation per attempt more, measured).
+        let (attemptStep, attemptContext, attemptSecrets) = (stepValue, context, secretValues)
         group.addTask {
             if let awaiting {
                 do throws(EngineError) { try await awaiting.gate.waitUntilDurable(awaiting.seq) } catch {
@@ -378,17 +388,18 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                     return .attemptFinished(step: step, AttemptOutcome(result: .cancelled, error: "interrupted"), refusal: nil)
                 }
             }
-            if let outputPath, closureUse == nil {
+            if let outputPath {
                 do throws(OutputFile.Failure) { try OutputFile.checkFresh(atPath: outputPath) } catch {
                     return .attemptFinished(step: step, AttemptOutcome(result: .failed, error: error.message), refusal: nil)
                 }
             }
-            var outcome = await runner.run(stepValue, context: context)
-            if !secretValues.isEmpty, let error = outcome.error {
+            var outcome = await runner.run(attemptStep, context: attemptContext)
+            if !attemptSecrets.isEmpty, let error = outcome.error {
                 // A secret output inserted into the command must not show in "cannot start" messages.
-                outcome.error = SecretMask(values: secretValues).apply(error)
+                outcome.error = SecretMask(values: attemptSecrets).apply(error)
             }
-            if outcome.result == .succeeded, let outputPath, closureUse?.wasUsed ?? true {
+            if outcome.result == .succeeded,
+               let outputPath = outputPath ?? closureUse.flatMap({ $0.wasUsed ? $0.path : nil }) {
                 do throws(OutputFile.Failure) {
                     outcome.outputs = try OutputFile.read(atPath: outputPath).map { output in
                         StepOutput(name: output.name, value: output.value,
@@ -399,12 +410,13 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                     // (a `retry_on` has no rule for them: the failure is final).
                     outcome.result = .failed
                     outcome.error = "outputs refused: \(error.message)"
-                    let refusal = stepValue.retry.retryOn != nil && stepValue.retry.retries > 0
+                    let refusal = attemptStep.retry.retryOn != nil && attemptStep.retry.retries > 0
                         ? "not retried: retry_on has no rule for refused outputs" : nil
                     return .attemptFinished(step: step, outcome, refusal: refusal)
                 }
             }
-            return .attemptFinished(step: step, outcome, refusal: Self.retryRefusal(of: outcome, step: stepValue, context: context))
+            return .attemptFinished(step: step, outcome,
+                                    refusal: Self.retryRefusal(of: outcome, step: attemptStep, context: attemptContext))
         }
     }
 

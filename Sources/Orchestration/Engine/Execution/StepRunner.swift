@@ -18,8 +18,15 @@ public struct AttemptContext: Sendable {
     /// The attempt's outputs file (``OutputFile``; the attempt creates it when it first writes):
     /// runners give it to the attempt as `OMNIBASE_OUTPUT` (closure steps as
     /// ``StepContext/outputPath``); nil when the caller collects no outputs.
-    public var outputPath: String? = nil
-    /// For a closure step: notes whether it asked for ``StepContext/outputPath``.
+    public var outputPath: String? {
+        get { storedOutputPath ?? outputUse?.path }
+        set { storedOutputPath = newValue }
+    }
+    /// The path set explicitly (the engine sets none for a closure step: its ``outputUse`` makes
+    /// the path when the closure asks for it).
+    package private(set) var storedOutputPath: String? = nil
+    /// For a closure step: its outputs path, made when asked for, and whether the closure did
+    /// (``StepContext/outputPath``).
     package var outputUse: OutputUse?
     /// The outputs of the run's steps that succeeded before this attempt started (its
     /// dependencies' among them), for closure steps (``StepContext/outputs``).
@@ -172,7 +179,7 @@ public struct LocalStepRunner: StepRunner, LoopSafeRunner {
             return await runProcess(command, step: step, context: context)
         case .closure(let body):
             var stepContext = StepContext(runID: context.runID, stepID: step.id, attempt: context.attempt,
-                                          outputPath: context.outputPath, outputs: context.outputs)
+                                          outputPath: context.storedOutputPath, outputs: context.outputs)
             stepContext.outputUse = context.outputUse
             return await Self.runClosure(body, timeout: step.timeout, context: stepContext)
         }
