@@ -199,10 +199,13 @@ struct ProcessLoopExecutorTests {
         let startedAt = try #require(Double(try String(contentsOfFile: stubborn.folder + "/started", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)))
         // Watched from a thread of its own: the leader is dead once it is a zombie (the task that
-        // reaps it needs a pool thread) or gone.
+        // reaps it needs a pool thread) or gone. Its own deadline, counted from now: on a loaded
+        // machine the steps may start late, and the watch must not end before the kill can come
+        // (CI, under load: the steps started ~10 s late and the watch had already given up).
+        let watchDeadline = ContinuousClock.now + .seconds(60)
         let diedAt = Mutex<Double?>(nil)
         Thread {
-            while ContinuousClock.now < deadline {
+            while ContinuousClock.now < watchDeadline {
                 if ProcessTable.entry(pid: leader)?.isAlive != true {
                     diedAt.withLock { $0 = Self.realtime() }
                     return
@@ -221,7 +224,7 @@ struct ProcessLoopExecutorTests {
         let (loopRun, poolRun, killRun) = try await (loopReport, poolReport, killReport)
         let killed = try #require(killRun.steps.first)
         #expect(killed.status == .failed && killed.timedOut, "\(killed)")
-        while diedAt.withLock({ $0 }) == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        while diedAt.withLock({ $0 }) == nil && ContinuousClock.now < watchDeadline { try await Task.sleep(for: .milliseconds(10)) }
         let dead = try #require(diedAt.withLock { $0 }, "the step that ignores TERM never died")
         let freed = try #require(poolFreedAt.earliest)
         // Its timeout and grace end at ~0.5 s; a loaded machine may delay the loop a little, but

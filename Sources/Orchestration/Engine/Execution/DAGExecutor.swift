@@ -442,8 +442,11 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         guard !loop.pending.isEmpty else { return }
         let events = loop.pending
         // Not `removeAll(keepingCapacity:)`: the observers may still hold `events`, and keeping
-        // the capacity of a shared buffer means allocating a new one that large every turn.
+        // the capacity of a shared buffer means allocating a new one that large every turn. Room
+        // for a usual turn (an attempt's end and the next start) at once: one allocation, not
+        // one per element while it grows.
         loop.pending = []
+        loop.pending.reserveCapacity(4)
         for observer in observers {
             do {
                 if loop.onProcessLoop && !(observer is any LoopSafeObserver) {

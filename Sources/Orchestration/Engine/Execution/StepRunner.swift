@@ -247,7 +247,16 @@ public struct LocalStepRunner: StepRunner, LoopSafeRunner {
     static func runClosure(_ body: @escaping @Sendable (StepContext) async throws -> Void, timeout: Duration?,
                            context: StepContext) async -> AttemptOutcome {
         guard let timeout else { return await runClosure(body, context: context) }
-        return await withTaskGroup(of: AttemptOutcome?.self) { group in
+        return await runClosure(body, racing: timeout, context: context)
+    }
+
+    // Not inlined into the function above: the task group's state would make the async frame
+    // that every closure attempt allocates, with or without a timeout, larger than a slab of the
+    // task allocator (a `malloc` per attempt).
+    @inline(never)
+    private static func runClosure(_ body: @escaping @Sendable (StepContext) async throws -> Void, racing timeout: Duration,
+                                   context: StepContext) async -> AttemptOutcome {
+        await withTaskGroup(of: AttemptOutcome?.self) { group in
             group.addTask { await runClosure(body, context: context) }
             group.addTask {
                 do { try await Task.sleep(for: timeout) } catch { return nil }
