@@ -393,7 +393,15 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
                     return .attemptFinished(step: step, AttemptOutcome(result: .failed, error: error.message), refusal: nil)
                 }
             }
-            var outcome = await runner.run(attemptStep, context: attemptContext)
+            var outcome: AttemptOutcome
+            // The engine's own runner called directly, not through the protocol: the witness's
+            // async frame (1,184 bytes, a task-allocator slab of its own) is a `malloc` and a
+            // cross-thread `free` per attempt (in-process, store off: 11.3 -> 10.1 us/node).
+            if let local = runner as? LocalStepRunner {
+                outcome = await local.run(attemptStep, context: attemptContext)
+            } else {
+                outcome = await runner.run(attemptStep, context: attemptContext)
+            }
             if !attemptSecrets.isEmpty, let error = outcome.error {
                 // A secret output inserted into the command must not show in "cannot start" messages.
                 outcome.error = SecretMask(values: attemptSecrets).apply(error)
