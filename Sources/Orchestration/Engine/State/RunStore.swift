@@ -116,7 +116,7 @@ public final class RunStore {
     /// key index), without foreign-key clauses (the writer creates a run's row and its steps
     /// before any event, in its own transaction), and a run's last `seq` is read from `events`
     /// (``lastSeqColumn``) instead of being updated in `runs` at every commit. That a step's
-    /// success is recorded at most once per run is checked on the `steps` row the success updates
+    /// success is recorded at most once per run is checked on the `steps` row a result updates
     /// anyway (``WriteStatements/checkNotSucceededBefore(_:runID:stepID:)``), not by an index on
     /// `events`: such an index took a b-tree insert on a page of its own, in step-id order, for
     /// every step.
@@ -519,7 +519,8 @@ public final class RunStore {
     private final class WriteStatements {
         /// After `update`, which ends a step unless it already `succeeded`: throws when it changed
         /// nothing because the step had succeeded before, so the transaction (with the second
-        /// success's event) is rolled back. A step's success is recorded at most once per run.
+        /// result's event) is rolled back. A step's result, once a success, is never recorded
+        /// again in the run: neither a second success nor a failure after it.
         func checkNotSucceededBefore(_ update: Statement, runID: String, stepID: String?) throws {
             guard update.changes == 0, let stepID else { return }
             stepStatus.reset()
