@@ -45,9 +45,12 @@ final class EventCopier: Sendable {
                 let (batches, closing) = state.withLock { state -> ([[EncodedEvent]], Bool) in
                     // An inline write in progress signals again when it ends, if batches queued.
                     guard !state.writing else { return ([], state.closing) }
-                    defer { state.queued.removeAll(keepingCapacity: true) }
-                    state.writing = !state.queued.isEmpty && !state.failed
-                    return (state.writing ? state.queued : [], state.closing)
+                    // Taken, not emptied in place: the returned array shares the buffer, and
+                    // emptying a shared buffer keeping its capacity would allocate another.
+                    let queued = state.queued
+                    state.queued = []
+                    state.writing = !queued.isEmpty && !state.failed
+                    return (state.writing ? queued : [], state.closing)
                 }
                 if !batches.isEmpty {
                     write(Array(batches.joined()))
