@@ -6,11 +6,12 @@ import Testing
 /// `runs.db` written by the release before the Slurm executor (schema version 1), or by the one
 /// before env files (version 2), the one before step outputs (version 3), or the one before the
 /// `WITHOUT ROWID` step tables (version 4), or the one before the one-success index was dropped
-/// (version 5), opens with this build: migrated to version 6 (`attempts.job_id`, then
-/// `runs.env_files`, then `step_outputs`, then the rebuilt `steps`, `attempts` and `events` and a
-/// derived `last_seq`, then no index on `events` but the primary key) when opened for writing,
-/// read as it is when opened read-only.
-@Suite("RunStore: schema migrations 1 -> 2 -> 3 -> 4 -> 5 -> 6")
+/// (version 5), or the one before `steps.status`'s check lost its `IN` list (version 6), opens with
+/// this build: migrated to version 7 (`attempts.job_id`, then `runs.env_files`, then
+/// `step_outputs`, then the rebuilt `steps`, `attempts` and `events` and a derived `last_seq`,
+/// then no index on `events` but the primary key, then `steps` rebuilt with its check as
+/// comparisons) when opened for writing, read as it is when opened read-only.
+@Suite("RunStore: schema migrations 1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7")
 struct RunStoreMigrationTests {
     /// The release's schema, frozen here as it shipped (RunStore.schema at version 1).
     static let version1Schema = """
@@ -115,8 +116,8 @@ struct RunStoreMigrationTests {
                                    data: ["exit_code": 3, "job_id": "4711"])])
         #expect(try store.attempts("r-old").last?.jobID == "4711")
         #expect(try Self.tableNames(store.database).contains("step_outputs"))
-        // Opening again finds version 6 and changes nothing.
-        #expect(try RunStore(stateDirectory: state).database.userVersion == 6)
+        // Opening again finds the current version and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == RunStore.schemaVersion)
     }
 
     @Test func aVersion1DatabaseIsReadAsItIsWhenOpenedReadOnly() throws {
@@ -151,7 +152,7 @@ struct RunStoreMigrationTests {
         #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 2)
         // Then for writing: migrated, the rows kept, the new column written by new runs.
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 6)
+        #expect(try store.database.userVersion == RunStore.schemaVersion)
         #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
         #expect(try store.run("r-old")?.source.envFiles == [:])
         var source = PlanSource(displayPath: "p.json", directory: "/tmp", bytes: Array("{}".utf8), overrides: [:])
@@ -174,7 +175,7 @@ struct RunStoreMigrationTests {
         #expect(reader.openedVersion == 3)
         #expect(try !Self.tableNames(reader.database).contains("step_outputs"), "a reader never migrates")
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 6)
+        #expect(try store.database.userVersion == RunStore.schemaVersion)
         #expect(try Self.tableNames(store.database).contains("step_outputs"))
         #expect(try store.run("r-old")?.source.envFiles == ["/tmp/.env": "B=2\n"])
         #expect(try store.attempts("r-old").map(\.jobID) == [nil, "17"])
@@ -215,7 +216,7 @@ struct RunStoreMigrationTests {
         #expect(try SQLiteDatabase(path: state.databasePath, mode: .readOnly).userVersion == 4, "a reader never migrates")
 
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 6)
+        #expect(try store.database.userVersion == RunStore.schemaVersion)
         #expect(try store.database.integrityCheck() == "ok")
         let withoutRowID = try store.database.query("""
             SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' ORDER BY name
@@ -270,7 +271,7 @@ struct RunStoreMigrationTests {
         #expect(rowsBefore.count == 1 + 2 + 3 + 1)
 
         let store = try RunStore(stateDirectory: state)
-        #expect(try store.database.userVersion == 6)
+        #expect(try store.database.userVersion == RunStore.schemaVersion)
         #expect(try store.database.integrityCheck() == "ok")
         #expect(try store.database.query(indexes).isEmpty)
         #expect(try Self.stepRows(store.database) == rowsBefore)
@@ -279,9 +280,78 @@ struct RunStoreMigrationTests {
             try store.append([RunEvent(seq: 4, runID: "r-old", kind: .stepSucceeded, stepID: "a", attempt: 2, data: nil)])
         }
         #expect(try Self.stepRows(store.database) == rowsBefore)
-        // Opening again finds version 6 and changes nothing.
-        #expect(try RunStore(stateDirectory: state).database.userVersion == 6)
+        // Opening again finds the current version and changes nothing.
+        #expect(try RunStore(stateDirectory: state).database.userVersion == RunStore.schemaVersion)
         #expect(try Self.stepRows(store.database) == rowsBefore)
+    }
+
+    /// A state folder at version 6: version 5 without the one-success index, its `steps` table
+    /// still checking `status` against an `IN` list.
+    static func version6StateFolder() throws -> (path: String, state: StateDirectory) {
+        let (path, state) = try version5StateFolder()
+        let db = try SQLiteDatabase(path: state.databasePath, mode: .readWrite)
+        try db.write { db in
+            try db.exec(RunStore.migrationToVersion6)
+            try db.setUserVersion(6)
+        }
+        return (path, state)
+    }
+
+    static func stepsTableSQL(_ db: SQLiteDatabase) throws -> String {
+        try db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'steps'").first?.string(0) ?? ""
+    }
+
+    @Test func aVersion6DatabaseGetsTheStepsCheckWithoutAnInListAndKeepsEveryRow() throws {
+        let (path, state) = try Self.version6StateFolder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let reader = try RunStore(stateDirectory: state, readOnly: true)
+        #expect(reader.openedVersion == 6)
+        #expect(try Self.stepsTableSQL(reader.database).contains("status IN ("))
+        let rowsBefore = try Self.stepRows(reader.database)
+        #expect(rowsBefore.count == 1 + 2 + 3 + 1)
+        let tablesBefore = try Self.tableNames(reader.database)
+
+        let store = try RunStore(stateDirectory: state)
+        #expect(try store.database.userVersion == 7)
+        #expect(try store.database.integrityCheck() == "ok")
+        #expect(try Self.stepRows(store.database) == rowsBefore)
+        #expect(try Self.tableNames(store.database) == tablesBefore, "steps_v6 dropped, nothing else changed")
+        let sql = try Self.stepsTableSQL(store.database)
+        #expect(!sql.contains(" IN ("))
+        #expect(sql.contains("WITHOUT ROWID"))
+        // The check still refuses a status outside the list, and allows each one in it.
+        #expect(throws: (any Error).self) {
+            try store.database.write { db in
+                try db.exec("UPDATE steps SET status = 'done' WHERE run_id = 'r-old' AND step_id = 'a'")
+            }
+        }
+        #expect(try Self.stepRows(store.database) == rowsBefore)
+        for status in ["pending", "running", "succeeded", "failed", "skipped", "cancelled"] {
+            try store.database.write { db in
+                try db.exec("INSERT INTO steps (run_id, step_id, position, status) VALUES ('r-new', '\(status)', 0, '\(status)')")
+            }
+        }
+        #expect(try RunStore(stateDirectory: state).database.userVersion == 7)
+    }
+
+    /// What SQLite runs for each statement the store writer prepares for a step: no temporary
+    /// b-tree (a version-6 `steps` table built one of its status list at every row written).
+    @Test func theWritersStepStatementsOpenNoTemporaryTable() throws {
+        let path = NSTemporaryDirectory() + "runstore-plan-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try RunStore(stateDirectory: StateDirectory(path: path))
+        let statements = [
+            "UPDATE steps SET status = 'running', attempts = 1 WHERE run_id = 'r' AND step_id = 's'",
+            "UPDATE steps SET status = ?, exit_code = 0 WHERE run_id = 'r' AND step_id = 's' AND status != 'succeeded'",
+            "UPDATE steps SET status = 'pending' WHERE run_id = 'r' AND step_id = 's'",
+            "INSERT INTO steps (run_id, step_id, position, status) VALUES ('r', 't', 1, 'pending')",
+        ]
+        for sql in statements {
+            // (EXPLAIN of a write counts as one: it runs under the lock, writing nothing.)
+            let opcodes = try store.database.write { db in try db.query("EXPLAIN " + sql).compactMap { $0.string(1) } }
+            #expect(opcodes.contains("IdxInsert"), "a program that writes the row: \(sql)")
+            #expect(!opcodes.contains("OpenEphemeral"), "\(sql)")
+        }
     }
 
     static func tableNames(_ db: SQLiteDatabase) throws -> Set<String> {

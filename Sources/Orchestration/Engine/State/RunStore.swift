@@ -21,10 +21,11 @@ public final class RunStore {
     /// Version 2 added `attempts.job_id`, version 3 `runs.env_files`, version 4 the
     /// `step_outputs` table, version 5 made `steps`, `attempts` and `events` `WITHOUT ROWID` and
     /// derived `runs.last_seq` (``migrationToVersion5``), version 6 dropped the index that kept a
-    /// step's success to one event (``migrationToVersion6``). An older database is migrated one
+    /// step's success to one event (``migrationToVersion6``), version 7 wrote `steps.status`'s check
+    /// without an `IN` list (``migrationToVersion7``). An older database is migrated one
     /// version at a time (``migrations``) when it is opened for writing, and read as it is (no
     /// job ids, no env files, no outputs, the stored `last_seq`) when opened read-only.
-    public static let schemaVersion = 6
+    public static let schemaVersion = 7
 
     /// The schema version of the open database (1 only for a read-only, unmigrated one).
     public private(set) var openedVersion = RunStore.schemaVersion
@@ -109,7 +110,7 @@ public final class RunStore {
                           + "\(Self.schemaVersion); use a matching omnibase-agents or a fresh --state-dir")
     }
 
-    /// The schema of a new database (version 6).
+    /// The schema of a new database (version 7).
     ///
     /// A step's rows are written in as few b-trees as possible: `steps`, `attempts` and `events`
     /// are `WITHOUT ROWID` tables clustered on their primary key (one b-tree each, no separate
@@ -145,22 +146,39 @@ public final class RunStore {
     CREATE INDEX runs_by_created ON runs (created_at);
     """ + stepTables + migrationToVersion4
 
-    /// `steps`, `attempts` and `events` as versions 5 and 6 have them (see ``schema``).
-    static let stepTables = """
-    CREATE TABLE steps (
-        run_id TEXT NOT NULL,
-        step_id TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending','running','succeeded','failed','skipped','cancelled')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        exit_code INTEGER,
-        signal INTEGER,
-        timed_out INTEGER NOT NULL DEFAULT 0,
-        started_at TEXT,
-        finished_at TEXT,
-        error TEXT,
-        PRIMARY KEY (run_id, step_id)
-    ) WITHOUT ROWID;
+    /// `steps`, `attempts` and `events` as version 7 has them (see ``schema``).
+    static let stepTables = stepsTable(statusCheck: stepStatusCheck) + attemptsAndEventsTables
+
+    /// The values `steps.status` may take, as comparisons joined by `OR`. SQLite evaluates a
+    /// `CHECK (status IN (...))` of more than two values by building a temporary b-tree of the
+    /// list, and in a constraint it builds it again for every row written: an ephemeral table
+    /// opened, six inserts and closed at every `UPDATE steps` (one or two per step).
+    static let stepStatusCheck = ["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+        .map { "status = '\($0)'" }.joined(separator: " OR ")
+
+    /// The `steps` table of versions 5 and 6 (`IN` list) and 7 (``stepStatusCheck``).
+    static func stepsTable(statusCheck: String) -> String {
+        """
+        CREATE TABLE steps (
+            run_id TEXT NOT NULL,
+            step_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (\(statusCheck)),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            signal INTEGER,
+            timed_out INTEGER NOT NULL DEFAULT 0,
+            started_at TEXT,
+            finished_at TEXT,
+            error TEXT,
+            PRIMARY KEY (run_id, step_id)
+        ) WITHOUT ROWID;
+
+        """
+    }
+
+    /// `attempts` and `events` as versions 5 to 7 have them.
+    static let attemptsAndEventsTables = """
     CREATE TABLE attempts (
         run_id TEXT NOT NULL,
         step_id TEXT NOT NULL,
@@ -216,7 +234,8 @@ public final class RunStore {
     ALTER TABLE attempts RENAME TO attempts_v4;
     ALTER TABLE events RENAME TO events_v4;
     DROP INDEX one_success_per_step;
-    """ + stepTables + """
+    """ + stepsTable(statusCheck: "status IN ('pending','running','succeeded','failed','skipped','cancelled')")
+        + attemptsAndEventsTables + """
     CREATE UNIQUE INDEX one_success_per_step ON events (run_id, step_id) WHERE type = 'step_succeeded';
     INSERT INTO steps SELECT run_id, step_id, position, status, attempts, exit_code, signal, timed_out, started_at,
                              finished_at, error FROM steps_v4;
@@ -233,9 +252,19 @@ public final class RunStore {
     /// refuses a second success on the step's row instead (see ``schema``). Rows unchanged.
     static let migrationToVersion6 = "DROP INDEX IF EXISTS one_success_per_step;"
 
+    /// Version 6 to 7: `steps` rebuilt with its status check as comparisons (``stepStatusCheck``)
+    /// instead of an `IN` list, its rows copied. The other tables are unchanged.
+    static let migrationToVersion7 = """
+    ALTER TABLE steps RENAME TO steps_v6;
+    """ + stepsTable(statusCheck: stepStatusCheck) + """
+    INSERT INTO steps SELECT run_id, step_id, position, status, attempts, exit_code, signal, timed_out, started_at,
+                             finished_at, error FROM steps_v6;
+    DROP TABLE steps_v6;
+    """
+
     /// `migrations[v - 1]` takes a database from version `v` to `v + 1`.
     static let migrations = [migrationToVersion2, migrationToVersion3, migrationToVersion4, migrationToVersion5,
-                             migrationToVersion6]
+                             migrationToVersion6, migrationToVersion7]
 
     // MARK: - Writing
 
