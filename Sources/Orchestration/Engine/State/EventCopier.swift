@@ -53,7 +53,7 @@ final class EventCopier: Sendable {
                     return (state.writing ? queued : [], state.closing)
                 }
                 if !batches.isEmpty {
-                    write(Array(batches.joined()))
+                    write(batches)
                     state.withLock { $0.writing = false }
                 }
                 if closing && state.withLock({ $0.queued.isEmpty && !$0.writing }) { break }
@@ -85,7 +85,7 @@ final class EventCopier: Sendable {
             return true
         }
         guard mine else { return copy(events) }
-        write(events)
+        write([events])
         let queuedMeanwhile = state.withLock { state -> Bool in
             state.writing = false
             return !state.queued.isEmpty
@@ -93,12 +93,13 @@ final class EventCopier: Sendable {
         if queuedMeanwhile { wakeup.signal() }
     }
 
-    private func write(_ events: [EncodedEvent]) {
+    /// Appends batches in one write (not joined into one array first: that copied every event).
+    private func write(_ batches: [[EncodedEvent]]) {
         do {
-            try file.withLock { try $0.append(encoded: events) }
+            try file.withLock { try $0.append(batches: batches) }
         } catch {
             state.withLock { $0.failed = true }
-            failed(EngineError(error), events.last?.event.seq ?? 0)
+            failed(EngineError(error), batches.last?.last?.event.seq ?? 0)
         }
     }
 

@@ -19,15 +19,18 @@ final class EventLogFile {
 
     /// Appends events, one line each, in one write.
     func append(_ events: some Sequence<RunEvent>) throws {
-        try append(encoded: events.map(EncodedEvent.init))
+        try append(batches: [events.map(EncodedEvent.init)])
     }
 
-    /// Appends encoded events (those of the commit just made), one line each, in one write.
-    func append(encoded events: [EncodedEvent]) throws {
-        guard !events.isEmpty else { return }
+    /// Appends batches of encoded events (the commits just made), in order, in one write.
+    func append(batches: [[EncodedEvent]]) throws {
+        let count = batches.reduce(0) { $0 + $1.count }
+        guard count > 0 else { return }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(events.count * 160)
-        for event in events { event.appendLine(to: &bytes) }
+        bytes.reserveCapacity(count * 160)
+        for batch in batches {
+            for event in batch { event.appendLine(to: &bytes) }
+        }
         try EventLogWriter.writeAll(fd, bytes, path: path)
     }
 

@@ -407,14 +407,17 @@ public final class RunStore {
         var openStart: [String: (index: Int, attempt: Int?)] = [:]
         var pairs = [Int?](repeating: nil, count: events.count)
         let base = events.startIndex
+        // Fields are read in place: binding `events[index]` to a name copies the whole event
+        // (a retain and a release for each of its strings), for every event of the commit.
         for index in events.indices {
-            let event = events[index].event
-            guard let stepID = event.stepID else { continue }
-            if event.kind == .stepSucceeded, let start = openStart[stepID], start.attempt == event.attempt {
+            guard let stepID = events[index].event.stepID else { continue }
+            let kind = events[index].event.kind
+            let attempt = events[index].event.attempt
+            if kind == .stepSucceeded, let start = openStart[stepID], start.attempt == attempt {
                 pairs[start.index - base] = index
             }
-            if event.kind == .stepStarted {
-                openStart[stepID] = (index, event.attempt)
+            if kind == .stepStarted {
+                openStart[stepID] = (index, attempt)
             } else {
                 openStart[stepID] = nil
             }
@@ -429,18 +432,14 @@ public final class RunStore {
         let base = events.startIndex
         try insertEvents(events, runID: runID, sql)
         for index in events.indices {
-            let encoded = events[index]
-            let event = encoded.event
-            let ts = encoded.timestamp
             if written[index - base] { continue }
             if let finishIndex = pairs[index - base] {
-                let finish = events[finishIndex]
-                try applyStartedAndSucceeded(start: event, startTimestamp: ts, finish: finish, runID: runID, sql)
-                try recordJobID(of: finish.event, runID: runID, sql)
-                try recordOutputs(of: finish.event, runID: runID, sql)
+                try applyStartedAndSucceeded(start: events[index], finish: events[finishIndex], runID: runID, sql)
                 written[finishIndex - base] = true
                 continue
             }
+            let event = events[index].event
+            let ts = events[index].timestamp
             let end = event.payload.attemptEnd
             let exitCode = end?.exitCode
             let signal = end?.signal
@@ -496,15 +495,14 @@ public final class RunStore {
                     column += 1
                     try statement.bind(value, at: column)
                 }
-                for encoded in rest.prefix(rows) {
-                    let event = encoded.event
+                for index in rest.startIndex..<rest.startIndex + rows {
                     try bind(runID)
-                    try bind(event.seq)
-                    try bind(encoded.timestamp)
-                    try bind(event.kind.rawValue)
-                    try bind(event.stepID)
-                    try bind(event.attempt.map { Int64($0) })
-                    try bind(encoded.data)
+                    try bind(rest[index].event.seq)
+                    try bind(rest[index].timestamp)
+                    try bind(rest[index].event.kind.rawValue)
+                    try bind(rest[index].event.stepID)
+                    try bind(rest[index].event.attempt.map { Int64($0) })
+                    try bind(rest[index].data)
                 }
                 while try statement.step() {}
                 rest = rest.dropFirst(rows)
@@ -527,20 +525,23 @@ public final class RunStore {
     }
 
     /// The rows `step_started` followed by `step_succeeded` of the same attempt leave, written
-    /// once: exactly what applying the two events one after the other gives.
-    private static func applyStartedAndSucceeded(start: RunEvent, startTimestamp: String, finish: EncodedEvent, runID: String,
+    /// once: exactly what applying the two events one after the other gives (with the success's
+    /// job id and outputs).
+    private static func applyStartedAndSucceeded(start: borrowing EncodedEvent, finish: borrowing EncodedEvent, runID: String,
                                                  _ sql: WriteStatements) throws {
-        let attempt = start.attempt ?? 1
+        let attempt = start.event.attempt ?? 1
         let end = finish.event.payload.attemptEnd
         let exitCode = end?.exitCode
         let signal = end?.signal
         let timedOut = end?.timedOut ?? false
         let error = end?.error
-        try sql.stepStartedAndSucceeded.execute(attempt, startTimestamp, exitCode, signal, timedOut, finish.timestamp, error,
-                                            runID, start.stepID)
-        try sql.checkNotSucceededBefore(sql.stepStartedAndSucceeded, runID: runID, stepID: start.stepID)
-        try sql.insertSucceededAttempt.execute(runID, start.stepID, attempt, startTimestamp, finish.timestamp, exitCode, signal,
-                                           timedOut, error)
+        try sql.stepStartedAndSucceeded.execute(attempt, start.timestamp, exitCode, signal, timedOut, finish.timestamp, error,
+                                                runID, start.event.stepID)
+        try sql.checkNotSucceededBefore(sql.stepStartedAndSucceeded, runID: runID, stepID: start.event.stepID)
+        try sql.insertSucceededAttempt.execute(runID, start.event.stepID, attempt, start.timestamp, finish.timestamp, exitCode,
+                                               signal, timedOut, error)
+        try recordJobID(of: finish.event, runID: runID, sql)
+        try recordOutputs(of: finish.event, runID: runID, sql)
     }
 
     /// The statements ``apply(_:runID:_:)`` runs, compiled once per connection (looked up by
