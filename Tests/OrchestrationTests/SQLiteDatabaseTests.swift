@@ -126,6 +126,44 @@ struct SQLiteDatabaseTests {
         }
     }
 
+    @Test("execute binds texts in the statement's own memory: each run reads its own values, through growth, empties and NULs")
+    func executeBindsOwnedTexts() throws {
+        try withScratchFolder { folder in
+            let db = try SQLiteDatabase(path: folder + "/runs.db")
+            try db.write { try $0.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, a, b, c)") }
+            let insert = try db.prepare("INSERT INTO t(a, b, c) VALUES (?, ?, ?)")
+            // Short texts, then ones that outgrow the buffer (it is replaced), then short ones
+            // again (the old bytes are overwritten), an empty text, a NUL inside, no text at all,
+            // and fewer values than parameters (the rest NULL, not the previous run's).
+            let long = String(repeating: "x", count: 10_000)
+            let runs: [(String, String?, Int)] = [
+                ("a", "b", 1), (long, long + "y", 2), ("c", nil, 3), ("", "nul\0inside", 4), ("日本語 🚀", "", 5),
+            ]
+            try db.write { _ in
+                for (a, b, c) in runs { try insert.execute(a, b, c) }
+                try insert.execute("only")
+            }
+            let rows = try db.query("SELECT a, b, c FROM t ORDER BY id")
+            #expect(rows.count == runs.count + 1)
+            for (row, run) in zip(rows, runs) {
+                #expect(row.string(0) == run.0)
+                #expect(row.string(1) == run.1)
+                #expect(row.isNull(1) == (run.1 == nil))
+                #expect(row.int(2) == run.2)
+            }
+            #expect(rows.last?.string(0) == "only")
+            #expect(rows.last?.isNull(1) == true && rows.last?.isNull(2) == true)
+
+            // Bound one by one: a text that does not fit the room made is copied by SQLite.
+            let select = try db.prepare("SELECT ? || ?")
+            select.beginBindings(textBytes: 3)
+            try select.bindOwned("abc", at: 1)
+            try select.bindOwned(long, at: 2)
+            #expect(try select.step())
+            #expect(select.string(0) == "abc" + long)
+        }
+    }
+
     @Test("cached statements are reused; prepared ones are not")
     func statementCacheReuse() throws {
         try withScratchFolder { folder in

@@ -631,13 +631,25 @@ extension Duration {
 public final class Statement {
     private let connection: SQLiteConnectionHandle
     private let handle: OpaquePointer
+    /// The number of parameters (the largest index).
+    private let parameterCount: Int
+    /// Memory the statement owns for the texts of its current bindings (``bindOwned(_:at:)``):
+    /// `textCapacity` bytes, of which `textUsed` are taken. It is freed or replaced only when no
+    /// binding points into it (finalized, or every parameter cleared first).
+    private var textBuffer: UnsafeMutableRawPointer?
+    private var textCapacity = 0
+    private var textUsed = 0
 
     fileprivate init(connection: SQLiteConnectionHandle, handle: OpaquePointer) {
         self.connection = connection
         self.handle = handle
+        parameterCount = Int(sqlite3_bind_parameter_count(handle))
     }
 
-    deinit { sqlite3_finalize(handle) }
+    deinit {
+        sqlite3_finalize(handle)
+        textBuffer?.deallocate()
+    }
 
     /// The statement's SQL text.
     public var sql: String { String(cString: sqlite3_sql(handle)) }
@@ -707,6 +719,44 @@ public final class Statement {
         sqlite3_clear_bindings(handle)
     }
 
+    /// Resets the statement and makes room for a new set of bindings whose texts take at most
+    /// `textBytes` bytes together, for ``bindOwned(_:at:)``. Bind every parameter after it (the
+    /// texts of earlier bindings are overwritten).
+    public func beginBindings(textBytes: Int) {
+        reset()
+        if textBytes > textCapacity {
+            // No binding may point into the buffer once it is freed.
+            sqlite3_clear_bindings(handle)
+            textBuffer?.deallocate()
+            textCapacity = max(textBytes, 2 * textCapacity, 256)
+            textBuffer = UnsafeMutableRawPointer.allocate(byteCount: textCapacity, alignment: 1)
+        }
+        textUsed = 0
+    }
+
+    /// Binds `value` as ``bind(_:at:)`` does, except that a text is copied into memory the
+    /// statement owns, made room for by ``beginBindings(textBytes:)``, and bound there
+    /// (`SQLITE_STATIC`): SQLite otherwise allocates a copy of every bound text and frees it at
+    /// the next bind of the parameter, an allocation per text per run of the statement. A text
+    /// that does not fit is bound as ``bind(_:at:)`` binds it.
+    ///
+    /// - Throws: ``StoreError`` (`.other` for an index out of range).
+    public func bindOwned<Value: SQLiteBindable>(_ value: Value, at index: Int) throws {
+        let sqliteValue = value.sqliteValue
+        guard case .text(var text) = sqliteValue, let textBuffer else { return try bind(sqliteValue, at: index) }
+        let count = text.utf8.count
+        guard textUsed + count <= textCapacity else { return try bind(sqliteValue, at: index) }
+        let start = textBuffer + textUsed
+        text.withUTF8 { utf8 in
+            if let base = utf8.baseAddress { start.copyMemory(from: base, byteCount: count) }
+        }
+        textUsed += count
+        // The buffer outlives the binding: it is replaced only after every binding is cleared.
+        let status = sqlite3_bind_text64(handle, Int32(clamping: index), start.assumingMemoryBound(to: CChar.self),
+                                         UInt64(count), nil, UInt8(SQLITE_UTF8))
+        guard status == SQLITE_OK else { throw connection.error(status, sql: sql) }
+    }
+
     // MARK: Stepping
 
     /// Advances to the next row.
@@ -751,19 +801,29 @@ public final class Statement {
 
     /// Binds `values` to parameters 1, 2, … (all others NULL), runs the statement to completion
     /// discarding rows, and resets it: as ``run(_:)``, without boxing each value or allocating
-    /// an array of them (the store writer's statements run several times per step).
+    /// an array of them, and with texts bound by ``bindOwned(_:at:)`` (the store writer's
+    /// statements run several times per step).
     ///
     /// - Throws: ``StoreError`` mapped from SQLite.
     public func execute<each Value: SQLiteBindable>(_ values: repeat each Value) throws {
-        reset()
-        clearBindings()
+        var textBytes = 0
+        for value in repeat each values { textBytes += value.textByteCount }
+        beginBindings(textBytes: textBytes)
         defer { reset() }
         var index = 0
         for value in repeat each values {
             index += 1
-            try bind(value, at: index)
+            try bindOwned(value, at: index)
         }
+        // Only parameters left over are cleared: clearing frees the buffer each bound text was
+        // copied into, which the next bind of the same parameter would allocate again.
+        if index < parameterCount { try bindNull(from: index + 1) }
         while try step() {}
+    }
+
+    /// Binds NULL to the parameters from `first` on.
+    private func bindNull(from first: Int) throws {
+        for index in first...parameterCount { try bind(SQLiteValue.null, at: index) }
     }
 
     /// Steps through the remaining rows and returns them.
@@ -859,6 +919,15 @@ public enum SQLiteValue: Sendable, Hashable {
 public protocol SQLiteBindable {
     /// The value as SQLite stores it.
     var sqliteValue: SQLiteValue { get }
+}
+
+extension SQLiteBindable {
+    /// The UTF-8 bytes of the value when it is a text, else 0 (see
+    /// ``Statement/beginBindings(textBytes:)``).
+    public var textByteCount: Int {
+        if case .text(let text) = sqliteValue { return text.utf8.count }
+        return 0
+    }
 }
 
 extension SQLiteValue: SQLiteBindable {

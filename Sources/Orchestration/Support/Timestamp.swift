@@ -11,22 +11,24 @@ public enum Timestamp {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        var bytes = [UInt8](repeating: 0, count: 24)
-        func put(_ value: Int, _ at: Int, _ width: Int) {
-            var value = value
-            for i in stride(from: at + width - 1, through: at, by: -1) {
-                bytes[i] = UInt8(ascii: "0") + UInt8(value % 10)
-                value /= 10
+        // Written straight into the string's storage: one allocation, not a buffer and a copy.
+        return String(unsafeUninitializedCapacity: 24) { bytes in
+            func put(_ value: Int, _ at: Int, _ width: Int) {
+                var value = value
+                for i in stride(from: at + width - 1, through: at, by: -1) {
+                    bytes[i] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
             }
+            put(Int(parts.tm_year) + 1900, 0, 4); bytes[4] = UInt8(ascii: "-")
+            put(Int(parts.tm_mon) + 1, 5, 2); bytes[7] = UInt8(ascii: "-")
+            put(Int(parts.tm_mday), 8, 2); bytes[10] = UInt8(ascii: "T")
+            put(Int(parts.tm_hour), 11, 2); bytes[13] = UInt8(ascii: ":")
+            put(Int(parts.tm_min), 14, 2); bytes[16] = UInt8(ascii: ":")
+            put(Int(parts.tm_sec), 17, 2); bytes[19] = UInt8(ascii: ".")
+            put(Int(millis), 20, 3); bytes[23] = UInt8(ascii: "Z")
+            return 24
         }
-        put(Int(parts.tm_year) + 1900, 0, 4); bytes[4] = UInt8(ascii: "-")
-        put(Int(parts.tm_mon) + 1, 5, 2); bytes[7] = UInt8(ascii: "-")
-        put(Int(parts.tm_mday), 8, 2); bytes[10] = UInt8(ascii: "T")
-        put(Int(parts.tm_hour), 11, 2); bytes[13] = UInt8(ascii: ":")
-        put(Int(parts.tm_min), 14, 2); bytes[16] = UInt8(ascii: ":")
-        put(Int(parts.tm_sec), 17, 2); bytes[19] = UInt8(ascii: ".")
-        put(Int(millis), 20, 3); bytes[23] = UInt8(ascii: "Z")
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Parses what ``rfc3339(_:)`` writes (and whole seconds without a fraction).

@@ -487,13 +487,19 @@ public final class RunStore {
         var rest = events
         for (rows, statement) in sql.insertEvents {
             while rest.count >= rows {
-                statement.reset()
-                statement.clearBindings()
+                // Every parameter is bound below, its texts into the statement's own memory.
+                var textBytes = 0
+                for index in rest.startIndex..<rest.startIndex + rows {
+                    textBytes += runID.utf8.count + rest[index].timestamp.utf8.count
+                        + rest[index].event.kind.rawValue.utf8.count + (rest[index].event.stepID?.utf8.count ?? 0)
+                        + (rest[index].data?.utf8.count ?? 0)
+                }
+                statement.beginBindings(textBytes: textBytes)
                 defer { statement.reset() }
                 var column = 0
                 func bind<Value: SQLiteBindable>(_ value: Value) throws {
                     column += 1
-                    try statement.bind(value, at: column)
+                    try statement.bindOwned(value, at: column)
                 }
                 for index in rest.startIndex..<rest.startIndex + rows {
                     try bind(runID)
