@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A run's `runs/<id>/starts`: one line `<attempt> <step id>` for every attempt, written before
 /// the attempt starts, so that an engine killed before the attempt's start was committed still
@@ -6,20 +7,43 @@ import Foundation
 ///
 /// The store commits a turn's events up to 10 ms after the turn (group commit), while the turn's
 /// attempts start at once. An engine killed in between leaves steps that ran with an
-/// `OMNIBASE_ATTEMPT` the database never heard of. Each turn's starts are therefore appended to
-/// this file first, in one `write` without `fsync` (a process crash cannot lose what is in the
-/// page cache; a power loss takes the steps' processes with it too). `resume` reads the file,
-/// together with the other traces an attempt leaves (its log files, its leftover processes, see
+/// `OMNIBASE_ATTEMPT` the database never heard of. Each turn's starts are therefore in this file
+/// first, without `fsync` (a process crash cannot lose what is in the page cache; a power loss
+/// takes the steps' processes with it too). `resume` reads the file, together with the other
+/// traces an attempt leaves (its log files, its leftover processes, see
 /// ``traces(stateDirectory:runID:stepIDs:)``), records every traced attempt the database lacks as
 /// `engine_lost`, and numbers the next attempts above all of them: an attempt number is never
 /// used twice for a step, and no attempt's log is ever replaced.
 ///
+/// The file is mapped (`MAP_SHARED`) and a turn's lines are copied into the mapping: in the page
+/// cache as soon as the copy is done, like a `write`, without a system call per turn (one per
+/// turn was the executor's most frequent one in an in-process run). Room is reserved on disk
+/// 64 KiB at a time (`posix_fallocate`), so a full disk is an error here, never a `SIGBUS` at a
+/// copy; the zeros after the last line are cut off when the journal closes, and skipped when a
+/// journal a killed engine left is opened again (a line it left torn is ended first). Where the
+/// file cannot be mapped it is written with `pwrite`.
+///
 /// - Important: A line says the attempt was about to start, not that it did: the engine may have
 ///   died between the line and the spawn.
 final class AttemptJournal: Sendable {
+    private struct Mapping {
+        /// The mapping of the file's first ``mappedBytes`` bytes (nil: `pwrite` is used).
+        var base: UnsafeMutableRawPointer?
+        /// The bytes of lines: where the next line goes.
+        var used: Int
+        /// The file's size: lines, then zeros reserved for the next ones.
+        var allocated: Int
+    }
+
     private let fd: Int32
+    private let mapping: Mutex<Mapping>
     /// The file's path.
     let path: String
+
+    /// How much of the file is mapped (address space only); lines beyond it are written.
+    static let mappedBytes = 1 << 30
+    /// How much room is reserved on disk at a time.
+    static let reserveBytes = 1 << 16
 
     /// The file, relative to the state folder.
     static func relativePath(_ runID: String) -> String { "runs/\(runID)/starts" }
@@ -29,18 +53,35 @@ final class AttemptJournal: Sendable {
     init(stateDirectory: StateDirectory, runID: String) throws(EngineError) {
         path = stateDirectory.path + "/" + Self.relativePath(runID)
         do {
-            let handle = try stateDirectory.openForAppend(Self.relativePath(runID))
-            let duplicate = fcntl(handle.fileDescriptor, F_DUPFD_CLOEXEC, 0)
-            guard duplicate >= 0 else { throw EngineError(.stateFailure, "cannot open \(path): \(String(cString: strerror(errno)))") }
-            fd = duplicate
+            fd = try stateDirectory.openForUpdate(Self.relativePath(runID))
         } catch {
             throw EngineError(error)
         }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw EngineError(.stateFailure, "cannot open \(path): \(message)")
+        }
+        let size = Int(status.st_size)
+        let used = Self.endOfLines(fd, size: size)
+        let raw = mmap(nil, Self.mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        mapping = Mutex(Mapping(base: raw == MAP_FAILED ? nil : raw, used: used, allocated: size))
+        // A line a killed engine left torn is ended, so that the next one stays whole. (Should
+        // that fail, deinit closes the file.)
+        if used > 0 && Self.byte(fd, at: used - 1) != UInt8(ascii: "\n") { try append([UInt8(ascii: "\n")]) }
     }
 
-    deinit { close(fd) }
+    deinit {
+        mapping.withLock { mapping in
+            if let base = mapping.base { munmap(base, Self.mappedBytes) }
+            // The zeros reserved after the last line are not part of it.
+            if mapping.allocated > mapping.used { _ = ftruncate(fd, off_t(mapping.used)) }
+        }
+        close(fd)
+    }
 
-    /// Appends the attempts that `events` start (their `step_started` events), in one write.
+    /// Appends the attempts that `events` start (their `step_started` events).
     /// - Throws: ``EngineError`` (exit 74) when the file cannot be written.
     func note(_ events: [RunEvent]) throws(EngineError) {
         var bytes: [UInt8] = []
@@ -52,16 +93,75 @@ final class AttemptJournal: Sendable {
             bytes.append(UInt8(ascii: "\n"))
         }
         guard !bytes.isEmpty else { return }
-        try EventLogWriter.writeAll(fd, bytes, path: path)
+        try append(bytes)
+    }
+
+    private func append(_ bytes: [UInt8]) throws(EngineError) {
+        let failure = mapping.withLock { mapping -> String? in
+            let end = mapping.used + bytes.count
+            guard let base = mapping.base, end <= Self.mappedBytes else {
+                if let failure = Self.pwriteAll(fd, bytes, at: mapping.used) { return failure }
+                mapping.used = end
+                mapping.allocated = max(mapping.allocated, end)
+                return nil
+            }
+            if end > mapping.allocated {
+                let reserved = (end + Self.reserveBytes - 1) / Self.reserveBytes * Self.reserveBytes
+                let status = posix_fallocate(fd, off_t(mapping.allocated), off_t(reserved - mapping.allocated))
+                guard status == 0 else { return String(cString: strerror(status)) }
+                mapping.allocated = reserved
+            }
+            bytes.withUnsafeBytes { (base + mapping.used).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            mapping.used = end
+            return nil
+        }
+        if let failure { throw EngineError(.stateFailure, "writing \(path) failed: \(failure)") }
+    }
+
+    /// Writes `bytes` at `offset`; returns the error's description when it fails.
+    private static func pwriteAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int) -> String? {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset + written)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return String(cString: strerror(errno))
+            }
+            written += n
+        }
+        return nil
+    }
+
+    /// The length of a journal's lines: its size without the zeros after them (reserved by an
+    /// engine that did not close it).
+    private static func endOfLines(_ fd: Int32, size: Int) -> Int {
+        var end = size
+        var chunk = [UInt8](repeating: 0, count: reserveBytes)
+        while end > 0 {
+            let start = max(0, end - chunk.count)
+            let count = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, end - start, off_t(start)) }
+            guard count == end - start else { return end }
+            if let last = chunk[0..<count].lastIndex(where: { $0 != 0 }) { return start + last + 1 }
+            end = start
+        }
+        return 0
+    }
+
+    /// The byte at `offset` (0 when it cannot be read).
+    private static func byte(_ fd: Int32, at offset: Int) -> UInt8 {
+        var value: UInt8 = 0
+        _ = pread(fd, &value, 1, off_t(offset))
+        return value
     }
 
     /// The attempt numbers, per step, that a run's state folder holds traces of: lines of the
-    /// journal and log files `logs/<step>.<attempt>.out` / `.err` (a torn last line or a file of
-    /// another name is ignored).
+    /// journal and log files `logs/<step>.<attempt>.out` / `.err` (a torn line, zeros after the
+    /// lines or a file of another name are ignored).
     /// - Parameter stepIDs: the run's steps; traces of other ids are ignored.
     static func traces(stateDirectory: StateDirectory, runID: String, stepIDs: Set<String>) -> [String: Set<Int>] {
         var traces: [String: Set<Int>] = [:]
-        let journal = readNoFollow(stateDirectory.path + "/" + relativePath(runID))
+        // Up to the zeros reserved after the lines, if an engine was killed with the file open.
+        let journal = readNoFollow(stateDirectory.path + "/" + relativePath(runID)).prefix { $0 != 0 }
         for line in journal.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             guard let space = line.firstIndex(of: UInt8(ascii: " ")),
                   let attempt = Int(String(decoding: line[..<space], as: UTF8.self)), attempt > 0 else { continue }

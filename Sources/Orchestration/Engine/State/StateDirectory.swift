@@ -111,6 +111,15 @@ public struct StateDirectory: Sendable, Hashable {
         return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
+    /// Opens the file at `relativePath` for reading and writing (to map it), creating it (mode
+    /// 0600) and its missing parent folders (mode 0700), as ``openForAppend(_:)`` does.
+    ///
+    /// - Returns: The descriptor (close-on-exec); the caller closes it.
+    /// - Throws: ``StoreError``: `.symlinkRefused`, `.unsafePath`, or the mapped `errno`.
+    package func openForUpdate(_ relativePath: String) throws -> Int32 {
+        try openFile(relativePath, flags: O_RDWR | O_CREAT)
+    }
+
     /// Replaces the file at `relativePath` with `bytes` so that readers see the old or the new
     /// content, never a mix, even after a crash.
     ///
