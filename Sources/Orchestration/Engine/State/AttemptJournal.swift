@@ -135,6 +135,7 @@ final class AttemptJournal: Sendable {
     /// The length of a journal's lines: its size without the zeros after them (reserved by an
     /// engine that did not close it).
     private static func endOfLines(_ fd: Int32, size: Int) -> Int {
+        guard size > 0 else { return 0 }
         var end = size
         var chunk = [UInt8](repeating: 0, count: reserveBytes)
         while end > 0 {
