@@ -33,7 +33,7 @@ extension CommitGate {
 /// Records a run's events in `runs.db`, then in `events.jsonl`, on a dedicated writer thread with
 /// group commit.
 ///
-/// `record` notes the turn's starting attempts in the run's ``AttemptJournal`` (one `write`, so a
+/// `record` notes the turn's starting attempts in the run's ``AttemptJournal`` (a mapped file, so a
 /// crash before the commit still leaves a trace of them), queues the turn's events and returns.
 /// The writer thread takes
 /// everything queued, commits it in one `BEGIN IMMEDIATE` transaction (one fsync with
