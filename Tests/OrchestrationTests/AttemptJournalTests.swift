@@ -42,6 +42,19 @@ struct AttemptJournalTests {
         #expect(String(decoding: bytes(), as: UTF8.self) == "1 a\n1 b\n2 a\n2 b\n")
     }
 
+    /// Lines beyond the mapped part of the file are written with `pwrite`, after the mapped ones.
+    @Test func linesBeyondTheMappingAreWrittenInOrder() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var journal: AttemptJournal? = try AttemptJournal(stateDirectory: StateDirectory(path: state), runID: runID,
+                                                          mappedBytes: 16)
+        try journal?.note(starts([("a", 1), ("b", 1)]))  // 8 bytes, mapped
+        try journal?.note(starts([("c", 1), ("d", 1)]))  // 16 bytes in all, mapped
+        try journal?.note(starts([("e", 1)]))            // beyond: written
+        #expect(try traces(["a", "b", "c", "d", "e"]) == ["a": [1], "b": [1], "c": [1], "d": [1], "e": [1]])
+        journal = nil
+        #expect(String(decoding: bytes(), as: UTF8.self) == "1 a\n1 b\n1 c\n1 d\n1 e\n")
+    }
+
     /// What a killed engine leaves: a torn last line and the zeros it had reserved.
     @Test func aKilledEnginesTornLineAndZerosAreSkippedAndTheNextLineStaysWhole() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }

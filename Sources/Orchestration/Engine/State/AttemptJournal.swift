@@ -41,7 +41,7 @@ final class AttemptJournal: Sendable {
     let path: String
 
     /// How much of the file is mapped (address space only); lines beyond it are written.
-    static let mappedBytes = 1 << 30
+    let mappedBytes: Int
     /// How much room is reserved on disk at a time.
     static let reserveBytes = 1 << 16
 
@@ -49,9 +49,12 @@ final class AttemptJournal: Sendable {
     static func relativePath(_ runID: String) -> String { "runs/\(runID)/starts" }
 
     /// Opens (creating, 0600, no symlinks) a run's journal for appending.
+    /// - Parameter mappedBytes: how much of the file to map (1 GiB; smaller in tests of the
+    ///   lines written beyond it).
     /// - Throws: ``EngineError`` (exit 5 for a symbolic link, 74 otherwise).
-    init(stateDirectory: StateDirectory, runID: String) throws(EngineError) {
+    init(stateDirectory: StateDirectory, runID: String, mappedBytes: Int = 1 << 30) throws(EngineError) {
         path = stateDirectory.path + "/" + Self.relativePath(runID)
+        self.mappedBytes = mappedBytes
         do {
             fd = try stateDirectory.openForUpdate(Self.relativePath(runID))
         } catch {
@@ -65,7 +68,7 @@ final class AttemptJournal: Sendable {
         }
         let size = Int(status.st_size)
         let used = Self.endOfLines(fd, size: size)
-        let raw = mmap(nil, Self.mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        let raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         mapping = Mutex(Mapping(base: raw == MAP_FAILED ? nil : raw, used: used, allocated: size))
         // A line a killed engine left torn is ended, so that the next one stays whole. (Should
         // that fail, deinit closes the file.)
@@ -74,7 +77,7 @@ final class AttemptJournal: Sendable {
 
     deinit {
         mapping.withLock { mapping in
-            if let base = mapping.base { munmap(base, Self.mappedBytes) }
+            if let base = mapping.base { munmap(base, mappedBytes) }
             // The zeros reserved after the last line are not part of it.
             if mapping.allocated > mapping.used { _ = ftruncate(fd, off_t(mapping.used)) }
         }
@@ -97,39 +100,25 @@ final class AttemptJournal: Sendable {
     }
 
     private func append(_ bytes: [UInt8]) throws(EngineError) {
-        let failure = mapping.withLock { mapping -> String? in
+        try mapping.withLock { mapping throws(EngineError) in
             let end = mapping.used + bytes.count
-            guard let base = mapping.base, end <= Self.mappedBytes else {
-                if let failure = Self.pwriteAll(fd, bytes, at: mapping.used) { return failure }
+            guard let base = mapping.base, end <= mappedBytes else {
+                try EventLogWriter.writeAll(fd, bytes, at: mapping.used, path: path)
                 mapping.used = end
                 mapping.allocated = max(mapping.allocated, end)
-                return nil
+                return
             }
             if end > mapping.allocated {
                 let reserved = (end + Self.reserveBytes - 1) / Self.reserveBytes * Self.reserveBytes
                 let status = posix_fallocate(fd, off_t(mapping.allocated), off_t(reserved - mapping.allocated))
-                guard status == 0 else { return String(cString: strerror(status)) }
+                guard status == 0 else {
+                    throw EngineError(.stateFailure, "writing \(path) failed: \(String(cString: strerror(status)))")
+                }
                 mapping.allocated = reserved
             }
             bytes.withUnsafeBytes { (base + mapping.used).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
             mapping.used = end
-            return nil
         }
-        if let failure { throw EngineError(.stateFailure, "writing \(path) failed: \(failure)") }
-    }
-
-    /// Writes `bytes` at `offset`; returns the error's description when it fails.
-    private static func pwriteAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int) -> String? {
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset + written)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return String(cString: strerror(errno))
-            }
-            written += n
-        }
-        return nil
     }
 
     /// The length of a journal's lines: its size without the zeros after them (reserved by an

@@ -42,10 +42,14 @@ package final class EventLogWriter: RunObserver, LoopSafeObserver {
         }
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(EngineError) {
+    /// Writes all of `bytes` to `fd`: at the file's offset, or at `offset` (`pwrite`) when given.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int? = nil, path: String) throws(EngineError) {
         var written = 0
         while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let n = bytes[written...].withUnsafeBytes { buffer in
+                offset.map { pwrite(fd, buffer.baseAddress, buffer.count, off_t($0 + written)) }
+                    ?? write(fd, buffer.baseAddress, buffer.count)
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 let code: EngineError.Code = .stateFailure
