@@ -290,13 +290,28 @@ struct ProcessLoopExecutorTests {
         let slow = trap.step("slow", timeout: .seconds(1))
         async let chainReport = chainSession.start(chain)
         // The first link's start is committed (the writer gathers for 10 ms), then the lock is
-        // taken as another process would, and held past the first link's end.
+        // taken as another process would, and held past the first link's end: by a thread of its
+        // own, so that it is released 2.5 s later however busy the cooperative pool is (CI, under
+        // load: a pool task that slept 2.5 s resumed after the engine's 5 s wait for the lock).
         try await Task.sleep(for: .milliseconds(400))
-        let lock = try FileLock(path: folder + "/a/runs.db.lock")
-        try lock.lock(timeout: .seconds(5))
+        let lockPath = folder + "/a/runs.db.lock"
+        // nil until the thread has the lock; then "" or why it could not take it.
+        let held = Mutex<String?>(nil)
+        Thread {
+            do {
+                let lock = try FileLock(path: lockPath)
+                try lock.lock(timeout: .seconds(5))
+                held.withLock { $0 = "" }
+                usleep(2_500_000)
+                lock.unlock()
+            } catch {
+                held.withLock { $0 = "\(error)" }
+            }
+        }.start()
+        while held.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(2)) }
+        let failure = try #require(held.withLock { $0 })
+        try #require(failure.isEmpty, "the lock could not be taken: \(failure)")
         async let timeoutReport = timeoutSession.start(Plan(id: "B", maxConcurrency: 1, steps: [slow]))
-        try await Task.sleep(for: .milliseconds(2500))
-        lock.unlock()
         let (a, b) = try await (chainReport, timeoutReport)
         #expect(a.status == .succeeded, "the chain went on once the lock was free")
         let slowReport = try #require(b.steps.first)
