@@ -14,6 +14,10 @@ struct InProcessResult {
     var cpuSeconds: Double
     /// CPU time of the store writer's thread (0 with the store off).
     var writerCPUSeconds: Double
+    /// Transactions the store committed, and how many of them on the executor's thread (0 with
+    /// the store off).
+    var commits = 0
+    var inlineCommits = 0
 
     var nodesPerSecond: Double { Double(nodes) / seconds }
     var microsecondsPerNode: Double { seconds * 1e6 / Double(nodes) }
@@ -41,6 +45,7 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, s
     let start = ContinuousClock.now
     let report: RunReport
     var writerCPU = 0.0
+    var commits = (all: 0, inline: 0)
     if store {
         let directory = try StateDirectory(path: scratch + "/state-\(getpid())")
         let runStore = try RunStore(stateDirectory: directory)
@@ -53,6 +58,7 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, s
                                        commitGate: recorder, clock: ContinuousClock()).run()
         try await recorder.close()
         writerCPU = recorder.writerCPUTime.map(seconds) ?? 0
+        commits = (recorder.commitCount, recorder.inlineCommitCount)
     } else {
         report = try await DAGExecutor(plan: plan, graph: graph, options: options, clock: ContinuousClock()).run()
     }
@@ -62,7 +68,8 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, s
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return InProcessResult(shape: shape, nodes: nodes, concurrency: concurrency, store: store, seconds: elapsed,
-                           peakRSSBytes: Int(usage.ru_maxrss) * 1024, cpuSeconds: cpu, writerCPUSeconds: writerCPU)
+                           peakRSSBytes: Int(usage.ru_maxrss) * 1024, cpuSeconds: cpu, writerCPUSeconds: writerCPU,
+                           commits: commits.all, inlineCommits: commits.inline)
 }
 
 /// Plan validation of a large generated plan file: time and peak memory (in a fresh process).

@@ -94,6 +94,7 @@ do {
         let bare = await measureBareTaskGroup(shape: shape, nodes: result.nodes, concurrency: result.concurrency)
         print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes),
                                 "cpu_seconds": .double(result.cpuSeconds), "writer_cpu_seconds": .double(result.writerCPUSeconds),
+                                "commits": .int(result.commits), "inline_commits": .int(result.inlineCommits),
                                 "bare_seconds": .double(bare)]).serialized())
         try? FileManager.default.removeItem(atPath: scratch)
     case "validate-one":
@@ -217,6 +218,7 @@ func inProcessScenario() async throws {
                         "overhead_us_per_node": .double((seconds - bare) * 1e6 / Double(nodes)),
                         "cpu_us_per_node": .double(cpu * 1e6 / Double(nodes)),
                         "writer_cpu_us_per_node": .double(writerCPU * 1e6 / Double(nodes)),
+                        "commits": .int(answer["commits"]?.intValue ?? 0),
                     ]))
                 }
             }
