@@ -295,6 +295,88 @@ struct StoreRecorderTests {
         try await recorder.close()
         #expect(try fixture.storedSeqs() == Array(1...10))
     }
+
+    /// Whether another connection (here: this test, as another process would) could take the
+    /// state folder's lock right now; it is released again at once.
+    static func lockIsFree(_ fixture: Fixture) throws -> Bool {
+        let lock = try FileLock(path: fixture.path + "/state/runs.db.lock")
+        guard try lock.tryLock() else { return false }
+        lock.unlock()
+        return true
+    }
+
+    /// Polls (10 s at most) until the writer holds the state folder's lock.
+    static func waitForTheWritersLock(_ fixture: Fixture) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try lockIsFree(fixture) {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return true
+    }
+
+    /// A writer that wakes to a backlog (an in-process run: hundreds of events queued during
+    /// the last commit) applies it at once, in a transaction that stays open for the rest of
+    /// the window: the turns recorded meanwhile join it, nothing is visible before the commit,
+    /// and a waiter then commits them all in one transaction.
+    @Test func aBacklogIsAppliedAtOnceAndTheWindowsTurnsJoinItsTransaction() async throws {
+        let fixture = try Fixture(steps: 20)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60))
+        let turns = fixture.turns()
+        let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
+        try await recorder.record(backlog)
+        #expect(try await Self.waitForTheWritersLock(fixture), "the backlog was not applied while the window is open")
+        #expect(try fixture.storedSeqs().isEmpty, "nothing is visible before the commit")
+        for turn in turns[StoreRecorder.eagerEvents...] { try await recorder.record(turn) }
+        try await recorder.waitUntilDurable(Int64(turns.count))
+        #expect(recorder.commitCount == 1, "the window's turns went into the backlog's transaction")
+        #expect(try fixture.storedSeqs() == Array(1...Int64(turns.count)))
+        #expect(try Self.lockIsFree(fixture), "the lock is released with the commit")
+        try await recorder.close()
+        let lines = try String(contentsOfFile: recorder.eventsPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == turns.count, "events.jsonl holds every committed event once")
+    }
+
+    /// A turn or two do not open the window's transaction: the writer gathers them without
+    /// holding the state folder's lock, which other writers (a second engine, `cancel`) need.
+    @Test func aTurnOrTwoAreGatheredWithoutHoldingTheLock() async throws {
+        let fixture = try Fixture(steps: 2)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60))
+        let turns = fixture.turns()
+        try await recorder.record(turns[0])
+        try await recorder.record(turns[1])
+        for _ in 0..<50 {
+            #expect(try Self.lockIsFree(fixture))
+            try await Task.sleep(for: .milliseconds(4))
+        }
+        try await recorder.waitUntilDurable(2)
+        #expect(try fixture.storedSeqs() == [1, 2])
+        try await recorder.close()
+    }
+
+    /// A turn the store refuses (a second result for a step that succeeded) rolls back the
+    /// whole window's transaction, the backlog applied before it included: nothing of it is in
+    /// the database or in `events.jsonl`, its waiter gets the failure, and so does the next
+    /// `record`.
+    @Test func aRefusedTurnRollsBackTheBacklogAppliedBeforeIt() async throws {
+        let fixture = try Fixture(steps: 20)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60))
+        let turns = fixture.turns()
+        let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
+        try await recorder.record(backlog)
+        #expect(try await Self.waitForTheWritersLock(fixture))
+        let next = Int64(backlog.count + 1)
+        let second = RunEvent(seq: next, runID: fixture.runID, kind: .stepSucceeded, stepID: "s0", attempt: 1,
+                              data: ["exit_code": 0])
+        try await recorder.record([second])
+        await #expect(throws: EngineError.self) { try await recorder.waitUntilDurable(next) }
+        #expect(try fixture.storedSeqs().isEmpty, "the backlog went with the refused turn")
+        #expect(try Self.lockIsFree(fixture))
+        await #expect(throws: EngineError.self) { try await recorder.record(turns[StoreRecorder.eagerEvents]) }
+        await #expect(throws: EngineError.self) { try await recorder.close() }
+        let copied = (try? String(contentsOfFile: recorder.eventsPath, encoding: .utf8)) ?? ""
+        #expect(copied.isEmpty, "nothing was copied to events.jsonl")
+    }
 }
 
 /// Group commit writes a step that started and succeeded within one transaction as its final

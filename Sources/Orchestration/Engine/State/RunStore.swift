@@ -362,6 +362,17 @@ public final class RunStore {
         try write { db in try apply(events, db) }
     }
 
+    /// Records, in one transaction, every batch `next` hands over, applied as it comes, and
+    /// commits once `next` returns nil: the store writer applies a window's turns while it
+    /// gathers them, so that only the commit is left when somebody waits for them.
+    func append(streaming next: () -> [EncodedEvent]?) throws(EngineError) {
+        try write { db in
+            while let events = next() {
+                if !events.isEmpty { try apply(events, db) }
+            }
+        }
+    }
+
     /// Appends `events` as ``append(encoded:)`` does, unless another connection holds the state
     /// folder's lock or the database right now (``SQLiteDatabase/writeIfUnlocked(_:)``).
     /// - Returns: Whether the events were committed (`false`: nothing was written).
