@@ -149,8 +149,9 @@ struct TerminalTests {
             + "n=0; while [ \"$(stty -g)\" = \"$(cat before)\" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; "
             + "stty -g > during; kill -INT $pid; wait $pid; echo $? > status; stty -g > after"
         let script = "script -qec " + ShellQuoting.quote(command) + " /dev/null < /dev/null"
-        _ = await runCLIProcess("/bin/sh", ["-c", script], in: dir.path, environment: ["TERM": "xterm", "NO_COLOR": "1"])
-        #expect(dir.read("status") == "130\n", "stopped as by Ctrl-C")
+        let result = await runCLIProcess("/bin/sh", ["-c", script], in: dir.path, environment: ["TERM": "xterm", "NO_COLOR": "1"])
+        #expect(dir.read("status") == "130\n",
+                "stopped as by Ctrl-C; terminal: \(result.stdout) report: \(dir.read("report.json") ?? "none")")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/first.ran"))
         let before = try #require(dir.read("before")), during = try #require(dir.read("during"))
         let after = try #require(dir.read("after"))

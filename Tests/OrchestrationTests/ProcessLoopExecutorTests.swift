@@ -289,7 +289,7 @@ struct ProcessLoopExecutorTests {
         ])
         let slow = trap.step("slow", timeout: .seconds(1))
         async let chainReport = chainSession.start(chain)
-        // The first link's start is committed (the writer gathers for 10 ms), then the lock is
+        // The first link's start is committed (the writer gathers for 50 ms), then the lock is
         // taken as another process would, and held past the first link's end: by a thread of its
         // own, so that it is released 2.5 s later however busy the cooperative pool is (CI, under
         // load: a pool task that slept 2.5 s resumed after the engine's 5 s wait for the lock).

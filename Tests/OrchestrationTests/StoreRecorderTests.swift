@@ -321,7 +321,8 @@ struct StoreRecorderTests {
     /// and a waiter then commits them all in one transaction.
     @Test func aBacklogIsAppliedAtOnceAndTheWindowsTurnsJoinItsTransaction() async throws {
         let fixture = try Fixture(steps: 20)
-        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60))
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
+                                         eagerHold: .seconds(60))
         let turns = fixture.turns()
         let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
         try await recorder.record(backlog)
@@ -335,6 +336,27 @@ struct StoreRecorderTests {
         try await recorder.close()
         let lines = try String(contentsOfFile: recorder.eventsPath, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == turns.count, "events.jsonl holds every committed event once")
+    }
+
+    /// A backlog's transaction is committed `eagerHold` after it began even though nobody waits
+    /// and the window (60 s here) is far from over: the state folder's lock is not held longer.
+    @Test func aBacklogsTransactionIsHeldNoLongerThanItsBound() async throws {
+        let fixture = try Fixture(steps: 20)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
+                                         eagerHold: .milliseconds(200))
+        let turns = fixture.turns()
+        let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
+        try await recorder.record(backlog)
+        // Polled without a waiter (a waiter would end the transaction by itself); 20 s: far
+        // beyond the bound, short of the window.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while recorder.durableSeq < Int64(backlog.count) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(recorder.durableSeq == Int64(backlog.count), "the transaction outlived its bound")
+        #expect(try Self.lockIsFree(fixture))
+        try await recorder.close()
+        #expect(try fixture.storedSeqs() == Array(1...Int64(backlog.count)))
     }
 
     /// A turn or two do not open the window's transaction: the writer gathers them without
@@ -360,7 +382,8 @@ struct StoreRecorderTests {
     /// `record`.
     @Test func aRefusedTurnRollsBackTheBacklogAppliedBeforeIt() async throws {
         let fixture = try Fixture(steps: 20)
-        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60))
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
+                                         eagerHold: .seconds(60))
         let turns = fixture.turns()
         let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
         try await recorder.record(backlog)

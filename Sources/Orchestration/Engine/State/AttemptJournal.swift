@@ -5,7 +5,7 @@ import Synchronization
 /// the attempt starts, so that an engine killed before the attempt's start was committed still
 /// leaves a trace of it.
 ///
-/// The store commits a turn's events up to 10 ms after the turn (group commit), while the turn's
+/// The store commits a turn's events up to 50 ms after the turn (group commit), while the turn's
 /// attempts start at once. An engine killed in between leaves steps that ran with an
 /// `OMNIBASE_ATTEMPT` the database never heard of. Each turn's starts are therefore in this file
 /// first, without `fsync` (a process crash cannot lose what is in the page cache; a power loss
