@@ -505,7 +505,14 @@ struct DurableStateTests {
         #expect(refused.stderr.contains("\(engine)"), "the message names the engine: \(refused.stderr)")
         #expect(isAlive(step), "resume tore down a step of the live engine")
         #expect(isAlive(engine))
-        let shown = await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", state], in: folder)
+        // The step's start is committed with the next group commit (up to the writer's window
+        // after it started): shown once it is (20 s at most).
+        var shown = await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", state], in: folder)
+        let committedBy = ContinuousClock.now + .seconds(20)
+        while try shown.json()["progress"]?["running"]?.arrayValue != ["wait"] && ContinuousClock.now < committedBy {
+            try await Task.sleep(for: .milliseconds(10))
+            shown = await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", state], in: folder)
+        }
         #expect(shown.status == 0, "\(shown.stderr)")
         #expect(try shown.json()["live"]?.boolValue == true)
         #expect(try shown.json()["engine_pid"]?.intValue == Int(engine))

@@ -183,6 +183,15 @@ struct SlurmExecutorTests {
         async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
         let orphan = try #require(Int32(try await waitForFile(dir.path + "/long.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
         let engine = try #require(enginePID(usingStateDirectory: state))
+        // The job's id is committed with the next group commit (up to the writer's window after
+        // the job started): killed while the job runs, once its id is recorded (20 s at most).
+        let recordedBy = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < recordedBy {
+            let store = try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true)
+            if let runID = try store.runs().first?.runID,
+               try attemptJobs(state, runID).contains(where: { $0.step == "long" && $0.jobID != nil }) { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         kill(engine, SIGKILL)
         let killed = await run
         #expect(killed.status == 128 + SIGKILL)

@@ -370,6 +370,43 @@ struct SQLiteDatabaseTests {
         }
     }
 
+    /// A holder that takes the lock again microseconds after each release (a store writer
+    /// committing back to back) is almost never caught free by a waiter that polls every few
+    /// milliseconds: the waiter gave up after its timeout (found with a CLI `run` beside a
+    /// writer-bound in-process run in one state folder: exit 74 after 5 s). A fair lock's
+    /// waiter goes first. (With `fair: false` the waiter is starved: the test fails.)
+    @Test("a waiter gets a fair lock that its holder takes again back to back")
+    func aFairLocksWaiterIsNotStarved() throws {
+        let fair = true
+        try withScratchFolder { folder in
+            let path = folder + "/x.lock"
+            let stop = Mutex(false), rounds = Mutex(0)
+            let holding = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
+            Thread {
+                defer { stopped.signal() }
+                guard let holder = try? FileLock(path: path, fair: fair) else { return }
+                var first = true
+                while !stop.withLock({ $0 }) {
+                    guard (try? holder.lock(timeout: .seconds(10))) != nil else { return }
+                    if first { holding.signal(); first = false }
+                    usleep(10_000)
+                    holder.unlock()
+                    rounds.withLock { $0 += 1 }
+                }
+            }.start()
+            holding.wait()
+            let waiter = try FileLock(path: path, fair: fair)
+            let started = ContinuousClock.now
+            let got = (try? waiter.lock(timeout: .seconds(2))) != nil
+            let waited = ContinuousClock.now - started
+            if got { waiter.unlock() }
+            stop.withLock { $0 = true }
+            stopped.wait()
+            #expect(got, "the waiter was starved for 2 s while the holder took the lock \(rounds.withLock { $0 }) times")
+            #expect(waited < .seconds(1), "waited \(waited) for a lock held 10 ms at a time")
+        }
+    }
+
     @Test("a read-only connection reads the last commit while a writer is inside a transaction")
     func readerReadsDuringWrite() throws {
         try withScratchFolder { folder in

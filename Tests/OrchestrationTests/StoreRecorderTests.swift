@@ -359,6 +359,28 @@ struct StoreRecorderTests {
         #expect(try fixture.storedSeqs() == Array(1...Int64(backlog.count)))
     }
 
+    /// A writer far behind does not take everything queued into one transaction (the state
+    /// folder's lock is held while it is applied): at most `maxEventsPerCommit` events, whole
+    /// turns, and the rest in the next transaction at once, by the writer alone. Three turns of
+    /// 9,000 events each, two of which do not fit in one transaction: three transactions
+    /// (without the bound: one, or the first turn and then the two others).
+    @Test(arguments: [Duration.zero, .seconds(60)])
+    func aBacklogIsCommittedInBoundedTransactions(eagerHold: Duration) async throws {
+        let fixture = try Fixture(steps: 13_500)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
+                                         eagerHold: eagerHold)
+        let events = Array(fixture.turns().joined())
+        let size = 9_000
+        #expect(size <= StoreRecorder.maxEventsPerCommit && 2 * size > StoreRecorder.maxEventsPerCommit)
+        for start in stride(from: 0, to: 3 * size, by: size) { try await recorder.record(Array(events[start..<start + size])) }
+        try await recorder.waitUntilDurable(Int64(3 * size))
+        #expect(recorder.commitCount == 3, "\(recorder.commitCount) transactions")
+        try await recorder.close()
+        #expect(try fixture.storedSeqs() == Array(1...Int64(3 * size)))
+        let lines = try String(contentsOfFile: recorder.eventsPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3 * size)
+    }
+
     /// A turn or two do not open the window's transaction: the writer gathers them without
     /// holding the state folder's lock, which other writers (a second engine, `cancel`) need.
     @Test func aTurnOrTwoAreGatheredWithoutHoldingTheLock() async throws {

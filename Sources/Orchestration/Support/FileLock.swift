@@ -19,46 +19,92 @@ import Glibc
 /// - Important: A `FileLock` is not a lock between threads sharing the *same* instance: its
 ///   holder is the open file description, not a thread. Give each owner its own instance; the
 ///   type is deliberately not `Sendable`.
+///
+/// A *fair* lock (`fair: true`, the databases' write locks) also keeps a queue file beside it,
+/// `<path>-wait`. Polling alone is not fair: a holder that takes the lock again microseconds
+/// after releasing it (a store writer committing back to back) is almost never caught free by
+/// a waiter that looks every few milliseconds, which then gave up after its timeout. So a
+/// waiter holds the queue file exclusively while it polls, one waiter at a time, and a taker
+/// that finds the queue file held lets the waiter go first: it queues up behind it. When
+/// nobody waits, taking the lock costs two more `flock` calls (a shared lock of the queue file,
+/// released at once). Every instance of one path must agree on `fair`.
 public final class FileLock {
     /// The lock file.
     public let path: String
     private let descriptor: Int32
+    /// The queue file of a fair lock, or -1.
+    private let queue: Int32
     /// Whether this instance currently holds the lock.
     public private(set) var isLocked = false
 
-    /// Opens (creating if needed) the lock file at `path`. Does not take the lock.
+    /// Opens (creating if needed) the lock file at `path`, and for a fair lock its queue file
+    /// `<path>-wait`. Does not take the lock.
     ///
-    /// - Parameter path: The lock file, e.g. `<state>/runs.db.lock`.
-    /// - Throws: ``StoreError`` with `.symlinkRefused` when `path` is a symbolic link, or the
-    ///   mapped `errno` when the file cannot be opened or created.
-    public init(path: String) throws {
+    /// - Parameters:
+    ///   - path: The lock file, e.g. `<state>/runs.db.lock`.
+    ///   - fair: Whether waiters go first (see the type's documentation).
+    /// - Throws: ``StoreError`` with `.symlinkRefused` when a file is a symbolic link, or the
+    ///   mapped `errno` when it cannot be opened or created.
+    public init(path: String, fair: Bool = false) throws {
         self.path = path
-        let fd = path.withCString { open($0, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        let fd = try Self.open(path)
+        if fair {
+            do {
+                queue = try Self.open(path + "-wait")
+            } catch {
+                close(fd)
+                throw error
+            }
+        } else {
+            queue = -1
+        }
+        descriptor = fd
+    }
+
+    /// Opens a lock file: created 0600 whatever the umask, never through a symbolic link.
+    private static func open(_ path: String) throws -> Int32 {
+        let fd = path.withCString { Glibc.open($0, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw StoreError.posix(errno, operation: "open", path: path) }
         // The umask may have removed bits, never added any; a pre-existing file is tightened too.
         var status = stat()
         if fstat(fd, &status) == 0, status.st_uid == geteuid(), status.st_mode & 0o7777 != 0o600 {
             _ = fchmod(fd, 0o600)
         }
-        descriptor = fd
+        return fd
     }
 
     deinit {
-        // Closing the descriptor releases the lock if it is still held.
+        // Closing the descriptors releases the locks still held.
         close(descriptor)
+        if queue >= 0 { close(queue) }
     }
 
-    /// Takes the lock if nobody else holds it, without waiting.
+    /// Takes the lock if nobody else holds it or (for a fair lock) waits for it, without
+    /// waiting.
     ///
     /// - Returns: Whether the lock is now held by this instance.
     /// - Throws: ``StoreError`` for failures other than contention (e.g. `EIO`, `ENOLCK`).
     public func tryLock() throws -> Bool {
         precondition(!isLocked, "FileLock.tryLock() called while already holding \(path)")
+        if queue >= 0 {
+            // A waiter holds the queue file exclusively: it goes first.
+            guard try Self.tryFlock(queue, LOCK_SH, path: path + "-wait") else { return false }
+            flock(queue, LOCK_UN)
+        }
+        return try takeLock()
+    }
+
+    /// One `flock(LOCK_EX | LOCK_NB)` of the lock file.
+    private func takeLock() throws -> Bool {
+        guard try Self.tryFlock(descriptor, LOCK_EX, path: path) else { return false }
+        isLocked = true
+        return true
+    }
+
+    /// `flock(operation | LOCK_NB)`: whether it was granted.
+    private static func tryFlock(_ fd: Int32, _ operation: Int32, path: String) throws -> Bool {
         while true {
-            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 {
-                isLocked = true
-                return true
-            }
+            if flock(fd, operation | LOCK_NB) == 0 { return true }
             let number = errno
             switch number {
             case EINTR: continue
@@ -68,17 +114,27 @@ public final class FileLock {
         }
     }
 
-    /// Takes the lock, waiting up to `timeout` for another holder to release it.
+    /// Takes the lock, waiting up to `timeout` for another holder to release it (and for a
+    /// fair lock, for the waiters before this one).
     ///
     /// - Parameter timeout: How long to wait. Zero tries once.
     /// - Throws: ``StoreError`` with `.busy` when the lock is still held by another open file
     ///   description after `timeout`, or the mapped `errno` for other failures.
     public func lock(timeout: Duration) throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        if try tryLock() { return }
+        guard queue >= 0 else { return try poll(until: deadline, timeout: timeout) { try takeLock() } }
+        // In the queue: one waiter at a time polls the lock, and takers see it waiting.
+        try poll(until: deadline, timeout: timeout) { try Self.tryFlock(queue, LOCK_EX, path: path + "-wait") }
+        defer { flock(queue, LOCK_UN) }
+        try poll(until: deadline, timeout: timeout) { try takeLock() }
+    }
+
+    /// Calls `attempt` with growing pauses (100 us to 5 ms) until it succeeds or `deadline`.
+    private func poll(until deadline: ContinuousClock.Instant, timeout: Duration, _ attempt: () throws -> Bool) throws {
         var pause: Duration = .microseconds(100)
-        while try !tryLock() {
-            let now = clock.now
+        while try !attempt() {
+            let now = ContinuousClock.now
             guard now < deadline else {
                 throw StoreError(
                     .busy,

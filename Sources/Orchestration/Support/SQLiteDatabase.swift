@@ -181,7 +181,7 @@ public final class SQLiteDatabase {
         case .readWrite:
             flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
             try Self.createFileIfMissing(path)
-            lock = try FileLock(path: path + ".lock")
+            lock = try FileLock(path: path + ".lock", fair: true)
         case .readOnly:
             flags |= SQLITE_OPEN_READONLY
         case .immutable:

@@ -23,7 +23,8 @@ public struct StateDirectory: Sendable, Hashable {
     public let path: String
 
     /// The files SQLite and the write lock keep beside the database; checked at `init`.
-    static let databaseFiles = ["runs.db", "runs.db-wal", "runs.db-shm", "runs.db-journal", "runs.db.lock"]
+    static let databaseFiles = ["runs.db", "runs.db-wal", "runs.db-shm", "runs.db-journal", "runs.db.lock",
+                                "runs.db.lock-wait"]
 
     /// Opens the state folder at `path`, creating it and its missing parents (mode 0700).
     ///

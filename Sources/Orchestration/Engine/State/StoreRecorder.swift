@@ -242,19 +242,45 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         return closing
     }
 
-    /// Takes every queued turn. Returns them, whether the recorder is closing and whether the
-    /// store failed before.
-    private static func takeQueued(_ shared: Shared) -> (batches: [[RunEvent]], oldest: DispatchTime?, closing: Bool, failed: Bool) {
+    /// Takes the queued turns, as many as fit in `limit` events (at least one turn unless
+    /// `atLeastOne` is false; a turn is never split). Returns them, whether the recorder is closing and whether the store
+    /// failed before. Turns left queued keep their time (the next commit follows at once) and
+    /// the writer is woken for them (it may be asleep when a caller's inline commit took the
+    /// first ones).
+    private static func takeQueued(_ shared: Shared, limit: Int = maxEventsPerCommit, atLeastOne: Bool = true)
+        -> (batches: [[RunEvent]], oldest: DispatchTime?, closing: Bool, failed: Bool) {
         shared.state.withLock { state in
-            let batches = state.queued
             let oldest = state.oldestQueued
-            state.queued.removeAll(keepingCapacity: true)
-            state.queuedEvents = 0
-            state.oldestQueued = nil
-            state.unsignaled = false
+            var batches: [[RunEvent]]
+            if state.queuedEvents <= limit {
+                batches = state.queued
+                state.queued.removeAll(keepingCapacity: true)
+                state.queuedEvents = 0
+                state.oldestQueued = nil
+                state.unsignaled = false
+            } else {
+                var count = 0, taken = 0
+                while taken < state.queued.count
+                        && ((taken == 0 && atLeastOne) || count + state.queued[taken].count <= limit) {
+                    count += state.queued[taken].count
+                    taken += 1
+                }
+                batches = Array(state.queued[..<taken])
+                state.queued.removeFirst(taken)
+                state.queuedEvents -= count
+                state.unsignaled = !state.queued.isEmpty
+                if state.unsignaled { shared.wakeup.signal() }
+            }
             return (batches, oldest, state.closing, state.failure != nil)
         }
     }
+
+    /// The most events one transaction takes (whole turns, at least one). The state folder's
+    /// lock is held while they are applied: a writer that is far behind (an in-process run of
+    /// hundreds of thousands of steps) otherwise committed 100,000 steps at once and held it
+    /// for seconds, and another engine's writer, which waits 5 s for it, failed. About 50-100 ms
+    /// of the writer's work on the development machine.
+    static let maxEventsPerCommit = 16_384
 
     /// The writer's transaction when it found a backlog (``eagerEvents`` or more queued when
     /// it woke, an in-process run): the backlog is applied at once, while the executor goes on,
@@ -273,6 +299,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         // The lock is held from now: not for more than `hold`.
         let deadline = min((first.oldest ?? .now()) + .microseconds(microseconds), .now() + .microseconds(hold))
         var pending: [[RunEvent]]? = first.batches
+        var total = first.batches.reduce(0) { $0 + $1.count }
         // Each batch encoded once, for the transaction and for its copy.
         var copies: [[EncodedEvent]] = []
         var lastSeq: Int64 = 0
@@ -290,7 +317,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
                     pending = nil
                     return encode(batches)
                 }
-                while !finished {
+                // Full: the rest waits for the next transaction (``maxEventsPerCommit``).
+                while !finished && total < maxEventsPerCommit {
                     let now = DispatchTime.now()
                     let urgent = shared.state.withLock { state -> Bool in
                         let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil
@@ -300,10 +328,12 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
                     }
                     // What is queued now goes in; once urgent, it is the last of this transaction.
                     finished = urgent
-                    let taken = takeQueued(shared)
+                    let taken = takeQueued(shared, limit: maxEventsPerCommit - total, atLeastOne: false)
                     closing = closing || taken.closing
+                    total += taken.batches.reduce(0) { $0 + $1.count }
                     if !taken.batches.isEmpty { return encode(taken.batches) }
-                    if finished { break }
+                    // A turn that does not fit is left for the next transaction: commit now.
+                    if finished || shared.state.withLock({ !$0.queued.isEmpty }) { break }
                     // Woken by a waiter, an announced wait, `close`, or a turn recorded while
                     // the writer was applying the last one (``record(_:)`` wakes a writer that
                     // is not gathering).
