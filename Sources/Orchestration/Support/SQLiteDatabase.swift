@@ -38,7 +38,8 @@ import Glibc
  description: two connections in one process exclude each other exactly as two processes do, and
  a crashed holder's lock disappears with its process. Waiting for it polls with short sleeps up to
  the busy timeout and then throws `StoreError.Code.busy`, so a stuck peer is reported, not waited
- on forever.
+ on forever. It is a fair `FileLock` (`<database>.lock-wait` beside it): a waiter goes before a
+ connection that would take the lock again back to back, which polling alone never caught free.
 
  Thread rules
  ============
