@@ -315,17 +315,26 @@ struct StoreRecorderTests {
         return true
     }
 
+    /// A recorder with a 60 s window whose writer wakes to a backlog: the first
+    /// `eagerEvents` turns of the fixture's run, recorded at once. Returns the recorder, all the
+    /// turns and the backlog.
+    static func recorderGivenABacklog(_ fixture: Fixture, eagerHold: Duration) async throws
+        -> (StoreRecorder, [[RunEvent]], [RunEvent]) {
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
+                                         eagerHold: eagerHold)
+        let turns = fixture.turns()
+        let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
+        try await recorder.record(backlog)
+        return (recorder, turns, backlog)
+    }
+
     /// A writer that wakes to a backlog (an in-process run: hundreds of events queued during
     /// the last commit) applies it at once, in a transaction that stays open for the rest of
     /// the window: the turns recorded meanwhile join it, nothing is visible before the commit,
     /// and a waiter then commits them all in one transaction.
     @Test func aBacklogIsAppliedAtOnceAndTheWindowsTurnsJoinItsTransaction() async throws {
         let fixture = try Fixture(steps: 20)
-        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
-                                         eagerHold: .seconds(60))
-        let turns = fixture.turns()
-        let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
-        try await recorder.record(backlog)
+        let (recorder, turns, _) = try await Self.recorderGivenABacklog(fixture, eagerHold: .seconds(60))
         #expect(try await Self.waitForTheWritersLock(fixture), "the backlog was not applied while the window is open")
         #expect(try fixture.storedSeqs().isEmpty, "nothing is visible before the commit")
         for turn in turns[StoreRecorder.eagerEvents...] { try await recorder.record(turn) }
@@ -342,11 +351,7 @@ struct StoreRecorderTests {
     /// and the window (60 s here) is far from over: the state folder's lock is not held longer.
     @Test func aBacklogsTransactionIsHeldNoLongerThanItsBound() async throws {
         let fixture = try Fixture(steps: 20)
-        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
-                                         eagerHold: .milliseconds(200))
-        let turns = fixture.turns()
-        let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
-        try await recorder.record(backlog)
+        let (recorder, _, backlog) = try await Self.recorderGivenABacklog(fixture, eagerHold: .milliseconds(200))
         // Polled without a waiter (a waiter would end the transaction by itself); 20 s: far
         // beyond the bound, short of the window.
         let deadline = ContinuousClock.now + .seconds(20)
@@ -404,11 +409,7 @@ struct StoreRecorderTests {
     /// `record`.
     @Test func aRefusedTurnRollsBackTheBacklogAppliedBeforeIt() async throws {
         let fixture = try Fixture(steps: 20)
-        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(60),
-                                         eagerHold: .seconds(60))
-        let turns = fixture.turns()
-        let backlog = Array(turns[0..<StoreRecorder.eagerEvents].joined())
-        try await recorder.record(backlog)
+        let (recorder, turns, backlog) = try await Self.recorderGivenABacklog(fixture, eagerHold: .seconds(60))
         #expect(try await Self.waitForTheWritersLock(fixture))
         let next = Int64(backlog.count + 1)
         let second = RunEvent(seq: next, runID: fixture.runID, kind: .stepSucceeded, stepID: "s0", attempt: 1,
