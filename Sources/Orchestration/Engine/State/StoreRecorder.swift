@@ -243,10 +243,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     }
 
     /// Takes the queued turns, as many as fit in `limit` events (at least one turn unless
-    /// `atLeastOne` is false; a turn is never split). Returns them, whether the recorder is closing and whether the store
-    /// failed before. Turns left queued keep their time (the next commit follows at once) and
-    /// the writer is woken for them (it may be asleep when a caller's inline commit took the
-    /// first ones).
+    /// `atLeastOne` is false; a turn is never split). Returns them, whether the recorder is
+    /// closing and whether the store failed before. Turns left queued keep their time (the next
+    /// commit follows at once) and the writer is woken for them (it may be asleep when a
+    /// caller's inline commit took the first ones).
     private static func takeQueued(_ shared: Shared, limit: Int = maxEventsPerCommit, atLeastOne: Bool = true)
         -> (batches: [[RunEvent]], oldest: DispatchTime?, closing: Bool, failed: Bool) {
         shared.state.withLock { state in
@@ -288,9 +288,9 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     /// same transaction; so when somebody waits for them (a lattice's next layer) little more
     /// than the `COMMIT` is left to do. It commits when somebody waits or said they will, when
     /// the recorder closes, or `microseconds` after the oldest turn was queued, but at most
-    /// `hold` (``defaultEagerHold``) after it began: the state folder's lock is held meanwhile (other writers,
-    /// such as a second engine, wait for it), which is also why a turn or two do not open it.
-    /// The caller holds the connection. Returns whether the recorder is closing.
+    /// `hold` (``defaultEagerHold``) after it began: the state folder's lock is held meanwhile
+    /// (other writers, such as a second engine, wait for it), which is also why a turn or two
+    /// do not open it. The caller holds the connection. Returns whether the recorder is closing.
     private static func gatherAndCommit(_ connection: borrowing Connection, _ shared: Shared, microseconds: Int,
                                         hold: Int) -> Bool {
         let first = takeQueued(shared)
