@@ -132,6 +132,24 @@ struct StateDirectoryTests {
         }
     }
 
+    /// The fair write lock's queue file is a state file too: a link there is refused when the
+    /// folder is opened, and by the lock itself (exit 5), its target untouched.
+    @Test("a symbolic link in place of the write lock's queue file is refused")
+    func symlinkedLockQueueIsRefused() throws {
+        try withScratchFolder { folder in
+            let state = try StateDirectory(path: folder + "/.state")
+            let precious = folder + "/precious.txt"
+            try "keep me".write(toFile: precious, atomically: false, encoding: .utf8)
+            #expect(symlink(precious, state.path + "/runs.db.lock-wait") == 0)
+            let error = #expect(throws: StoreError.self) { _ = try StateDirectory(path: state.path) }
+            #expect(error?.code == .symlinkRefused)
+            #expect(error?.exitCode == 5)
+            let lockError = #expect(throws: StoreError.self) { _ = try FileLock(path: state.path + "/runs.db.lock", fair: true) }
+            #expect(lockError?.code == .symlinkRefused)
+            #expect(contents(precious) == "keep me")
+        }
+    }
+
     @Test("a symbolic link as the state folder, or as a folder inside it, is refused")
     func symlinkedFolderIsRefused() throws {
         try withScratchFolder { folder in
