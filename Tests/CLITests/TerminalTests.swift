@@ -147,8 +147,12 @@ struct TerminalTests {
         // The question is waiting once the terminal has left canonical mode.
         let command = "stty -g > before; " + run + " < /dev/tty > report.json & pid=$!; "
             + "n=0; while [ \"$(stty -g)\" = \"$(cat before)\" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; "
-            + "stty -g > during; kill -INT $pid; wait $pid; echo $? > status; stty -g > after"
-        let script = "script -qec " + ShellQuoting.quote(command) + " /dev/null < /dev/null"
+            + "stty -g > during; kill -INT $pid; wait $pid; echo $? > status; stty -g > after; kill $(cat feeder.pid)"
+        // `script` forwards the end of its own input to the terminal as a Ctrl-D, which the
+        // question would read as its answer (abort, exit 1: seen once under load). Its input is
+        // a pipe held open by a feeder until the command has finished.
+        let script = "{ timeout 120 tail -f /dev/null & echo $! > feeder.pid; wait; } | script -qec "
+            + ShellQuoting.quote(command) + " /dev/null"
         let result = await runCLIProcess("/bin/sh", ["-c", script], in: dir.path, environment: ["TERM": "xterm", "NO_COLOR": "1"])
         #expect(dir.read("status") == "130\n",
                 "stopped as by Ctrl-C; terminal: \(result.stdout) report: \(dir.read("report.json") ?? "none")")
