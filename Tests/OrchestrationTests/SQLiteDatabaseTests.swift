@@ -407,6 +407,27 @@ struct SQLiteDatabaseTests {
         }
     }
 
+    /// A waiter that keeps its place in the queue without taking the lock (a process stopped
+    /// with Ctrl-Z while it waited: here a descriptor that holds the queue file) does not
+    /// block everyone else: a taker passes it after `queuePatience` and takes the free lock.
+    @Test("a fair lock's taker passes a waiter that never takes the lock")
+    func aStoppedWaiterIsPassed() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/x.lock"
+            let taker = try FileLock(path: path, fair: true)
+            let stopped = open(path + "-wait", O_RDWR | O_CLOEXEC)
+            #expect(stopped >= 0)
+            defer { close(stopped) }
+            #expect(flock(stopped, LOCK_EX | LOCK_NB) == 0)
+            #expect(try !taker.tryLock(), "a waiter goes first")
+            let started = ContinuousClock.now
+            try taker.lock(timeout: .seconds(5))
+            let waited = ContinuousClock.now - started
+            #expect(waited >= FileLock.queuePatience && waited < .seconds(4), "took the lock after \(waited)")
+            taker.unlock()
+        }
+    }
+
     @Test("a read-only connection reads the last commit while a writer is inside a transaction")
     func readerReadsDuringWrite() throws {
         try withScratchFolder { folder in

@@ -25,9 +25,10 @@ import Glibc
 /// after releasing it (a store writer committing back to back) is almost never caught free by
 /// a waiter that looks every few milliseconds, which then gave up after its timeout. So a
 /// waiter holds the queue file exclusively while it polls, one waiter at a time, and a taker
-/// that finds the queue file held lets the waiter go first: it queues up behind it. When
-/// nobody waits, taking the lock costs two more `flock` calls (a shared lock of the queue file,
-/// released at once). Every instance of one path must agree on `fair`.
+/// that finds the queue file held lets the waiter go first: it queues up behind it, for at most
+/// ``queuePatience`` (a waiter stopped with Ctrl-Z keeps its place without taking the lock; it
+/// is then passed). When nobody waits, taking the lock costs two more `flock` calls (a shared
+/// lock of the queue file, released at once). Every instance of one path must agree on `fair`.
 public final class FileLock {
     /// The lock file.
     public let path: String
@@ -123,30 +124,45 @@ public final class FileLock {
     public func lock(timeout: Duration) throws {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         if try tryLock() { return }
-        guard queue >= 0 else { return try poll(until: deadline, timeout: timeout) { try takeLock() } }
-        // In the queue: one waiter at a time polls the lock, and takers see it waiting.
-        try poll(until: deadline, timeout: timeout) { try Self.tryFlock(queue, LOCK_EX, path: path + "-wait") }
-        defer { flock(queue, LOCK_UN) }
-        try poll(until: deadline, timeout: timeout) { try takeLock() }
+        guard queue >= 0 else {
+            guard try poll(until: deadline, { try takeLock() }) else { throw busy(timeout) }
+            return
+        }
+        // In the queue: one waiter at a time polls the lock, and takers see it waiting. A
+        // waiter that keeps its place without taking the lock (a process stopped with Ctrl-Z
+        // while it waited) is passed after `queuePatience`: then the lock is polled directly.
+        let patience = min(deadline, ContinuousClock.now.advanced(by: Self.queuePatience))
+        let queued = try poll(until: patience) { try Self.tryFlock(queue, LOCK_EX, path: path + "-wait") }
+        defer { if queued { flock(queue, LOCK_UN) } }
+        guard try poll(until: deadline, { try takeLock() }) else { throw busy(timeout) }
     }
 
-    /// Calls `attempt` with growing pauses (100 us to 5 ms) until it succeeds or `deadline`.
-    private func poll(until deadline: ContinuousClock.Instant, timeout: Duration, _ attempt: () throws -> Bool) throws {
+    /// How long a taker waits for its place in a fair lock's queue before it polls the lock
+    /// itself. A waiter that is running holds its place for as long as the holder's
+    /// transaction lasts (milliseconds).
+    static let queuePatience: Duration = .seconds(1)
+
+    /// Calls `attempt` with growing pauses (100 us to 5 ms) until it succeeds (`true`) or
+    /// `deadline` passes (`false`).
+    private func poll(until deadline: ContinuousClock.Instant, _ attempt: () throws -> Bool) throws -> Bool {
         var pause: Duration = .microseconds(100)
         while try !attempt() {
             let now = ContinuousClock.now
-            guard now < deadline else {
-                throw StoreError(
-                    .busy,
-                    message: "Another process held the lock '\(path)' for longer than \(timeout); "
-                        + "try again when it has finished.",
-                    detail: "flock: still held after \(timeout)",
-                    path: path
-                )
-            }
+            guard now < deadline else { return false }
             FileLock.sleep(min(pause, now.duration(to: deadline)))
             pause = min(pause * 2, .milliseconds(5))
         }
+        return true
+    }
+
+    private func busy(_ timeout: Duration) -> StoreError {
+        StoreError(
+            .busy,
+            message: "Another process held the lock '\(path)' for longer than \(timeout); "
+                + "try again when it has finished.",
+            detail: "flock: still held after \(timeout)",
+            path: path
+        )
     }
 
     /// Releases the lock. Calling it while not holding the lock is a bug.
