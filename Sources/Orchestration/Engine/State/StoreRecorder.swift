@@ -192,18 +192,17 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             let backlog = gatherMicroseconds > 0 && gather(shared, for: gatherMicroseconds)
             let closing = shared.connection.withLock { connection -> Bool in
                 guard let connection else { return true }
-                if backlog {
-                    return gatherAndCommit(connection, shared, microseconds: gatherMicroseconds, hold: holdMicroseconds)
-                }
-                return commitQueued(connection, shared, inline: false)
+                return gatherAndCommit(connection, shared, microseconds: gatherMicroseconds,
+                                       hold: backlog ? holdMicroseconds : 0)
             }
             if closing && shared.state.withLock({ $0.queued.isEmpty }) { return }
         }
     }
 
-    /// Commits every queued turn, then queues them for `events.jsonl`; the caller holds the
+    /// Commits the queued turns on a caller's thread (``commitIfIdle(upTo:)``) unless another
+    /// connection holds the lock, then copies them to `events.jsonl`; the caller holds the
     /// connection. Returns whether the recorder is closing.
-    private static func commitQueued(_ connection: borrowing Connection, _ shared: Shared, inline: Bool) -> Bool {
+    private static func commitInline(_ connection: borrowing Connection, _ shared: Shared) -> Bool {
         // After a failed commit nothing more is committed: a later, smaller batch that happened
         // to fit would leave a gap in the run's events.
         let (batches, oldest, closing, failedBefore) = takeQueued(shared)
@@ -212,33 +211,27 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         var failure: EngineError?
         // Each event is encoded once, for the transaction and for its copy.
         let encoded = batches.joined().map(EncodedEvent.init)
-        if inline {
-            // The caller's thread may be the process loop: it does not wait for another
-            // process's lock. Held: the turns go back, first in line, for the writer.
-            do {
-                guard try connection.store.appendIfUnlocked(encoded: encoded) else {
-                    shared.state.withLock { state in
-                        // First in line again, with the time they were first queued.
-                        if let oldest { state.oldestQueued = min(oldest, state.oldestQueued ?? oldest) }
-                        state.queued.insert(contentsOf: batches, at: 0)
-                        state.queuedEvents += encoded.count
-                        state.unsignaled = true
-                    }
-                    return closing
+        // The caller's thread may be the process loop: it does not wait for another process's
+        // lock. Held: the turns go back, first in line, for the writer.
+        do {
+            guard try connection.store.appendIfUnlocked(encoded: encoded) else {
+                shared.state.withLock { state in
+                    // First in line again, with the time they were first queued.
+                    if let oldest { state.oldestQueued = min(oldest, state.oldestQueued ?? oldest) }
+                    state.queued.insert(contentsOf: batches, at: 0)
+                    state.queuedEvents += encoded.count
+                    state.unsignaled = true
                 }
-            } catch {
-                failure = EngineError(error)
+                return closing
             }
-        } else {
-            do { try connection.store.append(encoded: encoded) } catch { failure = EngineError(error) }
+        } catch {
+            failure = EngineError(error)
         }
-        publish(lastSeq, failure: failure, inline: inline, shared)
-        // The copy follows the commit, in commit order (the caller holds the connection): on
-        // the copier's thread for the writer, on the caller's for an inline commit. A killed
-        // engine may leave it short, and resume repairs it from the database.
-        if failure == nil {
-            if inline { connection.copier.copyInline(encoded) } else { connection.copier.copy(encoded) }
-        }
+        publish(lastSeq, failure: failure, inline: true, shared)
+        // The copy follows the commit, in commit order (the caller holds the connection), on the
+        // caller's thread. A killed engine may leave it short, and resume repairs it from the
+        // database.
+        if failure == nil { connection.copier.copyInline(encoded) }
         return closing
     }
 
@@ -282,17 +275,21 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     /// of the writer's work on the development machine.
     static let maxEventsPerCommit = 16_384
 
-    /// The writer's transaction when it found a backlog (``eagerEvents`` or more queued when
-    /// it woke, an in-process run): the backlog is applied at once, while the executor goes on,
-    /// and the turns queued meanwhile are applied as the writer comes back for them, inside the
-    /// same transaction; so when somebody waits for them (a lattice's next layer) little more
-    /// than the `COMMIT` is left to do. It commits when somebody waits or said they will, when
-    /// the recorder closes, or `microseconds` after the oldest turn was queued, but at most
-    /// `hold` (``defaultEagerHold``) after it began: the state folder's lock is held meanwhile
-    /// (other writers, such as a second engine, wait for it), which is also why a turn or two
-    /// do not open it. The caller holds the connection. Returns whether the recorder is closing.
+    /// The writer's transaction: what is queued is applied at once, then the queue is taken
+    /// again before the commit (at most ``maxEventsPerCommit`` events in all), and the copies
+    /// follow the commit. With `hold` 0 that is all: the writer gathered before it began. After a
+    /// backlog (``eagerEvents`` or more queued when it woke, an in-process run) the transaction
+    /// stays open for more: the turns queued meanwhile are applied as the writer comes back for
+    /// them, so when somebody waits for them (a lattice's next layer) little more than the
+    /// `COMMIT` is left to do. It commits when somebody waits or said they will, when the
+    /// recorder closes, or `microseconds` after the oldest turn was queued, but at most `hold`
+    /// (``defaultEagerHold``) after it began: the state folder's lock is held meanwhile (other
+    /// writers, such as a second engine, wait for it), which is also why a turn or two do not
+    /// keep it open. The caller holds the connection. Returns whether the recorder is closing.
     private static func gatherAndCommit(_ connection: borrowing Connection, _ shared: Shared, microseconds: Int,
                                         hold: Int) -> Bool {
+        // After a failed commit nothing more is committed: a later, smaller batch that happened
+        // to fit would leave a gap in the run's events.
         let first = takeQueued(shared)
         guard !first.batches.isEmpty && !first.failed else { return first.closing }
         var closing = first.closing
@@ -470,7 +467,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         // for a commit that is not this one.
         _ = shared.connection.withLockIfAvailable { connection -> Bool in
             guard let connection else { return false }
-            return Self.commitQueued(connection, shared, inline: true)
+            return Self.commitInline(connection, shared)
         }
         return shared.state.withLock { $0.failure == nil && $0.durable >= seq }
     }
