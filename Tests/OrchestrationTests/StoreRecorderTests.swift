@@ -163,7 +163,7 @@ struct StoreRecorderTests {
 
     /// A wait announced with `expectWait` for a turn the writer is gathering ends the window
     /// without a waiter. (A turn recorded after its wait was announced does not wake the writer:
-    /// the announced wait commits it, see the tests below.)
+    /// the announced wait commits it, see the tests below; a backlog of them does.)
     @Test func anAnnouncedWaitEndsTheWindowWithoutAWaiter() async throws {
         let fixture = try Fixture(steps: 2)
         // With a 10-minute window, a commit that waited for it would run into the time limit.
@@ -345,6 +345,34 @@ struct StoreRecorderTests {
         try await recorder.close()
         let lines = try String(contentsOfFile: recorder.eventsPath, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == turns.count, "events.jsonl holds every committed event once")
+    }
+
+    /// A lattice's layer: a wait for the layer's results is announced at its first turn, then
+    /// the rest of the layer is recorded, and only then does anybody wait. The writer applies
+    /// the layer as it grows (it holds the lock, nothing is committed), turns recorded while it
+    /// streams join the transaction, and the wait ends it: one commit for the whole layer.
+    /// (Before: every turn after the announcement was queued without waking the writer, which
+    /// then applied the whole layer after the wait, while the executor had nothing to do.)
+    @Test func aBacklogBehindAnAnnouncedWaitIsAppliedBeforeTheWait() async throws {
+        let fixture = try Fixture(steps: 20)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600),
+                                         eagerHold: .seconds(600))
+        let turns = fixture.turns()
+        try await recorder.record(turns[0])
+        try await recorder.waitUntilDurable(1)
+        // Time for the writer to go back to sleep after that commit.
+        try await Task.sleep(for: .milliseconds(200))
+        recorder.expectWait(for: 2)
+        let layer = 1...StoreRecorder.eagerEvents
+        for index in layer { try await recorder.record(turns[index]) }
+        #expect(try await Self.waitForTheWritersLock(fixture), "the layer was not applied before the wait")
+        #expect(recorder.durableSeq == 1, "nothing is committed before the wait")
+        for turn in turns[(layer.upperBound + 1)...] { try await recorder.record(turn) }
+        try await recorder.waitUntilDurable(Int64(turns.count))
+        #expect(recorder.commitCount == 2, "the layer and the turns after it went into one transaction")
+        #expect(try fixture.storedSeqs() == Array(1...Int64(turns.count)))
+        #expect(try Self.lockIsFree(fixture))
+        try await recorder.close()
     }
 
     /// A backlog's transaction is committed `eagerHold` after it began even though nobody waits

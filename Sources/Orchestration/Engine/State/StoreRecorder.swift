@@ -11,8 +11,9 @@ public protocol CommitGate: Sendable {
     /// Says, before the events are recorded, that a wait for `seq` follows them: their commit
     /// should not wait for more turns to gather with (a chain's next link waits for it). The
     /// caller then either finds `seq` durable, or calls ``commitIfIdle(upTo:)`` or
-    /// ``waitUntilDurable(_:)``: turns recorded meanwhile are left to that call (they do not
-    /// wake a store writer by themselves).
+    /// ``waitUntilDurable(_:)``: turns recorded meanwhile are left to that call (a few do not
+    /// wake a store writer by themselves; a backlog of them, a lattice's layer, is applied
+    /// while it grows, and the wait commits it).
     func expectWait(for seq: Int64)
     /// Commits what is recorded on the caller's thread when nobody else is committing, and
     /// returns whether every event with `seq <= seq` is durable now. The executor calls it when
@@ -50,7 +51,11 @@ extension CommitGate {
 /// milliseconds) and the cooperative pool has only as many threads as cores. When the executor
 /// has nothing to do but wait for a commit (a chain's next link), it commits on its own thread
 /// instead (``commitIfIdle(upTo:)``): a turn whose wait was announced does not wake the writer,
-/// and the executor does not wait for a wake-up either.
+/// and the executor does not wait for a wake-up either. A layer of a lattice is the opposite
+/// case: the wait is announced at its first turn, and the rest of the layer follows before
+/// anybody waits. Once ``eagerEvents`` are queued the writer applies them as they come, in a
+/// transaction the wait then commits: the layer's rows are written while the executor runs it,
+/// not after (30,000 nodes, `-j8`: 20.8 us per node instead of 22.7, medians of 10 rounds).
 ///
 /// One owner of the connection at a time, by construction: the connection and the copier live
 /// in a `Mutex` (``Shared/connection``), and whoever commits (the writer thread or an executor in
@@ -78,6 +83,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         /// The writer is gathering turns for `coalescing`: only a durability waiter, an
         /// announced wait or `close` wakes it early, `record` just queues.
         var gathering = false
+        /// The writer has a backlog's transaction open and applies turns as they come
+        /// (``gatherAndCommit``): ``record(_:)`` wakes it when it waits for them, announced
+        /// wait or not (then `gathering` means waiting for turns, not gathering a window).
+        var streaming = false
         /// Transactions committed (for tests and benchmarks).
         var commits = 0
         /// Transactions committed on a caller's thread (``commitIfIdle(upTo:)``).
@@ -318,9 +327,11 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
                 while !finished && total < maxEventsPerCommit {
                     let now = DispatchTime.now()
                     let urgent = shared.state.withLock { state -> Bool in
-                        let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil
-                            || state.expected > state.durable || now >= deadline
+                        // An announced wait does not end it: the turns before the wait are still
+                        // coming (a lattice's layer), and the wait itself ends it.
+                        let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil || now >= deadline
                         state.gathering = !urgent && state.queued.isEmpty
+                        state.streaming = !urgent
                         return urgent
                     }
                     // What is queued now goes in; once urgent, it is the last of this transaction.
@@ -342,7 +353,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         } catch {
             failure = error
         }
-        shared.state.withLock { $0.gathering = false }
+        shared.state.withLock { state in
+            state.gathering = false
+            state.streaming = false
+        }
         publish(lastSeq, failure: failure, inline: false, shared)
         // After the commit, in commit order (the writer holds the connection).
         if failure == nil { for events in copies { connection.copier.copy(events) } }
@@ -396,8 +410,11 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         var first = true
         while true {
             let (urgent, backlog) = shared.state.withLock { state -> (Bool, Bool) in
-                let urgent = state.closing || !state.waiters.isEmpty || state.failure != nil || state.expected > state.durable
-                let backlog = first && !urgent && state.queuedEvents >= eagerEvents
+                let waited = state.closing || !state.waiters.isEmpty || state.failure != nil
+                // A backlog is applied while more comes, even when a wait for it was announced:
+                // the waiter waits for the commit that ends it.
+                let backlog = first && !waited && state.queuedEvents >= eagerEvents
+                let urgent = !backlog && (waited || state.expected > state.durable)
                 state.gathering = !urgent && !backlog
                 return (urgent, backlog)
             }
@@ -423,7 +440,13 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             if state.queued.isEmpty { state.oldestQueued = .now() }
             state.queued.append(events)
             state.queuedEvents += events.count
+            // The writer applies turns as they come: wake it if it waits for them (busy, it
+            // looks at the queue before it waits).
+            if state.streaming { return (nil, state.gathering) }
             if state.expected > state.durable {
+                // A backlog behind an announced wait (a lattice's layer): the writer applies it
+                // while the rest of the layer comes, and commits when the wait comes.
+                if state.queuedEvents >= Self.eagerEvents && !state.gathering { return (nil, true) }
                 // A wait for these turns was announced: the waiter commits them or wakes the
                 // writer (``waitUntilDurable(_:)``); a writer committing right now looks again.
                 state.unsignaled = true
