@@ -742,8 +742,13 @@ public final class Statement {
     /// that does not fit is bound as ``bind(_:at:)`` binds it.
     ///
     /// - Throws: ``StoreError`` (`.other` for an index out of range).
+    @inlinable
     public func bindOwned<Value: SQLiteBindable>(_ value: Value, at index: Int) throws {
-        let sqliteValue = value.sqliteValue
+        try bindOwned(value.sqliteValue, at: index)
+    }
+
+    /// ``bindOwned(_:at:)-(Value,_)`` of a value already converted.
+    public func bindOwned(_ sqliteValue: SQLiteValue, at index: Int) throws {
         guard case .text(var text) = sqliteValue, let textBuffer else { return try bind(sqliteValue, at: index) }
         let count = text.utf8.count
         guard textUsed + count <= textCapacity else { return try bind(sqliteValue, at: index) }
@@ -806,19 +811,37 @@ public final class Statement {
     /// statements run several times per step).
     ///
     /// - Throws: ``StoreError`` mapped from SQLite.
+    ///
+    /// Inlinable, so that a caller in another module gets it specialized for its values' types:
+    /// generic, each value went through witness tables and value-witness copies (the store
+    /// writer runs it several times per step). What it inlines is only the loop over the
+    /// values; the statement's state stays behind ``bindOwned(_:at:)-(SQLiteValue,_)`` and
+    /// ``finishExecute(bound:)``.
+    @inlinable
     public func execute<each Value: SQLiteBindable>(_ values: repeat each Value) throws {
         var textBytes = 0
         for value in repeat each values { textBytes += value.textByteCount }
         beginBindings(textBytes: textBytes)
-        defer { reset() }
         var index = 0
-        for value in repeat each values {
-            index += 1
-            try bindOwned(value, at: index)
+        do {
+            for value in repeat each values {
+                index += 1
+                try bindOwned(value.sqliteValue, at: index)
+            }
+        } catch {
+            reset()
+            throw error
         }
+        try finishExecute(bound: index)
+    }
+
+    /// The end of ``execute(_:)``: parameters after the first `bound` set to NULL, the
+    /// statement run to completion, discarding rows, and reset.
+    public func finishExecute(bound: Int) throws {
+        defer { reset() }
         // Only parameters left over are cleared: clearing frees the buffer each bound text was
         // copied into, which the next bind of the same parameter would allocate again.
-        if index < parameterCount { try bindNull(from: index + 1) }
+        if bound < parameterCount { try bindNull(from: bound + 1) }
         while try step() {}
     }
 
@@ -925,6 +948,7 @@ public protocol SQLiteBindable {
 extension SQLiteBindable {
     /// The UTF-8 bytes of the value when it is a text, else 0 (see
     /// ``Statement/beginBindings(textBytes:)``).
+    @inlinable
     public var textByteCount: Int {
         if case .text(let text) = sqliteValue { return text.utf8.count }
         return 0
@@ -933,46 +957,55 @@ extension SQLiteBindable {
 
 extension SQLiteValue: SQLiteBindable {
     /// Itself.
+    @inlinable
     public var sqliteValue: SQLiteValue { self }
 }
 
 extension Int: SQLiteBindable {
     /// A 64-bit integer.
+    @inlinable
     public var sqliteValue: SQLiteValue { .integer(Int64(self)) }
 }
 
 extension Int64: SQLiteBindable {
     /// An integer.
+    @inlinable
     public var sqliteValue: SQLiteValue { .integer(self) }
 }
 
 extension Int32: SQLiteBindable {
     /// An integer.
+    @inlinable
     public var sqliteValue: SQLiteValue { .integer(Int64(self)) }
 }
 
 extension Bool: SQLiteBindable {
     /// `true` is stored as 1, `false` as 0.
+    @inlinable
     public var sqliteValue: SQLiteValue { .integer(self ? 1 : 0) }
 }
 
 extension Double: SQLiteBindable {
     /// A real.
+    @inlinable
     public var sqliteValue: SQLiteValue { .real(self) }
 }
 
 extension String: SQLiteBindable {
     /// Text.
+    @inlinable
     public var sqliteValue: SQLiteValue { .text(self) }
 }
 
 extension Array: SQLiteBindable where Element == UInt8 {
     /// A blob.
+    @inlinable
     public var sqliteValue: SQLiteValue { .blob(self) }
 }
 
 extension Optional: SQLiteBindable where Wrapped: SQLiteBindable {
     /// `nil` binds NULL.
+    @inlinable
     public var sqliteValue: SQLiteValue { self?.sqliteValue ?? .null }
 }
 
