@@ -115,16 +115,85 @@ struct SearchPathCacheTests {
         #expect(folders.resolve("tool") == .failure(LaunchFailure("permission denied: tool")))
     }
 
-    /// A directory newer than the settle margin is searched afresh every time.
-    @Test func aFreshDirectoryIsNotTrusted() throws {
+    /// Where directories cannot be watched, one newer than the settle margin is searched afresh
+    /// every time.
+    @Test func aFreshUnwatchedDirectoryIsNotTrusted() throws {
         let folders = try Folders()
-        let cache = SearchPathCache(settleMargin: .seconds(3600))
+        let cache = SearchPathCache(settleMargin: .seconds(3600), watching: false)
         let tool = try folders.program("tool", in: folders.first)
         let search = { ExecutableLookup.search("tool", searchPath: folders.first, workingDirectory: nil) }
         #expect(cache.resolve("tool", searchPath: folders.first, search: search) == .success(tool))
         chmod(tool, 0o644)
         #expect(cache.resolve("tool", searchPath: folders.first, search: search)
             == .failure(LaunchFailure("permission denied: tool")))
+    }
+
+    /// A watched directory is trusted at once, however fresh its times (an hour's margin here):
+    /// the second search is not run again. A program added to an earlier directory, or removed,
+    /// within the same tick of the file system's clock (no waiting here) is seen by the next
+    /// search: the watch reports it, the times could not.
+    @Test func aWatchedDirectoryIsTrustedAtOnceAndItsChangesAreSeenAtOnce() throws {
+        let folders = try Folders()
+        let cache = SearchPathCache(settleMargin: .seconds(3600))
+        var searches = 0
+        func resolve() -> Result<String, LaunchFailure> {
+            cache.resolve("tool", searchPath: folders.searchPath) {
+                searches += 1
+                return ExecutableLookup.search("tool", searchPath: folders.searchPath, workingDirectory: nil)
+            }
+        }
+        let later = folders.second + "/tool"
+        try "#!/bin/sh\nexit 0\n".write(toFile: later, atomically: false, encoding: .utf8)
+        chmod(later, 0o755)
+        #expect(resolve() == .success(later))
+        #expect(resolve() == .success(later))
+        #expect(searches == 1, "the second search was run again")
+        let earlier = folders.first + "/tool"
+        try "#!/bin/sh\nexit 0\n".write(toFile: earlier, atomically: false, encoding: .utf8)
+        chmod(earlier, 0o755)
+        #expect(resolve() == .success(earlier))
+        #expect(resolve() == .success(earlier))
+        try FileManager.default.removeItem(atPath: earlier)
+        #expect(resolve() == .success(later))
+        // An entry's attributes change nothing it looks at: still cached (the spawn reports a
+        // lost permission, and the engine then forgets every search).
+        let before = searches
+        chmod(later, 0o700)
+        #expect(resolve() == .success(later))
+        #expect(searches == before)
+    }
+
+    /// A directory deleted, then made again with the program in it, is seen each time; and a
+    /// directory reached through a symbolic link shares its watch with its real path: a change
+    /// seen through one is seen through the other.
+    @Test func deletedRecreatedAndLinkedDirectoriesAreSeen() throws {
+        let folders = try Folders()
+        let cache = SearchPathCache(settleMargin: .seconds(3600))
+        let link = folders.root + "/link"
+        #expect(symlink(folders.first, link) == 0)
+        func resolve(_ searchPath: String) -> Result<String, LaunchFailure> {
+            cache.resolve("tool", searchPath: searchPath) {
+                ExecutableLookup.search("tool", searchPath: searchPath, workingDirectory: nil)
+            }
+        }
+        let later = folders.second + "/tool"
+        try "#!/bin/sh\nexit 0\n".write(toFile: later, atomically: false, encoding: .utf8)
+        chmod(later, 0o755)
+        let direct = "\(folders.first):\(folders.second)", linked = "\(link):\(folders.second)"
+        #expect(resolve(direct) == .success(later))
+        #expect(resolve(linked) == .success(later))
+        try "#!/bin/sh\nexit 0\n".write(toFile: folders.first + "/tool", atomically: false, encoding: .utf8)
+        chmod(folders.first + "/tool", 0o755)
+        #expect(resolve(linked) == .success(link + "/tool"))
+        #expect(resolve(direct) == .success(folders.first + "/tool"))
+        try FileManager.default.removeItem(atPath: folders.first)
+        #expect(resolve(direct) == .success(later))
+        #expect(resolve(linked) == .success(later))
+        try FileManager.default.createDirectory(atPath: folders.first, withIntermediateDirectories: false)
+        try "#!/bin/sh\nexit 0\n".write(toFile: folders.first + "/tool", atomically: false, encoding: .utf8)
+        chmod(folders.first + "/tool", 0o755)
+        #expect(resolve(direct) == .success(folders.first + "/tool"))
+        #expect(resolve(linked) == .success(link + "/tool"))
     }
 
     /// Through the whole launch: a step's command added to a `PATH` directory between two steps.
