@@ -340,6 +340,30 @@ struct SQLiteDatabaseTests {
         }
     }
 
+    @Test("writeIfUnlocked leaves a due checkpoint to a thread that may wait: checkpointIsDue says so")
+    func writeIfUnlockedLeavesTheCheckpointDue() throws {
+        try withScratchFolder { folder in
+            let path = folder + "/runs.db"
+            let db = try SQLiteDatabase(path: path)
+            db.checkpointThreshold = 20
+            try db.write { try $0.exec("CREATE TABLE t(b BLOB)") }
+            #expect(!db.checkpointIsDue)
+            for n in 0..<40 {
+                _ = try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: UInt8(n), count: 2_000)) }
+            }
+            // Each insert is a page or more: the WAL went past the threshold, nothing was checkpointed.
+            #expect(db.automaticCheckpointCount == 0)
+            #expect(db.checkpointIsDue)
+            let walSize = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
+            #expect(walSize > 40 * 2_000)
+            try db.checkpoint(.passive)
+            #expect(!db.checkpointIsDue)
+            // The next write after more growth checkpoints by itself, as always.
+            for n in 0..<40 { try db.write { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: UInt8(n), count: 2_000)) } }
+            #expect(db.automaticCheckpointCount > 0)
+        }
+    }
+
     @Test("while one connection is inside write {}, another can neither write nor checkpoint")
     func checkpointWaitsForWriter() throws {
         try withScratchFolder { folder in

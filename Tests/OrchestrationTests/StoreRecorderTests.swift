@@ -205,6 +205,35 @@ struct StoreRecorderTests {
         #expect(recorder.commitCount == 3)
     }
 
+    /// Commits on the caller's thread never checkpoint (a checkpoint syncs two files, and a
+    /// chain's next link waits for the caller): when they grow the WAL past the threshold, the
+    /// writer runs the checkpoint. 400 links of a chain, committed by their caller (or, while
+    /// the writer checkpoints, waited for): the database file itself (read as immutable, without
+    /// the WAL) receives their events, and every event is committed once, in order.
+    @Test func aCheckpointDueAfterCallersCommitsIsRunByTheWriter() async throws {
+        let fixture = try Fixture(steps: 400)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600))
+        let turns = fixture.turns()
+        for index in 1...400 {
+            let last = Int64(2 * index)
+            recorder.expectWait(for: last)
+            try await recorder.record(turns[2 * index - 2] + turns[2 * index - 1])
+            // As the executor does: while the writer checkpoints, the link waits for it instead.
+            if !recorder.commitIfIdle(upTo: last) { try await recorder.waitUntilDurable(last) }
+        }
+        func eventsInTheDatabaseFile() throws -> Int {
+            let file = try SQLiteDatabase(path: fixture.state.databasePath, mode: .immutable)
+            return try file.query("SELECT count(*) FROM events").first?.int(0) ?? 0
+        }
+        // Polled with a bound: 20 s is far beyond one checkpoint.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try eventsInTheDatabaseFile() == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try eventsInTheDatabaseFile() > 0, "nobody checkpointed")
+        #expect(recorder.inlineCommitCount > 0)
+        try await recorder.close()
+        #expect(try fixture.storedSeqs() == Array(1...800))
+    }
+
     /// A turn recorded after an announced wait does not wake the writer; when its waiter waits
     /// instead of committing it (the writer was busy), the waiter wakes the writer: it must not
     /// wait for the gathering window (600 s here, past the time limit) or forever.

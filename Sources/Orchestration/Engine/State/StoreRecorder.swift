@@ -98,6 +98,9 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         /// again before it sleeps, so none is left behind when the announced wait was met by
         /// that commit.
         var unsignaled = false
+        /// A commit on a caller's thread left a checkpoint due (``SQLiteDatabase/checkpointIsDue``):
+        /// the writer runs it.
+        var checkpointDue = false
     }
 
     /// The writer's connection, and the thread that copies its commits to `events.jsonl`.
@@ -196,6 +199,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             // Turns queued without a wake-up whose announced wait was met by the last commit
             // have nobody else to commit them.
             if !shared.state.withLock({ $0.unsignaled }) { shared.wakeup.wait() }
+            checkpointIfDue(shared)
             // Gathers until somebody waits, the window ends, or enough is queued to apply it
             // now: then the rest of the window is gathered inside the transaction.
             let backlog = gatherMicroseconds > 0 && gather(shared, for: gatherMicroseconds)
@@ -241,7 +245,26 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         // caller's thread. A killed engine may leave it short, and resume repairs it from the
         // database.
         if failure == nil { connection.copier.copyInline(encoded) }
+        // A checkpoint syncs the WAL and the database file: not on the caller's thread (a chain's
+        // next link waits for it), but on the writer's, while the link's step runs.
+        if connection.store.database.checkpointIsDue {
+            shared.state.withLock { $0.checkpointDue = true }
+            shared.wakeup.signal()
+        }
         return closing
+    }
+
+    /// Runs the checkpoint a commit on a caller's thread left due, on the writer's thread (its
+    /// failure is not reported: the commits are durable, and a later write tries again).
+    private static func checkpointIfDue(_ shared: Shared) {
+        guard shared.state.withLock({ state in
+            defer { state.checkpointDue = false }
+            return state.checkpointDue
+        }) else { return }
+        shared.connection.withLock { connection in
+            guard let database = connection?.store.database, database.checkpointIsDue else { return }
+            _ = try? database.checkpoint(.passive)
+        }
     }
 
     /// Takes the queued turns, as many as fit in `limit` events (at least one turn unless
