@@ -163,9 +163,10 @@ struct SearchPathCacheTests {
         #expect(searches == before)
     }
 
-    /// A directory deleted, then made again with the program in it, is seen each time; and a
-    /// directory reached through a symbolic link shares its watch with its real path: a change
-    /// seen through one is seen through the other.
+    /// A directory deleted, then made again with the program in it, is seen each time; a
+    /// directory reached through a symbolic link shares its watch with its real path (a change
+    /// seen through one is seen through the other); and a directory moved away and replaced at
+    /// its path is replaced in the cache too.
     @Test func deletedRecreatedAndLinkedDirectoriesAreSeen() throws {
         let folders = try Folders()
         let cache = SearchPathCache(settleMargin: .seconds(3600))
@@ -194,6 +195,16 @@ struct SearchPathCacheTests {
         chmod(folders.first + "/tool", 0o755)
         #expect(resolve(direct) == .success(folders.first + "/tool"))
         #expect(resolve(linked) == .success(link + "/tool"))
+        // Moved away and replaced: the new directory is the one watched from then on.
+        try FileManager.default.moveItem(atPath: folders.first, toPath: folders.root + "/moved")
+        try FileManager.default.createDirectory(atPath: folders.first, withIntermediateDirectories: false)
+        try "#!/bin/sh\nexit 0\n".write(toFile: folders.first + "/tool", atomically: false, encoding: .utf8)
+        chmod(folders.first + "/tool", 0o755)
+        #expect(resolve(direct) == .success(folders.first + "/tool"))
+        #expect(resolve(direct) == .success(folders.first + "/tool"))
+        try FileManager.default.removeItem(atPath: folders.first + "/tool")
+        #expect(resolve(direct) == .success(later))
+        #expect(resolve(linked) == .success(later))
     }
 
     /// Through the whole launch: a step's command added to a `PATH` directory between two steps.

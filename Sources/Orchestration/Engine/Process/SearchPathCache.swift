@@ -194,8 +194,11 @@ final class SearchPathCache: Sendable {
                     continue
                 }
                 guard let paths = state.watched[event.wd] else { continue }
-                if event.mask & UInt32(IN_IGNORED) != 0 {
-                    // The watch is gone (the directory was deleted or unmounted).
+                if event.mask & UInt32(IN_IGNORED | IN_MOVE_SELF | IN_DELETE_SELF) != 0 {
+                    // The watch is gone (the directory was deleted or unmounted), or watches a
+                    // directory that is no longer at its path (moved away): the path's next
+                    // check opens and watches what is there now.
+                    if event.mask & UInt32(IN_MOVE_SELF) != 0 { inotify_rm_watch(state.inotify, event.wd) }
                     state.watched[event.wd] = nil
                     for path in paths {
                         state.directories[path]?.watch = -1
