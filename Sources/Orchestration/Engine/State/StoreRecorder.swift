@@ -54,8 +54,10 @@ extension CommitGate {
 /// and the executor does not wait for a wake-up either. A layer of a lattice is the opposite
 /// case: the wait is announced at its first turn, and the rest of the layer follows before
 /// anybody waits. Once ``eagerEvents`` are queued the writer applies them as they come, in a
-/// transaction the wait then commits: the layer's rows are written while the executor runs it,
-/// not after (30,000 nodes, `-j8`: 20.8 us per node instead of 22.7, medians of 10 rounds).
+/// transaction the wait then commits: the layer's rows can be written while the executor runs
+/// it, not after. (Measured on the 2-core VM, 30,000 nodes `-j8`: 22.7 -> 20.8 us per node in a
+/// busy phase, no difference in a quiet one, where the executor's two threads keep both cores
+/// busy during a layer and the writer runs after them anyway.)
 ///
 /// One owner of the connection at a time, by construction: the connection and the copier live
 /// in a `Mutex` (``Shared/connection``), and whoever commits (the writer thread or an executor in
