@@ -404,6 +404,30 @@ struct StoreRecorderTests {
         try await recorder.close()
     }
 
+    /// A burst recorded while the writer gathers a window (an in-process lattice's layer, 16
+    /// events or more within a millisecond, arriving while the writer waits out the window a
+    /// turn before it opened) is applied at once, in a transaction that stays open for the
+    /// rest; the wait commits it all. (Before: the writer slept through the window, 10 minutes
+    /// here, and applied the layer only when somebody waited.)
+    @Test func aBurstRecordedWhileTheWriterGathersIsAppliedAtOnce() async throws {
+        let fixture = try Fixture(steps: 20)
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, coalescing: .seconds(600),
+                                         eagerHold: .seconds(600))
+        let turns = fixture.turns()
+        try await recorder.record(turns[0])
+        // The writer wakes for it and gathers its window, without the lock.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try Self.lockIsFree(fixture))
+        try await recorder.record(Array(turns[1...StoreRecorder.eagerEvents].joined()))
+        #expect(try await Self.waitForTheWritersLock(fixture), "the burst waited for the window")
+        #expect(recorder.durableSeq == 0, "nothing is committed before the wait")
+        for turn in turns[(StoreRecorder.eagerEvents + 1)...] { try await recorder.record(turn) }
+        try await recorder.waitUntilDurable(Int64(turns.count))
+        #expect(recorder.commitCount == 1, "the window's turn, the burst and the turns after it went into one transaction")
+        #expect(try fixture.storedSeqs() == Array(1...Int64(turns.count)))
+        try await recorder.close()
+    }
+
     /// A backlog's transaction is committed `eagerHold` after it began even though nobody waits
     /// and the window (60 s here) is far from over: the state folder's lock is not held longer.
     @Test func aBacklogsTransactionIsHeldNoLongerThanItsBound() async throws {
