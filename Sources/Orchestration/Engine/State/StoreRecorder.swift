@@ -478,13 +478,13 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         let (failure, signal) = shared.state.withLock { state -> (EngineError?, Bool) in
             if let failure = state.failure { return (failure, false) }
             precondition(!state.closing, "events recorded after the recorder was closed")
-            if state.queued.isEmpty { state.oldestQueued = .now() }
+            let now = DispatchTime.now()
+            if state.queued.isEmpty { state.oldestQueued = now }
             state.queued.append(events)
             state.queuedEvents += events.count
             // The writer applies turns as they come: wake it if it waits for them (busy, it
             // looks at the queue before it waits).
             if state.streaming { return (nil, state.gathering) }
-            let now = DispatchTime.now()
             if now.uptimeNanoseconds - state.burstStart.uptimeNanoseconds > Self.burstNanoseconds {
                 state.burstStart = now
                 state.burstEvents = 0
