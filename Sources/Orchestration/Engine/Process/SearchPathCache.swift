@@ -16,6 +16,8 @@ import Synchronization
 /// of 12, about 9 us of the loop thread per spawn.) The kernel queues an event before the call
 /// that changed the directory returns, so a change made before a spawn is seen by that spawn.
 ///
+/// The descriptor is opened at the first search and held for the engine's life: one of the
+/// user's inotify instances (`fs.inotify.max_user_instances`, 128 by default on Linux).
 /// A directory that cannot be watched (inotify unavailable, its watch limit reached) is checked
 /// with one `fstat`: if its modification and change times, inode and link count are all the
 /// same, no entry has been added, removed or renamed in it since, so a name that was missing
