@@ -177,9 +177,15 @@ final class SearchPathCache: Sendable {
     /// changed; one `read` that fails with `EAGAIN` when nothing changed.
     private func drain(_ state: inout State) {
         guard state.inotify >= 0 else { return }
+        // On the stack: this runs at every spawn, and nearly always reads nothing.
         let size = 4096
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<inotify_event>.alignment)
-        defer { buffer.deallocate() }
+        withUnsafeTemporaryAllocation(byteCount: size, alignment: MemoryLayout<inotify_event>.alignment) { space in
+            guard let buffer = space.baseAddress else { return }
+            drain(&state, buffer: buffer, size: size)
+        }
+    }
+
+    private func drain(_ state: inout State, buffer: UnsafeMutableRawPointer, size: Int) {
         while true {
             let count = read(state.inotify, buffer, size)
             if count < 0 && errno == EINTR { continue }
