@@ -485,6 +485,30 @@ struct SQLiteDatabaseTests {
         }
     }
 
+    @Test("a COMMIT that fails (a deferred foreign key) rolls back, and the compiled BEGIN and COMMIT work again")
+    func failedCommitLeavesTheConnectionUsable() throws {
+        try withScratchFolder { folder in
+            let db = try SQLiteDatabase(path: folder + "/runs.db")
+            try db.write { db in
+                try db.exec("CREATE TABLE parent(id INTEGER PRIMARY KEY)")
+                try db.exec("CREATE TABLE child(p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
+                try db.run("INSERT INTO parent VALUES (1)")
+            }
+            for round in 1...3 {
+                // Checked at COMMIT only: the body succeeds, the COMMIT statement fails.
+                let error = #expect(throws: StoreError.self) {
+                    try db.write { try $0.run("INSERT INTO child VALUES (?)", 100 + round) }
+                }
+                #expect(error?.sql == "COMMIT", "round \(round): \(String(describing: error))")
+                #expect(!db.isInWriteTransaction)
+                try db.write { try $0.run("INSERT INTO child VALUES (1)") }
+            }
+            #expect(try db.query("SELECT count(*) FROM child").first?.int(0) == 3, "only the valid rows")
+            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO child VALUES (1)") } != nil)
+            #expect(try db.query("SELECT count(*) FROM child WHERE p <> 1").first?.int(0) == 0)
+        }
+    }
+
     @Test("SQLITE_FULL (max_page_count) is diskFull, exit 74, and the database recovers")
     func diskFullFromPageLimit() throws {
         try withScratchFolder { folder in
