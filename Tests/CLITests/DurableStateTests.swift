@@ -31,6 +31,25 @@ private func stepStatuses(_ state: String, _ runID: String) throws -> [String: S
     return result
 }
 
+/// What a killed engine had committed: `runs.db`'s step statuses, and, at `--synchronous normal`,
+/// the successes its commit record (`runs/<id>/committed`) holds beyond the database, whole lines
+/// in `seq` order from the first the database lacks (what `resume` applies first).
+private func committedStatuses(_ state: String, _ runID: String) throws -> [String: String] {
+    var statuses = try stepStatuses(state, runID)
+    guard let text = try? String(contentsOfFile: "\(state)/runs/\(runID)/committed", encoding: .utf8) else { return statuses }
+    var expected = (try databaseEvents(state, runID).map(\.seq).max() ?? 0) + 1
+    // The part after the last newline is a torn line (or nothing): never committed.
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let seq = object["seq"] as? Int, object["run_id"] as? String == runID else { break }
+        if seq < expected { continue }
+        guard seq == expected else { break }
+        expected += 1
+        if object["type"] as? String == "step_succeeded", let step = object["step_id"] as? String { statuses[step] = "succeeded" }
+    }
+    return statuses
+}
+
 /// One event as both stores hold it.
 private struct StoredEvent: Equatable, CustomStringConvertible {
     var seq: Int
@@ -174,9 +193,10 @@ struct DurableStateTests {
     /// `kill -9` of the engine at random points, then `resume`; every third time the resuming
     /// engine is killed too and the run resumed again. Steps log `start`/`end` with the pid of
     /// the engine that ran them, so what ran where is checked against what `runs.db` said had
-    /// succeeded at each kill. At both durability levels: `--synchronous normal` leaves syncing
-    /// to checkpoints, but a killed process loses nothing of what it committed (the WAL is in
-    /// the page cache), so the same guarantees hold.
+    /// succeeded at each kill. At both durability levels: `--synchronous normal` commits a turn to
+    /// the run's commit record (the database follows within the writer's window), and a killed
+    /// process loses nothing of what it committed there (the page cache), so the same guarantees
+    /// hold, with "recorded" meaning the database plus that record (``committedStatuses``).
     @Test(arguments: ["full", "normal"])
     func killNineAtRandomPointsThenResumeRunsOnlyWhatWasInFlight(synchronous: String) async throws {
         // A failure names its seed and iteration; DURABLE_KILL_SEED=<seed> replays it (or tries another).
@@ -226,7 +246,7 @@ struct DurableStateTests {
             let listedRun = try #require(try listed.json()["runs"]?[0], "\(context)")
             let runID = try #require(listedRun["run_id"]?.stringValue, "\(context)")
             #expect(listedRun["live"] == .bool(false), "\(context): the killed engine's run is listed as live")
-            let atFirstKill = try stepStatuses(state, runID)
+            let atFirstKill = try committedStatuses(state, runID)
             if listedRun["status"]?.stringValue == "succeeded" {
                 // Killed after the run's end was recorded, while the engine was exiting: the run
                 // is complete and there is nothing to resume.
@@ -265,7 +285,7 @@ struct DurableStateTests {
                 if resumed.status == 128 + SIGKILL, let victim {
                     doubleKills += 1
                     context += ", resuming engine killed \(secondDelay ?? 0) ms after its first step started"
-                    let statuses = try stepStatuses(state, runID)
+                    let statuses = try committedStatuses(state, runID)
                     killed.append((victim, Set(statuses.filter { $0.value == "succeeded" }.keys)))
                     let record = try openHistory(state).query("SELECT status FROM runs WHERE run_id = ?", runID)
                     finished = record.first?.string(0) == "succeeded"
@@ -655,14 +675,14 @@ struct DurableStateTests {
     /// follows cannot fit. The state folder failing is the engine's failure, not the step's:
     /// exit 74 with one line, nothing half-written, no step left running; with room again the
     /// run resumes to success. Several fill sizes make the failure hit different writes (the
-    /// SQLite commit, the events.jsonl append, a step's log).
-    @Test(.enabled(if: canMountTmpfs, "needs to mount a tmpfs (root with CAP_SYS_ADMIN)"))
-    func aFullDiskFailsWith74AndTheRunResumesOnceThereIsRoom() async throws {
+    /// SQLite commit, the events.jsonl append, a step's log; at `NORMAL` also the commit record).
+    @Test(.enabled(if: canMountTmpfs, "needs to mount a tmpfs (root with CAP_SYS_ADMIN)"), arguments: ["full", "normal"])
+    func aFullDiskFailsWith74AndTheRunResumesOnceThereIsRoom(synchronous: String) async throws {
         let dir = TempDir()
         defer { withExtendedLifetime(dir) {} }  // unmounted before the folder is removed
         var failures = 0
         for fill in [300_000, 400_000, 440_000, 480_000, 540_000, 2_000_000] {
-            let context = "fill \(fill) bytes on a 600k tmpfs"
+            let context = "--synchronous \(synchronous), fill \(fill) bytes on a 600k tmpfs"
             let state = dir.path + "/full-\(fill)"
             #expect(mountTmpfs(state, options: "size=600k,mode=0700"), "\(context)")
             defer { unmount(state) }
@@ -674,7 +694,8 @@ struct DurableStateTests {
                 stepJSON("s4", "echo four", deps: ["s2"]),
                 stepJSON("s5", "true", deps: ["s3", "s4"]),
             ], globals: "{\"max_concurrency\": 2}"))
-            let first = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+            let first = await runCLI(["run", plan, "--format", "json", "--synchronous", synchronous, "--state-dir", state],
+                                     in: dir.path)
             let runID = try #require(try FileManager.default.contentsOfDirectory(atPath: state + "/runs").first, "\(context)")
             if fill >= 2_000_000 { #expect(first.status == 74, "\(context): \(first.stderr)") }
             #expect([0, 74].contains(first.status), "\(context): \(first.stderr)")
@@ -695,7 +716,8 @@ struct DurableStateTests {
             #expect(listed.stdout.contains("engine gone: resume \(runID)"), "\(context): \(listed.stdout)")
 
             #expect(remount(state, options: "size=20m,mode=0700", readOnly: false), "\(context)")
-            let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+            let resumed = await runCLI(["resume", runID, "--format", "json", "--synchronous", synchronous, "--state-dir", state],
+                                       in: dir.path)
             #expect(resumed.status == 0, "\(context): \(resumed.stderr)")
             #expect((try? resumed.json())?["status"]?.stringValue == "succeeded", "\(context)")
             #expect((try? resumed.json())?["summary"]?["succeeded"]?.intValue == 6, "\(context)")

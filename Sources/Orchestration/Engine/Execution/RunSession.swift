@@ -178,10 +178,18 @@ public struct RunSession: Sendable {
                        stopRequests: AsyncStream<StopReason>? = nil,
                        executor: ExecutorKind? = nil, keepGoing: Bool = false) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, synchronous: synchronous)
-        guard let record = try store.run(runID) else { throw unknownRun(runID) }
+        guard var record = try store.run(runID) else { throw unknownRun(runID) }
         let lease = try RunLease(stateDirectory: stateDirectory, runID: runID, holder: record.engine)
         defer { lease.release() }
-        if record.status == .succeeded {
+        // What the last engine committed at `--synchronous normal` and the database lacks.
+        let replayed = try CommitRecord.replay(stateDirectory: stateDirectory, runID: runID, store: store)
+        if replayed > 0 {
+            guard let current = try store.run(runID) else { throw unknownRun(runID) }
+            record = current
+        }
+        // A run whose end only its commit record held (its engine could not write the database,
+        // a full disk) is finished by this resume, which records it: not refused.
+        if record.status == .succeeded && replayed == 0 {
             // An engine killed after its last commit may have left events.jsonl short: mend it.
             do { try EventLogFile(stateDirectory: stateDirectory, runID: runID).repair(from: store.events(runID)) } catch {
                 throw EngineError(error)

@@ -107,6 +107,11 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         /// A commit on a caller's thread left a checkpoint due (``SQLiteDatabase/checkpointIsDue``):
         /// the writer runs it.
         var checkpointDue = false
+        /// The last `seq` committed to the run's ``CommitRecord`` (at `NORMAL`).
+        var recorded: Int64 = 0
+        /// At `NORMAL`, the turns recorded since the last write to the ``CommitRecord`` that the
+        /// database does not hold yet: written when something waits for them.
+        var unrecorded: [[RunEvent]] = []
     }
 
     /// The writer's connection, and the thread that copies its commits to `events.jsonl`.
@@ -128,6 +133,9 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
 
     private let shared: Shared
     private let journal: AttemptJournal
+    /// At `NORMAL`, where a turn is committed (``CommitRecord``); the database follows in the
+    /// writer's group commits. Nil at `FULL`: a commit is the database's, synced.
+    private let commitRecord: CommitRecord?
     private var wakeup: DispatchSemaphore { shared.wakeup }
     private var stopped: DispatchSemaphore { shared.stopped }
     /// The events file this recorder appends to.
@@ -148,6 +156,14 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         self.shared = shared
         eventsPath = stateDirectory.path + "/runs/\(runID)/events.jsonl"
         journal = try AttemptJournal(stateDirectory: stateDirectory, runID: runID)
+        // A record an earlier session left was applied by `resume` before this session started.
+        if synchronous == .normal {
+            commitRecord = try CommitRecord(stateDirectory: stateDirectory, runID: runID)
+        } else {
+            commitRecord = nil
+            _ = unlink(stateDirectory.path + "/" + CommitRecord.relativePath(runID))
+        }
+        shared.state.withLock { $0.recorded = durableSeq }
         let opened = Mutex<EngineError?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread {
@@ -430,6 +446,12 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             if let failure, state.failure == nil { state.failure = failure }
             if state.failure == nil { state.durable = max(state.durable, lastSeq) }
             let durable = state.durable
+            // In the database now: the commit record need not hold them.
+            if let kept = state.unrecorded.firstIndex(where: { ($0.last?.seq ?? 0) > durable }) {
+                state.unrecorded.removeFirst(kept)
+            } else {
+                state.unrecorded.removeAll()
+            }
             let failed = state.failure != nil
             let ready = state.waiters.filter { failed || $0.seq <= durable }
             state.waiters.removeAll { failed || $0.seq <= durable }
@@ -478,6 +500,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         let (failure, signal) = shared.state.withLock { state -> (EngineError?, Bool) in
             if let failure = state.failure { return (failure, false) }
             precondition(!state.closing, "events recorded after the recorder was closed")
+            // At NORMAL, committed to the record when something waits for it (``commitRecorded``).
+            if commitRecord != nil { state.unrecorded.append(events) }
             let now = DispatchTime.now()
             if state.queued.isEmpty { state.oldestQueued = now }
             state.queued.append(events)
@@ -510,9 +534,13 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         if let journalFailure { throw journalFailure }
     }
 
-    public var durableSeq: Int64 { shared.state.withLock { $0.durable } }
+    public var durableSeq: Int64 {
+        shared.state.withLock { state in commitRecord == nil ? state.durable : max(state.durable, state.recorded) }
+    }
 
     public func expectWait(for seq: Int64) {
+        // At NORMAL nobody waits for the database: a turn is committed when it is recorded.
+        guard commitRecord == nil else { return }
         let gathering = shared.state.withLock { state -> Bool in
             state.expected = max(state.expected, seq)
             return state.gathering
@@ -537,6 +565,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     public var inlineCommitCount: Int { shared.state.withLock { $0.inlineCommits } }
 
     public func commitIfIdle(upTo seq: Int64) -> Bool {
+        // A failure to write the record is reported by the wait that follows.
+        if commitRecord != nil { return (try? commitRecorded(upTo: seq)) ?? false }
         // Only when the writer is not committing: waiting for its lock would block the caller
         // for a commit that is not this one.
         _ = shared.connection.withLockIfAvailable { connection -> Bool in
@@ -547,11 +577,13 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     }
 
     public func waitUntilDurable(_ seq: Int64) async throws(EngineError) {
+        if let failure = shared.state.withLock({ $0.failure }) { throw failure }
+        if commitRecord != nil, try commitRecorded(upTo: seq) { return }
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let (outcome, signal) = shared.state.withLock { state -> (Result<Void, EngineError>?, Bool) in
                     if let failure = state.failure { return (.failure(failure), false) }
-                    if state.durable >= seq { return (.success(()), false) }
+                    if state.durable >= seq || (commitRecord != nil && state.recorded >= seq) { return (.success(()), false) }
                     state.waiters.append(Waiter(seq: seq, continuation: continuation))
                     return (nil, state.gathering || state.unsignaled)
                 }
@@ -562,6 +594,27 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             }
         } catch {
             throw EngineError(error)
+        }
+    }
+
+    /// At `NORMAL`: commits every turn recorded so far that the database lacks to the run's
+    /// ``CommitRecord`` (one write, on the caller's thread), and returns whether every event with
+    /// `seq <= seq` is committed now.
+    /// - Throws: ``EngineError`` (exit 74) when the record cannot be written.
+    private func commitRecorded(upTo seq: Int64) throws(EngineError) -> Bool {
+        guard let commitRecord else { return false }
+        let shared = self.shared
+        // The turns are taken under the record's lock, so they are written in `seq` order.
+        let last = try commitRecord.append {
+            shared.state.withLock { state -> [RunEvent] in
+                guard max(state.durable, state.recorded) < seq else { return [] }
+                defer { state.unrecorded.removeAll() }
+                return Array(state.unrecorded.joined())
+            }
+        }
+        return shared.state.withLock { state in
+            if let last { state.recorded = max(state.recorded, last) }
+            return max(state.durable, state.recorded) >= seq
         }
     }
 
@@ -584,5 +637,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             }.start()
         }
         if let failure = shared.state.withLock({ $0.failure }) { throw failure }
+        // Every event is in the database now.
+        commitRecord?.remove()
     }
 }

@@ -1,0 +1,171 @@
+import Foundation
+import OmnibaseSupport
+import Synchronization
+
+/// A run's `runs/<id>/committed`: where a turn's events are committed at
+/// `--synchronous normal`, one line each, before anything that depends on them starts.
+///
+/// At `NORMAL` a commit promises what the page cache promises: a killed engine loses nothing of
+/// it, an OS crash may. A SQLite transaction gives that promise at ~95 us a chain link (three
+/// b-trees, three WAL frames, the WAL index's locks; see Benchmarks/README.md); one `pwrite` of
+/// the turn's lines gives the same one. So at `NORMAL` the executor commits a turn here, on its
+/// own thread, and the store writer brings `runs.db` up to date in its group commits (within its
+/// 50 ms window), as it does for turns nobody waits for. `resume` first applies the lines that
+/// the database lacks (``replay(stateDirectory:runID:store:)``), so a result committed here is
+/// never lost and never recorded twice; a reader of `runs.db` (`runs show`, `serve`) sees a run
+/// whose engine was killed as of its last database commit until then.
+///
+/// A line is the event as `events.jsonl` has it, plus, for an event with outputs, their values
+/// (`"values"`): the events keep secret outputs masked, and `resume` gives the steps that use
+/// them the real ones. The file is `0600`, like `runs.db`, which holds the same values. It is
+/// removed when the run's events are all in the database (``remove()``).
+///
+/// Lines are replayed in `seq` order from the first the database lacks, up to the first line
+/// that is torn (an engine killed in the middle of a write), unreadable or out of sequence.
+final class CommitRecord: Sendable {
+    private struct Writer {
+        var offset: Int
+        /// A failed write leaves the file's end unknown: nothing is appended after it.
+        var failure: EngineError?
+    }
+
+    private let fd: Int32
+    private let writer: Mutex<Writer>
+    /// The file's path.
+    let path: String
+
+    /// The file, relative to the state folder.
+    static func relativePath(_ runID: String) -> String { "runs/\(runID)/committed" }
+
+    /// Creates the run's record, empty (after ``replay(stateDirectory:runID:store:)``, whatever
+    /// an earlier record held is in the database).
+    /// - Throws: ``EngineError`` (exit 5 for a symbolic link, 74 otherwise).
+    init(stateDirectory: StateDirectory, runID: String) throws(EngineError) {
+        path = stateDirectory.path + "/" + Self.relativePath(runID)
+        do {
+            fd = try stateDirectory.openForUpdate(Self.relativePath(runID))
+        } catch {
+            throw EngineError(error)
+        }
+        guard ftruncate(fd, 0) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw EngineError(.stateFailure, "cannot write \(path): \(message)")
+        }
+        writer = Mutex(Writer(offset: 0))
+    }
+
+    deinit { close(fd) }
+
+    /// Commits `events`: their lines are in the file (the page cache) when this returns.
+    /// - Throws: ``EngineError`` (exit 74) when the file cannot be written; nothing is appended
+    ///   after a failed write (the same error again).
+    func append(_ events: [RunEvent]) throws(EngineError) {
+        _ = try append { events }
+    }
+
+    /// Commits the events `take` returns, called under the file's lock (so that what callers
+    /// take in turn is written in that order).
+    /// - Returns: the last `seq` written; nil when `take` returned nothing.
+    func append(taking take: () -> [RunEvent]) throws(EngineError) -> Int64? {
+        try writer.withLock { writer throws(EngineError) -> Int64? in
+            if let failure = writer.failure { throw failure }
+            let events = take()
+            guard let last = events.last?.seq else { return nil }
+            var bytes: [UInt8] = []
+            for event in events { Self.appendLine(event, to: &bytes) }
+            do throws(EngineError) {
+                try EventLogWriter.writeAll(fd, bytes, at: writer.offset, path: path)
+            } catch {
+                writer.failure = error
+                throw error
+            }
+            writer.offset += bytes.count
+            return last
+        }
+    }
+
+    /// Removes the file: every event it holds is in the database.
+    func remove() {
+        _ = unlink(path)
+    }
+
+    /// One event's line: `events.jsonl`'s, with the values of its outputs when it has any.
+    static func appendLine(_ event: RunEvent, to bytes: inout [UInt8]) {
+        EncodedEvent(event).appendLine(to: &bytes)
+        let outputs = event.payload.attemptEnd?.outputs ?? []
+        guard !outputs.isEmpty else { return }
+        // `appendLine` ends the object with "}\n": the values go in before it.
+        bytes.removeLast(2)
+        bytes.append(contentsOf: #","values":"#.utf8)
+        JSONValue.object(outputs.map { .init($0.name, .string($0.value)) }).write(into: &bytes)
+        bytes.append(contentsOf: "}\n".utf8)
+    }
+
+    /// The event a line holds, its outputs' values restored; nil for a line that is not one.
+    static func event(fromLine line: ArraySlice<UInt8>) -> RunEvent? {
+        guard let value = try? StrictJSONParser.parse(Array(line)).toValue(),
+              let seq = value["seq"]?.intValue, let runID = value["run_id"]?.stringValue,
+              let kind = value["type"]?.stringValue.flatMap(RunEvent.Kind.init(rawValue:)),
+              let timestamp = value["ts"]?.stringValue.flatMap(Timestamp.parse) else { return nil }
+        var event = RunEvent(seq: Int64(seq), timestamp: timestamp, runID: runID, kind: kind,
+                             stepID: value["step_id"]?.stringValue, attempt: value["attempt"]?.intValue,
+                             data: value["data"])
+        if let values = value["values"]?.objectValue {
+            let byName = Dictionary(values.map { ($0.key, $0.value.stringValue ?? "") }, uniquingKeysWith: { $1 })
+            event.payload = event.payload.withOutputValues(byName)
+        }
+        return event
+    }
+
+    /// Applies to `store` the events of the run's record that the database lacks, in one
+    /// transaction; called under the run's lease, before anything reads the run's state.
+    /// - Returns: how many events were applied (0 without a record).
+    /// - Throws: ``EngineError`` when the file cannot be read or the database written.
+    @discardableResult
+    static func replay(stateDirectory: StateDirectory, runID: String, store: RunStore) throws(EngineError) -> Int {
+        let path = stateDirectory.path + "/" + relativePath(runID)
+        let bytes: [UInt8]
+        do {
+            guard let data = FileManager.default.contents(atPath: path) else { return 0 }
+            bytes = [UInt8](data)
+        }
+        guard !bytes.isEmpty, let lastSeq = try store.run(runID)?.lastSeq else { return 0 }
+        var events: [RunEvent] = []
+        var expected = lastSeq + 1
+        var start = 0
+        // Only whole lines: a torn last line (no newline) was never committed.
+        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            defer { start = newline + 1 }
+            guard let event = event(fromLine: bytes[start..<newline]), event.runID == runID else { break }
+            if event.seq < expected { continue }
+            guard event.seq == expected else { break }
+            events.append(event)
+            expected += 1
+        }
+        if !events.isEmpty { try store.append(events) }
+        return events.count
+    }
+}
+
+extension RunEvent.Payload {
+    /// The payload with its outputs' values replaced by `values` (by name).
+    func withOutputValues(_ values: [String: String]) -> Self {
+        func restored(_ end: AttemptEnd?) -> AttemptEnd? {
+            guard var end else { return nil }
+            end.outputs = end.outputs.map { output in
+                var output = output
+                if let value = values[output.name] { output.value = value }
+                return output
+            }
+            return end
+        }
+        switch self {
+        case .stepAttemptFailed(let end): return .stepAttemptFailed(restored(end) ?? end)
+        case .stepSucceeded(let end): return .stepSucceeded(restored(end))
+        case .stepFailed(let end): return .stepFailed(restored(end))
+        case .stepCancelled(let reason, let end): return .stepCancelled(reason: reason, attempt: restored(end))
+        default: return self
+        }
+    }
+}
