@@ -95,4 +95,25 @@ struct CommitRecordTests {
         try Data(bytes + foreign).write(to: URL(fileURLWithPath: path))
         #expect(try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store) == 0)
     }
+
+    /// A record that is there but cannot be read (a directory in its place, a symbolic link) is
+    /// an error (exit 74), never skipped: skipping it would lose the results it committed.
+    @Test func anUnreadableRecordIsAnErrorNotSkipped() throws {
+        let fixture = try Fixture(steps: 1)
+        let store = try RunStore(stateDirectory: fixture.state)
+        let path = Self.recordPath(fixture)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        let error = #expect(throws: EngineError.self) {
+            try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store)
+        }
+        #expect(error?.exitCode == 74)
+        #expect(error?.message.contains(path) == true, "\(String(describing: error))")
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: fixture.path + "/plan.json")
+        #expect(throws: EngineError.self) {
+            try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store)
+        }
+        try FileManager.default.removeItem(atPath: path)
+        #expect(try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store) == 0)
+    }
 }

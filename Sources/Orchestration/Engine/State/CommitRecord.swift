@@ -125,12 +125,7 @@ final class CommitRecord: Sendable {
     @discardableResult
     static func replay(stateDirectory: StateDirectory, runID: String, store: RunStore) throws(EngineError) -> Int {
         let path = stateDirectory.path + "/" + relativePath(runID)
-        let bytes: [UInt8]
-        do {
-            guard let data = FileManager.default.contents(atPath: path) else { return 0 }
-            bytes = [UInt8](data)
-        }
-        guard !bytes.isEmpty, let lastSeq = try store.run(runID)?.lastSeq else { return 0 }
+        guard let bytes = try read(path), !bytes.isEmpty, let lastSeq = try store.run(runID)?.lastSeq else { return 0 }
         var events: [RunEvent] = []
         var expected = lastSeq + 1
         var start = 0
@@ -145,6 +140,30 @@ final class CommitRecord: Sendable {
         }
         if !events.isEmpty { try store.append(events) }
         return events.count
+    }
+}
+
+extension CommitRecord {
+    /// The file's bytes; nil when there is none. A record that exists but cannot be read is an
+    /// error: skipping it would lose what it committed.
+    private static func read(_ path: String) throws(EngineError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw EngineError(.stateFailure, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else {
+                throw EngineError(.stateFailure, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { return bytes }
+            bytes += chunk[..<count]
+        }
     }
 }
 
