@@ -89,11 +89,14 @@ struct CommitRecordTests {
         #expect(try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store) == 0)
         #expect(try fixture.storedSeqs() == Array(1...6))
 
-        // Another run's lines are not this run's.
+        // Another run's lines and garbage are passed over; what follows them in sequence is applied.
         var foreign: [UInt8] = []
         CommitRecord.appendLine(RunEvent(seq: 7, runID: "another-run", kind: .stepStarted, stepID: "s3", attempt: 1), to: &foreign)
-        try Data(bytes + foreign).write(to: URL(fileURLWithPath: path))
-        #expect(try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store) == 0)
+        var next: [UInt8] = []
+        CommitRecord.appendLine(turns[6][0], to: &next)
+        try Data(Array("garbage\u{0}\n".utf8) + bytes + foreign + Array("{\"seq\":7}\n".utf8) + next).write(to: URL(fileURLWithPath: path))
+        #expect(try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store) == 1)
+        #expect(try fixture.storedSeqs() == Array(1...7))
     }
 
     /// A record that is there but cannot be read (a directory in its place, a symbolic link) is

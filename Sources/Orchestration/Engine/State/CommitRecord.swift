@@ -20,8 +20,9 @@ import Synchronization
 /// them the real ones. The file is `0600`, like `runs.db`, which holds the same values. It is
 /// removed when the run's events are all in the database (``remove()``).
 ///
-/// Lines are replayed in `seq` order from the first the database lacks, up to the first line
-/// that is torn (an engine killed in the middle of a write), unreadable or out of sequence.
+/// Lines are replayed in `seq` order from the first the database lacks, up to a gap in `seq` or
+/// the end; a torn last line (an engine killed in the middle of a write: no newline) is not a
+/// line, and a line that is not one of the run's events is passed over.
 final class CommitRecord: Sendable {
     private struct Writer {
         var offset: Int
@@ -132,7 +133,9 @@ final class CommitRecord: Sendable {
         // Only whole lines: a torn last line (no newline) was never committed.
         while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
             defer { start = newline + 1 }
-            guard let event = event(fromLine: bytes[start..<newline]), event.runID == runID else { break }
+            // A line that is not one of this run's events is passed over: `seq` order decides,
+            // and a missing event is a gap that ends the replay.
+            guard let event = event(fromLine: bytes[start..<newline]), event.runID == runID else { continue }
             if event.seq < expected { continue }
             guard event.seq == expected else { break }
             events.append(event)
