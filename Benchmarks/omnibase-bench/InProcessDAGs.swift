@@ -37,7 +37,8 @@ func closurePlan(shape: Shape, nodes: Int, concurrency: Int) -> Plan {
 
 /// Runs one in-process scenario in this process and measures it (call in a fresh process so the
 /// peak memory is this scenario's own).
-func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, scratch: String) async throws -> InProcessResult {
+func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool,
+                      synchronous: SQLiteDatabase.Synchronous = .full, scratch: String) async throws -> InProcessResult {
     let plan = closurePlan(shape: shape, nodes: nodes, concurrency: concurrency)
     let graph = try PlanGraph(steps: plan.steps)
     let options = RunOptions(maxConcurrency: concurrency)
@@ -53,7 +54,7 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool, s
             runID: options.runID, planID: plan.id, traceID: options.traceID,
             source: PlanSource(displayPath: "(in-process)", directory: scratch, bytes: [], overrides: [:]),
             options: .object([]), stepIDs: graph.ids, engine: .current))
-        let recorder = try StoreRecorder(stateDirectory: directory, runID: options.runID)
+        let recorder = try StoreRecorder(stateDirectory: directory, runID: options.runID, synchronous: synchronous)
         report = try await DAGExecutor(plan: plan, graph: graph, options: options, observers: [recorder],
                                        commitGate: recorder, clock: ContinuousClock()).run()
         try await recorder.close()

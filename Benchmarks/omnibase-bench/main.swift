@@ -9,7 +9,7 @@ Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [
                               [--tools ninja,make|none] [--synchronous full|full,normal]
                               [--scratch DIR] [--out FILE.json]
        omnibase-bench inprocess [--shapes ...] [--nodes 10000,100000] [--concurrency 1,8,1024]
-                                [--store off,on] [--out FILE.json]
+                                [--store off,on,normal] [--out FILE.json]
        omnibase-bench validate [--steps 100000] [--out FILE.json]
        omnibase-bench workflows [--dir ../shared/bench/workflows] [--slots 2,8] [--target 10]
                                 [--only NAME,...] [--tools ninja,make|none] [--out FILE.json]
@@ -22,7 +22,8 @@ process    DAGs of `true` steps: the engine (durable store on and off) next to `
            `make -jN` on the same DAG, in one invocation; prints wall times and ratios.
 inprocess  DAGs of no-op Swift closure steps through the library API: nodes per second,
            microseconds of engine overhead per node and peak memory per node (each size runs in a
-           fresh process so its peak memory is its own).
+           fresh process so its peak memory is its own); --store normal: the store at
+           synchronous=NORMAL.
 validate   Loading and validating a generated plan: time and peak memory.
 workflows  Real workflow DAGs run as sleep steps scaled so their lower bound
            max(critical path, work / slots) is --target seconds: the engine's makespan on a first
@@ -89,7 +90,9 @@ do {
         let shape = Shape(rawValue: option("--shape", in: arguments) ?? "independent") ?? .independent
         let result = try await measureInProcess(shape: shape, nodes: Int(option("--nodes", in: arguments) ?? "10000") ?? 10000,
                                                 concurrency: Int(option("--concurrency", in: arguments) ?? "8") ?? 8,
-                                                store: option("--store", in: arguments) == "on", scratch: scratch)
+                                                store: ["on", "normal"].contains(option("--store", in: arguments)),
+                                                synchronous: option("--store", in: arguments) == "normal" ? .normal : .full,
+                                                scratch: scratch)
         // The hand-written TaskGroup floor on the same DAG, after the engine, in the same process.
         let bare = await measureBareTaskGroup(shape: shape, nodes: result.nodes, concurrency: result.concurrency)
         print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes),
