@@ -99,8 +99,9 @@ struct CommitRecordTests {
         #expect(try fixture.storedSeqs() == Array(1...7))
     }
 
-    /// A record that is there but cannot be read (a directory in its place, a symbolic link) is
-    /// an error (exit 74), never skipped: skipping it would lose the results it committed.
+    /// A record that is there but cannot be read (a directory in its place) is an error (exit
+    /// 74), never skipped: skipping it would lose the results it committed. A symbolic link in
+    /// its place is refused (exit 5), as for every state file, and its target is not read.
     @Test func anUnreadableRecordIsAnErrorNotSkipped() throws {
         let fixture = try Fixture(steps: 1)
         let store = try RunStore(stateDirectory: fixture.state)
@@ -113,9 +114,10 @@ struct CommitRecordTests {
         #expect(error?.message.contains(path) == true, "\(String(describing: error))")
         try FileManager.default.removeItem(atPath: path)
         try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: fixture.path + "/plan.json")
-        #expect(throws: EngineError.self) {
+        let refused = #expect(throws: EngineError.self) {
             try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store)
         }
+        #expect(refused?.exitCode == 5, "\(String(describing: refused))")
         try FileManager.default.removeItem(atPath: path)
         #expect(try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store) == 0)
     }

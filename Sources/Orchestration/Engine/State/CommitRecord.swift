@@ -126,7 +126,14 @@ final class CommitRecord: Sendable {
     @discardableResult
     static func replay(stateDirectory: StateDirectory, runID: String, store: RunStore) throws(EngineError) -> Int {
         let path = stateDirectory.path + "/" + relativePath(runID)
-        guard let bytes = try read(path), !bytes.isEmpty, let lastSeq = try store.run(runID)?.lastSeq else { return 0 }
+        let fd: Int32
+        do {
+            guard let opened = try stateDirectory.openForReading(relativePath(runID)) else { return 0 }
+            fd = opened
+        } catch {
+            throw EngineError(error)
+        }
+        guard let bytes = try read(fd, path: path), !bytes.isEmpty, let lastSeq = try store.run(runID)?.lastSeq else { return 0 }
         var events: [RunEvent] = []
         var expected = lastSeq + 1
         var start = 0
@@ -147,14 +154,9 @@ final class CommitRecord: Sendable {
 }
 
 extension CommitRecord {
-    /// The file's bytes; nil when there is none. A record that exists but cannot be read is an
-    /// error: skipping it would lose what it committed.
-    private static func read(_ path: String) throws(EngineError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw EngineError(.stateFailure, "cannot read \(path): \(String(cString: strerror(errno)))")
-        }
+    /// The bytes of the open record `fd` (closed here). A record that exists but cannot be read
+    /// is an error: skipping it would lose what it committed.
+    private static func read(_ fd: Int32, path: String) throws(EngineError) -> [UInt8]? {
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)

@@ -121,6 +121,13 @@ public struct StateDirectory: Sendable, Hashable {
         try openFile(relativePath, flags: O_RDWR | O_CREAT)
     }
 
+    /// Opens an existing state file for reading, as ``openForUpdate(_:)`` does (no links, a
+    /// regular file); nil when there is none.
+    package func openForReading(_ relativePath: String) throws -> Int32? {
+        guard faccessat(AT_FDCWD, fullPath(relativePath), F_OK, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT else { return nil }
+        return try openFile(relativePath, flags: O_RDONLY)
+    }
+
     /// Replaces the file at `relativePath` with `bytes` so that readers see the old or the new
     /// content, never a mix, even after a crash.
     ///
