@@ -14,10 +14,10 @@ struct InProcessResult {
     var cpuSeconds: Double
     /// CPU time of the store writer's thread (0 with the store off).
     var writerCPUSeconds: Double
-    /// Transactions the store committed, and how many of them on the executor's thread (0 with
-    /// the store off).
+    /// Transactions the store committed, and commits to the run's commit record (0 with the store
+    /// off).
     var commits = 0
-    var inlineCommits = 0
+    var recordCommits = 0
 
     var nodesPerSecond: Double { Double(nodes) / seconds }
     var microsecondsPerNode: Double { seconds * 1e6 / Double(nodes) }
@@ -46,7 +46,7 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool,
     let start = ContinuousClock.now
     let report: RunReport
     var writerCPU = 0.0
-    var commits = (all: 0, inline: 0)
+    var commits = (all: 0, record: 0)
     if store {
         let directory = try StateDirectory(path: scratch + "/state-\(getpid())")
         let runStore = try RunStore(stateDirectory: directory)
@@ -59,7 +59,7 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool,
                                        commitGate: recorder, clock: ContinuousClock()).run()
         try await recorder.close()
         writerCPU = recorder.writerCPUTime.map(seconds) ?? 0
-        commits = (recorder.commitCount, recorder.inlineCommitCount)
+        commits = (recorder.commitCount, recorder.recordCommitCount)
     } else {
         report = try await DAGExecutor(plan: plan, graph: graph, options: options, clock: ContinuousClock()).run()
     }
@@ -70,7 +70,7 @@ func measureInProcess(shape: Shape, nodes: Int, concurrency: Int, store: Bool,
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return InProcessResult(shape: shape, nodes: nodes, concurrency: concurrency, store: store, seconds: elapsed,
                            peakRSSBytes: Int(usage.ru_maxrss) * 1024, cpuSeconds: cpu, writerCPUSeconds: writerCPU,
-                           commits: commits.all, inlineCommits: commits.inline)
+                           commits: commits.all, recordCommits: commits.record)
 }
 
 /// Plan validation of a large generated plan file: time and peak memory (in a fresh process).

@@ -97,7 +97,7 @@ do {
         let bare = await measureBareTaskGroup(shape: shape, nodes: result.nodes, concurrency: result.concurrency)
         print(JSONValue.object(["seconds": .double(result.seconds), "peak_rss": .int(result.peakRSSBytes),
                                 "cpu_seconds": .double(result.cpuSeconds), "writer_cpu_seconds": .double(result.writerCPUSeconds),
-                                "commits": .int(result.commits), "inline_commits": .int(result.inlineCommits),
+                                "commits": .int(result.commits), "record_commits": .int(result.recordCommits),
                                 "bare_seconds": .double(bare)]).serialized())
         try? FileManager.default.removeItem(atPath: scratch)
     case "validate-one":

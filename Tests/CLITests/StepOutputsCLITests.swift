@@ -194,8 +194,9 @@ struct StepOutputsCLITests {
     }
 
     /// `kill -9` of the engine while the consumer runs (the producer's success and outputs are
-    /// committed: the consumer only starts once they are durable); `resume` gives the consumer's
-    /// next attempt the same outputs without running the producer again.
+    /// committed, in `runs.db` or in the run's commit record: the consumer only starts once they
+    /// are durable); `resume` gives the consumer's next attempt the same outputs without running
+    /// the producer again.
     @Test func resumeAfterKillNineBetweenProducerAndConsumerKeepsTheOutputs() async throws {
         let dir = TempDir()
         let consumer = "echo $PPID > engine; printf '%s\\n' \"$1\" >> got; [ -f go ] || sleep 120"
@@ -211,12 +212,16 @@ struct StepOutputsCLITests {
         kill(engine, SIGKILL)
         #expect(await running.value.status == 128 + SIGKILL)
         let runID = try #require(try FileManager.default.contentsOfDirectory(atPath: state + "/runs").first)
-        #expect(try storedOutputs(state, runID)["make"]?["TOKEN_FREE"] == got.trimmingCharacters(in: .newlines))
+        let value = got.trimmingCharacters(in: .newlines)
+        let record = (try? String(contentsOfFile: "\(state)/runs/\(runID)/committed", encoding: .utf8)) ?? ""
+        #expect(try storedOutputs(state, runID)["make"]?["TOKEN_FREE"] == value
+                || record.contains("\"values\":{\"TOKEN_FREE\":\"\(value)\"}"), "the producer's output was not committed")
         _ = dir.write("go", "")
         let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(dir.read("made") == "run\n", "the producer is not run again")
         #expect(dir.read("got") == got + got, "the consumer's second attempt got the same value")
+        #expect(try storedOutputs(state, runID)["make"]?["TOKEN_FREE"] == value)
         #expect(try resumed.json().stepReport("use")?["attempts"]?.intValue == 2)
     }
 

@@ -6,7 +6,7 @@ import TestSupport
 @testable import Orchestration
 
 /// The thread that appends committed events to `events.jsonl`: every batch, in the order it was
-/// handed over (by the writer, or written inline), by the time `close` returns; a write that fails is reported once, with the last
+/// handed over, by the time `close` returns; a write that fails is reported once, with the last
 /// `seq` it did not copy.
 @Suite("EventCopier: events.jsonl on a thread of its own", .timeLimit(.minutes(1)))
 struct EventCopierTests {
@@ -43,17 +43,12 @@ struct EventCopierTests {
         let folder = Folder()
         let failures = Mutex<[Int64]>([])
         let copier = EventCopier(file: try folder.eventsFile()) { _, seq in failures.withLock { $0.append(seq) } }
-        // 2,000 batches of 1 to 5 events, handed over as fast as one thread can, every third one
-        // as an inline commit's: most of them queue up while the thread writes the ones before,
-        // and an inline batch must then wait its turn instead of being written at once.
+        // 2,000 batches of 1 to 5 events, handed over as fast as one thread can: most of them
+        // queue up while the thread writes the ones before.
         var next: Int64 = 1
         for index in 0..<2_000 {
             let size = Int64(index % 5) + 1
-            if index % 3 == 0 {
-                copier.copyInline(folder.batch(next, next + size - 1))
-            } else {
-                copier.copy(folder.batch(next, next + size - 1))
-            }
+            copier.copy(folder.batch(next, next + size - 1))
             next += size
         }
         copier.close()

@@ -283,45 +283,6 @@ struct SQLiteDatabaseTests {
         }
     }
 
-    @Test("writeIfUnlocked never waits: nil while another process holds the lock file or SQLite's lock",
-          .timeLimit(.minutes(1)))
-    func writeIfUnlockedNeverWaits() throws {
-        try withScratchFolder { folder in
-            let path = folder + "/runs.db"
-            let db = try SQLiteDatabase(path: path, busyTimeout: .seconds(10))
-            try db.write { try $0.exec("CREATE TABLE t(x)") }
-            let clock = ContinuousClock()
-
-            let holder = try holdLockInAnotherProcess(path + ".lock", seconds: 2, folder: folder)
-            var started = clock.now
-            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (1)") } == nil)
-            #expect(clock.now - started < .milliseconds(500), "it waited for the lock file")
-            holder.waitUntilExit()
-
-            // A process that ignores the lock file (the sqlite3 shell) holds SQLite's write lock.
-            let marker = folder + "/began"
-            let shell = Process()
-            shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-            shell.arguments = ["-c", "printf 'BEGIN IMMEDIATE;\\n.shell touch %s; sleep 2\\nCOMMIT;\\n' \"$0\" | sqlite3 \"$1\"",
-                               marker, path]
-            try shell.run()
-            try waitForFile(marker, "the sqlite3 shell never began its transaction")
-            started = clock.now
-            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (2)") } == nil)
-            #expect(clock.now - started < .milliseconds(500), "it waited for SQLite's lock")
-            shell.waitUntilExit()
-
-            // Free again: it writes, and the connection waits again as configured afterwards.
-            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (3)") } != nil)
-            #expect(try db.query("SELECT x FROM t").map { $0.int(0) } == [3], "nothing of the refused writes")
-            let other = try holdLockInAnotherProcess(path + ".lock", seconds: 0.5, folder: folder)
-            started = clock.now
-            try db.write { try $0.run("INSERT INTO t VALUES (4)") }
-            #expect(clock.now - started > .milliseconds(200), "write waits as before")
-            other.waitUntilExit()
-        }
-    }
-
     @Test("large commits trigger a checkpoint under the lock, so the WAL stays small")
     func automaticCheckpointBoundsTheWAL() throws {
         try withScratchFolder { folder in
@@ -337,30 +298,6 @@ struct SQLiteDatabaseTests {
             #expect(walSize < 64 * 4096, "the WAL grew to \(walSize) bytes")
             #expect(try db.checkpoint(.truncate).isComplete)
             #expect(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int == 0)
-        }
-    }
-
-    @Test("writeIfUnlocked leaves a due checkpoint to a thread that may wait: checkpointIsDue says so")
-    func writeIfUnlockedLeavesTheCheckpointDue() throws {
-        try withScratchFolder { folder in
-            let path = folder + "/runs.db"
-            let db = try SQLiteDatabase(path: path)
-            db.checkpointThreshold = 20
-            try db.write { try $0.exec("CREATE TABLE t(b BLOB)") }
-            #expect(!db.checkpointIsDue)
-            for n in 0..<40 {
-                _ = try db.writeIfUnlocked { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: UInt8(n), count: 2_000)) }
-            }
-            // Each insert is a page or more: the WAL went past the threshold, nothing was checkpointed.
-            #expect(db.automaticCheckpointCount == 0)
-            #expect(db.checkpointIsDue)
-            let walSize = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
-            #expect(walSize > 40 * 2_000)
-            try db.checkpoint(.passive)
-            #expect(!db.checkpointIsDue)
-            // The next write after more growth checkpoints by itself, as always.
-            for n in 0..<40 { try db.write { try $0.run("INSERT INTO t VALUES (?)", [UInt8](repeating: UInt8(n), count: 2_000)) } }
-            #expect(db.automaticCheckpointCount > 0)
         }
     }
 
@@ -504,7 +441,6 @@ struct SQLiteDatabaseTests {
                 try db.write { try $0.run("INSERT INTO child VALUES (1)") }
             }
             #expect(try db.query("SELECT count(*) FROM child").first?.int(0) == 3, "only the valid rows")
-            #expect(try db.writeIfUnlocked { try $0.run("INSERT INTO child VALUES (1)") } != nil)
             #expect(try db.query("SELECT count(*) FROM child WHERE p <> 1").first?.int(0) == 0)
         }
     }

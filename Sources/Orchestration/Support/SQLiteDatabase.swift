@@ -22,8 +22,7 @@ import Glibc
     with `sqlite3_wal_autocheckpoint(db, 0)`, and our own `sqlite3_wal_hook` records how many
     frames the WAL holds after each commit. When it has grown by `checkpointThreshold` pages
     (1000 by default, ~4 MB) since the last checkpoint, `write { }` runs a PASSIVE checkpoint
-    before it releases the lock (`writeIfUnlocked { }`, whose caller must not stall, leaves it
-    due: `checkpointIsDue`). `checkpoint()` runs one on demand, also under the lock.
+    before it releases the lock. `checkpoint()` runs one on demand, also under the lock.
  3. Closing. The last connection to close a WAL database checkpoints it and deletes the WAL.
     `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE` would turn that off, but `sqlite3_db_config` is variadic
     and cannot be called from Swift, so the close itself takes the lock. If the lock cannot be had
@@ -445,60 +444,18 @@ public final class SQLiteDatabase {
     ///   SQLite; or whatever `body` throws.
     /// - Important: Calling `write` from inside `body` is a programming error and traps.
     public func write<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
-        // Waiting, the transaction always happens.
-        try write(waiting: true, body)!
-    }
-
-    /// Runs `body` as ``write(_:)`` does, but only if no other connection holds the lock or
-    /// the database right now: it never waits for another process (for a caller whose thread
-    /// must not stall, such as the engine's process loop). Nor does it checkpoint: a checkpoint
-    /// syncs the WAL and the database file (milliseconds), so one that is due
-    /// (``checkpointIsDue``) is left to ``checkpoint(_:)`` or the next ``write(_:)``, on a thread
-    /// that may wait.
-    ///
-    /// - Returns: What `body` returns, or `nil` when another connection held the lock `<path>.lock`
-    ///   or SQLite's write lock (nothing was run or written).
-    /// - Throws: As ``write(_:)``, except that contention is `nil`, not ``StoreError/Code/busy``.
-    public func writeIfUnlocked<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T? {
-        try write(waiting: false, body)
-    }
-
-    /// Whether the WAL has grown by ``checkpointThreshold`` pages since the last checkpoint (one
-    /// ``writeIfUnlocked(_:)`` left to be run).
-    public var checkpointIsDue: Bool {
-        let frames = connection.walFrames.frames
-        return frames >= framesAtLastCheckpoint && frames - framesAtLastCheckpoint >= checkpointThreshold
-    }
-
-    private func write<T>(waiting: Bool, _ body: (SQLiteDatabase) throws -> T) throws -> T? {
         guard let lock = connection.lock else {
             throw StoreError(.readOnly, message: "'\(path)' was opened read-only and cannot be written.", path: path)
         }
         precondition(!isInWriteTransaction, "SQLiteDatabase.write called from inside a write transaction")
-        if waiting {
-            try lock.lock(timeout: busyTimeout)
-        } else if try !lock.tryLock() {
-            return nil
-        }
+        try lock.lock(timeout: busyTimeout)
         connection.holdsWriteLock = true
         defer {
             connection.holdsWriteLock = false
             lock.unlock()
         }
 
-        if waiting {
-            try runTransactionControl(commit: false)
-        } else {
-            // Only a process that ignores the lock file can hold SQLite's lock now: do not wait
-            // for it either.
-            sqlite3_busy_timeout(connection.pointer, 0)
-            defer { sqlite3_busy_timeout(connection.pointer, Int32(clamping: busyTimeout.milliseconds)) }
-            do {
-                try runTransactionControl(commit: false)
-            } catch let error as StoreError where error.code == .busy {
-                return nil
-            }
-        }
+        try runTransactionControl(commit: false)
         isInWriteTransaction = true
         let result: T
         do {
@@ -513,8 +470,7 @@ public final class SQLiteDatabase {
 
         let frames = connection.walFrames.frames
         if frames < framesAtLastCheckpoint { framesAtLastCheckpoint = 0 }  // The WAL was restarted.
-        if waiting && frames - framesAtLastCheckpoint >= checkpointThreshold,
-           let outcome = try? checkpointHoldingLock(.passive) {
+        if frames - framesAtLastCheckpoint >= checkpointThreshold, let outcome = try? checkpointHoldingLock(.passive) {
             framesAtLastCheckpoint = outcome.walFrames
             automaticCheckpointCount += 1
         }

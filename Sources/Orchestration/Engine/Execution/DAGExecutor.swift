@@ -290,7 +290,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// for its dependencies' results to be durable: their commit then goes at once, without
     /// gathering more turns first (one wake-up of the store writer per chain link, not two).
     private func expectWaits(for actions: [SchedulerStateMachine.Action], loop: RunLoop) {
-        guard let commitGate, !loop.asks else { return }
+        // A start with nothing else running commits on the executor's thread (``begin``):
+        // nothing to announce.
+        guard let commitGate, !loop.asks, loop.machine.runningCount != 1 else { return }
         var needed: Int64 = 0
         for case .start(let step, _) in actions {
             for dep in graph.dependencies[step] { needed = max(needed, loop.finalSeq[Int(dep)]) }

@@ -28,12 +28,19 @@ final class CommitRecord: Sendable {
         var offset: Int
         /// A failed write leaves the file's end unknown: nothing is appended after it.
         var failure: EngineError?
+        /// Synced: the end of the region already written with zeros and synced, which lines
+        /// overwrite (so that a line's `fdatasync` has no file size to commit).
+        var reserved = 0
     }
 
     private let fd: Int32
     private let writer: Mutex<Writer>
     /// The file's path.
     let path: String
+    /// Whether each append is synced to disk before it returns (`synchronous=FULL`).
+    let synced: Bool
+    /// How much room a synced record writes with zeros at a time.
+    static let reserveBytes = 1 << 20
 
     /// The file, relative to the state folder.
     static func relativePath(_ runID: String) -> String { "runs/\(runID)/committed" }
@@ -41,8 +48,9 @@ final class CommitRecord: Sendable {
     /// Creates the run's record, empty (after ``replay(stateDirectory:runID:store:)``, whatever
     /// an earlier record held is in the database).
     /// - Throws: ``EngineError`` (exit 5 for a symbolic link, 74 otherwise).
-    init(stateDirectory: StateDirectory, runID: String) throws(EngineError) {
+    init(stateDirectory: StateDirectory, runID: String, synced: Bool = false) throws(EngineError) {
         path = stateDirectory.path + "/" + Self.relativePath(runID)
+        self.synced = synced
         do {
             fd = try stateDirectory.openForUpdate(Self.relativePath(runID))
         } catch {
@@ -76,13 +84,29 @@ final class CommitRecord: Sendable {
             var bytes: [UInt8] = []
             for event in events { Self.appendLine(event, to: &bytes) }
             do throws(EngineError) {
+                if synced && writer.offset + bytes.count > writer.reserved {
+                    // Zeros first, synced: the lines then overwrite allocated, written blocks.
+                    let end = max(writer.offset + bytes.count, writer.reserved + Self.reserveBytes)
+                    try EventLogWriter.writeAll(fd, [UInt8](repeating: 0, count: end - writer.reserved),
+                                                at: writer.reserved, path: path)
+                    try sync()
+                    writer.reserved = end
+                }
                 try EventLogWriter.writeAll(fd, bytes, at: writer.offset, path: path)
+                if synced { try sync() }
             } catch {
                 writer.failure = error
                 throw error
             }
             writer.offset += bytes.count
             return last
+        }
+    }
+
+    private func sync() throws(EngineError) {
+        while fdatasync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw EngineError(.stateFailure, "syncing \(path) failed: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -148,7 +172,12 @@ final class CommitRecord: Sendable {
             events.append(event)
             expected += 1
         }
-        if !events.isEmpty { try store.append(events) }
+        if !events.isEmpty {
+            try store.append(events)
+            // The session may be at NORMAL while the record was a FULL session's: what it
+            // committed must be on disk before the new session empties the record.
+            try store.syncLog()
+        }
         return events.count
     }
 }

@@ -373,16 +373,10 @@ public final class RunStore {
         }
     }
 
-    /// Appends `events` as ``append(encoded:)`` does, unless another connection holds the state
-    /// folder's lock or the database right now (``SQLiteDatabase/writeIfUnlocked(_:)``).
-    /// - Returns: Whether the events were committed (`false`: nothing was written).
-    func appendIfUnlocked(encoded events: [EncodedEvent]) throws(EngineError) -> Bool {
-        guard !events.isEmpty else { return true }
-        do {
-            return try database.writeIfUnlocked { db in try apply(events, db) } != nil
-        } catch {
-            throw EngineError(error)
-        }
+    /// Makes every commit so far durable on disk, whatever the connection's `synchronous`: a
+    /// checkpoint syncs the write-ahead log before it copies it.
+    func syncLog() throws(EngineError) {
+        do { _ = try database.checkpoint(.passive) } catch { throw EngineError(error) }
     }
 
     private func apply(_ events: [EncodedEvent], _ db: SQLiteDatabase) throws {

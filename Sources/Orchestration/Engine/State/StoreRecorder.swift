@@ -103,8 +103,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         var streaming = false
         /// Transactions committed (for tests and benchmarks).
         var commits = 0
-        /// Transactions committed on a caller's thread (``commitIfIdle(upTo:)``).
-        var inlineCommits = 0
+        /// Commits to the ``CommitRecord`` (a write, synced at `FULL`) made on a waiter's thread.
+        var recordCommits = 0
         /// CPU time the writer thread used, set when it stops (for benchmarks).
         var writerCPU: Duration?
         /// Turns were queued without waking the writer, because a wait for them was announced
@@ -112,13 +112,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         /// again before it sleeps, so none is left behind when the announced wait was met by
         /// that commit.
         var unsignaled = false
-        /// A commit on a caller's thread left a checkpoint due (``SQLiteDatabase/checkpointIsDue``):
-        /// the writer runs it.
-        var checkpointDue = false
-        /// The last `seq` committed to the run's ``CommitRecord`` (at `NORMAL`).
+        /// The last `seq` committed to the run's ``CommitRecord``.
         var recorded: Int64 = 0
-        /// At `NORMAL`, the turns recorded since the last write to the ``CommitRecord`` that the
-        /// database does not hold yet: written when something waits for them.
+        /// The turns recorded since the last write to the ``CommitRecord`` that the database
+        /// does not hold yet: written when something waits for them.
         var unrecorded: [[RunEvent]] = []
     }
 
@@ -141,9 +138,9 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
 
     private let shared: Shared
     private let journal: AttemptJournal
-    /// At `NORMAL`, where a turn is committed (``CommitRecord``); the database follows in the
-    /// writer's group commits. Nil at `FULL`: a commit is the database's, synced.
-    private let commitRecord: CommitRecord?
+    /// Where a turn something waits for is committed (``CommitRecord``: a write, synced at
+    /// `FULL`); the database follows in the writer's group commits.
+    private let commitRecord: CommitRecord
     private var wakeup: DispatchSemaphore { shared.wakeup }
     private var stopped: DispatchSemaphore { shared.stopped }
     /// The events file this recorder appends to.
@@ -165,12 +162,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         eventsPath = stateDirectory.path + "/runs/\(runID)/events.jsonl"
         journal = try AttemptJournal(stateDirectory: stateDirectory, runID: runID)
         // A record an earlier session left was applied by `resume` before this session started.
-        if synchronous == .normal {
-            commitRecord = try CommitRecord(stateDirectory: stateDirectory, runID: runID)
-        } else {
-            commitRecord = nil
-            _ = unlink(stateDirectory.path + "/" + CommitRecord.relativePath(runID))
-        }
+        commitRecord = try CommitRecord(stateDirectory: stateDirectory, runID: runID, synced: synchronous == .full)
         shared.state.withLock { $0.recorded = durableSeq }
         let opened = Mutex<EngineError?>(nil)
         let ready = DispatchSemaphore(value: 0)
@@ -182,7 +174,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
                     let events = try EventLogFile(stateDirectory: stateDirectory, runID: runID)
                     try events.repair(from: store.events(runID))
                     let copier = EventCopier(file: events) { error, lastSeq in
-                        Self.publish(lastSeq, failure: error, inline: false, shared)
+                        Self.publish(lastSeq, failure: error, shared)
                     }
                     connection = Connection(store: store, copier: copier)
                     return nil
@@ -229,7 +221,6 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             // Turns queued without a wake-up whose announced wait was met by the last commit
             // have nobody else to commit them.
             if !shared.state.withLock({ $0.unsignaled }) { shared.wakeup.wait() }
-            checkpointIfDue(shared)
             // Gathers until somebody waits, the window ends, or enough is queued to apply it
             // now: then the rest of the window is gathered inside the transaction.
             let backlog = gatherMicroseconds > 0 && gather(shared, for: gatherMicroseconds)
@@ -242,66 +233,10 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         }
     }
 
-    /// Commits the queued turns on a caller's thread (``commitIfIdle(upTo:)``) unless another
-    /// connection holds the lock, then copies them to `events.jsonl`; the caller holds the
-    /// connection. Returns whether the recorder is closing.
-    private static func commitInline(_ connection: borrowing Connection, _ shared: Shared) -> Bool {
-        // After a failed commit nothing more is committed: a later, smaller batch that happened
-        // to fit would leave a gap in the run's events.
-        let (batches, oldest, closing, failedBefore) = takeQueued(shared)
-        guard !batches.isEmpty && !failedBefore else { return closing }
-        let lastSeq = batches.last?.last?.seq ?? 0
-        var failure: EngineError?
-        // Each event is encoded once, for the transaction and for its copy.
-        let encoded = batches.joined().map(EncodedEvent.init)
-        // The caller's thread may be the process loop: it does not wait for another process's
-        // lock. Held: the turns go back, first in line, for the writer.
-        do {
-            guard try connection.store.appendIfUnlocked(encoded: encoded) else {
-                shared.state.withLock { state in
-                    // First in line again, with the time they were first queued.
-                    if let oldest { state.oldestQueued = min(oldest, state.oldestQueued ?? oldest) }
-                    state.queued.insert(contentsOf: batches, at: 0)
-                    state.queuedEvents += encoded.count
-                    state.unsignaled = true
-                }
-                return closing
-            }
-        } catch {
-            failure = EngineError(error)
-        }
-        publish(lastSeq, failure: failure, inline: true, shared)
-        // The copy follows the commit, in commit order (the caller holds the connection), on the
-        // caller's thread. A killed engine may leave it short, and resume repairs it from the
-        // database.
-        if failure == nil { connection.copier.copyInline(encoded) }
-        // A checkpoint syncs the WAL and the database file: not on the caller's thread (a chain's
-        // next link waits for it), but on the writer's, while the link's step runs.
-        if connection.store.database.checkpointIsDue {
-            shared.state.withLock { $0.checkpointDue = true }
-            shared.wakeup.signal()
-        }
-        return closing
-    }
-
-    /// Runs the checkpoint a commit on a caller's thread left due, on the writer's thread (its
-    /// failure is not reported: the commits are durable, and a later write tries again).
-    private static func checkpointIfDue(_ shared: Shared) {
-        guard shared.state.withLock({ state in
-            defer { state.checkpointDue = false }
-            return state.checkpointDue
-        }) else { return }
-        shared.connection.withLock { connection in
-            guard let database = connection?.store.database, database.checkpointIsDue else { return }
-            _ = try? database.checkpoint(.passive)
-        }
-    }
-
     /// Takes the queued turns, as many as fit in `limit` events (at least one turn unless
     /// `atLeastOne` is false; a turn is never split). Returns them, whether the recorder is
     /// closing and whether the store failed before. Turns left queued keep their time (the next
-    /// commit follows at once) and the writer is woken for them (it may be asleep when a
-    /// caller's inline commit took the first ones).
+    /// commit follows at once) and the writer is woken for them.
     private static func takeQueued(_ shared: Shared, limit: Int = maxEventsPerCommit, atLeastOne: Bool = true)
         -> (batches: [[RunEvent]], oldest: DispatchTime?, closing: Bool, failed: Bool) {
         shared.state.withLock { state in
@@ -410,7 +345,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             state.gathering = false
             state.streaming = false
         }
-        publish(lastSeq, failure: failure, inline: false, shared)
+        publish(lastSeq, failure: failure, shared)
         // After the commit, in commit order (the writer holds the connection).
         if failure == nil { for events in copies { connection.copier.copy(events) } }
         return closing
@@ -445,12 +380,9 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
 
     /// Records a commit (or its failure) and resumes the waiters it satisfies (all of them when
     /// the store failed).
-    private static func publish(_ lastSeq: Int64, failure: EngineError?, inline: Bool, _ shared: Shared) {
+    private static func publish(_ lastSeq: Int64, failure: EngineError?, _ shared: Shared) {
         let (ready, failureNow) = shared.state.withLock { state -> ([Waiter], EngineError?) in
-            if failure == nil {
-                state.commits += 1
-                if inline { state.inlineCommits += 1 }
-            }
+            if failure == nil { state.commits += 1 }
             if let failure, state.failure == nil { state.failure = failure }
             if state.failure == nil { state.durable = max(state.durable, lastSeq) }
             let durable = state.durable
@@ -485,7 +417,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
                 // A backlog is applied while more comes, even when a wait for it was announced:
                 // the waiter waits for the commit that ends it.
                 let backlog = !waited && state.queuedEvents >= eagerEvents && (first || isBurst(state))
-                let urgent = !backlog && (waited || state.expected > state.durable)
+                let urgent = !backlog && (waited || state.expected > max(state.durable, state.recorded))
                 state.gathering = !urgent && !backlog
                 return (urgent, backlog)
             }
@@ -508,8 +440,8 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         let (failure, signal) = shared.state.withLock { state -> (EngineError?, Bool) in
             if let failure = state.failure { return (failure, false) }
             precondition(!state.closing, "events recorded after the recorder was closed")
-            // At NORMAL, committed to the record when something waits for it (``commitRecorded``).
-            if commitRecord != nil { state.unrecorded.append(events) }
+            // Committed to the record when something waits for it (``commitRecorded(upTo:)``).
+            state.unrecorded.append(events)
             let now = DispatchTime.now()
             if state.queued.isEmpty { state.oldestQueued = now }
             state.queued.append(events)
@@ -526,7 +458,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             // while it gathers a window; only the turn that makes it one wakes it.
             if state.gathering && state.burstEvents - events.count < Self.eagerEvents
                 && Self.isBurst(state) { return (nil, true) }
-            if state.expected > state.durable {
+            if state.expected > max(state.durable, state.recorded) {
                 // A backlog behind an announced wait (a lattice's layer): the writer applies it
                 // while the rest of the layer comes, and commits when the wait comes.
                 if state.queuedEvents >= Self.eagerEvents && !state.gathering { return (nil, true) }
@@ -542,13 +474,11 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         if let journalFailure { throw journalFailure }
     }
 
-    public var durableSeq: Int64 {
-        shared.state.withLock { state in commitRecord == nil ? state.durable : max(state.durable, state.recorded) }
-    }
+    public var durableSeq: Int64 { shared.state.withLock { max($0.durable, $0.recorded) } }
 
     public func expectWait(for seq: Int64) {
-        // At NORMAL nobody waits for the database: a turn is committed when it is recorded.
-        guard commitRecord == nil else { return }
+        // At NORMAL every wait is met by the record: none waits for the database.
+        guard commitRecord.synced else { return }
         let gathering = shared.state.withLock { state -> Bool in
             state.expected = max(state.expected, seq)
             return state.gathering
@@ -569,29 +499,25 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     /// Transactions committed so far.
     public var commitCount: Int { shared.state.withLock { $0.commits } }
 
-    /// Transactions committed on a caller's thread so far (``commitIfIdle(upTo:)``).
-    public var inlineCommitCount: Int { shared.state.withLock { $0.inlineCommits } }
+    /// Commits to the run's ``CommitRecord`` so far (``commitIfIdle(upTo:)``, and at `NORMAL`
+    /// ``waitUntilDurable(_:)``).
+    public var recordCommitCount: Int { shared.state.withLock { $0.recordCommits } }
 
     public func commitIfIdle(upTo seq: Int64) -> Bool {
         // A failure to write the record is reported by the wait that follows.
-        if commitRecord != nil { return (try? commitRecorded(upTo: seq)) ?? false }
-        // Only when the writer is not committing: waiting for its lock would block the caller
-        // for a commit that is not this one.
-        _ = shared.connection.withLockIfAvailable { connection -> Bool in
-            guard let connection else { return false }
-            return Self.commitInline(connection, shared)
-        }
-        return shared.state.withLock { $0.failure == nil && $0.durable >= seq }
+        (try? commitRecorded(upTo: seq)) ?? false
     }
 
     public func waitUntilDurable(_ seq: Int64) async throws(EngineError) {
         if let failure = shared.state.withLock({ $0.failure }) { throw failure }
-        if commitRecord != nil, try commitRecorded(upTo: seq) { return }
+        // At FULL a record commit syncs: an attempt waiting here (a lattice's, while others run
+        // on the process loop) leaves that to the writer's group commit instead.
+        if !commitRecord.synced, try commitRecorded(upTo: seq) { return }
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let (outcome, signal) = shared.state.withLock { state -> (Result<Void, EngineError>?, Bool) in
                     if let failure = state.failure { return (.failure(failure), false) }
-                    if state.durable >= seq || (commitRecord != nil && state.recorded >= seq) { return (.success(()), false) }
+                    if max(state.durable, state.recorded) >= seq { return (.success(()), false) }
                     state.waiters.append(Waiter(seq: seq, continuation: continuation))
                     return (nil, state.gathering || state.unsignaled)
                 }
@@ -605,12 +531,12 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         }
     }
 
-    /// At `NORMAL`: commits every turn recorded so far that the database lacks to the run's
-    /// ``CommitRecord`` (one write, on the caller's thread), and returns whether every event with
-    /// `seq <= seq` is committed now.
+    /// Commits every turn recorded so far that the database lacks to the run's ``CommitRecord``
+    /// (one write on the caller's thread, and an `fdatasync` at `FULL`), and returns whether
+    /// every event with `seq <= seq` is committed now. The database follows in the writer's
+    /// group commit.
     /// - Throws: ``EngineError`` (exit 74) when the record cannot be written.
     private func commitRecorded(upTo seq: Int64) throws(EngineError) -> Bool {
-        guard let commitRecord else { return false }
         let shared = self.shared
         // The turns are taken under the record's lock, so they are written in `seq` order.
         let last = try commitRecord.append {
@@ -620,10 +546,16 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
                 return Array(state.unrecorded.joined())
             }
         }
-        return shared.state.withLock { state in
-            if let last { state.recorded = max(state.recorded, last) }
-            return max(state.durable, state.recorded) >= seq
+        let (met, wake) = shared.state.withLock { state -> (Bool, Bool) in
+            guard let last else { return (max(state.durable, state.recorded) >= seq, false) }
+            state.recorded = max(state.recorded, last)
+            state.recordCommits += 1
+            // Turns queued without waking the writer, for a wait this commit met.
+            defer { state.unsignaled = false }
+            return (max(state.durable, state.recorded) >= seq, state.unsignaled)
         }
+        if wake { wakeup.signal() }
+        return met
     }
 
     /// Commits what is queued, stops the writer thread and closes the connection.
@@ -646,6 +578,6 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         }
         if let failure = shared.state.withLock({ $0.failure }) { throw failure }
         // Every event is in the database now.
-        commitRecord?.remove()
+        commitRecord.remove()
     }
 }
