@@ -288,7 +288,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Tells the commit gate, before the turn is recorded, that a start of this turn will wait
     /// for its dependencies' results to be durable: their commit then goes at once, without
-    /// gathering more turns first (one wake-up of the store writer per chain link, not two).
+    /// gathering more turns first (a lattice's layer). A start with nothing else running
+    /// commits for itself (``begin``): announced, it would hurry the store writer into a
+    /// commit of its own beside that one.
     private func expectWaits(for actions: [SchedulerStateMachine.Action], loop: RunLoop) {
         // A start with nothing else running commits on the executor's thread (``begin``):
         // nothing to announce.
@@ -307,7 +309,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         if let commitGate, needed > commitGate.durableSeq {
             // A step starts only once its dependencies' results are durable. When it is the
             // only attempt running (a chain), the executor has nothing to do but wait: it
-            // commits on its own thread if the writer is idle (no hand-off, no wake-ups).
+            // commits on its own thread (the run's commit record: no hand-off, no wake-ups).
             // Otherwise the step's own task waits for that, then starts it (no hop back
             // through this loop between the two).
             if loop.machine.runningCount == 1 && commitGate.commitIfIdle(upTo: needed) {

@@ -2,15 +2,18 @@ import Foundation
 import OmnibaseSupport
 import Synchronization
 
-/// A run's `runs/<id>/committed`: where a turn's events are committed at
-/// `--synchronous normal`, one line each, before anything that depends on them starts.
+/// A run's `runs/<id>/committed`: where the turns a step waits for are committed, one line per
+/// event, before the step starts (``StoreRecorder``: every wait at `--synchronous normal`, a
+/// chain's links at `full`).
 ///
-/// At `NORMAL` a commit promises what the page cache promises: a killed engine loses nothing of
-/// it, an OS crash may. A SQLite transaction gives that promise at ~95 us a chain link (three
-/// b-trees, three WAL frames, the WAL index's locks; see Benchmarks/README.md); one `pwrite` of
-/// the turn's lines gives the same one. So at `NORMAL` the executor commits a turn here, on its
-/// own thread, and the store writer brings `runs.db` up to date in its group commits (within its
-/// 50 ms window), as it does for turns nobody waits for. `resume` first applies the lines that
+/// A SQLite transaction costs a chain link ~95 us (three b-trees, three WAL frames, the WAL
+/// index's locks; see Benchmarks/README.md); one `pwrite` of the turn's lines gives `NORMAL`'s
+/// promise (the page cache: a killed engine loses nothing, an OS crash may), and at `FULL` one
+/// `fdatasync` after it gives `FULL`'s. The lines go over room already written with zeros and
+/// synced (``reserveBytes`` at a time), so that sync has no file size to commit, and an
+/// interrupted write leaves zeros or a torn line, never an older line. The store writer brings
+/// `runs.db` up to date in its group commits (within its 50 ms window), as it does for turns
+/// nobody waits for. `resume` first applies the lines that
 /// the database lacks (``replay(stateDirectory:runID:store:)``), so a result committed here is
 /// never lost and never recorded twice; a reader of `runs.db` (`runs show`, `serve`) sees a run
 /// whose engine was killed as of its last database commit until then.

@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
 
-/// Tells the executor when recorded events are durable (committed: in `runs.db`, or at
-/// `synchronous=NORMAL` in the run's commit record).
+/// Tells the executor when recorded events are durable (committed: in `runs.db`, or in the run's
+/// commit record).
 public protocol CommitGate: Sendable {
     /// The highest `seq` known to be durable.
     var durableSeq: Int64 { get }
@@ -16,12 +16,11 @@ public protocol CommitGate: Sendable {
     /// wake a store writer by themselves; a backlog of them, a lattice's layer, is applied
     /// while it grows, and the wait commits it).
     func expectWait(for seq: Int64)
-    /// Commits what is recorded on the caller's thread when nobody else is committing, and
-    /// returns whether every event with `seq <= seq` is durable now. The executor calls it when
-    /// it would otherwise only wait: no thread hand-off, no wake-up of the writer. It blocks for
-    /// the commit (an fsync with `synchronous=FULL`), never for another committer: when another
-    /// connection, in any process, holds the state folder's lock, it returns `false` at once and
-    /// the writer commits. At `NORMAL` the commit is one write to the run's commit record.
+    /// Commits what is recorded on the caller's thread, and returns whether every event with
+    /// `seq <= seq` is durable now. The executor calls it when it would otherwise only wait (a
+    /// start with nothing else running, which then announces no wait): no thread hand-off, no
+    /// wake-up of the writer. It blocks for the commit (an fsync with `synchronous=FULL`), never
+    /// for another committer; `false` when the commit failed (the wait that follows reports it).
     func commitIfIdle(upTo seq: Int64) -> Bool
 }
 
@@ -51,9 +50,13 @@ extension CommitGate {
 /// The writer is a thread of its own, not a task, because SQLite's calls block (an fsync takes
 /// milliseconds) and the cooperative pool has only as many threads as cores. When the executor
 /// has nothing to do but wait for a commit (a chain's next link), it commits on its own thread
-/// instead (``commitIfIdle(upTo:)``): a turn whose wait was announced does not wake the writer,
-/// and the executor does not wait for a wake-up either. A layer of a lattice is the opposite
-/// case: the wait is announced at its first turn, and the rest of the layer follows before
+/// instead (``commitIfIdle(upTo:)``), to the run's ``CommitRecord``: one write of the turns the
+/// database lacks (and one `fdatasync` at `FULL`) instead of a transaction; the writer brings
+/// `runs.db` up to date in its group commits as for turns nobody waits for, and `resume`
+/// applies what a killed engine's record holds and the database lacks. At `NORMAL` every wait is
+/// met that way (a write without a sync costs less than a hand-off to the writer); at `FULL` an
+/// attempt that waits while others run leaves the sync to the writer. A layer of a lattice is
+/// that case: the wait is announced at its first turn, and the rest of the layer follows before
 /// anybody waits. Once ``eagerEvents`` are queued the writer applies them as they come, in a
 /// transaction the wait then commits: the layer's rows are written while the executor runs it,
 /// not after. A layer's turns often come with no wait announced yet, while the writer gathers
@@ -61,18 +64,12 @@ extension CommitGate {
 /// (30,000 nodes `-j8` on the 2-core VM: 19.1 -> 16.9 us per node; a perf timeline in 0.5 ms
 /// buckets, the writer beside the executor in 599 instead of 225, alone in 280 instead of 598).
 ///
-/// At `synchronous=NORMAL` a commit is not a database transaction: the turns something waits
-/// for are written to the run's ``CommitRecord`` (one `pwrite` on the waiter's thread, the
-/// page-cache promise `NORMAL` gives), and the writer brings `runs.db` up to date in its group
-/// commits as for turns nobody waits for; `resume` applies what a killed engine's record holds
-/// and the database lacks. A chain link no longer waits for a transaction (3,000 links at `-j2`:
-/// 2.45 -> 2.12 s, engine CPU 237.5 -> 165.5 us per link; the store off takes 2.02-2.08 s).
+/// A chain link no longer waits for a transaction (3,000 links at `-j2`: `NORMAL` 2.45 -> 2.12 s,
+/// engine CPU 237.5 -> 165.5 us per link; `FULL` 2.61 -> 2.36 s, 284 -> 222.5 us).
 ///
-/// One owner of the connection at a time, by construction: the connection and the copier live
-/// in a `Mutex` (``Shared/connection``), and whoever commits (the writer thread or an executor in
-/// ``commitIfIdle(upTo:)``, which only tries the lock) holds it from taking the queued turns to
-/// handing them to the copier. Taking the turns and committing them under one lock also keeps
-/// commits, and the copy, in `seq` order. ``close()`` returns once the copy is complete.
+/// The connection and the copier live in a `Mutex` (``Shared/connection``), held by the writer
+/// from taking the queued turns to handing them to the copier: commits, and the copy, stay in
+/// `seq` order. ``close()`` returns once the copy is complete.
 package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     private struct Waiter {
         var seq: Int64
