@@ -43,7 +43,7 @@ final class CommitRecord: Sendable {
     /// Whether each append is synced to disk before it returns (`synchronous=FULL`).
     let synced: Bool
     /// How much room a synced record writes with zeros at a time.
-    static let reserveBytes = 1 << 20
+    static let reserveBytes = 1 << 16
 
     /// The file, relative to the state folder.
     static func relativePath(_ runID: String) -> String { "runs/\(runID)/committed" }
