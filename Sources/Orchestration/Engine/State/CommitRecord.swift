@@ -42,8 +42,9 @@ final class CommitRecord: Sendable {
     let path: String
     /// Whether each append is synced to disk before it returns (`synchronous=FULL`).
     let synced: Bool
-    /// How much room a synced record writes with zeros at a time.
-    static let reserveBytes = 1 << 16
+    /// How much room a synced record writes with zeros at a time: as the attempt journal
+    /// reserves its own, so a nearly full disk fails both alike.
+    static let reserveBytes = AttemptJournal.reserveBytes
 
     /// The file, relative to the state folder.
     static func relativePath(_ runID: String) -> String { "runs/\(runID)/committed" }
