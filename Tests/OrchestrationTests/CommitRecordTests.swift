@@ -3,10 +3,10 @@ import Glibc
 import Testing
 @testable import Orchestration
 
-/// `--synchronous normal`: a turn is committed to the run's commit record when it is recorded,
+/// A waiting step commits to the run's commit record (every wait at NORMAL, a chain's links at FULL),
 /// the database follows in the writer's group commits, and `resume` applies what the database
 /// lacks (``CommitRecord``).
-@Suite("CommitRecord: commits at synchronous=NORMAL", .timeLimit(.minutes(1)))
+@Suite("CommitRecord: the commit record a waiting step commits to", .timeLimit(.minutes(1)))
 struct CommitRecordTests {
     typealias Fixture = StoreRecorderTests.Fixture
 
@@ -122,5 +122,27 @@ struct CommitRecordTests {
         #expect(refused?.exitCode == 5, "\(String(describing: refused))")
         try FileManager.default.removeItem(atPath: path)
         #expect(try CommitRecord.replay(stateDirectory: fixture.state, runID: fixture.runID, store: store) == 0)
+    }
+
+    /// Once the database has failed, the run stops as for a signal so that nothing more starts:
+    /// a chain's next link must not start on the strength of the record alone. Here another
+    /// connection makes every insert into `events` fail; the writer's commit of the first turn
+    /// fails, and then neither `commitIfIdle` nor `waitUntilDurable` says it is durable.
+    @Test(arguments: [SQLiteDatabase.Synchronous.full, .normal])
+    func afterTheDatabaseFailedNoWaitIsMetByTheRecord(synchronous: SQLiteDatabase.Synchronous) async throws {
+        let fixture = try Fixture(steps: 2)
+        let saboteur = try SQLiteDatabase(path: fixture.state.databasePath)
+        try saboteur.write { try $0.exec("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END") }
+        let recorder = try StoreRecorder(stateDirectory: fixture.state, runID: fixture.runID, synchronous: synchronous,
+                                         coalescing: .zero)
+        try await recorder.record(fixture.turns()[0])
+        // The writer commits the turn at once (no window), and fails.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while recorder.storeFailure == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(recorder.storeFailure != nil, "the database did not fail")
+        #expect(!recorder.commitIfIdle(upTo: 1), "a wait was met after the database failed")
+        #expect(recorder.recordCommitCount == 0)
+        await #expect(throws: EngineError.self) { try await recorder.waitUntilDurable(1) }
+        await #expect(throws: EngineError.self) { try await recorder.close() }
     }
 }

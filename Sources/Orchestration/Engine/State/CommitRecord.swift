@@ -70,16 +70,12 @@ final class CommitRecord: Sendable {
 
     deinit { close(fd) }
 
-    /// Commits `events`: their lines are in the file (the page cache) when this returns.
+    /// Commits the events `take` returns, called under the file's lock (so that what callers
+    /// take in turn is written in that order): their lines are in the file (the page cache; on
+    /// disk when synced) when this returns.
+    /// - Returns: the last `seq` written; nil when `take` returned nothing.
     /// - Throws: ``EngineError`` (exit 74) when the file cannot be written; nothing is appended
     ///   after a failed write (the same error again).
-    func append(_ events: [RunEvent]) throws(EngineError) {
-        _ = try append { events }
-    }
-
-    /// Commits the events `take` returns, called under the file's lock (so that what callers
-    /// take in turn is written in that order).
-    /// - Returns: the last `seq` written; nil when `take` returned nothing.
     func append(taking take: () -> [RunEvent]) throws(EngineError) -> Int64? {
         try writer.withLock { writer throws(EngineError) -> Int64? in
             if let failure = writer.failure { throw failure }

@@ -496,6 +496,9 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     /// Transactions committed so far.
     public var commitCount: Int { shared.state.withLock { $0.commits } }
 
+    /// The store's failure, once a commit failed (for tests).
+    package var storeFailure: EngineError? { shared.state.withLock { $0.failure } }
+
     /// Commits to the run's ``CommitRecord`` so far (``commitIfIdle(upTo:)``, and at `NORMAL`
     /// ``waitUntilDurable(_:)``).
     public var recordCommitCount: Int { shared.state.withLock { $0.recordCommits } }
@@ -531,19 +534,21 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
     /// Commits every turn recorded so far that the database lacks to the run's ``CommitRecord``
     /// (one write on the caller's thread, and an `fdatasync` at `FULL`), and returns whether
     /// every event with `seq <= seq` is committed now. The database follows in the writer's
-    /// group commit.
+    /// group commit. After the store failed nothing is durable any more (the run stops as for a
+    /// signal, and nothing may start on the strength of the record alone).
     /// - Throws: ``EngineError`` (exit 74) when the record cannot be written.
     private func commitRecorded(upTo seq: Int64) throws(EngineError) -> Bool {
         let shared = self.shared
         // The turns are taken under the record's lock, so they are written in `seq` order.
         let last = try commitRecord.append {
             shared.state.withLock { state -> [RunEvent] in
-                guard max(state.durable, state.recorded) < seq else { return [] }
+                guard state.failure == nil, max(state.durable, state.recorded) < seq else { return [] }
                 defer { state.unrecorded.removeAll() }
                 return Array(state.unrecorded.joined())
             }
         }
         let (met, wake) = shared.state.withLock { state -> (Bool, Bool) in
+            guard state.failure == nil else { return (false, false) }
             guard let last else { return (max(state.durable, state.recorded) >= seq, false) }
             state.recorded = max(state.recorded, last)
             state.recordCommits += 1
