@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,16 +37,61 @@ static int omni_lift_above_stdio(int fd, int *owned) {
     return lifted;
 }
 
-/* What the child needs, on the parent's stack; `error` is written by the child (the memory is
- * shared until it executes) and read by the parent after clone returns. */
-struct omni_child {
+/* One spawn's memory, mapped once and reused: a guard page, the child's stack (growing down towards
+ * the guard), then this header and copies of everything the child reads (path, argv, envp, cwd).
+ * The child shares the engine's memory until it executes (CLONE_VM) but the spawning thread does
+ * not wait for that: the block belongs to the child until the kernel clears `tid`
+ * (CLONE_CHILD_CLEARTID: at the exec, or at the child's exit if it never gets there), and only
+ * then goes back to the pool, in omni_spawn_finish. */
+struct omni_spawn_block {
+    /* Nonzero while the child may still use the block; cleared (and futex-woken) by the kernel. */
+    _Alignas(8) volatile int32_t tid;
+    /* Written by the child before it exits, if a step before the exec failed: the error number. */
+    volatile int32_t error;
+    /* Bytes mapped, the guard page included. */
+    size_t capacity;
+    struct omni_spawn_block *next_free;
+    /* Filled in by the parent: what the child executes. */
     const char *path;
     char *const *argv;
     char *const *envp;
     const char *cwd;
     int stdin_fd, stdout_fd, stderr_fd;
-    volatile int error;
 };
+
+/* The child's stack: it only makes raw system calls, so a few KiB would do; 32 KiB as before. */
+#define OMNI_SPAWN_STACK (32 * 1024)
+#define OMNI_SPAWN_GUARD 4096
+
+/* Raw system calls for the child: it shares the spawning thread's TLS (no CLONE_SETTLS), so it
+ * must not write errno, which glibc's wrappers do on failure; the result is -errno instead. On
+ * other architectures the spawn keeps CLONE_VFORK (the parent waits, errno is safe to use). */
+#if defined(__x86_64__)
+#define OMNI_ASYNC_SPAWN 1
+static inline long omni_sys(long n, long a, long b, long c, long d) {
+    long ret;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+    return ret;
+}
+#elif defined(__aarch64__)
+#define OMNI_ASYNC_SPAWN 1
+static inline long omni_sys(long n, long a, long b, long c, long d) {
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory", "cc");
+    return x0;
+}
+#else
+#define OMNI_ASYNC_SPAWN 0
+static inline long omni_sys(long n, long a, long b, long c, long d) {
+    long ret = syscall(n, a, b, c, d);
+    return ret < 0 ? -errno : ret;
+}
+#endif
 
 /* The kernel's struct sigaction for rt_sigaction(2): handler, flags, restorer, mask. */
 struct omni_kernel_sigaction {
@@ -60,7 +107,7 @@ static pthread_once_t omni_null_once = PTHREAD_ONCE_INIT;
 static void omni_open_null(void) {
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd >= 0 && fd <= 2) {
-        /* Above stdio, so that the child's dup2 onto 0 always makes a copy without close-on-exec. */
+        /* Above stdio, so that the child's dup3 onto 0 always makes a copy without close-on-exec. */
         int lifted = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         close(fd);
         fd = lifted;
@@ -68,78 +115,174 @@ static void omni_open_null(void) {
     omni_null_fd = fd;
 }
 
-/* Runs in the child, on the parent's memory, while the parent thread is suspended (CLONE_VFORK):
- * only raw system calls, nothing that allocates, locks or touches the parent's state except
- * `error`. Every signal is blocked on entry (inherited from the parent's mask around clone), so no
- * handler of the engine can run here. */
+/* Runs in the child, on the engine's memory, while the engine's threads go on (CLONE_VM without
+ * CLONE_VFORK): it touches nothing but its block (its stack, the copies, `error`) and makes only
+ * raw system calls. Every signal is blocked on entry (inherited from the parent's mask around
+ * clone), so no handler of the engine can run here. */
 static int omni_child_main(void *arg) {
-    struct omni_child *child = arg;
+    struct omni_spawn_block *child = arg;
+    long rc;
     /* A new group led by the child, first: from here on, signals sent to the engine's group (a
-     * terminal's ^C) no longer reach it. */
-    if (setpgid(0, 0) != 0) goto fail;
+     * terminal's ^C) no longer reach it. (The parent sets it too, so that a teardown that comes
+     * before this line still finds the group.) */
+    if ((rc = omni_sys(SYS_setpgid, 0, 0, 0, 0)) < 0) goto fail;
     /* Every disposition back to default, glibc's internal signals (32, 33) included: SIG_IGN
-     * survives exec (the engine ignores SIGPIPE), and a handler must not run in this child. */
+     * survives exec (the engine ignores SIGPIPE), and a handler must not run in this child. The
+     * child has its own copy of the table (no CLONE_SIGHAND): the engine's stays as it is. */
     struct omni_kernel_sigaction dfl = {0};
     for (int sig = 1; sig <= 64; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
-        syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+        omni_sys(SYS_rt_sigaction, sig, (long)&dfl, 0, sizeof dfl.mask);
     }
     int in = child->stdin_fd;
-    if (in < 0 && (in = open("/dev/null", O_RDONLY)) < 0) goto fail;
-    if (dup2(in, 0) < 0 || dup2(child->stdout_fd, 1) < 0 || dup2(child->stderr_fd, 2) < 0) goto fail;
+    if (in < 0 && (in = (int)omni_sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY, 0)) < 0) {
+        rc = in;
+        goto fail;
+    }
+    /* dup3, not dup2 (which aarch64 lacks): every source is above 2, never equal to its target. */
+    if ((rc = omni_sys(SYS_dup3, in, 0, 0, 0)) < 0 || (rc = omni_sys(SYS_dup3, child->stdout_fd, 1, 0, 0)) < 0 ||
+        (rc = omni_sys(SYS_dup3, child->stderr_fd, 2, 0, 0)) < 0) goto fail;
     /* The directory is entered before the exec, so a relative `path` would resolve from it: the
      * caller passes an absolute one. */
-    if (child->cwd != NULL && chdir(child->cwd) != 0) goto fail;
+    if (child->cwd != NULL && (rc = omni_sys(SYS_chdir, (long)child->cwd, 0, 0, 0)) < 0) goto fail;
     /* Every descriptor above stdio closes at the exec, whoever opened it: the engine's own are
      * close-on-exec already, but a host application's or Foundation's may not be (a script being
      * written by another thread would stay open for writing in a long-lived step, and exec'ing
      * it would fail with ETXTBSY for that step's whole life). This child has its own descriptor
      * table (no CLONE_FILES), so the parent's flags are untouched. Before Linux 5.11 the call
      * fails with EINVAL or ENOSYS, and the old behaviour stays. */
-    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    omni_sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC, 0);
     uint64_t none = 0;
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
-    execve(child->path, child->argv, child->envp);
+    omni_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
+    rc = omni_sys(SYS_execve, (long)child->path, (long)child->argv, (long)child->envp, 0);
 fail:
-    child->error = errno;
-    _exit(127);
+    child->error = (int32_t)-rc;
+    /* exit_group of this child's own group (it is not a thread of the engine): the kernel then
+     * clears `tid`, after `error` is written. */
+    for (;;) omni_sys(SYS_exit_group, 127, 0, 0, 0);
+    return 127;
 }
 
-int omni_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
-               int stdout_fd, int stderr_fd, pid_t *pid_out, int *pidfd_out) {
+/* Blocks whose child is done with them, for the next spawns (never unmapped), and how many were
+ * ever mapped. */
+static struct omni_spawn_block *omni_free_blocks = NULL;
+static size_t omni_blocks_mapped = 0;
+static pthread_mutex_t omni_blocks_lock = PTHREAD_MUTEX_INITIALIZER;
+
+size_t omni_spawn_blocks_mapped(void) {
+    pthread_mutex_lock(&omni_blocks_lock);
+    size_t count = omni_blocks_mapped;
+    pthread_mutex_unlock(&omni_blocks_lock);
+    return count;
+}
+
+/* A block with room for `data` bytes of copies after the header, or NULL (errno set). */
+static struct omni_spawn_block *omni_block_take(size_t data) {
+    size_t header = (sizeof(struct omni_spawn_block) + 15) & ~(size_t)15;
+    size_t need = OMNI_SPAWN_GUARD + OMNI_SPAWN_STACK + header + data;
+    pthread_mutex_lock(&omni_blocks_lock);
+    struct omni_spawn_block **link = &omni_free_blocks;
+    while (*link != NULL && (*link)->capacity < need) link = &(*link)->next_free;
+    struct omni_spawn_block *block = *link;
+    if (block != NULL) *link = block->next_free;
+    pthread_mutex_unlock(&omni_blocks_lock);
+    if (block != NULL) return block;
+
+    size_t capacity = (need + 65535) & ~(size_t)65535;
+    char *base = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    /* A stack overflow in the child faults instead of writing over the engine's memory. */
+    mprotect(base, OMNI_SPAWN_GUARD, PROT_NONE);
+    block = (struct omni_spawn_block *)(base + OMNI_SPAWN_GUARD + OMNI_SPAWN_STACK);
+    block->capacity = capacity;
+    pthread_mutex_lock(&omni_blocks_lock);
+    omni_blocks_mapped++;
+    pthread_mutex_unlock(&omni_blocks_lock);
+    return block;
+}
+
+static void omni_block_give_back(struct omni_spawn_block *block) {
+    pthread_mutex_lock(&omni_blocks_lock);
+    block->next_free = omni_free_blocks;
+    omni_free_blocks = block;
+    pthread_mutex_unlock(&omni_blocks_lock);
+}
+
+/* Copies `path`, `argv`, `envp` and `cwd` into the block's data area. */
+static void omni_block_fill(struct omni_spawn_block *block, size_t argc, size_t envc, const char *path,
+                            char *const argv[], char *const envp[], const char *cwd) {
+    size_t header = (sizeof(struct omni_spawn_block) + 15) & ~(size_t)15;
+    char **pointers = (char **)((char *)block + header);
+    char **argv_copy = pointers, **envp_copy = pointers + argc + 1;
+    char *strings = (char *)(envp_copy + envc + 1);
+    for (size_t i = 0; i < argc; i++) {
+        size_t length = strlen(argv[i]) + 1;
+        argv_copy[i] = memcpy(strings, argv[i], length);
+        strings += length;
+    }
+    argv_copy[argc] = NULL;
+    for (size_t i = 0; i < envc; i++) {
+        size_t length = strlen(envp[i]) + 1;
+        envp_copy[i] = memcpy(strings, envp[i], length);
+        strings += length;
+    }
+    envp_copy[envc] = NULL;
+    size_t length = strlen(path) + 1;
+    block->path = memcpy(strings, path, length);
+    strings += length;
+    block->cwd = NULL;
+    if (cwd != NULL) block->cwd = memcpy(strings, cwd, strlen(cwd) + 1);
+    block->argv = argv_copy;
+    block->envp = envp_copy;
+}
+
+int omni_spawn_start(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                     int stdout_fd, int stderr_fd, pid_t *pid_out, int *pidfd_out, void **handle_out) {
     *pidfd_out = -1;
+    *handle_out = NULL;
     pthread_once(&omni_null_once, omni_open_null);
+
+    size_t argc = 0, envc = 0, data = 0;
+    for (; argv[argc] != NULL; argc++) data += strlen(argv[argc]) + 1;
+    for (; envp[envc] != NULL; envc++) data += strlen(envp[envc]) + 1;
+    data += strlen(path) + 1 + (cwd != NULL ? strlen(cwd) + 1 : 0) + (argc + envc + 2) * sizeof(char *);
+    struct omni_spawn_block *block = omni_block_take(data);
+    if (block == NULL) return errno;
+    omni_block_fill(block, argc, envc, path, argv, envp, cwd);
+
     int owned_out = -1, owned_err = -1;
     int out = omni_lift_above_stdio(stdout_fd, &owned_out);
-    if (out < 0) return errno;
-    int err = omni_lift_above_stdio(stderr_fd, &owned_err);
-    if (err < 0) {
+    int err = out < 0 ? -1 : omni_lift_above_stdio(stderr_fd, &owned_err);
+    if (out < 0 || err < 0) {
         int saved = errno;
         if (owned_out >= 0) close(owned_out);
+        omni_block_give_back(block);
         return saved;
     }
-    struct omni_child child = {path, argv, envp, cwd, omni_null_fd, out, err, 0};
-
-    /* The child's stack lives in this frame (the technique of musl's posix_spawn): the parent is
-     * suspended until the child executes or exits, so the frame outlives every use of it, and no
-     * stack is mapped and unmapped per spawn. The child only makes system calls; 32 KiB leaves
-     * room for the dynamic linker resolving a first call. */
-    _Alignas(16) char stack[32 * 1024];
+    block->stdin_fd = omni_null_fd;
+    block->stdout_fd = out;
+    block->stderr_fd = err;
+    block->error = 0;
+    block->tid = -1;
 
     /* Every signal blocked around clone (the raw call blocks glibc's internal ones too): the
      * child inherits the mask, so nothing interrupts it before it has reset its dispositions.
      * Except SIGCHLD (see below): only a process's own children send it, and the new child has
-     * none; the parent is suspended in a killable-only wait until the child executes. */
+     * none. */
     uint64_t all = ~(uint64_t)0 & ~((uint64_t)1 << (SIGCHLD - 1)), saved_mask;
     syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &saved_mask, sizeof all);
 
+    /* The parent does not wait for the exec (CLONE_VFORK would suspend this thread, the engine's
+     * process loop, for the whole exec: ~100 us in which another child's exit waits); the
+     * block's `tid` says when the child is done with the memory. */
+    char *stack_top = (char *)block;
     int pidfd = -1;
-    int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
-    pid_t pid = clone(omni_child_main, stack + sizeof stack, flags, &child, &pidfd);
+    int flags = CLONE_VM | CLONE_PIDFD | CLONE_CHILD_CLEARTID | SIGCHLD | (OMNI_ASYNC_SPAWN ? 0 : CLONE_VFORK);
+    pid_t pid = clone(omni_child_main, stack_top, flags, block, &pidfd, NULL, &block->tid);
     if (pid < 0 && errno == EINVAL) {
         /* A kernel before 5.2 has no CLONE_PIDFD; the monitor opens one or falls back. */
         pidfd = -1;
-        pid = clone(omni_child_main, stack + sizeof stack, flags & ~CLONE_PIDFD, &child, NULL);
+        pid = clone(omni_child_main, stack_top, flags & ~CLONE_PIDFD, block, NULL, NULL, &block->tid);
     }
     int rc = pid < 0 ? errno : 0;
     /* The caller's mask comes back without SIGCHLD, which stays unblocked in this thread for good.
@@ -155,19 +298,37 @@ int omni_spawn(const char *path, char *const argv[], char *const envp[], const c
     saved_mask &= ~((uint64_t)1 << (SIGCHLD - 1));
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_mask, NULL, sizeof saved_mask);
 
-    if (rc == 0 && child.error != 0) {
-        /* The child reported why it could not execute, and has exited: reap it. */
-        rc = child.error;
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        if (pidfd >= 0) close(pidfd);
-    } else if (rc == 0) {
+    if (rc == 0) {
+        /* The group exists from here on, whether or not the child has got to its own setpgid: a
+         * teardown that comes first still reaches it (EACCES once the child has executed, and
+         * then it did it itself; ESRCH if it already exited). */
+        setpgid(pid, pid);
         *pid_out = pid;
         *pidfd_out = pidfd;
+        *handle_out = block;
+    } else {
+        omni_block_give_back(block);
     }
+    /* The child has its own descriptor table, copied at the clone. */
     if (owned_out >= 0) close(owned_out);
     if (owned_err >= 0) close(owned_err);
     return rc;
+}
+
+int omni_spawn_finish(void *handle) {
+    struct omni_spawn_block *block = handle;
+    int32_t tid;
+    while ((tid = __atomic_load_n(&block->tid, __ATOMIC_ACQUIRE)) != 0) {
+        syscall(SYS_futex, &block->tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+    }
+    int error = block->error;
+    omni_block_give_back(block);
+    return error;
+}
+
+int omni_spawn_executed(void *handle) {
+    struct omni_spawn_block *block = handle;
+    return __atomic_load_n(&block->tid, __ATOMIC_ACQUIRE) == 0 && block->error == 0;
 }
 
 int omni_pidfd_open(pid_t pid) {

@@ -439,10 +439,12 @@ struct ProcessTests {
         let envp: [UnsafeMutablePointer<CChar>?] = [nil]
         var pid: pid_t = 0
         var pidfd: Int32 = -1
-        #expect(omni_spawn("/bin/true", argv, envp, nil, null, null, &pid, &pidfd) == 0)
+        var handle: UnsafeMutableRawPointer?
+        #expect(omni_spawn_start("/bin/true", argv, envp, nil, null, null, &pid, &pidfd, &handle) == 0)
         var status: Int32 = 0
         #expect(SystemCallError.retryingOnInterrupt { waitpid(pid, &status, 0) } == pid)
         #expect(omni_wifexited(status) != 0 && omni_wexitstatus(status) == 0)
+        #expect(omni_spawn_finish(handle) == 0)
         if pidfd >= 0 { close(pidfd) }
         var current = sigset_t()
         pthread_sigmask(SIG_BLOCK, nil, &current)
@@ -644,7 +646,7 @@ struct ProcessTests {
 }
 
 /// A temporary directory for one test, with the log files of its specs; removed on deinit.
-private final class Scratch {
+final class Scratch {
     let root: String
 
     init() throws {

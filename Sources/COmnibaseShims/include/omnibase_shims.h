@@ -1,6 +1,7 @@
 #ifndef OMNIBASE_SHIMS_H
 #define OMNIBASE_SHIMS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,15 +15,31 @@ int omni_wtermsig(int status);
  * Starts `path` as the leader of a new process group (pgid == pid), with an empty signal mask,
  * every signal at its default disposition, stdin from /dev/null, and `stdout_fd`/`stderr_fd`
  * (pipe write ends, or /dev/null) as fds 1 and 2. `cwd` may be NULL (inherit). `argv` and `envp`
- * are NULL-terminated. Like posix_spawn it uses clone(CLONE_VM | CLONE_VFORK), so nothing but
- * system calls runs in the child; unlike it, the child's stack is on the caller's stack (nothing
- * is mapped per spawn) and a pidfd comes with it where the kernel can.
- * Returns 0 and stores the pid and the pidfd (-1 when there is none), or returns the error number
- * of the failed step, exec included (errno is not set). The output fds should be close-on-exec:
- * the dup2 onto 1 and 2 clears the flag on the copies only.
+ * are NULL-terminated; they are copied, so the caller may free them at once. Like posix_spawn it
+ * uses clone(CLONE_VM), so nothing but system calls runs in the child; unlike it, the calling
+ * thread does not wait until the child has executed (no CLONE_VFORK, on x86_64 and aarch64): the
+ * child runs on a stack from a pool of reused mappings, which it holds until the kernel says it
+ * executed or exited (CLONE_CHILD_CLEARTID). A pidfd comes with it where the kernel can.
+ * Returns 0 and stores the pid, the pidfd (-1 when there is none) and a handle that must be
+ * given to omni_spawn_finish exactly once; or returns the error number of the clone (errno is not
+ * set). Whether the exec itself worked is known only from omni_spawn_finish. The output fds
+ * should be close-on-exec: the dup onto 1 and 2 clears the flag on the copies only.
  */
-int omni_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
-               int stdout_fd, int stderr_fd, pid_t *pid_out, int *pidfd_out);
+int omni_spawn_start(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                     int stdout_fd, int stderr_fd, pid_t *pid_out, int *pidfd_out, void **handle_out);
+
+/*
+ * Waits until the child of `handle` has executed or exited (at once if it has exited: call it
+ * after the exit), returns the handle's memory to the pool and returns 0 if the child executed,
+ * else the error number of the step that failed before the exec (the child then exited with 127).
+ */
+int omni_spawn_finish(void *handle);
+
+/* 1 if the child of `handle` has executed (without waiting; the handle stays valid), else 0. */
+int omni_spawn_executed(void *handle);
+
+/* How many spawn memory blocks were mapped so far (they are reused, never unmapped). */
+size_t omni_spawn_blocks_mapped(void);
 
 /* pidfd_open(2) through syscall(2) (close-on-exec by definition). Returns the fd, or -1 and errno. */
 int omni_pidfd_open(pid_t pid);

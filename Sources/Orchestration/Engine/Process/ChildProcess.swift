@@ -15,6 +15,10 @@ struct ChildProcess: Sendable {
     let output: OutputDrain?
     /// The memory of a captured stdout and stderr, if captured.
     let captures: (stdout: OutputCapture?, stderr: OutputCapture?)
+    /// The spawn's memory, held by the child until it executes; finished once, when it is reaped.
+    let spawn: SpawnHandle?
+    /// Says in one sentence why the child could not execute, from the error number it reported.
+    let describeFailure: @Sendable (Int32) -> LaunchFailure
 
     /// How long teardown waits, after SIGKILL, for the leader to exit and the group to empty.
     static let killSettleBound: Duration = .seconds(2)
@@ -33,9 +37,16 @@ struct ChildProcess: Sendable {
     }
 
     /// Reaps the leader, which must have exited (so this does not block), and closes its pidfd.
-    func reap() -> ProcessOutcome.Termination {
+    ///
+    /// - Returns: How it ended, and the error number of the step before its exec that failed
+    ///   (0 when it executed the command): a child that never executed ended as
+    ///   `failedToStart`, with the reason.
+    func reap() -> (termination: ProcessOutcome.Termination, notExecuted: Int32) {
         exit.settleKill()
-        return Self.reap(pid: pid, pidfd: pidfd)
+        let termination = Self.reap(pid: pid, pidfd: pidfd)
+        let code = spawn?.finish() ?? 0
+        if code != 0 { return (.failedToStart(describeFailure(code).message), code) }
+        return (termination, 0)
     }
 
     /// Reaps `pid` with `waitpid` and then closes `pidfd` (if any), in that order, so the pidfd
@@ -79,11 +90,35 @@ struct ChildProcess: Sendable {
         group.send(SIGKILL)
         let leaderExited = await exit.wait(until: clock.now.advanced(by: Self.killSettleBound)) == .exited
         let survivors = await group.waitUntilEmpty(within: Self.killSettleBound, pollingEvery: Self.killSettlePoll)
-        if !leaderExited && exit.abandon(pid: pid, pidfd: pidfd) {
+        if !leaderExited && exit.abandon(pid: pid, pidfd: pidfd, spawn: spawn) {
             // The leader survived SIGKILL for the whole bound (uninterruptible sleep). Whoever
             // observes its exit later reaps it; it is counted among the survivors.
             return (.signaled(SIGKILL), max(survivors, 1))
         }
-        return (reap(), survivors)
+        return (reap().termination, survivors)
+    }
+}
+
+/// The memory of one spawn (`omni_spawn_start`), which its child uses until it executes. The
+/// address only: the block it names is touched through the C shim (under its lock, or by the
+/// kernel's clearing of the child's tid word), never from Swift.
+struct SpawnHandle: Sendable {
+    private let address: UInt
+
+    init?(_ pointer: UnsafeMutableRawPointer?) {
+        guard let pointer else { return nil }
+        address = UInt(bitPattern: pointer)
+    }
+
+    /// Waits until the child executed or exited (at once after its exit), gives the memory back
+    /// and returns 0 if it executed, or the error number of the step that failed before. Call it
+    /// exactly once.
+    func finish() -> Int32 {
+        omni_spawn_finish(UnsafeMutableRawPointer(bitPattern: address))
+    }
+
+    /// Whether the child has executed the command (without waiting).
+    var hasExecuted: Bool {
+        omni_spawn_executed(UnsafeMutableRawPointer(bitPattern: address)) != 0
     }
 }

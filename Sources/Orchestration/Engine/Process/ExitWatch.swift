@@ -34,7 +34,7 @@ final class ExitWatch: LoopDeadline {
         case exited
         /// The attempt gave up waiting (the leader did not die even after SIGKILL): whoever
         /// observes the exit reaps the pid and closes the pidfd, so no zombie or fd is left.
-        case abandoned(pid: pid_t, pidfd: Int32)
+        case abandoned(pid: pid_t, pidfd: Int32, spawn: SpawnHandle?)
     }
 
     private let state = Mutex<State>(.running)
@@ -63,7 +63,7 @@ final class ExitWatch: LoopDeadline {
     /// Records the exit and wakes the waiter. Called exactly once, by the loop thread (or the
     /// fallback waiter thread), never from the cooperative pool.
     func markExited() {
-        enum Action { case none, resume(CheckedContinuation<WaitResult, Never>), reap(pid_t, Int32) }
+        enum Action { case none, resume(CheckedContinuation<WaitResult, Never>), reap(pid_t, Int32, SpawnHandle?) }
         let action: Action = state.withLock { state in
             switch state {
             case .running:
@@ -72,9 +72,9 @@ final class ExitWatch: LoopDeadline {
             case .waiting(let continuation, _, _):
                 state = .exited
                 return .resume(continuation)
-            case .abandoned(let pid, let pidfd):
+            case .abandoned(let pid, let pidfd, let spawn):
                 state = .exited
-                return .reap(pid, pidfd)
+                return .reap(pid, pidfd, spawn)
             case .exited:
                 preconditionFailure("ExitWatch: the exit of one child was reported twice")
             }
@@ -82,19 +82,21 @@ final class ExitWatch: LoopDeadline {
         switch action {
         case .none: break
         case .resume(let continuation): continuation.resume(returning: .exited)
-        case .reap(let pid, let pidfd): ChildProcess.reap(pid: pid, pidfd: pidfd)
+        case .reap(let pid, let pidfd, let spawn):
+            ChildProcess.reap(pid: pid, pidfd: pidfd)
+            _ = spawn?.finish()
         }
     }
 
-    /// Hands reaping over to whoever observes the exit; returns `false` (and changes nothing)
-    /// when the exit was already observed, in which case the caller reaps.
-    func abandon(pid: pid_t, pidfd: Int32) -> Bool {
+    /// Hands reaping (and the spawn's memory) over to whoever observes the exit; returns `false`
+    /// (and changes nothing) when the exit was already observed, in which case the caller reaps.
+    func abandon(pid: pid_t, pidfd: Int32, spawn: SpawnHandle?) -> Bool {
         state.withLock { state in
             switch state {
             case .running:
                 // Whoever reaps it later must not find a SIGKILL still owed to its group.
                 settleKill()
-                state = .abandoned(pid: pid, pidfd: pidfd)
+                state = .abandoned(pid: pid, pidfd: pidfd, spawn: spawn)
                 return true
             case .exited:
                 return false

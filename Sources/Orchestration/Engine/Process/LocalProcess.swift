@@ -5,11 +5,14 @@
 ///
 /// ## One attempt
 /// 1. The command is looked up (``ProcessSpec/command``), a pipe is created for each log path
-///    and handed to the ``ProcessLoop`` thread (``OutputPump``), and the child is started (`omni_spawn`, a
-///    vfork-style clone, as `posix_spawn` does) as the leader of a new process group, with an
-///    empty signal mask, default signal dispositions, stdin from `/dev/null` and the pipes'
-///    write ends as stdout and stderr. The pump copies the
-///    pipes into the log files, creating each file on the stream's first byte.
+///    and handed to the ``ProcessLoop`` thread (``OutputPump``), and the child is started
+///    (`omni_spawn_start`, a clone sharing the engine's memory until the exec, as `posix_spawn`
+///    does, but without suspending the calling thread during the exec) as the leader of a new
+///    process group, with an empty signal mask, default signal dispositions, stdin from
+///    `/dev/null` and the pipes' write ends as stdout and stderr. The pump copies the pipes into
+///    the log files, creating each file on the stream's first byte. Whether the exec worked is
+///    known when the child is reaped: one that could not execute (command gone, `ETXTBSY`...)
+///    exited with 127 and reported why, and its outcome is `failedToStart` with the reason.
 /// 2. Its exit is observed by the same ``ProcessLoop`` thread through a pidfd (``ProcessMonitor``),
 ///    which first reads the child's pipes as far as they go, so one wake-up of the loop and one
 ///    resumption of the attempt cover both; no thread of the cooperative pool ever blocks, and
@@ -50,23 +53,44 @@ package enum LocalProcess {
 
     /// ``run(_:)`` with an explicit monitor and pump (tests use their fallbacks).
     static func run(_ spec: ProcessSpec, monitor: ProcessMonitor, pump: OutputPump = .shared) async -> ProcessOutcome {
-        if Task.isCancelled {
-            return ProcessOutcome(termination: .failedToStart("cancelled before the process was started"), cancelled: true)
+        var retries = 0
+        while true {
+            if Task.isCancelled {
+                return ProcessOutcome(termination: .failedToStart("cancelled before the process was started"), cancelled: true)
+            }
+            let child: ChildProcess
+            switch await ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
+            case .success(let started): child = started
+            case .failure(let failure): return ProcessOutcome(termination: .failedToStart(failure.message))
+            }
+            let (outcome, notExecuted) = await supervise(child, spec)
+            // The child could not execute the command for a reason that clears by itself (see
+            // ProcessLauncher.spawnRetries): it ran nothing, so it is started again.
+            if ProcessLauncher.isTransient(notExecuted: notExecuted), retries < ProcessLauncher.spawnRetries,
+               !Task.isCancelled {
+                retries += 1
+                try? await Task.sleep(for: .milliseconds(10 << retries))
+                continue
+            }
+            return outcome
         }
-        let child: ChildProcess
-        switch await ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
-        case .success(let started): child = started
-        case .failure(let failure): return ProcessOutcome(termination: .failedToStart(failure.message))
-        }
+    }
 
+    /// Waits for a started child (steps 2 to 4 above).
+    ///
+    /// - Returns: How it ended, and the error number of the step before its exec that failed (0
+    ///   when it executed the command).
+    private static func supervise(_ child: ChildProcess, _ spec: ProcessSpec) async -> (ProcessOutcome, Int32) {
         let deadline = spec.timeout.map { ContinuousClock.now.advanced(by: $0) }
         let reason: ProcessOutcome.TeardownReason
         switch await child.exit.wait(until: deadline, terminating: child.pid, killAfter: spec.killGrace) {
         case .exited:
-            let termination = child.reap()
+            let (termination, notExecuted) = child.reap()
             let output = await child.settleOutput()
-            return ProcessOutcome(termination: termination, pid: child.pid, logError: output.logError,
-                                  capturedStdout: output.stdout, capturedStderr: output.stderr)
+            // A child that never executed the command is reported as if it had not been started.
+            if notExecuted != 0 { return (ProcessOutcome(termination: termination), notExecuted) }
+            return (ProcessOutcome(termination: termination, pid: child.pid, logError: output.logError,
+                                   capturedStdout: output.stdout, capturedStderr: output.stderr), 0)
         case .deadlinePassed:
             reason = .timeout
         case .cancelled:
@@ -76,7 +100,7 @@ package enum LocalProcess {
         let grace = spec.killGrace
         let teardown = await withUncancelledTask { await child.tearDown(grace: grace) }
         let output = await child.settleOutput()
-        return ProcessOutcome(
+        return (ProcessOutcome(
             termination: teardown.termination,
             timedOut: reason == .timeout,
             cancelled: reason == .cancellation,
@@ -85,7 +109,7 @@ package enum LocalProcess {
             logError: output.logError,
             capturedStdout: output.stdout,
             capturedStderr: output.stderr
-        )
+        ), 0)
     }
 }
 

@@ -7,7 +7,7 @@ import Glibc
 /// the ``ProcessMonitor``.
 enum ProcessLauncher {
     /// How many times a spawn that failed with `EAGAIN` (process or memory limits) or `ETXTBSY` is
-    /// retried.
+    /// retried (``LocalProcess`` retries a child that could not execute).
     ///
     /// `ETXTBSY`: a script that was just written can still be open for writing in a child that
     /// another thread is spawning at that moment (the descriptor is close-on-exec, but it exists
@@ -49,31 +49,41 @@ enum ProcessLauncher {
         while true {
             var pid: pid_t = 0
             var spawnedPidfd: Int32 = -1
+            var handle: UnsafeMutableRawPointer?
             let code = argv.withPointers { argvPointer in
                 base.withEnvp(overriding: own) { envpPointer in
                     withOptionalCString(spec.workingDirectory) { directory in
-                        omni_spawn(executable, argvPointer, envpPointer, directory, output.stdout, output.stderr,
-                                   &pid, &spawnedPidfd)
+                        omni_spawn_start(executable, argvPointer, envpPointer, directory, output.stdout, output.stderr,
+                                         &pid, &spawnedPidfd, &handle)
                     }
                 }
             }
             if code == 0 {
                 let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd, streams: output.streams)
+                let command = spec.command, directory = spec.workingDirectory
                 return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
-                                             captures: (output.stdoutCapture, output.stderrCapture)))
+                                             captures: (output.stdoutCapture, output.stderrCapture),
+                                             spawn: SpawnHandle(handle),
+                                             describeFailure: { code in
+                                                 describe(spawnError: code, command: command, workingDirectory: directory,
+                                                          executable: executable)
+                                             }))
             }
-            // Transient: back off outside any lock, in the async context, then try again.
-            if (code == EAGAIN || code == ETXTBSY) && attempt < spawnRetries && !Task.isCancelled {
+            // Transient (process or memory limits): back off outside any lock, in the async
+            // context, then try again.
+            if code == EAGAIN && attempt < spawnRetries && !Task.isCancelled {
                 attempt += 1
                 try? await Task.sleep(for: .milliseconds(10 << attempt))
                 continue
             }
-            // The file a cached search found may have lost its permission or its link's target:
-            // the next attempt searches afresh.
-            if code == ENOENT || code == EACCES { ExecutableLookup.searchCache.forget() }
-            return .failure(describe(spawnError: code, spec: spec, executable: executable))
+            return .failure(describe(spawnError: code, command: spec.command, workingDirectory: spec.workingDirectory,
+                                     executable: executable))
         }
     }
+
+    /// Whether a child that could not execute (error number `code`) is worth starting again: the
+    /// file is busy being written (`ETXTBSY`, see ``spawnRetries``).
+    static func isTransient(notExecuted code: Int32) -> Bool { code == ETXTBSY || code == EAGAIN }
 
     /// A reason the spec can never be started, checked before anything touches the system.
     private static func validate(_ spec: ProcessSpec) -> LaunchFailure? {
@@ -95,12 +105,15 @@ enum ProcessLauncher {
 
     private static func containsNUL(_ string: String) -> Bool { EncodedEnvironment.containsNUL(string) }
 
-    /// One sentence for an error number returned by the spawn.
-    private static func describe(spawnError code: Int32, spec: ProcessSpec, executable: String) -> LaunchFailure {
-        let command = spec.command
+    /// One sentence for an error number of the spawn or of the child before its exec. A file
+    /// that a cached search found may have lost its permission or its link's target: after
+    /// `ENOENT` or `EACCES` the next attempt searches afresh.
+    private static func describe(spawnError code: Int32, command: String, workingDirectory: String?,
+                                 executable: String) -> LaunchFailure {
+        if code == ENOENT || code == EACCES { ExecutableLookup.searchCache.forget() }
         switch code {
         case ENOENT:
-            if let directory = spec.workingDirectory, !ExecutableLookup.isDirectory(directory) {
+            if let directory = workingDirectory, !ExecutableLookup.isDirectory(directory) {
                 return LaunchFailure("working directory does not exist: \(directory)")
             }
             // The file was there a moment ago: either it vanished or its `#!` interpreter is missing.
@@ -109,7 +122,7 @@ enum ProcessLauncher {
                 : LaunchFailure("command not found: \(command)")
         case EACCES: return LaunchFailure("permission denied: \(command)")
         case ENOEXEC: return LaunchFailure("not an executable format (binary or #! script): \(command)")
-        case ENOTDIR: return LaunchFailure("a component of the path is not a directory: \(spec.workingDirectory ?? command)")
+        case ENOTDIR: return LaunchFailure("a component of the path is not a directory: \(workingDirectory ?? command)")
         case E2BIG: return LaunchFailure("argument list and environment too long for \(command)")
         default: return LaunchFailure("cannot start \(command): \(SystemCallError(call: "spawn", code: code))")
         }
