@@ -129,7 +129,9 @@ static int omni_child_main(void *arg) {
     /* Every disposition back to default, glibc's internal signals (32, 33) included: SIG_IGN
      * survives exec (the engine ignores SIGPIPE), and a handler must not run in this child. The
      * child has its own copy of the table (no CLONE_SIGHAND): the engine's stays as it is. */
-    struct omni_kernel_sigaction dfl = {0};
+    /* Static, so that zeroing it is no call to memset (a PLT call could be resolved lazily by
+     * the dynamic linker here, on the engine's memory). */
+    static const struct omni_kernel_sigaction dfl;
     for (int sig = 1; sig <= 64; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         omni_sys(SYS_rt_sigaction, sig, (long)&dfl, 0, sizeof dfl.mask);
@@ -163,11 +165,21 @@ fail:
     return 127;
 }
 
-/* Blocks whose child is done with them, for the next spawns (never unmapped), and how many were
- * ever mapped. */
+/* Blocks whose child is done with them, for the next spawns (kept unless large), and how many are
+ * mapped. */
 static struct omni_spawn_block *omni_free_blocks = NULL;
 static size_t omni_blocks_mapped = 0;
 static pthread_mutex_t omni_blocks_lock = PTHREAD_MUTEX_INITIALIZER;
+
+size_t omni_spawn_largest_free_block(void) {
+    size_t largest = 0;
+    pthread_mutex_lock(&omni_blocks_lock);
+    for (struct omni_spawn_block *block = omni_free_blocks; block != NULL; block = block->next_free) {
+        if (block->capacity > largest) largest = block->capacity;
+    }
+    pthread_mutex_unlock(&omni_blocks_lock);
+    return largest;
+}
 
 size_t omni_spawn_blocks_mapped(void) {
     pthread_mutex_lock(&omni_blocks_lock);
@@ -201,7 +213,17 @@ static struct omni_spawn_block *omni_block_take(size_t data) {
     return block;
 }
 
+/* Blocks above this size (a huge argv or environment) are unmapped when given back, not kept. */
+#define OMNI_SPAWN_KEEP (256 * 1024)
+
 static void omni_block_give_back(struct omni_spawn_block *block) {
+    if (block->capacity > OMNI_SPAWN_KEEP) {
+        munmap((char *)block - OMNI_SPAWN_STACK - OMNI_SPAWN_GUARD, block->capacity);
+        pthread_mutex_lock(&omni_blocks_lock);
+        omni_blocks_mapped--;
+        pthread_mutex_unlock(&omni_blocks_lock);
+        return;
+    }
     pthread_mutex_lock(&omni_blocks_lock);
     block->next_free = omni_free_blocks;
     omni_free_blocks = block;

@@ -106,4 +106,17 @@ struct SpawnTests {
         // Other suites may spawn at the same time: a few more blocks, not one per spawn.
         #expect(omni_spawn_blocks_mapped() - before < 10)
     }
+
+    /// Arguments too long for the kernel fail at the exec (E2BIG), with the reason; the large
+    /// block they were copied into is unmapped, not kept in the pool.
+    @Test func argumentsTooLongForTheKernelFailToStartAndTheirMemoryIsUnmapped() async throws {
+        let scratch = try Scratch()
+        let chunk = String(repeating: "x", count: 100_000)
+        let tooLong = await LocalProcess.run(scratch.spec("/bin/true", Array(repeating: chunk, count: 60)))
+        #expect(tooLong.termination == .failedToStart("argument list and environment too long for /bin/true"))
+        let long = await LocalProcess.run(scratch.spec("/bin/sh", ["-c", "echo $#", "sh"] + Array(repeating: chunk, count: 5)))
+        #expect(long.termination == .exited(0))
+        #expect(try scratch.read("out") == "5\n")
+        #expect(omni_spawn_largest_free_block() <= 256 * 1024)
+    }
 }

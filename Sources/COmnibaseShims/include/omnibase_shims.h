@@ -38,8 +38,12 @@ int omni_spawn_finish(void *handle);
 /* 1 if the child of `handle` has executed (without waiting; the handle stays valid), else 0. */
 int omni_spawn_executed(void *handle);
 
-/* How many spawn memory blocks were mapped so far (they are reused, never unmapped). */
+/* How many spawn memory blocks are mapped (reused; only blocks for a huge argv or environment are
+ * unmapped when their child is done). */
 size_t omni_spawn_blocks_mapped(void);
+
+/* The size of the largest block kept for reuse, in bytes (0 when none is free). */
+size_t omni_spawn_largest_free_block(void);
 
 /* pidfd_open(2) through syscall(2) (close-on-exec by definition). Returns the fd, or -1 and errno. */
 int omni_pidfd_open(pid_t pid);

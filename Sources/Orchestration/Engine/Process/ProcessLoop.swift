@@ -37,8 +37,8 @@ import Synchronization
 /// result and spawns the next step from there, and the thread goes back to `epoll_wait`: no
 /// pool thread is woken and none hands work to another (independent `true` steps at -j2: 4.3
 /// context switches per step before, 1.6 after; see Benchmarks/README.md). Jobs run between
-/// rounds, so a round's exits and output come first, and jobs queued by jobs wait for the next
-/// round. Closure steps and other runners never run here: they may block or compute for long.
+/// rounds, so a round's exits and output come first; jobs queued by jobs run in the same round,
+/// up to ``jobsPerRound``. Closure steps and other runners never run here: they may block or compute for long.
 ///
 /// - Important: Whatever runs here must not block the thread for long: the loop writes log
 ///   files with blocking calls (see ``OutputPump``), a run's store commits when its writer is
@@ -69,6 +69,10 @@ final class ProcessLoop: Sendable {
         /// address as is.
         static let exitTag: UInt64 = 1
     }
+
+    /// The most jobs run between two looks at the descriptors (more wait for the next round), so
+    /// that tasks which keep resuming each other cannot hold exits, output and deadlines back.
+    static let jobsPerRound = 256
 
     /// The most chunks read from one stream when its child's exit is handled; a stream with more
     /// is left to the level-triggered entry, taking turns with the others.
@@ -183,10 +187,17 @@ final class ProcessLoop: Sendable {
             ended.removeAll(keepingCapacity: true)
             // The tasks that prefer this loop and were resumed meanwhile (by this round's exits
             // among others) run now, on this thread: an attempt's task reaps its child, the
-            // executor records the result and starts what follows, without a hand-off.
-            jobs.take(into: &batch)
-            for job in batch { job.runSynchronously(on: executor) }
-            batch.removeAll(keepingCapacity: true)
+            // executor records the result and starts what follows, without a hand-off. Jobs
+            // queued by those jobs run in the same round (the executor resumed by a finished
+            // attempt, then the next attempt's task, which spawns), up to `jobsPerRound`, so a
+            // child's exit leads to the next spawn without an `epoll_wait` per hop.
+            var ran = 0
+            repeat {
+                jobs.take(into: &batch)
+                for job in batch { job.runSynchronously(on: executor) }
+                ran += batch.count
+                batch.removeAll(keepingCapacity: true)
+            } while ran > 0 && ran < Self.jobsPerRound && jobs.hasQueued
         }
     }
 }
@@ -328,6 +339,9 @@ private final class LoopJobs: Sendable {
 
     /// Called by the loop after `epoll_wait`.
     func awake() { state.withLock { $0.sleeping = false } }
+
+    /// Whether a job waits (queued since the last ``take(into:)``).
+    var hasQueued: Bool { state.withLock { !$0.queue.isEmpty } }
 
     /// Exchanges the queue with `batch` (empty, its capacity kept from the last round): the jobs
     /// queued so far are the loop's to run, and jobs they queue wait for the next round, after
