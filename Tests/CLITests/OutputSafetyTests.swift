@@ -134,8 +134,9 @@ struct MeasuredRun {
 /// Runs a program whose stdout is written only at its end, and reads its own peak memory
 /// (`VmHWM` in `/proc/PID/status`, counted from its `exec`) once `finished` exists.
 ///
-/// `ru_maxrss` from `wait4` would not do: a child spawned with `vfork` semantics counts the
-/// test process's own peak as its starting point. To read `VmHWM` before the process exits, its
+/// `ru_maxrss` from `wait4` would not do: a child that shares the spawning process's memory
+/// until its exec (as the engine's spawn does) counts that process's own peak as its starting
+/// point. To read `VmHWM` before the process exits, its
 /// stdout is a pipe filled to the brim beforehand: its first write blocks until the pipe is read.
 func runMeasuringPeakMemory(_ argv: [String], until finished: @escaping @Sendable () -> Bool) async throws -> MeasuredRun {
     var ends: [Int32] = [-1, -1]

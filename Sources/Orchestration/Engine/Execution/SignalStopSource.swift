@@ -9,7 +9,7 @@ import Synchronization
 /// interrupting arbitrary code. SIGHUP (the terminal or SSH session went away) and SIGQUIT
 /// (Ctrl-\) stop a run exactly like SIGTERM, so a dropped session never leaves steps running
 /// under a run that stays `running`; they only differ in the exit code (129, 131). Children are unaffected: the process layer resets every signal
-/// disposition to the default in the child (`omni_spawn`).
+/// disposition to the default in the child (`omni_spawn_start`).
 package final class SignalStopSource: Sendable {
     /// Yields once per received signal.
     public let requests: AsyncStream<StopReason>

@@ -3,8 +3,10 @@ import Glibc
 
 /// Turns a ``ProcessSpec`` into a running ``ChildProcess``: validation, executable lookup, output
 /// pipes (or `/dev/null`, or log files when the ``OutputPump`` is not available), the spawn
-/// (`omni_spawn` in the C shim: a vfork-style clone, like `posix_spawn`) and registration with
-/// the ``ProcessMonitor``.
+/// (`omni_spawn_start` in the C shim: a clone sharing this process's memory until the exec, like
+/// `posix_spawn`, but one that returns without waiting for the exec) and registration with the
+/// ``ProcessMonitor``. Whether the exec worked is known when the child is reaped
+/// (``ChildProcess/reap()``).
 enum ProcessLauncher {
     /// How many times a spawn that failed with `EAGAIN` (process or memory limits) or `ETXTBSY` is
     /// retried (``LocalProcess`` retries a child that could not execute).
