@@ -251,7 +251,7 @@ struct ProcessLoopExecutorTests {
         let trap = try TermTrap()
         let spec = ProcessSpec(command: "sh", arguments: ["-c", "trap '' TERM; touch \(trap.folder)/started; sleep 30"],
                                stdoutPath: "/dev/null", stderrPath: "/dev/null")
-        let child = try await ProcessLauncher.launch(spec, monitor: .shared, pump: .shared).get()
+        let child = try ProcessLauncher.launch(spec, monitor: .shared, pump: .shared).get()
         defer {
             ProcessGroup(leader: child.pid).send(SIGKILL)
             _ = child.reap()

@@ -17,7 +17,7 @@ struct SpawnTests {
         let scratch = try Scratch()
         var notYetExecuted = 0
         for _ in 0..<20 {
-            guard case .success(let child) = await ProcessLauncher.launch(scratch.spec("/bin/true"), monitor: .shared,
+            guard case .success(let child) = ProcessLauncher.launch(scratch.spec("/bin/true"), monitor: .shared,
                                                                          pump: .shared)
             else {
                 Issue.record("the launch failed")

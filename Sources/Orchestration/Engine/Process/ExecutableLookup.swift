@@ -98,6 +98,8 @@ enum ExecutableLookup {
 struct LaunchFailure: Error, Equatable {
     /// The sentence, e.g. `command not found: foo`.
     var message: String
+    /// The spawn's error number, when the spawn itself failed (0 otherwise): what decides a retry.
+    var code: Int32 = 0
 
     init(_ message: String) { self.message = message }
 }

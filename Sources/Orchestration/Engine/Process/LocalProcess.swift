@@ -58,16 +58,16 @@ package enum LocalProcess {
             if Task.isCancelled {
                 return ProcessOutcome(termination: .failedToStart("cancelled before the process was started"), cancelled: true)
             }
-            let child: ChildProcess
-            switch await ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
-            case .success(let started): child = started
-            case .failure(let failure): return ProcessOutcome(termination: .failedToStart(failure.message))
+            let outcome: ProcessOutcome
+            let code: Int32
+            switch ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
+            case .success(let child): (outcome, code) = await supervise(child, spec)
+            case .failure(let failure): (outcome, code) = (ProcessOutcome(termination: .failedToStart(failure.message)), failure.code)
             }
-            let (outcome, notExecuted) = await supervise(child, spec)
-            // The child could not execute the command for a reason that clears by itself (see
-            // ProcessLauncher.spawnRetries): it ran nothing, so it is started again.
-            if ProcessLauncher.isTransient(notExecuted: notExecuted), retries < ProcessLauncher.spawnRetries,
-               !Task.isCancelled {
+            // The clone, or the child before its exec, failed for a reason that clears by itself
+            // (see ProcessLauncher.spawnRetries): nothing ran, so the spec is started again,
+            // after a pause outside any lock.
+            if ProcessLauncher.isTransient(code), retries < ProcessLauncher.spawnRetries, !Task.isCancelled {
                 retries += 1
                 try? await Task.sleep(for: .milliseconds(10 << retries))
                 continue

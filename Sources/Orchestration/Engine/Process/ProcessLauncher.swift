@@ -9,7 +9,7 @@ import Glibc
 /// (``ChildProcess/reap()``).
 enum ProcessLauncher {
     /// How many times a spawn that failed with `EAGAIN` (process or memory limits) or `ETXTBSY` is
-    /// retried (``LocalProcess`` retries a child that could not execute).
+    /// retried (by ``LocalProcess``, which starts the spec again).
     ///
     /// `ETXTBSY`: a script that was just written can still be open for writing in a child that
     /// another thread is spawning at that moment (the descriptor is close-on-exec, but it exists
@@ -22,7 +22,7 @@ enum ProcessLauncher {
     /// Every fd opened here is close-on-exec, and the parent's copies of the child's output fds
     /// are closed before returning, whatever happened: only the child (and what it starts) holds
     /// the pipes' write ends afterwards, so the pump sees end-of-file when they are all gone.
-    static func launch(_ spec: ProcessSpec, monitor: ProcessMonitor, pump: OutputPump) async -> Result<ChildProcess, LaunchFailure> {
+    static func launch(_ spec: ProcessSpec, monitor: ProcessMonitor, pump: OutputPump) -> Result<ChildProcess, LaunchFailure> {
         if let problem = validate(spec) {
             return .failure(problem)
         }
@@ -47,45 +47,38 @@ enum ProcessLauncher {
         // The spawn's own entries on top of a shared base, or the whole environment.
         let own = spec.environment.isEmpty ? nil : EncodedEnvironment(spec.environment)
         let base = spec.baseEnvironment ?? EncodedEnvironment([:])
-        var attempt = 0
-        while true {
-            var pid: pid_t = 0
-            var spawnedPidfd: Int32 = -1
-            var handle: UnsafeMutableRawPointer?
-            let code = argv.withPointers { argvPointer in
-                base.withEnvp(overriding: own) { envpPointer in
-                    withOptionalCString(spec.workingDirectory) { directory in
-                        omni_spawn_start(executable, argvPointer, envpPointer, directory, output.stdout, output.stderr,
-                                         &pid, &spawnedPidfd, &handle)
-                    }
+        var pid: pid_t = 0
+        var spawnedPidfd: Int32 = -1
+        var handle: UnsafeMutableRawPointer?
+        let code = argv.withPointers { argvPointer in
+            base.withEnvp(overriding: own) { envpPointer in
+                withOptionalCString(spec.workingDirectory) { directory in
+                    omni_spawn_start(executable, argvPointer, envpPointer, directory, output.stdout, output.stderr,
+                                     &pid, &spawnedPidfd, &handle)
                 }
             }
-            if code == 0 {
-                let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd, streams: output.streams)
-                let command = spec.command, directory = spec.workingDirectory
-                return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
-                                             captures: (output.stdoutCapture, output.stderrCapture),
-                                             spawn: SpawnHandle(handle),
-                                             describeFailure: { code in
-                                                 describe(spawnError: code, command: command, workingDirectory: directory,
-                                                          executable: executable)
-                                             }))
-            }
-            // Transient (process or memory limits): back off outside any lock, in the async
-            // context, then try again.
-            if code == EAGAIN && attempt < spawnRetries && !Task.isCancelled {
-                attempt += 1
-                try? await Task.sleep(for: .milliseconds(10 << attempt))
-                continue
-            }
-            return .failure(describe(spawnError: code, command: spec.command, workingDirectory: spec.workingDirectory,
-                                     executable: executable))
         }
+        guard code == 0 else {
+            var failure = describe(spawnError: code, command: spec.command, workingDirectory: spec.workingDirectory,
+                                   executable: executable)
+            failure.code = code
+            return .failure(failure)
+        }
+        let (exit, pidfd) = monitor.watch(pid: pid, pidfd: spawnedPidfd, streams: output.streams)
+        let command = spec.command, directory = spec.workingDirectory
+        return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
+                                     captures: (output.stdoutCapture, output.stderrCapture),
+                                     spawn: SpawnHandle(handle),
+                                     describeFailure: { code in
+                                         describe(spawnError: code, command: command, workingDirectory: directory,
+                                                  executable: executable)
+                                     }))
     }
 
-    /// Whether a child that could not execute (error number `code`) is worth starting again: the
-    /// file is busy being written (`ETXTBSY`, see ``spawnRetries``).
-    static func isTransient(notExecuted code: Int32) -> Bool { code == ETXTBSY || code == EAGAIN }
+    /// Whether a spawn that failed with error number `code` (the clone's, or the child's before
+    /// its exec) is worth starting again: process or memory limits (`EAGAIN`), or a file busy
+    /// being written (`ETXTBSY`, see ``spawnRetries``).
+    static func isTransient(_ code: Int32) -> Bool { code == ETXTBSY || code == EAGAIN }
 
     /// A reason the spec can never be started, checked before anything touches the system.
     private static func validate(_ spec: ProcessSpec) -> LaunchFailure? {
