@@ -168,6 +168,7 @@ fail:
 /* Blocks whose child is done with them, for the next spawns (kept unless large), and how many are
  * mapped. */
 static struct omni_spawn_block *omni_free_blocks = NULL;
+static size_t omni_free_count = 0;
 static size_t omni_blocks_mapped = 0;
 static pthread_mutex_t omni_blocks_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -179,6 +180,13 @@ size_t omni_spawn_largest_free_block(void) {
     }
     pthread_mutex_unlock(&omni_blocks_lock);
     return largest;
+}
+
+size_t omni_spawn_free_blocks(void) {
+    pthread_mutex_lock(&omni_blocks_lock);
+    size_t count = omni_free_count;
+    pthread_mutex_unlock(&omni_blocks_lock);
+    return count;
 }
 
 size_t omni_spawn_blocks_mapped(void) {
@@ -196,7 +204,10 @@ static struct omni_spawn_block *omni_block_take(size_t data) {
     struct omni_spawn_block **link = &omni_free_blocks;
     while (*link != NULL && (*link)->capacity < need) link = &(*link)->next_free;
     struct omni_spawn_block *block = *link;
-    if (block != NULL) *link = block->next_free;
+    if (block != NULL) {
+        *link = block->next_free;
+        omni_free_count--;
+    }
     pthread_mutex_unlock(&omni_blocks_lock);
     if (block != NULL) return block;
 
@@ -215,19 +226,23 @@ static struct omni_spawn_block *omni_block_take(size_t data) {
 
 /* Blocks above this size (a huge argv or environment) are unmapped when given back, not kept. */
 #define OMNI_SPAWN_KEEP (256 * 1024)
+/* At most this many blocks are kept: a burst of N children starting at once maps N blocks (each
+ * is held until its child is reaped), and keeping them all would hold ~10 KiB resident per child
+ * of the largest burst for the engine's whole life. Spawns one after another reuse one or two. */
+#define OMNI_SPAWN_KEEP_COUNT 16
 
 static void omni_block_give_back(struct omni_spawn_block *block) {
-    if (block->capacity > OMNI_SPAWN_KEEP) {
-        munmap((char *)block - OMNI_SPAWN_STACK - OMNI_SPAWN_GUARD, block->capacity);
-        pthread_mutex_lock(&omni_blocks_lock);
-        omni_blocks_mapped--;
-        pthread_mutex_unlock(&omni_blocks_lock);
-        return;
-    }
     pthread_mutex_lock(&omni_blocks_lock);
-    block->next_free = omni_free_blocks;
-    omni_free_blocks = block;
+    int keep = block->capacity <= OMNI_SPAWN_KEEP && omni_free_count < OMNI_SPAWN_KEEP_COUNT;
+    if (keep) {
+        block->next_free = omni_free_blocks;
+        omni_free_blocks = block;
+        omni_free_count++;
+    } else {
+        omni_blocks_mapped--;
+    }
     pthread_mutex_unlock(&omni_blocks_lock);
+    if (!keep) munmap((char *)block - OMNI_SPAWN_STACK - OMNI_SPAWN_GUARD, block->capacity);
 }
 
 /* Copies `path`, `argv`, `envp` and `cwd` into the block's data area. */

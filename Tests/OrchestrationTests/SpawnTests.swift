@@ -107,6 +107,26 @@ struct SpawnTests {
         #expect(omni_spawn_blocks_mapped() - before < 10)
     }
 
+    /// A burst of children starting at once maps a block for each (a block is held until its
+    /// child is reaped); once they are reaped, at most 16 stay mapped for reuse. Before, every
+    /// block of the largest burst stayed for the engine's life (~10 KiB resident each).
+    @Test func aBurstsMemoryIsGivenBackBeyondWhatIsKept() async throws {
+        let scratch = try Scratch()
+        // Every child waits for the gate file, so that all 64 are alive at once.
+        let gate = scratch.path("gate")
+        let waiter = scratch.spec("/bin/sh", ["-c", "while [ ! -e \"$0\" ]; do sleep 0.02; done", gate])
+        let outcomes = await withTaskGroup(of: ProcessOutcome.self) { group in
+            for _ in 0..<64 {
+                group.addTask { await LocalProcess.run(waiter) }
+            }
+            try? await Task.sleep(for: .milliseconds(300))
+            #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.count == 64 && outcomes.allSatisfy { $0.termination == .exited(0) })
+        #expect(omni_spawn_free_blocks() <= 16)
+    }
+
     /// Arguments too long for the kernel fail at the exec (E2BIG), with the reason; the large
     /// block they were copied into is unmapped, not kept in the pool.
     @Test func argumentsTooLongForTheKernelFailToStartAndTheirMemoryIsUnmapped() async throws {

@@ -38,9 +38,12 @@ int omni_spawn_finish(void *handle);
 /* 1 if the child of `handle` has executed (without waiting; the handle stays valid), else 0. */
 int omni_spawn_executed(void *handle);
 
-/* How many spawn memory blocks are mapped (reused; only blocks for a huge argv or environment are
- * unmapped when their child is done). */
+/* How many spawn memory blocks are mapped (reused; blocks for a huge argv or environment, and
+ * those beyond the 16 kept for reuse, are unmapped when their child is done). */
 size_t omni_spawn_blocks_mapped(void);
+
+/* How many spawn memory blocks are kept for reuse (at most 16). */
+size_t omni_spawn_free_blocks(void);
 
 /* The size of the largest block kept for reuse, in bytes (0 when none is free). */
 size_t omni_spawn_largest_free_block(void);
