@@ -115,10 +115,11 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-/// One process-DAG scenario: the engine with the store on and off, ninja and make, side by side.
+/// One process-DAG scenario: the engine with the store on and off, the spawn floor
+/// (``spawnFloor(dependencies:concurrency:)``), ninja and make, side by side.
 /// With `normal`, also the engine with the store at `synchronous=NORMAL` (`run --synchronous normal`).
 func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: String,
-                        tools: [String] = ["ninja", "make"], normal: Bool = false) async throws -> [String: Measured] {
+                        tools: [String] = ["floor", "ninja", "make"], normal: Bool = false) async throws -> [String: Measured] {
     let folder = "\(scratch)/\(shape.rawValue)-\(count)-j\(concurrency)"
     try? FileManager.default.removeItem(atPath: folder)
     let files = try DAGFiles(shape: shape, count: count, folder: folder)
@@ -150,6 +151,9 @@ func runProcessScenario(shape: Shape, count: Int, concurrency: Int, scratch: Str
         guard bare.status == .succeeded else { throw EngineError(.executionFailed, "benchmark run failed") }
     }
 
+    if tools.contains("floor") {
+        results["floor"] = try await spawnFloor(dependencies: shape.dependencies(count: count), concurrency: concurrency)
+    }
     if tools.contains("ninja") {
         results["ninja"] = await timeTool("ninja", ["-j\(concurrency)"], in: folder)
     }

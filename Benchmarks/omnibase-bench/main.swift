@@ -6,7 +6,7 @@ import Orchestration
 
 let usage = """
 Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [--concurrency 1,2,8]
-                              [--tools ninja,make|none] [--synchronous full|full,normal]
+                              [--tools floor,ninja,make|none] [--synchronous full|full,normal]
                               [--scratch DIR] [--out FILE.json]
        omnibase-bench inprocess [--shapes ...] [--nodes 10000,100000] [--concurrency 1,8,1024]
                                 [--store off,on,normal] [--out FILE.json]
@@ -19,7 +19,9 @@ Usage: omnibase-bench process [--shapes independent,chain,lattice] [--steps N] [
        omnibase-bench smoke        (every scenario once in a tiny size: CI's check that they work)
 
 process    DAGs of `true` steps: the engine (durable store on and off) next to `ninja -jN` and
-           `make -jN` on the same DAG, in one invocation; prints wall times and ratios.
+           `make -jN` on the same DAG, in one invocation; prints wall times and ratios. And the
+           spawn floor: the DAG run by the least a runner can do (posix_spawn with two pipes,
+           waitpid; no store, no logs), what the kernel costs on this machine.
 inprocess  DAGs of no-op Swift closure steps through the library API: nodes per second,
            microseconds of engine overhead per node and peak memory per node (each size runs in a
            fresh process so its peak memory is its own); --store normal: the store at
@@ -131,7 +133,7 @@ do {
 func processScenario() async throws {
     let steps = Int(option("--steps", in: arguments) ?? "10000") ?? 10000
     let levels = (option("--concurrency", in: arguments) ?? "2").split(separator: ",").compactMap { Int($0) }
-    let tools = (option("--tools", in: arguments) ?? "ninja,make").split(separator: ",").map(String.init)
+    let tools = (option("--tools", in: arguments) ?? "floor,ninja,make").split(separator: ",").map(String.init)
     let normal = (option("--synchronous", in: arguments) ?? "full").split(separator: ",").contains("normal")
     print("shape        steps   -j  store on  store off     ninja      make  on/ninja  off/ninja  on/make"
           + "   CPU us/step: engine on  off  steps(on)  ninja+steps   switches/step: on  off")
@@ -150,6 +152,11 @@ func processScenario() async throws {
                   + "       \(perStep(ninja?.childrenCPU))"
                   + String(format: "             %5.1f %5.1f", Double(on?.engineSwitches ?? 0) / Double(steps),
                            Double(off?.engineSwitches ?? 0) / Double(steps)))
+            if let floor = r["floor"] {
+                print("  spawn floor (posix_spawn, two pipes, waitpid; nothing else): \(format(floor.wall)), "
+                      + "floor/ninja \(ratio(floor.wall, ninja?.wall)), on/floor \(ratio(on?.wall, floor.wall)), "
+                      + "off/floor \(ratio(off?.wall, floor.wall)), its CPU \(perStep(floor.engineCPU)) us/step")
+            }
             if let normal = r["engine_store_normal"] {
                 print("  the same with synchronous=NORMAL: store on \(format(normal.wall)), on/ninja \(ratio(normal.wall, ninja?.wall)), "
                       + "engine CPU \(perStep(normal.engineCPU)) us/step, "
@@ -166,9 +173,10 @@ func processScenario() async throws {
                 "engine_store_off_sec": off.map { .double($0.wall) } ?? .null,
                 "ninja_sec": ninja.map { .double($0.wall) } ?? .null,
                 "make_sec": make.map { .double($0.wall) } ?? .null,
+                "floor_sec": r["floor"].map { .double($0.wall) } ?? .null,
                 "engine_store_normal_sec": r["engine_store_normal"].map { .double($0.wall) } ?? .null,
                 "cpu": .object(["engine_store_on": cpu(on), "engine_store_off": cpu(off), "ninja": cpu(ninja), "make": cpu(make),
-                                "engine_store_normal": cpu(r["engine_store_normal"])]),
+                                "engine_store_normal": cpu(r["engine_store_normal"]), "floor": cpu(r["floor"])]),
             ]))
         }
     }
@@ -303,7 +311,9 @@ func smokeScenario() async throws {
     for shape in Shape.allCases {
         let r = try await runProcessScenario(shape: shape, count: 20, concurrency: 2, scratch: folder)
         print("process \(shape.rawValue) 20 steps: store on \(format(r["engine_store_on"]?.wall))s, off \(format(r["engine_store_off"]?.wall))s, "
-              + "ninja \(format(r["ninja"]?.wall))s, make \(format(r["make"]?.wall))s")
+              + "floor \(format(r["floor"]?.wall))s, ninja \(format(r["ninja"]?.wall))s, make \(format(r["make"]?.wall))s")
+        // The floor ran the whole DAG, or the smoke fails.
+        guard r["floor"] != nil else { throw EngineError(.executionFailed, "the spawn floor did not run") }
     }
     for store in [false, true] {
         let r = try await measureInProcess(shape: .lattice, nodes: 400, concurrency: 8, store: store, scratch: folder)
