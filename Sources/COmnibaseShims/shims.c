@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -115,6 +116,28 @@ static void omni_open_null(void) {
     omni_null_fd = fd;
 }
 
+/* The soft limit of open files this process had before the first spawn raised it to the hard
+ * limit, given back to every child (prlimit64's layout on every architecture); `raised` says
+ * whether there is anything to give back. Written once, before any child exists (pthread_once),
+ * and only read afterwards, by children too. */
+static struct { uint64_t cur, max; } omni_children_nofile;
+static int omni_nofile_raised = 0;
+static pthread_once_t omni_nofile_once = PTHREAD_ONCE_INIT;
+
+/* Each running step holds two pipes and a pidfd (and its log files once it writes), so the common
+ * default soft limit of 1,024 allowed about 300 steps at once: the rest failed with EMFILE. The
+ * hard limit is what the system grants this process; Go's runtime raises its soft limit to it the
+ * same way, and gives children the original back. */
+static void omni_raise_open_files(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    struct rlimit raised = { limit.rlim_max, limit.rlim_max };
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return;
+    omni_children_nofile.cur = limit.rlim_cur;
+    omni_children_nofile.max = limit.rlim_max;
+    omni_nofile_raised = 1;
+}
+
 /* Runs in the child, on the engine's memory, while the engine's threads go on (CLONE_VM without
  * CLONE_VFORK): it touches nothing but its block (its stack, the copies, `error`) and makes only
  * raw system calls. Every signal is blocked on entry (inherited from the parent's mask around
@@ -154,6 +177,10 @@ static int omni_child_main(void *arg) {
      * table (no CLONE_FILES), so the parent's flags are untouched. Before Linux 5.11 the call
      * fails with EINVAL or ENOSYS, and the old behaviour stays. */
     omni_sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC, 0);
+    /* The soft limit of open files the engine was started with (it raised its own): a program
+     * that closes every descriptor up to the limit, or uses select(), expects that one. A
+     * failure leaves the raised limit, which is only larger. */
+    if (omni_nofile_raised) omni_sys(SYS_prlimit64, 0, RLIMIT_NOFILE, (long)&omni_children_nofile, 0);
     uint64_t none = 0;
     omni_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
     rc = omni_sys(SYS_execve, (long)child->path, (long)child->argv, (long)child->envp, 0);
@@ -278,6 +305,7 @@ int omni_spawn_start(const char *path, char *const argv[], char *const envp[], c
     *pidfd_out = -1;
     *handle_out = NULL;
     pthread_once(&omni_null_once, omni_open_null);
+    pthread_once(&omni_nofile_once, omni_raise_open_files);
 
     size_t argc = 0, envc = 0, data = 0;
     for (; argv[argc] != NULL; argc++) data += strlen(argv[argc]) + 1;

@@ -24,6 +24,8 @@ int omni_wtermsig(int status);
  * given to omni_spawn_finish exactly once; or returns the error number of the clone (errno is not
  * set). Whether the exec itself worked is known only from omni_spawn_finish. The output fds
  * should be close-on-exec: the dup onto 1 and 2 clears the flag on the copies only.
+ * The first call raises this process's soft limit of open files to its hard limit (each running
+ * step holds two pipes and a pidfd); every child gets the soft limit the process had before.
  */
 int omni_spawn_start(const char *path, char *const argv[], char *const envp[], const char *cwd,
                      int stdout_fd, int stderr_fd, pid_t *pid_out, int *pidfd_out, void **handle_out);

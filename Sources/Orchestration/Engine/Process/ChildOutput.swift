@@ -16,6 +16,14 @@ struct ChildOutput {
     let stderrCapture: OutputCapture?
     /// The streams that go through the pump's loop, handed on to the child's ``ExitEntry``.
     let streams: [LogCopy]
+    /// Log files created exclusively before the spawn (no pump, or no descriptor for a pipe), which a
+    /// failed spawn removes (``removeCreatedFiles()``) so that starting it again can create them.
+    let createdFiles: [String]
+
+    /// Removes ``createdFiles``: the spawn failed and nothing wrote to them.
+    func removeCreatedFiles() {
+        for path in createdFiles { unlink(path) }
+    }
 
     /// The path that sends a stream nowhere without a pipe or a file.
     static let discard = "/dev/null"
@@ -32,6 +40,9 @@ struct ChildOutput {
         let shared = !isCapture(spec.stdout) && !isCapture(spec.stderr) && spec.stderr.path == spec.stdout.path
         let drain = OutputDrain(pump: pump)
         var streams: [LogCopy] = []
+        // A log file created here (no pump, `O_EXCL`): removed again if the setup or the spawn
+        // fails, so that a retry of the spawn can create it.
+        var created: [String] = []
         func destination(_ target: OutputDestination, _ stream: String) -> Result<(Int32, OutputCapture?), LaunchFailure> {
             let path: String
             switch target {
@@ -46,6 +57,9 @@ struct ChildOutput {
                 path = discard
             case .file(let file):
                 path = file
+                // Without a pipe (no pump, or no descriptor left for one: a file given to the
+                // child holds none in the engine after the spawn, a pipe holds its read end),
+                // the child writes into the file directly.
                 if path != discard, let attached = pump.attach(path: path, stream: stream, exclusive: spec.keepsExistingLogs, drain: drain) {
                     streams.append(attached.copy)
                     return .success((attached.writeEnd, nil))
@@ -56,8 +70,11 @@ struct ChildOutput {
             let flags = isDiscard ? O_WRONLY | O_CLOEXEC : O_WRONLY | creation | O_CLOEXEC
             let fd = SystemCallError.retryingOnInterrupt { open(path, flags, 0o600) }
             guard fd >= 0 else {
+                // A pipe that could not be made for want of descriptors led here: so does the file.
+                if errno == EMFILE || errno == ENFILE { return .failure(.outOfFiles(errno)) }
                 return .failure(LaunchFailure("cannot open the \(stream) log \(path): \(SystemCallError.message(for: errno))"))
             }
+            if !isDiscard && spec.keepsExistingLogs { created.append(path) }
             return .success((fd, nil))
         }
         let stdout: (fd: Int32, capture: OutputCapture?)
@@ -71,13 +88,16 @@ struct ChildOutput {
             case .success(let prepared): stderr = prepared
             case .failure(let failure):
                 close(stdout.fd)
+                // The spawn may be tried again (a transient failure), and an attempt's log is
+                // created exclusively: the empty file made for stdout must not be in its way.
+                for path in created { unlink(path) }
                 return .failure(failure)
             }
         }
         // No stream went through the pump when the drain is complete before the spawn.
         return .success(ChildOutput(stdout: stdout.fd, stderr: stderr.fd, drain: drain.isComplete ? nil : drain,
                                     stdoutCapture: stdout.capture, stderrCapture: shared ? nil : stderr.capture,
-                                    streams: streams))
+                                    streams: streams, createdFiles: created))
     }
 
     private static func isCapture(_ destination: OutputDestination) -> Bool {

@@ -102,4 +102,18 @@ struct LaunchFailure: Error, Equatable {
     var code: Int32 = 0
 
     init(_ message: String) { self.message = message }
+
+    /// The engine ran out of file descriptors (`EMFILE`, or the system's `ENFILE`) setting up or
+    /// spawning a child: a failure that clears as other steps end, so it is retried
+    /// (``ProcessLauncher/isTransient(_:)``), and said with the limit to change.
+    static func outOfFiles(_ code: Int32) -> LaunchFailure {
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        var failure = code == ENFILE
+            ? LaunchFailure("too many open files in the system (ENFILE): lower max_concurrency")
+            : LaunchFailure("too many open files: the engine may hold \(limit.rlim_cur) at once (ulimit -n) and each "
+                            + "running step holds up to 5; lower max_concurrency or raise the limit")
+        failure.code = code
+        return failure
+    }
 }

@@ -27,6 +27,12 @@
 ///    ``OutputDrain/window``, and returns. End-of-file comes at once unless a background process
 ///    still holds a pipe; the pump then goes on copying its output until it closes the pipe.
 ///
+/// The first spawn raises the engine process's soft limit of open files to its hard limit, as
+/// Go's runtime does: each running step holds two pipes and a pidfd, and the common default of
+/// 1,024 let only about 300 steps run at once (the rest failed with "Too many open files"). Every
+/// child gets the soft limit the process had before: programs that close every descriptor up to
+/// the limit, or use `select`, expect that one.
+///
 /// - Important: A descendant that leaves the group (`setsid`, `setpgid`, daemons that double-fork
 ///   into their own session) is out of reach of this teardown and is not counted in
 ///   ``ProcessOutcome/survivors``. ``LocalStepRunner`` finds such processes afterwards by the

@@ -8,8 +8,9 @@ import Glibc
 /// ``ProcessMonitor``. Whether the exec worked is known when the child is reaped
 /// (``ChildProcess/reap()``).
 enum ProcessLauncher {
-    /// How many times a spawn that failed with `EAGAIN` (process or memory limits) or `ETXTBSY` is
-    /// retried (by ``LocalProcess``, which starts the spec again).
+    /// How many times a spawn that failed with `EAGAIN` (process or memory limits), `ETXTBSY`,
+    /// `EMFILE` or `ENFILE` (descriptors held by other steps) is retried (by ``LocalProcess``,
+    /// which starts the spec again, after 20, 40, 80, 160 and 320 ms).
     ///
     /// `ETXTBSY`: a script that was just written can still be open for writing in a child that
     /// another thread is spawning at that moment (the descriptor is close-on-exec, but it exists
@@ -59,6 +60,7 @@ enum ProcessLauncher {
             }
         }
         guard code == 0 else {
+            output.removeCreatedFiles()
             var failure = describe(spawnError: code, command: spec.command, workingDirectory: spec.workingDirectory,
                                    executable: executable)
             failure.code = code
@@ -75,10 +77,13 @@ enum ProcessLauncher {
                                      }))
     }
 
-    /// Whether a spawn that failed with error number `code` (the clone's, or the child's before
-    /// its exec) is worth starting again: process or memory limits (`EAGAIN`), or a file busy
-    /// being written (`ETXTBSY`, see ``spawnRetries``).
-    static func isTransient(_ code: Int32) -> Bool { code == ETXTBSY || code == EAGAIN }
+    /// Whether a spawn that failed with error number `code` (the clone's, the child's before its
+    /// exec, or the setup's) is worth starting again: process or memory limits (`EAGAIN`), a file
+    /// busy being written (`ETXTBSY`, see ``spawnRetries``), or descriptors that run out while
+    /// other steps hold them (`EMFILE`, `ENFILE`).
+    static func isTransient(_ code: Int32) -> Bool {
+        code == ETXTBSY || code == EAGAIN || code == EMFILE || code == ENFILE
+    }
 
     /// A reason the spec can never be started, checked before anything touches the system.
     private static func validate(_ spec: ProcessSpec) -> LaunchFailure? {
@@ -119,6 +124,7 @@ enum ProcessLauncher {
         case ENOEXEC: return LaunchFailure("not an executable format (binary or #! script): \(command)")
         case ENOTDIR: return LaunchFailure("a component of the path is not a directory: \(workingDirectory ?? command)")
         case E2BIG: return LaunchFailure("argument list and environment too long for \(command)")
+        case EMFILE, ENFILE: return .outOfFiles(code)
         default: return LaunchFailure("cannot start \(command): \(SystemCallError(call: "spawn", code: code))")
         }
     }
