@@ -138,6 +138,10 @@ static void omni_raise_open_files(void) {
     omni_nofile_raised = 1;
 }
 
+void omni_raise_open_files_limit(void) {
+    pthread_once(&omni_nofile_once, omni_raise_open_files);
+}
+
 /* Runs in the child, on the engine's memory, while the engine's threads go on (CLONE_VM without
  * CLONE_VFORK): it touches nothing but its block (its stack, the copies, `error`) and makes only
  * raw system calls. Every signal is blocked on entry (inherited from the parent's mask around
@@ -305,7 +309,7 @@ int omni_spawn_start(const char *path, char *const argv[], char *const envp[], c
     *pidfd_out = -1;
     *handle_out = NULL;
     pthread_once(&omni_null_once, omni_open_null);
-    pthread_once(&omni_nofile_once, omni_raise_open_files);
+    omni_raise_open_files_limit();
 
     size_t argc = 0, envc = 0, data = 0;
     for (; argv[argc] != NULL; argc++) data += strlen(argv[argc]) + 1;

@@ -22,13 +22,21 @@ final class ServeProcess: @unchecked Sendable {
         stderrPath = dir.path + "/serve-\(UUID().uuidString).err"
     }
 
-    /// Starts `serve` with `arguments` and waits for its URL.
-    static func start(_ arguments: [String], dir: TempDir, token: String? = nil) async throws -> ServeProcess {
+    /// Starts `serve` with `arguments` and waits for its URL; with `openFilesLimit`, under that
+    /// limit of open files (soft and hard: `ulimit -n`).
+    static func start(_ arguments: [String], dir: TempDir, token: String? = nil,
+                      openFilesLimit: Int? = nil) async throws -> ServeProcess {
         let process = ServeProcess(dir: dir)
         var environment = ProcessInfo.processInfo.environment
         environment["NO_COLOR"] = "1"
         environment["OMNIBASE_STATE_DIR"] = nil
-        let spec = ProcessSpec(command: cliPath, arguments: ["serve"] + arguments, environment: environment,
+        var command = cliPath
+        var prefix: [String] = []
+        if let openFilesLimit {
+            command = "/bin/sh"
+            prefix = ["-c", "ulimit -n \(openFilesLimit) && exec \"$0\" \"$@\"", cliPath]
+        }
+        let spec = ProcessSpec(command: command, arguments: prefix + ["serve"] + arguments, environment: environment,
                                workingDirectory: dir.path, stdoutPath: process.stdoutPath, stderrPath: process.stderrPath,
                                timeout: .seconds(600), killGrace: .seconds(2))
         process.task = Task { await LocalProcess.run(spec) }

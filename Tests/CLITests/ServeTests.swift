@@ -24,6 +24,39 @@ struct ServeTests {
     static let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         + "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+    /// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
+    static func cpuSeconds(of pid: Int32) throws -> Double {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
+        // After the name: state is field 3, utime 14 and stime 15 (1-based, in clock ticks).
+        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Connections beyond the descriptors the server may hold wait in the listen queue, and the
+    /// server waits for a descriptor to come free. Before, each `accept` failed with EMFILE while
+    /// the pending connection kept the socket readable: the loop spun at full CPU (2.0 s of CPU
+    /// in 2 s) until a connection closed. Then the server answers as before.
+    @Test func connectionsBeyondItsDescriptorsDoNotSpinTheServer() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir,
+                                                  openFilesLimit: 32)
+        var sockets: [Int32] = []
+        defer { for fd in sockets { close(fd) } }
+        for _ in 0..<60 { sockets.append(try HTTPClient.connect(port: server.port)) }
+        let before = try Self.cpuSeconds(of: server.pid)
+        try await Task.sleep(for: .seconds(1))
+        let used = try Self.cpuSeconds(of: server.pid) - before
+        #expect(used < 0.5, "the server used \(used) s of CPU in 1 s with connections it cannot accept")
+        for fd in sockets { close(fd) }
+        sockets.removeAll()
+        let answer = try HTTPClient.get(port: server.port, path: "/api/monitor")
+        #expect(answer.status == 200)
+        #expect(try await server.stop() == 143)
+    }
+
     @Test func servesPagesJSONAndAssetsWithStrictHeaders() async throws {
         let dir = TempDir()
         let (state, runID) = try await Self.finishedRun(dir)

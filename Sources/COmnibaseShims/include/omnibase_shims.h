@@ -47,6 +47,10 @@ size_t omni_spawn_blocks_mapped(void);
 /* How many spawn memory blocks are kept for reuse (at most 16). */
 size_t omni_spawn_free_blocks(void);
 
+/* Raises this process's soft limit of open files to its hard limit, once (omni_spawn_start does
+ * it at its first call); children started by omni_spawn_start get the original soft limit. */
+void omni_raise_open_files_limit(void);
+
 /* The size of the largest block kept for reuse, in bytes (0 when none is free). */
 size_t omni_spawn_largest_free_block(void);
 

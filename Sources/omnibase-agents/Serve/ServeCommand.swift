@@ -107,6 +107,8 @@ struct ServeCommand: CLICommand {
                 return .failure(MonitorError("the agents session cannot be read: \(error)"))
             }
         }
+        // Each connection is a descriptor: --max-connections may ask for more than the soft limit.
+        LocalProcess.raiseOpenFilesLimit()
         let server: HTTPServer
         do {
             server = try HTTPServer(configuration: configuration) { request in service.handle(request) }

@@ -1,3 +1,5 @@
+import COmnibaseShims
+
 /// Runs step commands as local processes, each the leader of its own process group.
 ///
 /// This is the engine's own process control; it does not use `Foundation.Process` (whose children
@@ -117,6 +119,13 @@ package enum LocalProcess {
             capturedStderr: output.stderr
         ), 0)
     }
+}
+
+extension LocalProcess {
+    /// Raises this process's soft limit of open files to its hard limit now, as the first spawn
+    /// does (see the type's notes); for a process that holds many descriptors without spawning
+    /// (`serve`'s connections).
+    package static func raiseOpenFilesLimit() { omni_raise_open_files_limit() }
 }
 
 extension ProcessOutcome {

@@ -266,6 +266,12 @@ private struct Loop {
     var connections: [UInt64: Connection] = [:]
     var nextID: UInt64 = 1
     var running = true
+    /// Until when the listening socket is left alone after `accept` found no descriptor
+    /// (`EMFILE`, `ENFILE`): the pending connection keeps it readable, and polling it meanwhile
+    /// spun the loop at full CPU until a descriptor came free. A closed connection ends the pause.
+    var acceptPausedUntil: Int64 = 0
+    /// How long such a pause lasts at most, in milliseconds.
+    static let acceptPause: Int64 = 100
 
     init(server: HTTPServer, listenFD: Int32, wakeFD: Int32) {
         self.server = server
@@ -281,9 +287,10 @@ private struct Loop {
             let now = monotonicMillis()
             fds.removeAll(keepingCapacity: true)
             order.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0))
+            let accepting = now >= acceptPausedUntil
+            fds.append(pollfd(fd: listenFD, events: accepting ? Int16(POLLIN) : 0, revents: 0))
             fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
-            var nearest = now + 1000
+            var nearest = accepting ? now + 1000 : min(now + 1000, acceptPausedUntil)
             for connection in connections.values {
                 var events: Int16 = 0
                 // Read unless the client is gone, or a response is being written and the next
@@ -311,7 +318,7 @@ private struct Loop {
                 guard connections[connection.id] != nil else { continue }
                 if revents & Int16(POLLOUT) != 0 { flush(connection, now: after) }
             }
-            if fds[0].revents != 0 { accept(now: after) }
+            if fds[0].revents & Int16(POLLIN) != 0 { accept(now: after) }
             expire(now: after)
         }
         for connection in Array(connections.values) { drop(connection) }
@@ -352,6 +359,7 @@ private struct Loop {
             let fd = Glibc.accept(listenFD, nil, nil)
             if fd < 0 {
                 if errno == EINTR { continue }
+                if errno == EMFILE || errno == ENFILE { acceptPausedUntil = now + Self.acceptPause }
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -616,6 +624,8 @@ private struct Loop {
             delegate.streamClosed(HTTPStream(id: connection.id, server: server))
         }
         close(connection.fd)
+        // A descriptor came free: a connection that waited for one can be accepted.
+        acceptPausedUntil = 0
     }
 }
 
