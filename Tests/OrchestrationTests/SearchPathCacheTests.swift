@@ -207,6 +207,32 @@ struct SearchPathCacheTests {
         #expect(resolve(linked) == .success(later))
     }
 
+    /// An empty `PATH` directory deleted and made again at its path, with the program in it now,
+    /// is seen. The cache kept each directory open, and the kernel reports a directory's deletion
+    /// to its watch only once nothing holds it: the watch stayed silent, and the cache went on
+    /// trusting the old, deleted directory (the later `PATH` entry was found for the engine's
+    /// life). The same happened to a directory that was not empty whenever a child being spawned
+    /// still held a copy of that descriptor (a CI failure of the test above).
+    @Test func anEmptyDirectoryDeletedAndMadeAgainIsSeen() throws {
+        let folders = try Folders()
+        let cache = SearchPathCache(settleMargin: .seconds(3600))
+        func resolve() -> Result<String, LaunchFailure> {
+            cache.resolve("tool", searchPath: folders.searchPath) {
+                ExecutableLookup.search("tool", searchPath: folders.searchPath, workingDirectory: nil)
+            }
+        }
+        let later = folders.second + "/tool"
+        try "#!/bin/sh\nexit 0\n".write(toFile: later, atomically: false, encoding: .utf8)
+        chmod(later, 0o755)
+        #expect(resolve() == .success(later))
+        #expect(resolve() == .success(later))
+        #expect(rmdir(folders.first) == 0)
+        #expect(mkdir(folders.first, 0o755) == 0)
+        try "#!/bin/sh\nexit 0\n".write(toFile: folders.first + "/tool", atomically: false, encoding: .utf8)
+        chmod(folders.first + "/tool", 0o755)
+        #expect(resolve() == .success(folders.first + "/tool"))
+    }
+
     /// Through the whole launch: a step's command added to a `PATH` directory between two steps.
     @Test func stepsSeeAProgramAddedBetweenThem() async throws {
         let folders = try Folders()

@@ -8,9 +8,10 @@ import Synchronization
 ///
 /// A search for `true` on a `PATH` of 12 directories costs about 10 `stat` calls (every directory
 /// before `/usr/bin`, then the file), each one walking the path from the root: several
-/// microseconds per spawn. A cached search keeps each directory it looked in open (`O_PATH`,
-/// close-on-exec) and watched by one inotify descriptor (entries created, deleted or moved in
-/// it; the directory's own attributes, deletion or move). Checking a cached search is then one
+/// microseconds per spawn. A cached search keeps each directory it looked in watched by one
+/// inotify descriptor (entries created, deleted or moved in it; the directory's own attributes,
+/// deletion or move), and not open: the kernel reports a directory's deletion only once nothing
+/// holds it open. Checking a cached search is then one
 /// non-blocking `read` of that descriptor, whatever the number of directories: it returns
 /// `EAGAIN` when nothing changed. (Before: one `fstat` per directory, 11 for `true` on a `PATH`
 /// of 12, about 9 us of the loop thread per spawn.) The kernel queues an event before the call
@@ -18,8 +19,8 @@ import Synchronization
 ///
 /// The descriptor is opened at the first search and held for the engine's life: one of the
 /// user's inotify instances (`fs.inotify.max_user_instances`, 128 by default on Linux).
-/// A directory that cannot be watched (inotify unavailable, its watch limit reached) is checked
-/// with one `fstat`: if its modification and change times, inode and link count are all the
+/// A directory that cannot be watched (inotify unavailable, its watch limit reached) is kept open
+/// (`O_PATH`, close-on-exec) and checked with one `fstat`: if its modification and change times, inode and link count are all the
 /// same, no entry has been added, removed or renamed in it since, so a name that was missing
 /// there is still missing.
 ///
@@ -68,9 +69,13 @@ final class SearchPathCache: Sendable {
         }
     }
 
-    /// One directory of some `PATH`, kept open.
+    /// One directory of some `PATH`.
     private struct Directory {
-        /// `O_PATH` descriptor, or -1 when the directory did not exist when last looked at.
+        /// `O_PATH` descriptor of a directory that is not watched, for its `fstat`; -1 otherwise.
+        /// A watched directory is not kept open: an open descriptor (or a copy of it in a child
+        /// not yet executed) holds the directory's entry, and the kernel reports its deletion
+        /// (`IN_DELETE_SELF`) only once nothing does. Kept open, an empty directory deleted and
+        /// made again at its path went unnoticed for the engine's life.
         var fd: Int32 = -1
         var stamp: Stamp?
         /// Bumped whenever the directory is found changed (or appeared, or vanished).
@@ -249,12 +254,15 @@ final class SearchPathCache: Sendable {
             guard let current = revalidate(directory, in: &state, now: now), current.settled,
                   current.generation == before[directory] else { return nil }
             directories.append((directory, current.generation))
-            let fd = state.directories[directory]?.fd ?? -1
-            if "\(directory)/\(command)" == path { return fd >= 0 ? Found(path: path, directories: directories) : nil }
+            let exists = state.directories[directory]?.stamp != nil
+            if "\(directory)/\(command)" == path { return exists ? Found(path: path, directories: directories) : nil }
             // An earlier candidate must have no entry at all (not even a dangling link).
-            if fd >= 0 {
+            if exists {
                 var info = stat()
-                guard fstatat(fd, command, &info, AT_SYMLINK_NOFOLLOW) != 0, errno == ENOENT else { return nil }
+                let fd = state.directories[directory]?.fd ?? -1
+                let missing = fd >= 0 ? fstatat(fd, command, &info, AT_SYMLINK_NOFOLLOW) != 0
+                    : lstat("\(directory)/\(command)", &info) != 0
+                guard missing, errno == ENOENT else { return nil }
             }
         }
         return nil
@@ -286,7 +294,9 @@ final class SearchPathCache: Sendable {
         if fd >= 0 && fstat(fd, &info) == 0 {
             let stamp = Stamp(info)
             if state.directories[path] == nil || directory.stamp != stamp { directory.generation += 1 }
-            directory.fd = fd
+            // Watched: closed at once (see ``Directory/fd``).
+            if directory.watch >= 0 { close(fd) }
+            directory.fd = directory.watch >= 0 ? -1 : fd
             directory.stamp = stamp
         } else {
             if fd >= 0 { close(fd) }
