@@ -11,18 +11,17 @@ import Synchronization
 /// microseconds per spawn. A cached search keeps each directory it looked in watched by one
 /// inotify descriptor (entries created, deleted or moved in it; the directory's own attributes,
 /// deletion or move), and not open: the kernel reports a directory's deletion only once nothing
-/// holds it open. Checking a cached search is then one
-/// non-blocking `read` of that descriptor, whatever the number of directories: it returns
-/// `EAGAIN` when nothing changed. (Before: one `fstat` per directory, 11 for `true` on a `PATH`
+/// holds it open. Checking a cached search is then one non-blocking `read` of that descriptor,
+/// whatever the number of directories: it returns `EAGAIN` when nothing changed. (Before: one `fstat` per directory, 11 for `true` on a `PATH`
 /// of 12, about 9 us of the loop thread per spawn.) The kernel queues an event before the call
 /// that changed the directory returns, so a change made before a spawn is seen by that spawn.
 ///
 /// The descriptor is opened at the first search and held for the engine's life: one of the
 /// user's inotify instances (`fs.inotify.max_user_instances`, 128 by default on Linux).
 /// A directory that cannot be watched (inotify unavailable, its watch limit reached) is kept open
-/// (`O_PATH`, close-on-exec) and checked with one `fstat`: if its modification and change times, inode and link count are all the
-/// same, no entry has been added, removed or renamed in it since, so a name that was missing
-/// there is still missing.
+/// (`O_PATH`, close-on-exec) and checked with one `fstat`: if its modification and change times,
+/// inode and link count are all the same, no entry has been added, removed or renamed in it
+/// since, so a name that was missing there is still missing.
 ///
 /// Rules that keep it correct:
 /// - Only successful searches of absolute directories are cached, and only when every earlier
