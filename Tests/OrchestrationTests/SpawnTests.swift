@@ -78,6 +78,27 @@ struct SpawnTests {
         #expect(try scratch.read("out") == "ran\n")
     }
 
+    /// The same with the logs opened before the spawn (no pump, as when the engine has no
+    /// descriptor left for a pipe) and created exclusively, as the engine's attempts do: the
+    /// logs the first try created, which its child never wrote, are removed before the retry.
+    /// Before, the retry failed with "cannot open the stdout log ...: File exists".
+    @Test func aBusyScriptIsRetriedWithLogsOpenedBeforeTheSpawn() async throws {
+        let scratch = try Scratch()
+        let script = try scratch.write("script", "#!/bin/sh\necho ran\n", mode: 0o755)
+        let writer = open(script, O_WRONLY)
+        #expect(writer >= 0)
+        let closer = Task {
+            try? await Task.sleep(for: .milliseconds(30))
+            close(writer)
+        }
+        var spec = scratch.spec(script)
+        spec.keepsExistingLogs = true
+        let outcome = await LocalProcess.run(spec, monitor: .shared, pump: OutputPump(strategy: .directFiles))
+        await closer.value
+        #expect(outcome.termination == .exited(0))
+        #expect(try scratch.read("out") == "ran\n")
+    }
+
     /// One that stays busy fails to start with the reason, after the retries.
     @Test func aScriptThatStaysBusyFailsToStart() async throws {
         let scratch = try Scratch()

@@ -16,13 +16,15 @@ struct ChildOutput {
     let stderrCapture: OutputCapture?
     /// The streams that go through the pump's loop, handed on to the child's ``ExitEntry``.
     let streams: [LogCopy]
-    /// Log files created exclusively before the spawn (no pump, or no descriptor for a pipe), which a
-    /// failed spawn removes (``removeCreatedFiles()``) so that starting it again can create them.
+    /// Log files created exclusively before the spawn (no pump, or no descriptor for a pipe):
+    /// removed when the child did not get to execute (the spawn failed, or the child before its
+    /// exec), since nothing wrote to them and starting the spec again creates them anew
+    /// (``removeCreated(_:)``).
     let createdFiles: [String]
 
-    /// Removes ``createdFiles``: the spawn failed and nothing wrote to them.
-    func removeCreatedFiles() {
-        for path in createdFiles { unlink(path) }
+    /// Removes log files created for a child that never executed.
+    static func removeCreated(_ paths: [String]) {
+        for path in paths { unlink(path) }
     }
 
     /// The path that sends a stream nowhere without a pipe or a file.
@@ -90,7 +92,7 @@ struct ChildOutput {
                 close(stdout.fd)
                 // The spawn may be tried again (a transient failure), and an attempt's log is
                 // created exclusively: the empty file made for stdout must not be in its way.
-                for path in created { unlink(path) }
+                removeCreated(created)
                 return .failure(failure)
             }
         }

@@ -15,6 +15,9 @@ struct ChildProcess: Sendable {
     let output: OutputDrain?
     /// The memory of a captured stdout and stderr, if captured.
     let captures: (stdout: OutputCapture?, stderr: OutputCapture?)
+    /// Log files created before the spawn (``ChildOutput/createdFiles``), removed if the child
+    /// never executed.
+    let createdFiles: [String]
     /// The spawn's memory, held by the child until it executes; finished once, when it is reaped.
     let spawn: SpawnHandle?
     /// Says in one sentence why the child could not execute, from the error number it reported.
@@ -45,7 +48,10 @@ struct ChildProcess: Sendable {
         exit.settleKill()
         let termination = Self.reap(pid: pid, pidfd: pidfd)
         let code = spawn?.finish() ?? 0
-        if code != 0 { return (.failedToStart(describeFailure(code).message), code) }
+        if code != 0 {
+            ChildOutput.removeCreated(createdFiles)
+            return (.failedToStart(describeFailure(code).message), code)
+        }
         return (termination, 0)
     }
 

@@ -60,7 +60,7 @@ enum ProcessLauncher {
             }
         }
         guard code == 0 else {
-            output.removeCreatedFiles()
+            ChildOutput.removeCreated(output.createdFiles)
             var failure = describe(spawnError: code, command: spec.command, workingDirectory: spec.workingDirectory,
                                    executable: executable)
             failure.code = code
@@ -70,6 +70,7 @@ enum ProcessLauncher {
         let command = spec.command, directory = spec.workingDirectory
         return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
                                      captures: (output.stdoutCapture, output.stderrCapture),
+                                     createdFiles: output.createdFiles,
                                      spawn: SpawnHandle(handle),
                                      describeFailure: { code in
                                          describe(spawnError: code, command: command, workingDirectory: directory,
