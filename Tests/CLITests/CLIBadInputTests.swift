@@ -643,6 +643,15 @@ private let badCommandLines: [BadCommandLine] = [
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/.state"))
     }
 
+    /// A plan file whose read fails names the system's reason; it was "The operation could not
+    /// be completed. (NSCocoaErrorDomain error 256.)" (Foundation's read), for `EMFILE` too.
+    @Test func aPlanWhoseReadFailsNamesTheSystemsReason() async throws {
+        let dir = TempDir()
+        let result = await runCLI(["validate", "/proc/self/mem"], in: dir.path)
+        #expect(result.termination == .exited(2))
+        #expect(result.stderr == "omnibase-agents: error: /proc/self/mem: cannot read the plan: Input/output error\n")
+    }
+
     @Test(arguments: [
         ["--help"], ["-h"], ["help"],
         ["run", "--help"], ["run", "-h"], ["run", "plan.json", "--help"],

@@ -53,6 +53,29 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         #expect(left == ["p.json"], "state written into the current folder: \(left)")
     }
 
+    /// A `runs.db` created but never given its schema (the first run stopped between the two:
+    /// out of descriptors, kill -9) holds no runs. The read-only commands said it "has schema
+    /// version 0" and to use "a matching omnibase-agents" (exit 4); they now say there is no run
+    /// history (exit 3, as with no `runs.db`), and a run still creates the schema in it.
+    @Test func aRunsDatabaseNeverGivenItsSchemaHoldsNoRuns() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/state"
+        #expect(mkdir(state, 0o700) == 0)
+        #expect(FileManager.default.createFile(atPath: state + "/runs.db", contents: nil,
+                                               attributes: [.posixPermissions: 0o600]))
+        for command in [["runs", "list"], ["runs", "show", "r-x"], ["runs", "events", "r-x"]] {
+            let result = await runCLI(command + ["--state-dir", state], in: dir.path)
+            #expect(result.status == 3, "\(command): \(result.stderr)")
+            #expect(result.stderr == "omnibase-agents: error: no run history in \(state) (runs.db holds no runs yet)\n",
+                    "\(command)")
+        }
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true")]))
+        #expect(await runCLI(["run", plan, "--state-dir", state], in: dir.path).status == 0)
+        let listed = await runCLI(["runs", "list", "--state-dir", state, "--format", "json"], in: dir.path)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        #expect(try listed.json()["runs"]?.arrayValue?.count == 1)
+    }
+
     @Test func aVarThePlanNeverUsesIsATypo() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([

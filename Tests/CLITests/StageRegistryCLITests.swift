@@ -130,6 +130,11 @@ struct StageRegistryCLITests {
         let missing = await orch(["--stage", "test", "--registry", "none.json"], in: dir)
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("none.json: cannot read the registry"))
+        // A file whose read fails names the system's reason (it was "The operation could not be
+        // completed. (NSCocoaErrorDomain error 256.)").
+        let unreadable = await orch(["--stage", "registry", "list", "--registry", "/proc/self/mem"], in: dir)
+        #expect(unreadable.status == 2)
+        #expect(unreadable.stderr == "omnibase-agents: error: /proc/self/mem: cannot read the registry: Input/output error\n")
         // Editing a malformed registry is refused, and the file is left alone.
         let edit = await orch(["--stage", "registry", "add", "--name", "x", "--type", "tool", "--command", "y",
                                "--registry", "bad.json"], in: dir)

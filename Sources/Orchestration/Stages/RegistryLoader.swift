@@ -54,12 +54,12 @@ public enum RegistryLoader {
         guard Int(info.st_size) <= maxFileBytes else {
             throw EngineError(.invalidPlan, "\(path): the registry is larger than 4 MiB (\(info.st_size) bytes)")
         }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw EngineError(.invalidPlan, "\(path): cannot read the registry: \(error.localizedDescription)")
+        let bytes: [UInt8]
+        do { bytes = try FileContents.read(path: path) } catch {
+            throw EngineError(.invalidPlan, "\(path): cannot read the registry: \(error)")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path
-        return try load(bytes: [UInt8](data), displayPath: path, directory: directory)
+        return try load(bytes: bytes, displayPath: path, directory: directory)
     }
 
     /// Validates a registry given as bytes (a file's content, or an edited document).

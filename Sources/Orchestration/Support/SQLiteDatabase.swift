@@ -198,9 +198,10 @@ public final class SQLiteDatabase {
         let status = sqlite3_open_v2(name, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) }
+            let systemErrno = handle.map { sqlite3_system_errno($0) } ?? 0
             // A failed open has read nothing and opened no WAL, so closing it cannot checkpoint.
             sqlite3_close(handle)
-            throw StoreError.sqlite(status, sqliteMessage: message, sql: nil, path: path)
+            throw StoreError.sqlite(status, sqliteMessage: message, sql: nil, path: path, systemErrno: systemErrno)
         }
         connection = SQLiteConnectionHandle(pointer: handle, path: path, lock: lock, busyTimeout: busyTimeout)
         try configure(synchronous: synchronous)
@@ -594,7 +595,8 @@ fileprivate final class SQLiteConnectionHandle {
 
     /// The store error for a failed SQLite call, with SQLite's current message.
     func error(_ status: Int32, sql: String?) -> StoreError {
-        StoreError.sqlite(status, sqliteMessage: String(cString: sqlite3_errmsg(pointer)), sql: sql, path: path)
+        StoreError.sqlite(status, sqliteMessage: String(cString: sqlite3_errmsg(pointer)), sql: sql, path: path,
+                          systemErrno: sqlite3_system_errno(pointer))
     }
 }
 

@@ -21,6 +21,7 @@ public struct StoreError: CodedError {
             case symlinkRefused = "symlink refused"
             case insecurePermissions = "insecure permissions"
             case unsafePath = "unsafe path"
+            case outOfFiles = "too many open files"
             case other = "other"
         }
 
@@ -50,6 +51,9 @@ public struct StoreError: CodedError {
         public static var insecurePermissions: Code { Code(.insecurePermissions) }
         /// A relative state path is absolute, empty or climbs out of the state folder (`..`).
         public static var unsafePath: Code { Code(.unsafePath) }
+        /// The process may hold no more open files (`EMFILE`, or the system's `ENFILE`): a limit
+        /// to raise (`ulimit -n`), not a fault of the state folder.
+        public static var outOfFiles: Code { Code(.outOfFiles) }
         /// Any other failure, such as SQL misuse (a bug in the engine).
         public static var other: Code { Code(.other) }
 
@@ -59,7 +63,7 @@ public struct StoreError: CodedError {
         /// symbolic links, foreign owners and escaping paths exit 5 (security violation).
         public var exitCode: Int32 {
             switch kind {
-            case .diskFull, .ioError, .corrupt, .readOnly, .busy, .cannotOpen, .other: 74
+            case .diskFull, .ioError, .corrupt, .readOnly, .busy, .cannotOpen, .outOfFiles, .other: 74
             case .incompatibleSchema: 4
             case .symlinkRefused, .insecurePermissions, .unsafePath: 5
             }
@@ -155,6 +159,11 @@ extension StoreError {
             return "\(subject) belongs to another user; use a state folder of your own (--state-dir)."
         case .unsafePath:
             return "\(subject) is not a plain relative path inside the state folder; remove '..' and '/' prefixes."
+        case .outOfFiles:
+            var limit = rlimit()
+            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            return "Too many open files to open \(subject): this process may hold \(limit.rlim_cur) at once "
+                + "(ulimit -n); raise the limit and run the command again."
         default:
             return "An operation on \(subject) failed; see the details and report it if it persists."
         }
@@ -170,9 +179,14 @@ extension StoreError {
     ///   - sqliteMessage: `sqlite3_errmsg` at the time of the failure.
     ///   - sql: The statement that failed, if any.
     ///   - path: The database file.
-    static func sqlite(_ resultCode: Int32, sqliteMessage: String?, sql: String?, path: String?) -> StoreError {
+    ///   - systemErrno: `sqlite3_system_errno`, the error number of the system call that failed
+    ///     (0 when none did): it tells a file SQLite could not open for want of descriptors.
+    static func sqlite(_ resultCode: Int32, sqliteMessage: String?, sql: String?, path: String?,
+                       systemErrno: Int32 = 0) -> StoreError {
         let code: Code
         switch resultCode & 0xFF {
+        case SQLITE_CANTOPEN where systemErrno == EMFILE || systemErrno == ENFILE,
+             SQLITE_IOERR where systemErrno == EMFILE || systemErrno == ENFILE: code = .outOfFiles
         case SQLITE_FULL: code = .diskFull
         case SQLITE_IOERR: code = .ioError
         case SQLITE_CORRUPT, SQLITE_NOTADB: code = .corrupt
@@ -207,6 +221,7 @@ extension StoreError {
         case ELOOP: code = .symlinkRefused
         case EACCES, EPERM, ENOENT, ENOTDIR, EISDIR, ENAMETOOLONG: code = .cannotOpen
         case EWOULDBLOCK: code = .busy
+        case EMFILE, ENFILE: code = .outOfFiles
         default: code = .other
         }
         return StoreError(

@@ -38,12 +38,12 @@ public enum PlanLoader {
         guard Int(info.st_size) <= maxFileBytes else {
             throw EngineError(.invalidPlan, "\(path): the plan is larger than 16 MiB (\(info.st_size) bytes)")
         }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw EngineError(.invalidPlan, "\(path): cannot read the plan: \(error.localizedDescription)")
+        let bytes: [UInt8]
+        do { bytes = try FileContents.read(path: path) } catch {
+            throw EngineError(.invalidPlan, "\(path): cannot read the plan: \(error)")
         }
         let source = PlanSource(displayPath: path, directory: url.deletingLastPathComponent().standardizedFileURL.path,
-                                bytes: [UInt8](data), overrides: overrides)
+                                bytes: bytes, overrides: overrides)
         return try load(source, refusingUnusedOverrides: refusingUnusedOverrides)
     }
 

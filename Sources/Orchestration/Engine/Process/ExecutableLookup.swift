@@ -116,4 +116,17 @@ struct LaunchFailure: Error, Equatable {
         failure.code = code
         return failure
     }
+
+    /// A spawn refused because it would leave fewer descriptors free than the engine keeps for
+    /// itself (``DescriptorGate``), with no step running to give any back.
+    static func noRoomForStep() -> LaunchFailure {
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        let open = DescriptorGate.openDescriptors().map { " and has \($0) open" } ?? ""
+        var failure = LaunchFailure("too many open files: the engine may hold \(limit.rlim_cur) at once (ulimit -n)\(open); "
+                                    + "a step needs \(DescriptorGate.perSpawn) more beside \(DescriptorGate.reserve) kept free "
+                                    + "for the engine itself; raise the limit")
+        failure.code = EMFILE
+        return failure
+    }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import COmnibaseShims
 
 /// Runs step commands as local processes, each the leader of its own process group.
@@ -62,15 +63,34 @@ package enum LocalProcess {
     /// ``run(_:)`` with an explicit monitor and pump (tests use their fallbacks).
     static func run(_ spec: ProcessSpec, monitor: ProcessMonitor, pump: OutputPump = .shared) async -> ProcessOutcome {
         var retries = 0
+        let gate = DescriptorGate.shared
         while true {
             if Task.isCancelled {
                 return ProcessOutcome(termination: .failedToStart("cancelled before the process was started"), cancelled: true)
             }
             let outcome: ProcessOutcome
             let code: Int32
-            switch ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
-            case .success(let child): (outcome, code) = await supervise(child, spec)
-            case .failure(let failure): (outcome, code) = (ProcessOutcome(termination: .failedToStart(failure.message)), failure.code)
+            let releases = gate.releases
+            let refused = !gate.hasRoom()
+            if refused {
+                let failure = LaunchFailure.noRoomForStep()
+                (outcome, code) = (ProcessOutcome(termination: .failedToStart(failure.message)), failure.code)
+            } else {
+                switch ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
+                case .success(let child):
+                    gate.enter()
+                    (outcome, code) = await supervise(child, spec)
+                    gate.leave()
+                case .failure(let failure):
+                    (outcome, code) = (ProcessOutcome(termination: .failedToStart(failure.message)), failure.code)
+                }
+            }
+            // Out of descriptors, with steps of this process running: one of them ending gives
+            // back what this needs (see DescriptorGate), so it waits for that, however long.
+            if code == EMFILE || code == ENFILE, !Task.isCancelled {
+                if await gate.waitForRelease(after: releases) { continue }
+                // Refused for the reserve with no step running: nothing will give any back.
+                if refused { return outcome }
             }
             // The clone, or the child before its exec, failed for a reason that clears by itself
             // (see ProcessLauncher.spawnRetries): nothing ran, so the spec is started again,

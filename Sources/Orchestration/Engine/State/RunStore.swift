@@ -73,6 +73,7 @@ public final class RunStore {
 
     private func checkSchema(readOnly: Bool) throws(EngineError) {
         let version: Int
+        var neverCreated = false
         do {
             version = try database.userVersion
             if version == Self.schemaVersion { return }
@@ -92,6 +93,11 @@ public final class RunStore {
                 }
                 if migrated == Self.schemaVersion { return }
             }
+            // A database created but never given its schema (the first run stopped between the
+            // two, e.g. out of descriptors or by kill -9) holds no runs: not a foreign schema.
+            if version == 0 && readOnly, try database.query("SELECT count(*) FROM sqlite_master").first?.int(0) == 0 {
+                neverCreated = true
+            }
             if version == 0 && !readOnly {
                 let created = try database.write { db -> Int in
                     // Another engine may have created it meanwhile.
@@ -104,6 +110,10 @@ public final class RunStore {
             }
         } catch {
             throw EngineError(error)
+        }
+        if neverCreated {
+            let folder = (database.path as NSString).deletingLastPathComponent
+            throw EngineError(.unknownReference, "no run history in \(folder) (runs.db holds no runs yet)")
         }
         throw EngineError(.protocolViolation,
                           "\(database.path) has schema version \(version), this engine reads version "
