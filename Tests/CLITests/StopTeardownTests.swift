@@ -24,8 +24,10 @@ func pidFile(_ path: String) async throws -> Int32 {
         _ = dir.write("hold", "")
         let env = "\"env\": {\"D\": \"\(dir.path)\"}"
         let plan = dir.write("p.json", planJSON([
-            stepJSON("long", "echo $PPID > \"$D/engine.pid\"; sleep 100 & echo $$$$ > \"$D/leader.pid\"; "
-                     + "if [ -e \"$D/hold\" ]; then wait; fi", extra: env),
+            // Only while held: a background `sleep` of the resumed (successful) attempt would be
+            // left running, as a successful step's background work is.
+            stepJSON("long", "echo $PPID > \"$D/engine.pid\"; "
+                     + "if [ -e \"$D/hold\" ]; then sleep 100 & echo $$$$ > \"$D/leader.pid\"; wait; fi", extra: env),
             stepJSON("deaf", "trap '' HUP TERM INT; echo $$$$ > \"$D/deaf.pid\"; "
                      + "while [ -e \"$D/hold\" ]; do sleep 0.1; done", extra: env),
             stepJSON("after", "true", deps: ["long"]),
