@@ -291,7 +291,15 @@ extension OutputSafetyTests {
         }
         let stored = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
             .query("SELECT variables FROM runs WHERE run_id = ?", runID).first?.string(0)
-        #expect(stored == "{\"DB_PASSWORD\":null,\"DEPLOY_CONN\":null,\"SHORT_KEY\":null}")
+        // The withheld names are null; beside them only a 16-bit salted check of each value.
+        let variables = try StrictJSONParser.parse(Array((stored ?? "").utf8)).toValue()
+        #expect(variables.objectValue?.map(\.key) == ["#secret_checks", "DB_PASSWORD", "DEPLOY_CONN", "SHORT_KEY"])
+        for name in ["DB_PASSWORD", "DEPLOY_CONN", "SHORT_KEY"] {
+            #expect(variables[name] == .null)
+            let checks = variables["#secret_checks"]?[name]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(checks.count == 1 && checks.allSatisfy { $0.wholeMatch(of: /1:[0-9a-f]{16}:[0-9a-f]{4}/) != nil },
+                    "\(name): \(checks)")
+        }
         // runs show and runs events, in every format.
         for format in ["json", "yaml", "human"] {
             for command in [["runs", "show", runID], ["runs", "events", runID]] {
@@ -334,6 +342,39 @@ extension OutputSafetyTests {
         let wrong = await runCLI(["report", runID, "--html", file, "--var", "PLAIN=x", "--state-dir", state], in: dir.path)
         #expect(wrong.status == 2)
         #expect(wrong.stderr.contains("--var PLAIN cannot be given"))
+    }
+
+    /// A report given a value the run never ran with masked that text and showed the real secret
+    /// in the log tails (SPEC §10: secret values are `***` in HTML reports). The run keeps a short
+    /// check of each withheld value: a wrong one is refused and nothing is written. A resume with
+    /// another value (a rotated token) adds its check, and the page then leaves the tails out,
+    /// since one value per name cannot mask both.
+    @Test func aReportGivenAValueTheRunNeverRanWithIsRefused() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", Self.secretPlan)
+        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state] + Self.secretVars, in: dir.path)
+        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        let file = dir.path + "/r.html"
+        let typo = ["--var", "DB_PASSWORD=hunter2-pX", "--var", "DEPLOY_CONN=conn-xyz", "--var", "SHORT_KEY=ab"]
+        let refused = await runCLI(["report", runID, "--html", file, "--state-dir", state] + typo, in: dir.path)
+        #expect(refused.status == 2)
+        #expect(refused.stderr == "omnibase-agents: error: run \(runID) did not run with the value given for its secret "
+                + "variable DB_PASSWORD: give a value it ran with (--var DB_PASSWORD=VALUE)\n")
+        #expect(!FileManager.default.fileExists(atPath: file))
+
+        // A resume with another value of DB_PASSWORD: both values are now the run's.
+        let rotated = ["--var", "DB_PASSWORD=rotated-pw", "--var", "DEPLOY_CONN=conn-xyz", "--var", "SHORT_KEY=ab"]
+        let resumed = await runCLI(["resume", runID, "--state-dir", state] + rotated, in: dir.path)
+        #expect(resumed.status == 1, "\(resumed.stderr)")
+        for values in [Self.secretVars, rotated] {
+            let page = await runCLI(["report", runID, "--html", file, "--state-dir", state] + values, in: dir.path)
+            #expect(page.status == 0, "\(page.stderr)")
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            expectNoSecret(text, "report after a resume with another value")
+            #expect(!text.contains("rotated-pw"))
+            #expect(text.contains("DB_PASSWORD ran with more than one value"))
+        }
     }
 
     @Test func replayAndResumeAskForTheSecretsAgain() async throws {

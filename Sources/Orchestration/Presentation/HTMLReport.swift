@@ -136,8 +136,14 @@ public struct HTMLReport: Sendable {
         if case .failure(let mismatch) = source.supplying(secrets), !mismatch.unexpected.isEmpty {
             throw EngineError(.usage, "run \(runID) \(mismatch.sentence)")
         }
+        // A value the run never ran with would mask the wrong text and show the real one.
+        if let name = source.unknownSecretValues(secrets).first {
+            throw EngineError(.usage, "run \(runID) did not run with the value given for its secret variable \(name): "
+                              + "give a value it ran with (--var \(name)=VALUE)")
+        }
+        let severalValues = source.secretsWithSeveralValues
         for (name, value) in secrets { source.overrides[name] = value }
-        let unknownSecrets = source.withheldSecrets.filter { secrets[$0] == nil }
+        let unknownSecrets = source.withheldSecrets.filter { secrets[$0] == nil || severalValues.contains($0) }
         source = source.withPlaceholders()
         var notes: [String] = []
         var graph: PlanGraph?
@@ -164,10 +170,16 @@ public struct HTMLReport: Sendable {
         let masking = LogMasking(mask: mask, withholding: !unknownSecrets.isEmpty)
         let logs = readLogs(report: report, attempts: attempts, stateDirectory: stateDirectory, runID: runID, limits: limits,
                             masking: masking)
-        if !unknownSecrets.isEmpty {
-            let flags = unknownSecrets.map { "--var \($0)=VALUE" }.joined(separator: " ")
-            notes.append("The stderr tails are left out: this run's secret variables \(unknownSecrets.joined(separator: ", ")) "
+        let notGiven = unknownSecrets.filter { secrets[$0] == nil }
+        if !notGiven.isEmpty {
+            let flags = notGiven.map { "--var \($0)=VALUE" }.joined(separator: " ")
+            notes.append("The stderr tails are left out: this run's secret variables \(notGiven.joined(separator: ", ")) "
                          + "were not stored, so their values could not be masked (give them with \(flags)).")
+        }
+        let given = unknownSecrets.filter { secrets[$0] != nil }
+        if !given.isEmpty {
+            notes.append("The stderr tails are left out: this run's secret variables \(given.joined(separator: ", ")) ran "
+                         + "with more than one value (a resume gave another), and one value cannot mask them all.")
         }
         if !mask.isEmpty {
             for index in report.steps.indices {

@@ -198,6 +198,14 @@ public struct RunSession: Sendable {
         }
         let source = try Self.complete(record.source, secrets: secrets, runID: runID)
         let loaded = try Self.plan(plan, stored: source, runID: runID)
+        // A secret value the run has not run with (rotated) is checked from now on too, so that
+        // a report can tell that one value no longer masks every attempt's logs.
+        let checks = record.source.secretChecks(adding: secrets)
+        if checks != record.source.secretChecks {
+            var updated = record.source
+            updated.secretChecks = checks
+            try store.updateSecretChecks(runID: runID, source: updated)
+        }
         var request = RunRequest(json: record.options, stage: record.stage)
         // The lease is ours, so the engine that had the run is gone: each executor tears down
         // what it left (cluster jobs first, then local process groups) and names those attempts.

@@ -14,6 +14,11 @@ public struct PlanSource: Sendable, Hashable {
     /// Names of secret `--var` overrides whose values were not stored (sorted): `resume` and
     /// `replay` ask for them again (``supplying(_:)``).
     public var withheldSecrets: [String]
+    /// Short checks (``SecretCheck``) of each withheld secret's values, by name: one for the value
+    /// the run was started with, one more for each other value a `resume` gave. A report is
+    /// given the values to mask the logs with, and refuses one that fails every check. Runs
+    /// stored before checks have none, and any value passes.
+    public var secretChecks: [String: [String]]
     /// The text of every env file the plan names (`globals.env_file`, steps' `env_file`), by
     /// absolute path, as read when the run was created: nil until a load reads them from disk
     /// (a fresh plan), set in a stored run's source so `resume` and `replay` read no file.
@@ -21,28 +26,32 @@ public struct PlanSource: Sendable, Hashable {
 
     /// Creates a source.
     public init(displayPath: String, directory: String, bytes: [UInt8], overrides: [String: String],
-                withheldSecrets: [String] = [], envFiles: [String: String]? = nil) {
+                withheldSecrets: [String] = [], secretChecks: [String: [String]] = [:],
+                envFiles: [String: String]? = nil) {
         self.displayPath = displayPath
         self.directory = directory
         self.bytes = bytes
         self.overrides = overrides
         self.withheldSecrets = withheldSecrets
+        self.secretChecks = secretChecks
         self.envFiles = envFiles
     }
 
     /// The source as it may be stored: the values of overrides whose names are secret are left
-    /// out, their names kept in ``withheldSecrets``.
+    /// out, their names kept in ``withheldSecrets`` and a check of each value in ``secretChecks``.
     public func withholding(_ isSecret: (String) -> Bool) -> PlanSource {
         var stored = self
-        for name in overrides.keys where isSecret(name) {
+        for (name, value) in overrides where isSecret(name) {
             stored.overrides[name] = nil
+            stored.secretChecks[name] = [SecretCheck.make(value)]
             stored.withheldSecrets.append(name)
         }
         stored.withheldSecrets = Set(stored.withheldSecrets).sorted()
         return stored
     }
 
-    /// The source with the withheld secrets' values given again.
+    /// The source with the withheld secrets' values given again (`resume`, `replay`: a value may
+    /// differ from the run's, a token rotated meanwhile).
     /// - Returns: the completed source, or the names still missing (sorted) and the given names
     ///   that were not withheld.
     public func supplying(_ values: [String: String]) -> Result<PlanSource, SecretsMismatch> {
@@ -55,6 +64,29 @@ public struct PlanSource: Sendable, Hashable {
         for (name, value) in values { complete.overrides[name] = value }
         complete.withheldSecrets = []
         return .success(complete)
+    }
+
+    /// The given secret values that fail every check of their name: values the run never ran
+    /// with (a typo), which would mask the wrong text (sorted names).
+    public func unknownSecretValues(_ values: [String: String]) -> [String] {
+        values.filter { name, value in
+            guard let checks = secretChecks[name], !checks.isEmpty else { return false }
+            return !checks.contains { SecretCheck.matches($0, value: value) != false }
+        }.keys.sorted()
+    }
+
+    /// The withheld secrets that ran with more than one value (a `resume` gave another): a
+    /// report given one value per name cannot mask the others.
+    public var secretsWithSeveralValues: [String] {
+        secretChecks.filter { $0.value.count > 1 }.keys.sorted()
+    }
+
+    /// The checks with one added for each given value that passes none of its name's checks:
+    /// what a `resume` records before it runs with a value the run has not seen.
+    public func secretChecks(adding values: [String: String]) -> [String: [String]] {
+        var checks = secretChecks
+        for name in unknownSecretValues(values) { checks[name, default: []].append(SecretCheck.make(values[name] ?? "")) }
+        return checks
     }
 
     /// The source with ``SecretMask/replacement`` for each withheld secret: it loads (a plan

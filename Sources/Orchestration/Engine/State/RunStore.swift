@@ -305,12 +305,33 @@ public final class RunStore {
         }
     }
 
+    /// The key of the withheld secrets' checks in a run's `variables` (``PlanSource/secretChecks``).
+    static let secretChecksKey = "#secret_checks"
+
+    /// A run's `variables` column: the overrides; a withheld secret as null (its name kept, its
+    /// value never written); the values' checks under a key no variable can have (an engine that
+    /// predates them takes it for a variable no plan uses).
+    static func variables(of source: PlanSource) -> JSONValue {
+        var members = source.overrides.map { JSONValue.Member($0.key, .string($0.value)) }
+        members += source.withheldSecrets.map { JSONValue.Member($0, .null) }
+        if !source.secretChecks.isEmpty {
+            members.append(JSONValue.Member(secretChecksKey, .object(source.secretChecks.sorted { $0.key < $1.key }
+                .map { JSONValue.Member($0.key, .array($0.value.map { .string($0) })) })))
+        }
+        return .object(members.sorted { $0.key < $1.key })
+    }
+
+    /// Records the checks of the secret values a `resume` runs with (``PlanSource/secretChecks``).
+    public func updateSecretChecks(runID: String, source: PlanSource) throws(EngineError) {
+        try write { db in
+            try db.cachedStatement("UPDATE runs SET variables = ? WHERE run_id = ?")
+                .run(Self.variables(of: source).serialized(), runID)
+        }
+    }
+
     /// Records a new run (one transaction).
     public func createRun(_ run: NewRun) throws(EngineError) {
-        // A withheld secret is stored as null: its name is kept, its value never written.
-        var members = run.source.overrides.map { JSONValue.Member($0.key, .string($0.value)) }
-        members += run.source.withheldSecrets.map { JSONValue.Member($0, .null) }
-        let overrides: JSONValue = .object(members.sorted { $0.key < $1.key })
+        let overrides = Self.variables(of: run.source)
         let envFiles: JSONValue = .object((run.source.envFiles ?? [:]).sorted { $0.key < $1.key }
             .map { JSONValue.Member($0.key, .string($0.value)) })
         try write { db in
@@ -700,10 +721,19 @@ public final class RunStore {
     private static func runRecord(_ row: Row) -> RunRecord {
         var overrides: [String: String] = [:]
         var withheld: [String] = []
+        var checks: [String: [String]] = [:]
         if let text = row.string(13), let value = try? StrictJSONParser.parse(Array(text.utf8)).toValue(),
            case .object(let members) = value {
             for member in members {
-                if member.value == .null { withheld.append(member.key) } else { overrides[member.key] = member.value.stringValue ?? "" }
+                if member.key == secretChecksKey {
+                    for check in member.value.objectValue ?? [] {
+                        checks[check.key] = check.value.arrayValue?.compactMap(\.stringValue)
+                    }
+                } else if member.value == .null {
+                    withheld.append(member.key)
+                } else {
+                    overrides[member.key] = member.value.stringValue ?? ""
+                }
             }
         }
         var envFiles: [String: String] = [:]
@@ -722,7 +752,7 @@ public final class RunStore {
             parentRunID: row.string(9),
             source: PlanSource(displayPath: row.string(10) ?? "", directory: row.string(11) ?? "",
                                bytes: row.blob(12) ?? [], overrides: overrides,
-                               withheldSecrets: withheld.sorted(), envFiles: envFiles),
+                               withheldSecrets: withheld.sorted(), secretChecks: checks, envFiles: envFiles),
             options: options, engine: engine, lastSeq: row.int64(18))
     }
 
