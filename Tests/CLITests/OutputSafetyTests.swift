@@ -377,6 +377,23 @@ extension OutputSafetyTests {
         }
     }
 
+    /// `graph --run` of a run with withheld secret `--var`s failed on the stored snapshot
+    /// ("unknown variable ${DB_PASSWORD} ...; pass --var"), and refused the `--var` it asked
+    /// for: the graph needs no value, so the placeholder stands in, as for the report's DAG.
+    @Test func graphOfARunWithWithheldSecretsDrawsIt() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", Self.secretPlan)
+        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state] + Self.secretVars, in: dir.path)
+        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        for format in ["dot", "mermaid"] {
+            let graph = await runCLI(["graph", "--run", runID, "--state-dir", state, "--format", format], in: dir.path)
+            #expect(graph.status == 0, "\(format): \(graph.stderr)")
+            #expect(graph.stdout.contains("leak") && graph.stdout.contains("nocmd"), "\(format)")
+            expectNoSecret(graph.stdout, "graph --run --format \(format)")
+        }
+    }
+
     @Test func replayAndResumeAskForTheSecretsAgain() async throws {
         let dir = TempDir()
         let state = dir.path + "/s"

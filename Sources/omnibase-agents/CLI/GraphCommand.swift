@@ -69,7 +69,8 @@ struct GraphCommand: CLICommand {
             guard let record = try store.run(runID) else {
                 throw EngineError(.unknownReference, "no run \(runID) in \(stateDirectory)")
             }
-            let loaded = try PlanLoader.load(record.source)
+            // A withheld secret's placeholder lets the snapshot load; the graph needs no value.
+            let loaded = try PlanLoader.load(record.source.withPlaceholders())
             var statusByID: [String: StepStatus] = [:]
             for step in try store.steps(runID) { statusByID[step.id] = step.status }
             let statuses = loaded.graph.ids.map { statusByID[$0] ?? .pending }
