@@ -76,6 +76,38 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         #expect(try listed.json()["runs"]?.arrayValue?.count == 1)
     }
 
+    /// `runs show` of a live run said `"exit_code": 0` (and the monitor's `/api/runs/ID` too),
+    /// even with a step already failed: a script reads that as success. It is null until the
+    /// run ends, like `finished_at`.
+    @Test func aLiveRunHasNoExitCodeYet() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("bad", "false"),
+            stepJSON("slow", "echo go > \"$D/started\"; while [ ! -e \"$D/release\" ]; do sleep 0.05; done", extra: env),
+        ], globals: "{\"max_concurrency\": 2}"))
+        let root = dir.path
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: root)
+        _ = try await waitForFile(root + "/started")
+        let runID = try #require(try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID)
+        // The failure of `bad` is recorded within the writer's window.
+        var shown = try await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", state], in: dir.path).json()
+        for _ in 0..<100 where shown.stepReport("bad")?["status"]?.stringValue != "failed" {
+            try await Task.sleep(for: .milliseconds(20))
+            shown = try await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", state], in: dir.path).json()
+        }
+        #expect(shown["status"]?.stringValue == "running")
+        #expect(shown.stepReport("bad")?["status"]?.stringValue == "failed")
+        #expect(shown["exit_code"] == .null)
+        let yaml = await runCLI(["runs", "show", runID, "--format", "yaml", "--state-dir", state], in: dir.path)
+        #expect(yaml.stdout.contains("\nexit_code: null\n"), "\(yaml.stdout)")
+        _ = dir.write("release", "")
+        let finished = try await run.json()
+        #expect(finished["status"]?.stringValue == "failed")
+        #expect(finished["exit_code"]?.intValue == 1)
+    }
+
     @Test func aVarThePlanNeverUsesIsATypo() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([

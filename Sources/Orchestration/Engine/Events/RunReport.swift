@@ -104,7 +104,8 @@ public struct RunReport: Sendable {
         if let stage { members.append(.init("stage", .string(stage))) }
         members += [
             .init("status", .string(status.rawValue)),
-            .init("exit_code", .int(Int(exitCode))),
+            // A live run has no exit code yet (0 would read as success), like its finish time.
+            .init("exit_code", status == .pending || status == .running ? .null : .int(Int(exitCode))),
             .init("started_at", startedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
             .init("finished_at", finishedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
             .init("duration_sec", duration.map { .double(Self.rounded($0)) } ?? .null),
