@@ -55,15 +55,19 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
 
     /// A `runs.db` created but never given its schema (the first run stopped between the two:
     /// out of descriptors, kill -9) holds no runs. The read-only commands said it "has schema
-    /// version 0" and to use "a matching omnibase-agents" (exit 4); they now say there is no run
-    /// history (exit 3, as with no `runs.db`), and a run still creates the schema in it.
+    /// version 0" and to use "a matching omnibase-agents" (exit 4); now `runs list` lists none
+    /// and the others say there is no run history (exit 3, as with no `runs.db`), and a run
+    /// still creates the schema in it.
     @Test func aRunsDatabaseNeverGivenItsSchemaHoldsNoRuns() async throws {
         let dir = TempDir()
         let state = dir.path + "/state"
         #expect(mkdir(state, 0o700) == 0)
         #expect(FileManager.default.createFile(atPath: state + "/runs.db", contents: nil,
                                                attributes: [.posixPermissions: 0o600]))
-        for command in [["runs", "list"], ["runs", "show", "r-x"], ["runs", "events", "r-x"]] {
+        let none = await runCLI(["runs", "list", "--state-dir", state, "--format", "json"], in: dir.path)
+        #expect(none.status == 0, "\(none.stderr)")
+        #expect(try none.json()["runs"]?.arrayValue?.isEmpty == true)
+        for command in [["runs", "show", "r-x"], ["runs", "events", "r-x"]] {
             let result = await runCLI(command + ["--state-dir", state], in: dir.path)
             #expect(result.status == 3, "\(command): \(result.stderr)")
             #expect(result.stderr == "omnibase-agents: error: no run history in \(state) (runs.db holds no runs yet)\n",
@@ -106,6 +110,26 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         let finished = try await run.json()
         #expect(finished["status"]?.stringValue == "failed")
         #expect(finished["exit_code"]?.intValue == 1)
+    }
+
+    /// The commands that only read created the whole path of a mistyped `--state-dir` (and
+    /// `runs list` then failed, exit 3, on the folder it had just made). They create nothing: the
+    /// list of a folder with no history is empty (exit 0), a run in it is unknown (exit 3).
+    @Test func readingAMissingStateFolderCreatesNothing() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/typo/x/y"
+        let list = await runCLI(["runs", "list", "--state-dir", state, "--format", "json"], in: dir.path)
+        #expect(list.status == 0, "\(list.stderr)")
+        #expect(list.stdout == "{\n  \"runs\": []\n}\n")
+        let human = await runCLI(["runs", "list", "--state-dir", state, "--format", "human"], in: dir.path)
+        #expect(human.stdout == "No runs.\n")
+        for command in [["runs", "show", "r-x"], ["runs", "events", "r-x"], ["report", "r-x", "--html", dir.path + "/r.html"],
+                        ["graph", "--run", "r-x"]] {
+            let result = await runCLI(command + ["--state-dir", state], in: dir.path)
+            #expect(result.status == 3, "\(command): \(result.stderr)")
+            #expect(result.stderr == "omnibase-agents: error: no run history in \(state) (no such folder)\n", "\(command)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/typo"), "a read-only command created the folder")
     }
 
     @Test func aVarThePlanNeverUsesIsATypo() async throws {

@@ -64,7 +64,7 @@ struct GraphCommand: CLICommand {
             StandardStreams.print(GraphRenderer.render(loaded.plan, graph: loaded.graph, format: format), terminator: "")
         case .run(let runID, let stateDirectory):
             let directory: StateDirectory
-            do { directory = try StateDirectory(path: stateDirectory) } catch { throw EngineError(error) }
+            do { directory = try StateDirectory(path: stateDirectory, creating: false) } catch { throw EngineError(error) }
             let store = try RunStore(stateDirectory: directory, readOnly: true)
             guard let record = try store.run(runID) else {
                 throw EngineError(.unknownReference, "no run \(runID) in \(stateDirectory)")

@@ -42,7 +42,7 @@ struct ReportCommand: CLICommand {
 
     func run() async throws(EngineError) -> Int32 {
         let directory: StateDirectory
-        do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
+        do { directory = try StateDirectory(path: common.stateDirectory, creating: false) } catch { throw EngineError(error) }
         let store = try RunStore(stateDirectory: directory, readOnly: true)
         for value in secrets.values { PrintMask.shared.add(SecretMask(values: [value])) }
         let report = try HTMLReport.load(runID: runID, stateDirectory: directory, store: store, secrets: secrets)

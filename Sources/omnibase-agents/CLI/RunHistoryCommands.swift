@@ -140,7 +140,7 @@ struct RunsCommand: CLICommand {
     /// The state folder's store, read-only; the run's secrets (placeholders) join the print mask.
     static func openStore(_ common: CommonOptions, runID: String?) throws(EngineError) -> (StateDirectory, RunStore) {
         let directory: StateDirectory
-        do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
+        do { directory = try StateDirectory(path: common.stateDirectory, creating: false) } catch { throw EngineError(error) }
         let store = try RunStore(stateDirectory: directory, readOnly: true)
         if let runID, let record = try store.run(runID) {
             let loaded = try? PlanLoader.load(record.source.withPlaceholders())
@@ -182,12 +182,19 @@ struct RunsCommand: CLICommand {
         }
 
         func run() async throws(EngineError) -> Int32 {
-            let (_, store) = try RunsCommand.openStore(common, runID: nil)
-            let runs = try store.runs(status: status, limit: limit)
+            let runs: [RunStore.RunRecord]
+            let store: RunStore?
+            do {
+                let opened = try RunsCommand.openStore(common, runID: nil).1
+                (store, runs) = (opened, try opened.runs(status: status, limit: limit))
+            } catch where error.code == .unknownReference {
+                // No history yet (no folder, no runs.db): no runs, as in a history with none.
+                (store, runs) = (nil, [])
+            }
             var items: [JSONValue] = []
             var lines: [String] = []
             for run in runs {
-                let report = try store.report(run.runID)
+                let report = try store?.report(run.runID)
                 let counts = report?.summary ?? [:]
                 let live = run.isLive
                 items.append(RunHistoryJSON.listEntry(runID: run.runID, planID: run.planID, status: run.status, live: live,

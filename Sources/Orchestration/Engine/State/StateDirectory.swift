@@ -36,8 +36,17 @@ public struct StateDirectory: Sendable, Hashable {
     ///   it is a symbolic link; `.insecurePermissions` when the folder belongs to another user or
     ///   is writable by group or others;
     ///   `.cannotOpen` when a path component is not a folder; the mapped `errno` otherwise.
-    public init(path: String) throws {
+    ///   With `creating` false (the commands that only read: `runs`, `report`, `graph --run`) a
+    ///   missing folder is not created: ``EngineError`` `.unknownReference` (exit 3), "no run
+    ///   history", so a mistyped `--state-dir` leaves nothing behind.
+    public init(path: String, creating: Bool = true) throws {
         self.path = Self.absolute(path)
+        if !creating {
+            var status = stat()
+            if stat(self.path, &status) != 0 && errno == ENOENT {
+                throw EngineError(.unknownReference, "no run history in \(self.path) (no such folder)")
+            }
+        }
         try createFolder()
         for name in Self.databaseFiles + ["runs"] {
             try refuseSymlink(at: self.path + "/" + name)
