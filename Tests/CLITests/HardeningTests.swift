@@ -132,6 +132,40 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/typo"), "a read-only command created the folder")
     }
 
+    /// `run` computed durations from the unrounded times and `runs show` from the stored
+    /// milliseconds, so they differed by 1 ms in most runs (and `run`'s from its own printed
+    /// times). Both now take the milliseconds the timestamps show.
+    @Test func durationsAreTheDifferenceOfThePrintedTimesInRunAndRunsShow() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("a", "true"), stepJSON("b", "sleep 0.0123"), stepJSON("c", "true", deps: ["a", "b"]),
+        ]))
+        func expectConsistent(_ report: JSONValue, _ label: String) {
+            for item in [report] + (report["steps"]?.arrayValue ?? []) {
+                guard let start = item["started_at"]?.stringValue.flatMap(Timestamp.parse),
+                      let end = item["finished_at"]?.stringValue.flatMap(Timestamp.parse),
+                      let duration = item["duration_sec"]?.doubleValue else {
+                    Issue.record("\(label): no times in \(item)")
+                    continue
+                }
+                let shown = Timestamp.milliseconds(end) - Timestamp.milliseconds(start)
+                #expect(Int64((duration * 1000).rounded()) == shown, "\(label) \(item["id"]?.stringValue ?? "run")")
+            }
+        }
+        for round in 0..<5 {
+            let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+            let printed = try run.json()
+            let runID = try #require(printed["run_id"]?.stringValue)
+            let shown = try await runCLI(["runs", "show", runID, "--format", "json", "--state-dir", state], in: dir.path).json()
+            expectConsistent(printed, "run, round \(round)")
+            expectConsistent(shown, "runs show, round \(round)")
+            // The same report, keys of `run`'s for keys (`runs show` adds live, progress...).
+            let differing = (printed.objectValue ?? []).filter { shown[$0.key] != $0.value }.map(\.key)
+            #expect(differing.isEmpty, "run and runs show differ in \(differing)")
+        }
+    }
+
     @Test func aVarThePlanNeverUsesIsATypo() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON([

@@ -2,9 +2,20 @@ import Foundation
 
 /// RFC 3339 UTC timestamps with milliseconds (`2026-11-21T10:00:00.000Z`).
 public enum Timestamp {
+    /// The whole milliseconds since 1970 a formatted date shows (rounded down).
+    public static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// The seconds between two dates as their formatted forms show them: what a report printed
+    /// at the end of a run and the same report read back from the store agree on.
+    public static func interval(from start: Date, to end: Date) -> Double {
+        Double(milliseconds(end) - milliseconds(start)) / 1000
+    }
+
     /// Formats a date.
     public static func rfc3339(_ date: Date) -> String {
-        let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let totalMillis = milliseconds(date)
         var seconds = totalMillis / 1000
         var millis = totalMillis % 1000
         if millis < 0 { millis += 1000; seconds -= 1 }

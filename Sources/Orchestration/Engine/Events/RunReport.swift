@@ -47,10 +47,10 @@ public struct RunReport: Sendable {
             self.error = error
         }
 
-        /// `finishedAt - startedAt`.
+        /// `finishedAt - startedAt`, in the whole milliseconds the timestamps show (as stored).
         public var duration: Double? {
             guard let startedAt, let finishedAt else { return nil }
-            return finishedAt.timeIntervalSince(startedAt)
+            return Timestamp.interval(from: startedAt, to: finishedAt)
         }
     }
 
@@ -88,10 +88,11 @@ public struct RunReport: Sendable {
         for index in steps.indices { steps[index].matrix = byID[steps[index].id] }
     }
 
-    /// Wall time of the run.
+    /// Wall time of the run, in the whole milliseconds the timestamps show (as stored): `run`
+    /// and `runs show` print the same.
     public var duration: Double? {
         guard let startedAt, let finishedAt else { return nil }
-        return finishedAt.timeIntervalSince(startedAt)
+        return Timestamp.interval(from: startedAt, to: finishedAt)
     }
 
     /// The canonical JSON of SPEC §4.
