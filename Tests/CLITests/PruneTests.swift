@@ -98,6 +98,11 @@ struct PruneTests {
         #expect(try first.json()["skipped"]?[0]?["run_id"]?.stringValue == finished)
         #expect(try rowCounts(state, liveID)[0] == 1)
 
+        // Killed once its start is committed (within the writer's 50 ms window after the step
+        // started): a run the database records as running.
+        for _ in 0..<500 where try storedRunStatus(state, liveID) != "running" {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         kill(engine, SIGKILL)
         _ = await running
         #expect(try storedRunStatus(state, liveID) == "running", "left unfinished by the killed engine")

@@ -215,6 +215,34 @@ struct StageCLITests {
         #expect(dir.read("log") == "bad pre\n")
     }
 
+    /// A stage stopped by its pre hook left `runs/<id>/hooks/` (the hook's logs) with no run row,
+    /// and `runs prune` never removed it. Prune removes such a folder once nobody holds it, and
+    /// leaves it alone while the stage's hooks still run.
+    @Test func theHookFolderOfAStageThatStartedNoRunIsPrunedOnceNobodyHoldsIt() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/.state"
+        dir.put("omnibase.registry.json", registryJSON([componentJSON("a", script: logScript("a"))], extra:
+            "\"hooks\": {\"pre\": [{\"name\": \"gate\", \"command\": \"sh\", \"args\": [\"-c\", "
+            + "\"echo go > waiting; while [ -e hold ]; do sleep 0.05; done; exit 3\"]}]}"))
+        dir.put("hold", "")
+        let root = dir.path
+        let stopped = Task { await runCLI(["orch", "--stage", "pre-commit", "--state-dir", state], in: root) }
+        _ = try await waitForFile(root + "/waiting")
+        let runs = try FileManager.default.contentsOfDirectory(atPath: state + "/runs")
+        #expect(runs.count == 1)
+        // While the hook runs, its folder is the stage's.
+        let during = await runCLI(["runs", "prune", "--keep", "0", "--format", "json", "--state-dir", state], in: root)
+        #expect(during.status == 0, "\(during.stderr)")
+        #expect(try during.json()["leftover_folders"]?.arrayValue?.isEmpty == true)
+        try FileManager.default.removeItem(atPath: root + "/hold")
+        #expect(await stopped.value.status == 1)
+        #expect(FileManager.default.fileExists(atPath: state + "/runs/\(runs[0])/hooks"))
+        let after = await runCLI(["runs", "prune", "--keep", "0", "--format", "json", "--state-dir", state], in: root)
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(try after.json()["leftover_folders"]?.arrayValue?.compactMap(\.stringValue) == runs)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/runs").isEmpty)
+    }
+
     @Test func aPipelineRunsTheNamedComponentsAsAChainInTheOrderGiven() async throws {
         let dir = TempDir()
         dir.put("omnibase.registry.json", registryJSON([

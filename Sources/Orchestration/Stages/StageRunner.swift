@@ -127,7 +127,11 @@ public struct StageRunner: Sendable {
         let runID = RunID.make()
         let hooks = HookRunner(stage: stage, runID: runID, registryDirectory: loaded.directory,
                                environment: context.environment, stateDirectory: stateDirectory, stops: stops)
+        // The run's lease while its hooks write into runs/<id>/hooks before (and without) the
+        // run's row: `runs prune` removes such a folder only once nobody holds it.
+        var hookLease = prepared.preHooks.isEmpty ? nil : try RunLease(stateDirectory: stateDirectory, runID: runID)
         let pre = try await hooks.run(prepared.preHooks, phase: .pre, stopOnFailure: true)
+        hookLease?.release()
         if let stopped = pre.first(where: { $0.status == .cancelled }) {
             let reason = stops.reason ?? .interrupt
             throw EngineError(.interrupted, "stage \(stage) interrupted by \(reason.signalName) during pre hook \"\(stopped.name)\"; "
@@ -194,6 +198,10 @@ public struct StageRunner: Sendable {
             }
         } else {
             let status = runReport?.status.rawValue ?? (decision.skipped.contains(where: \.critical) ? "failed" : "succeeded")
+            if runReport == nil && !prepared.postHooks.isEmpty {
+                hookLease = try RunLease(stateDirectory: stateDirectory, runID: runID)
+            }
+            defer { hookLease?.release() }
             post = try await hooks.run(prepared.postHooks, phase: .post, stopOnFailure: false,
                                        extraEnvironment: ["OMNIBASE_STAGE_STATUS": status])
             for hook in post where hook.status == .failed {

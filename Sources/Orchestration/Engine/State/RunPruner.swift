@@ -85,15 +85,29 @@ public enum RunPruner {
     /// The marker of a run folder whose rows are being deleted.
     static let markerName = "pruning"
 
-    /// Removes the folders with a marker whose run has no row any more; returns their run ids.
+    /// Removes the run folders that have no row and never will; returns their run ids: those with
+    /// a marker (their rows were deleted), and those a stage's hooks wrote without a run (a pre
+    /// hook stopped the stage, or no component ran) that nobody holds any more: no
+    /// `events.jsonl`, the run's lease free.
     private static func removeLeftoverFolders(_ stateDirectory: StateDirectory, store: RunStore) throws(EngineError) -> [String] {
         let runsFolder = stateDirectory.path + "/runs"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: runsFolder) else { return [] }
         var removed: [String] = []
         for name in names.sorted() {
             var status = stat()
-            guard lstat(runsFolder + "/" + name + "/" + markerName, &status) == 0, try store.run(name) == nil else { continue }
-            try removeFolder(stateDirectory, name)
+            let marked = lstat(runsFolder + "/" + name + "/" + markerName, &status) == 0
+            guard try store.run(name) == nil else { continue }
+            if !marked {
+                guard lstat(runsFolder + "/" + name + "/hooks", &status) == 0,
+                      lstat(runsFolder + "/" + name + "/events.jsonl", &status) != 0,
+                      let lease = try? RunLease(stateDirectory: stateDirectory, runID: name) else { continue }
+                defer { lease.release() }
+                // Taken: the row is still missing (a stage starts its run only after its hooks).
+                guard try store.run(name) == nil else { continue }
+                try removeFolder(stateDirectory, name)
+            } else {
+                try removeFolder(stateDirectory, name)
+            }
             removed.append(name)
         }
         return removed
