@@ -98,6 +98,37 @@ struct TerminalTests {
         }
     }
 
+    /// A dry run fits 100 columns: it printed each step's whole command on one line (210
+    /// columns for 40 arguments) and a long plan id whole. A long command goes on over
+    /// continuation lines ending in ` \\`, an argument wider than a line is cut, the JSON keeps
+    /// everything.
+    @Test func aDryRunStaysWithinTheTerminal() async throws {
+        let dir = TempDir()
+        let longID = String(repeating: "a-very-long-plan-identifier-", count: 6)
+        let words = Array(repeating: "\"word\"", count: 40).joined(separator: ", ")
+        let plan = dir.write("p.json", """
+            {"plan_id": "\(longID)", "version": "1", "steps": [
+              {"id": "a", "command": "echo", "args": [\(words)]},
+              {"id": "b", "command": "echo", "args": ["\(String(repeating: "x", count: 150))", "it's"]}]}
+            """)
+        for columns in [200, 80] {
+            let dry = await runInTerminal(["run", plan, "--mode", "dry-run", "--state-dir", dir.path + "/s"], in: dir.path,
+                                          columns: columns)
+            #expect(dry.status == 0, "\(dry.stdout)")
+            let lines = dry.stdout.split(whereSeparator: \.isNewline).map(String.init)
+            for line in lines {
+                #expect(displayWidth(line) <= min(columns, 100), "\(displayWidth(line)) columns: \(line)")
+            }
+            let a = lines.drop { !$0.hasPrefix("1. a: echo word") }.prefix { !$0.hasPrefix("2. ") }
+            #expect(a.count > 1 && a.dropLast().allSatisfy { $0.hasSuffix(" \\") }, "\(lines)")
+            #expect(a.joined(separator: "\n").components(separatedBy: "word").count - 1 == 40)
+            #expect(lines.contains { $0.hasSuffix("'it'\\''s'") }, "\(lines)")
+        }
+        let json = await runCLI(["run", plan, "--mode", "dry-run", "--format", "json", "--state-dir", dir.path + "/s"],
+                                in: dir.path)
+        #expect(json.stdout.contains(String(repeating: "x", count: 150)))
+    }
+
     /// The live line of a finished step shows the same duration as the report: from the first
     /// attempt's start (a retried step too) to its end, rounded the same way.
     @Test func liveLineDurationsAgreeWithTheReport() async throws {

@@ -71,6 +71,29 @@ package func truncate(_ text: String, to width: Int) -> String {
     return width > 3 ? out + "..." : out
 }
 
+/// Lays words (a command's quoted arguments) out in lines of at most `width` columns, joined by
+/// spaces, each line but the last ending in ` \` (a shell's line continuation, so the lines
+/// still read as one command) and each after the first starting with `indent`. A word wider than
+/// a line is cut with an ellipsis (the JSON output has it whole).
+package func wrapWords(_ words: [String], first: String, indent: String, width: Int) -> [String] {
+    var lines: [String] = []
+    var line = first
+    var empty = first.isEmpty
+    for word in words {
+        let room = width - displayWidth(empty ? line : line + " ") - 2
+        if !empty && displayWidth(word) > room {
+            lines.append(line + " \\")
+            line = indent
+            empty = true
+        }
+        let fitted = truncate(word, to: max(4, width - displayWidth(empty ? line : line + " ") - 2))
+        line += (empty ? "" : " ") + fitted
+        empty = false
+    }
+    lines.append(line)
+    return lines
+}
+
 /// Pads text on the right to a number of terminal columns.
 package func pad(_ text: String, _ width: Int) -> String {
     let used = displayWidth(text)

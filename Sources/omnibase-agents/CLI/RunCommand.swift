@@ -156,12 +156,16 @@ struct RunCommand: CLICommand {
         common.emit(json: json) {
             let expanded = matrices.isEmpty ? "" : " (" + matrices.map { "\($0.count) from matrix \(TerminalText.escaped($0.step))" }
                 .joined(separator: ", ") + ")"
-            var text = "Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step"))\(expanded) in order, "
-                + "nothing started\n"
+            // Within the terminal's columns: a long plan id is cut, a long command goes on over
+            // continuation lines (the JSON output has every text whole).
+            let width = common.style.width
+            var text = truncate("Dry run of \(TerminalText.escaped(loaded.plan.id)): \(counted(steps.count, "step"))\(expanded) "
+                                + "in order, nothing started", to: width) + "\n"
             for (position, step) in steps.enumerated() {
-                let argv = TerminalText.escaped(ShellQuoting.line(step.processCommand?.argv ?? []))
-                let condition = step.condition.map { " (if \(TerminalText.escaped($0.text)))" } ?? ""
-                text += "\(position + 1). \(TerminalText.escaped(step.id)): \(argv)\(condition)\n"
+                let words = (step.processCommand?.argv ?? []).map { TerminalText.escaped(ShellQuoting.quote($0)) }
+                let condition = step.condition.map { ["(if \(TerminalText.escaped($0.text)))"] } ?? []
+                let head = truncate("\(position + 1). \(TerminalText.escaped(step.id)):", to: width / 2)
+                text += wrapWords(words + condition, first: head, indent: "     ", width: width).joined(separator: "\n") + "\n"
             }
             return text
         }
