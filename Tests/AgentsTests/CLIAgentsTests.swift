@@ -139,6 +139,28 @@ struct CLIAgentsTests {
         #expect(fixture.lines("log") == ["T1 1 start", "T2 1 start", "T2 1 end", "T1 2 start", "T1 2 end"])
     }
 
+    /// A task, role or milestone id that git refuses in a branch name is refused with the rule
+    /// it breaks; before, `a..b`, `T.` and `x.lock` were told to use only letters, digits,
+    /// `_ . -`, which they do.
+    @Test(arguments: [("a..b", "contains \"..\", which git does not allow"), ("T.", "ends with \".\", which git does not allow"),
+                      ("x.lock", "ends with \".lock\", which git does not allow"),
+                      ("-x", "must start with a letter or digit and contain only letters, digits, _ . -")])
+    func anIDThatGitRefusesNamesTheRuleItBreaks(id: String, rule: String) async throws {
+        let dir = TempDir()
+        for (what, plan) in [
+            ("task id", projectPlan(roles: [("dev", "a.sh")], tasks: ["{\"id\": \"\(id)\", \"role\": \"dev\"}"], milestones: [])),
+            ("role name", projectPlan(roles: [(id, "a.sh")], tasks: ["{\"id\": \"T1\", \"role\": \"\(id)\"}"], milestones: [])),
+            ("milestone id", projectPlan(roles: [("dev", "a.sh")], tasks: ["{\"id\": \"T1\", \"role\": \"dev\"}"],
+                                         milestones: ["{\"id\": \"\(id)\", \"tasks\": [\"T1\"]}"])),
+        ] {
+            dir.write("project/plan.json", plan)
+            let result = await runCLI(["agents", "run", dir.path + "/project", "--state-dir", dir.path + "/s"], in: dir.path)
+            #expect(result.status == 2, "\(what): \(result.stderr)")
+            #expect(result.stderr.contains("\(what) \"\(id)\" \(rule)") && result.stderr.split(separator: "\n").count == 1,
+                    "\(what): \(result.stderr)")
+        }
+    }
+
     @Test func agentsStatusWorksLiveAndAfterAndCIEmitValidates() async throws {
         let fixture = try await Fixture.make()
         let none = await runCLI(["agents", "status", "--state-dir", fixture.state], in: fixture.dir.path)
