@@ -278,6 +278,28 @@ struct CLIAgentsTests {
         #expect(fixture.lines("starts") == ["1", "2"])
     }
 
+    /// A second `agents run` on a state folder in use exits 75 naming the live engine's pid
+    /// (SPEC section 5: "the message names it"), as a plan run's lease does; before, it said only
+    /// that another 'agents run' held agents.lock.
+    @Test func aSecondSessionNamesTheEngineThatHoldsTheStateFolder() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("waiter.sh", """
+            echo "$PPID" > \(fixture.marks)/engine.pid
+            exit 42
+            """)
+        fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [#"{"id": "T1", "role": "qa", "wait_for": ["go"]}"#],
+                                 milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let run = Task { await runCLI(runArguments(fixture), in: fixture.dir.path) }
+        try await eventually("T1 to block") { readStatus(fixture.state)?.task("T1")?.state == .blocked }
+        let engine = try #require(Int32(fixture.lines("engine.pid").first ?? ""))
+        let second = await runCLI(runArguments(fixture, ["--resume"]), in: fixture.dir.path)
+        #expect(second.status == 75, "\(second.stderr)")
+        #expect(second.stderr.contains("another 'agents run' (engine pid \(engine)) is working in"), "\(second.stderr)")
+        #expect(second.stderr.split(separator: "\n").count == 1, "\(second.stderr)")
+        #expect(kill(engine, SIGINT) == 0)
+        #expect(await run.value.status == 130)
+    }
+
     @Test func killNineThenResumeDoesNotRedoFinishedTasks() async throws {
         let fixture = try await Fixture.make()
         fixture.script("agent.sh", """
