@@ -172,6 +172,13 @@ struct StageRegistryCLITests {
         let unreadable = await orch(["--stage", "registry", "list", "--registry", "/proc/self/mem"], in: dir)
         #expect(unreadable.status == 2)
         #expect(unreadable.stderr == "omnibase-agents: error: /proc/self/mem: cannot read the registry: Input/output error\n")
+        // A registry in a folder that does not exist is a bad argument (exit 2), not a failed
+        // state folder (74, as before).
+        let noFolder = await orch(["--stage", "registry", "add", "--registry", dir.path + "/nodir/r.json", "--name", "a",
+                                   "--type", "tool", "--command", "true"], in: dir)
+        #expect(noFolder.status == 2)
+        #expect(noFolder.stderr == "omnibase-agents: error: cannot open the registry's folder \(dir.path)/nodir: "
+                + "No such file or directory\n", "\(noFolder.stderr)")
         // Editing a malformed registry is refused, and the file is left alone.
         let edit = await orch(["--stage", "registry", "add", "--name", "x", "--type", "tool", "--command", "y",
                                "--registry", "bad.json"], in: dir)
