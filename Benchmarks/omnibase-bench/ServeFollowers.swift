@@ -217,7 +217,7 @@ func follow(port: UInt16, runID: String) -> (latencies: [Double], events: Int) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { return ([], 0) }
-    let request = Array("GET /runs/\(runID)/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAccept: text/event-stream\r\n\r\n".utf8)
+    let request = Array("GET /runs/\(runID)/events?wait=1 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAccept: text/event-stream\r\n\r\n".utf8)
     _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     var latencies: [Double] = []
     var events = 0

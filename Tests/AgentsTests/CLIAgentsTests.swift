@@ -139,6 +139,28 @@ struct CLIAgentsTests {
         #expect(fixture.lines("log") == ["T1 1 start", "T2 1 start", "T2 1 end", "T1 2 start", "T1 2 end"])
     }
 
+    /// A task, role or milestone id that git refuses in a branch name is refused with the rule
+    /// it breaks; before, `a..b`, `T.` and `x.lock` were told to use only letters, digits,
+    /// `_ . -`, which they do.
+    @Test(arguments: [("a..b", "contains \"..\", which git does not allow"), ("T.", "ends with \".\", which git does not allow"),
+                      ("x.lock", "ends with \".lock\", which git does not allow"),
+                      ("-x", "must start with a letter or digit and contain only letters, digits, _ . -")])
+    func anIDThatGitRefusesNamesTheRuleItBreaks(id: String, rule: String) async throws {
+        let dir = TempDir()
+        for (what, plan) in [
+            ("task id", projectPlan(roles: [("dev", "a.sh")], tasks: ["{\"id\": \"\(id)\", \"role\": \"dev\"}"], milestones: [])),
+            ("role name", projectPlan(roles: [(id, "a.sh")], tasks: ["{\"id\": \"T1\", \"role\": \"\(id)\"}"], milestones: [])),
+            ("milestone id", projectPlan(roles: [("dev", "a.sh")], tasks: ["{\"id\": \"T1\", \"role\": \"dev\"}"],
+                                         milestones: ["{\"id\": \"\(id)\", \"tasks\": [\"T1\"]}"])),
+        ] {
+            dir.write("project/plan.json", plan)
+            let result = await runCLI(["agents", "run", dir.path + "/project", "--state-dir", dir.path + "/s"], in: dir.path)
+            #expect(result.status == 2, "\(what): \(result.stderr)")
+            #expect(result.stderr.contains("\(what) \"\(id)\" \(rule)") && result.stderr.split(separator: "\n").count == 1,
+                    "\(what): \(result.stderr)")
+        }
+    }
+
     @Test func agentsStatusWorksLiveAndAfterAndCIEmitValidates() async throws {
         let fixture = try await Fixture.make()
         let none = await runCLI(["agents", "status", "--state-dir", fixture.state], in: fixture.dir.path)
@@ -254,6 +276,28 @@ struct CLIAgentsTests {
         let resumed = await runCLI(runArguments(fixture, ["--resume"]), in: fixture.dir.path)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(fixture.lines("starts") == ["1", "2"])
+    }
+
+    /// A second `agents run` on a state folder in use exits 75 naming the live engine's pid
+    /// (SPEC section 5: "the message names it"), as a plan run's lease does; before, it said only
+    /// that another 'agents run' held agents.lock.
+    @Test func aSecondSessionNamesTheEngineThatHoldsTheStateFolder() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("waiter.sh", """
+            echo "$PPID" > \(fixture.marks)/engine.pid
+            exit 42
+            """)
+        fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [#"{"id": "T1", "role": "qa", "wait_for": ["go"]}"#],
+                                 milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let run = Task { await runCLI(runArguments(fixture), in: fixture.dir.path) }
+        try await eventually("T1 to block") { readStatus(fixture.state)?.task("T1")?.state == .blocked }
+        let engine = try #require(Int32(fixture.lines("engine.pid").first ?? ""))
+        let second = await runCLI(runArguments(fixture, ["--resume"]), in: fixture.dir.path)
+        #expect(second.status == 75, "\(second.stderr)")
+        #expect(second.stderr.contains("another 'agents run' (engine pid \(engine)) is working in"), "\(second.stderr)")
+        #expect(second.stderr.split(separator: "\n").count == 1, "\(second.stderr)")
+        #expect(kill(engine, SIGINT) == 0)
+        #expect(await run.value.status == 130)
     }
 
     @Test func killNineThenResumeDoesNotRedoFinishedTasks() async throws {

@@ -276,6 +276,10 @@ private let badPlans: [BadPlan] = [
             path: "steps[0]", causes: ["must be an object", "string"]),
     BadPlan(name: "empty-command", file: .text(plan(steps: #"    {"id": "a", "command": ‸""}"#)),
             path: "steps[0].command", causes: ["empty command"]),
+    BadPlan(name: "empty-plan-id", file: .text("{\n  \"plan_id\": ‸\"\",\n  \"version\": \"1\",\n  \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]\n}\n"),
+            path: "plan_id", causes: ["must not be empty"]),
+    BadPlan(name: "empty-version", file: .text("{\n  \"plan_id\": \"P\",\n  \"version\": ‸\"\",\n  \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]\n}\n"),
+            path: "version", causes: ["must not be empty"]),
     BadPlan(name: "huge-integer-retries", file: .text(plan(steps: #"    {"id": "a", "command": "true", "retries": ‸99999999999999999999999}"#)),
             path: "steps[0].retries", causes: ["99999999999999999999999"]),
     BadPlan(name: "steps-is-an-object", file: .text("""

@@ -53,6 +53,29 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         #expect(left == ["p.json"], "state written into the current folder: \(left)")
     }
 
+    /// `agents run` with an empty project folder, `--repo` or `--sandbox` is refused (exit 2)
+    /// before anything is created; before, each meant the current folder, and `--sandbox ''`
+    /// put the worktrees (`r/`, `_integration/`) untracked in the repository's root.
+    @Test func anEmptyFolderForAgentsRunIsRefused() async throws {
+        let dir = TempDir()
+        let project = dir.path + "/project"
+        let cases: [(arguments: [String], message: String)] = [
+            (["agents", "run", ""], "agents run needs a project folder, not an empty value"),
+            (["agents", "run", project, "--repo", ""], "--repo needs a folder, not an empty value"),
+            (["agents", "run", project, "--repo=", "--sandbox", dir.path + "/sb"], "--repo needs a folder, not an empty value"),
+            (["agents", "run", project, "--sandbox", ""], "--sandbox needs a folder, not an empty value"),
+            (["agents", "run", project, "--sandbox="], "--sandbox needs a folder, not an empty value"),
+        ]
+        for (arguments, message) in cases {
+            let result = await runCLI(arguments + ["--state-dir", dir.path + "/s"], in: dir.path)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains(message) && result.stderr.split(separator: "\n").count == 1,
+                    "\(arguments): \(result.stderr)")
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !$0.hasPrefix(".run-") }
+        #expect(left.isEmpty, "created: \(left)")
+    }
+
     /// A `runs.db` created but never given its schema (the first run stopped between the two:
     /// out of descriptors, kill -9) holds no runs. The read-only commands said it "has schema
     /// version 0" and to use "a matching omnibase-agents" (exit 4); now `runs list` lists none

@@ -220,6 +220,34 @@ struct ReportTests {
 
     // MARK: - 2,000 steps
 
+    /// A page that cannot be written says why in the system's words, from the failing call's
+    /// error number (exit 2), and leaves nothing behind. Before, a folder gave "The operation
+    /// could not be completed. (NSCocoaErrorDomain error 512.)" and /proc/version "The file
+    /// doesn't exist." although it exists.
+    @Test func aPageThatCannotBeWrittenSaysWhy() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true")]))
+        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        try FileManager.default.createDirectory(atPath: dir.path + "/adir", withIntermediateDirectories: false)
+        let cases: [(output: String, message: String)] = [
+            ("adir", "cannot write adir: it is a folder; name a file to write the page to"),
+            ("adir/", "cannot write adir/: it is a folder; name a file to write the page to"),
+            ("/proc/version", "cannot write /proc/version: No such file or directory (creating a file in /proc)"),
+            ("nodir/r.html", "cannot write nodir/r.html: No such file or directory (creating a file in \(dir.path)/nodir)"),
+        ]
+        for (output, message) in cases {
+            let result = await runCLI(["report", runID, "--html", output, "--state-dir", state], in: dir.path)
+            #expect(result.status == 2, "\(output): \(result.stderr)")
+            #expect(result.stderr == "omnibase-agents: error: \(message)\n", "\(output)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/adir").isEmpty)
+        let written = await runCLI(["report", runID, "--html", "adir/r.html", "--state-dir", state], in: dir.path)
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/adir") == ["r.html"])
+    }
+
     @Test func twoThousandStepRunRendersAReadablePageOfSaneSize() async throws {
         let dir = TempDir()
         let state = dir.path + "/s"

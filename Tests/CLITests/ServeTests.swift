@@ -397,7 +397,7 @@ extension ServeTests {
         let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
         let runID = RunID.make()
         // Several followers wait together: each gets every event once, in order, from the first.
-        let followers = try (0..<4).map { _ in try EventStreamClient(port: server.port, path: "/runs/\(runID)/events") }
+        let followers = try (0..<4).map { _ in try EventStreamClient(port: server.port, path: "/runs/\(runID)/events?wait=1") }
         var waited = 0
         while try ServeBrowserTests.followers(server) < followers.count && waited < 400 {
             try await Task.sleep(for: .milliseconds(50))
@@ -412,6 +412,60 @@ extension ServeTests {
             #expect(events.compactMap { $0.id.flatMap(Int.init) } == Array(1...82), "every event once, in order, from the first")
             #expect(events.last?.data == "succeeded")
         }
+        #expect(try await server.stop() == 143)
+    }
+}
+
+extension ServeTests {
+    /// The head of the answer to `GET path` (an event stream is not read to its end).
+    static func head(port: UInt16, _ path: String, headers: [String] = []) throws -> HTTPClient.Response {
+        let fd = try HTTPClient.connect(port: port, receiveTimeout: 5)
+        defer { close(fd) }
+        HTTPClient.write(fd, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n")
+        return try HTTPClient.readResponse(fd, head: true)
+    }
+
+    /// The event stream of a run that is not stored is 404, as its page is; before, it was 200
+    /// and a stream that nothing would ever end, so 64 of them filled `--max-connections` and
+    /// every other client got 503. A follower that means to wait for a run asks with `wait=1`.
+    @Test func theEventStreamOfAnUnknownRunIsNotFound() async throws {
+        let dir = TempDir()
+        let (state, runID) = try await Self.finishedRun(dir)
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
+        let missing = try Self.head(port: server.port, "/runs/r-missing/events")
+        #expect(missing.status == 404)
+        if missing.status == 404 {
+            #expect(try HTTPClient.get(port: server.port, path: "/runs/r-missing/events").body.contains("no run r-missing"))
+        }
+        #expect(try Self.head(port: server.port, "/runs/\(runID)/events").status == 200)
+        let waiting = try Self.head(port: server.port, "/runs/r-missing/events?wait=1")
+        #expect(waiting.status == 200 && waiting.header("Content-Type") == "text/event-stream; charset=utf-8")
+        #expect(try await server.stop() == 143)
+    }
+
+    /// A bad `after` or `Last-Event-ID` (not a number, negative, beyond 2^63-1) is 400, as a bad
+    /// filter is; before, it meant 0 and every event was sent again.
+    @Test func aBadSeqIsABadRequest() async throws {
+        let dir = TempDir()
+        let (state, runID) = try await Self.finishedRun(dir)
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
+        for bad in ["abc", "99999999999999999999", "-1", "1.5", "0x10"] {
+            let api = try HTTPClient.get(port: server.port, path: "/api/runs/\(runID)/events?after=\(bad)")
+            #expect(api.status == 400 && api.header("Content-Type") == "application/json", "after=\(bad)")
+            let body = try StrictJSONParser.parse(Array(api.body.utf8)).toValue()
+            #expect(body["error"]?["message"]?.stringValue?.contains("after") == true, "\(api.body)")
+            #expect(try Self.head(port: server.port, "/runs/\(runID)/events?after=\(bad)").status == 400, "after=\(bad)")
+            #expect(try Self.head(port: server.port, "/runs/\(runID)/events", headers: ["Last-Event-ID: \(bad)"]).status == 400,
+                    "Last-Event-ID: \(bad)")
+        }
+        // Good values keep working: from a seq, and absent or empty as from the start.
+        let after2 = try HTTPClient.get(port: server.port, path: "/api/runs/\(runID)/events?after=2")
+        #expect(try StrictJSONParser.parse(Array(after2.body.utf8)).toValue()["events"]?.arrayValue?.first?["seq"]?.intValue == 3)
+        let empty = try HTTPClient.get(port: server.port, path: "/api/runs/\(runID)/events?after=")
+        #expect(try StrictJSONParser.parse(Array(empty.body.utf8)).toValue()["events"]?.arrayValue?.first?["seq"]?.intValue == 1)
+        let resumed = try EventStreamClient(port: server.port, path: "/runs/\(runID)/events?after=1", headers: ["Last-Event-ID: 2"])
+        let events = try #require(resumed.events { $0.name == "end" })
+        #expect(events.compactMap { $0.id.flatMap(Int.init) }.first == 3, "the header wins over the page's after")
         #expect(try await server.stop() == 143)
     }
 }

@@ -96,6 +96,43 @@ struct StageRegistryCLITests {
         #expect(try RegistryLoader.load(path: dir.path + "/omnibase.registry.json").registry.components.map(\.name) == ["a"])
     }
 
+    /// `registry add` options that repeat a name or depend on the component itself are refused
+    /// with one sentence about the option (exit 2), as the file refuses them. Before, `--env A=1
+    /// --env A=2` gave an internal JSON message with a made-up location, `--depends-on c` for
+    /// `c` exit 3 ("no component"), and `--tags x --tags x` was stored as ["x", "x"].
+    @Test func addOptionsThatRepeatOrSelfDependAreRefusedLikeTheFile() async throws {
+        let dir = TempDir()
+        let registry = "{\"components\": [{\"name\": \"a\", \"type\": \"tool\", \"command\": \"true\"}]}\n"
+        dir.put("omnibase.registry.json", registry)
+        let add = ["--stage", "registry", "add", "--name", "c", "--type", "tool", "--command", "true"]
+        let cases: [(options: [String], message: String)] = [
+            (["--env", "A=1", "--env", "A=2"], "--env A is given twice"),
+            (["--depends-on", "c"], "component \"c\" depends on itself"),
+            (["--depends-on", "a,a"], "--depends-on a is given twice"),
+            (["--tags", "x", "--tags", "x"], "--tags x is given twice"),
+            (["--tags", "x,y,x"], "--tags x is given twice"),
+        ]
+        for (options, message) in cases {
+            let result = await orch(add + options, in: dir)
+            #expect(result.status == 2, "\(options): \(result.stderr)")
+            #expect(result.stderr.contains(message) && result.stderr.split(separator: "\n").count == 1, "\(options): \(result.stderr)")
+            #expect(!result.stderr.contains("JSON"), "\(options): \(result.stderr)")
+        }
+        let json = await orch(["--stage", "registry", "add", "--json",
+                               "{\"name\": \"c\", \"type\": \"tool\", \"command\": \"true\", \"depends_on\": [\"c\"]}"], in: dir)
+        #expect(json.status == 2)
+        #expect(json.stderr.contains("--json: component \"c\" depends on itself"), "\(json.stderr)")
+        #expect(dir.read("omnibase.registry.json") == registry, "nothing was added")
+        // The file refuses a tag listed twice too, where it is.
+        dir.put("tags.json", "{\"components\": [\n  {\"name\": \"a\", \"type\": \"tool\", \"command\": \"true\", \"tags\": [\"x\", \"x\"]}\n]}")
+        let file = await orch(["--stage", "registry", "list", "--registry", "tags.json"], in: dir)
+        #expect(file.status == 2)
+        #expect(file.stderr == "omnibase-agents: error: tags.json:2:66: components[0].tags[1]: component \"a\" lists the tag \"x\" twice\n",
+                "\(file.stderr)")
+        let different = await orch(add + ["--tags", "x,y", "--env", "A=1", "--env", "B=2", "--depends-on", "a"], in: dir)
+        #expect(different.status == 0, "\(different.stderr)")
+    }
+
     @Test func unknownComponentsExit3WithASuggestion() async throws {
         let dir = TempDir()
         dir.put("omnibase.registry.json", Self.canonical)
@@ -135,6 +172,13 @@ struct StageRegistryCLITests {
         let unreadable = await orch(["--stage", "registry", "list", "--registry", "/proc/self/mem"], in: dir)
         #expect(unreadable.status == 2)
         #expect(unreadable.stderr == "omnibase-agents: error: /proc/self/mem: cannot read the registry: Input/output error\n")
+        // A registry in a folder that does not exist is a bad argument (exit 2), not a failed
+        // state folder (74, as before).
+        let noFolder = await orch(["--stage", "registry", "add", "--registry", dir.path + "/nodir/r.json", "--name", "a",
+                                   "--type", "tool", "--command", "true"], in: dir)
+        #expect(noFolder.status == 2)
+        #expect(noFolder.stderr == "omnibase-agents: error: cannot open the registry's folder \(dir.path)/nodir: "
+                + "No such file or directory\n", "\(noFolder.stderr)")
         // Editing a malformed registry is refused, and the file is left alone.
         let edit = await orch(["--stage", "registry", "add", "--name", "x", "--type", "tool", "--command", "y",
                                "--registry", "bad.json"], in: dir)

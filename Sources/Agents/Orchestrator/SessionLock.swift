@@ -2,6 +2,7 @@ import Orchestration
 
 /// The lock that keeps one live `agents run` per state folder: `flock` on `<state>/agents.lock`
 /// (released by the kernel when the engine dies, so a crashed session can be resumed at once).
+/// The holder writes its identity into the file, so a second `agents run` names its pid.
 final class SessionLock {
     static let fileName = "agents.lock"
     private let lock: FileLock
@@ -16,9 +17,12 @@ final class SessionLock {
         do {
             try lock.lock(timeout: .seconds(2))
         } catch {
+            let who = EngineIdentity.liveHolder(of: lock.path).map { " (engine pid \($0.pid))" } ?? ""
             throw OrchestratorError(.sessionHeld,
-                "another 'agents run' is working in \(stateDirectory.path) (it holds \(Self.fileName)); wait for it, stop it, or use another --state-dir")
+                "another 'agents run'\(who) is working in \(stateDirectory.path) (it holds \(Self.fileName)); "
+                    + "wait for it, stop it, or use another --state-dir")
         }
+        EngineIdentity.current.write(to: lock.path)
         self.lock = lock
     }
 

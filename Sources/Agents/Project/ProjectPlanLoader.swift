@@ -91,6 +91,23 @@ public enum ProjectPlanLoader {
         return !id.contains("..") && !id.hasSuffix(".") && !id.hasSuffix(".lock")
     }
 
+    /// Why ``isValidID(_:)`` refuses `id`, as the end of a sentence that begins with what it is
+    /// (`task id "a..b"`): the git rule for branch names it breaks (`..`, a trailing `.`, a
+    /// `.lock` suffix) when its characters are allowed, else the characters it may hold.
+    static func invalidIDReason(_ id: String) -> String {
+        let rule: String
+        if id.utf8.count > 100 || !isValidID(id.replacingOccurrences(of: ".", with: "_")) {
+            rule = "must start with a letter or digit and contain only letters, digits, _ . -"
+        } else if id.contains("..") {
+            rule = "contains \"..\", which git does not allow"
+        } else if id.hasSuffix(".lock") {
+            rule = "ends with \".lock\", which git does not allow"
+        } else {
+            rule = "ends with \".\", which git does not allow"
+        }
+        return rule + " (it is part of a git branch name)"
+    }
+
     /// Whether `name` can be an event name: a letter or digit, then letters, digits, `_ . : -`.
     public static func isValidEventName(_ name: String) -> Bool {
         func alnum(_ b: UInt8) -> Bool {
@@ -182,7 +199,7 @@ private struct ProjectPlanDecoder {
             let path = "roles.\(member.key)"
             guard ProjectPlanLoader.isValidID(member.key) else {
                 throw PlanValidationError(.invalidID, locate(member.keyLocation, path,
-                    "role name \"\(member.key)\" must start with a letter or digit and contain only letters, digits, _ . - (it is part of a git branch name)"))
+                    "role name \"\(member.key)\" " + ProjectPlanLoader.invalidIDReason(member.key)))
             }
             let fields = try JSONFields(member.value, path: path, allowed: ProjectPlanLoader.roleKeys, file: file)
             _ = try fields.string("description")
@@ -260,7 +277,7 @@ private struct ProjectPlanDecoder {
         let id = try fields.string("id", required: true)!
         guard ProjectPlanLoader.isValidID(id) else {
             throw PlanValidationError(.invalidID, fields.message("id",
-                "task id \"\(id)\" must start with a letter or digit and contain only letters, digits, _ . - (it is part of a git branch name)"))
+                "task id \"\(id)\" " + ProjectPlanLoader.invalidIDReason(id)))
         }
         let role = try fields.string("role", required: true)!
         guard roles.contains(where: { $0.name == role }) else {
@@ -319,7 +336,7 @@ private struct ProjectPlanDecoder {
             let id = try fields.string("id", required: true)!
             guard ProjectPlanLoader.isValidID(id) else {
                 throw PlanValidationError(.invalidID, fields.message("id",
-                    "milestone id \"\(id)\" must start with a letter or digit and contain only letters, digits, _ . -"))
+                    "milestone id \"\(id)\" " + ProjectPlanLoader.invalidIDReason(id)))
             }
             if milestones.contains(where: { $0.id == id }) {
                 throw PlanValidationError(.duplicateID, fields.message("id", "duplicate milestone id \"\(id)\""))

@@ -348,8 +348,9 @@ private struct FeedLoop {
     /// Brings a new follower of a run up to date: the events it has not seen (read from the
     /// store, after its `seq`), the current page when it is behind, and `end` when the run is over.
     ///
-    /// A follower of a run that is not stored yet waits for it (a client may connect just before
-    /// the run it will follow starts); each change of the store looks for it again.
+    /// A follower of a run that is not stored yet (one that asked with `wait=1`: a client may
+    /// connect just before the run it will follow starts) waits for it; each change of the store
+    /// looks for it again.
     mutating func catchUp(_ follower: inout RunFollower) {
         guard let store = openStore() else { return }
         do {

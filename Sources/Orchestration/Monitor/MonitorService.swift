@@ -11,14 +11,15 @@ import Foundation
 /// | `/` (`?status=S&plan=P&limit=N`) | the runs list, following `/events` |
 /// | `/runs/RUN_ID` | the run page: Gantt, DAG, step table, output tails; follows `/runs/RUN_ID/events` |
 /// | `/agents` | the agents session; follows `/agents/events` |
-/// | `/events`, `/runs/RUN_ID/events`, `/agents/events` | `text/event-stream` (`Last-Event-ID` or `?after=SEQ`) |
+/// | `/events`, `/runs/RUN_ID/events`, `/agents/events` | `text/event-stream` (`Last-Event-ID` or `?after=SEQ`; `&wait=1` follows a run not stored yet) |
 /// | `/api/runs`, `/api/runs/RUN_ID` | the JSON of `runs list` / `runs show --format json` |
 /// | `/api/runs/RUN_ID/events?after=SEQ` | `{"events": [...]}` as `runs events` prints them |
 /// | `/api/agents` | the JSON of `agents status --format json` |
 /// | `/api/monitor` | the server's own figures (followers) |
 /// | `/assets/monitor.css`, `/assets/monitor.js` | the fixed stylesheet and script |
 ///
-/// Anything else is 404: no file is ever served by path.
+/// Anything else is 404: no file is ever served by path. An unknown run is 404 (its event stream
+/// too, unless asked to wait for it), a bad filter or `seq` 400.
 package final class MonitorService: Sendable {
     /// The state folder.
     package let directory: StateDirectory
@@ -77,13 +78,17 @@ package final class MonitorService: Sendable {
             }
         case 3:
             if segments[0] == "runs", let id = run(1), segments[2] == "events" {
-                let after = request.header("last-event-id").flatMap { Int64($0) } ?? request.parameter("after").flatMap { Int64($0) } ?? 0
-                return stream(.run(id, after: max(0, after)))
+                // A reconnecting browser sends `Last-Event-ID` with the page's `?after=`: the header wins.
+                guard let resumed = seq(request.header("last-event-id")), let after = seq(request.parameter("after")) else {
+                    return badSeq(api: false)
+                }
+                return runStream(id, after: resumed ?? after ?? 0, wait: request.parameter("wait") == "1")
             }
             if segments[0] == "api", segments[1] == "runs", let id = run(2) { return showJSON(id) }
         case 4:
             if segments[0] == "api", segments[1] == "runs", let id = run(2), segments[3] == "events" {
-                return eventsJSON(id, after: request.parameter("after").flatMap { Int64($0) } ?? 0)
+                guard let after = seq(request.parameter("after")) else { return badSeq(api: true) }
+                return eventsJSON(id, after: after ?? 0)
             }
         default:
             break
@@ -203,6 +208,19 @@ package final class MonitorService: Sendable {
         return filter
     }
 
+    /// An event's `seq` from `after` or `Last-Event-ID`: `.some(nil)` when absent or empty, nil
+    /// when it is not a whole number from 0 to 2^63-1 (which would otherwise mean "from the start"
+    /// and send every event again).
+    private func seq(_ text: String?) -> Int64?? {
+        guard let text, !text.isEmpty else { return .some(nil) }
+        guard let value = Int64(text), value >= 0 else { return nil }
+        return .some(value)
+    }
+
+    private func badSeq(api: Bool) -> HTTPResponse {
+        problem(.badRequest, "after and Last-Event-ID must be an event's seq: a whole number from 0 to \(Int64.max)", api: api)
+    }
+
     private func badFilter(api: Bool) -> HTTPResponse {
         problem(.badRequest, "status must be one of " + RunStatus.allCases.map(\.rawValue).joined(separator: ", ")
                 + "; limit a number from 1 to 10000", api: api)
@@ -218,6 +236,18 @@ package final class MonitorService: Sendable {
             return .success(try body(store))
         } catch {
             return .failure(error)
+        }
+    }
+
+    /// The event stream of a stored run; 404 for any other id unless `wait` asks to follow a run
+    /// that is not stored yet (a client that connects just before the run it will follow starts),
+    /// so a mistyped id never holds a connection open that nothing will ever answer.
+    private func runStream(_ id: String, after: Int64, wait: Bool) -> HTTPResponse {
+        guard !wait else { return stream(.run(id, after: after)) }
+        switch withStore({ store throws(EngineError) in try store.runRow(id) != nil }) {
+        case .success(true?): return stream(.run(id, after: after))
+        case .success: return notFound("no run \(id) in \(directory.path)", api: false)
+        case .failure(let error): return failure(error.message, api: false)
         }
     }
 

@@ -15,7 +15,7 @@ public enum RegistryFile {
     /// Applies `change` to the registry at `path` (nil when the file does not exist yet).
     /// - Returns: the new registry.
     /// - Throws: ``EngineError``: whatever `change` throws; exit 2 if the result is not a valid
-    ///   registry; 74 when the file cannot be written.
+    ///   registry or its folder cannot be opened; 74 when the file cannot be written.
     @discardableResult
     public static func edit(path: String, _ change: (LoadedRegistry?) throws(EngineError) -> JSONValue) throws(EngineError) -> LoadedRegistry {
         let target = resolve(path)
@@ -49,7 +49,8 @@ public enum RegistryFile {
     static func lockFolder(_ folder: String) throws(EngineError) -> Int32 {
         let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw EngineError(.stateFailure, "cannot open \(folder): \(String(cString: strerror(errno)))")
+            // The registry's path is an argument (exit 2); 74 is for the state folder.
+            throw EngineError(.usage, "cannot open the registry's folder \(folder): \(String(cString: strerror(errno)))")
         }
         let deadline = ContinuousClock.now.advanced(by: .seconds(10))
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -67,44 +68,13 @@ public enum RegistryFile {
         return fd
     }
 
-    /// Replaces `path` with `bytes`: temporary file, fsync, rename, fsync of the folder.
+    /// Replaces `path` with `bytes` (``FileContents/write(_:to:mode:)``: temporary file, fsync,
+    /// rename, fsync of the folder).
     static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(EngineError) {
-        let folder = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        var mode: mode_t = 0o644
-        var status = stat()
-        if stat(path, &status) == 0 { mode = status.st_mode & 0o7777 }
-        let temporary = "\(folder)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        func failure(_ operation: String, _ number: Int32) -> EngineError {
-            EngineError(.stateFailure, "cannot write the registry \(path): \(operation): \(String(cString: strerror(number)))")
-        }
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("open", errno) }
-        var renamed = false
-        defer { if !renamed { unlink(temporary) } }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                let number = errno
-                close(fd)
-                throw failure("write", number)
-            }
-            offset += written
-        }
-        guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
-            let number = errno
-            close(fd)
-            throw failure("fsync", number)
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else { throw failure("rename", errno) }
-        renamed = true
-        let directory = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            _ = fsync(directory)
-            close(directory)
+        do throws(FileContents.Failure) {
+            try FileContents.write(bytes, to: path)
+        } catch {
+            throw EngineError(.stateFailure, "cannot write the registry \(path): \(error.operation.map { "\($0): " } ?? "")\(error)")
         }
     }
 }

@@ -201,6 +201,9 @@ private struct RegistryDecoder {
         for (index, (tag, location)) in tags.enumerated() where tag.isEmpty || tag.contains(",") || tag.contains("|") {
             throw error(location, "\(path).tags[\(index)]", "a tag must be non-empty and contain no \",\" or \"|\"")
         }
+        for (index, (tag, location)) in tags.enumerated() where tags[..<index].contains(where: { $0.0 == tag }) {
+            throw error(location, "\(path).tags[\(index)]", "component \"\(name)\" lists the tag \"\(tag)\" twice")
+        }
         let idempotent = try fields.bool("idempotent") ?? false
         let retries = try fields.int("retries", minimum: 0, maximum: 100)
         if !idempotent, let retries, retries > 0 {

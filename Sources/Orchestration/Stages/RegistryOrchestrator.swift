@@ -118,6 +118,16 @@ public struct RegistryOrchestrator: Orchestrator {
                 throw EngineError(.usage, "\(source):\(error.location.line):\(error.location.column): invalid JSON: \(error.message)")
             }
             let component = try RegistryLoader.component(node, displayPath: source)
+            // Checked before the registry is read, with the file's sentences: an unknown component
+            // (exit 3) is a different mistake.
+            for (index, dependency) in component.dependsOn.enumerated() {
+                guard dependency != component.name else {
+                    throw EngineError(.usage, "\(source): component \"\(component.name)\" depends on itself")
+                }
+                guard !component.dependsOn[..<index].contains(dependency) else {
+                    throw EngineError(.usage, "\(source): component \"\(component.name)\" lists the same dependency twice")
+                }
+            }
             let updated = try RegistryFile.edit(path: path) { current throws(EngineError) -> JSONValue in
                 var document = current?.document ?? .object(["components": .array([])])
                 if let registry = current?.registry {

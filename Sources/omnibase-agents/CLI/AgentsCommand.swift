@@ -91,10 +91,11 @@ struct AgentsCommand: CLICommand {
             let project = try arguments.positionals(count: 1) {
                 $0.isEmpty ? "agents run needs a project folder" : "agents run takes one project folder"
             }[0]
+            guard !project.isEmpty else { throw usage("agents run needs a project folder, not an empty value") }
             common = try CommonOptions(arguments)
             var config = OrchestratorConfig(planDirectory: project, stateDirectory: common.stateDirectory)
-            if let repo = arguments.value("--repo") { config.repositoryDirectory = repo }
-            config.sandboxDirectory = arguments.value("--sandbox")
+            if let repo = try arguments.folder("--repo") { config.repositoryDirectory = repo }
+            config.sandboxDirectory = try arguments.folder("--sandbox")
             config.integrationBranch = arguments.value("--integration-branch")
             if let branch = config.integrationBranch,
                !branch.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ ProjectPlanLoader.isValidID(String($0)) }) {

@@ -290,7 +290,13 @@ enum RegistryAdministration {
         let tags = arguments.values("--tags")
         if !tags.isEmpty {
             var names: [JSONValue] = []
-            for text in tags { names += try OrchCommand.list(text, option: "--tags").map { .string($0) } }
+            for text in tags {
+                for tag in try OrchCommand.list(text, option: "--tags") {
+                    // As in the file, where a tag listed twice is refused.
+                    guard !names.contains(.string(tag)) else { throw usage("--tags \(tag) is given twice") }
+                    names.append(.string(tag))
+                }
+            }
             members.append(.init("tags", .array(names)))
         }
         members.append(.init("command", .string(command)))
@@ -304,7 +310,13 @@ enum RegistryAdministration {
             members.append(.init("timeout_sec", seconds == seconds.rounded() && seconds < 1e9 ? .int(Int(seconds)) : .double(seconds)))
         }
         if let text = arguments.value("--depends-on") {
-            members.append(.init("depends_on", .array(try OrchCommand.list(text, option: "--depends-on").map { .string($0) })))
+            let dependencies = try OrchCommand.list(text, option: "--depends-on")
+            for (index, dependency) in dependencies.enumerated() {
+                // The same sentences as for the file (exit 2), before the registry is read.
+                guard dependency != name else { throw usage("component \"\(name)\" depends on itself (--depends-on \(name))") }
+                guard !dependencies[..<index].contains(dependency) else { throw usage("--depends-on \(dependency) is given twice") }
+            }
+            members.append(.init("depends_on", .array(dependencies.map { .string($0) })))
         }
         if let retries = try arguments.integer("--retries") {
             guard arguments.flag("--idempotent") || retries == 0 else {
@@ -330,7 +342,9 @@ enum RegistryAdministration {
                 guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
                     throw usage("--env needs NAME=VALUE, not \"\(pair)\"")
                 }
-                pairs.append(.init(String(pair[..<equals]), .string(String(pair[pair.index(after: equals)...]))))
+                let variable = String(pair[..<equals])
+                guard !pairs.contains(where: { $0.key == variable }) else { throw usage("--env \(variable) is given twice") }
+                pairs.append(.init(variable, .string(String(pair[pair.index(after: equals)...]))))
             }
             members.append(.init("env", .object(pairs)))
         }

@@ -152,14 +152,20 @@ struct ParsedArguments {
     /// else `.state`.
     /// - Throws: a usage error for `--state-dir ""`, which would otherwise mean the current folder.
     func stateDirectory() throws(EngineError) -> String {
-        if let given = value("--state-dir") {
-            guard !given.isEmpty else { throw usage("--state-dir needs a folder, not an empty value") }
-            return given
-        }
+        if let given = try folder("--state-dir") { return given }
         if let fromEnvironment = ProcessInfo.processInfo.environment["OMNIBASE_STATE_DIR"], !fromEnvironment.isEmpty {
             return fromEnvironment
         }
         return ".state"
+    }
+
+    /// A folder option's value; nil when the option is not given.
+    /// - Throws: a usage error for an empty value (`--sandbox ""`), which would otherwise mean
+    ///   the current folder.
+    func folder(_ option: String) throws(EngineError) -> String? {
+        guard let given = value(option) else { return nil }
+        guard !given.isEmpty else { throw usage("\(option) needs a folder, not an empty value") }
+        return given
     }
 
     /// The same arguments without the first positional (a subcommand's word).

@@ -51,10 +51,14 @@ struct ReportCommand: CLICommand {
             StandardStreams.write(Array(page))
             return 0
         }
-        do {
-            try page.write(to: URL(fileURLWithPath: output), options: .atomic)
+        do throws(FileContents.Failure) {
+            try FileContents.write(Array(page), to: output)
+        } catch where error.code == EISDIR && error.operation == nil {
+            throw usage("cannot write \(output): it is a folder; name a file to write the page to")
         } catch {
-            throw usage("cannot write \(output): \((error as NSError).localizedDescription)")
+            let folder = (URL(fileURLWithPath: output).deletingLastPathComponent().path)
+            let step = error.operation == "open" ? " (creating a file in \(folder))" : ""
+            throw usage("cannot write \(output): \(error)\(step)")
         }
         let path = URL(fileURLWithPath: output).standardizedFileURL.path
         common.emit(json: .object([

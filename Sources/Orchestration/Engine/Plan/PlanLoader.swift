@@ -186,6 +186,11 @@ private struct PlanDecoder {
         let top = try Fields(root, path: "", allowed: Self.planKeys, decoder: locator)
         let id = try top.string("plan_id", required: true)!
         let version = try top.string("version", required: true)!
+        // Required means a value: an empty one names no plan (in `runs list`, the history's
+        // filters) and no version.
+        for (key, value) in [("plan_id", id), ("version", version)] where value.isEmpty {
+            throw error(top.location(key), key, "must not be empty")
+        }
         let metadata = top["metadata"]
         if let metadata, case .object = metadata.kind {} else if let metadata {
             throw error(metadata.location, "metadata", "must be an object, not \(metadata.typeName)")
