@@ -74,6 +74,25 @@ struct StageRegistryCLITests {
         #expect(dir.read("omnibase.registry.json") == Self.canonical)
     }
 
+    /// `registry inspect` printed a long description or tag list whole (128 and 167 columns) and
+    /// a description's control characters raw (an escape sequence reached the terminal). Each
+    /// line is escaped and within 100 columns, as in every human view; the JSON keeps the texts.
+    @Test func inspectIsEscapedAndWithin100Columns() async throws {
+        let dir = TempDir()
+        let tag = String(repeating: "t", count: 120)
+        let description = String(repeating: "d", count: 150) + "\\u001b[31mred\\u0007"
+        dir.put("omnibase.registry.json", #"{"components": [{"name": "c", "type": "tool", "tags": [""# + tag
+            + #""], "command": "true", "description": ""# + description + #""}]}"#)
+        let human = await orch(["--stage", "registry", "inspect", "c", "--format", "human"], in: dir, json: false)
+        #expect(human.status == 0, "\(human.stderr)")
+        for line in human.stdout.split(separator: "\n") {
+            #expect(displayWidth(String(line)) <= 100, "\(line.count) columns: \(line)")
+            #expect(!line.contains("\u{1B}") && !line.contains("\u{07}"), "raw control character in \(line)")
+        }
+        let json = try await orch(["--stage", "registry", "inspect", "c"], in: dir).json()
+        #expect(json["component"]?["tags"]?[0]?.stringValue == tag)
+    }
+
     @Test func addCreatesAMissingRegistryAndRejectsBadComponents() async throws {
         let dir = TempDir()
         let created = await orch(["--stage", "registry", "add", "--name", "a", "--type", "tool", "--command", "true"], in: dir)

@@ -110,7 +110,8 @@ public struct RegistryOrchestrator: Orchestrator {
             } else {
                 lines.append("  breaker: disabled")
             }
-            return (json, lines.joined(separator: "\n") + "\n")
+            // Escaped and within 100 columns, as every human view (the JSON has each text whole).
+            return (json, lines.map { truncate(TerminalText.escaped($0), to: 100) }.joined(separator: "\n") + "\n")
 
         case .add(let text, let source):
             let node: JSONNode
