@@ -159,6 +159,10 @@ struct CLIAgentsTests {
             #expect(result.stderr.contains("\(what) \"\(id)\" \(rule)") && result.stderr.split(separator: "\n").count == 1,
                     "\(what): \(result.stderr)")
         }
+        // `ci emit --task` says the same (it said "is not a valid task id").
+        let emit = await runCLI(["ci", "emit", "build-passed", "--task", id, "--state-dir", dir.path + "/s"], in: dir.path)
+        #expect(emit.status == 2)
+        #expect(emit.stderr.contains("--task \"\(id)\" \(rule)"), "ci emit: \(emit.stderr)")
     }
 
     @Test func agentsStatusWorksLiveAndAfterAndCIEmitValidates() async throws {

@@ -94,7 +94,7 @@ public enum ProjectPlanLoader {
     /// Why ``isValidID(_:)`` refuses `id`, as the end of a sentence that begins with what it is
     /// (`task id "a..b"`): the git rule for branch names it breaks (`..`, a trailing `.`, a
     /// `.lock` suffix) when its characters are allowed, else the characters it may hold.
-    static func invalidIDReason(_ id: String) -> String {
+    public static func invalidIDReason(_ id: String) -> String {
         let rule: String
         if id.utf8.count > 100 || !isValidID(id.replacingOccurrences(of: ".", with: "_")) {
             rule = "must start with a letter or digit and contain only letters, digits, _ . -"

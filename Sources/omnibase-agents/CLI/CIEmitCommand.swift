@@ -51,7 +51,9 @@ extension CIEmitCommand {
                 throw usage("\"\(event)\" is not a valid event name (a letter or digit, then letters, digits and _ . : -)")
             }
             task = arguments.value("--task")
-            if let task, !ProjectPlanLoader.isValidID(task) { throw usage("--task \"\(task)\" is not a valid task id") }
+            if let task, !ProjectPlanLoader.isValidID(task) {
+                throw usage("--task \"\(task)\" \(ProjectPlanLoader.invalidIDReason(task))")
+            }
             if let text = arguments.value("--data") {
                 do {
                     data = try StrictJSONParser.parse(Array(text.utf8)).toValue()
