@@ -272,6 +272,23 @@ private struct Loop {
     var acceptPausedUntil: Int64 = 0
     /// How long such a pause lasts at most, in milliseconds.
     static let acceptPause: Int64 = 100
+    /// Descriptors a new connection may not take: left free for the rest of the process.
+    static let reservedDescriptors = 16
+
+    /// Whether this process has fewer than ``reservedDescriptors`` descriptors free. Counted
+    /// (`stat` of `/proc/self/fd`, whose size is the number open on Linux 6.2 and later) only when
+    /// it could be: a limit under 4,096, or connections holding an eighth of it.
+    static func lowOnDescriptors(connections: Int) -> Bool {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else {
+            return false
+        }
+        let maximum = Int(clamping: limit.rlim_cur)
+        if maximum >= 4_096 && connections * 8 < maximum { return false }
+        var info = stat()
+        guard stat("/proc/self/fd", &info) == 0, info.st_size > 0 else { return false }
+        return maximum - Int(info.st_size) < reservedDescriptors
+    }
 
     init(server: HTTPServer, listenFD: Int32, wakeFD: Int32) {
         self.server = server
@@ -363,6 +380,14 @@ private struct Loop {
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            // Near the last descriptors: refused like a failed accept (the pending connections
+            // wait in the backlog), so that the process keeps some free (Swift's thread pool
+            // crashes the process when its check of its workers cannot open /proc/<tid>/stat).
+            if Self.lowOnDescriptors(connections: connections.count) {
+                close(fd)
+                acceptPausedUntil = now + Self.acceptPause
+                return
+            }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
