@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "omnibase_shims.h"
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -10,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -140,6 +142,20 @@ static void omni_raise_open_files(void) {
 
 void omni_raise_open_files_limit(void) {
     pthread_once(&omni_nofile_once, omni_raise_open_files);
+}
+
+long omni_open_descriptors(void) {
+    struct stat info;
+    if (stat("/proc/self/fd", &info) == 0 && info.st_size > 0) return (long)info.st_size;
+    DIR *directory = opendir("/proc/self/fd");
+    if (directory == NULL) return -1;
+    long count = -1; /* the listing's own descriptor */
+    struct dirent *entry;
+    while ((entry = readdir(directory)) != NULL) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(directory);
+    return count;
 }
 
 /* Runs in the child, on the engine's memory, while the engine's threads go on (CLONE_VM without

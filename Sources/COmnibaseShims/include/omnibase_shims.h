@@ -51,6 +51,10 @@ size_t omni_spawn_free_blocks(void);
  * it at its first call); children started by omni_spawn_start get the original soft limit. */
 void omni_raise_open_files_limit(void);
 
+/* How many file descriptors this process has open, or -1 if it cannot be told: the size `stat`
+ * gives /proc/self/fd (Linux 6.2 and later; no descriptor needed), else its entries counted. */
+long omni_open_descriptors(void);
+
 /* The size of the largest block kept for reuse, in bytes (0 when none is free). */
 size_t omni_spawn_largest_free_block(void);
 

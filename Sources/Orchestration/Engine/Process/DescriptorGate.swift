@@ -19,9 +19,8 @@ import Synchronization
 /// sentence that names the limit. So a plan wider than its open-files limit allows runs at the
 /// width the limit allows.
 ///
-/// Counting: `stat` of `/proc/self/fd` gives the number of open descriptors as its size (Linux
-/// 6.2 and later; older kernels list the folder). It is asked only when the children could
-/// matter: a limit under 4,096, or children that may hold an eighth of it.
+/// Counting (``omni_open_descriptors``: the size `stat` gives `/proc/self/fd`) is done only when
+/// the children could matter: a limit under 4,096, or children that may hold an eighth of it.
 package final class DescriptorGate: Sendable {
     /// The one gate of this process: descriptors are a per-process resource.
     package static let shared = DescriptorGate()
@@ -126,14 +125,7 @@ package final class DescriptorGate: Sendable {
 
     /// The number of descriptors this process has open, or nil if it cannot be told.
     static func openDescriptors() -> Int? {
-        var info = stat()
-        if stat("/proc/self/fd", &info) == 0, info.st_size > 0 { return Int(info.st_size) }
-        guard let directory = opendir("/proc/self/fd") else { return nil }
-        defer { closedir(directory) }
-        var count = -1 // the listing's own descriptor
-        while let entry = readdir(directory) {
-            if entry.pointee.d_name.0 != 46 { count += 1 } // not "." or ".."
-        }
-        return count
+        let count = omni_open_descriptors()
+        return count < 0 ? nil : count
     }
 }

@@ -275,9 +275,10 @@ private struct Loop {
     /// Descriptors a new connection may not take: left free for the rest of the process.
     static let reservedDescriptors = 16
 
-    /// Whether this process has fewer than ``reservedDescriptors`` descriptors free. Counted
-    /// (`stat` of `/proc/self/fd`, whose size is the number open on Linux 6.2 and later) only when
-    /// it could be: a limit under 4,096, or connections holding an eighth of it.
+    /// Whether a new connection would leave this process fewer than ``reservedDescriptors``
+    /// descriptors free. Counted
+    /// (``omni_open_descriptors``) only when it could be: a limit under 4,096, or connections
+    /// holding an eighth of it.
     static func lowOnDescriptors(connections: Int) -> Bool {
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else {
@@ -285,9 +286,8 @@ private struct Loop {
         }
         let maximum = Int(clamping: limit.rlim_cur)
         if maximum >= 4_096 && connections * 8 < maximum { return false }
-        var info = stat()
-        guard stat("/proc/self/fd", &info) == 0, info.st_size > 0 else { return false }
-        return maximum - Int(info.st_size) < reservedDescriptors
+        let open = omni_open_descriptors()
+        return open >= 0 && maximum - (open + 1) < reservedDescriptors
     }
 
     init(server: HTTPServer, listenFD: Int32, wakeFD: Int32) {
@@ -371,6 +371,13 @@ private struct Loop {
 
     mutating func accept(now: Int64) {
         while true {
+            // Near the last descriptors: paused as after a failed accept, the pending connections
+            // left in the backlog, so that the process keeps some free (Swift's thread pool
+            // crashes the process when its check of its workers cannot open /proc/<tid>/stat).
+            if Self.lowOnDescriptors(connections: connections.count) {
+                acceptPausedUntil = now + Self.acceptPause
+                return
+            }
             // accept4 is a GNU extension Glibc's module does not import; this process spawns
             // nothing, so setting close-on-exec right after the accept leaks to no child.
             let fd = Glibc.accept(listenFD, nil, nil)
@@ -380,14 +387,6 @@ private struct Loop {
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            // Near the last descriptors: refused like a failed accept (the pending connections
-            // wait in the backlog), so that the process keeps some free (Swift's thread pool
-            // crashes the process when its check of its workers cannot open /proc/<tid>/stat).
-            if Self.lowOnDescriptors(connections: connections.count) {
-                close(fd)
-                acceptPausedUntil = now + Self.acceptPause
-                return
-            }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
