@@ -27,6 +27,23 @@ struct EnvFileCLITests {
         }
     }
 
+    /// An env file that is a FIFO hung `validate` and `run` forever (opening it for reading waits
+    /// for a writer); it is refused like a folder, with one located sentence.
+    @Test(arguments: ["validate", "run"])
+    func aFIFOAsEnvFileIsRefusedAtOnce(_ command: String) async throws {
+        let dir = TempDir()
+        #expect(mkfifo(dir.path + "/fifo.env", 0o600) == 0)
+        for (name, text) in [("step.json", planJSON([#"{"id": "a", "command": "true", "env_file": "fifo.env"}"#])),
+                             ("globals.json", planJSON([#"{"id": "a", "command": "true"}"#], globals: #"{"env_file": "fifo.env"}"#))] {
+            let plan = dir.write(name, text)
+            var arguments = [command, plan]
+            if command == "run" { arguments += ["--state-dir", dir.path + "/s"] }
+            let result = await runCLI(arguments, in: dir.path, timeout: .seconds(10))
+            #expect(result.status == 2, "\(name): \(result.stderr)")
+            #expect(result.stderr.hasSuffix("env_file: the env file \(dir.path)/fifo.env is not a regular file\n"), "\(name): \(result.stderr)")
+        }
+    }
+
     @Test func resumeAndReplayNeedNotTheEnvFile() async throws {
         let dir = TempDir()
         _ = dir.write(".env", "export GREETING='hello, \"world\"'\nDB_PASSWORD=\"pw-from-file-789\"\n")

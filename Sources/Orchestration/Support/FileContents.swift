@@ -15,7 +15,9 @@ package enum FileContents {
 
     /// Reads the file at `path` to its end.
     package static func read(path: String) throws(Failure) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking: a FIFO put in place of the file would otherwise wait for a writer forever
+        // (it reads as empty instead); a regular file is read the same either way.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw Failure(code: errno) }
         defer { close(fd) }
         var bytes: [UInt8] = []

@@ -502,7 +502,8 @@ private struct PlanDecoder {
 
     /// An env file's text: a regular file of at most 1 MiB, valid UTF-8.
     func readEnvFile(_ file: String, _ at: SourceLocation, _ key: String) throws(EngineError) -> String {
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        // Non-blocking: opening a FIFO for reading otherwise waits for a writer, forever.
+        let fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw error(at, key, "cannot read the env file \(file): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()
