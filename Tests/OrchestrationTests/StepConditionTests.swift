@@ -98,6 +98,10 @@ struct StepConditionTests {
         ("vars.1X == 'a'", 1, "'vars.1X': a variable name is letters, digits and _, not starting with a digit"),
         ("steps.a == 'x'", 1, "'steps.a': a step is read as steps.ID.status or steps.ID.outputs.NAME"),
         ("steps.a.outputs. == 'x'", 1, "'steps.a.outputs.' is not steps.ID.outputs.NAME"),
+        // Names no step can write (they were accepted, and always read as ''):
+        ("steps.a.outputs.dep-loy == ''", 1, "'steps.a.outputs.dep-loy': an output name is letters, digits and _, "
+            + "not starting with a digit"),
+        ("steps.a.outputs.9x == ''", 1, "'steps.a.outputs.9x': an output name is letters, digits and _, not starting with a digit"),
         ("vars.X", 1, "the condition is a string, not a test: compare it, e.g. vars.DEPLOY == 'yes'"),
         ("(vars.X)", 1, "the condition is a string, not a test: compare it, e.g. vars.DEPLOY == 'yes'"),
         ("vars.X && success()", 1, "&& needs a true/false test here, not a string (compare it with == or !=)"),

@@ -523,6 +523,11 @@ private struct Parser {
                 guard !id.isEmpty, !name.isEmpty, !name.contains(".") else {
                     throw problem("'\(path)' is not steps.ID.outputs.NAME")
                 }
+                // As a step can write it (and ${steps.ID.outputs.NAME} reads it): any other name
+                // could never be set, and would always read as ''.
+                guard VariableSubstitution.isValidName(name) else {
+                    throw problem("'\(path)': an output name is letters, digits and _, not starting with a digit")
+                }
                 references.append(.init(kind: .stepOutput(step: id, name: name), column: column))
                 return (.stepOutput(step: id, name: name), .string, column)
             }
