@@ -122,6 +122,26 @@ struct FailFastTests {
         #expect(Self.takeOrder(dir) == ["bad1", "bad2", "other"])
     }
 
+    /// SPEC section 4: with `-k` every failure acts as `skip_dependents`, one with `on_failure:
+    /// "continue"` too (its dependent ran: `-k` only changed `abort`). Without `-k`, `continue`
+    /// lets the dependent run, as before.
+    @Test func keepGoingMakesAContinueFailureSkipItsDependents() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([
+            #"{"id": "a", "command": "false", "on_failure": "continue"}"#,
+            stepJSON("b", "true", deps: ["a"]),
+            stepJSON("c", "true"),
+        ]))
+        for (flags, dependent) in [([String](), "succeeded"), (["-k"], "skipped")] {
+            let result = await runCLI(["run", plan, "--format", "json", "--state-dir", dir.path + "/s"] + flags, in: dir.path)
+            #expect(result.status == 1, "\(flags): \(result.stderr)")
+            let report = try result.json()
+            #expect(report.stepReport("a")?["status"]?.stringValue == "failed")
+            #expect(report.stepReport("b")?["status"]?.stringValue == dependent, "\(flags)")
+            #expect(report.stepReport("c")?["status"]?.stringValue == "succeeded", "\(flags)")
+        }
+    }
+
     @Test func keepGoingIsDeclaredOnEveryCommandThatRuns() async throws {
         let dir = TempDir()
         for command in [["run"], ["resume"], ["replay"], ["orch"]] {

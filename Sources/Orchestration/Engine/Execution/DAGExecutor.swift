@@ -20,8 +20,9 @@ public struct RunOptions: Sendable {
     public var resuming: Bool
     /// Attempts each step made in earlier sessions (resume); nil = none.
     public var previousAttempts: [Int]?
-    /// `--keep-going`: a failure never stops the run; `abort` acts as `skip_dependents`
-    /// (`continue` stays `continue`).
+    /// `--keep-going`: every failure acts as `skip_dependents` (SPEC section 4), `abort` and
+    /// `continue` alike: a failure never stops the run, and nothing that depends on a failed
+    /// step runs.
     public var keepGoing = false
     /// The outputs of the steps that succeeded in earlier sessions (resume), for the steps that
     /// use them (`${steps.ID.outputs.NAME}`).
@@ -519,7 +520,7 @@ private struct RunLoop {
         self.options = options
         var policies = plan.steps.map(SchedulerStateMachine.Policy.init)
         if options.keepGoing {
-            for index in policies.indices where policies[index].onFailure == .abort { policies[index].onFailure = .skipDependents }
+            for index in policies.indices { policies[index].onFailure = .skipDependents }
         }
         machine = SchedulerStateMachine(graph: graph, policies: policies,
                                         maxConcurrency: options.maxConcurrency ?? plan.maxConcurrency,
