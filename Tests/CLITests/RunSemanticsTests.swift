@@ -220,6 +220,32 @@ struct RunSemanticsTests {
         #expect(liveMembers(ofGroup: leader).isEmpty)
     }
 
+    /// SPEC section 2: no process that the step started survives it. A descendant that left the
+    /// step's group and session and cleared its environment (`env -i setsid`), and ignores
+    /// SIGTERM, survived a timeout: neither the group nor the attempt's marks in the environment
+    /// find it. It still holds the step's output pipe, which is how it is found now (a daemon
+    /// that also closed its output is out of reach).
+    @Test(arguments: ["timeout", "SIGINT"])
+    func aDescendantThatLeftTheGroupAndClearedItsEnvironmentEndsWithTheStep(_ ending: String) async throws {
+        let dir = TempDir()
+        let timeout = ending == "timeout" ? ", \"timeout_sec\": 0.5" : ""
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("t", "env -i setsid sh -c 'echo $$$$ > \(dir.path)/escapee.pid; trap \"\" TERM; exec sleep 381' & "
+                     + "echo $$PPID > \(dir.path)/engine.pid; sleep 60", extra: "\"cwd\": \"\(dir.path)\"\(timeout)"),
+        ], globals: "{\"kill_grace_sec\": 0.5}"))
+        let root = dir.path
+        let run = Task { await runCLI(["run", plan, "--format", "json", "--state-dir", root + "/s"], in: root) }
+        let escapee = try #require(Int32(try await waitForFile(root + "/escapee.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        if ending == "SIGINT" {
+            let engine = try #require(Int32(try await waitForFile(root + "/engine.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+            kill(engine, SIGINT)
+        }
+        let result = await run.value
+        #expect(result.status == (ending == "timeout" ? 1 : 130), "\(result.stderr)")
+        #expect(!isAlive(escapee), "the escaped descendant survived the \(ending)")
+        if isAlive(escapee) { kill(escapee, SIGKILL) }
+    }
+
     @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143)), (SIGHUP, Int32(129)), (SIGQUIT, Int32(131))])
     func aSignalCancelsTheRunAndNoStepSurvives(signal: Int32, expected: Int32) async throws {
         let dir = TempDir()

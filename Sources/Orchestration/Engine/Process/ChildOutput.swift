@@ -21,6 +21,10 @@ struct ChildOutput {
     /// exec), since nothing wrote to them and starting the spec again creates them anew
     /// (``removeCreated(_:)``).
     let createdFiles: [String]
+    /// The inode numbers of the pipes the child writes its output into: a process still holding
+    /// one after the child's group is gone came from the child, whatever its group, session or
+    /// environment (``ChildProcess/tearDown(grace:)``).
+    let pipeInodes: [UInt64]
 
     /// Removes log files created for a child that never executed.
     static func removeCreated(_ paths: [String]) {
@@ -45,6 +49,7 @@ struct ChildOutput {
         // A log file created here (no pump, `O_EXCL`): removed again if the setup or the spawn
         // fails, so that a retry of the spawn can create it.
         var created: [String] = []
+        var pipes: [Int32] = []
         func destination(_ target: OutputDestination, _ stream: String) -> Result<(Int32, OutputCapture?), LaunchFailure> {
             let path: String
             switch target {
@@ -54,6 +59,7 @@ struct ChildOutput {
                     return .failure(LaunchFailure("cannot capture the \(stream): the output pump is not available"))
                 }
                 streams.append(attached.copy)
+                pipes.append(attached.writeEnd)
                 return .success((attached.writeEnd, capture))
             case .discard:
                 path = discard
@@ -64,6 +70,7 @@ struct ChildOutput {
                 // the child writes into the file directly.
                 if path != discard, let attached = pump.attach(path: path, stream: stream, exclusive: spec.keepsExistingLogs, drain: drain) {
                     streams.append(attached.copy)
+                    pipes.append(attached.writeEnd)
                     return .success((attached.writeEnd, nil))
                 }
             }
@@ -99,7 +106,13 @@ struct ChildOutput {
         // No stream went through the pump when the drain is complete before the spawn.
         return .success(ChildOutput(stdout: stdout.fd, stderr: stderr.fd, drain: drain.isComplete ? nil : drain,
                                     stdoutCapture: stdout.capture, stderrCapture: shared ? nil : stderr.capture,
-                                    streams: streams, createdFiles: created))
+                                    streams: streams, createdFiles: created, pipeInodes: pipes.compactMap(inode)))
+    }
+
+    /// The inode number of an open file, or nil.
+    private static func inode(_ fd: Int32) -> UInt64? {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? UInt64(info.st_ino) : nil
     }
 
     private static func isCapture(_ destination: OutputDestination) -> Bool {

@@ -18,6 +18,8 @@ struct ChildProcess: Sendable {
     /// Log files created before the spawn (``ChildOutput/createdFiles``), removed if the child
     /// never executed.
     let createdFiles: [String]
+    /// The inode numbers of the child's output pipes (``ChildOutput/pipeInodes``).
+    let pipeInodes: [UInt64]
     /// The spawn's memory, held by the child until it executes; finished once, when it is reaped.
     let spawn: SpawnHandle?
     /// Says in one sentence why the child could not execute, from the error number it reported.
@@ -95,13 +97,47 @@ struct ChildProcess: Sendable {
         _ = await exit.wait(until: (terminatedAt ?? clock.now).advanced(by: grace))
         group.send(SIGKILL)
         let leaderExited = await exit.wait(until: clock.now.advanced(by: Self.killSettleBound)) == .exited
-        let survivors = await group.waitUntilEmpty(within: Self.killSettleBound, pollingEvery: Self.killSettlePoll)
+        var survivors = await group.waitUntilEmpty(within: Self.killSettleBound, pollingEvery: Self.killSettlePoll)
+        survivors += await endPipeHolders(grace: grace)
         if !leaderExited && exit.abandon(pid: pid, pidfd: pidfd, spawn: spawn) {
             // The leader survived SIGKILL for the whole bound (uninterruptible sleep). Whoever
             // observes its exit later reaps it; it is counted among the survivors.
             return (.signaled(SIGKILL), max(survivors, 1))
         }
         return (reap().termination, survivors)
+    }
+}
+
+extension ChildProcess {
+    /// Ends the processes that still hold the child's output pipes once its group is gone: a
+    /// descendant that left the group and the session (`setsid`) and cleared its environment
+    /// (`env -i`), so that neither the group nor the attempt's marks find it (SPEC section 2: no
+    /// process that the step started survives it). SIGTERM and SIGCONT, up to `grace` (at most
+    /// 2 s) for them to let go of the pipes, then SIGKILL. Only when the output has not reached
+    /// end-of-file, so the common teardown scans nothing.
+    ///
+    /// - Returns: How many were still alive at the end.
+    func endPipeHolders(grace: Duration) async -> Int {
+        guard let output, !output.isComplete, !pipeInodes.isEmpty else { return 0 }
+        let holders = ProcessTable.holders(ofPipes: Set(pipeInodes))
+        guard !holders.isEmpty else { return 0 }
+        for pid in holders {
+            kill(pid, SIGTERM)
+            kill(pid, SIGCONT)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: min(grace, Self.killSettleBound))
+        while clock.now < deadline, !output.isComplete {
+            try? await Task.sleep(for: Self.killSettlePoll * 4, clock: clock)
+        }
+        for pid in ProcessTable.holders(ofPipes: Set(pipeInodes)) { kill(pid, SIGKILL) }
+        let settled = clock.now.advanced(by: Self.killSettleBound)
+        while clock.now < settled {
+            let left = ProcessTable.holders(ofPipes: Set(pipeInodes)).count
+            if left == 0 { return 0 }
+            try? await Task.sleep(for: Self.killSettlePoll, clock: clock)
+        }
+        return ProcessTable.holders(ofPipes: Set(pipeInodes)).count
     }
 }
 

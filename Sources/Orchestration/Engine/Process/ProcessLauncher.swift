@@ -70,7 +70,7 @@ enum ProcessLauncher {
         let command = spec.command, directory = spec.workingDirectory
         return .success(ChildProcess(pid: pid, pidfd: pidfd, exit: exit, output: output.drain,
                                      captures: (output.stdoutCapture, output.stderrCapture),
-                                     createdFiles: output.createdFiles,
+                                     createdFiles: output.createdFiles, pipeInodes: output.pipeInodes,
                                      spawn: SpawnHandle(handle),
                                      describeFailure: { code in
                                          describe(spawnError: code, command: command, workingDirectory: directory,

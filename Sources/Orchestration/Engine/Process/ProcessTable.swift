@@ -46,6 +46,34 @@ enum ProcessTable {
         return result
     }
 
+    /// The processes other than this one that hold one of `inodes` as a pipe (an fd whose link
+    /// reads `pipe:[INODE]`); processes that vanish during the scan are skipped.
+    static func holders(ofPipes inodes: Set<UInt64>) -> [pid_t] {
+        let own = getpid()
+        var result: [pid_t] = []
+        var link = [CChar](repeating: 0, count: 64)
+        for pid in pids() where pid != own {
+            guard let directory = opendir("/proc/\(pid)/fd") else { continue }
+            defer { closedir(directory) }
+            let descriptors = dirfd(directory)
+            while let item = readdir(directory) {
+                let count = withUnsafeBytes(of: item.pointee.d_name) { name in
+                    link.withUnsafeMutableBufferPointer { buffer in
+                        readlinkat(descriptors, name.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.baseAddress!,
+                                   buffer.count - 1)
+                    }
+                }
+                guard count > 6 else { continue }
+                let text = String(decoding: link[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                guard text.hasPrefix("pipe:["), text.hasSuffix("]"),
+                      let inode = UInt64(text.dropFirst(6).dropLast()), inodes.contains(inode) else { continue }
+                result.append(pid)
+                break
+            }
+        }
+        return result
+    }
+
     /// Every process currently listed in `/proc`; processes that vanish during the scan are skipped.
     static func entries() -> [Entry] {
         pids().compactMap { entry(pid: $0) }
