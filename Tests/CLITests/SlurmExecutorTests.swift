@@ -135,6 +135,46 @@ struct SlurmExecutorTests {
         #expect(await jobState(jobID, in: dir.path) != "COMPLETED")
     }
 
+    @Test func aJobCancelledBeforeItStartedHasNoExitCode() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        // The job waits in the queue for its begin time; a local step shows that the run is going.
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("queued", "true"),
+            stepJSON("running", "echo $$$$ > \"$D/running.pid\"; sleep 300", extra: env + ", \"executor\": \"local\""),
+        ], globals: "{\"executor\": \"slurm\", \"slurm\": {\"extra_args\": [\"--begin=now+3600\"]}}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        _ = try await waitForFile(dir.path + "/running.pid")
+        let engine = try #require(enginePID(usingStateDirectory: state))
+        let submittedBy = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < submittedBy {
+            let runID = try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID
+            if let runID, await activeJobs(ofRun: runID, in: dir.path).count == 1 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(engine, SIGTERM)
+        let result = await run
+        #expect(result.status == 143, "\(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        let queued = try #require(report.stepReport("queued"))
+        #expect(queued["status"]?.stringValue == "cancelled")
+        #expect(queued["exit_code"] == .null && queued["signal"] == .null, "it never ran: \(queued)")
+        #expect(queued["job_id"]?.stringValue != nil, "\(queued)")
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let row = try #require(try db.query("SELECT exit_code IS NULL, signal IS NULL, job_id FROM attempts WHERE run_id = ? "
+                                            + "AND step_id = 'queued'", runID).first)
+        #expect(row.int(0) == 1 && row.int(1) == 1, "the attempts row has no exit code")
+        #expect(row.string(2) != nil)
+        let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
+        let cancelled = try #require(events.split(separator: "\n").first {
+            $0.contains("\"type\":\"step_cancelled\"") && $0.contains("\"step_id\":\"queued\"")
+        })
+        #expect(cancelled.contains("\"exit_code\":null"), "\(cancelled)")
+        #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty)
+    }
+
     @Test func sigintOfTheEngineLeavesNoJobOfTheRun() async throws {
         let dir = TempDir()
         let state = dir.path + "/s"

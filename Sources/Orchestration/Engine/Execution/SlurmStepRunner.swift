@@ -168,7 +168,9 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
             await monitor.cancelAll()
             let wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
             var outcome = AttemptOutcome(result: .cancelled, error: "interrupted", jobID: jobID)
-            if case .phase(.ended(let end)) = wake {
+            // A job cancelled while it still waited in the queue ends `CANCELLED` with exit code
+            // 0 and no signal: its command never ran, so it has no exit code.
+            if case .phase(.ended(let end)) = wake, !(end.state == "CANCELLED" && end.exitCode == 0 && end.signal == nil) {
                 outcome.exitCode = end.exitCode
                 outcome.signal = end.signal
             }
