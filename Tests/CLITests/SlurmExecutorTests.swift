@@ -37,6 +37,32 @@ private func enginePID(usingStateDirectory state: String) -> Int32? {
     return nil
 }
 
+/// A shell fragment that starts two processes a job's process tracking (`proctrack/linuxproc`)
+/// lets outlive it, each writing its pid into `$D`: `<name>-stubborn.pid` ignores TERM,
+/// `<name>-escaped.pid` left with `setsid`.
+private func leftovers(_ name: String) -> String {
+    "sh -c 'trap \"\" TERM; echo $$$$ > \"$D/\(name)-stubborn.pid\"; exec sleep 371' & "
+        + "(setsid sh -c 'echo $$$$ > \"$D/\(name)-escaped.pid\"; exec sleep 372' &); "
+}
+
+/// The pids that ``leftovers(_:)`` wrote (once both files are there), and a teardown for the test's end.
+private func leftoverPIDs(_ name: String, in dir: TempDir) async throws -> [Int32] {
+    var pids: [Int32] = []
+    for kind in ["stubborn", "escaped"] {
+        let text = try await waitForFile("\(dir.path)/\(name)-\(kind).pid")
+        pids += Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)).map { [$0] } ?? []
+    }
+    return pids
+}
+
+/// Kills what a failed test left (a pid that is still one of ours: it runs `sleep 37x`).
+private func killLeftovers(_ pids: [Int32]) {
+    for pid in pids {
+        let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        if cmdline.contains("sleep\u{0}37") { kill(pid, SIGKILL) }
+    }
+}
+
 /// Every attempt's (step, attempt, job id) from `runs.db`.
 private func attemptJobs(_ state: String, _ runID: String) throws -> [(step: String, attempt: Int, jobID: String?)] {
     let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
@@ -133,6 +159,22 @@ struct SlurmExecutorTests {
         let jobID = try #require(step["job_id"]?.stringValue)
         #expect(await activeJobs(ofRun: try #require(try result.json()["run_id"]?.stringValue), in: dir.path).isEmpty)
         #expect(await jobState(jobID, in: dir.path) != "COMPLETED")
+    }
+
+    @Test func theEnginesTimeoutEndsTheAttemptsProcessesThatOutliveTheJob() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("t", leftovers("t") + "sleep 60", extra: "\"env\": {\"D\": \"\(dir.path)\"}, \"timeout_sec\": 2"),
+        ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        let pids = try await leftoverPIDs("t", in: dir)
+        defer { killLeftovers(pids) }
+        #expect(result.status == 1, "\(result.stderr)")
+        let step = try #require(try result.json().stepReport("t"))
+        #expect(step["timed_out"]?.boolValue == true, "\(step)")
+        #expect(pids.count == 2 && pids.allSatisfy { !isAlive($0) },
+                "no process the step started survives its timeout (SPEC §2), TERM ignored or setsid: \(pids.filter(isAlive))")
     }
 
     @Test func aJobCancelledBeforeItStartedHasNoExitCode() async throws {

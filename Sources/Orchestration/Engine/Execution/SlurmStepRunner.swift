@@ -21,6 +21,10 @@ import Synchronization
 /// 4. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then a
 ///    plain `scancel` after `kill_grace_sec`. A stop of the run (task cancellation) cancels every
 ///    job of the run in one `scancel` call and waits until they have ended.
+/// 5. After the engine's timeout, the processes of this host that carry the attempt's marks
+///    (``OrphanReaper/tearDown(marked:grace:)``) are ended as a local attempt's are: a job's
+///    process tracking without cgroups misses one that ignores TERM or left with `setsid`. On
+///    other nodes that is Slurm's part (its cgroups).
 ///
 /// `COMPLETED` with exit code 0 succeeds; every other end (`FAILED`, `TIMEOUT`, `OUT_OF_MEMORY`,
 /// `NODE_FAIL`, `PREEMPTED`, `CANCELLED` by someone else, `BOOT_FAIL`, `DEADLINE`) fails the
@@ -141,9 +145,10 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
 
     // MARK: - Ends
 
-    /// The engine's timeout: TERM to every process of the job, the grace period, then `scancel`.
+    /// The engine's timeout: TERM to every process of the job, the grace period, then `scancel`,
+    /// then the attempt's marked processes on this host.
     private func timedOut(_ jobID: String, timeout: Duration, context: AttemptContext) async -> AttemptOutcome {
-        await withUncancelledTask { [monitor] in
+        let outcome = await withUncancelledTask { [monitor] in
             _ = await SlurmCLI.run("scancel", ["--signal=TERM", "--full", jobID])
             monitor.expectChange()
             var wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: context.killGrace))
@@ -160,6 +165,19 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
             return AttemptOutcome(result: .failed, exitCode: end.exitCode, signal: end.signal, timedOut: true, error: error,
                                   jobID: jobID)
         }
+        await tearDownLeftovers(context)
+        return outcome
+    }
+
+    /// Ends the processes of this host that carry the attempt's marks once its job has timed
+    /// out, as a local attempt's are (``LocalStepRunner``): Slurm's process tracking on a host
+    /// without its cgroup plugin (`proctrack/linuxproc`, `pgid`) lets one that ignores TERM or
+    /// left with `setsid` outlive the job. A best effort: a job on another node is Slurm's to
+    /// clean up; a stop of the run ends the whole run's processes anyway (``RunSession``).
+    private func tearDownLeftovers(_ context: AttemptContext) async {
+        let marks = OrphanReaper.Marks.attempt(runID: context.runID, stepID: context.stepID, attempt: context.attempt)
+        let grace = context.killGrace
+        _ = await withUncancelledTask { await OrphanReaper.tearDown(marked: marks, grace: grace) }
     }
 
     /// A stop of the run: every job of the run cancelled in one `scancel`, then this one's end awaited.
