@@ -177,6 +177,35 @@ struct SlurmExecutorTests {
                 "no process the step started survives its timeout (SPEC §2), TERM ignored or setsid: \(pids.filter(isAlive))")
     }
 
+    @Test func aJobEndedBySlurmsTimeLimitIsATimedOutAttemptThatRetryOnTimeoutRetries() async throws {
+        // Slurm's shortest limit is a minute (`--time=0:10` is rounded up to 1), checked every
+        // 30 s or so: this test takes 65-100 s.
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("limited", "[ \"$OMNIBASE_ATTEMPT\" -ge 2 ] && exit 0; " + leftovers("limited") + "sleep 300",
+                     extra: "\"env\": {\"D\": \"\(dir.path)\"}, \"slurm\": {\"time\": \"1\"}, \"retries\": 1, "
+                        + "\"retry_delay_sec\": 0.1, \"retry_on\": {\"timeout\": true}"),
+        ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(170))
+        let pids = try await leftoverPIDs("limited", in: dir)
+        defer { killLeftovers(pids) }
+        #expect(result.status == 0, "the timed-out attempt was retried: \(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        #expect(report.stepReport("limited")?["attempts"]?.intValue == 2)
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let first = try #require(try db.query("SELECT timed_out, error, job_id FROM attempts WHERE run_id = ? AND attempt = 1",
+                                              runID).first)
+        #expect(first.int(0) == 1, "Slurm's TIMEOUT is a timeout")
+        let jobID = try #require(first.string(2))
+        #expect(first.string(1) == "timed out: Slurm ended the job at its time limit (--time=1); Slurm job \(jobID) TIMEOUT",
+                "\(first.string(1) ?? "")")
+        #expect(await jobState(jobID, in: dir.path) == "TIMEOUT")
+        #expect(pids.count == 2 && pids.allSatisfy { !isAlive($0) },
+                "the timed-out attempt's processes on this host are gone: \(pids.filter(isAlive))")
+    }
+
     @Test func aJobCancelledBeforeItStartedHasNoExitCode() async throws {
         let dir = TempDir()
         let state = dir.path + "/s"
