@@ -62,6 +62,16 @@ import Testing
         #expect(usageMessage(["--name"]) == "option --name needs a value")
     }
 
+    @Test func theNameOfAnOptionThatTakesAValueIsNoValue() throws {
+        #expect(usageMessage(["--name", "--limit", "3"])?.hasPrefix("option --name needs a value") == true)
+        #expect(usageMessage(["--mode", "--from=a"])?.hasPrefix("option --mode needs a value") == true)
+        #expect(usageMessage(["--limit", "--name", "x", "y"])?.hasPrefix("option --limit needs a value") == true)
+        // A flag's name, an unknown option or an inline value is still a value.
+        #expect(try parse(["--name", "--nonesuch"]).value("--name") == "--nonesuch")
+        #expect(try parse(["--name=--limit", "--limit", "3"]).value("--name") == "--limit")
+        #expect(try parse(["--from", "-x"]).values("--from") == ["-x"])
+    }
+
     @Test func doubleDashEndsTheOptions() throws {
         let parsed = try parse(["--step", "--", "--name", "-", "--from"])
         #expect(parsed.positionals == ["--name", "-", "--from"])

@@ -564,6 +564,11 @@ private let badCommandLines: [BadCommandLine] = [
     BadCommandLine(["run", "PLAN", "--from"], ["--from", "needs a value"]),
     BadCommandLine(["run", "PLAN", "--max-concurrency"], ["--max-concurrency", "needs a value"]),
     BadCommandLine(["run", "PLAN", "--state-dir"], ["--state-dir", "needs a value"]),
+    // An option name is not the value of the option before it: the rest is not blamed instead.
+    BadCommandLine(["run", "PLAN", "--executor", "--state-dir", "/tmp/x"], ["option --executor needs a value"]),
+    BadCommandLine(["run", "PLAN", "--max-concurrency", "--format", "json"], ["option --max-concurrency needs a value"]),
+    BadCommandLine(["run", "PLAN", "--var", "--from=build"], ["option --var needs a value"]),
+    BadCommandLine(["validate", "PLAN", "--var", "--var", "A=1"], ["option --var needs a value"]),
 ]
 
 @Suite struct CLIBadInputTests {

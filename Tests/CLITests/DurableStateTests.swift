@@ -544,6 +544,51 @@ struct DurableStateTests {
         try expectConsistentRecord(state, runID, "the run that was not taken over")
     }
 
+    /// `replay` re-executes a finished run (SPEC §4): one still going is refused (it would run
+    /// the plan a second time beside it), and so is one whose engine died (it waits for `resume`).
+    @Test func replayOfARunThatHasNotFinishedIsRefused() async throws {
+        let dir = TempDir()
+        let folder = dir.path
+        let state = folder + "/s"
+        _ = dir.write("hold", "")
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("wait", "echo $$$$ > \"$D/step.pid\"; echo $PPID > \"$D/engine.pid\"; "
+                     + "while [ -e \"$D/hold\" ]; do sleep 0.05; done", extra: "\"env\": {\"D\": \"\(folder)\"}"),
+        ]))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: folder)
+        let step = try #require(Int32(try await waitForFile(folder + "/step.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let engine = try #require(Int32(try await waitForFile(folder + "/engine.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { if isAlive(step) { kill(step, SIGKILL) } }
+        let listed = await runCLI(["runs", "list", "--format", "json", "--state-dir", state], in: folder)
+        let runID = try #require(try listed.json()["runs"]?[0]?["run_id"]?.stringValue, "\(listed.stderr)")
+        func runCount() throws -> Int { try openHistory(state).query("SELECT run_id FROM runs").count }
+
+        let live = await runCLI(["replay", runID, "--format", "json", "--state-dir", state], in: folder)
+        #expect(live.status == 2, "\(live.stderr)")
+        expectOneLine(live, "replay of a live run")
+        #expect(live.stderr.contains("run \(runID) is still running (engine pid \(engine))"), "\(live.stderr)")
+        #expect(live.stdout.isEmpty)
+        #expect(try runCount() == 1, "the refused replay started no run")
+
+        kill(engine, SIGKILL)
+        let killed = await run
+        #expect(killed.status == 128 + SIGKILL)
+        let orphaned = await runCLI(["replay", runID, "--format", "json", "--state-dir", state], in: folder)
+        #expect(orphaned.status == 2, "\(orphaned.stderr)")
+        expectOneLine(orphaned, "replay of a run whose engine died")
+        #expect(orphaned.stderr.contains("its engine is gone; continue it with 'omnibase-agents resume \(runID)'"),
+                "\(orphaned.stderr)")
+        #expect(try runCount() == 1, "the refused replay started no run")
+
+        // Once it has finished (resumed), it replays.
+        try FileManager.default.removeItem(atPath: folder + "/hold")
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: folder)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let replayed = await runCLI(["replay", runID, "--format", "json", "--state-dir", state], in: folder)
+        #expect(replayed.status == 0, "\(replayed.stderr)")
+        #expect(try runCount() == 2)
+    }
+
     /// A crash between the commit of a run's last events and their append to events.jsonl (or
     /// in the middle of that append) leaves the file short. For an unfinished run the next
     /// engine repairs it; a run already recorded as finished gets no next engine, so `resume`

@@ -37,6 +37,32 @@ private func enginePID(usingStateDirectory state: String) -> Int32? {
     return nil
 }
 
+/// A shell fragment that starts two processes a job's process tracking (`proctrack/linuxproc`)
+/// lets outlive it, each writing its pid into `$D`: `<name>-stubborn.pid` ignores TERM,
+/// `<name>-escaped.pid` left with `setsid`.
+private func leftovers(_ name: String) -> String {
+    "sh -c 'trap \"\" TERM; echo $$$$ > \"$D/\(name)-stubborn.pid\"; exec sleep 371' & "
+        + "(setsid sh -c 'echo $$$$ > \"$D/\(name)-escaped.pid\"; exec sleep 372' &); "
+}
+
+/// The pids that ``leftovers(_:)`` wrote (once both files are there), and a teardown for the test's end.
+private func leftoverPIDs(_ name: String, in dir: TempDir) async throws -> [Int32] {
+    var pids: [Int32] = []
+    for kind in ["stubborn", "escaped"] {
+        let text = try await waitForFile("\(dir.path)/\(name)-\(kind).pid")
+        pids += Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)).map { [$0] } ?? []
+    }
+    return pids
+}
+
+/// Kills what a failed test left (a pid that is still one of ours: it runs `sleep 37x`).
+private func killLeftovers(_ pids: [Int32]) {
+    for pid in pids {
+        let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        if cmdline.contains("sleep\u{0}37") { kill(pid, SIGKILL) }
+    }
+}
+
 /// Every attempt's (step, attempt, job id) from `runs.db`.
 private func attemptJobs(_ state: String, _ runID: String) throws -> [(step: String, attempt: Int, jobID: String?)] {
     let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
@@ -133,6 +159,91 @@ struct SlurmExecutorTests {
         let jobID = try #require(step["job_id"]?.stringValue)
         #expect(await activeJobs(ofRun: try #require(try result.json()["run_id"]?.stringValue), in: dir.path).isEmpty)
         #expect(await jobState(jobID, in: dir.path) != "COMPLETED")
+    }
+
+    @Test func theEnginesTimeoutEndsTheAttemptsProcessesThatOutliveTheJob() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("t", leftovers("t") + "sleep 60", extra: "\"env\": {\"D\": \"\(dir.path)\"}, \"timeout_sec\": 2"),
+        ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        let pids = try await leftoverPIDs("t", in: dir)
+        defer { killLeftovers(pids) }
+        #expect(result.status == 1, "\(result.stderr)")
+        let step = try #require(try result.json().stepReport("t"))
+        #expect(step["timed_out"]?.boolValue == true, "\(step)")
+        #expect(pids.count == 2 && pids.allSatisfy { !isAlive($0) },
+                "no process the step started survives its timeout (SPEC §2), TERM ignored or setsid: \(pids.filter(isAlive))")
+    }
+
+    @Test func aJobEndedBySlurmsTimeLimitIsATimedOutAttemptThatRetryOnTimeoutRetries() async throws {
+        // Slurm's shortest limit is a minute (`--time=0:10` is rounded up to 1), checked every
+        // 30 s or so: this test takes 65-100 s.
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("limited", "[ \"$OMNIBASE_ATTEMPT\" -ge 2 ] && exit 0; " + leftovers("limited") + "sleep 300",
+                     extra: "\"env\": {\"D\": \"\(dir.path)\"}, \"slurm\": {\"time\": \"1\"}, \"retries\": 1, "
+                        + "\"retry_delay_sec\": 0.1, \"retry_on\": {\"timeout\": true}"),
+        ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(170))
+        let pids = try await leftoverPIDs("limited", in: dir)
+        defer { killLeftovers(pids) }
+        #expect(result.status == 0, "the timed-out attempt was retried: \(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        #expect(report.stepReport("limited")?["attempts"]?.intValue == 2)
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let first = try #require(try db.query("SELECT timed_out, error, job_id FROM attempts WHERE run_id = ? AND attempt = 1",
+                                              runID).first)
+        #expect(first.int(0) == 1, "Slurm's TIMEOUT is a timeout")
+        let jobID = try #require(first.string(2))
+        #expect(first.string(1) == "timed out: Slurm ended the job at its time limit (--time=1); Slurm job \(jobID) TIMEOUT",
+                "\(first.string(1) ?? "")")
+        #expect(await jobState(jobID, in: dir.path) == "TIMEOUT")
+        #expect(pids.count == 2 && pids.allSatisfy { !isAlive($0) },
+                "the timed-out attempt's processes on this host are gone: \(pids.filter(isAlive))")
+    }
+
+    @Test func aJobCancelledBeforeItStartedHasNoExitCode() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        // The job waits in the queue for its begin time; a local step shows that the run is going.
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("queued", "true"),
+            stepJSON("running", "echo $$$$ > \"$D/running.pid\"; sleep 300", extra: env + ", \"executor\": \"local\""),
+        ], globals: "{\"executor\": \"slurm\", \"slurm\": {\"extra_args\": [\"--begin=now+3600\"]}}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        _ = try await waitForFile(dir.path + "/running.pid")
+        let engine = try #require(enginePID(usingStateDirectory: state))
+        let submittedBy = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < submittedBy {
+            let runID = try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID
+            if let runID, await activeJobs(ofRun: runID, in: dir.path).count == 1 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(engine, SIGTERM)
+        let result = await run
+        #expect(result.status == 143, "\(result.stderr)")
+        let report = try result.json()
+        let runID = try #require(report["run_id"]?.stringValue)
+        let queued = try #require(report.stepReport("queued"))
+        #expect(queued["status"]?.stringValue == "cancelled")
+        #expect(queued["exit_code"] == .null && queued["signal"] == .null, "it never ran: \(queued)")
+        #expect(queued["job_id"]?.stringValue != nil, "\(queued)")
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let row = try #require(try db.query("SELECT exit_code IS NULL, signal IS NULL, job_id FROM attempts WHERE run_id = ? "
+                                            + "AND step_id = 'queued'", runID).first)
+        #expect(row.int(0) == 1 && row.int(1) == 1, "the attempts row has no exit code")
+        #expect(row.string(2) != nil)
+        let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
+        let cancelled = try #require(events.split(separator: "\n").first {
+            $0.contains("\"type\":\"step_cancelled\"") && $0.contains("\"step_id\":\"queued\"")
+        })
+        #expect(cancelled.contains("\"exit_code\":null"), "\(cancelled)")
+        #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty)
     }
 
     @Test func sigintOfTheEngineLeavesNoJobOfTheRun() async throws {

@@ -4,7 +4,10 @@ import Orchestration
 /// A command line split by a command's option table: `--name value`, `--name=value`, flags,
 /// positionals and `--`. Anything the table does not declare is a usage error (exit 2) with a
 /// suggestion for a likely typo; a single-valued option given twice is a usage error (never the
-/// last one silently); a repeatable one accumulates its values in order.
+/// last one silently); a repeatable one accumulates its values in order. A value may start with
+/// a dash, but the name of another option that takes a value is never taken as one
+/// (`--executor --state-dir DIR` is an `--executor` without its value); `--name=VALUE` takes
+/// any value.
 struct ParsedArguments {
     /// The declarations, by long and short name.
     private let declared: [String: Option]
@@ -52,6 +55,12 @@ struct ParsedArguments {
                 } else {
                     guard index < arguments.count else { throw usage("option \(option.name) needs a value") }
                     value = arguments[index]
+                    // `--executor --state-dir DIR`: taking `--state-dir` as the value would leave
+                    // DIR as a stray positional and blame the wrong thing.
+                    if let other = Self.valueTakingOption(named: value, in: declared) {
+                        throw usage("option \(option.name) needs a value (\(other) is an option; write \(option.name)=\(other) "
+                                    + "if that is the value)")
+                    }
                     index += 1
                 }
                 if given[option.name] != nil, !option.isRepeatable {
@@ -63,6 +72,15 @@ struct ParsedArguments {
             }
             given[option.name, default: []].append(value)
         }
+    }
+
+    /// The name of the declared option that `argument` gives with its own value (`--state-dir`,
+    /// `--state-dir=DIR`), or nil: a flag's name, an unknown word or anything else may be a value.
+    private static func valueTakingOption(named argument: String, in declared: [String: Option]) -> String? {
+        guard argument.hasPrefix("-") else { return nil }
+        let name = argument.hasPrefix("--") ? String(argument.prefix { $0 != "=" }) : argument
+        guard let option = declared[name], option.takesValue else { return nil }
+        return name
     }
 
     /// The declaration of `name`; asking for an undeclared option is a programming error.

@@ -282,7 +282,8 @@ public struct RunSession: Sendable {
     ///   - secrets: the values of the run's secret `--var`s, which were not stored.
     ///   - executor: `--executor`; nil keeps the one the run was started with.
     ///   - keepGoing: `--keep-going`; false keeps what the run was started with.
-    /// - Throws: ``EngineError``: exit 3 for an unknown run, 2 when `secrets` does not give
+    /// - Throws: ``EngineError``: exit 3 for an unknown run, 2 for a run that has not finished
+    ///   (still running, or left by a dead engine for `resume`) or when `secrets` does not give
     ///   exactly the values that were not stored.
     public func replay(runID: String, secrets: [String: String] = [:], plan: Plan? = nil,
                        observers: [any RunObserver] = [],
@@ -290,6 +291,7 @@ public struct RunSession: Sendable {
                        executor: ExecutorKind? = nil, keepGoing: Bool = false) async throws(EngineError) -> RunReport {
         let store = try RunStore(stateDirectory: stateDirectory, readOnly: true)
         guard let record = try store.run(runID) else { throw unknownRun(runID) }
+        try record.requireFinishedForReplay()
         let loaded = try Self.plan(plan, stored: Self.complete(record.source, secrets: secrets, runID: runID), runID: runID)
         var request = RunRequest(json: record.options, stage: record.stage)
         if let executor { request.executor = executor }

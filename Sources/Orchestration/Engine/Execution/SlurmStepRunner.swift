@@ -21,11 +21,16 @@ import Synchronization
 /// 4. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then a
 ///    plain `scancel` after `kill_grace_sec`. A stop of the run (task cancellation) cancels every
 ///    job of the run in one `scancel` call and waits until they have ended.
+/// 5. After a timeout (the engine's, or Slurm's time limit: `TIMEOUT`), the processes of this
+///    host that carry the attempt's marks (``OrphanReaper/tearDown(marked:grace:)``) are ended
+///    as a local attempt's are: a job's process tracking without cgroups misses one that ignores
+///    TERM or left with `setsid`. On other nodes that is Slurm's part (its cgroups).
 ///
-/// `COMPLETED` with exit code 0 succeeds; every other end (`FAILED`, `TIMEOUT`, `OUT_OF_MEMORY`,
-/// `NODE_FAIL`, `PREEMPTED`, `CANCELLED` by someone else, `BOOT_FAIL`, `DEADLINE`) fails the
-/// attempt with an error naming the Slurm state, and so does a job that vanished from Slurm's
-/// records ("job record lost").
+/// `COMPLETED` with exit code 0 succeeds; `TIMEOUT` is a timed-out attempt (``AttemptOutcome/timedOut``,
+/// so `retry_on.timeout` applies); every other end (`FAILED`, `OUT_OF_MEMORY`, `NODE_FAIL`,
+/// `PREEMPTED`, `CANCELLED` by someone else, `BOOT_FAIL`, `DEADLINE`) fails the attempt with an
+/// error naming the Slurm state, and so does a job that vanished from Slurm's records ("job
+/// record lost").
 ///
 /// - Important: The state folder (logs and job scripts) and the steps' folders must be on a
 ///   file system that the cluster's nodes share, at the same paths.
@@ -125,7 +130,9 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
         }
         switch wake {
         case .phase(.ended(let end)):
-            return Self.outcome(end, jobID: jobID)
+            let outcome = Self.outcome(end, jobID: jobID, timeLimit: timeLimit(step, context: context))
+            if outcome.timedOut { await tearDownLeftovers(context) }
+            return outcome
         case .phase:
             preconditionFailure("a wait for the end returned before it")
         case .deadline:
@@ -141,9 +148,10 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
 
     // MARK: - Ends
 
-    /// The engine's timeout: TERM to every process of the job, the grace period, then `scancel`.
+    /// The engine's timeout: TERM to every process of the job, the grace period, then `scancel`,
+    /// then the attempt's marked processes on this host.
     private func timedOut(_ jobID: String, timeout: Duration, context: AttemptContext) async -> AttemptOutcome {
-        await withUncancelledTask { [monitor] in
+        let outcome = await withUncancelledTask { [monitor] in
             _ = await SlurmCLI.run("scancel", ["--signal=TERM", "--full", jobID])
             monitor.expectChange()
             var wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: context.killGrace))
@@ -160,6 +168,19 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
             return AttemptOutcome(result: .failed, exitCode: end.exitCode, signal: end.signal, timedOut: true, error: error,
                                   jobID: jobID)
         }
+        await tearDownLeftovers(context)
+        return outcome
+    }
+
+    /// Ends the processes of this host that carry the attempt's marks once its job has timed
+    /// out, as a local attempt's are (``LocalStepRunner``): Slurm's process tracking on a host
+    /// without its cgroup plugin (`proctrack/linuxproc`, `pgid`) lets one that ignores TERM or
+    /// left with `setsid` outlive the job. A best effort: a job on another node is Slurm's to
+    /// clean up; a stop of the run ends the whole run's processes anyway (``RunSession``).
+    private func tearDownLeftovers(_ context: AttemptContext) async {
+        let marks = OrphanReaper.Marks.attempt(runID: context.runID, stepID: context.stepID, attempt: context.attempt)
+        let grace = context.killGrace
+        _ = await withUncancelledTask { await OrphanReaper.tearDown(marked: marks, grace: grace) }
     }
 
     /// A stop of the run: every job of the run cancelled in one `scancel`, then this one's end awaited.
@@ -168,7 +189,9 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
             await monitor.cancelAll()
             let wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
             var outcome = AttemptOutcome(result: .cancelled, error: "interrupted", jobID: jobID)
-            if case .phase(.ended(let end)) = wake {
+            // A job cancelled while it still waited in the queue ends `CANCELLED` with exit code
+            // 0 and no signal: its command never ran, so it has no exit code.
+            if case .phase(.ended(let end)) = wake, !(end.state == "CANCELLED" && end.exitCode == 0 && end.signal == nil) {
                 outcome.exitCode = end.exitCode
                 outcome.signal = end.signal
             }
@@ -176,13 +199,20 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
         }
     }
 
-    /// The verdict on a job that ended without the engine stopping it.
-    static func outcome(_ end: SlurmJobEnd, jobID: String) -> AttemptOutcome {
+    /// The verdict on a job that ended without the engine stopping it; `TIMEOUT` (Slurm's time
+    /// limit, `timeLimit` when known) is a timed-out attempt.
+    static func outcome(_ end: SlurmJobEnd, jobID: String, timeLimit: String? = nil) -> AttemptOutcome {
         if end.state == "COMPLETED" && end.exitCode == 0 && end.signal == nil {
             return AttemptOutcome(result: .succeeded, exitCode: 0, jobID: jobID)
         }
         guard let state = end.state else {
             return AttemptOutcome(result: .failed, error: "Slurm job \(jobID): job record lost (\(end.detail))", jobID: jobID)
+        }
+        if state == "TIMEOUT" {
+            let limit = timeLimit.map { " (--time=\($0))" } ?? ""
+            return AttemptOutcome(result: .failed, exitCode: end.exitCode, signal: end.signal, timedOut: true,
+                                  error: "timed out: Slurm ended the job at its time limit\(limit); Slurm job \(jobID) TIMEOUT",
+                                  jobID: jobID)
         }
         var what: String
         if let signal = end.signal {
@@ -244,18 +274,22 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
         var arguments = ["--parsable", "--no-requeue", "--export=ALL", "--job-name=\(context.runID)",
                          "--comment=\(context.stepID)/\(context.attempt)",
                          "--output=\(Self.escapePattern(context.stdoutPath))", "--error=\(Self.escapePattern(context.stderrPath))"]
-        if let time = slurm.time {
-            arguments.append("--time=\(time)")
-        } else if let timeout = step.timeout {
-            // A backstop only: the engine's own timer ends the attempt first.
-            let seconds = Double(timeout.components.seconds) + Double(context.killGrace.components.seconds) + 1
-            arguments.append("--time=\(Int((seconds / 60).rounded(.up)) + 1)")
-        }
+        if let time = timeLimit(step, context: context) { arguments.append("--time=\(time)") }
         if let partition = slurm.partition { arguments.append("--partition=\(partition)") }
         if let account = slurm.account { arguments.append("--account=\(account)") }
         if let cpus = slurm.cpus { arguments.append("--cpus-per-task=\(cpus)") }
         if let mem = slurm.mem { arguments.append("--mem=\(mem)") }
         return arguments + slurm.extraArguments + [script]
+    }
+
+    /// The job's `--time`: the step's `time`, else (a backstop only: the engine's own timer ends
+    /// the attempt first) `timeout_sec + kill_grace_sec` rounded up to minutes, plus one; nil
+    /// without either (the partition's default).
+    private func timeLimit(_ step: Step, context: AttemptContext) -> String? {
+        if let time = settings.overridden(by: step.slurm).time { return time }
+        guard let timeout = step.timeout else { return nil }
+        let seconds = Double(timeout.components.seconds) + Double(context.killGrace.components.seconds) + 1
+        return String(Int((seconds / 60).rounded(.up)) + 1)
     }
 
     /// One word in single quotes, exactly as given (only `'` itself needs care in sh).

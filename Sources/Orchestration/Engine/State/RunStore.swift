@@ -701,6 +701,20 @@ public final class RunStore {
         /// finished and not live was left by a killed engine (or one that could no longer write
         /// its state) and waits for `resume`.
         public var isLive: Bool { !status.isFinal && (engine?.isAlive ?? false) }
+
+        /// Refuses a run that has not finished as the source of a replay, which re-executes a
+        /// finished run (SPEC §4): a live one is still going, one whose engine is gone waits for
+        /// `resume`.
+        /// - Throws: ``EngineError`` (exit 2) naming what to do instead.
+        package func requireFinishedForReplay() throws(EngineError) {
+            guard !status.isFinal else { return }
+            if isLive, let engine {
+                throw EngineError(.usage, "run \(runID) is still running (engine \(engine)); wait for it to end or stop it "
+                                  + "before replaying it")
+            }
+            throw EngineError(.usage, "run \(runID) did not finish and its engine is gone; continue it with "
+                              + "'omnibase-agents resume \(runID)'")
+        }
     }
 
     /// The columns ``runRecord(_:)`` reads (`env_files` as NULL from a database read unmigrated).
