@@ -336,4 +336,29 @@ struct StageCLITests {
         #expect(wrong.status == 2)
         #expect(wrong.stderr.contains("is a run of stage pre-commit"))
     }
+
+    /// `--mode replay`, as `replay RUN_ID`, re-executes a finished run only (SPEC section 4): a
+    /// stage run still going was replayed beside it.
+    @Test func replayModeRefusesARunStillGoing() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", registryJSON([
+            componentJSON("hold", script: "echo go > started; while [ -e hold ]; do sleep 0.05; done"),
+        ]))
+        dir.put("hold", "")
+        let root = dir.path
+        let running = Task { await runCLI(["orch", "--stage", "pre-commit", "--format", "json", "--state-dir", root + "/.state"],
+                                          in: root) }
+        _ = try await waitForFile(root + "/started")
+        let runID = try #require(try RunStore(stateDirectory: StateDirectory(path: root + "/.state"), readOnly: true)
+            .runs().first?.runID)
+        for extra in [[String](), ["--run-id", runID]] {
+            let refused = await orch(["--stage", "pre-commit", "--mode", "replay"] + extra, in: dir)
+            #expect(refused.status == 2, "\(extra): \(refused.stderr)")
+            #expect(refused.stderr.contains("run \(runID) is still running (engine pid "), "\(extra): \(refused.stderr)")
+        }
+        try FileManager.default.removeItem(atPath: root + "/hold")
+        #expect(await running.value.status == 0)
+        let replayed = await orch(["--stage", "pre-commit", "--mode", "replay", "--run-id", runID], in: dir)
+        #expect(replayed.status == 0, "\(replayed.stderr)")
+    }
 }

@@ -306,11 +306,14 @@ public struct StageRunner: Sendable {
                 let what = record.stage.map { "a run of stage \($0)" } ?? "a plan run, not a stage run"
                 throw EngineError(.usage, "run \(runID) is \(what); replay it with 'omnibase-agents replay \(runID)'")
             }
+            try record.requireFinishedForReplay()
             return record
         }
         guard let latest = try store.runs(limit: 100_000).first(where: { $0.stage == stage.rawValue }) else {
             throw EngineError(.unknownReference, "no run of stage \(stage) to replay in \(stateDirectory.path)")
         }
+        // As `replay RUN_ID`: a finished run only (SPEC section 4).
+        try latest.requireFinishedForReplay()
         return latest
     }
 
