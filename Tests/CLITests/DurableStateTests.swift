@@ -556,8 +556,8 @@ struct DurableStateTests {
                      + "while [ -e \"$D/hold\" ]; do sleep 0.05; done", extra: "\"env\": {\"D\": \"\(folder)\"}"),
         ]))
         async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: folder)
-        let step = try #require(Int32(try await waitForFile(folder + "/step.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
-        let engine = try #require(Int32(try await waitForFile(folder + "/engine.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let step = try await pidFile(folder + "/step.pid")
+        let engine = try await pidFile(folder + "/engine.pid")
         defer { if isAlive(step) { kill(step, SIGKILL) } }
         let listed = await runCLI(["runs", "list", "--format", "json", "--state-dir", state], in: folder)
         let runID = try #require(try listed.json()["runs"]?[0]?["run_id"]?.stringValue, "\(listed.stderr)")

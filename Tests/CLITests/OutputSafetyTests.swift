@@ -215,6 +215,14 @@ extension OutputSafetyTests {
     /// Every secret value of ``secretPlan`` long enough to be masked.
     static let secretValues = ["hunter2-pw", "conn-xyz", "tok-plan-777", "word-rule-value"]
 
+    /// A run of ``secretPlan`` with ``secretVars`` in `dir`'s state folder `s`: the folder and the run's id.
+    static func secretRun(_ dir: TempDir) async throws -> (state: String, runID: String) {
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", secretPlan)
+        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state] + secretVars, in: dir.path)
+        return (state, try #require(try run.json()["run_id"]?.stringValue))
+    }
+
     func expectNoSecret(_ text: String, _ surface: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
         for value in Self.secretValues {
             #expect(!text.contains(value), "\(surface) shows \(value)", sourceLocation: sourceLocation)
@@ -319,10 +327,7 @@ extension OutputSafetyTests {
 
     @Test func theHTMLReportMasksSecretsAndLeavesOutTailsItCannotMask() async throws {
         let dir = TempDir()
-        let state = dir.path + "/s"
-        let plan = dir.write("p.json", Self.secretPlan)
-        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state] + Self.secretVars, in: dir.path)
-        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        let (state, runID) = try await Self.secretRun(dir)
         // Without the --var values the tails cannot be masked: they are left out, with a note.
         let file = dir.path + "/r.html"
         let without = await runCLI(["report", runID, "--html", file, "--state-dir", state], in: dir.path)
@@ -351,10 +356,7 @@ extension OutputSafetyTests {
     /// since one value per name cannot mask both.
     @Test func aReportGivenAValueTheRunNeverRanWithIsRefused() async throws {
         let dir = TempDir()
-        let state = dir.path + "/s"
-        let plan = dir.write("p.json", Self.secretPlan)
-        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state] + Self.secretVars, in: dir.path)
-        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        let (state, runID) = try await Self.secretRun(dir)
         let file = dir.path + "/r.html"
         let typo = ["--var", "DB_PASSWORD=hunter2-pX", "--var", "DEPLOY_CONN=conn-xyz", "--var", "SHORT_KEY=ab"]
         let refused = await runCLI(["report", runID, "--html", file, "--state-dir", state] + typo, in: dir.path)
@@ -382,10 +384,7 @@ extension OutputSafetyTests {
     /// for: the graph needs no value, so the placeholder stands in, as for the report's DAG.
     @Test func graphOfARunWithWithheldSecretsDrawsIt() async throws {
         let dir = TempDir()
-        let state = dir.path + "/s"
-        let plan = dir.write("p.json", Self.secretPlan)
-        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state] + Self.secretVars, in: dir.path)
-        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        let (state, runID) = try await Self.secretRun(dir)
         for format in ["dot", "mermaid"] {
             let graph = await runCLI(["graph", "--run", runID, "--state-dir", state, "--format", format], in: dir.path)
             #expect(graph.status == 0, "\(format): \(graph.stderr)")
