@@ -29,6 +29,39 @@ struct CLIAgentsTests {
          "--auto-merge", "--format", "json"] + extra
     }
 
+    /// An agent that switched branch or detached HEAD in its worktree committed its work where the
+    /// task's branch never saw it: the milestone was reported merged with none of that work, which
+    /// was then on no branch the session knew. The task now fails, saying where HEAD is; the
+    /// milestone is not merged.
+    @Test func anAgentThatLeavesItsBranchFailsItsTaskInsteadOfLosingTheWork() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("agent.sh", """
+            case "$TASK_ID" in
+              T1) git checkout -q -b rogue ;;
+              T2) git checkout -q --detach ;;
+            esac
+            echo "$TASK_ID" > "$TASK_ID.txt"
+            echo '<promise>DONE</promise>'
+            """)
+        fixture.plan(projectPlan(roles: [("dev", "agent.sh")],
+                                 tasks: [#"{"id": "T1", "role": "dev"}"#, #"{"id": "T2", "role": "dev"}"#, #"{"id": "T3", "role": "dev"}"#],
+                                 milestones: [#"{"id": "M1", "tasks": ["T1", "T2", "T3"]}"#]))
+        let result = await runCLI(runArguments(fixture), in: fixture.dir.path)
+        #expect(result.status == 1, "\(result.stderr)")
+        let status = try result.json()
+        let reasons = Dictionary(uniqueKeysWithValues: (status["tasks"]?.arrayValue ?? []).map {
+            ($0["id"]?.stringValue ?? "", ($0["state"]?.stringValue ?? "", $0["reason"]?.stringValue ?? ""))
+        })
+        #expect(reasons["T1"]?.0 == "failed")
+        #expect(reasons["T1"]?.1.hasPrefix("the agent left the task's branch agent/dev/T1 (HEAD is on branch rogue in ") == true,
+                "\(reasons["T1"]?.1 ?? "")")
+        #expect(reasons["T2"]?.0 == "failed")
+        #expect(reasons["T2"]?.1.hasPrefix("the agent left the task's branch agent/dev/T2 (HEAD is detached at ") == true,
+                "\(reasons["T2"]?.1 ?? "")")
+        #expect(reasons["T3"]?.0 == "done")
+        #expect(status["milestones"]?[0]?["state"]?.stringValue != "merged")
+    }
+
     @Test func blockedAgentUsesNoCPUAndWakesOnCIEmit() async throws {
         let fixture = try await Fixture.make()
         fixture.script("waiter.sh", """

@@ -255,6 +255,12 @@ extension RoleAgent {
     private func complete(_ task: TaskSpec, _ record: inout TaskRecord) async throws -> TaskOutcome? {
         setPhase(task.id, .committing)
         record = try await settings.store.updateTask(task.id) { $0.phase = .committing }
+        // Work committed on another branch, or on a detached HEAD, would never be merged: the
+        // task fails, saying where its work is, rather than pass with nothing on its branch.
+        if let departure = await settings.workspace.departure(of: record.worktree, from: record.branch) {
+            return try await finish(task.id, .failed("the agent left the task's branch \(record.branch) (HEAD is \(departure) "
+                                                     + "in \(record.worktree)): its work is not on the branch, so it cannot be merged"))
+        }
         let message = "\(task.id): \(task.title)\n\nWork of role \(task.role), iteration \(record.iteration) of the Ralph loop (omnibase-agents)."
         let head = try await settings.workspace.commitAll(record.worktree, message: message)
         guard let ci = settings.ci else { return try await finish(task.id, .done) }

@@ -224,6 +224,20 @@ public actor Workspace {
         return head.trimmed + ":" + tree.trimmed
     }
 
+    /// Where a worktree's `HEAD` is when it is not on `branch`: `on branch X`, or `detached at
+    /// <commit>`; nil when it is on `branch` (or git cannot tell). An agent that switched branch
+    /// or detached `HEAD` put its work where the task's branch, and so the merge, never sees it.
+    public func departure(of worktree: String, from branch: String) async -> String? {
+        let symbolic = await git.run(["symbolic-ref", "--quiet", "HEAD"], in: worktree)
+        if symbolic.succeeded {
+            let ref = symbolic.trimmed
+            return ref == "refs/heads/\(branch)" ? nil : "on branch \(ref.replacingOccurrences(of: "refs/heads/", with: ""))"
+        }
+        guard symbolic.status == 1 else { return nil }
+        let head = await git.run(["rev-parse", "--short", "HEAD"], in: worktree)
+        return "detached at \(head.succeeded ? head.trimmed : "an unknown commit")"
+    }
+
     /// Commits everything in a worktree (`git add -A`), if anything changed.
     ///
     /// - Returns: The branch's tip after the commit (or as it was, when nothing changed).
