@@ -62,6 +62,28 @@ struct CLIAgentsTests {
         #expect(status["milestones"]?[0]?["state"]?.stringValue != "merged")
     }
 
+    /// SPEC section 3: memory use does not grow with output size. The completion promise was
+    /// looked for in the agent's whole stdout log read into memory (three copies): 60 MB of
+    /// output took the engine to 180 MB; it stays near its size without output now.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/time")))
+    func anAgentsLargeOutputDoesNotGrowTheEngine() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("loud.sh", """
+            yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 60000000 || true
+            echo
+            echo '<promise>DONE</promise>'
+            echo ok > done.txt
+            """)
+        fixture.plan(projectPlan(roles: [("dev", "loud.sh")], tasks: [#"{"id": "T1", "role": "dev"}"#],
+                                 milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let result = await runProcess("/usr/bin/time", ["-f", "maxrss_kb=%M", cliPath] + runArguments(fixture),
+                                      in: fixture.dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = try #require(result.stderr.split(separator: "\n").last { $0.hasPrefix("maxrss_kb=") })
+        let kilobytes = try #require(Int(line.dropFirst("maxrss_kb=".count)))
+        #expect(kilobytes < 100_000, "the engine peaked at \(kilobytes) KB for 60 MB of agent output")
+    }
+
     @Test func blockedAgentUsesNoCPUAndWakesOnCIEmit() async throws {
         let fixture = try await Fixture.make()
         fixture.script("waiter.sh", """

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Agents
 import Orchestration
@@ -45,6 +46,26 @@ struct LoopRulesTests {
         #expect(!CompletionPromise.isPresent("DONE", in: "<promise>done</promise>"))
         #expect(!CompletionPromise.isPresent("DONE", in: "<promise>DONE</promise>."))
         #expect(CompletionPromise.isPresent("SHIPPED", in: "<promise>SHIPPED</promise>"))
+    }
+
+    /// The log file is matched as it is read, with the same rules as a text (it was read whole
+    /// into memory): the same answers, a tag after a line of 1 MiB, a tag on the last line
+    /// without a newline, no tag inside a long line.
+    @Test func promiseInAFileFollowsTheSameRules() throws {
+        let cases = ["working...\n<promise>DONE</promise>\n", "  <promise>DONE</promise>\r\n",
+                     "I will print <promise>DONE</promise> when I am done.\n", "Done: <promise>DONE</promise>",
+                     "<promise>done</promise>", "<promise>DONE</promise>.", "<promise>DONE</promise>", "",
+                     String(repeating: "x", count: 1 << 20) + "\n\t<promise>DONE</promise> \n",
+                     String(repeating: "x", count: 1 << 20) + "<promise>DONE</promise>\n",
+                     "<promise>DONE</promise>" + String(repeating: " ", count: 100_000) + "x\n"]
+        let path = NSTemporaryDirectory() + "promise-\(UUID().uuidString)"
+        defer { unlink(path) }
+        for text in cases {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            #expect(CompletionPromise.isPresent("DONE", inFile: path) == CompletionPromise.isPresent("DONE", in: text),
+                    "\(text.prefix(40).debugDescription)... (\(text.utf8.count) bytes)")
+        }
+        #expect(!CompletionPromise.isPresent("DONE", inFile: path + ".missing"))
     }
 
     @Test func waitConditionNeedsEveryNameOrAnEventForTheTask() {
