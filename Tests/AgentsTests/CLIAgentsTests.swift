@@ -84,6 +84,30 @@ struct CLIAgentsTests {
         #expect(kilobytes < 100_000, "the engine peaked at \(kilobytes) KB for 60 MB of agent output")
     }
 
+    /// Bad input leaves nothing behind: `agents run` with a malformed plan or a missing
+    /// repository made the state folder with an empty agents.db (which a later `ci emit` then
+    /// took events into), and `agents status` made a mistyped folder.
+    @Test func badInputCreatesNoStateFolder() async throws {
+        let fixture = try await Fixture.make()
+        let state = fixture.dir.path + "/fresh"
+        fixture.plan("{")
+        let malformed = await runCLI(["agents", "run", fixture.project, "--repo", fixture.repo, "--state-dir", state],
+                                     in: fixture.dir.path)
+        #expect(malformed.status == 2, "\(malformed.stderr)")
+        fixture.script("a.sh", "echo '<promise>DONE</promise>'\n")
+        fixture.plan(projectPlan(roles: [("dev", "a.sh")], tasks: [#"{"id": "T1", "role": "dev"}"#],
+                                 milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let noRepo = await runCLI(["agents", "run", fixture.project, "--repo", fixture.dir.path + "/nope", "--state-dir", state],
+                                  in: fixture.dir.path)
+        #expect(noRepo.status == 2, "\(noRepo.stderr)")
+        #expect(noRepo.stderr.contains("the repository folder \(fixture.dir.path)/nope does not exist"), "\(noRepo.stderr)")
+        let status = await runCLI(["agents", "status", "--state-dir", state], in: fixture.dir.path)
+        #expect(status.status == 3, "\(status.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: state), "bad input created the state folder")
+        let emit = await runCLI(["ci", "emit", "deploy.done", "--state-dir", state], in: fixture.dir.path)
+        #expect(emit.status == 2, "\(emit.stderr)")
+    }
+
     @Test func blockedAgentUsesNoCPUAndWakesOnCIEmit() async throws {
         let fixture = try await Fixture.make()
         fixture.script("waiter.sh", """

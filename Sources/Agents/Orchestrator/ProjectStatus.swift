@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Orchestration
 
 /// A session's state as `agents status` and ``Orchestrator/status()`` report it: roles, tasks
@@ -66,6 +67,12 @@ public struct ProjectStatus: Sendable {
     ///   - projectDirectory: A project folder to pick the latest session of.
     /// - Throws: ``OrchestratorError`` (`noSession`, exit 3) when there is none; ``StoreError``.
     public static func load(stateDirectory: String, sessionID: String? = nil, projectDirectory: String? = nil) throws -> ProjectStatus {
+        // Read-only: a missing folder (a mistyped --state-dir) is not created.
+        var info = stat()
+        if stat(stateDirectory, &info) != 0 && errno == ENOENT {
+            let path = URL(fileURLWithPath: stateDirectory).standardizedFileURL.path
+            throw OrchestratorError(.noSession, "no agents session in \(path) (no such folder); start one with 'agents run PROJECT_DIR'")
+        }
         let state = try StateDirectory(path: stateDirectory)
         guard let db = try AgentDatabase.open(state, readOnly: true) else {
             throw OrchestratorError(.noSession, "no agents session in \(state.path) (no agents.db yet); start one with 'agents run PROJECT_DIR'")

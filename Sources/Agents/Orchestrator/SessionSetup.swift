@@ -18,6 +18,16 @@ struct SessionSetup {
     ///   state folder, session lock, nothing to resume), or what `body` throws.
     func withSession<Result>(isolation: isolated (any Actor)? = #isolation,
                              _ body: (PreparedSession) async throws -> Result) async throws -> Result {
+        // A new session's plan and repository are checked before the state folder is made: bad
+        // input leaves nothing behind (an empty agents.db would take later `ci emit`s).
+        if !config.resume {
+            _ = try ProjectPlanLoader.load(projectDirectory: URL(fileURLWithPath: config.planDirectory).standardizedFileURL.path)
+            var isFolder: ObjCBool = false
+            let repository = URL(fileURLWithPath: config.repositoryDirectory).standardizedFileURL.path
+            guard FileManager.default.fileExists(atPath: repository, isDirectory: &isFolder), isFolder.boolValue else {
+                throw OrchestratorError(.invalidConfiguration, "the repository folder \(repository) does not exist")
+            }
+        }
         let stateDirectory: StateDirectory
         do {
             stateDirectory = try StateDirectory(path: config.stateDirectory)
