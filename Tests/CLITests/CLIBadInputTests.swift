@@ -543,6 +543,10 @@ private let badCommandLines: [BadCommandLine] = [
     BadCommandLine(["run", "PLAN", "--max-concurency", "2"],
                    ["unknown option --max-concurency", "did you mean --max-concurrency"]),
     BadCommandLine(["validate", "PLAN", "--bogus"], ["unknown option --bogus"]),
+    // An option of another command says where it belongs (it said "unknown option").
+    BadCommandLine(["run", "PLAN", "--limit", "3"], ["option --limit belongs to 'runs list'"]),
+    BadCommandLine(["run", "PLAN", "--listen", "x"], ["option --listen belongs to 'serve'"]),
+    BadCommandLine(["runs", "list", "--max-concurrency", "2"], ["option --max-concurrency belongs to 'run'"]),
     BadCommandLine(["run", "PLAN", "--max-concurrency", "0"], ["--max-concurrency", "0"]),
     BadCommandLine(["run", "PLAN", "--max-concurrency", "-3"], ["--max-concurrency", "-3"]),
     BadCommandLine(["run", "PLAN", "--max-concurrency", "abc"], ["--max-concurrency", "\"abc\""]),

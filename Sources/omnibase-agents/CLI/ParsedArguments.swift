@@ -45,6 +45,9 @@ struct ParsedArguments {
                 inlineValue = String(argument[argument.index(after: equals)...])
             }
             guard let option = declared[name] else {
+                // An option of another command: say where it belongs, as for a subcommand's.
+                let owners = Self.commandsDeclaring(name)
+                if !owners.isEmpty { throw usage("option \(name) belongs to \(CLI.spelled(owners))") }
                 let hint = Suggestion.closest(to: name, among: options.map(\.name).sorted()).map { " (did you mean \($0)?)" } ?? ""
                 throw usage("unknown option \(name)\(hint)")
             }
@@ -196,3 +199,21 @@ struct ParsedArguments {
 
 /// A usage error (exit 2).
 func usage(_ message: String) -> EngineError { EngineError(.usage, message) }
+
+extension ParsedArguments {
+    /// The commands (with their action or stage, when the option is only theirs) that declare
+    /// the option `name`: `'runs list'`, `'serve'`.
+    static func commandsDeclaring(_ name: String) -> [String] {
+        var owners: [String] = []
+        for command in CLI.commands {
+            let configuration = command.configuration
+            guard let option = configuration.options.first(where: { $0.name == name || $0.short == name }) else { continue }
+            if option.modes.isEmpty {
+                owners.append("'\(configuration.name)'")
+            } else {
+                owners += option.modes.map { "'\(configuration.name) \($0)'" }
+            }
+        }
+        return owners
+    }
+}
