@@ -69,6 +69,47 @@ struct ResumeAfterCrashTests {
     /// resumed, finishes every time with each milestone merged exactly once. Before the fix most
     /// resumes hung with qa-smoke blocked. The suite runs 3 cycles (about 5 s each);
     /// `OMNIBASE_KILL_CYCLES=10 swift test --filter demoSurvivesKill` runs more.
+    /// `--resume` keeps the session's stored settings, and ignored a `--repo` or `--auto-merge`
+    /// that contradicted them without a word (it went on in the stored repository). They are
+    /// refused now; the same command line with `--resume` added still continues the session.
+    @Test func aResumeRefusesSettingsThatContradictTheStoredOnes() async throws {
+        let fixture = try await Fixture.make()
+        fixture.script("waiter.sh", """
+            if [ -z "${CI_EVENT:-}" ]; then
+                echo "$PPID" > \(fixture.marks)/engine.pid
+                exit 42
+            fi
+            echo '<promise>DONE</promise>'
+            """)
+        fixture.plan(projectPlan(roles: [("qa", "waiter.sh")], tasks: [
+            #"{"id": "T1", "role": "qa", "wait_for": ["deploy.done"]}"#,
+        ], milestones: [#"{"id": "M1", "tasks": ["T1"]}"#]))
+        let plain = ["agents", "run", fixture.project, "--repo", fixture.repo, "--state-dir", fixture.state,
+                     "--retry-interval", "0.05", "--format", "json"]
+        let run = Task { await runCLI(plain, in: fixture.dir.path) }
+        try await eventually("T1 to block") { readStatus(fixture.state)?.task("T1")?.state == .blocked }
+        let engine = try #require(Int32(fixture.lines("engine.pid").first ?? ""))
+        #expect(kill(engine, SIGKILL) == 0)
+        _ = await run.value
+
+        let other = fixture.dir.path + "/other"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        _ = await git(["init", "-q"], in: other)
+        let elsewhere = await runCLI(["agents", "run", fixture.project, "--repo", other, "--state-dir", fixture.state,
+                                      "--resume"], in: fixture.dir.path)
+        #expect(elsewhere.status == 2, "\(elsewhere.stderr)")
+        #expect(elsewhere.stderr.contains("--resume continues it there, not in \(other) (drop --repo"), "\(elsewhere.stderr)")
+        let merging = await runCLI(plain + ["--auto-merge", "--resume"], in: fixture.dir.path)
+        #expect(merging.status == 2, "\(merging.stderr)")
+        #expect(merging.stderr.contains("was started without --auto-merge; --resume keeps its settings"), "\(merging.stderr)")
+
+        // The same command line with --resume continues it (the event arrives meanwhile).
+        let emitted = await runCLI(["ci", "emit", "deploy.done", "--task", "T1", "--state-dir", fixture.state], in: fixture.dir.path)
+        #expect(emitted.status == 0, "\(emitted.stderr)")
+        let resumed = await runCLI(plain + ["--resume"], in: fixture.dir.path, timeout: .seconds(60))
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+    }
+
     @Test func demoSurvivesKillNineAtRandomMomentsAndResume() async throws {
         let cycles = ProcessInfo.processInfo.environment["OMNIBASE_KILL_CYCLES"].flatMap(Int.init) ?? 3
         let demo = packageRoot + "/plans/demo-project"

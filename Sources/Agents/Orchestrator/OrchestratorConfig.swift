@@ -30,6 +30,9 @@ public struct OrchestratorConfig: Sendable {
     public var stateDirectory: String
     /// Continue the project's last session (`--resume`) instead of starting a new one.
     public var resume: Bool
+    /// Whether ``repositoryDirectory`` was given (`--repo`) rather than defaulted: a resume,
+    /// which keeps the session's stored repository, refuses a different one.
+    public var repositoryGiven = false
     /// The clock of `retry_interval` waits (tests inject a manual clock).
     public var clock: any Clock<Duration>
     /// The `omnibase-agents` executable, given to agents as `OMNIBASE_AGENTS_CLI` so they can

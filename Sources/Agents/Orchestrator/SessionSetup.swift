@@ -102,6 +102,21 @@ struct SessionSetup {
                                               directory: previous.projectDirectory)
         await store.attach(previous.id)
         let stored = previous.config
+        // A resume keeps the session's stored settings: one given that contradicts them is
+        // refused rather than silently ignored.
+        let given = URL(fileURLWithPath: config.repositoryDirectory).standardizedFileURL.path
+        let givenRoot = config.repositoryGiven
+            ? await Git(scratchDirectory: stateDirectory.path + "/agents/tmp").run(["rev-parse", "--show-toplevel"], in: given)
+            : nil
+        if let givenRoot, (givenRoot.succeeded ? givenRoot.trimmed : given) != previous.repository {
+            throw OrchestratorError(.invalidConfiguration,
+                "session \(previous.id) works in the repository \(previous.repository); --resume continues it there, "
+                + "not in \(given) (drop --repo, or start a new session in another --state-dir)")
+        }
+        if config.autoMerge && stored["auto_merge"]?.boolValue == false {
+            throw OrchestratorError(.invalidConfiguration,
+                "session \(previous.id) was started without --auto-merge; --resume keeps its settings (drop --auto-merge)")
+        }
         let autoMerge = stored["auto_merge"]?.boolValue ?? config.autoMerge
         let workspace = try await Workspace.open(repository: previous.repository, sandbox: previous.sandbox,
                                                  integrationBranch: previous.integrationBranch,

@@ -94,7 +94,10 @@ struct AgentsCommand: CLICommand {
             guard !project.isEmpty else { throw usage("agents run needs a project folder, not an empty value") }
             common = try CommonOptions(arguments)
             var config = OrchestratorConfig(planDirectory: project, stateDirectory: common.stateDirectory)
-            if let repo = try arguments.folder("--repo") { config.repositoryDirectory = repo }
+            if let repo = try arguments.folder("--repo") {
+                config.repositoryDirectory = repo
+                config.repositoryGiven = true
+            }
             config.sandboxDirectory = try arguments.folder("--sandbox")
             config.integrationBranch = arguments.value("--integration-branch")
             if let branch = config.integrationBranch,
