@@ -130,14 +130,15 @@ extension ChildProcess {
         while clock.now < deadline, !output.isComplete {
             try? await Task.sleep(for: Self.killSettlePoll * 4, clock: clock)
         }
-        for pid in ProcessTable.holders(ofPipes: Set(pipeInodes)) { kill(pid, SIGKILL) }
+        if output.isComplete { return 0 }
+        let inodes = Set(pipeInodes)
+        for pid in ProcessTable.holders(ofPipes: inodes) { kill(pid, SIGKILL) }
+        // The pipes reach end-of-file once their last holder is gone: no /proc scan per poll.
         let settled = clock.now.advanced(by: Self.killSettleBound)
-        while clock.now < settled {
-            let left = ProcessTable.holders(ofPipes: Set(pipeInodes)).count
-            if left == 0 { return 0 }
+        while clock.now < settled, !output.isComplete {
             try? await Task.sleep(for: Self.killSettlePoll, clock: clock)
         }
-        return ProcessTable.holders(ofPipes: Set(pipeInodes)).count
+        return output.isComplete ? 0 : ProcessTable.holders(ofPipes: inodes).count
     }
 }
 
