@@ -69,8 +69,9 @@ struct ResumeAfterCrashTests {
     /// resumed, finishes every time with each milestone merged exactly once. Before the fix most
     /// resumes hung with qa-smoke blocked. The suite runs 3 cycles (about 5 s each);
     /// `OMNIBASE_KILL_CYCLES=10 swift test --filter demoSurvivesKill` runs more.
-    /// `--resume` keeps the session's stored settings, and ignored a `--repo` or `--auto-merge`
-    /// that contradicted them without a word (it went on in the stored repository). They are
+    /// `--resume` keeps the session's stored settings, and ignored a `--repo`, `--auto-merge`,
+    /// `--sandbox` or `--integration-branch` that contradicted them without a word (it went on in
+    /// the stored repository, worktrees and branch). They are
     /// refused now; the same command line with `--resume` added still continues the session.
     @Test func aResumeRefusesSettingsThatContradictTheStoredOnes() async throws {
         let fixture = try await Fixture.make()
@@ -103,10 +104,20 @@ struct ResumeAfterCrashTests {
         #expect(merging.status == 2, "\(merging.stderr)")
         #expect(merging.stderr.contains("was started without --auto-merge; --resume keeps its settings"), "\(merging.stderr)")
 
-        // The same command line with --resume continues it (the event arrives meanwhile).
+        let sandboxed = await runCLI(plain + ["--sandbox", fixture.dir.path + "/trees", "--resume"], in: fixture.dir.path)
+        #expect(sandboxed.status == 2, "\(sandboxed.stderr)")
+        #expect(sandboxed.stderr.contains("keeps its worktrees in") && sandboxed.stderr.contains("(drop --sandbox)"), "\(sandboxed.stderr)")
+        let branched = await runCLI(plain + ["--integration-branch", "other", "--resume"], in: fixture.dir.path)
+        #expect(branched.status == 2, "\(branched.stderr)")
+        #expect(branched.stderr.contains("merges into the branch integration; --resume continues it so, not into other"),
+                "\(branched.stderr)")
+
+        // The same command line with --resume continues it (the event arrives meanwhile); naming
+        // the stored worktrees' folder and branch is no contradiction.
         let emitted = await runCLI(["ci", "emit", "deploy.done", "--task", "T1", "--state-dir", fixture.state], in: fixture.dir.path)
         #expect(emitted.status == 0, "\(emitted.stderr)")
-        let resumed = await runCLI(plain + ["--resume"], in: fixture.dir.path, timeout: .seconds(60))
+        let resumed = await runCLI(plain + ["--sandbox", fixture.repo + "/sandbox", "--integration-branch", "integration", "--resume"],
+                                   in: fixture.dir.path, timeout: .seconds(60))
         #expect(resumed.status == 0, "\(resumed.stderr)")
     }
 

@@ -113,6 +113,19 @@ struct SessionSetup {
                 "session \(previous.id) works in the repository \(previous.repository); --resume continues it there, "
                 + "not in \(given) (drop --repo, or start a new session in another --state-dir)")
         }
+        if let sandbox = config.sandboxDirectory.map({ URL(fileURLWithPath: $0).standardizedFileURL.path }),
+           sandbox != previous.sandbox,
+           URL(fileURLWithPath: sandbox).resolvingSymlinksInPath().path
+               != URL(fileURLWithPath: previous.sandbox).resolvingSymlinksInPath().path {
+            throw OrchestratorError(.invalidConfiguration,
+                "session \(previous.id) keeps its worktrees in \(previous.sandbox); --resume continues it there, "
+                + "not in \(sandbox) (drop --sandbox)")
+        }
+        if let branch = config.integrationBranch, branch != previous.integrationBranch {
+            throw OrchestratorError(.invalidConfiguration,
+                "session \(previous.id) merges into the branch \(previous.integrationBranch); --resume continues it so, "
+                + "not into \(branch) (drop --integration-branch)")
+        }
         if config.autoMerge && stored["auto_merge"]?.boolValue == false {
             throw OrchestratorError(.invalidConfiguration,
                 "session \(previous.id) was started without --auto-merge; --resume keeps its settings (drop --auto-merge)")
