@@ -15,7 +15,7 @@ let package = Package(
         .target(name: "COmnibaseShims", path: "Sources/COmnibaseShims"),
         // The layers, lowest first (README, Development); SwiftPM refuses a cycle between them.
         // 1. Strict JSON, SQLite, YAML, timestamps, the coded-error shape, terminal text.
-        .target(name: "OmnibaseSupport", dependencies: ["CSQLite"], path: "Sources/Orchestration/Support"),
+        .target(name: "OmnibaseSupport", dependencies: ["CSQLite", "COmnibaseShims"], path: "Sources/Orchestration/Support"),
         // 2. The engine: plan, execution, process, state. `import Orchestration` re-exports 1.
         .target(name: "Orchestration", dependencies: ["OmnibaseSupport", "CSQLite", "COmnibaseShims"],
                 path: "Sources/Orchestration/Engine"),
@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Agents", dependencies: ["Orchestration"]),
         // 6. The live monitor (`serve`): a small HTTP/1.1 server of our own that knows nothing of
         // the engine, and the pages, JSON and event feed over a state folder on top of it.
-        .target(name: "MonitorHTTP", dependencies: ["COmnibaseShims"], path: "Sources/Orchestration/Monitor/HTTP"),
+        .target(name: "MonitorHTTP", dependencies: ["OmnibaseSupport", "COmnibaseShims"], path: "Sources/Orchestration/Monitor/HTTP"),
         .target(name: "Monitor", dependencies: ["Orchestration", "Presentation", "MonitorHTTP"],
                 path: "Sources/Orchestration/Monitor", exclude: ["HTTP"]),
         .executableTarget(name: "omnibase-agents", dependencies: ["Orchestration", "Stages", "Presentation", "Agents", "Monitor"]),

@@ -107,3 +107,23 @@ extension StopTeardownTests {
         #expect(isAlive(daemon), "a timeout ended another step's background work")
     }
 }
+
+/// The engine's own threads carry their names (`ps -L`, `perf`, `/proc/PID/task/*/comm`). Linux
+/// refuses a name longer than 15 bytes, and the store's writer ("omnibase-store-writer") and the
+/// events copier ("omnibase-events-copy") then showed as the pool thread that started them.
+@Test func theEnginesThreadsCarryTheirNames() async throws {
+    let dir = TempDir()
+    _ = dir.write("hold", "")
+    let plan = dir.write("p.json", planJSON([
+        stepJSON("hold", "echo $PPID > \"$D/engine.pid\"; while [ -e \"$D/hold\" ]; do sleep 0.05; done",
+                 extra: "\"env\": {\"D\": \"\(dir.path)\"}"),
+    ]))
+    async let run = runCLI(["run", plan, "--state-dir", dir.path + "/s"], in: dir.path)
+    let engine = try await pidFile(dir.path + "/engine.pid")
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(engine)/task")) ?? []
+    let names = Set(tasks.compactMap { try? String(contentsOfFile: "/proc/\(engine)/task/\($0)/comm", encoding: .utf8) }
+        .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+    try FileManager.default.removeItem(atPath: dir.path + "/hold")
+    #expect(await run.status == 0)
+    #expect(names.isSuperset(of: ["omnibase-loop", "omnibase-writer", "omnibase-events"]), "\(names.sorted())")
+}

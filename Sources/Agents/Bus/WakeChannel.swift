@@ -71,9 +71,7 @@ public final class WakeChannel: Sendable {
         self.continuation = continuation
         let timeout = Int32(clamping: fallbackInterval.components.seconds * 1000
             + fallbackInterval.components.attoseconds / 1_000_000_000_000_000)
-        let thread = Thread { [self] in self.serve(timeoutMilliseconds: max(timeout, 10)) }
-        thread.name = "omnibase.agents.wake"
-        thread.start()
+        startThread(named: "omnibase-wake") { [self] in self.serve(timeoutMilliseconds: max(timeout, 10)) }
     }
 
     /// Whether the FIFO is in use (false: only the fallback interval wakes the bus).

@@ -77,7 +77,7 @@ package final class MonitorFeed: Sendable {
 
     /// Starts the feed's thread and its render thread.
     package func start() {
-        let renderer = Thread { [self] in
+        startThread(named: "omnibase-render") { [self] in
             // Renders pages off the feed's thread, so events keep flowing while a large page is
             // built; the result goes back to the feed, which sends it.
             while let job = renderJobs.next() {
@@ -88,9 +88,7 @@ package final class MonitorFeed: Sendable {
             }
             renderStopped.signal()
         }
-        renderer.name = "omnibase-monitor-render"
-        renderer.start()
-        let thread = Thread { [self] in
+        startThread(named: "omnibase-feed") { [self] in
             var loop = FeedLoop(feed: self)
             loop.run()
             renderJobs.finish()
@@ -98,8 +96,6 @@ package final class MonitorFeed: Sendable {
             close(wakeFD)
             stopped.signal()
         }
-        thread.name = "omnibase-monitor-feed"
-        thread.start()
     }
 
     /// Stops the thread and waits for it.

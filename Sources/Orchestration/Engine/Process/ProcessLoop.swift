@@ -89,8 +89,7 @@ final class ProcessLoop: Sendable {
         }
         self.epollFD = epollFD
         self.wakeFD = wakeFD
-        let thread = Thread { [unowned self] in self.serve() }
-        thread.start()
+        startThread(named: "omnibase-loop") { [unowned self] in self.serve() }
     }
 
     /// Hands a stream to the loop: from the moment this succeeds, only the loop thread touches
@@ -129,7 +128,6 @@ final class ProcessLoop: Sendable {
     /// The loop: exits (each with its streams read first), one read per ready pipe per round, and
     /// between rounds the deadlines.
     private func serve() -> Never {
-        omni_name_thread("omnibase-loop")
         jobs.adoptCurrentThread()
         let executor = asUnownedTaskExecutor()
         var batch: [UnownedJob] = []

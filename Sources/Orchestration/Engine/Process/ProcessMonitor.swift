@@ -61,13 +61,11 @@ final class ProcessMonitor: Sendable {
 
     /// The fallback: one thread that blocks until `pid` exits, without reaping it.
     private static func startWaiterThread(pid: pid_t, exit: ExitWatch) {
-        let thread = Thread {
+        startThread(named: "omnibase-wait") {
             // On failure (ECHILD: something else reaped the child) the exit is reported anyway,
             // so the waiting task wakes; reaping then reports the lost status.
             _ = SystemCallError.retryingOnInterrupt { omni_waitid_exited_nowait(pid) }
             exit.markExited()
         }
-        thread.name = "omnibase.wait.\(pid)"
-        thread.start()
     }
 }

@@ -31,7 +31,7 @@ final class EventCopier: Sendable {
         self.file = Mutex(file)
         self.failed = failed
         // The thread holds the copier until it stops (``close()``).
-        let thread = Thread { [self] in
+        startThread(named: "omnibase-events") { [self] in
             while true {
                 wakeup.wait()
                 let (batches, closing) = state.withLock { state -> ([[EncodedEvent]], Bool) in
@@ -46,8 +46,6 @@ final class EventCopier: Sendable {
             }
             stopped.signal()
         }
-        thread.name = "omnibase-events-copy"
-        thread.start()
     }
 
     /// Queues a committed batch for the thread (call in commit order).

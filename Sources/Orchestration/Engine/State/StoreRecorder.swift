@@ -163,7 +163,7 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
         shared.state.withLock { $0.recorded = durableSeq }
         let opened = Mutex<EngineError?>(nil)
         let ready = DispatchSemaphore(value: 0)
-        let thread = Thread {
+        startThread(named: "omnibase-writer") {
             // The connection and the file are opened and closed on this thread.
             let failure = shared.connection.withLock { connection -> EngineError? in
                 do {
@@ -196,8 +196,6 @@ package final class StoreRecorder: RunObserver, CommitGate, LoopSafeObserver {
             shared.state.withLock { $0.writerCPU = cpu }
             shared.stopped.signal()
         }
-        thread.name = "omnibase-store-writer"
-        thread.start()
         ready.wait()
         if let error = opened.withLock({ $0 }) { throw error }
     }

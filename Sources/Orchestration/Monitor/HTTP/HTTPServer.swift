@@ -2,6 +2,7 @@ import COmnibaseShims
 import Dispatch
 import Foundation
 import Glibc
+import OmnibaseSupport
 import Synchronization
 
 /// A small, defensive HTTP/1.1 server on one thread: GET and HEAD only, fixed routes answered by
@@ -146,9 +147,7 @@ package final class HTTPServer: Sendable {
             return !started
         }
         guard first else { return }
-        let thread = Thread { [self] in serve() }
-        thread.name = "omnibase-http"
-        thread.start()
+        startThread(named: "omnibase-http") { [self] in serve() }
     }
 
     /// Stops accepting, closes every connection (streams' delegates are told) and returns when
