@@ -28,6 +28,7 @@ struct SessionSetup {
                 throw OrchestratorError(.invalidConfiguration, "the repository folder \(repository) does not exist")
             }
         }
+        do { try DescriptorGate.requireRoomToRun() } catch { throw OrchestratorError(.stateFailed, error.message) }
         let stateDirectory: StateDirectory
         do {
             stateDirectory = try StateDirectory(path: config.stateDirectory)

@@ -109,6 +109,7 @@ public struct RunSession: Sendable {
     ///   default; `run --step` asks first).
     public init(stateDirectory path: String, synchronous: SQLiteDatabase.Synchronous = .full,
                 runner: any StepRunner = LocalStepRunner()) throws(EngineError) {
+        try DescriptorGate.requireRoomToRun()
         do { stateDirectory = try StateDirectory(path: path) } catch { throw EngineError(error) }
         self.synchronous = synchronous
         self.runner = runner

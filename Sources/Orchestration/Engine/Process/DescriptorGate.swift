@@ -113,6 +113,23 @@ package final class DescriptorGate: Sendable {
         return true
     }
 
+    /// The fewest open files a run starts with. Its state alone takes about 20 (SQLite's
+    /// database, WAL, shared memory and lock, the event log, the run's journals, the process
+    /// loop's epoll, signal, event and timer descriptors) before any step; below this opening
+    /// the state could take the last descriptor while the thread pool checks its workers, which
+    /// crashes the process (see the type's comment), so a run refuses to start instead. From
+    /// here on every spawn keeps ``reserve`` free.
+    package static let leastToRun = 32
+
+    /// Refuses to start a run when the open-files limit (raised to the hard limit first) is
+    /// below ``leastToRun``, in one sentence that names it.
+    /// - Throws: ``EngineError`` (exit 74).
+    package static func requireRoomToRun() throws(EngineError) {
+        guard let limit, limit < leastToRun else { return }
+        throw EngineError(.stateFailure, "too few open files: this process may hold \(limit) at once (ulimit -n) and "
+                          + "a run needs at least \(leastToRun); raise the limit and run the command again")
+    }
+
     /// The soft limit of open files once the first spawn has raised it to the hard one (see
     /// ``LocalProcess``), read once: nil when there is none.
     private static let limit: Int? = {
