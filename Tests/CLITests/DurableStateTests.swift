@@ -417,6 +417,13 @@ struct DurableStateTests {
         #expect(ran.filter { $0.hasPrefix("after ") } == ["after 1"], "\(ran)")
         #expect(FileManager.default.fileExists(atPath: "\(state)/runs/\(runID)/logs/long.2.out"))
         try expectConsistentRecord(state, runID, "resumed run")
+        // The resumed run's run_finished event counts every step, those that succeeded before
+        // the stop too (it counted only this session's: 2 of 4).
+        let lastEvent = try #require((dir.read("s/runs/\(runID)/events.jsonl") ?? "").split(separator: "\n").last)
+        let finished = try StrictJSONParser.parse(Array(lastEvent.utf8)).toValue()
+        #expect(finished["type"]?.stringValue == "run_finished")
+        #expect(finished["data"]?["summary"] == report["summary"], "\(lastEvent)")
+        #expect(finished["data"]?["summary"]?["succeeded"]?.intValue == 4, "\(lastEvent)")
 
         let replayed = await runCLI(["replay", runID, "--format", "json", "--state-dir", state], in: dir.path)
         #expect(replayed.status == 0, "\(replayed.stderr)")

@@ -611,7 +611,10 @@ private struct RunLoop {
             case .cancelled: exitCode = stopReason?.exitCode ?? (observerFailure?.exitCode ?? 130)
             default: exitCode = observerFailure?.exitCode ?? 1
             }
-            let counts = builder.current.summary
+            // Every step's final status, those of earlier sessions of a resumed run included
+            // (the report builder has seen only this session's events).
+            var counts: [StepStatus: Int] = [:]
+            for step in 0..<graph.count { counts[machine.status(of: step), default: 0] += 1 }
             emit(.runFinished(RunEnd(status: status, exitCode: exitCode, total: graph.count,
                                      succeeded: counts[.succeeded] ?? 0, failed: counts[.failed] ?? 0,
                                      skipped: counts[.skipped] ?? 0, cancelled: counts[.cancelled] ?? 0)))
