@@ -108,6 +108,51 @@ extension StopTeardownTests {
     }
 }
 
+/// `resume` of a run whose engine was killed tears the dead engine's steps down as a timeout or
+/// a stop does: SIGTERM, then SIGKILL after the plan's `kill_grace_sec` (it was a fixed 5 s, so
+/// a step's cleanup that needed 6 of its 7 s was cut off). A SIGTERM to `resume` meanwhile lets
+/// the takeover finish and then starts nothing (it started attempt 2 and cancelled it).
+@Test func aTakeoverGivesTheKillGraceAndAStopDuringItStartsNothing() async throws {
+    let dir = TempDir()
+    let state = dir.path + "/s"
+    let plan = dir.write("p.json", planJSON([
+        stepJSON("a", "echo $PPID > \"$D/engine.pid\"; echo \"a $OMNIBASE_ATTEMPT\" >> \"$D/ran.log\"; "
+                 + "if [ \"$OMNIBASE_ATTEMPT\" = 1 ]; then "
+                 + "trap 'echo term >> \"$D/ran.log\"; sleep 6; echo cleanup >> \"$D/ran.log\"; exit 1' TERM; "
+                 + "sleep 100 & wait; fi",
+                 extra: "\"env\": {\"D\": \"\(dir.path)\"}"),
+        stepJSON("b", "true", deps: ["a"]),
+    ], globals: "{\"kill_grace_sec\": 7}"))
+    async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+    let engine = try await pidFile(dir.path + "/engine.pid")
+    #expect(kill(engine, SIGKILL) == 0)
+    #expect(await run.status == 137)
+    let runID = try #require(try FileManager.default.contentsOfDirectory(atPath: state + "/runs").first)
+
+    let folder = dir.path
+    async let resumed = runProgram("sh", ["-c", "echo $$ > \"$0/resume.pid\"; exec \"$1\" resume \"$2\" --format json --state-dir \"$3\"",
+                                          folder, cliPath, runID, state],
+                                   in: folder, environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil])
+    let resume = try await pidFile(dir.path + "/resume.pid")
+    let deadline = ContinuousClock.now + .seconds(20)
+    while !(dir.read("ran.log") ?? "").contains("term"), ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    #expect(kill(resume, SIGTERM) == 0)
+    let stopped = await resumed
+    #expect(stopped.status == 143, "\(stopped.stderr)")
+    let report = try stopped.json()
+    #expect(report["status"]?.stringValue == "cancelled")
+    #expect(report.stepReport("b")?["status"]?.stringValue == "cancelled")
+    let ran = (dir.read("ran.log") ?? "").split(separator: "\n").map(String.init)
+    #expect(ran == ["a 1", "term", "cleanup"], "the step's cleanup ran within its grace, and nothing started: \(ran)")
+    #expect(OrphanReaper.groups(ofRun: runID).isEmpty)
+
+    let finished = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+    #expect(finished.status == 0, "\(finished.stderr)")
+    #expect((dir.read("ran.log") ?? "").hasSuffix("a 2\n"))
+}
+
 /// The engine's own threads carry their names (`ps -L`, `perf`, `/proc/PID/task/*/comm`). Linux
 /// refuses a name longer than 15 bytes, and the store's writer ("omnibase-store-writer") and the
 /// events copier ("omnibase-events-copy") then showed as the pool thread that started them.

@@ -27,6 +27,9 @@ public struct RunOptions: Sendable {
     /// The outputs of the steps that succeeded in earlier sessions (resume), for the steps that
     /// use them (`${steps.ID.outputs.NAME}`).
     public var outputs = StepOutputs()
+    /// A stop requested before the run could start a step (SIGTERM while `resume` took over from
+    /// a dead engine): no step starts, every pending one ends `cancelled`.
+    public var stoppedBeforeStart: StopReason?
 
     /// Creates options.
     public init(runID: String = RunID.make(), maxConcurrency: Int? = nil,
@@ -172,7 +175,12 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             }
             var actions: [SchedulerStateMachine.Action] = []
             loop.startEvent()
-            loop.machine.start(into: &actions)
+            if let reason = options.stoppedBeforeStart {
+                loop.stopReason = reason
+                loop.machine.startStopped(into: &actions)
+            } else {
+                loop.machine.start(into: &actions)
+            }
             await perform(&actions, loop: &loop, group: &group)
             while !loop.machine.isFinished, let wake = await group.next() {
                 switch wake {

@@ -40,11 +40,16 @@ public struct ExecutorRouter: StepRunner, LoopSafeRunner {
     /// The other executors first (a cluster cancels its jobs, so they end as cancelled rather
     /// than killed by the local scan), then the local runner.
     public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
+        await reclaimLostAttempts(runID: runID, killGrace: .seconds(5))
+    }
+
+    /// The same, with `killGrace` between SIGTERM and SIGKILL for what each runner tears down.
+    public func reclaimLostAttempts(runID: String, killGrace: Duration) async -> [LostAttempt] {
         var lost: [LostAttempt] = []
         for kind in others.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            lost += await others[kind]?.reclaimLostAttempts(runID: runID) ?? []
+            lost += await others[kind]?.reclaimLostAttempts(runID: runID, killGrace: killGrace) ?? []
         }
-        return lost + (await local.reclaimLostAttempts(runID: runID))
+        return lost + (await local.reclaimLostAttempts(runID: runID, killGrace: killGrace))
     }
 }
 

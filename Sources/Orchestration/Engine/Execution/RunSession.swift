@@ -208,9 +208,14 @@ public struct RunSession: Sendable {
             try store.updateSecretChecks(runID: runID, source: updated)
         }
         var request = RunRequest(json: record.options, stage: record.stage)
+        // A stop while the takeover below waits (SIGTERM to `resume`) lets it finish, then
+        // starts nothing.
+        let stops = stopRequests.map(StopWatch.init)
         // The lease is ours, so the engine that had the run is gone: each executor tears down
-        // what it left (cluster jobs first, then local process groups) and names those attempts.
-        let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor).reclaimLostAttempts(runID: runID)
+        // what it left (cluster jobs first, then local process groups, with the plan's
+        // `kill_grace_sec` between SIGTERM and SIGKILL) and names those attempts.
+        let reclaimed = await router(loaded.plan, runID: runID, executor: request.executor)
+            .reclaimLostAttempts(runID: runID, killGrace: loaded.plan.killGrace)
         let stored = try store.steps(runID)
         guard stored.map(\.id) == loaded.graph.ids else {
             throw EngineError(.protocolViolation, "run \(runID): its stored steps do not match its plan snapshot")
@@ -270,7 +275,8 @@ public struct RunSession: Sendable {
             ? RunRequest.planOrderPriorities(count: loaded.graph.count)
             : priorities(for: loaded, failedFirst: Set(stored.filter { $0.status == .failed }.map(\.id)))
         options.keepGoing = request.keepGoing
-        _ = try await execute(loaded, options: options, observers: observers, stopRequests: stopRequests,
+        options.stoppedBeforeStart = stops?.requested
+        _ = try await execute(loaded, options: options, observers: observers, stopRequests: stops?.stream,
                               stage: record.stage, durableSeq: seq,
                               runner: router(loaded.plan, runID: runID, executor: request.executor))
         guard var report = try store.report(runID) else { throw unknownRun(runID) }

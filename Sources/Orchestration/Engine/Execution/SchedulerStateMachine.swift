@@ -323,6 +323,28 @@ public struct SchedulerStateMachine: Sendable {
     /// A stop was requested (SIGINT/SIGTERM): nothing new starts, every step not started ends
     /// `cancelled` (steps whose condition awaits any outcome too: a stop is a stop), running
     /// attempts are torn down. Idempotent.
+    /// Starts a run that was stopped before its first step could start (a signal while
+    /// `resume` took over from a dead engine): every step not already final ends `cancelled`,
+    /// nothing starts, and the run ends `cancelled`.
+    public mutating func startStopped(into actions: inout [Action]) {
+        precondition(!started, "a run starts once")
+        started = true
+        stopping = true
+        for step in phase.indices {
+            switch phase[step] {
+            case .final(.skipped):
+                actions.append(.finish(step: step, status: .skipped, reason: .outsideSelection))
+            case .final:
+                break
+            default:
+                phase[step] = .final(.cancelled)
+                actions.append(.finish(step: step, status: .cancelled, reason: .interrupted))
+            }
+            finalCount += 1
+        }
+        finishIfDone(into: &actions)
+    }
+
     public mutating func stop(into actions: inout [Action]) {
         guard !stopping, !runFinished else { return }
         stopping = true

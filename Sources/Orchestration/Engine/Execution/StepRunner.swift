@@ -86,6 +86,11 @@ public protocol StepRunner: Sendable {
     ///   never numbers a new attempt like one of them.
     func reclaimLostAttempts(runID: String) async -> [LostAttempt]
 
+    /// The same, giving what is torn down `killGrace` (the plan's `kill_grace_sec`) between
+    /// SIGTERM and SIGKILL, as a timeout or a stop does (SPEC section 2). The default calls
+    /// ``reclaimLostAttempts(runID:)``.
+    func reclaimLostAttempts(runID: String, killGrace: Duration) async -> [LostAttempt]
+
     /// Whether the runner asks before each attempt (``admit(_:context:)``): the engine then
     /// records the attempt's start only once it is let through, so a step skipped at the
     /// question has no attempt and the time spent asking is not the step's. False by default.
@@ -108,6 +113,9 @@ public enum Admission: Sendable, Hashable {
 
 extension StepRunner {
     public func reclaimLostAttempts(runID: String) async -> [LostAttempt] { [] }
+    public func reclaimLostAttempts(runID: String, killGrace: Duration) async -> [LostAttempt] {
+        await reclaimLostAttempts(runID: runID)
+    }
     public var asksBeforeStarting: Bool { false }
     public func admit(_ step: Step, context: AttemptContext) async -> Admission { .run }
 }
@@ -165,9 +173,15 @@ public struct LocalStepRunner: StepRunner, LoopSafeRunner {
     }
 
     /// Ends the process groups (and `setsid` escapees) that carry the dead engine's run id
-    /// (``OrphanReaper``), and names the attempts they belonged to.
+    /// (``OrphanReaper``), and names the attempts they belonged to; 5 s between SIGTERM and
+    /// SIGKILL.
     public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
-        let leftovers = await OrphanReaper.reap(runID: runID)
+        await reclaimLostAttempts(runID: runID, killGrace: .seconds(5))
+    }
+
+    /// The same with the plan's `kill_grace_sec` between SIGTERM and SIGKILL.
+    public func reclaimLostAttempts(runID: String, killGrace: Duration) async -> [LostAttempt] {
+        let leftovers = await OrphanReaper.reap(runID: runID, grace: killGrace)
         return leftovers.attempts.sorted { $0.key < $1.key }.flatMap { step, attempts in
             attempts.sorted().map { LostAttempt(stepID: step, attempt: $0, jobID: nil, wasRunning: true) }
         }
