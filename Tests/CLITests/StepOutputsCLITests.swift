@@ -279,6 +279,39 @@ struct StepOutputsCLITests {
         #expect(try storedOutputs(state, runID)["login"]?["API_TOKEN"] == secret)
     }
 
+    /// An output whose value holds a secret variable's value is secret whatever its name: its
+    /// events (events.jsonl, the events table, and so the monitor's API and pages, which read
+    /// them) show `***`. They held the value, masked only where the CLI printed it. The step
+    /// that uses the output still gets it verbatim.
+    @Test func anOutputHoldingASecretValueIsMaskedInTheEventsAndTheMonitor() async throws {
+        let dir = TempDir()
+        let secret = "pw-\(UInt64.random(in: 1 << 40 ..< 1 << 50))"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("a", "echo COPY=$P >> \"$OMNIBASE_OUTPUT\"; printf 'ML<<EOF\\nline1 %s\\nEOF\\n' \"$P\" >> \"$OMNIBASE_OUTPUT\"; "
+                     + "echo plain=visible >> \"$OMNIBASE_OUTPUT\"", extra: #""env": {"P": "${DB_PASSWORD}"}"#),
+            stepJSON("b", "printf %s \"$C\" > used.txt", deps: ["a"], extra: #""env": {"C": "${steps.a.outputs.COPY}"}"#),
+        ], variables: "{\"DB_PASSWORD\": \"\(secret)\"}"))
+        let state = dir.path + "/s"
+        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(dir.read("used.txt") == secret, "the consumer gets the value verbatim")
+        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        let events = try String(contentsOfFile: "\(state)/runs/\(runID)/events.jsonl", encoding: .utf8)
+        #expect(events.contains("\"COPY\":\"***\"") && events.contains("visible"), "\(events)")
+        let database = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let data = try database.query("SELECT coalesce(data, '') FROM events WHERE run_id = ?", runID).map { $0.string(0) ?? "" }
+        let directory = try StateDirectory(path: state)
+        let store = try RunStore(stateDirectory: directory, readOnly: true)
+        var live = try #require(try LiveRun.load(runID: runID, store: store, directory: directory))
+        live.prepare(store: store, directory: directory)
+        let page = live.page.renderContent()
+        #expect(page.contains("<dt>COPY</dt><dd>***</dd>"), "\(page)")
+        for (place, text) in [("events.jsonl", events), ("events table", data.joined(separator: "\n")), ("monitor page", page)] {
+            #expect(!text.contains(secret), "the secret value shows in \(place)")
+        }
+        #expect(try storedOutputs(state, runID)["a"]?["COPY"] == secret)
+    }
+
     /// The live monitor's page, loaded before a secret output existed, masks its value in the
     /// log tails it reads after the output appears (the page is not loaded again).
     @Test func theMonitorMasksASecretOutputThatAppearsWhileItWatches() async throws {

@@ -389,6 +389,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         context.outputPath = outputPath
         context.outputUse = closureUse
         let secretNames = plan.secretNames
+        let secretValueMask = loop.secretValues
         // Constants, not the variables above: an escaping closure boxes a `var` it captures on
         // the heap (one allocation per attempt more, measured).
         let (attemptStep, attemptContext, attemptSecrets) = (stepValue, context, secretValues)
@@ -422,9 +423,14 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             if outcome.result == .succeeded,
                let outputPath = outputPath ?? closureUse.flatMap({ $0.wasUsed ? $0.path : nil }) {
                 do throws(OutputFile.Failure) {
+                    // An output is secret by its name, or when its value holds a secret value (a
+                    // secret variable's, or a secret output's this attempt was given): its events
+                    // show `***`, while the steps that use it get it verbatim.
+                    let valueMask = attemptSecrets.isEmpty ? secretValueMask : secretValueMask.merging(SecretMask(values: attemptSecrets))
                     outcome.outputs = try OutputFile.read(atPath: outputPath).map { output in
                         StepOutput(name: output.name, value: output.value,
-                                   isSecret: secretNames.contains(output.name) || SecretMask.isSecretName(output.name))
+                                   isSecret: secretNames.contains(output.name) || SecretMask.isSecretName(output.name)
+                                       || valueMask.occurs(in: output.value))
                     }
                 } catch {
                     // Refused outputs fail the attempt, which retries like any failed attempt
@@ -521,6 +527,9 @@ private struct RunLoop {
     var outputsFolder: String?
     /// The outputs of the steps that succeeded (in this session or, on resume, earlier ones).
     private(set) var outputs: StepOutputs
+    /// The values of the plan's secret variables and environment entries: an output whose
+    /// value holds one is secret.
+    let secretValues: SecretMask
 
     init(plan: Plan, graph: PlanGraph, options: RunOptions) {
         self.plan = plan
@@ -543,6 +552,7 @@ private struct RunLoop {
         finalSeq = [Int64](repeating: 0, count: graph.count)
         attempts = options.previousAttempts ?? [Int](repeating: 0, count: graph.count)
         outputs = options.outputs
+        secretValues = plan.secretMask()
     }
 
     /// The value of output `name` of step `step` (an id), or nil when that step has not

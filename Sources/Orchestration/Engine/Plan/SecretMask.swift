@@ -56,6 +56,17 @@ public struct SecretMask: Sendable, Hashable {
         }
     }
 
+    /// Whether any of the values occurs in `text`.
+    package func occurs(in text: String) -> Bool {
+        guard !values.isEmpty else { return false }
+        let bytes = Array(text.utf8)
+        return values.contains { value in
+            bytes.count >= value.count && (0...(bytes.count - value.count)).contains { start in
+                bytes[start..<(start + value.count)].elementsEqual(value)
+            }
+        }
+    }
+
     /// `bytes` with every occurrence of every value replaced by ``replacement``.
     public func apply(_ bytes: [UInt8]) -> [UInt8] {
         guard !values.isEmpty, !bytes.isEmpty else { return bytes }
