@@ -65,6 +65,23 @@ struct OpenFilesLimitTests {
         #expect(most > 1 && most < count, "at most \(most) at once")
     }
 
+    /// Under a limit that fits about one step, steps started together on the thread pool wait
+    /// for each other. A launch refused while another was under way on another thread found no
+    /// step running (the other was counted only once started) and failed at once: 1 of 20
+    /// succeeded.
+    @Test(arguments: [44, 47, 50])
+    func stepsStartedTogetherUnderALimitThatFitsOneWaitForEachOther(limit: Int) async throws {
+        let dir = TempDir()
+        let count = 12
+        let steps = (0..<count).map { #"{"id": "s\#($0)", "command": "sleep", "args": ["0.05"]}"# }
+        let plan = dir.write("wide.json", planJSON(steps, globals: #"{"max_concurrency": \#(count)}"#))
+        let result = await runProgram("sh", ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", cliPath, "run", plan,
+                                             "--format", "json"],
+                                      in: dir.path, environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil])
+        #expect(result.status == 0, "limit \(limit): \(result.stdout)")
+        #expect(try result.json()["summary"]?["succeeded"]?.intValue == count)
+    }
+
     /// At every open-files limit from 8 to 64 a one-step run either says the limit is too low, in
     /// one sentence, or runs; as the limit grows, it gets further. Before, at 21-23 the engine
     /// crashed (SIGILL in the thread pool's check of its workers, which cannot open

@@ -76,14 +76,18 @@ package enum LocalProcess {
                 let failure = LaunchFailure.noRoomForStep()
                 (outcome, code) = (ProcessOutcome(termination: .failedToStart(failure.message)), failure.code)
             } else {
+                // Counted from before the launch takes its descriptors: a launch refused while
+                // this one is under way (on another thread) waits for it, rather than finding no
+                // step running and failing (20 steps at once under a limit that fits one: 19
+                // failed).
+                gate.enter()
                 switch ProcessLauncher.launch(spec, monitor: monitor, pump: pump) {
                 case .success(let child):
-                    gate.enter()
                     (outcome, code) = await supervise(child, spec)
-                    gate.leave()
                 case .failure(let failure):
                     (outcome, code) = (ProcessOutcome(termination: .failedToStart(failure.message)), failure.code)
                 }
+                gate.leave()
             }
             // Out of descriptors, with steps of this process running: one of them ending gives
             // back what this needs (see DescriptorGate), so it waits for that, however long.
