@@ -557,6 +557,9 @@ private let badCommandLines: [BadCommandLine] = [
     BadCommandLine(["run", "PLAN", "--var", "NOEQUALS"], ["--var", "NAME=VALUE", "NOEQUALS"]),
     BadCommandLine(["validate", "PLAN", "--var", "NOEQUALS"], ["--var", "NAME=VALUE", "NOEQUALS"]),
     BadCommandLine(["run", "PLAN", "--var", "1BAD=x"], ["\"1BAD\"", "not a valid variable name"]),
+    // The last of two values won without a word (SPEC section 4).
+    BadCommandLine(["run", "PLAN", "--var", "V=1", "--var", "V=2"], ["--var V is given twice; give each variable once"]),
+    BadCommandLine(["validate", "PLAN", "--var", "V=1", "--var", "V=1"], ["--var V is given twice"]),
     BadCommandLine(["run", "PLAN", "--var", "=x"], ["--var", "not a valid variable name"]),
     BadCommandLine(["run", "PLAN", "--var", "A-B=x"], ["\"A-B\"", "not a valid variable name"]),
     BadCommandLine(["run", "PLAN", "--from", "nosuchstep"], exit: 3, ["--from", "unknown step \"nosuchstep\""]),

@@ -153,7 +153,8 @@ struct ParsedArguments {
         return positionals
     }
 
-    /// `--var NAME=VALUE` pairs.
+    /// `--var NAME=VALUE` pairs; a name given twice is refused (SPEC section 4: no repeated
+    /// option silently keeps only its last value). The values are not quoted: one may be secret.
     func variables() throws(EngineError) -> [String: String] {
         var result: [String: String] = [:]
         for pair in values("--var") {
@@ -164,6 +165,7 @@ struct ParsedArguments {
             guard VariableSubstitution.isValidName(name) else {
                 throw usage("--var name \"\(name)\" is not a valid variable name (letters, digits and _)")
             }
+            guard result[name] == nil else { throw usage("--var \(name) is given twice; give each variable once") }
             result[name] = String(pair[pair.index(after: equals)...])
         }
         return result
