@@ -231,10 +231,13 @@ extension OutputSafetyTests {
 
     @Test func secretNamesFollowTheWordRuleAndShortValuesStay() {
         for name in ["DB_PASSWORD", "api-key", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "NOT_SECRET", "x.auth",
-                     "PRIVATE_PEM", "GCP_CREDENTIALS", "SSH_KEYS", "Credential"] {
+                     "PRIVATE_PEM", "GCP_CREDENTIALS", "SSH_KEYS", "Credential",
+                     // camel case starts a word too (they were shown in clear)
+                     "githubToken", "dbPassword", "ApiKey", "APIKey", "awsSecretAccessKey", "x.clientSecret"] {
             #expect(SecretMask.isSecretName(name), "\(name)")
         }
-        for name in ["KEYBOARD", "MONKEY", "AUTHOR", "TOKENIZER", "PASSWORDLESS_MODE", "PATH", "DBPASSWORD"] {
+        for name in ["KEYBOARD", "MONKEY", "AUTHOR", "TOKENIZER", "PASSWORDLESS_MODE", "PATH", "DBPASSWORD",
+                     "Keyboard", "myKeyboard", "authorName", "tokenizerPath", "Monkey"] {
             #expect(!SecretMask.isSecretName(name), "\(name)")
         }
         let mask = SecretMask(values: ["ab", "", "abc", "abcdef"])

@@ -51,9 +51,32 @@ public struct SecretMask: Sendable, Hashable {
 
     /// Whether a variable or environment name looks secret by the word rule.
     public static func isSecretName(_ name: String) -> Bool {
-        name.uppercased().split(whereSeparator: { $0 == "_" || $0 == "-" || $0 == "." }).contains { word in
-            words.contains(String(word)) || (word.hasSuffix("S") && words.contains(String(word.dropLast())))
+        nameWords(name).contains { word in
+            words.contains(word) || (word.hasSuffix("S") && words.contains(String(word.dropLast())))
         }
+    }
+
+    /// A name's words, upper-cased: split on `_`, `-` and `.`, and where camel case starts a
+    /// word (`githubToken`: GITHUB, TOKEN; `APIKey`: API, KEY). `TOKENIZER` and `Keyboard` stay
+    /// one word each.
+    static func nameWords(_ name: String) -> [String] {
+        var result: [String] = []
+        for part in name.split(whereSeparator: { $0 == "_" || $0 == "-" || $0 == "." }) {
+            let characters = Array(part)
+            var start = 0
+            for index in characters.indices.dropFirst() {
+                let previous = characters[index - 1], current = characters[index]
+                let next = index + 1 < characters.count ? characters[index + 1] : nil
+                // aB starts a word at B; ABc starts one at B (the end of an upper-case run).
+                if (previous.isLowercase && current.isUppercase)
+                    || (previous.isUppercase && current.isUppercase && next?.isLowercase == true) {
+                    result.append(String(characters[start..<index]).uppercased())
+                    start = index
+                }
+            }
+            result.append(String(characters[start...]).uppercased())
+        }
+        return result
     }
 
     /// Whether any of the values occurs in `text`.
