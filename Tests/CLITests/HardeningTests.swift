@@ -389,3 +389,21 @@ private func runCLIRedirected(_ redirection: String, _ arguments: [String], in d
         #expect(try listed.json()["runs"]?.arrayValue?.first?["status"]?.stringValue == "succeeded")
     }
 }
+
+/// `runs list` stopped at its default limit of 1,000 runs without a word. A list cut at
+/// `--limit` (or the default) now says so on stderr; one that holds every run says nothing.
+@Test func aRunsListCutAtItsLimitSaysSo() async throws {
+    let dir = TempDir()
+    let state = dir.path + "/s"
+    let plan = dir.write("q.json", planJSON([#"{"id": "a", "command": "true"}"#]))
+    for _ in 0..<3 {
+        #expect(await runCLI(["run", plan, "--state-dir", state], in: dir.path).status == 0)
+    }
+    let cut = await runCLI(["runs", "list", "--limit", "2", "--format", "json", "--state-dir", state], in: dir.path)
+    #expect(cut.status == 0)
+    #expect(try cut.json()["runs"]?.arrayValue?.count == 2)
+    #expect(cut.stderr == "omnibase-agents: note: more than 2 runs; these are the newest 2 (--limit N lists more)\n")
+    let whole = await runCLI(["runs", "list", "--limit", "3", "--format", "human", "--state-dir", state], in: dir.path)
+    #expect(whole.stderr.isEmpty)
+    #expect(whole.stdout.split(separator: "\n").count == 3)
+}

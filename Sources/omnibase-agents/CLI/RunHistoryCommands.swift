@@ -167,7 +167,7 @@ struct RunsCommand: CLICommand {
             name: "list", abstract: "Runs, newest first.",
             sections: [OptionSection("Options:", [
                 .choice("--status", among: RunStatus.allCases.map(\.rawValue), "Only the runs with this status."),
-                .integer("--limit", "N", 1...1_000_000, "At most N runs (default 1000)."),
+                .integer("--limit", "N", 1...1_000_000, "At most N runs (default 1000; stderr says when there are more)."),
             ])])
 
         let status: RunStatus?
@@ -182,14 +182,20 @@ struct RunsCommand: CLICommand {
         }
 
         func run() async throws(EngineError) -> Int32 {
-            let runs: [RunStore.RunRecord]
+            var runs: [RunStore.RunRecord]
             let store: RunStore?
             do {
                 let opened = try RunsCommand.openStore(common, runID: nil).1
-                (store, runs) = (opened, try opened.runs(status: status, limit: limit))
+                (store, runs) = (opened, try opened.runs(status: status, limit: limit + 1))
             } catch where error.code == .unknownReference {
                 // No history yet (no folder, no runs.db): no runs, as in a history with none.
                 (store, runs) = (nil, [])
+            }
+            // A list cut at the limit says so (it stopped at 1,000 without a word).
+            if runs.count > limit {
+                runs.removeLast(runs.count - limit)
+                StandardStreams.printError("omnibase-agents: note: more than \(limit) runs\(status.map { " \($0.rawValue)" } ?? ""); "
+                                           + "these are the newest \(limit) (--limit N lists more)\n")
             }
             var items: [JSONValue] = []
             var lines: [String] = []
