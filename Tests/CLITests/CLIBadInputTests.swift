@@ -313,6 +313,9 @@ private let badPlans: [BadPlan] = [
             path: "steps[0].id", causes: ["\"-x\"", "must start with a letter or digit"]),
     BadPlan(name: "step-id-with-space", file: .text(plan(steps: #"    {"id": ‸"a b", "command": "true"}"#)),
             path: "steps[0].id", causes: ["\"a b\"", "letters, digits"]),
+    // A line break in an id is shown escaped (it read "a b", an id the plan does not have).
+    BadPlan(name: "step-id-with-newline", file: .text(plan(steps: #"    {"id": ‸"a\nb", "command": "true"}"#)),
+            path: "steps[0].id", causes: [#""a\nb""#, "letters, digits"]),
     BadPlan(name: "step-id-empty", file: .text(plan(steps: #"    {"id": ‸"", "command": "true"}"#)),
             path: "steps[0].id", causes: ["step id \"\""]),
     BadPlan(name: "duplicate-step-ids", file: .text(plan(steps: """

@@ -136,10 +136,12 @@ enum CLI {
     /// Prints an error as one line on stderr and returns its exit code.
     static func fail(_ error: EngineError, seeHelp: Bool = false) -> Int32 {
         let hint = seeHelp && error.code == .usage ? " (see --help)" : ""
-        // One line: the message's own line breaks become spaces; secret values are masked and
-        // control characters that came from a plan, a step or an argument are shown escaped.
-        let line = TerminalText.escaped(PrintMask.shared.apply(error.message)
-            .split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " "))
+        // One line: secret values are masked and control characters are shown escaped, line
+        // breaks too (`\n`: a step id "a\nb" read "a b", which is not the id), save those that
+        // end the message.
+        var message = PrintMask.shared.apply(error.message)
+        while message.last?.isNewline == true { message.removeLast() }
+        let line = TerminalText.escaped(message)
         StandardStreams.printError("omnibase-agents: error: \(line)\(hint)\n")
         return error.exitCode
     }
