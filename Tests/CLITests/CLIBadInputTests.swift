@@ -251,6 +251,16 @@ private let badPlans: [BadPlan] = [
             {"id": "a", "command": "true"},
             {"id": "b", "command": "true", ‸"depend_on": ["a"]}
         """)), path: "steps[1].depend_on", causes: ["unknown key \"depend_on\"", "did you mean \"depends_on\""]),
+    // A shortening, a singular, a key of another object: each gets its hint (they got none).
+    BadPlan(name: "shortened-key", file: .text(plan(steps: #"    {"id": "a", "command": "true", ‸"timeout": 3}"#)),
+            path: "steps[0].timeout", causes: ["unknown key \"timeout\" (did you mean \"timeout_sec\"?)"]),
+    BadPlan(name: "singular-key", file: .text(plan(steps: #"    {"id": "a", "command": "true", ‸"retry": 3}"#)),
+            path: "steps[0].retry", causes: ["unknown key \"retry\" (did you mean \"retries\"?)"]),
+    BadPlan(name: "globals-key-in-a-step", file: .text(plan(steps: #"    {"id": "a", "command": "true", ‸"kill_grace_sec": 3}"#)),
+            path: "steps[0].kill_grace_sec", causes: ["(a key of \"globals\", not of steps[0])"]),
+    BadPlan(name: "step-key-in-globals", file: .text(plan(steps: #"    {"id": "a", "command": "true"}"#,
+                                                          globals: #"{‸"timeout_sec": 2}"#)),
+            path: "globals.timeout_sec", causes: ["(a key of a step, not of globals; did you mean \"default_timeout_sec\"?)"]),
     BadPlan(name: "unknown-globals-key", file: .text(plan(steps: #"    {"id": "a", "command": "true"}"#,
                                                           globals: #"{‸"max_parallel": 2}"#)),
             path: "globals.max_parallel", causes: ["unknown key \"max_parallel\""]),

@@ -71,12 +71,17 @@ package struct StrictFields<Failure: StrictFieldFailure> {
     ///
     /// - Parameter what: How a message names the value when it is not an object (`a plan`,
     ///   `steps[2]`).
-    package init(_ node: JSONNode, path: String, allowed: [String], file: String, what: String) throws(Failure) {
+    /// - Parameter elsewhere: keys of other objects, with the object each belongs in
+    ///   (`kill_grace_sec` in a step: `globals`), said instead of a "did you mean".
+    package init(_ node: JSONNode, path: String, allowed: [String], file: String, what: String,
+                 elsewhere: [String: String] = [:]) throws(Failure) {
         guard case .object(let object) = node.kind else {
             throw Self.error(file: file, node.location, path, "\(what) must be an object, not \(node.typeName)", kind: .notAnObject)
         }
         for member in object.members where !allowed.contains(member.key) {
-            let hint = Suggestion.closest(to: member.key, among: allowed).map { " (did you mean \"\($0)\"?)" } ?? ""
+            let suggestion = Suggestion.closest(to: member.key, among: allowed).map { "did you mean \"\($0)\"?" }
+            let hints = [elsewhere[member.key].map { "a key of \($0), not of \(what)" }, suggestion].compactMap { $0 }
+            let hint = hints.isEmpty ? "" : " (" + hints.joined(separator: "; ") + ")"
             throw Self.error(file: file, member.keyLocation, Self.join(path, member.key),
                              "unknown key \"\(member.key)\"\(hint)", kind: .unknownKey)
         }

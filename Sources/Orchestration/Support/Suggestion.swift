@@ -10,7 +10,13 @@ public enum Suggestion {
             let distance = editDistance(Array(word.lowercased().utf8), Array(candidate.lowercased().utf8))
             if distance <= limit, distance < (best?.1 ?? .max) { best = (candidate, distance) }
         }
-        return best?.0
+        if let best { return best.0 }
+        // Not a typo but a shortening or a plural: `timeout` for `timeout_sec`, `timeout_sec` for
+        // `default_timeout_sec`, `retry` for `retries`.
+        let plural = word.hasSuffix("y") ? String(word.dropLast()) + "ies" : word + "s"
+        if let match = candidates.first(where: { $0 == plural }) { return match }
+        let related = candidates.filter { candidate in candidate.hasPrefix(word + "_") || candidate.hasSuffix("_" + word) }
+        return related.count == 1 ? related.first : nil
     }
 
     /// Levenshtein distance with adjacent transpositions counted as one edit.

@@ -132,6 +132,11 @@ private struct PlanDecoder {
                            "matrix"]
     static let retryOnKeys = ["exit_codes", "stderr_matches", "timeout"]
 
+    /// The keys of `keys` that `others` lacks, each said to belong in `object`.
+    static func keysOnlyOf(_ keys: [String], but others: [String], object: String) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: keys.filter { !others.contains($0) }.map { ($0, object) })
+    }
+
     func error(_ location: SourceLocation, _ path: String, _ message: String,
                code: EngineError.Code = .invalidPlan) -> EngineError {
         locator.error(location, path, message, code: code)
@@ -214,7 +219,8 @@ private struct PlanDecoder {
         var slurm = SlurmSettings()
         var retryBudget: Int?
         if let globalsNode = top["globals"] {
-            let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: locator)
+            let globals = try Fields(globalsNode, path: "globals", allowed: Self.globalKeys, decoder: locator,
+                                     elsewhere: Self.keysOnlyOf(Self.stepKeys, but: Self.globalKeys, object: "a step"))
             if let n = try globals.int("max_concurrency", minimum: 1) { maxConcurrency = n }
             defaultTimeout = try globals.seconds("default_timeout_sec", positive: true)
             killGrace = try globals.seconds("kill_grace_sec", positive: false) ?? killGrace
@@ -364,7 +370,8 @@ private struct PlanDecoder {
                              workingDirectory: String, globalEnv: [String: String],
                              combination: MatrixSpec.Combination? = nil) throws(EngineError) -> Step {
         let path = "steps[\(index)]"
-        let fields = try Fields(node, path: path, allowed: Self.stepKeys, decoder: locator)
+        let fields = try Fields(node, path: path, allowed: Self.stepKeys, decoder: locator,
+                                elsewhere: Self.keysOnlyOf(Self.globalKeys, but: Self.stepKeys, object: "\"globals\""))
         // The step's place in the plan once matrices are expanded (`index` is the file's).
         let stepIndex = stepLocations.count
         stepLocations.append(node.location)
@@ -715,7 +722,9 @@ private typealias Fields = StrictFields<EngineError>
 
 extension StrictFields<EngineError> {
     /// Opens an object of the plan at `decoder`'s file; the root is called "a plan".
-    fileprivate init(_ node: JSONNode, path: String, allowed: [String], decoder: Locator) throws(EngineError) {
-        try self.init(node, path: path, allowed: allowed, file: decoder.displayPath, what: path.isEmpty ? "a plan" : path)
+    fileprivate init(_ node: JSONNode, path: String, allowed: [String], decoder: Locator,
+                     elsewhere: [String: String] = [:]) throws(EngineError) {
+        try self.init(node, path: path, allowed: allowed, file: decoder.displayPath, what: path.isEmpty ? "a plan" : path,
+                      elsewhere: elsewhere)
     }
 }
