@@ -35,6 +35,11 @@ struct StepConditionTests {
         #expect(try Self.eval("steps.a.outputs.other == ''"), "a missing output reads as ''")
         #expect(try Self.eval("'a b  (c) && || !' == 'a b  (c) && || !'"), "a string's content is data, not operators")
         #expect(try Self.eval("'${X}' != vars.X"), "nothing in a string is expanded")
+        // Byte for byte: canonically equivalent spellings are different strings (they compared
+        // equal, as Swift's == takes them).
+        #expect(try Self.eval("'\u{E9}' != 'e\u{301}'"))
+        #expect(try !Self.eval("'\u{E9}' == 'e\u{301}'"))
+        #expect(try Self.eval("'\u{E9}' == '\u{E9}'"))
     }
 
     @Test func booleanOperatorsAndFunctions() throws {

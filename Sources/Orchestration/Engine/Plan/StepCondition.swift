@@ -208,7 +208,9 @@ public struct StepCondition: Sendable, Hashable, CustomStringConvertible {
     private static func truth(_ node: Node, _ inputs: Inputs) -> Bool {
         switch node {
         case .compare(let left, let right, let equal):
-            return (value(left, inputs) == value(right, inputs)) == equal
+            // Byte for byte, as a shell's `[ "$a" = "$b" ]` compares: Swift's `==` takes
+            // canonically equivalent strings as equal ("\u{E9}" and "e\u{301}").
+            return value(left, inputs).utf8.elementsEqual(value(right, inputs).utf8) == equal
         case .not(let operand):
             return !truth(operand, inputs)
         case .all(let operands):
