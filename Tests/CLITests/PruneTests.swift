@@ -137,6 +137,26 @@ struct PruneTests {
         #expect(FileManager.default.fileExists(atPath: "\(state)/runs/r-20260101-000000"))
     }
 
+    /// An engine killed between taking a new run's lease and writing its row left a folder
+    /// holding only `lease`, which no list showed and no prune removed. Once it is a minute old
+    /// (a run being created is never caught between its folder and its lease), prune does.
+    @Test func aFolderAKilledStartLeftIsRemovedOnceItIsOld() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        _ = try await finishedRun(dir.write("p.json", planJSON([stepJSON("a", "true")])), state: state, in: dir.path)
+        let directory = try StateDirectory(path: state)
+        for (name, age) in [("r-20260101-aaaaaa", 120), ("r-20260101-bbbbbb", 0)] {
+            let lease = try RunLease(stateDirectory: directory, runID: name)
+            lease.release()
+            var times = [timespec(tv_sec: time(nil) - age, tv_nsec: 0), timespec(tv_sec: time(nil) - age, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, "\(state)/runs/\(name)", &times, 0) == 0)
+        }
+        let pruned = await runCLI(["runs", "prune", "--keep", "5", "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(try pruned.json()["leftover_folders"] == [.string("r-20260101-aaaaaa")], "\(pruned.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: "\(state)/runs/r-20260101-aaaaaa"))
+        #expect(FileManager.default.fileExists(atPath: "\(state)/runs/r-20260101-bbbbbb"), "a fresh one may be a run starting")
+    }
+
     /// `runs events --format json` is one JSON document; `--format jsonl` one event per line.
     @Test func eventsAsOneDocumentOrAsLines() async throws {
         let dir = TempDir()

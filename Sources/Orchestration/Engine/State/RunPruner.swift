@@ -60,7 +60,7 @@ public enum RunPruner {
     public static func prune(stateDirectory: StateDirectory, criteria: Criteria, now: Date = Date()) throws(EngineError) -> Outcome {
         let store = try RunStore(stateDirectory: stateDirectory)
         var outcome = Outcome()
-        outcome.leftoverFolders = try removeLeftoverFolders(stateDirectory, store: store)
+        outcome.leftoverFolders = try removeLeftoverFolders(stateDirectory, store: store, now: now)
         let runs = try store.runs(limit: Int.max)
         for run in selection(runs, criteria: criteria, now: now) {
             let lease: RunLease
@@ -86,10 +86,14 @@ public enum RunPruner {
     static let markerName = "pruning"
 
     /// Removes the run folders that have no row and never will; returns their run ids: those with
-    /// a marker (their rows were deleted), and those a stage's hooks wrote without a run (a pre
-    /// hook stopped the stage, or no component ran) that nobody holds any more: no
-    /// `events.jsonl`, the run's lease free.
-    private static func removeLeftoverFolders(_ stateDirectory: StateDirectory, store: RunStore) throws(EngineError) -> [String] {
+    /// a marker (their rows were deleted), and those that nobody holds any more and that never
+    /// got an `events.jsonl` (made only once the row is in): a stage's hooks wrote them without
+    /// a run (a pre hook stopped the stage, or no component ran), or an engine was killed
+    /// between taking the run's lease and writing its row (a folder holding only `lease`, left
+    /// for a minute first, so that a run being created is never caught between its folder and
+    /// its lease).
+    private static func removeLeftoverFolders(_ stateDirectory: StateDirectory, store: RunStore,
+                                              now: Date) throws(EngineError) -> [String] {
         let runsFolder = stateDirectory.path + "/runs"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: runsFolder) else { return [] }
         var removed: [String] = []
@@ -98,8 +102,9 @@ public enum RunPruner {
             let marked = lstat(runsFolder + "/" + name + "/" + markerName, &status) == 0
             guard try store.run(name) == nil else { continue }
             if !marked {
-                guard lstat(runsFolder + "/" + name + "/hooks", &status) == 0,
-                      lstat(runsFolder + "/" + name + "/events.jsonl", &status) != 0,
+                guard lstat(runsFolder + "/" + name + "/events.jsonl", &status) != 0,
+                      lstat(runsFolder + "/" + name + "/hooks", &status) == 0
+                        || isAbandonedStart(runsFolder + "/" + name, now: now),
                       let lease = try? RunLease(stateDirectory: stateDirectory, runID: name) else { continue }
                 defer { lease.release() }
                 // Taken: the row is still missing (a stage starts its run only after its hooks).
@@ -111,6 +116,15 @@ public enum RunPruner {
             removed.append(name)
         }
         return removed
+    }
+
+    /// A folder holding nothing but a `lease`, last changed over a minute ago.
+    private static func isAbandonedStart(_ folder: String, now: Date) -> Bool {
+        var status = stat()
+        guard lstat(folder, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR,
+              now.timeIntervalSince1970 - Double(status.st_mtim.tv_sec) > 60,
+              let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return false }
+        return entries.allSatisfy { $0 == "lease" }
     }
 
     private static func removeFolder(_ stateDirectory: StateDirectory, _ runID: String) throws(EngineError) {
