@@ -251,6 +251,10 @@ private let badPlans: [BadPlan] = [
             {"id": "a", "command": "true"},
             {"id": "b", "command": "true", ‸"depend_on": ["a"]}
         """)), path: "steps[1].depend_on", causes: ["unknown key \"depend_on\"", "did you mean \"depends_on\""]),
+    // An empty command from a variable is refused at load, as one written out (it ran and failed).
+    BadPlan(name: "command-empty-once-substituted", file: .text(plan(steps: #"    {"id": "a", "command": ‸"${C}"}"#)),
+            path: "steps[0].command", causes: ["step \"a\" has an empty command once its variables are substituted"],
+            variables: ["--var", "C="]),
     // A shortening, a singular, a key of another object: each gets its hint (they got none).
     BadPlan(name: "shortened-key", file: .text(plan(steps: #"    {"id": "a", "command": "true", ‸"timeout": 3}"#)),
             path: "steps[0].timeout", causes: ["unknown key \"timeout\" (did you mean \"timeout_sec\"?)"]),

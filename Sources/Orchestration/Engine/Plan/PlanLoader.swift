@@ -395,6 +395,10 @@ private struct PlanDecoder {
         var bindings = OutputBindings(baseDirectory: source.directory)
         let command: String
         (command, bindings.command) = try template(rawCommand, fields.location("command"), "\(path).command", step: id, index: stepIndex)
+        // Known now, so refused now, like an empty command written out (it was a run that failed).
+        guard !command.isEmpty || bindings.command != nil else {
+            throw error(fields.location("command"), "\(path).command", "step \"\(id)\" has an empty command once its variables are substituted")
+        }
         var arguments: [String] = []
         if let argNodes = try fields.array("args") {
             for (i, argNode) in argNodes.enumerated() {
