@@ -490,3 +490,31 @@ void omni_wake_consume(int fd) {
 void omni_name_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
 
 int omni_open_directory(const char *path) { return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }
+
+static volatile sig_atomic_t omni_latched[NSIG];
+
+static void omni_latch_handler(int signo) {
+    if (signo > 0 && signo < NSIG) omni_latched[signo] = 1;
+}
+
+void omni_signal_latch(int signo) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = omni_latch_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(signo, &action, NULL);
+}
+
+int omni_signal_latch_installed(int signo) {
+    struct sigaction action;
+    if (sigaction(signo, NULL, &action) != 0) return 0;
+    return action.sa_handler == omni_latch_handler;
+}
+
+int omni_signal_latch_take(int signo) {
+    if (signo <= 0 || signo >= NSIG) return 0;
+    int taken = omni_latched[signo];
+    omni_latched[signo] = 0;
+    return taken;
+}

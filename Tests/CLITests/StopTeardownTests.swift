@@ -13,8 +13,8 @@ func storedRunStatus(_ state: String, _ runID: String) throws -> String? {
 }
 
 /// The pid written (with a newline) by a step into `path`.
-func pidFile(_ path: String) async throws -> Int32 {
-    try #require(Int32(try await waitForFile(path).trimmingCharacters(in: .whitespacesAndNewlines)))
+func pidFile(_ path: String, seconds: Double = 20) async throws -> Int32 {
+    try #require(Int32(try await waitForFile(path, seconds: seconds).trimmingCharacters(in: .whitespacesAndNewlines)))
 }
 
 @Suite(.serialized) struct StopTeardownTests {
@@ -66,6 +66,26 @@ private func escapeeScript(_ name: String, then rest: String) -> String {
 }
 
 extension StopTeardownTests {
+    /// A SIGTERM at any early moment of a run ends it 143, and its step never succeeds: the
+    /// signals were SIG_IGN until libdispatch installed its handler (later, on its own thread),
+    /// and one that came in between was dropped; a latch now catches it.
+    @Test func aSigtermAtAnyEarlyMomentStopsTheRun() async throws {
+        let dir = TempDir()
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "sleep 3; echo done > \"$D/done\"",
+                                                          extra: "\"env\": {\"D\": \"\(dir.path)\"}")]))
+        let folder = dir.path
+        for delay in [0, 2, 5, 10, 20, 40, 80] {
+            async let run = runProgram("sh", ["-c", "echo $$ > \"$0/engine-\(delay).pid\"; exec \"$1\" run \"$2\" --state-dir \"$0/s\"",
+                                              folder, cliPath, plan],
+                                       in: folder, environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil])
+            let engine = try await pidFile(folder + "/engine-\(delay).pid", seconds: 60)
+            try await Task.sleep(for: .milliseconds(delay))
+            kill(engine, SIGTERM)
+            #expect(await run.status == 143, "SIGTERM \(delay) ms after the start")
+        }
+        #expect(dir.read("done") == nil, "a step ran to its end after its run was stopped")
+    }
+
     @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
     func aStopEndsTheProcessesAStepMovedOutOfItsGroup(signal: Int32, expected: Int32) async throws {
         let dir = TempDir()
@@ -124,7 +144,7 @@ extension StopTeardownTests {
         stepJSON("b", "true", deps: ["a"]),
     ], globals: "{\"kill_grace_sec\": 7}"))
     async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
-    let engine = try await pidFile(dir.path + "/engine.pid")
+    let engine = try await pidFile(dir.path + "/engine.pid", seconds: 60)
     #expect(kill(engine, SIGKILL) == 0)
     #expect(await run.status == 137)
     let runID = try #require(try FileManager.default.contentsOfDirectory(atPath: state + "/runs").first)
@@ -133,8 +153,8 @@ extension StopTeardownTests {
     async let resumed = runProgram("sh", ["-c", "echo $$ > \"$0/resume.pid\"; exec \"$1\" resume \"$2\" --format json --state-dir \"$3\"",
                                           folder, cliPath, runID, state],
                                    in: folder, environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil])
-    let resume = try await pidFile(dir.path + "/resume.pid")
-    let deadline = ContinuousClock.now + .seconds(20)
+    let resume = try await pidFile(dir.path + "/resume.pid", seconds: 60)
+    let deadline = ContinuousClock.now + .seconds(60)
     while !(dir.read("ran.log") ?? "").contains("term"), ContinuousClock.now < deadline {
         try await Task.sleep(for: .milliseconds(20))
     }
@@ -164,7 +184,7 @@ extension StopTeardownTests {
                  extra: "\"env\": {\"D\": \"\(dir.path)\"}"),
     ]))
     async let run = runCLI(["run", plan, "--state-dir", dir.path + "/s"], in: dir.path)
-    let engine = try await pidFile(dir.path + "/engine.pid")
+    let engine = try await pidFile(dir.path + "/engine.pid", seconds: 60)
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(engine)/task")) ?? []
     let names = Set(tasks.compactMap { try? String(contentsOfFile: "/proc/\(engine)/task/\($0)/comm", encoding: .utf8) }
         .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })

@@ -55,6 +55,15 @@ void omni_raise_open_files_limit(void);
  * gives /proc/self/fd (Linux 6.2 and later; no descriptor needed), else its entries counted. */
 long omni_open_descriptors(void);
 
+/* Catches `signo` into a flag until something else installs its own handler: what the stop
+ * source puts in place while libdispatch installs its handler (asynchronously), so that a signal
+ * in between is not lost. */
+void omni_signal_latch(int signo);
+/* 1 while the latch is still `signo`'s handler. */
+int omni_signal_latch_installed(int signo);
+/* 1 if `signo` arrived while latched (and clears it). */
+int omni_signal_latch_take(int signo);
+
 /* The size of the largest block kept for reuse, in bytes (0 when none is free). */
 size_t omni_spawn_largest_free_block(void);
 

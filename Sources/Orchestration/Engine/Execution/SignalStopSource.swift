@@ -1,3 +1,4 @@
+import COmnibaseShims
 import Dispatch
 import Foundation
 import Synchronization
@@ -28,14 +29,24 @@ package final class SignalStopSource: Sendable {
         self.continuation = continuation
         let queue = DispatchQueue(label: "omnibase.signals")
         var sources: [any DispatchSourceSignal] = []
+        // libdispatch installs its own handler when it registers a source, later and on another
+        // thread; until then a latch catches the signal (it was SIG_IGN, which dropped a signal
+        // that came in between: under load, a SIGTERM a second after start was lost).
         for (number, reason) in Self.handled {
-            signal(number, SIG_IGN)
+            omni_signal_latch(number)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { continuation.yield(reason) }
             source.resume()
             sources.append(source)
         }
         self.sources = Mutex(sources)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(2))
+        while Self.handled.contains(where: { omni_signal_latch_installed($0.0) != 0 }), ContinuousClock.now < deadline {
+            usleep(200)
+        }
+        for (number, reason) in Self.handled where omni_signal_latch_take(number) != 0 {
+            continuation.yield(reason)
+        }
     }
 
     /// Requests a stop as if a signal had arrived (e.g. the user chose abort).
