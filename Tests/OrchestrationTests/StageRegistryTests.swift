@@ -132,6 +132,27 @@ struct StageRegistryTests {
         #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"version\": 2}".utf8), path: "b.json") }
     }
 
+    /// A component's partial `breaker` took the keys it left out from the built-in settings
+    /// (threshold 3) instead of the registry's `breaker`, which it overrides.
+    @Test func aPartialComponentBreakerTakesTheMissingKeysFromTheRegistrysBreaker() throws {
+        let loaded = try load("""
+            {"components": [
+              {"name": "a", "type": "tool", "command": "true", "breaker": {"cooldown_sec": 1}},
+              {"name": "b", "type": "tool", "command": "true", "breaker": {"failure_threshold": 5}},
+              {"name": "c", "type": "tool", "command": "true"}
+            ], "breaker": {"failure_threshold": 2, "cooldown_sec": 100}}
+            """)
+        let registry = loaded.registry
+        func settings(_ name: String) -> BreakerSettings? { registry.component(named: name).flatMap(registry.breakerSettings) }
+        #expect(settings("a") == BreakerSettings(failureThreshold: 2, cooldownSeconds: 1))
+        #expect(settings("b") == BreakerSettings(failureThreshold: 5, cooldownSeconds: 100))
+        #expect(settings("c") == BreakerSettings(failureThreshold: 2, cooldownSeconds: 100))
+        // Without a registry breaker, the built-in settings fill them.
+        let alone = try load("{\"components\": [{\"name\": \"a\", \"type\": \"tool\", \"command\": \"true\", "
+                             + "\"breaker\": {\"cooldown_sec\": 1}}]}").registry
+        #expect(alone.component(named: "a").flatMap(alone.breakerSettings) == BreakerSettings(failureThreshold: 3, cooldownSeconds: 1))
+    }
+
     @Test func theRepositoryRegistryIsValidAndItsPreCommitStageIsMeaningful() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let loaded = try RegistryLoader.load(path: root.appendingPathComponent(RegistryLoader.defaultFileName).path)

@@ -21,8 +21,8 @@ import Orchestration
 /// Component fields are those of a plan step (SPEC §1) with the registry's own: `type`,
 /// `lifecycle` (default `stable`), `idempotent` (default false: never retried; idempotent ones get
 /// `retries`, default 2, with exponential backoff from `retry_delay_sec`, default 1, capped at
-/// `max_retry_delay_sec`, default 60), and `breaker` (an object overriding the registry's, or
-/// `false`). Names are step ids. Dependencies must name components and form no cycle.
+/// `max_retry_delay_sec`, default 60), and `breaker` (an object overriding the registry's
+/// `breaker` key by key, the keys it leaves out coming from the registry's, or `false`). Names are step ids. Dependencies must name components and form no cycle.
 public enum RegistryLoader {
     /// The registry file looked for in the working folder.
     public static let defaultFileName = "omnibase.registry.json"
@@ -107,12 +107,17 @@ private struct RegistryDecoder {
         guard let componentNodes = try top.array("components") else {
             throw error(root.location, "", "missing required field \"components\" (an array, possibly empty)")
         }
+        // The registry's breaker first: a component's own `breaker` overrides it key by key.
+        var breaker: BreakerSettings?
+        if let node = top["breaker"] {
+            breaker = try decodeBreaker(node, path: "breaker", defaults: RegistryLoader.defaultBreaker)
+        }
         var components: [Component] = []
         var firstIndex: [String: Int] = [:]
         var dependencyLocations: [[SourceLocation]] = []
         for (index, node) in componentNodes.enumerated() {
             let path = "components[\(index)]"
-            let (component, locations) = try decodeComponent(node, path: path)
+            let (component, locations) = try decodeComponent(node, path: path, breakerDefaults: breaker ?? RegistryLoader.defaultBreaker)
             if let first = firstIndex[component.name] {
                 let fields = try self.fields(node, path, RegistryLoader.componentKeys, what: path)
                 throw fields.fail("name", "duplicate component name \"\(component.name)\" (first used by components[\(first)])")
@@ -179,15 +184,14 @@ private struct RegistryDecoder {
             }
         }
 
-        var breaker: BreakerSettings?
-        if let node = top["breaker"] {
-            breaker = try decodeBreaker(node, path: "breaker")
-        }
         return Registry(components: components, stages: stages, preHooks: preHooks, postHooks: postHooks,
                         gates: gates, breaker: breaker)
     }
 
-    func decodeComponent(_ node: JSONNode, path: String) throws(EngineError) -> (Component, [SourceLocation]) {
+    /// One component; `breakerDefaults` fills the keys its own `breaker` object leaves out (the
+    /// registry's `breaker`, else the built-in settings).
+    func decodeComponent(_ node: JSONNode, path: String,
+                         breakerDefaults: BreakerSettings = RegistryLoader.defaultBreaker) throws(EngineError) -> (Component, [SourceLocation]) {
         let fields = try self.fields(node, path, RegistryLoader.componentKeys, what: path)
         let name = try fields.string("name", required: true)!
         guard Self.isValidName(name) else {
@@ -216,7 +220,7 @@ private struct RegistryDecoder {
             if case .bool(false) = node.kind {
                 breaker = .disabled
             } else if case .object = node.kind {
-                breaker = .custom(try decodeBreaker(node, path: "\(path).breaker"))
+                breaker = .custom(try decodeBreaker(node, path: "\(path).breaker", defaults: breakerDefaults))
             } else {
                 throw fields.fail("breaker", "must be an object of breaker settings or false, not \(node.kind.isTrue ? "true" : node.typeName)")
             }
@@ -290,9 +294,8 @@ private struct RegistryDecoder {
                              environment: try fields.stringMap("env") ?? [:], stages: stages)
     }
 
-    func decodeBreaker(_ node: JSONNode, path: String) throws(EngineError) -> BreakerSettings {
+    func decodeBreaker(_ node: JSONNode, path: String, defaults: BreakerSettings) throws(EngineError) -> BreakerSettings {
         let fields = try self.fields(node, path, RegistryLoader.breakerKeys, what: path)
-        let defaults = RegistryLoader.defaultBreaker
         return BreakerSettings(
             failureThreshold: try fields.int("failure_threshold", minimum: 1, maximum: 1_000_000) ?? defaults.failureThreshold,
             cooldownSeconds: try fields.secondsValue("cooldown_sec", positive: true) ?? defaults.cooldownSeconds)
