@@ -132,6 +132,28 @@ struct StageRegistryTests {
         #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"version\": 2}".utf8), path: "b.json") }
     }
 
+    /// Gates that require each other (`ci` needs `test`, `test` needs `ci`) and a stage listed twice
+    /// in one `require_passed` were accepted; a cycle means none of those stages could ever run.
+    @Test func gateCyclesAndRepeatedRequirementsAreLocatedErrors() {
+        let cases: [(String, String)] = [
+            ("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"test\"]}, \"test\": {\"require_passed\": [\"ci\"]}}}",
+             "reg.json:1:30: gates.ci: gate cycle: ci -> test -> ci (each requires the next to have passed first"),
+            ("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"pipeline\"]}, \"pipeline\": "
+             + "{\"require_passed\": [\"test\"]}, \"test\": {\"require_passed\": [\"ci\"]}}}",
+             "gate cycle: ci -> pipeline -> test -> ci"),
+            ("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"test\", \"pre-commit\", \"test\"]}}}",
+             "reg.json:1:78: gates.ci.require_passed[2]: the gate of stage ci lists stage test twice"),
+        ]
+        for (text, expected) in cases {
+            let error = loadError(text)
+            #expect(error?.exitCode == 2, "\(text)")
+            #expect(error?.message.contains(expected) == true, "\(error?.message ?? "no error") should contain \(expected)")
+        }
+        // Gates in a line are fine.
+        #expect(loadError("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"test\", \"pre-commit\"]}, "
+                          + "\"test\": {\"require_passed\": [\"pre-commit\"]}}}") == nil)
+    }
+
     /// A component's partial `breaker` took the keys it left out from the built-in settings
     /// (threshold 3) instead of the registry's `breaker`, which it overrides.
     @Test func aPartialComponentBreakerTakesTheMissingKeysFromTheRegistrysBreaker() throws {

@@ -166,6 +166,7 @@ private struct RegistryDecoder {
             guard case .object(let object) = node.kind else {
                 throw top.fail("gates", "must be an object keyed by stage name, not \(node.typeName)")
             }
+            var gateLocations: [Stage: SourceLocation] = [:]
             for member in object.members {
                 let path = "gates.\(member.key)"
                 let stage = try stageName(member.key, location: member.keyLocation, path: path)
@@ -178,10 +179,15 @@ private struct RegistryDecoder {
                     let itemPath = "\(path).require_passed[\(index)]"
                     let needed = try stageName(name, location: location, path: itemPath)
                     guard needed != stage else { throw error(location, itemPath, "stage \(stage) cannot require itself") }
+                    guard !stagesRequired.contains(needed) else {
+                        throw error(location, itemPath, "the gate of stage \(stage) lists stage \(needed) twice")
+                    }
                     stagesRequired.append(needed)
                 }
                 gates[stage] = Registry.Gate(requirePassed: stagesRequired)
+                gateLocations[stage] = member.keyLocation
             }
+            try refuseGateCycles(gates, locations: gateLocations)
         }
 
         return Registry(components: components, stages: stages, preHooks: preHooks, postHooks: postHooks,
@@ -299,6 +305,22 @@ private struct RegistryDecoder {
         return BreakerSettings(
             failureThreshold: try fields.int("failure_threshold", minimum: 1, maximum: 1_000_000) ?? defaults.failureThreshold,
             cooldownSeconds: try fields.secondsValue("cooldown_sec", positive: true) ?? defaults.cooldownSeconds)
+    }
+
+    /// Gates that require each other in a circle (`ci` requires `test`, which requires `ci`) can
+    /// never be met: none of those stages could ever run.
+    func refuseGateCycles(_ gates: [Stage: Registry.Gate], locations: [Stage: SourceLocation]) throws(EngineError) {
+        let stages = Stage.executing
+        do {
+            _ = try PlanGraph(ids: stages.map(\.rawValue),
+                              dependsOn: stages.map { gates[$0]?.requirePassed.map(\.rawValue) ?? [] })
+        } catch {
+            guard case .cycle(let path) = error.issue, let first = path.first,
+                  let location = locations[stages[first]] else { return }
+            throw self.error(location, "gates.\(stages[first])", "gate cycle: "
+                             + path.map { stages[$0].rawValue }.joined(separator: " -> ")
+                             + " (each requires the next to have passed first, so none of them could ever run)")
+        }
     }
 
     /// A stage name that components run in (not `registry`).
