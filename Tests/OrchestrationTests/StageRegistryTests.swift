@@ -175,6 +175,23 @@ struct StageRegistryTests {
         #expect(alone.component(named: "a").flatMap(alone.breakerSettings) == BreakerSettings(failureThreshold: 3, cooldownSeconds: 1))
     }
 
+    /// `failure_threshold: 99999999999999999999` said "must be an integer": it is one, out of range.
+    @Test func anIntegerTooLargeForAnyIntegerTypeIsOutOfRange() {
+        let cases: [(String, String)] = [
+            ("{\"components\": [], \"breaker\": {\"failure_threshold\": 99999999999999999999}}",
+             "reg.json:1:53: breaker.failure_threshold: must be at most 1000000, not 99999999999999999999"),
+            ("{\"components\": [], \"breaker\": {\"failure_threshold\": -99999999999999999999}}",
+             "breaker.failure_threshold: must be at least 1, not -99999999999999999999"),
+            ("{\"components\": [], \"breaker\": {\"failure_threshold\": 2.5}}", "breaker.failure_threshold: must be an integer, not 2.5"),
+        ]
+        for (text, expected) in cases {
+            let error = loadError(text)
+            #expect(error?.exitCode == 2, "\(text)")
+            #expect(error?.message == expected || error?.message.hasSuffix(expected) == true,
+                    "\(error?.message ?? "no error") should end with \(expected)")
+        }
+    }
+
     @Test func theRepositoryRegistryIsValidAndItsPreCommitStageIsMeaningful() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let loaded = try RegistryLoader.load(path: root.appendingPathComponent(RegistryLoader.defaultFileName).path)
