@@ -227,4 +227,22 @@ struct StageRegistryCLITests {
             #expect(result.stderr.contains(message), "\(result.stderr) should contain \(message)")
         }
     }
+
+    /// A `breakers.json` written by a newer release was "corrupt ... delete it" (exit 74): it is
+    /// exit 4, and the file is left as it is.
+    @Test func aBreakerFileOfANewerReleaseExits4AndIsLeftAlone() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", registryJSON([componentJSON("lint", script: "true")],
+                                                         extra: "\"breaker\": {\"failure_threshold\": 1}"))
+        let newer = "{\"version\": 99, \"components\": {\"lint\": {\"whatever\": true}}}\n"
+        dir.put(".state/breakers.json", newer)
+        for arguments in [["--stage", "pre-commit"], ["--stage", "registry", "inspect", "lint"], ["--stage", "registry", "reset", "lint"]] {
+            let result = await orch(arguments, in: dir)
+            #expect(result.status == 4, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("breakers.json is version 99 of the breakers file, written by a newer release"),
+                    "\(result.stderr)")
+            #expect(!result.stderr.contains("delete"))
+        }
+        #expect(dir.read(".state/breakers.json") == newer)
+    }
 }

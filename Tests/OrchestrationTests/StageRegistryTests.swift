@@ -129,7 +129,25 @@ struct StageRegistryTests {
                                             lastError: "exited with code 1", lastRunID: "r-1")]
         let text = BreakerStore.encode(breakers)
         #expect(try BreakerStore.decode(Array(text.utf8), path: "b.json") == breakers)
-        #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"version\": 2}".utf8), path: "b.json") }
+        #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"version\": 1}".utf8), path: "b.json") }
+        #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"components\": {}}".utf8), path: "b.json") }
+    }
+
+    /// A `breakers.json` of another version was called corrupt (exit 74) with the advice to
+    /// delete it: another release wrote it, so it is a protocol violation (exit 4), and its state
+    /// is not ours to throw away.
+    @Test func aBreakerFileOfAnotherVersionIsRefusedAsIncompatibleNotCorrupt() {
+        for version in [2, 99, 0] {
+            let text = "{\"version\": \(version), \"components\": {}}"
+            do {
+                _ = try BreakerStore.decode(Array(text.utf8), path: "b.json")
+                Issue.record("version \(version) was accepted")
+            } catch {
+                #expect(error.exitCode == 4, "\(version): \(error.message)")
+                #expect(error.message.hasPrefix("b.json is version \(version) of the breakers file, "), "\(error.message)")
+                #expect(!error.message.contains("delete"), "\(error.message)")
+            }
+        }
     }
 
     /// Gates that require each other (`ci` needs `test`, `test` needs `ci`) and a stage listed twice

@@ -12,7 +12,9 @@ import Orchestration
 ///                             "last_error": "exited with code 1", "last_run_id": "r-20261121-8f3a2c" } } }
 /// ```
 ///
-/// The file is separate from `runs.db`, whose schema belongs to the run store.
+/// The file is separate from `runs.db`, whose schema belongs to the run store. A file of another
+/// `version` was written by another release of omnibase-agents: it is refused (exit 4), never
+/// rewritten.
 public struct BreakerStore: Sendable {
     /// The file name in the state folder.
     public static let fileName = "breakers.json"
@@ -24,9 +26,12 @@ public struct BreakerStore: Sendable {
         self.stateDirectory = stateDirectory
     }
 
+    /// The version of `breakers.json` this release reads and writes.
+    public static let version = 1
+
     /// Every recorded breaker by component name; components never recorded are closed.
-    /// - Throws: ``EngineError``: exit 5 when the file is a symbolic link, 74 when it cannot be
-    ///   read or is corrupt.
+    /// - Throws: ``EngineError``: exit 5 when the file is a symbolic link, 4 when another
+    ///   release wrote it (another `version`), 74 when it cannot be read or is corrupt.
     public func load() throws(EngineError) -> [String: CircuitBreaker] {
         let path = stateDirectory.path + "/" + Self.fileName
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
@@ -71,7 +76,7 @@ public struct BreakerStore: Sendable {
                 "last_run_id": breaker.lastRunID.map { .string($0) } ?? .null,
             ]))
         }
-        return JSONValue.object(["version": 1, "components": .object(members)]).serialized(pretty: true) + "\n"
+        return JSONValue.object(["version": .int(version), "components": .object(members)]).serialized(pretty: true) + "\n"
     }
 
     static func decode(_ bytes: [UInt8], path: String) throws(EngineError) -> [String: CircuitBreaker] {
@@ -80,7 +85,13 @@ public struct BreakerStore: Sendable {
         }
         let root: JSONValue
         do { root = try StrictJSONParser.parse(bytes).toValue() } catch { throw corrupt(error.description) }
-        guard root["version"]?.intValue == 1, let members = root["components"]?.objectValue else {
+        if let found = root["version"]?.intValue, found != version {
+            // Another release's file: its breakers are not ours to reset, or to misread.
+            let what = found > version ? "written by a newer release of omnibase-agents" : "of a format this release does not know"
+            throw EngineError(.protocolViolation, "\(path) is version \(found) of the breakers file, \(what) (this one reads "
+                              + "version \(version)); use the release that wrote it with this state folder")
+        }
+        guard root["version"]?.intValue == version, let members = root["components"]?.objectValue else {
             throw corrupt("expected {\"version\": 1, \"components\": {...}}")
         }
         var breakers: [String: CircuitBreaker] = [:]
