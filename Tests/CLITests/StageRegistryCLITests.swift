@@ -228,6 +228,24 @@ struct StageRegistryCLITests {
         }
     }
 
+    /// `--run-id ''` exited 3 ("no run  in ..."), `--registry ''` said "error: : cannot read the
+    /// registry": an empty value is a usage error that says so.
+    @Test func emptyOptionValuesAreUsageErrors() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", Self.canonical)
+        #expect(await orch(["--stage", "pre-commit"], in: dir).status == 0)
+        let cases: [([String], String)] = [
+            (["--stage", "pre-commit", "--mode", "replay", "--run-id", ""], "option --run-id needs a run id, not an empty value"),
+            (["--stage", "pre-commit", "--registry", ""], "option --registry needs a file name, not an empty value"),
+            (["--stage", "registry", "list", "--registry", ""], "option --registry needs a file name, not an empty value"),
+        ]
+        for (arguments, message) in cases {
+            let result = await orch(arguments, in: dir)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("omnibase-agents: error: \(message)"), "\(result.stderr) should start with \(message)")
+        }
+    }
+
     /// A `breakers.json` written by a newer release was "corrupt ... delete it" (exit 74): it is
     /// exit 4, and the file is left as it is.
     @Test func aBreakerFileOfANewerReleaseExits4AndIsLeftAlone() async throws {

@@ -99,6 +99,9 @@ struct OrchCommand: CLICommand {
             throw usage("unknown stage '\(stageName)'\(hint); use pre-commit, ci, test, pipeline or registry")
         }
         self.stage = stage
+        if let given = arguments.value("--registry"), given.isEmpty {
+            throw usage("option --registry needs a file name, not an empty value")
+        }
         registryPath = arguments.value("--registry") ?? RegistryLoader.defaultFileName
         common = try CommonOptions(arguments)
         try arguments.refuseOptions(outside: stage.rawValue) { option in Self.misplaced(option, stage: stage) }
@@ -144,6 +147,7 @@ struct OrchCommand: CLICommand {
         selection = request
         maxConcurrency = try arguments.integer("--max-concurrency")
         replayRunID = arguments.value("--run-id")
+        if replayRunID?.isEmpty == true { throw usage("option --run-id needs a run id, not an empty value") }
         executor = try ExecutorKind.parse(arguments)
         keepGoing = arguments.flag("--keep-going")
     }
