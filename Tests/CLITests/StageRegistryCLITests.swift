@@ -246,6 +246,22 @@ struct StageRegistryCLITests {
         }
     }
 
+    /// `registry reset` of a component with no breaker record said it "closed the circuit
+    /// breaker" and created the state folder; it says there was nothing to reset and creates nothing.
+    @Test func resettingABreakerThatHasNoRecordSaysSoAndCreatesNothing() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", Self.canonical)
+        let human = await orch(["--stage", "registry", "reset", "lint", "--format", "human"], in: dir, json: false)
+        #expect(human.status == 0, "\(human.stderr)")
+        #expect(human.stdout == "nothing to reset: lint has no circuit-breaker record (its circuit is closed)\n")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/.state"), "reset created the state folder")
+        let json = try await orch(["--stage", "registry", "reset", "lint"], in: dir).json()
+        #expect(json["changed"] == false)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/.state"))
+        // An unknown name is still exit 3.
+        #expect(await orch(["--stage", "registry", "reset", "lnt"], in: dir).status == 3)
+    }
+
     /// A `breakers.json` written by a newer release was "corrupt ... delete it" (exit 74): it is
     /// exit 4, and the file is left as it is.
     @Test func aBreakerFileOfANewerReleaseExits4AndIsLeftAlone() async throws {

@@ -51,21 +51,29 @@ public struct BreakerStore: Sendable {
         return try Self.decode([UInt8](data), path: path)
     }
 
-    /// Reads the breakers, lets `body` change them, and writes them back atomically, all under
-    /// the lock.
+    /// Reads the breakers, lets `body` change them, and writes them back atomically when it
+    /// changed them, all under the lock: what `body` decides from the breakers (a trial's
+    /// claim, say) holds against every concurrent invocation.
+    /// - Returns: what `body` returns.
     /// - Throws: ``EngineError`` as ``load()``, or when the lock or the write fails.
-    public func update(_ body: (inout [String: CircuitBreaker]) -> Void) throws(EngineError) {
+    @discardableResult
+    public func update<Result>(_ body: (inout [String: CircuitBreaker]) -> Result) throws(EngineError) -> Result {
         do {
             let lock = try FileLock(path: stateDirectory.path + "/" + Self.fileName + ".lock")
-            try lock.withLock(timeout: .seconds(10)) {
-                var breakers = try load()
-                body(&breakers)
-                try stateDirectory.writeFileAtomically(Self.fileName, Array(Self.encode(breakers).utf8))
+            return try lock.withLock(timeout: .seconds(10)) {
+                let before = try load()
+                var breakers = before
+                let result = body(&breakers)
+                if breakers != before {
+                    try stateDirectory.writeFileAtomically(Self.fileName, Array(Self.encode(breakers).utf8))
+                }
+                return result
             }
         } catch {
             throw EngineError(error)
         }
     }
+
 
     static func encode(_ breakers: [String: CircuitBreaker]) -> String {
         let members = breakers.sorted { $0.key < $1.key }.map { name, breaker in
