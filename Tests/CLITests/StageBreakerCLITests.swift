@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 @testable import Orchestration
 
@@ -123,5 +124,88 @@ struct StageBreakerCLITests {
         #expect(full.status == 1)
         #expect(outline(try full.json()) == ["a skipped 0", "b skipped 0"])
         #expect(dir.read("log") == "a\nb\n")
+    }
+
+    /// With a half-open circuit every concurrent invocation ran its "one trial". Only one claims
+    /// it; the others skip the component, with the reason, while the claim's process lives.
+    @Test func onlyOneOfConcurrentInvocationsRunsTheTrialOfAHalfOpenCircuit() async throws {
+        let dir = TempDir()
+        // The trial holds until the other invocations have decided (or 20 s have passed).
+        dir.put("omnibase.registry.json", registryJSON([
+            componentJSON("f", script: "echo f >> log; while [ -e hold ]; do sleep 0.05; done; test -f ok"),
+        ], extra: "\"breaker\": {\"failure_threshold\": 1, \"cooldown_sec\": 1}"))
+        #expect(await orch(["--stage", "pre-commit"], in: dir).status == 1)
+        try await Task.sleep(for: .seconds(1.3))
+        dir.put("hold", "")
+        let root = dir.path
+        let results = await withTaskGroup(of: CLIResult?.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    await runCLI(["orch", "--stage", "pre-commit", "--format", "json", "--state-dir", root + "/.state"], in: root)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(20))
+                return nil
+            }
+            var results: [CLIResult] = []
+            for await result in group {
+                if let result { results.append(result) }
+                if result == nil || results.count == 3 { try? FileManager.default.removeItem(atPath: root + "/hold") }
+                if results.count == 4 { group.cancelAll() }
+            }
+            return results
+        }
+        #expect(dir.read("log") == "f\nf\n", "more than one invocation ran the trial")
+        let reports = try results.map { try $0.json() }
+        let ran = reports.filter { $0.stepReport("f")?["attempts"]?.intValue == 1 }
+        #expect(ran.count == 1)
+        let skipped = reports.filter { $0.stepReport("f")?["status"]?.stringValue == "skipped" }
+        #expect(skipped.count == 3)
+        for report in skipped {
+            let reason = report.stepReport("f")?["error"]?.stringValue ?? ""
+            #expect(reason.contains("its one trial runs in another invocation (pid "), "\(reason)")
+        }
+        #expect(results.allSatisfy { $0.status == 1 })
+        // The trial failed: open again (half-open once more after its second), no claim left behind.
+        let inspect = try await orch(["--stage", "registry", "inspect", "f"], in: dir).json()
+        #expect(inspect["breaker"]?["consecutive_failures"]?.intValue == 2)
+        #expect(inspect["breaker"]?["state"]?.stringValue != "closed")
+        #expect(inspect["breaker"]?["trial"] == .null)
+        #expect(dir.read(".state/breakers.json")?.contains("\"trial\"") == false)
+    }
+
+    /// The claim on a trial belongs to a live process: an invocation killed with SIGKILL while
+    /// its trial runs does not keep the component out for ever.
+    @Test func theTrialClaimOfAKilledInvocationIsTakenOverByTheNextOne() async throws {
+        let dir = TempDir()
+        dir.put("hold", "")
+        dir.put("omnibase.registry.json", registryJSON([
+            componentJSON("f", script: "echo f >> log; if [ -e hold ]; then echo $PPID > engine.pid; echo $$ > step.pid; "
+                          + "while [ -e hold ]; do sleep 0.05; done; fi; test -f ok"),
+        ], extra: "\"breaker\": {\"failure_threshold\": 1, \"cooldown_sec\": 1}"))
+        try FileManager.default.removeItem(atPath: dir.path + "/hold")
+        #expect(await orch(["--stage", "pre-commit"], in: dir).status == 1)
+        try await Task.sleep(for: .seconds(1.3))
+        dir.put("hold", "")
+        let root = dir.path
+        async let trial = runCLI(["orch", "--stage", "pre-commit", "--state-dir", root + "/.state"], in: root)
+        let engine = try await pidFile(dir.path + "/engine.pid")
+        let step = try await pidFile(dir.path + "/step.pid")
+        // While the trial's invocation lives, another one leaves the component alone.
+        let meanwhile = await orch(["--stage", "pre-commit"], in: dir)
+        #expect(try meanwhile.json().stepReport("f")?["error"]?.stringValue?.contains("(pid \(engine), run ") == true,
+                "\(meanwhile.stdout)")
+        kill(engine, SIGKILL)
+        kill(-step, SIGKILL)
+        _ = await trial
+        try FileManager.default.removeItem(atPath: dir.path + "/hold")
+        dir.put("ok", "")
+        let next = await orch(["--stage", "pre-commit"], in: dir)
+        #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+        #expect(try next.json().stepReport("f")?["attempts"]?.intValue == 1)
+        #expect(dir.read("log") == "f\nf\nf\n")
+        let inspect = try await orch(["--stage", "registry", "inspect", "f"], in: dir).json()
+        #expect(inspect["breaker"]?["state"]?.stringValue == "closed")
     }
 }

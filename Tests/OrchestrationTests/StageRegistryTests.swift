@@ -131,6 +131,11 @@ struct StageRegistryTests {
         #expect(try BreakerStore.decode(Array(text.utf8), path: "b.json") == breakers)
         #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"version\": 1}".utf8), path: "b.json") }
         #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"components\": {}}".utf8), path: "b.json") }
+        // A trial's claim round-trips too.
+        let claimed = ["x": CircuitBreaker(consecutiveFailures: 1, openedAt: Date(timeIntervalSince1970: 1_700_000_000),
+                                           trial: .init(holder: EngineIdentity(pid: 42, startTime: 7, bootID: "boot"),
+                                                        runID: "r-2", claimedAt: Date(timeIntervalSince1970: 1_700_000_100)))]
+        #expect(try BreakerStore.decode(Array(BreakerStore.encode(claimed).utf8), path: "b.json") == claimed)
     }
 
     /// A `breakers.json` of another version was called corrupt (exit 74) with the advice to

@@ -9,9 +9,12 @@ import Orchestration
 /// ```json
 /// { "version": 1,
 ///   "components": { "lint": { "consecutive_failures": 3, "opened_at": "2026-11-21T10:00:00.000Z",
-///                             "last_error": "exited with code 1", "last_run_id": "r-20261121-8f3a2c" } } }
+///                             "last_error": "exited with code 1", "last_run_id": "r-20261121-8f3a2c",
+///                             "trial": { "pid": 4242, "start_time": 981234, "boot_id": "...",
+///                                        "run_id": "r-20261121-9b0c1d", "claimed_at": "..." } } } }
 /// ```
 ///
+/// `trial` (optional) is the claim on a half-open circuit's one trial (``CircuitBreaker/TrialClaim``).
 /// The file is separate from `runs.db`, whose schema belongs to the run store. A file of another
 /// `version` was written by another release of omnibase-agents: it is refused (exit 4), never
 /// rewritten.
@@ -74,15 +77,22 @@ public struct BreakerStore: Sendable {
         }
     }
 
-
     static func encode(_ breakers: [String: CircuitBreaker]) -> String {
         let members = breakers.sorted { $0.key < $1.key }.map { name, breaker in
-            JSONValue.Member(name, .object([
-                "consecutive_failures": .int(breaker.consecutiveFailures),
-                "opened_at": breaker.openedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null,
-                "last_error": breaker.lastError.map { .string($0) } ?? .null,
-                "last_run_id": breaker.lastRunID.map { .string($0) } ?? .null,
-            ]))
+            var fields: [JSONValue.Member] = [
+                .init("consecutive_failures", .int(breaker.consecutiveFailures)),
+                .init("opened_at", breaker.openedAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
+                .init("last_error", breaker.lastError.map { .string($0) } ?? .null),
+                .init("last_run_id", breaker.lastRunID.map { .string($0) } ?? .null),
+            ]
+            if let trial = breaker.trial {
+                fields.append(.init("trial", .object([
+                    "pid": .int(Int(trial.holder.pid)), "start_time": .int(Int(trial.holder.startTime)),
+                    "boot_id": .string(trial.holder.bootID), "run_id": .string(trial.runID),
+                    "claimed_at": .string(Timestamp.rfc3339(trial.claimedAt)),
+                ])))
+            }
+            return JSONValue.Member(name, .object(fields))
         }
         return JSONValue.object(["version": .int(version), "components": .object(members)]).serialized(pretty: true) + "\n"
     }
@@ -113,9 +123,20 @@ public struct BreakerStore: Sendable {
                 guard let date = Timestamp.parse(text) else { throw corrupt("\(member.key): opened_at is not a timestamp") }
                 openedAt = date
             }
+            var trial: CircuitBreaker.TrialClaim?
+            if let claim = value["trial"], claim != .null {
+                guard let pid = claim["pid"]?.intValue, let pid32 = Int32(exactly: pid),
+                      let startTime = claim["start_time"]?.intValue, let bootID = claim["boot_id"]?.stringValue,
+                      let runID = claim["run_id"]?.stringValue,
+                      let claimedAt = claim["claimed_at"]?.stringValue.flatMap(Timestamp.parse) else {
+                    throw corrupt("\(member.key): trial must be {\"pid\", \"start_time\", \"boot_id\", \"run_id\", \"claimed_at\"}")
+                }
+                trial = .init(holder: EngineIdentity(pid: pid32, startTime: Int64(startTime), bootID: bootID), runID: runID,
+                              claimedAt: claimedAt)
+            }
             breakers[member.key] = CircuitBreaker(consecutiveFailures: failures, openedAt: openedAt,
                                                   lastError: value["last_error"]?.stringValue,
-                                                  lastRunID: value["last_run_id"]?.stringValue)
+                                                  lastRunID: value["last_run_id"]?.stringValue, trial: trial)
         }
         return breakers
     }

@@ -6,16 +6,17 @@ import Orchestration
 /// 1. select the components (``StageSelection``) and resolve the mode (replay: the components,
 ///    hooks, gate and breaker settings the replayed run stored, ``StageReplay``);
 /// 2. check the gate (``StageGate``): unmet, the stage stops here with exit 1;
-/// 3. consult the circuit breakers (``BreakerStore``): open circuits are not started (and so
-///    are the components that depend on them), a half-open one gets one trial;
-/// 4. a dry run stops at the breakers' verdict and shows what would run;
+/// 3. consult the circuit breakers (``BreakerStore``), under their lock: open circuits are not
+///    started (and so are the components that depend on them), a half-open one gets one trial,
+///    claimed in `breakers.json` so that concurrent invocations skip it meanwhile;
+/// 4. a dry run stops at the breakers' verdict (claiming nothing) and shows what would run;
 /// 5. run the pre hooks in order: one failing stops the stage with exit 1;
 /// 6. translate the components into a plan (``StagePlanBuilder``) and run it with
 ///    ``RunSession``, exactly as `run` does, labelled with the stage, the git commit and the
 ///    breakers' decisions: every selected component is a step of the run, those the breakers
 ///    keep out end `skipped` with the reason without starting (``RunRequest/notStarted``), so
 ///    the stored run is the reported one;
-/// 7. record each component's outcome in its breaker;
+/// 7. record each component's outcome in its breaker, and end the trial claims;
 /// 8. run the post hooks in order (their failures are reported as warnings);
 /// 9. report.
 public struct StageRunner: Sendable {
@@ -91,9 +92,8 @@ public struct StageRunner: Sendable {
         guard let stateDirectory else { preconditionFailure("only a dry run goes without a state folder") }
 
         let considered = try Self.considered(configuration.entries, from: configuration.from, to: configuration.to)
-        let decision = BreakerDecision(entries: configuration.entries, registry: registry,
-                                       breakers: try BreakerStore(stateDirectory: stateDirectory).load(), now: now,
-                                       considering: considered)
+        let decision = try claimBreakers(configuration.entries, registry: registry, considering: considered,
+                                         stateDirectory: stateDirectory, runID: runID, now: now)
         let prepared = Prepared(configuration: configuration, stateDirectory: stateDirectory, runID: runID, decision: decision,
                                 revision: revision, gates: gates, preHooks: preHooks, postHooks: postHooks)
         let stops = StopFanout(source: context.stopRequests)
@@ -105,6 +105,11 @@ public struct StageRunner: Sendable {
             } catch {
                 return .failure(error)
             }
+        }
+        if case .failure = result {
+            // Whatever stopped the stage, its trials are no longer under way.
+            try? recordBreakers(nil, registry: registry, trials: decision.trials, runID: runID, stateDirectory: stateDirectory,
+                                at: context.now())
         }
         return try result.get()
     }
@@ -158,6 +163,25 @@ public struct StageRunner: Sendable {
         }
         guard let states = try graph.initialStates(from: from, to: to) else { return Set(names) }
         return Set(names.indices.filter { states[$0] == .pending }.map { names[$0] })
+    }
+
+    /// The breakers' verdict, decided under `breakers.json`'s lock, where the half-open circuits'
+    /// trials are claimed for this run: a concurrent invocation sees the claim and skips them.
+    private func claimBreakers(_ entries: [StageSelection.Entry], registry: Registry, considering: Set<String>,
+                               stateDirectory: StateDirectory, runID: String, now: Date) throws(EngineError) -> BreakerDecision {
+        let store = BreakerStore(stateDirectory: stateDirectory)
+        let guarded = entries.contains { considering.contains($0.component.name) && registry.breakerSettings(for: $0.component) != nil }
+        guard guarded else {
+            return BreakerDecision(entries: entries, registry: registry, breakers: try store.load(), now: now, claimant: runID,
+                                   considering: considering)
+        }
+        let claim = CircuitBreaker.TrialClaim(holder: .current, runID: runID, claimedAt: now)
+        return try store.update { breakers in
+            let decision = BreakerDecision(entries: entries, registry: registry, breakers: breakers, now: now, claimant: runID,
+                                           considering: considering)
+            for name in decision.trials { breakers[name, default: CircuitBreaker()].trial = claim }
+            return decision
+        }
     }
 
     // MARK: - Running
@@ -218,13 +242,12 @@ public struct StageRunner: Sendable {
                                                 parentRunID: configuration.replay?.record.runID)
         }
 
-        if let runReport {
-            do {
-                try recordBreakers(runReport, registry: loaded.registry, stateDirectory: stateDirectory, at: context.now())
-            } catch {
-                warnings.append("could not record the circuit breakers: \(error.message)")
-                context.notices(warnings.last!)
-            }
+        do {
+            try recordBreakers(runReport, registry: loaded.registry, trials: decision.trials, runID: runID,
+                               stateDirectory: stateDirectory, at: context.now())
+        } catch {
+            warnings.append("could not record the circuit breakers: \(error.message)")
+            context.notices(warnings.last!)
         }
 
         let skippedCritical = decision.skipped.contains(where: \.critical)
@@ -324,23 +347,24 @@ public struct StageRunner: Sendable {
     }
 
     /// Records every component's outcome in its breaker (succeeded closes, failed counts;
-    /// skipped and cancelled leave it alone).
-    private func recordBreakers(_ report: RunReport, registry: Registry, stateDirectory: StateDirectory,
-                                at now: Date) throws(EngineError) {
+    /// skipped and cancelled leave it alone) and ends this run's claims on trials, in one update.
+    private func recordBreakers(_ report: RunReport?, registry: Registry, trials: Set<String>, runID: String,
+                                stateDirectory: StateDirectory, at now: Date) throws(EngineError) {
         var outcomes: [(String, RunReport.StepReport, BreakerSettings)] = []
-        for step in report.steps where step.status == .succeeded || step.status == .failed {
+        for step in report?.steps ?? [] where step.status == .succeeded || step.status == .failed {
             guard let component = registry.component(named: step.id),
                   let settings = registry.breakerSettings(for: component) else { continue }
             outcomes.append((step.id, step, settings))
         }
-        guard !outcomes.isEmpty else { return }
+        guard !outcomes.isEmpty || !trials.isEmpty else { return }
         try BreakerStore(stateDirectory: stateDirectory).update { breakers in
             for (name, step, settings) in outcomes {
                 var breaker = breakers[name] ?? CircuitBreaker()
-                breaker.record(succeeded: step.status == .succeeded, error: step.error, runID: report.runID, at: now,
+                breaker.record(succeeded: step.status == .succeeded, error: step.error, runID: runID, at: now,
                                settings: settings)
                 breakers[name] = breaker
             }
+            for name in trials where breakers[name]?.trial?.runID == runID { breakers[name]?.trial = nil }
         }
     }
 
@@ -403,7 +427,8 @@ public struct StageRunner: Sendable {
 struct BreakerDecision: Sendable {
     /// The components to run, in plan order.
     var runnable: [StageSelection.Entry] = []
-    /// The components skipped: open circuits, and (transitively) the components depending on them.
+    /// The components skipped: open circuits, half-open ones whose trial another invocation
+    /// holds, and (transitively) the components depending on them.
     var skipped: [StageReport.SkippedComponent] = []
     /// Components whose breaker is half-open: one attempt.
     var trials: Set<String> = []
@@ -411,10 +436,12 @@ struct BreakerDecision: Sendable {
     var states: [String: String] = [:]
 
     /// - Parameters:
+    ///   - claimant: the run that would hold the trials; a live claim of another run on a
+    ///     half-open circuit keeps its component out. Nil (a dry run): claims are shown, not made.
     ///   - considering: the components the run may start (inside `--from`/`--to`); nil = all.
     ///     The others are left to the run, which does not start them.
     init(entries: [StageSelection.Entry], registry: Registry, breakers: [String: CircuitBreaker], now: Date,
-         considering: Set<String>? = nil) {
+         claimant: String? = nil, considering: Set<String>? = nil) {
         var blocked: [String: String] = [:]
         for entry in entries {
             let name = entry.component.name
@@ -427,9 +454,16 @@ struct BreakerDecision: Sendable {
             states[name] = state.name
             guard considering?.contains(name) ?? true else { continue }
             switch state {
-            case .open: blocked[name] = breaker.skipReason(at: now, settings: settings)
-            case .halfOpen: trials.insert(name)
-            case .closed: break
+            case .open:
+                blocked[name] = breaker.skipReason(at: now, settings: settings)
+            case .halfOpen:
+                if let claim = breaker.trialHeld(notBy: claimant) {
+                    blocked[name] = breaker.trialSkipReason(claim)
+                } else {
+                    trials.insert(name)
+                }
+            case .closed:
+                break
             }
         }
         // Whatever depends on a skipped component is skipped too (to a fixed point: the
