@@ -18,7 +18,7 @@ import Orchestration
 ///    the stored run is the reported one;
 /// 7. record each component's outcome in its breaker, and end the trial claims;
 /// 8. run the post hooks in order (their failures are reported as warnings);
-/// 9. report.
+/// 9. report. A stop (SIGINT/SIGTERM) at any point ends the stage with 130/143.
 public struct StageRunner: Sendable {
     /// The stage.
     public let stage: Stage
@@ -252,9 +252,8 @@ public struct StageRunner: Sendable {
 
         let skippedCritical = decision.skipped.contains(where: \.critical)
         let status = runReport?.status.rawValue ?? (skippedCritical ? "failed" : "succeeded")
-        let interrupted = runReport?.status == .cancelled || stops.reason != nil
         var post: [HookResult] = []
-        if interrupted {
+        if runReport?.status == .cancelled || stops.reason != nil {
             post = prepared.postHooks.map {
                 HookResult(phase: .post, name: $0.name, argv: [$0.command] + $0.arguments, status: .skipped,
                            error: "stage interrupted")
@@ -271,6 +270,17 @@ public struct StageRunner: Sendable {
                 context.notices(warnings.last!)
             }
         }
+        // A stop after the components ended (during the post hooks, or just before them) is an
+        // interruption all the same (SPEC section 5); the run itself keeps the status it ended with.
+        if let reason = stops.reason, runReport?.status != .cancelled {
+            let during = post.first(where: { $0.status == .cancelled }).map { "during post hook \"\($0.name)\"" }
+                ?? "after its components ended"
+            let outcome = runReport.map { "run \($0.runID) had ended \($0.status.rawValue) ('omnibase-agents runs show \($0.runID)')" }
+                ?? "no component had run"
+            throw EngineError(.interrupted, "stage \(stage) interrupted by \(reason.signalName) \(during); \(outcome)",
+                              exitCode: reason.exitCode)
+        }
+
         guard let report = runReport else {
             return StageReport(stage: stage, mode: mode, outcome: .nothingStarted(traceID: RunID.traceID()),
                                skipped: decision.skipped, gates: gates, hooks: pre + post, warnings: warnings,
