@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 @testable import Orchestration
 
@@ -213,6 +214,28 @@ struct StageCLITests {
         #expect(stopped.stderr.contains("stage pre-commit stopped: pre hook \"bad\" failed (exited with code 9"))
         #expect(stopped.stderr.contains("no component ran"))
         #expect(dir.read("log") == "bad pre\n")
+    }
+
+    /// SIGINT or SIGTERM while a post hook ran gave exit 0 and no message (the hook showed
+    /// "interrupted"); it is 130 / 143 with one sentence, as during a pre hook (SPEC section 5).
+    @Test(arguments: [(SIGINT, Int32(130), "SIGINT"), (SIGTERM, Int32(143), "SIGTERM")])
+    func aStopDuringAPostHookExitsAsAnInterruption(signal: Int32, expected: Int32, name: String) async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", registryJSON([componentJSON("a", script: logScript("a"))], extra:
+            "\"hooks\": {\"post\": [{\"name\": \"slow\", \"command\": \"sh\", \"args\": [\"-c\", "
+            + "\"echo $PPID > engine.pid; sleep 333 & echo $! > sleeper.pid; sleep 334\"]}]}"))
+        let root = dir.path
+        async let stage = runCLI(["orch", "--stage", "pre-commit", "--state-dir", root + "/.state"], in: root)
+        let engine = try await pidFile(dir.path + "/engine.pid")
+        let sleeper = try await pidFile(dir.path + "/sleeper.pid")
+        kill(engine, signal)
+        let result = await stage
+        #expect(result.status == expected, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("omnibase-agents: error: stage pre-commit interrupted by \(name) during post hook \"slow\"; "
+                                        + "run "), "\(result.stderr)")
+        #expect(result.stderr.contains("had ended succeeded"), "\(result.stderr)")
+        #expect(!isAlive(sleeper), "the post hook's background process survived the stop")
+        #expect(dir.read("log") == "a\n")
     }
 
     /// A stage stopped by its pre hook left `runs/<id>/hooks/` (the hook's logs) with no run row,

@@ -227,4 +227,56 @@ struct StageRegistryCLITests {
             #expect(result.stderr.contains(message), "\(result.stderr) should contain \(message)")
         }
     }
+
+    /// `--run-id ''` exited 3 ("no run  in ..."), `--registry ''` said "error: : cannot read the
+    /// registry": an empty value is a usage error that says so.
+    @Test func emptyOptionValuesAreUsageErrors() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", Self.canonical)
+        #expect(await orch(["--stage", "pre-commit"], in: dir).status == 0)
+        let cases: [([String], String)] = [
+            (["--stage", "pre-commit", "--mode", "replay", "--run-id", ""], "option --run-id needs a run id, not an empty value"),
+            (["--stage", "pre-commit", "--registry", ""], "option --registry needs a file name, not an empty value"),
+            (["--stage", "registry", "list", "--registry", ""], "option --registry needs a file name, not an empty value"),
+        ]
+        for (arguments, message) in cases {
+            let result = await orch(arguments, in: dir)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("omnibase-agents: error: \(message)"), "\(result.stderr) should start with \(message)")
+        }
+    }
+
+    /// `registry reset` of a component with no breaker record said it "closed the circuit
+    /// breaker" and created the state folder; it says there was nothing to reset and creates nothing.
+    @Test func resettingABreakerThatHasNoRecordSaysSoAndCreatesNothing() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", Self.canonical)
+        let human = await orch(["--stage", "registry", "reset", "lint", "--format", "human"], in: dir, json: false)
+        #expect(human.status == 0, "\(human.stderr)")
+        #expect(human.stdout == "nothing to reset: lint has no circuit-breaker record (its circuit is closed)\n")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/.state"), "reset created the state folder")
+        let json = try await orch(["--stage", "registry", "reset", "lint"], in: dir).json()
+        #expect(json["changed"] == false)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/.state"))
+        // An unknown name is still exit 3.
+        #expect(await orch(["--stage", "registry", "reset", "lnt"], in: dir).status == 3)
+    }
+
+    /// A `breakers.json` written by a newer release was "corrupt ... delete it" (exit 74): it is
+    /// exit 4, and the file is left as it is.
+    @Test func aBreakerFileOfANewerReleaseExits4AndIsLeftAlone() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", registryJSON([componentJSON("lint", script: "true")],
+                                                         extra: "\"breaker\": {\"failure_threshold\": 1}"))
+        let newer = "{\"version\": 99, \"components\": {\"lint\": {\"whatever\": true}}}\n"
+        dir.put(".state/breakers.json", newer)
+        for arguments in [["--stage", "pre-commit"], ["--stage", "registry", "inspect", "lint"], ["--stage", "registry", "reset", "lint"]] {
+            let result = await orch(arguments, in: dir)
+            #expect(result.status == 4, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("breakers.json is version 99 of the breakers file, written by a newer release"),
+                    "\(result.stderr)")
+            #expect(!result.stderr.contains("delete"))
+        }
+        #expect(dir.read(".state/breakers.json") == newer)
+    }
 }

@@ -330,6 +330,24 @@ struct SchedulerStateMachineTests {
         #expect(sim.runStatus == .succeeded)
     }
 
+    /// Steps the caller keeps out (a stage's open circuit breakers) end skipped with its reason,
+    /// skip their dependents (a cleanup with `always()` still runs) and count in the run's status.
+    @Test func notStartedStepsAreSkippedWithTheirReasonSkipTheirDependentsAndCount() throws {
+        let steps = [MachineStep("a"), MachineStep("b", ["a"]), MachineStep("c"), MachineStep("d", ["b"], if: "always()")]
+        let sim = try Simulation(steps, initial: [.notStarted(reason: "circuit open"), .pending, .pending, .pending])
+        #expect(sim.statuses == ["a": .skipped, "b": .skipped, "c": .succeeded, "d": .succeeded])
+        #expect(sim.reasons["a"] == .notStarted("circuit open"))
+        #expect(sim.reasons["b"] == .dependencyBlocked(dependency: 0))
+        #expect(sim.startOrder == ["c", "d"])
+        #expect(sim.runStatus == .failed, "a critical step that did not run fails the run")
+        let optional = try Simulation([MachineStep("a", critical: false), MachineStep("c")],
+                                      initial: [.notStarted(reason: "circuit open"), .pending])
+        #expect(optional.runStatus == .succeeded)
+        // Outside the --from/--to selection wins: such a step is not the run's to judge.
+        let outside = try Simulation([MachineStep("a"), MachineStep("b", ["a"])], initial: [.excluded, .pending])
+        #expect(outside.runStatus == .succeeded)
+    }
+
     @Test func alreadySucceededStepsAreNotRunAgain() throws {
         let sim = try Simulation([MachineStep("a"), MachineStep("b", ["a"])], initial: [.alreadySucceeded, .pending])
         #expect(sim.startOrder == ["b"])

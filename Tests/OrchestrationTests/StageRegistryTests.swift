@@ -129,7 +129,90 @@ struct StageRegistryTests {
                                             lastError: "exited with code 1", lastRunID: "r-1")]
         let text = BreakerStore.encode(breakers)
         #expect(try BreakerStore.decode(Array(text.utf8), path: "b.json") == breakers)
-        #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"version\": 2}".utf8), path: "b.json") }
+        #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"version\": 1}".utf8), path: "b.json") }
+        #expect(throws: EngineError(.stateFailure, "")) { try BreakerStore.decode(Array("{\"components\": {}}".utf8), path: "b.json") }
+        // A trial's claim round-trips too.
+        let claimed = ["x": CircuitBreaker(consecutiveFailures: 1, openedAt: Date(timeIntervalSince1970: 1_700_000_000),
+                                           trial: .init(holder: EngineIdentity(pid: 42, startTime: 7, bootID: "boot"),
+                                                        runID: "r-2", claimedAt: Date(timeIntervalSince1970: 1_700_000_100)))]
+        #expect(try BreakerStore.decode(Array(BreakerStore.encode(claimed).utf8), path: "b.json") == claimed)
+    }
+
+    /// A `breakers.json` of another version was called corrupt (exit 74) with the advice to
+    /// delete it: another release wrote it, so it is a protocol violation (exit 4), and its state
+    /// is not ours to throw away.
+    @Test func aBreakerFileOfAnotherVersionIsRefusedAsIncompatibleNotCorrupt() {
+        for version in [2, 99, 0] {
+            let text = "{\"version\": \(version), \"components\": {}}"
+            do {
+                _ = try BreakerStore.decode(Array(text.utf8), path: "b.json")
+                Issue.record("version \(version) was accepted")
+            } catch {
+                #expect(error.exitCode == 4, "\(version): \(error.message)")
+                #expect(error.message.hasPrefix("b.json is version \(version) of the breakers file, "), "\(error.message)")
+                #expect(!error.message.contains("delete"), "\(error.message)")
+            }
+        }
+    }
+
+    /// Gates that require each other (`ci` needs `test`, `test` needs `ci`) and a stage listed twice
+    /// in one `require_passed` were accepted; a cycle means none of those stages could ever run.
+    @Test func gateCyclesAndRepeatedRequirementsAreLocatedErrors() {
+        let cases: [(String, String)] = [
+            ("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"test\"]}, \"test\": {\"require_passed\": [\"ci\"]}}}",
+             "reg.json:1:30: gates.ci: gate cycle: ci -> test -> ci (each requires the next to have passed first"),
+            ("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"pipeline\"]}, \"pipeline\": "
+             + "{\"require_passed\": [\"test\"]}, \"test\": {\"require_passed\": [\"ci\"]}}}",
+             "gate cycle: ci -> pipeline -> test -> ci"),
+            ("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"test\", \"pre-commit\", \"test\"]}}}",
+             "reg.json:1:78: gates.ci.require_passed[2]: the gate of stage ci lists stage test twice"),
+        ]
+        for (text, expected) in cases {
+            let error = loadError(text)
+            #expect(error?.exitCode == 2, "\(text)")
+            #expect(error?.message.contains(expected) == true, "\(error?.message ?? "no error") should contain \(expected)")
+        }
+        // Gates in a line are fine.
+        #expect(loadError("{\"components\": [], \"gates\": {\"ci\": {\"require_passed\": [\"test\", \"pre-commit\"]}, "
+                          + "\"test\": {\"require_passed\": [\"pre-commit\"]}}}") == nil)
+    }
+
+    /// A component's partial `breaker` took the keys it left out from the built-in settings
+    /// (threshold 3) instead of the registry's `breaker`, which it overrides.
+    @Test func aPartialComponentBreakerTakesTheMissingKeysFromTheRegistrysBreaker() throws {
+        let loaded = try load("""
+            {"components": [
+              {"name": "a", "type": "tool", "command": "true", "breaker": {"cooldown_sec": 1}},
+              {"name": "b", "type": "tool", "command": "true", "breaker": {"failure_threshold": 5}},
+              {"name": "c", "type": "tool", "command": "true"}
+            ], "breaker": {"failure_threshold": 2, "cooldown_sec": 100}}
+            """)
+        let registry = loaded.registry
+        func settings(_ name: String) -> BreakerSettings? { registry.component(named: name).flatMap(registry.breakerSettings) }
+        #expect(settings("a") == BreakerSettings(failureThreshold: 2, cooldownSeconds: 1))
+        #expect(settings("b") == BreakerSettings(failureThreshold: 5, cooldownSeconds: 100))
+        #expect(settings("c") == BreakerSettings(failureThreshold: 2, cooldownSeconds: 100))
+        // Without a registry breaker, the built-in settings fill them.
+        let alone = try load("{\"components\": [{\"name\": \"a\", \"type\": \"tool\", \"command\": \"true\", "
+                             + "\"breaker\": {\"cooldown_sec\": 1}}]}").registry
+        #expect(alone.component(named: "a").flatMap(alone.breakerSettings) == BreakerSettings(failureThreshold: 3, cooldownSeconds: 1))
+    }
+
+    /// `failure_threshold: 99999999999999999999` said "must be an integer": it is one, out of range.
+    @Test func anIntegerTooLargeForAnyIntegerTypeIsOutOfRange() {
+        let cases: [(String, String)] = [
+            ("{\"components\": [], \"breaker\": {\"failure_threshold\": 99999999999999999999}}",
+             "reg.json:1:53: breaker.failure_threshold: must be at most 1000000, not 99999999999999999999"),
+            ("{\"components\": [], \"breaker\": {\"failure_threshold\": -99999999999999999999}}",
+             "breaker.failure_threshold: must be at least 1, not -99999999999999999999"),
+            ("{\"components\": [], \"breaker\": {\"failure_threshold\": 2.5}}", "breaker.failure_threshold: must be an integer, not 2.5"),
+        ]
+        for (text, expected) in cases {
+            let error = loadError(text)
+            #expect(error?.exitCode == 2, "\(text)")
+            #expect(error?.message == expected || error?.message.hasSuffix(expected) == true,
+                    "\(error?.message ?? "no error") should end with \(expected)")
+        }
     }
 
     @Test func theRepositoryRegistryIsValidAndItsPreCommitStageIsMeaningful() throws {

@@ -32,6 +32,25 @@ public struct CircuitBreaker: Sendable, Hashable {
         }
     }
 
+    /// The invocation that claimed a half-open circuit's one trial (SPEC §6: "then one trial run
+    /// decides"): the others skip the component while it holds the claim.
+    public struct TrialClaim: Sendable, Hashable {
+        /// The process that claimed it: its pid, start time and boot, so a claim of a process that
+        /// is gone (killed with SIGKILL, say) is recognised as stale and taken over.
+        public var holder: EngineIdentity
+        /// The run the trial is part of.
+        public var runID: String
+        /// When it was claimed.
+        public var claimedAt: Date
+
+        /// Creates a claim.
+        public init(holder: EngineIdentity, runID: String, claimedAt: Date) {
+            self.holder = holder
+            self.runID = runID
+            self.claimedAt = claimedAt
+        }
+    }
+
     /// Failed invocations in a row.
     public var consecutiveFailures: Int
     /// When the circuit opened (nil while closed).
@@ -40,13 +59,24 @@ public struct CircuitBreaker: Sendable, Hashable {
     public var lastError: String?
     /// The run of the last recorded outcome.
     public var lastRunID: String?
+    /// The claim on the trial of a half-open circuit, until the trial's outcome is recorded (or
+    /// its invocation ends without one).
+    public var trial: TrialClaim?
 
     /// Creates a breaker; the default is closed with no failures.
-    public init(consecutiveFailures: Int = 0, openedAt: Date? = nil, lastError: String? = nil, lastRunID: String? = nil) {
+    public init(consecutiveFailures: Int = 0, openedAt: Date? = nil, lastError: String? = nil, lastRunID: String? = nil,
+                trial: TrialClaim? = nil) {
         self.consecutiveFailures = consecutiveFailures
         self.openedAt = openedAt
         self.lastError = lastError
         self.lastRunID = lastRunID
+        self.trial = trial
+    }
+
+    /// The claim on the trial held by another invocation than run `runID`, if its process is alive.
+    public func trialHeld(notBy runID: String?) -> TrialClaim? {
+        guard let trial, trial.runID != runID, trial.holder.isAlive else { return nil }
+        return trial
     }
 
     /// The state at `now`.
@@ -60,11 +90,12 @@ public struct CircuitBreaker: Sendable, Hashable {
     /// - Parameters:
     ///   - succeeded: whether it succeeded (a failure otherwise).
     ///   - error: the failure's reason.
-    ///   - runID: the run it was part of.
+    ///   - runID: the run it was part of (its claim on the trial, if any, ends).
     ///   - now: when it ended.
     ///   - settings: the threshold.
     public mutating func record(succeeded: Bool, error: String?, runID: String, at now: Date, settings: BreakerSettings) {
         lastRunID = runID
+        if trial?.runID == runID { trial = nil }
         if succeeded {
             consecutiveFailures = 0
             openedAt = nil
@@ -86,12 +117,20 @@ public struct CircuitBreaker: Sendable, Hashable {
             + "next trial in \(Int(remaining.rounded(.up)))s"
     }
 
+    /// Why a half-open circuit's component is not started: another invocation runs its trial.
+    public func trialSkipReason(_ claim: TrialClaim) -> String {
+        let last = lastError.map { " (last: \($0))" } ?? ""
+        return "circuit half-open after \(consecutiveFailures) consecutive failure\(consecutiveFailures == 1 ? "" : "s")\(last); "
+            + "its one trial runs in another invocation (\(claim.holder), run \(claim.runID))"
+    }
+
     /// A sentence about a state other than closed.
     func reason(_ state: State, at now: Date, settings: BreakerSettings) -> String? {
         switch state {
         case .closed: return nil
         case .open: return skipReason(at: now, settings: settings)
         case .halfOpen:
+            if let claim = trialHeld(notBy: nil) { return trialSkipReason(claim) }
             let last = lastError.map { " (last: \($0))" } ?? ""
             return "cooldown over after \(consecutiveFailures) consecutive failures\(last); the next run is one trial"
         }
@@ -115,6 +154,7 @@ public struct CircuitBreaker: Sendable, Hashable {
             "reason": reason(state, at: now, settings: settings).map { .string($0) } ?? .null,
             "last_error": lastError.map { .string($0) } ?? .null,
             "last_run_id": lastRunID.map { .string($0) } ?? .null,
+            "trial": trialHeld(notBy: nil).map { .object(["pid": .int(Int($0.holder.pid)), "run_id": .string($0.runID)]) } ?? .null,
         ])
     }
 }

@@ -21,8 +21,8 @@ import Orchestration
 /// Component fields are those of a plan step (SPEC §1) with the registry's own: `type`,
 /// `lifecycle` (default `stable`), `idempotent` (default false: never retried; idempotent ones get
 /// `retries`, default 2, with exponential backoff from `retry_delay_sec`, default 1, capped at
-/// `max_retry_delay_sec`, default 60), and `breaker` (an object overriding the registry's, or
-/// `false`). Names are step ids. Dependencies must name components and form no cycle.
+/// `max_retry_delay_sec`, default 60), and `breaker` (an object overriding the registry's
+/// `breaker` key by key, the keys it leaves out coming from the registry's, or `false`). Names are step ids. Dependencies must name components and form no cycle.
 public enum RegistryLoader {
     /// The registry file looked for in the working folder.
     public static let defaultFileName = "omnibase.registry.json"
@@ -107,12 +107,17 @@ private struct RegistryDecoder {
         guard let componentNodes = try top.array("components") else {
             throw error(root.location, "", "missing required field \"components\" (an array, possibly empty)")
         }
+        // The registry's breaker first: a component's own `breaker` overrides it key by key.
+        var breaker: BreakerSettings?
+        if let node = top["breaker"] {
+            breaker = try decodeBreaker(node, path: "breaker", defaults: RegistryLoader.defaultBreaker)
+        }
         var components: [Component] = []
         var firstIndex: [String: Int] = [:]
         var dependencyLocations: [[SourceLocation]] = []
         for (index, node) in componentNodes.enumerated() {
             let path = "components[\(index)]"
-            let (component, locations) = try decodeComponent(node, path: path)
+            let (component, locations) = try decodeComponent(node, path: path, breakerDefaults: breaker ?? RegistryLoader.defaultBreaker)
             if let first = firstIndex[component.name] {
                 let fields = try self.fields(node, path, RegistryLoader.componentKeys, what: path)
                 throw fields.fail("name", "duplicate component name \"\(component.name)\" (first used by components[\(first)])")
@@ -161,6 +166,7 @@ private struct RegistryDecoder {
             guard case .object(let object) = node.kind else {
                 throw top.fail("gates", "must be an object keyed by stage name, not \(node.typeName)")
             }
+            var gateLocations: [Stage: SourceLocation] = [:]
             for member in object.members {
                 let path = "gates.\(member.key)"
                 let stage = try stageName(member.key, location: member.keyLocation, path: path)
@@ -173,21 +179,25 @@ private struct RegistryDecoder {
                     let itemPath = "\(path).require_passed[\(index)]"
                     let needed = try stageName(name, location: location, path: itemPath)
                     guard needed != stage else { throw error(location, itemPath, "stage \(stage) cannot require itself") }
+                    guard !stagesRequired.contains(needed) else {
+                        throw error(location, itemPath, "the gate of stage \(stage) lists stage \(needed) twice")
+                    }
                     stagesRequired.append(needed)
                 }
                 gates[stage] = Registry.Gate(requirePassed: stagesRequired)
+                gateLocations[stage] = member.keyLocation
             }
+            try refuseGateCycles(gates, locations: gateLocations)
         }
 
-        var breaker: BreakerSettings?
-        if let node = top["breaker"] {
-            breaker = try decodeBreaker(node, path: "breaker")
-        }
         return Registry(components: components, stages: stages, preHooks: preHooks, postHooks: postHooks,
                         gates: gates, breaker: breaker)
     }
 
-    func decodeComponent(_ node: JSONNode, path: String) throws(EngineError) -> (Component, [SourceLocation]) {
+    /// One component; `breakerDefaults` fills the keys its own `breaker` object leaves out (the
+    /// registry's `breaker`, else the built-in settings).
+    func decodeComponent(_ node: JSONNode, path: String,
+                         breakerDefaults: BreakerSettings = RegistryLoader.defaultBreaker) throws(EngineError) -> (Component, [SourceLocation]) {
         let fields = try self.fields(node, path, RegistryLoader.componentKeys, what: path)
         let name = try fields.string("name", required: true)!
         guard Self.isValidName(name) else {
@@ -216,7 +226,7 @@ private struct RegistryDecoder {
             if case .bool(false) = node.kind {
                 breaker = .disabled
             } else if case .object = node.kind {
-                breaker = .custom(try decodeBreaker(node, path: "\(path).breaker"))
+                breaker = .custom(try decodeBreaker(node, path: "\(path).breaker", defaults: breakerDefaults))
             } else {
                 throw fields.fail("breaker", "must be an object of breaker settings or false, not \(node.kind.isTrue ? "true" : node.typeName)")
             }
@@ -290,12 +300,27 @@ private struct RegistryDecoder {
                              environment: try fields.stringMap("env") ?? [:], stages: stages)
     }
 
-    func decodeBreaker(_ node: JSONNode, path: String) throws(EngineError) -> BreakerSettings {
+    func decodeBreaker(_ node: JSONNode, path: String, defaults: BreakerSettings) throws(EngineError) -> BreakerSettings {
         let fields = try self.fields(node, path, RegistryLoader.breakerKeys, what: path)
-        let defaults = RegistryLoader.defaultBreaker
         return BreakerSettings(
             failureThreshold: try fields.int("failure_threshold", minimum: 1, maximum: 1_000_000) ?? defaults.failureThreshold,
             cooldownSeconds: try fields.secondsValue("cooldown_sec", positive: true) ?? defaults.cooldownSeconds)
+    }
+
+    /// Gates that require each other in a circle (`ci` requires `test`, which requires `ci`) can
+    /// never be met: none of those stages could ever run.
+    func refuseGateCycles(_ gates: [Stage: Registry.Gate], locations: [Stage: SourceLocation]) throws(EngineError) {
+        let stages = Stage.executing
+        do {
+            _ = try PlanGraph(ids: stages.map(\.rawValue),
+                              dependsOn: stages.map { gates[$0]?.requirePassed.map(\.rawValue) ?? [] })
+        } catch {
+            guard case .cycle(let path) = error.issue, let first = path.first,
+                  let location = locations[stages[first]] else { return }
+            throw self.error(location, "gates.\(stages[first])", "gate cycle: "
+                             + path.map { stages[$0].rawValue }.joined(separator: " -> ")
+                             + " (each requires the next to have passed first, so none of them could ever run)")
+        }
     }
 
     /// A stage name that components run in (not `registry`).

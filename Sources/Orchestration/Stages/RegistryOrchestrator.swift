@@ -169,15 +169,23 @@ public struct RegistryOrchestrator: Orchestrator {
 
         case .reset(let name):
             let loaded = try loadRegistry(context)
-            let directory: StateDirectory
-            do { directory = try StateDirectory(path: context.stateDirectory) } catch { throw EngineError(error) }
-            let store = BreakerStore(stateDirectory: directory)
-            let recorded = try store.load()
+            // Read without creating a state folder: with nothing recorded there is nothing to write.
+            let recorded = try readBreakers(context)
             guard loaded.registry.component(named: name) != nil || recorded[name] != nil else {
                 throw loaded.registry.unknownComponent(name, context: "reset")
             }
-            try store.update { $0[name] = nil }
-            return (.object(["reset": .string(name), "breaker": "closed"]), "closed the circuit breaker of \(name)\n")
+            guard recorded[name] != nil else {
+                return (.object(["reset": .string(name), "breaker": "closed", "changed": false]),
+                        "nothing to reset: \(name) has no circuit-breaker record (its circuit is closed)\n")
+            }
+            let directory: StateDirectory
+            do { directory = try StateDirectory(path: context.stateDirectory) } catch { throw EngineError(error) }
+            let removed = try BreakerStore(stateDirectory: directory).update { breakers in breakers.removeValue(forKey: name) != nil }
+            guard removed else {
+                return (.object(["reset": .string(name), "breaker": "closed", "changed": false]),
+                        "nothing to reset: \(name) has no circuit-breaker record (its circuit is closed)\n")
+            }
+            return (.object(["reset": .string(name), "breaker": "closed", "changed": true]), "closed the circuit breaker of \(name)\n")
         }
     }
 

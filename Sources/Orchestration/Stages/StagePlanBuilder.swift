@@ -15,8 +15,16 @@ import Orchestration
 ///
 /// The plan's `globals.working_dir` is the registry's folder, so relative paths resolve as in
 /// the registry. Registries have no variables: every `$` is written as `$$`, so it reaches the
-/// command unchanged. The document is the run's stored snapshot, which `replay` runs again.
+/// command unchanged. The document is the run's stored snapshot, which `replay` runs again: its
+/// `metadata` keeps the registry as it was read (`registry_snapshot`, the whole document: hooks,
+/// gates, breaker settings) and its folder (`registry_directory`), so a replay needs nothing else
+/// (``StageReplay``).
 public enum StagePlanBuilder {
+    /// The `metadata` member holding the registry document a stage run was built from.
+    static let registrySnapshotKey = "registry_snapshot"
+    /// The `metadata` member holding the registry's absolute folder.
+    static let registryDirectoryKey = "registry_directory"
+
     /// The plan id of a stage's runs: `stage-<stage>`.
     public static func planID(_ stage: Stage) -> String { "stage-\(stage.rawValue)" }
 
@@ -34,8 +42,10 @@ public enum StagePlanBuilder {
             "plan_id": .string(planID(stage)),
             "version": "1",
             "metadata": .object([
-                "stage": .string(stage.rawValue),
-                "registry": .string(registry.displayPath),
+                .init("stage", .string(stage.rawValue)),
+                .init("registry", .string(registry.displayPath)),
+                .init(registryDirectoryKey, .string(registry.directory)),
+                .init(registrySnapshotKey, registry.document),
             ]),
             "globals": .object(globals),
             "steps": .array(steps),

@@ -3,10 +3,10 @@ import Orchestration
 /// What an ``Orchestrator`` returns: the stage's ``RunReport`` (SPEC §4 with `stage`) and what
 /// happened around it: gates, hooks, circuit breakers, warnings, timings.
 ///
-/// Components skipped because their circuit is open (or a dependency's is) are not steps of the
-/// run's plan; the report lists them among the steps as `skipped` with the reason, and a
-/// critical one makes the stage fail (as a skipped critical step fails a run, SPEC §2). The
-/// stored run records them in its labels ``StageLabels/breakerSkipped``.
+/// Components skipped because their circuit is open (or a dependency's is) are steps of the run
+/// that end `skipped` with the reason without starting (``RunRequest/notStarted``), stored as
+/// reported; a critical one makes the stage fail (as a skipped critical step fails a run, SPEC
+/// §2). The stored run also lists them in its label ``StageLabels/breakerSkipped``.
 public struct StageReport: Sendable {
     /// A component skipped before the run because of a circuit breaker.
     public struct SkippedComponent: Sendable, Hashable {
@@ -20,7 +20,7 @@ public struct StageReport: Sendable {
 
     /// What the stage did.
     public enum Outcome: Sendable {
-        /// It ran: the run's report, with the skipped components merged in.
+        /// It ran: the run's report (every selected component among its steps).
         case ran(RunReport)
         /// Every selected component was skipped by circuit breakers: no run was started.
         case nothingStarted(traceID: String)

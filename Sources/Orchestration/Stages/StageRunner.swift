@@ -3,18 +3,22 @@ import Orchestration
 
 /// The one execution flow of every stage that runs components (the seeds' shared base class):
 ///
-/// 1. select the components (``StageSelection``) and resolve the mode;
-/// 2. consult the circuit breakers (``BreakerStore``): open circuits are skipped with their
-///    reason (and so are the components that depend on them), half-open ones get one trial;
-/// 3. check the gate (``StageGate``): unmet, the stage stops here with exit 1;
-/// 4. a dry run stops here and shows what would run;
+/// 1. select the components (``StageSelection``) and resolve the mode (replay: the components,
+///    hooks, gate and breaker settings the replayed run stored, ``StageReplay``);
+/// 2. check the gate (``StageGate``): unmet, the stage stops here with exit 1;
+/// 3. consult the circuit breakers (``BreakerStore``), under their lock: open circuits are not
+///    started (and so are the components that depend on them), a half-open one gets one trial,
+///    claimed in `breakers.json` so that concurrent invocations skip it meanwhile;
+/// 4. a dry run stops at the breakers' verdict (claiming nothing) and shows what would run;
 /// 5. run the pre hooks in order: one failing stops the stage with exit 1;
 /// 6. translate the components into a plan (``StagePlanBuilder``) and run it with
 ///    ``RunSession``, exactly as `run` does, labelled with the stage, the git commit and the
-///    breakers' decisions (replay: the stage's latest run's snapshot, run again);
-/// 7. record each component's outcome in its breaker;
+///    breakers' decisions: every selected component is a step of the run, those the breakers
+///    keep out end `skipped` with the reason without starting (``RunRequest/notStarted``), so
+///    the stored run is the reported one;
+/// 7. record each component's outcome in its breaker, and end the trial claims;
 /// 8. run the post hooks in order (their failures are reported as warnings);
-/// 9. report.
+/// 9. report. A stop (SIGINT/SIGTERM) at any point ends the stage with 130/143.
 public struct StageRunner: Sendable {
     /// The stage.
     public let stage: Stage
@@ -25,44 +29,46 @@ public struct StageRunner: Sendable {
         self.stage = stage
     }
 
+    /// What the stage runs: the registry, the components and how.
+    private struct Configuration: Sendable {
+        var loaded: LoadedRegistry
+        var mode: StageMode
+        /// `sync`, `async` or `profile`: how the components run.
+        var runMode: StageMode
+        var entries: [StageSelection.Entry]
+        var warnings: [String] = []
+        var criteria = ""
+        /// `--from` / `--to` of the run (a replay: the replayed run's).
+        var from: [String] = []
+        var to: [String] = []
+        var replay: StageReplay?
+    }
+
     /// Runs the stage.
     /// - Throws: ``EngineError``, see ``Orchestrator/run(_:)``.
     public func run(_ context: ExecutionContext) async throws(EngineError) -> StageReport {
-        let loaded = try context.requireRegistry()
-        let registry = loaded.registry
-        let defaultMode = registry.stages[stage]?.mode ?? StageDefaults.of(stage).mode
-        let mode = context.mode ?? defaultMode
-        let runMode = (mode == .dryRun || mode == .replay) ? defaultMode : mode
-        if runMode != .async, context.maxConcurrency != nil, mode != .replay {
-            throw EngineError(.usage, "--max-concurrency applies to async mode; stage \(stage) runs in \(runMode) mode here")
-        }
+        if context.mode == .replay { try Self.refuseReplayOptions(context) }
         // A dry run changes nothing, so it does not create a state folder that is not there.
-        let readOnly = mode == .dryRun && !FileManager.default.fileExists(atPath: context.stateDirectory)
+        let readOnly = context.mode == .dryRun && !FileManager.default.fileExists(atPath: context.stateDirectory)
         let stateDirectory: StateDirectory?
         do { stateDirectory = readOnly ? nil : try StateDirectory(path: context.stateDirectory) } catch { throw EngineError(error) }
 
-        var replaySource: RunStore.RunRecord?
-        var entries: [StageSelection.Entry] = []
-        var warnings: [String] = []
-        var criteria = ""
-        if mode == .replay, let stateDirectory {
-            replaySource = try replayRecord(context, stateDirectory: stateDirectory)
-        } else {
-            let selection = try StageSelection.select(stage: stage, registry: registry, request: context.selection)
-            entries = selection.entries
-            warnings = selection.warnings
-            criteria = selection.criteria
-            for bound in [("--from", context.from), ("--to", context.to)] {
-                if let name = bound.1, selection.entry(named: name) == nil {
-                    if registry.component(named: name) == nil { throw registry.unknownComponent(name, context: bound.0) }
-                    throw EngineError(.unknownReference, "\(bound.0) names component \"\(name)\", which stage \(stage) does not select")
-                }
+        let configuration: Configuration
+        if context.mode == .replay, let stateDirectory {
+            let replay = try StageReplay.load(stage: stage, runID: context.replayRunID, stateDirectory: stateDirectory) {
+                () throws(EngineError) in try BreakerStore(stateDirectory: stateDirectory).load()
             }
+            configuration = Configuration(loaded: replay.registry, mode: .replay, runMode: replay.runMode, entries: replay.entries,
+                                          from: replay.request.from, to: replay.request.to, replay: replay)
+        } else {
+            configuration = try select(context)
         }
+        let loaded = configuration.loaded
+        let registry = loaded.registry
+        let mode = configuration.mode
 
+        let runID = RunID.make()
         let now = context.now()
-        let breakers = try stateDirectory.map { directory throws(EngineError) in try BreakerStore(stateDirectory: directory).load() } ?? [:]
-        let decision = BreakerDecision(entries: entries, registry: registry, breakers: breakers, now: now)
         let revision = await GitRevision.read(in: context.workingDirectory, environment: context.environment,
                                               staged: mode != .dryRun)
         let gates = try StageGate.evaluate(stage: stage, registry: registry, stateDirectory: stateDirectory,
@@ -71,21 +77,25 @@ public struct StageRunner: Sendable {
         let preHooks = registry.preHooks.filter { $0.applies(to: stage) }
         let postHooks = registry.postHooks.filter { $0.applies(to: stage) }
 
-        for warning in warnings { context.notices(warning) }
+        for warning in configuration.warnings { context.notices(warning) }
         if mode == .dryRun {
-            let dryRun = try makeDryRun(loaded, entries: entries, decision: decision, runMode: runMode, criteria: criteria,
-                                        preHooks: preHooks, postHooks: postHooks)
+            let breakers = try stateDirectory.map { directory throws(EngineError) in try BreakerStore(stateDirectory: directory).load() } ?? [:]
+            let decision = BreakerDecision(entries: configuration.entries, registry: registry, breakers: breakers, now: now)
+            let dryRun = try makeDryRun(loaded, entries: configuration.entries, decision: decision, runMode: configuration.runMode,
+                                        criteria: configuration.criteria, preHooks: preHooks, postHooks: postHooks)
             return StageReport(stage: stage, mode: .dryRun, outcome: .dryRun(dryRun), skipped: decision.skipped, gates: gates,
-                               warnings: warnings, gitCommit: revision?.commit, exitCode: 0)
+                               warnings: configuration.warnings, gitCommit: revision?.commit, exitCode: 0)
         }
         if let unmet = gates.first(where: { !$0.met }) {
             throw EngineError(.executionFailed, "stage \(stage) refused by its gate: \(unmet.detail)")
         }
         guard let stateDirectory else { preconditionFailure("only a dry run goes without a state folder") }
 
-        let prepared = Prepared(loaded: loaded, stateDirectory: stateDirectory, mode: mode, runMode: runMode,
-                                entries: entries, replaySource: replaySource, decision: decision, revision: revision,
-                                gates: gates, warnings: warnings, preHooks: preHooks, postHooks: postHooks)
+        let considered = try Self.considered(configuration.entries, from: configuration.from, to: configuration.to)
+        let decision = try claimBreakers(configuration.entries, registry: registry, considering: considered,
+                                         stateDirectory: stateDirectory, runID: runID, now: now)
+        let prepared = Prepared(configuration: configuration, stateDirectory: stateDirectory, runID: runID, decision: decision,
+                                revision: revision, gates: gates, preHooks: preHooks, postHooks: postHooks)
         let stops = StopFanout(source: context.stopRequests)
         let result: Result<StageReport, EngineError> = await withTaskGroup(of: Void.self) { group in
             group.addTask { await stops.pump() }
@@ -96,24 +106,94 @@ public struct StageRunner: Sendable {
                 return .failure(error)
             }
         }
+        if case .failure = result {
+            // Whatever stopped the stage, its trials are no longer under way.
+            try? recordBreakers(nil, registry: registry, trials: decision.trials, runID: runID, stateDirectory: stateDirectory,
+                                at: context.now())
+        }
         return try result.get()
+    }
+
+    /// Options a replay does not use, refused (SPEC section 4: no option is silently dropped).
+    static func refuseReplayOptions(_ context: ExecutionContext) throws(EngineError) {
+        var given: [String] = []
+        if context.selection.tags != nil { given.append("--tags") }
+        if context.selection.filter != nil { given.append("--filter") }
+        if context.selection.lifecycle != nil { given.append("--lifecycle") }
+        if context.from != nil { given.append("--from") }
+        if context.to != nil { given.append("--to") }
+        if !context.selection.chain.isEmpty { given.append("--from/--to") }
+        if context.maxConcurrency != nil { given.append("--max-concurrency") }
+        guard let first = given.first else { return }
+        throw EngineError(.usage, "--mode replay runs the stored run's components as that run did, so \(first) does not apply "
+                          + "(run the stage without --mode replay to choose them anew)")
+    }
+
+    /// The stage's selection from today's registry (every mode but replay).
+    private func select(_ context: ExecutionContext) throws(EngineError) -> Configuration {
+        let loaded = try context.requireRegistry()
+        let registry = loaded.registry
+        let defaultMode = registry.stages[stage]?.mode ?? StageDefaults.of(stage).mode
+        let mode = context.mode ?? defaultMode
+        let runMode = mode == .dryRun ? defaultMode : mode
+        if runMode != .async, context.maxConcurrency != nil {
+            throw EngineError(.usage, "--max-concurrency applies to async mode; stage \(stage) runs in \(runMode) mode here")
+        }
+        let selection = try StageSelection.select(stage: stage, registry: registry, request: context.selection)
+        for bound in [("--from", context.from), ("--to", context.to)] {
+            if let name = bound.1, selection.entry(named: name) == nil {
+                if registry.component(named: name) == nil { throw registry.unknownComponent(name, context: bound.0) }
+                throw EngineError(.unknownReference, "\(bound.0) names component \"\(name)\", which stage \(stage) does not select")
+            }
+        }
+        return Configuration(loaded: loaded, mode: mode, runMode: runMode, entries: selection.entries,
+                             warnings: selection.warnings, criteria: selection.criteria,
+                             from: context.from.map { [$0] } ?? [], to: context.to.map { [$0] } ?? [])
+    }
+
+    /// The components the run may start: those inside `--from`/`--to` (every one without them).
+    /// The breakers judge only these: a component outside is not run, and lets its dependents run.
+    private static func considered(_ entries: [StageSelection.Entry], from: [String], to: [String]) throws(EngineError) -> Set<String> {
+        let names = entries.map(\.component.name)
+        guard !from.isEmpty || !to.isEmpty else { return Set(names) }
+        let graph: PlanGraph
+        do { graph = try PlanGraph(ids: names, dependsOn: entries.map(\.dependsOn)) } catch {
+            // The selection is a validated registry's: its edges always form a DAG.
+            preconditionFailure("a stage's selection is not a DAG: \(error)")
+        }
+        guard let states = try graph.initialStates(from: from, to: to) else { return Set(names) }
+        return Set(names.indices.filter { states[$0] == .pending }.map { names[$0] })
+    }
+
+    /// The breakers' verdict, decided under `breakers.json`'s lock, where the half-open circuits'
+    /// trials are claimed for this run: a concurrent invocation sees the claim and skips them.
+    private func claimBreakers(_ entries: [StageSelection.Entry], registry: Registry, considering: Set<String>,
+                               stateDirectory: StateDirectory, runID: String, now: Date) throws(EngineError) -> BreakerDecision {
+        let store = BreakerStore(stateDirectory: stateDirectory)
+        let guarded = entries.contains { considering.contains($0.component.name) && registry.breakerSettings(for: $0.component) != nil }
+        guard guarded else {
+            return BreakerDecision(entries: entries, registry: registry, breakers: try store.load(), now: now, claimant: runID,
+                                   considering: considering)
+        }
+        let claim = CircuitBreaker.TrialClaim(holder: .current, runID: runID, claimedAt: now)
+        return try store.update { breakers in
+            let decision = BreakerDecision(entries: entries, registry: registry, breakers: breakers, now: now, claimant: runID,
+                                           considering: considering)
+            for name in decision.trials { breakers[name, default: CircuitBreaker()].trial = claim }
+            return decision
+        }
     }
 
     // MARK: - Running
 
     /// What the checks before the run decided.
     private struct Prepared: Sendable {
-        var loaded: LoadedRegistry
+        var configuration: Configuration
         var stateDirectory: StateDirectory
-        var mode: StageMode
-        /// `sync`, `async` or `profile`: how the components run.
-        var runMode: StageMode
-        var entries: [StageSelection.Entry]
-        var replaySource: RunStore.RunRecord?
+        var runID: String
         var decision: BreakerDecision
         var revision: GitRevision?
         var gates: [StageGate.Condition]
-        var warnings: [String]
         var preHooks: [Registry.Hook]
         var postHooks: [Registry.Hook]
     }
@@ -121,10 +201,10 @@ public struct StageRunner: Sendable {
     /// Hooks, the run, breakers, report: steps 5 to 9.
     private func execute(_ prepared: Prepared, context: ExecutionContext,
                          stops: StopFanout) async throws(EngineError) -> StageReport {
-        let (loaded, stateDirectory, mode, runMode) = (prepared.loaded, prepared.stateDirectory, prepared.mode, prepared.runMode)
-        let (entries, decision, revision, gates) = (prepared.entries, prepared.decision, prepared.revision, prepared.gates)
-        var warnings = prepared.warnings
-        let runID = RunID.make()
+        let configuration = prepared.configuration
+        let (loaded, stateDirectory, mode, runID) = (configuration.loaded, prepared.stateDirectory, configuration.mode, prepared.runID)
+        let (entries, decision, revision, gates) = (configuration.entries, prepared.decision, prepared.revision, prepared.gates)
+        var warnings = configuration.warnings
         let hooks = HookRunner(stage: stage, runID: runID, registryDirectory: loaded.directory,
                                environment: context.environment, stateDirectory: stateDirectory, stops: stops)
         // The run's lease while its hooks write into runs/<id>/hooks before (and without) the
@@ -146,58 +226,39 @@ public struct StageRunner: Sendable {
         let session = try RunSession(stateDirectory: context.stateDirectory)
         var runReport: RunReport?
         var graph: PlanGraph?
-        var planOrder: [String] = entries.map(\.component.name)
-        if let replaySource = prepared.replaySource {
-            let plan = try PlanLoader.load(replaySource.source)
-            graph = plan.graph
-            planOrder = plan.graph.ids
-            var request = RunRequest(json: replaySource.options, stage: replaySource.stage)
-            if let executor = context.executor { request.executor = executor }
-            if context.keepGoing { request.keepGoing = true }
-            runReport = try await session.start(plan, request: request,
-                                                stopRequests: stops.subscribe(), runID: runID, parentRunID: replaySource.runID)
-        } else if !decision.runnable.isEmpty {
-            let maxConcurrency = runMode == .async ? (context.maxConcurrency ?? loaded.registry.stages[stage]?.maxConcurrency) : nil
-            let plan = try StagePlanBuilder.load(stage: stage, registry: loaded, entries: decision.runnable,
-                                                 trials: decision.trials, maxConcurrency: maxConcurrency)
-            graph = plan.graph
-            var labels: [String: String] = [StageLabels.mode: runMode.rawValue, StageLabels.registry: loaded.displayPath]
-            if let revision {
-                labels[StageLabels.gitCommit] = revision.commit
-                if let tree = revision.stagedTree { labels[StageLabels.gitTree] = tree }
+        if !decision.runnable.isEmpty {
+            let plan: LoadedPlan
+            if let replay = configuration.replay {
+                plan = try replay.plan(stage: stage, trials: decision.trials)
+            } else {
+                let maxConcurrency = configuration.runMode == .async
+                    ? (context.maxConcurrency ?? loaded.registry.stages[stage]?.maxConcurrency) : nil
+                plan = try StagePlanBuilder.load(stage: stage, registry: loaded, entries: entries, trials: decision.trials,
+                                                 maxConcurrency: maxConcurrency)
             }
-            if !decision.skipped.isEmpty {
-                labels[StageLabels.breakerSkipped] = decision.skipped.map(\.name).joined(separator: ",")
-                let critical = decision.skipped.filter(\.critical).map(\.name)
-                if !critical.isEmpty { labels[StageLabels.breakerSkippedCritical] = critical.joined(separator: ",") }
-            }
-            if !decision.trials.isEmpty { labels[StageLabels.breakerTrials] = decision.trials.sorted().joined(separator: ",") }
-            if let narrowing = Self.narrowing(context) { labels[StageLabels.narrowedBy] = narrowing }
-            let request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: context.from.map { [$0] } ?? [],
-                                     to: context.to.map { [$0] } ?? [],
-                                     stage: stage.rawValue, labels: labels, preservePlanOrder: runMode != .async,
-                                     executor: context.executor, keepGoing: context.keepGoing)
-            runReport = try await session.start(plan, request: request, stopRequests: stops.subscribe(), runID: runID)
+            graph = plan.graph
+            let request = makeRequest(configuration, decision: decision, revision: revision, context: context)
+            runReport = try await session.start(plan, request: request, stopRequests: stops.subscribe(), runID: runID,
+                                                parentRunID: configuration.replay?.record.runID)
         }
 
-        if let runReport {
-            do {
-                try recordBreakers(runReport, registry: loaded.registry, stateDirectory: stateDirectory, at: context.now())
-            } catch {
-                warnings.append("could not record the circuit breakers: \(error.message)")
-                context.notices(warnings.last!)
-            }
+        do {
+            try recordBreakers(runReport, registry: loaded.registry, trials: decision.trials, runID: runID,
+                               stateDirectory: stateDirectory, at: context.now())
+        } catch {
+            warnings.append("could not record the circuit breakers: \(error.message)")
+            context.notices(warnings.last!)
         }
 
-        let interrupted = runReport?.status == .cancelled || stops.reason != nil
+        let skippedCritical = decision.skipped.contains(where: \.critical)
+        let status = runReport?.status.rawValue ?? (skippedCritical ? "failed" : "succeeded")
         var post: [HookResult] = []
-        if interrupted {
+        if runReport?.status == .cancelled || stops.reason != nil {
             post = prepared.postHooks.map {
                 HookResult(phase: .post, name: $0.name, argv: [$0.command] + $0.arguments, status: .skipped,
                            error: "stage interrupted")
             }
         } else {
-            let status = runReport?.status.rawValue ?? (decision.skipped.contains(where: \.critical) ? "failed" : "succeeded")
             if runReport == nil && !prepared.postHooks.isEmpty {
                 hookLease = try RunLease(stateDirectory: stateDirectory, runID: runID)
             }
@@ -209,17 +270,21 @@ public struct StageRunner: Sendable {
                 context.notices(warnings.last!)
             }
         }
+        // A stop after the components ended (during the post hooks, or just before them) is an
+        // interruption all the same (SPEC section 5); the run itself keeps the status it ended with.
+        if let reason = stops.reason, runReport?.status != .cancelled {
+            let during = post.first(where: { $0.status == .cancelled }).map { "during post hook \"\($0.name)\"" }
+                ?? "after its components ended"
+            let outcome = runReport.map { "run \($0.runID) had ended \($0.status.rawValue) ('omnibase-agents runs show \($0.runID)')" }
+                ?? "no component had run"
+            throw EngineError(.interrupted, "stage \(stage) interrupted by \(reason.signalName) \(during); \(outcome)",
+                              exitCode: reason.exitCode)
+        }
 
-        let skippedCritical = decision.skipped.contains(where: \.critical)
-        guard var report = runReport else {
+        guard let report = runReport else {
             return StageReport(stage: stage, mode: mode, outcome: .nothingStarted(traceID: RunID.traceID()),
                                skipped: decision.skipped, gates: gates, hooks: pre + post, warnings: warnings,
                                gitCommit: revision?.commit, exitCode: skippedCritical ? 1 : 0)
-        }
-        report = merge(report, order: entries.isEmpty ? planOrder : entries.map(\.component.name), skipped: decision.skipped)
-        if skippedCritical && report.status == .succeeded {
-            report.status = .failed
-            report.exitCode = 1
         }
         var profile: StageProfile?
         if mode == .profile, let graph { profile = StageProfile.of(report, graph: graph) }
@@ -233,6 +298,47 @@ public struct StageRunner: Sendable {
             if !paths.isEmpty { stageReport.failureLogs.append((step.id, paths)) }
         }
         return stageReport
+    }
+
+    /// The run's request: concurrency, `--from`/`--to`, labels (the stage, the git commit, the
+    /// breakers' decisions, the narrowing), the components not to start. A replay keeps what its
+    /// run was asked and is labelled anew.
+    private func makeRequest(_ configuration: Configuration, decision: BreakerDecision, revision: GitRevision?,
+                             context: ExecutionContext) -> RunRequest {
+        var request: RunRequest
+        var labels: [String: String]
+        if let replay = configuration.replay {
+            request = replay.request
+            if let executor = context.executor { request.executor = executor }
+            if context.keepGoing { request.keepGoing = true }
+            labels = replay.request.labels
+            for key in [StageLabels.gitCommit, StageLabels.gitTree, StageLabels.breakerSkipped,
+                        StageLabels.breakerSkippedCritical, StageLabels.breakerTrials] {
+                labels[key] = nil
+            }
+            // The components of another time: not a full run of the stage as it is today.
+            if (labels[StageLabels.narrowedBy] ?? "").isEmpty { labels[StageLabels.narrowedBy] = "--mode replay" }
+        } else {
+            let runMode = configuration.runMode
+            request = RunRequest(maxConcurrency: runMode == .async ? nil : 1, from: configuration.from, to: configuration.to,
+                                 stage: stage.rawValue, preservePlanOrder: runMode != .async,
+                                 executor: context.executor, keepGoing: context.keepGoing)
+            labels = [StageLabels.mode: runMode.rawValue, StageLabels.registry: configuration.loaded.displayPath]
+            if let narrowing = Self.narrowing(context) { labels[StageLabels.narrowedBy] = narrowing }
+        }
+        if let revision {
+            labels[StageLabels.gitCommit] = revision.commit
+            if let tree = revision.stagedTree { labels[StageLabels.gitTree] = tree }
+        }
+        if !decision.skipped.isEmpty {
+            labels[StageLabels.breakerSkipped] = decision.skipped.map(\.name).joined(separator: ",")
+            let critical = decision.skipped.filter(\.critical).map(\.name)
+            if !critical.isEmpty { labels[StageLabels.breakerSkippedCritical] = critical.joined(separator: ",") }
+        }
+        if !decision.trials.isEmpty { labels[StageLabels.breakerTrials] = decision.trials.sorted().joined(separator: ",") }
+        request.labels = labels
+        request.notStarted = Dictionary(decision.skipped.map { ($0.name, $0.reason) }, uniquingKeysWith: { first, _ in first })
+        return request
     }
 
     /// The options that changed the stage's default selection, as given (`--filter name=lint`),
@@ -250,71 +356,26 @@ public struct StageRunner: Sendable {
         return parts.isEmpty ? nil : parts.joined(separator: " ")
     }
 
-    /// The run's report with the breaker-skipped components inserted in plan order.
-    private func merge(_ report: RunReport, order: [String], skipped: [StageReport.SkippedComponent]) -> RunReport {
-        guard !skipped.isEmpty else { return report }
-        var byID: [String: RunReport.StepReport] = [:]
-        for step in report.steps { byID[step.id] = step }
-        for component in skipped {
-            byID[component.name] = RunReport.StepReport(id: component.name, status: .skipped, attempts: 0, exitCode: nil,
-                                                         signal: nil, timedOut: false, startedAt: nil, finishedAt: nil,
-                                                         error: component.reason)
-        }
-        var merged = report
-        merged.steps = order.compactMap { byID[$0] }
-        let listed = Set(order)
-        merged.steps += report.steps.filter { !listed.contains($0.id) }
-        return merged
-    }
-
     /// Records every component's outcome in its breaker (succeeded closes, failed counts;
-    /// skipped and cancelled leave it alone).
-    private func recordBreakers(_ report: RunReport, registry: Registry, stateDirectory: StateDirectory,
-                                at now: Date) throws(EngineError) {
+    /// skipped and cancelled leave it alone) and ends this run's claims on trials, in one update.
+    private func recordBreakers(_ report: RunReport?, registry: Registry, trials: Set<String>, runID: String,
+                                stateDirectory: StateDirectory, at now: Date) throws(EngineError) {
         var outcomes: [(String, RunReport.StepReport, BreakerSettings)] = []
-        for step in report.steps where step.status == .succeeded || step.status == .failed {
+        for step in report?.steps ?? [] where step.status == .succeeded || step.status == .failed {
             guard let component = registry.component(named: step.id),
                   let settings = registry.breakerSettings(for: component) else { continue }
             outcomes.append((step.id, step, settings))
         }
-        guard !outcomes.isEmpty else { return }
+        guard !outcomes.isEmpty || !trials.isEmpty else { return }
         try BreakerStore(stateDirectory: stateDirectory).update { breakers in
             for (name, step, settings) in outcomes {
                 var breaker = breakers[name] ?? CircuitBreaker()
-                breaker.record(succeeded: step.status == .succeeded, error: step.error, runID: report.runID, at: now,
+                breaker.record(succeeded: step.status == .succeeded, error: step.error, runID: runID, at: now,
                                settings: settings)
                 breakers[name] = breaker
             }
+            for name in trials where breakers[name]?.trial?.runID == runID { breakers[name]?.trial = nil }
         }
-    }
-
-    // MARK: - Replay
-
-    /// The run to replay: `--run-id`, or the stage's latest run.
-    private func replayRecord(_ context: ExecutionContext, stateDirectory: StateDirectory) throws(EngineError) -> RunStore.RunRecord {
-        let store: RunStore
-        do {
-            store = try RunStore(stateDirectory: stateDirectory, readOnly: true)
-        } catch where error.code == .unknownReference {
-            throw EngineError(.unknownReference, "no run of stage \(stage) to replay in \(stateDirectory.path) (no run history yet)")
-        }
-        if let runID = context.replayRunID {
-            guard let record = try store.run(runID) else {
-                throw EngineError(.unknownReference, "no run \(runID) in \(stateDirectory.path)")
-            }
-            guard record.stage == stage.rawValue else {
-                let what = record.stage.map { "a run of stage \($0)" } ?? "a plan run, not a stage run"
-                throw EngineError(.usage, "run \(runID) is \(what); replay it with 'omnibase-agents replay \(runID)'")
-            }
-            try record.requireFinishedForReplay()
-            return record
-        }
-        guard let latest = try store.runs(limit: 100_000).first(where: { $0.stage == stage.rawValue }) else {
-            throw EngineError(.unknownReference, "no run of stage \(stage) to replay in \(stateDirectory.path)")
-        }
-        // As `replay RUN_ID`: a finished run only (SPEC section 4).
-        try latest.requireFinishedForReplay()
-        return latest
     }
 
     // MARK: - Dry run
@@ -376,14 +437,21 @@ public struct StageRunner: Sendable {
 struct BreakerDecision: Sendable {
     /// The components to run, in plan order.
     var runnable: [StageSelection.Entry] = []
-    /// The components skipped: open circuits, and (transitively) the components depending on them.
+    /// The components skipped: open circuits, half-open ones whose trial another invocation
+    /// holds, and (transitively) the components depending on them.
     var skipped: [StageReport.SkippedComponent] = []
     /// Components whose breaker is half-open: one attempt.
     var trials: Set<String> = []
     /// Each selected component's breaker state name.
     var states: [String: String] = [:]
 
-    init(entries: [StageSelection.Entry], registry: Registry, breakers: [String: CircuitBreaker], now: Date) {
+    /// - Parameters:
+    ///   - claimant: the run that would hold the trials; a live claim of another run on a
+    ///     half-open circuit keeps its component out. Nil (a dry run): claims are shown, not made.
+    ///   - considering: the components the run may start (inside `--from`/`--to`); nil = all.
+    ///     The others are left to the run, which does not start them.
+    init(entries: [StageSelection.Entry], registry: Registry, breakers: [String: CircuitBreaker], now: Date,
+         claimant: String? = nil, considering: Set<String>? = nil) {
         var blocked: [String: String] = [:]
         for entry in entries {
             let name = entry.component.name
@@ -394,10 +462,18 @@ struct BreakerDecision: Sendable {
             let breaker = breakers[name] ?? CircuitBreaker()
             let state = breaker.state(at: now, settings: settings)
             states[name] = state.name
+            guard considering?.contains(name) ?? true else { continue }
             switch state {
-            case .open: blocked[name] = breaker.skipReason(at: now, settings: settings)
-            case .halfOpen: trials.insert(name)
-            case .closed: break
+            case .open:
+                blocked[name] = breaker.skipReason(at: now, settings: settings)
+            case .halfOpen:
+                if let claim = breaker.trialHeld(notBy: claimant) {
+                    blocked[name] = breaker.trialSkipReason(claim)
+                } else {
+                    trials.insert(name)
+                }
+            case .closed:
+                break
             }
         }
         // Whatever depends on a skipped component is skipped too (to a fixed point: the
@@ -405,7 +481,7 @@ struct BreakerDecision: Sendable {
         var changed = !blocked.isEmpty
         while changed {
             changed = false
-            for entry in entries where blocked[entry.component.name] == nil {
+            for entry in entries where blocked[entry.component.name] == nil && (considering?.contains(entry.component.name) ?? true) {
                 guard let dependency = entry.dependsOn.first(where: { blocked[$0] != nil }) else { continue }
                 blocked[entry.component.name] = "dependency \"\(dependency)\" was not started (its circuit, or a dependency's, is open)"
                 changed = true

@@ -154,7 +154,15 @@ package struct StrictFields<Failure: StrictFieldFailure> {
     package func int(_ key: String, minimum: Int, maximum: Int = Int(Int32.max)) throws(Failure) -> Int? {
         guard let value = object[key] else { return nil }
         guard case .number(let number) = value.kind else { throw wrongType(key, value, "an integer") }
-        guard let n = number.int else { throw invalid(key, value, "must be an integer, not \(number.text)") }
+        guard let n = number.int else {
+            // An integer literal too large for any integer type is out of range, not a non-integer.
+            if !number.isFractionOrExponent {
+                let negative = number.text.hasPrefix("-")
+                throw invalid(key, value, negative ? "must be at least \(minimum), not \(number.text)"
+                                                   : "must be at most \(maximum), not \(number.text)")
+            }
+            throw invalid(key, value, "must be an integer, not \(number.text)")
+        }
         guard n >= minimum else { throw invalid(key, value, "must be at least \(minimum), not \(n)") }
         guard n <= maximum else { throw invalid(key, value, "must be at most \(maximum), not \(n)") }
         return n

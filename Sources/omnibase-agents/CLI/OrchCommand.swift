@@ -42,7 +42,8 @@ struct OrchCommand: CLICommand {
                 .choice("--mode", "MODE", among: StageMode.allCases.map(\.rawValue), """
                     sync (one at a time), async (concurrent), dry-run (print what would run, in order, with resolved \
                     argv; start nothing), profile (sync, plus timings: per component, critical path, engine \
-                    overhead), replay (run the stage's latest run again from its snapshot).
+                    overhead), replay (run the stage's latest run again from what it stored: its components, hooks, \
+                    gate and breaker settings; today's registry is not read).
                     """, modes: runningStages),
                 .integer("--max-concurrency", "N", 1...100_000, "The concurrency limit in async mode.", modes: runningStages),
                 .single("--run-id", "ID", "replay: the run to replay instead of the latest.", modes: runningStages),
@@ -79,6 +80,8 @@ struct OrchCommand: CLICommand {
 
     let stage: Stage
     let registryPath: String
+    /// Whether `--registry` was given (a replay refuses it: it uses the registry its run stored).
+    let registryGiven: Bool
     let mode: StageMode?
     let selection: SelectionRequest
     let from: String?
@@ -99,6 +102,10 @@ struct OrchCommand: CLICommand {
             throw usage("unknown stage '\(stageName)'\(hint); use pre-commit, ci, test, pipeline or registry")
         }
         self.stage = stage
+        if let given = arguments.value("--registry"), given.isEmpty {
+            throw usage("option --registry needs a file name, not an empty value")
+        }
+        registryGiven = arguments.isGiven("--registry")
         registryPath = arguments.value("--registry") ?? RegistryLoader.defaultFileName
         common = try CommonOptions(arguments)
         try arguments.refuseOptions(outside: stage.rawValue) { option in Self.misplaced(option, stage: stage) }
@@ -144,12 +151,16 @@ struct OrchCommand: CLICommand {
         selection = request
         maxConcurrency = try arguments.integer("--max-concurrency")
         replayRunID = arguments.value("--run-id")
+        if replayRunID?.isEmpty == true { throw usage("option --run-id needs a run id, not an empty value") }
         executor = try ExecutorKind.parse(arguments)
         keepGoing = arguments.flag("--keep-going")
     }
 
     func validate() throws(EngineError) {
         if replayRunID != nil, mode != .replay { throw usage("--run-id applies to --mode replay") }
+        if mode == .replay, registryGiven {
+            throw usage("--mode replay uses the registry stored with the run it replays, so --registry does not apply")
+        }
     }
 
     /// The sentence for an option given to a stage it does not belong to.
@@ -160,7 +171,8 @@ struct OrchCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
-        let registry: LoadedRegistry? = stage == .registry ? nil : try RegistryLoader.load(path: registryPath)
+        // The registry stage reads and writes the file itself; a replay uses the registry its run stored.
+        let registry: LoadedRegistry? = stage == .registry || mode == .replay ? nil : try RegistryLoader.load(path: registryPath)
         let warningStyle = TextStyle.detect(fd: 2, noColor: common.noColor)
         let signals = stage == .registry ? nil : SignalStopSource()
         defer { signals?.finish() }

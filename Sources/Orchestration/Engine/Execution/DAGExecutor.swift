@@ -692,6 +692,8 @@ private struct RunLoop {
             return "not retried: the retry budget of \(budget) is exhausted"
         case .conditionFalse:
             return "condition false"
+        case .notStarted(let why):
+            return why
         }
     }
 

@@ -21,12 +21,18 @@ public struct RunRequest: Sendable, Hashable {
     public var executor: ExecutorKind?
     /// `-k`/`--keep-going`: every failure acts as `skip_dependents` (``RunOptions/keepGoing``).
     public var keepGoing: Bool
+    /// Steps of the plan that this run does not start, by id, each with the reason its report
+    /// gives (a stage's open circuit breakers): they end `skipped` with it, count in the run's
+    /// status (a critical one fails the run), and their dependents are skipped. `resume` keeps
+    /// them unstarted; a replay, a new run, decides anew (nothing is carried over).
+    public var notStarted: [String: String]
 
     /// Creates a request.
     public init(maxConcurrency: Int? = nil, from: [String] = [], to: [String] = [], stage: String? = nil,
                 labels: [String: String] = [:], preservePlanOrder: Bool = false, executor: ExecutorKind? = nil,
-                keepGoing: Bool = false) {
+                keepGoing: Bool = false, notStarted: [String: String] = [:]) {
         self.keepGoing = keepGoing
+        self.notStarted = notStarted
         self.maxConcurrency = maxConcurrency
         self.from = from
         self.to = to
@@ -50,6 +56,9 @@ public struct RunRequest: Sendable, Hashable {
         ]
         if let executor { members.append(.init("executor", .string(executor.rawValue))) }
         if keepGoing { members.append(.init("keep_going", .bool(true))) }
+        if !notStarted.isEmpty {
+            members.append(.init("not_started", .object(notStarted.sorted { $0.key < $1.key }.map { .init($0.key, .string($0.value)) })))
+        }
         return .object(members)
     }
 
@@ -69,6 +78,26 @@ public struct RunRequest: Sendable, Hashable {
         preservePlanOrder = json["plan_order"]?.boolValue ?? false
         executor = json["executor"]?.stringValue.flatMap(ExecutorKind.init(rawValue:))
         keepGoing = json["keep_going"]?.boolValue ?? false
+        var notStarted: [String: String] = [:]
+        for member in json["not_started"]?.objectValue ?? [] { notStarted[member.key] = member.value.stringValue ?? "" }
+        self.notStarted = notStarted
+    }
+
+    /// How each step of `graph` enters a new run: outside the `--from`/`--to` selection
+    /// (``PlanGraph/initialStates(from:to:)``), not started (``notStarted``; a step outside the
+    /// selection stays outside it), or pending; nil when every step is pending.
+    /// - Throws: ``EngineError`` exit 3 for an id that names no step, 2 for an empty selection.
+    public func initialStates(of graph: PlanGraph) throws(EngineError) -> [SchedulerStateMachine.InitialState]? {
+        let selection = try graph.initialStates(from: from, to: to)
+        guard !notStarted.isEmpty else { return selection }
+        var states = selection ?? [SchedulerStateMachine.InitialState](repeating: .pending, count: graph.count)
+        for (id, reason) in notStarted.sorted(by: { $0.key < $1.key }) {
+            guard let index = graph.indexByID[id] else {
+                throw EngineError(.unknownReference, "a step not to start names unknown step \"\(id)\"")
+            }
+            if states[index] == .pending { states[index] = .notStarted(reason: reason) }
+        }
+        return states
     }
 }
 
@@ -128,7 +157,7 @@ public struct RunSession: Sendable {
     public func start(_ loaded: LoadedPlan, request: RunRequest = RunRequest(), observers: [any RunObserver] = [],
                       stopRequests: AsyncStream<StopReason>? = nil, runID: String = RunID.make(),
                       parentRunID: String? = nil) async throws(EngineError) -> RunReport {
-        let initial = try loaded.graph.initialStates(from: request.from, to: request.to)
+        let initial = try request.initialStates(of: loaded.graph)
         // The database before the run's folder (which the lease creates): a state folder the
         // store refuses (a damaged history, StateDirectory.checkHistoryIntact) is left untouched.
         let traceID = RunID.traceID()
@@ -225,11 +254,11 @@ public struct RunSession: Sendable {
             if keepGoing { request.keepGoing = true }
             try store.updateOptions(runID: runID, options: request.json)
         }
-        let selection = try loaded.graph.initialStates(from: request.from, to: request.to)
+        let selection = try request.initialStates(of: loaded.graph)
         var initial: [SchedulerStateMachine.InitialState] = []
         for (index, step) in stored.enumerated() {
-            if selection?[index] == .excluded {
-                initial.append(.excluded)
+            if let state = selection?[index], state != .pending {
+                initial.append(state)  // outside --from/--to, or not started
             } else {
                 initial.append(step.status == .succeeded ? .alreadySucceeded : .pending)
             }
@@ -303,6 +332,8 @@ public struct RunSession: Sendable {
         var request = RunRequest(json: record.options, stage: record.stage)
         if let executor { request.executor = executor }
         if keepGoing { request.keepGoing = true }
+        // What the replayed run did not start was that invocation's decision: a new run decides anew.
+        request.notStarted = [:]
         return try await start(loaded, request: request, observers: observers, stopRequests: stopRequests, parentRunID: runID)
     }
 

@@ -58,6 +58,9 @@ public struct SchedulerStateMachine: Sendable {
         case retryBudgetExhausted(Int)
         /// Its `"if"` was false.
         case conditionFalse
+        /// The caller decided before the run that it is not started; the text says why (a stage's
+        /// open circuit breaker).
+        case notStarted(String)
     }
 
     /// How a step enters the run.
@@ -69,6 +72,10 @@ public struct SchedulerStateMachine: Sendable {
         /// Outside the `--from`/`--to` selection: reported skipped, treated as satisfied by
         /// dependents, not counted in the run's status.
         case excluded
+        /// Not started, for the reason given (a stage's open circuit breaker): reported skipped
+        /// with it, counted in the run's status (a critical one fails the run) and, as any
+        /// skipped step, its dependents are skipped.
+        case notStarted(reason: String)
     }
 
     /// A step's scheduling rules.
@@ -115,6 +122,8 @@ public struct SchedulerStateMachine: Sendable {
     private let dependents: [[Int32]]
     private let policies: [Policy]
     private let counted: [Bool]
+    /// The reason of each step that enters ``InitialState/notStarted(reason:)``.
+    private let notStarted: [Int: String]
     private let order: [Int]
     private var skipCause: [SkipCause]
     /// Steps whose condition awaits any outcome, whose direct dependencies are final but some
@@ -169,13 +178,18 @@ public struct SchedulerStateMachine: Sendable {
         jitter = SplitMix64(seed: jitterSeed)
         let initial = initial ?? [InitialState](repeating: .pending, count: graph.count)
         counted = initial.map { $0 != .excluded }
+        var notStarted: [Int: String] = [:]
+        for (step, state) in initial.enumerated() {
+            if case .notStarted(let reason) = state { notStarted[step] = reason }
+        }
+        self.notStarted = notStarted
         order = graph.topologicalOrder
         skipCause = [SkipCause](repeating: .none, count: graph.count)
         phase = initial.map { state in
             switch state {
             case .pending: return .waiting
             case .alreadySucceeded: return .final(.succeeded)
-            case .excluded: return .final(.skipped)
+            case .excluded, .notStarted: return .final(.skipped)
             }
         }
         attemptOffset = previousAttempts ?? [Int](repeating: 0, count: graph.count)
@@ -201,7 +215,8 @@ public struct SchedulerStateMachine: Sendable {
 
     // MARK: - Events
 
-    /// Starts the run: reports excluded steps, starts the first ready steps.
+    /// Starts the run: reports excluded and not started steps (skipping what depends on the
+    /// latter), starts the first ready steps.
     public mutating func start(into actions: inout [Action]) {
         precondition(!started, "a run starts once")
         started = true
@@ -209,13 +224,15 @@ public struct SchedulerStateMachine: Sendable {
             switch phase[step] {
             case .final(.skipped):
                 finalCount += 1
-                actions.append(.finish(step: step, status: .skipped, reason: .outsideSelection))
+                let reason = notStarted[step].map(FinishReason.notStarted) ?? .outsideSelection
+                actions.append(.finish(step: step, status: .skipped, reason: reason))
             case .final:
                 finalCount += 1
             case .waiting:
                 var unmet: Int32 = 0
                 for dep in dependencies[step] {
-                    if case .final = phase[Int(dep)] { continue }
+                    // A step not started is told to its dependents below, as one that ended now.
+                    if case .final = phase[Int(dep)], notStarted[Int(dep)] == nil { continue }
                     unmet += 1
                 }
                 unmetDependencies[step] = unmet
@@ -224,6 +241,8 @@ public struct SchedulerStateMachine: Sendable {
                 preconditionFailure("step \(step) is \(phase[step]) before the run started")
             }
         }
+        for step in notStarted.keys.sorted() { dependencyEnded(step, into: &actions) }
+        if !notStarted.isEmpty { wakeParked(into: &actions) }
         fillSlots(into: &actions)
         finishIfDone(into: &actions)
     }
