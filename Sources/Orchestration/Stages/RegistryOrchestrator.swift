@@ -79,7 +79,7 @@ public struct RegistryOrchestrator: Orchestrator {
                     stages.append(stage.rawValue)
                 }
             }
-            let dependents = registry.components.filter { $0.dependsOn.contains(name) }.map(\.name)
+            let dependents = registry.dependents(of: name)
             let settings = registry.breakerSettings(for: component)
             let breaker = (try readBreakers(context))[name] ?? CircuitBreaker()
             let now = context.now()
@@ -154,7 +154,7 @@ public struct RegistryOrchestrator: Orchestrator {
                 guard current.registry.component(named: name) != nil else {
                     throw current.registry.unknownComponent(name, context: "remove")
                 }
-                let dependents = current.registry.components.filter { $0.dependsOn.contains(name) }.map(\.name)
+                let dependents = current.registry.dependents(of: name)
                 guard dependents.isEmpty else {
                     throw EngineError(.usage, "cannot remove \"\(name)\": \(dependents.map { "\"\($0)\"" }.joined(separator: ", ")) "
                                       + "depend\(dependents.count == 1 ? "s" : "") on it; remove or change them first")
