@@ -205,6 +205,45 @@ struct StageRegistryCLITests {
         #expect(dir.read("bad.json") == "{\"components\": [\n  {\"name\": \"a\",}\n]}")
     }
 
+    /// An environment name no process can receive (empty, or holding "=") got past the registry:
+    /// `registry add` wrote it (exit 0), then every stage failed with a location in the generated
+    /// plan (`omnibase.registry.json (stage ci):21:16: steps[0].env`, a line the registry does not
+    /// have), and a hook's failed at run time as "pre hook failed" (exit 1). The registry refuses
+    /// them where they are, exit 2, and `add` writes nothing.
+    @Test func invalidEnvironmentNamesAreRefusedWhereTheRegistrySaysThem() async throws {
+        let dir = TempDir()
+        let registry = "{\"components\": [{\"name\": \"a\", \"type\": \"tool\", \"command\": \"true\"}]}\n"
+        dir.put("omnibase.registry.json", registry)
+        for (env, shown) in [("{\"A=B\": \"1\"}", "\"A=B\" (it holds \"=\")"), ("{\"\": \"1\"}", "an empty name")] {
+            let added = await orch(["--stage", "registry", "add", "--json",
+                                    "{\"name\": \"b\", \"type\": \"tool\", \"command\": \"true\", \"env\": \(env)}"], in: dir)
+            #expect(added.status == 2, "\(added.stderr)")
+            #expect(added.stderr == "omnibase-agents: error: --json:1:58: component.env: \(shown) is not a valid environment "
+                    + "variable name\n", "\(added.stderr)")
+            #expect(dir.read("omnibase.registry.json") == registry, "nothing was added")
+        }
+
+        dir.put("component.json", """
+            {"components": [
+              {"name": "a", "type": "tool", "command": "true",
+               "env": {"OK": "1", "A=B": "1"}}
+            ]}
+            """)
+        let stage = await orch(["--stage", "ci", "--registry", "component.json"], in: dir)
+        #expect(stage.status == 2)
+        #expect(stage.stderr == "omnibase-agents: error: component.json:3:23: components[0].env: \"A=B\" (it holds \"=\") "
+                + "is not a valid environment variable name\n", "\(stage.stderr)")
+        dir.put("hook.json", """
+            {"components": [{"name": "a", "type": "tool", "command": "true"}],
+             "hooks": {"pre": [{"name": "h", "command": "true", "env": {"": "1"}}]}}
+            """)
+        let hook = await orch(["--stage", "ci", "--registry", "hook.json"], in: dir)
+        #expect(hook.status == 2)
+        #expect(hook.stderr == "omnibase-agents: error: hook.json:2:61: hooks.pre[0].env: an empty name is not a valid "
+                + "environment variable name\n", "\(hook.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/.state/runs"), "no run was started")
+    }
+
     @Test func badArgumentsExit2() async throws {
         let dir = TempDir()
         dir.put("omnibase.registry.json", Self.canonical)
