@@ -93,6 +93,65 @@ struct StageRegistryCLITests {
         #expect(json["component"]?["tags"]?[0]?.stringValue == tag)
     }
 
+    /// `registry list` printed tags raw: an escape sequence recoloured the terminal, a BEL rang,
+    /// a CR/LF forged a line and U+202E reversed what followed, while `inspect` and the dry run
+    /// escaped the same text. Every human view of registry text (names, descriptions, tags,
+    /// commands, args, hooks, the registry's path) shows it escaped; the JSON keeps it exact.
+    @Test func everyHumanViewOfRegistryTextIsEscaped() async throws {
+        let dir = TempDir()
+        let evil = #"x\u001b[31mRED\u0007\r\n\u202eevil"#
+        let shown = #"x\e[31mRED\u{7}\r\n\u{202E}evil"#
+        dir.put("omnibase.registry.json", """
+            {"components": [{"name": "c", "type": "tool", "tags": ["\(evil)"], "description": "d \(evil)",
+                             "command": "sh", "args": ["-c", "true", "\(evil)"], "env": {"K": "\(evil)"}}],
+             "hooks": {"pre": [{"name": "h", "command": "echo", "args": ["\(evil)"]}],
+                       "post": [{"name": "p", "command": "echo", "args": ["\(evil)"]}]}}
+            """)
+        func expectEscaped(_ result: CLIResult, lines: Int? = nil, _ what: String,
+                           sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+            #expect(result.status == 0, "\(what): \(result.stderr)", sourceLocation: sourceLocation)
+            let raw = result.stdout.unicodeScalars.filter { $0 != "\n" && TerminalText.needsEscape($0) }
+            #expect(raw.isEmpty, "\(what) printed \(raw.map { String($0.value, radix: 16) }): \(result.stdout)",
+                    sourceLocation: sourceLocation)
+            #expect(result.stdout.contains(shown), "\(what): \(result.stdout)", sourceLocation: sourceLocation)
+            if let lines {
+                #expect(result.stdout.split(separator: "\n").count == lines, "\(what): \(result.stdout)", sourceLocation: sourceLocation)
+            }
+        }
+        let human = ["--format", "human", "--no-color"]
+        expectEscaped(await orch(["--stage", "registry", "list"] + human, in: dir, json: false), lines: 2, "registry list")
+        expectEscaped(await orch(["--stage", "registry", "inspect", "c"] + human, in: dir, json: false), lines: 9, "inspect")
+        expectEscaped(await orch(["--stage", "ci", "--mode", "dry-run"] + human, in: dir, json: false), lines: 5, "dry run")
+        let list = try await orch(["--stage", "registry", "list"], in: dir).json()
+        #expect(list["components"]?[0]?["tags"]?[0]?.stringValue == "x\u{1B}[31mRED\u{07}\r\n\u{202E}evil")
+
+        // A registry's path is registry text too.
+        let added = await orch(["--stage", "registry", "add", "--registry", "r\u{1B}[2J\(evil).json", "--name", "a", "--type", "tool",
+                                "--command", "true"] + human, in: dir, json: false)
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stdout == "added a to r\\e[2J\(evil).json (1 component)\n", "\(added.stdout)")
+    }
+
+    /// `registry list` and `inspect` printed 100-column lines on a 60-column terminal, where the
+    /// dry run kept to it (but for its first line, 72 columns). Every registry view fits the
+    /// terminal's width, as the other views do.
+    @Test func registryViewsFitANarrowTerminal() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", """
+            {"components": [{"name": "a-rather-long-component-name", "type": "validator", "command": "true",
+                             "tags": ["pre-commit", "schema", "style", "another-tag", "and-another"],
+                             "description": "Checks that every plan in plans/ is well-formed JSON and valid"}]}
+            """)
+        for arguments in [["list"], ["inspect", "a-rather-long-component-name"]].map({ ["--stage", "registry"] + $0 })
+            + [["--stage", "ci", "--mode", "dry-run"]] {
+            let result = await runInTerminal(["orch"] + arguments + ["--state-dir", dir.path + "/.state"], in: dir.path, columns: 60)
+            #expect(result.status == 0, "\(arguments): \(result.stdout)")
+            for line in result.stdout.split(whereSeparator: \.isNewline) {
+                #expect(displayWidth(String(line)) <= 60, "\(arguments): \(displayWidth(String(line))) columns: \(line)")
+            }
+        }
+    }
+
     @Test func addCreatesAMissingRegistryAndRejectsBadComponents() async throws {
         let dir = TempDir()
         let created = await orch(["--stage", "registry", "add", "--name", "a", "--type", "tool", "--command", "true"], in: dir)

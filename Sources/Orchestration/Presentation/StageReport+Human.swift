@@ -12,7 +12,9 @@ extension StageReport {
         var lines: [String] = []
         switch outcome {
         case .administered(_, let text):
-            return text
+            // Every line of the registry's views is escaped and fitted here, in one place: names,
+            // descriptions, tags, commands and paths alike (the JSON has each text whole).
+            return text.map { truncate(TerminalText.escaped($0), to: width) + "\n" }.joined()
         case .dryRun(let dryRun):
             lines += dryRun.render(stage: stage, style: style)
         case .ran(let report):
@@ -43,32 +45,30 @@ extension StageReport {
 }
 
 extension StageDryRun {
-    /// The dry run as human lines.
+    /// The dry run as human lines, registry text escaped, each line within the width.
     func render(stage: Stage, style: TextStyle) -> [String] {
         let width = max(60, style.width)
-        let running = steps.filter { $0.skipReason == nil }
-        var lines = ["Dry run of stage \(stage) (\(runMode) mode): \(running.count) component"
-                     + "\(running.count == 1 ? "" : "s") in order, nothing started"]
-        lines.append(truncate("selection: \(TerminalText.escaped(criteria))", to: width))
-        for hook in preHooks {
-            lines.append(truncate("pre hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
-                                  to: width))
+        func hookLine(_ phase: String, _ hook: Registry.Hook) -> String {
+            truncate("\(phase) hook \(TerminalText.escaped(hook.name)): "
+                     + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)), to: width)
         }
+        let running = steps.filter { $0.skipReason == nil }
+        var lines = [truncate("Dry run of stage \(stage) (\(runMode) mode): \(counted(running.count, "component")) in order, "
+                              + "nothing started", to: width)]
+        lines.append(truncate("selection: \(TerminalText.escaped(criteria))", to: width))
+        lines += preHooks.map { hookLine("pre", $0) }
         for (position, step) in running.enumerated() {
             var note = ""
-            if case .dependency(let dependent) = step.reason { note = "  (dependency of \(dependent))" }
+            if case .dependency(let dependent) = step.reason { note = "  (dependency of \(TerminalText.escaped(dependent)))" }
             if step.breaker == "half_open" { note += "  (breaker trial)" }
-            lines.append(truncate("\(position + 1). \(step.component.name): " + TerminalText.escaped(ShellQuoting.line(step.argv))
-                                  + note, to: width))
+            lines.append(truncate("\(position + 1). \(TerminalText.escaped(step.component.name)): "
+                                  + TerminalText.escaped(ShellQuoting.line(step.argv)) + note, to: width))
         }
         for step in steps where step.skipReason != nil {
-            lines.append(truncate("\(style.marker(.skipped)) \(step.component.name): \(TerminalText.escaped(step.skipReason ?? ""))",
-                                  to: width))
+            lines.append(truncate("\(style.marker(.skipped)) \(TerminalText.escaped(step.component.name)): "
+                                  + TerminalText.escaped(step.skipReason ?? ""), to: width))
         }
-        for hook in postHooks {
-            lines.append(truncate("post hook \(hook.name): " + TerminalText.escaped(ShellQuoting.line([hook.command] + hook.arguments)),
-                                  to: width))
-        }
+        lines += postHooks.map { hookLine("post", $0) }
         return lines
     }
 }

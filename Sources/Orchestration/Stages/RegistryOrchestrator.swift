@@ -35,7 +35,8 @@ public struct RegistryOrchestrator: Orchestrator {
         return StageReport(stage: .registry, mode: .sync, outcome: .administered(json, human: human), exitCode: 0)
     }
 
-    private func perform(_ action: RegistryAction, context: ExecutionContext) throws(EngineError) -> (JSONValue, String) {
+    /// The action's JSON and its human lines (unescaped, unfitted: ``StageReport/Outcome/administered(_:human:)``).
+    private func perform(_ action: RegistryAction, context: ExecutionContext) throws(EngineError) -> (JSONValue, [String]) {
         let path = context.registryPath
         switch action {
         case .list:
@@ -58,14 +59,12 @@ public struct RegistryOrchestrator: Orchestrator {
                     "depends_on": .array(component.dependsOn.map { .string($0) }),
                     "breaker": .string(state),
                 ]))
-                lines.append(truncate("\(pad(truncate(component.name, to: width), width))  \(pad(component.kind.rawValue, 9))  "
-                                      + "\(pad(component.lifecycle.rawValue, 12))  \(pad(state, 9))  "
-                                      + component.tags.joined(separator: ","), to: 100))
+                lines.append("\(pad(truncate(component.name, to: width), width))  \(pad(component.kind.rawValue, 9))  "
+                             + "\(pad(component.lifecycle.rawValue, 12))  \(pad(state, 9))  "
+                             + component.tags.joined(separator: ","))
             }
-            let header = "\(loaded.displayPath): \(loaded.registry.components.count) component"
-                + (loaded.registry.components.count == 1 ? "" : "s")
-            return (.object(["registry": .string(loaded.displayPath), "components": .array(items)]),
-                    ([header] + lines).joined(separator: "\n") + "\n")
+            let header = "\(loaded.displayPath): \(counted(loaded.registry.components.count, "component"))"
+            return (.object(["registry": .string(loaded.displayPath), "components": .array(items)]), [header] + lines)
 
         case .inspect(let name):
             let loaded = try loadRegistry(context)
@@ -94,7 +93,7 @@ public struct RegistryOrchestrator: Orchestrator {
             ])
             var lines = ["\(name): \(component.kind.rawValue), \(component.lifecycle.rawValue)"
                          + (component.description.map { ": \($0)" } ?? "")]
-            lines.append(truncate("  argv: " + component.argv.map(ShellQuoting.quote).joined(separator: " "), to: 100))
+            lines.append("  argv: " + component.argv.map(ShellQuoting.quote).joined(separator: " "))
             lines.append("  tags: \(component.tags.isEmpty ? "-" : component.tags.joined(separator: ", "))")
             let retried = component.retries == 0 ? "not retried" : "\(component.retries) retries with exponential backoff"
             lines.append("  idempotent: \(component.idempotent ? "yes, \(retried)" : "no, never retried")")
@@ -105,13 +104,11 @@ public struct RegistryOrchestrator: Orchestrator {
             if let settings {
                 let state = breaker.state(at: now, settings: settings)
                 let why = breaker.reason(state, at: now, settings: settings).map { ": \($0)" } ?? ""
-                lines.append(truncate("  breaker: \(state.name), \(breaker.consecutiveFailures)/\(settings.failureThreshold) failures"
-                                      + "\(why)", to: 100))
+                lines.append("  breaker: \(state.name), \(breaker.consecutiveFailures)/\(settings.failureThreshold) failures\(why)")
             } else {
                 lines.append("  breaker: disabled")
             }
-            // Escaped and within 100 columns, as every human view (the JSON has each text whole).
-            return (json, lines.map { truncate(TerminalText.escaped($0), to: 100) }.joined(separator: "\n") + "\n")
+            return (json, lines)
 
         case .add(let text, let source):
             let node: JSONNode
@@ -146,7 +143,7 @@ public struct RegistryOrchestrator: Orchestrator {
             }
             return (.object(["registry": .string(path), "added": .string(component.name),
                              "components": .int(updated.registry.components.count)]),
-                    "added \(component.name) to \(path) (\(counted(updated.registry.components.count, "component")))\n")
+                    ["added \(component.name) to \(path) (\(counted(updated.registry.components.count, "component")))"])
 
         case .remove(let name):
             let updated = try RegistryFile.edit(path: path) { current throws(EngineError) -> JSONValue in
@@ -165,7 +162,7 @@ public struct RegistryOrchestrator: Orchestrator {
             }
             return (.object(["registry": .string(path), "removed": .string(name),
                              "components": .int(updated.registry.components.count)]),
-                    "removed \(name) from \(path) (\(counted(updated.registry.components.count, "component")))\n")
+                    ["removed \(name) from \(path) (\(counted(updated.registry.components.count, "component")))"])
 
         case .reset(let name):
             let loaded = try loadRegistry(context)
@@ -177,7 +174,7 @@ public struct RegistryOrchestrator: Orchestrator {
                 throw loaded.registry.unknownComponent(name, context: "reset")
             }
             try store.update { $0[name] = nil }
-            return (.object(["reset": .string(name), "breaker": "closed"]), "closed the circuit breaker of \(name)\n")
+            return (.object(["reset": .string(name), "breaker": "closed"]), ["closed the circuit breaker of \(name)"])
         }
     }
 

@@ -26,8 +26,10 @@ public struct StageReport: Sendable {
         case nothingStarted(traceID: String)
         /// A dry run.
         case dryRun(StageDryRun)
-        /// The registry stage: the action's JSON and human text.
-        case administered(JSONValue, human: String)
+        /// The registry stage: the action's JSON and its human lines, as the registry says them:
+        /// the renderer escapes and fits every line (registry text may hold control characters,
+        /// a line feed in a tag among them, so the lines are kept apart until then).
+        case administered(JSONValue, human: [String])
     }
 
     /// The stage.
