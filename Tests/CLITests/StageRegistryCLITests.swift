@@ -119,7 +119,7 @@ struct StageRegistryCLITests {
             }
         }
         let human = ["--format", "human", "--no-color"]
-        expectEscaped(await orch(["--stage", "registry", "list"] + human, in: dir, json: false), lines: 2, "registry list")
+        expectEscaped(await orch(["--stage", "registry", "list"] + human, in: dir, json: false), lines: 3, "registry list")
         expectEscaped(await orch(["--stage", "registry", "inspect", "c"] + human, in: dir, json: false), lines: 9, "inspect")
         expectEscaped(await orch(["--stage", "ci", "--mode", "dry-run"] + human, in: dir, json: false), lines: 5, "dry run")
         let list = try await orch(["--stage", "registry", "list"], in: dir).json()
@@ -130,6 +130,30 @@ struct StageRegistryCLITests {
                                 "--command", "true"] + human, in: dir, json: false)
         #expect(added.status == 0, "\(added.stderr)")
         #expect(added.stdout == "added a to r\\e[2J\(evil).json (1 component)\n", "\(added.stdout)")
+    }
+
+    /// `registry list` left out `description`, which docs/stages.md says it shows: the human
+    /// list gives it under the component's line (escaped, within the width), JSON and YAML as
+    /// `description` (null when there is none).
+    @Test func listShowsEachComponentsDescription() async throws {
+        let dir = TempDir()
+        let long = String(repeating: "word ", count: 30)
+        dir.put("omnibase.registry.json", """
+            {"components": [{"name": "lint", "type": "validator", "description": "Lints the sources", "command": "true"},
+                            {"name": "build", "type": "tool", "command": "true"},
+                            {"name": "docs", "type": "tool", "description": "\(long)", "command": "true"}]}
+            """)
+        let human = await orch(["--stage", "registry", "list", "--format", "human", "--no-color"], in: dir, json: false)
+        #expect(human.status == 0, "\(human.stderr)")
+        let lines = human.stdout.split(separator: "\n").map(String.init)
+        try #require(lines.count == 6, "\(lines)")
+        #expect(lines[1].hasPrefix("lint ") && lines[2] == "  Lints the sources", "\(lines)")
+        #expect(lines[3].hasPrefix("build "), "no description, no line: \(lines)")
+        #expect(lines[5].hasPrefix("  word word") && lines[5].hasSuffix("...") && displayWidth(lines[5]) == 100, "\(lines)")
+        let json = try await orch(["--stage", "registry", "list"], in: dir).json()
+        #expect(json["components"]?.arrayValue?.map { $0["description"] } == ["Lints the sources", .null, .string(long)])
+        let yaml = await orch(["--stage", "registry", "list", "--format", "yaml"], in: dir, json: false)
+        #expect(yaml.stdout.contains("description: \"Lints the sources\"\n"), "\(yaml.stdout)")
     }
 
     /// `registry list` and `inspect` printed 100-column lines on a 60-column terminal, where the

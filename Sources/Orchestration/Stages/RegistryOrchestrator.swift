@@ -51,6 +51,7 @@ public struct RegistryOrchestrator: Orchestrator {
                 let state = settings.map { (breakers[component.name] ?? CircuitBreaker()).state(at: now, settings: $0).name } ?? "disabled"
                 items.append(.object([
                     "name": .string(component.name),
+                    "description": component.description.map { .string($0) } ?? .null,
                     "type": .string(component.kind.rawValue),
                     "lifecycle": .string(component.lifecycle.rawValue),
                     "tags": .array(component.tags.map { .string($0) }),
@@ -62,6 +63,7 @@ public struct RegistryOrchestrator: Orchestrator {
                 lines.append("\(pad(truncate(component.name, to: width), width))  \(pad(component.kind.rawValue, 9))  "
                              + "\(pad(component.lifecycle.rawValue, 12))  \(pad(state, 9))  "
                              + component.tags.joined(separator: ","))
+                if let description = component.description, !description.isEmpty { lines.append("  " + description) }
             }
             let header = "\(loaded.displayPath): \(counted(loaded.registry.components.count, "component"))"
             return (.object(["registry": .string(loaded.displayPath), "components": .array(items)]), [header] + lines)
