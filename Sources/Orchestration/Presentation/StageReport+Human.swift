@@ -5,9 +5,14 @@ import Stages
 // and the status markers of TextStyle, which are presentation.
 
 extension StageReport {
-    /// The report for a terminal, within the style's width (at most 100 columns). Warnings are
-    /// not repeated here: they go to stderr as they happen (``ExecutionContext/notices``).
-    public func human(style: TextStyle) -> String {
+    /// The report for a terminal, within the style's width (at most 100 columns). A stage that
+    /// ran prints `run`'s report (``HumanReport``, with the stderr tail under each failed
+    /// component), then what is the stage's own: gates, hooks, the profile and the failure
+    /// snapshot. Warnings are not repeated here: they go to stderr as they happen
+    /// (``ExecutionContext/notices``).
+    /// - Parameter failureTails: the stderr tails to show under failed components, by name
+    ///   (``FailureTail/ofFailedSteps(_:stateDirectory:mask:)``).
+    public func human(style: TextStyle, failureTails: [String: FailureTail] = [:]) -> String {
         let width = max(60, style.width)
         var lines: [String] = []
         switch outcome {
@@ -18,8 +23,8 @@ extension StageReport {
         case .dryRun(let dryRun):
             lines += dryRun.render(stage: stage, style: style)
         case .ran(let report):
-            lines += HumanReport.render(report, style: style).split(separator: "\n", omittingEmptySubsequences: false)
-                .map(String.init).filter { !$0.isEmpty }
+            lines += HumanReport.render(report, style: style, failureTails: failureTails)
+                .split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
         case .nothingStarted:
             let marker = style.marker(exitCode == 0 ? .skipped : .failed)
             lines.append("\(marker) stage \(stage): nothing started, every selected component is behind an open circuit")
@@ -32,14 +37,13 @@ extension StageReport {
             lines.append(truncate("gate: \(condition.met ? "met" : "NOT met"): \(TerminalText.escaped(condition.detail))", to: width))
         }
         for hook in hooks {
+            // A long name is cut as a step id is, so that the status and the error stay in view.
             let detail = hook.error.map { ": \(TerminalText.escaped($0))" } ?? ""
-            lines.append(truncate("hook \(hook.phase.rawValue) \(TerminalText.escaped(hook.name)): \(style.marker(hook.status)) "
-                                  + "\(formatDuration(hook.duration))\(detail)", to: width))
+            lines.append(truncate("hook \(hook.phase.rawValue) \(truncate(TerminalText.escaped(hook.name), to: 32)): "
+                                  + "\(style.marker(hook.status)) \(formatDuration(hook.duration))\(detail)", to: width))
         }
         if let profile { lines += profile.render(style: style) }
-        for (component, paths) in failureLogs {
-            for path in paths { lines.append("output of \(TerminalText.escaped(component)): \(TerminalText.escaped(path))") }
-        }
+        if let failureSnapshot { lines.append(truncate("failure snapshot: \(TerminalText.escaped(failureSnapshot))", to: width)) }
         return lines.joined(separator: "\n") + "\n"
     }
 }

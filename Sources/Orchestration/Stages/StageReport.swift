@@ -52,8 +52,9 @@ public struct StageReport: Sendable {
     public var profile: StageProfile?
     /// The exit code (SPEC §5).
     public var exitCode: Int32
-    /// The output files of the components that failed, by component, for the human report.
-    public var failureLogs: [(component: String, paths: [String])] = []
+    /// The failure snapshot of a failed run (`runs/<id>/snapshot` in the state folder as given),
+    /// which the human report points to as `runs show` does; nil when there is none.
+    public var failureSnapshot: String?
 
     /// Creates a report.
     public init(stage: Stage, mode: StageMode, outcome: Outcome, skipped: [SkippedComponent] = [],
