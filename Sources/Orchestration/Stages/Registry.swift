@@ -76,8 +76,8 @@ public struct Registry: Sendable {
     }
     /// Each name's first position in ``components``: built once per change of the array, so that
     /// ``component(named:)``, which selection calls once per selected component, is a hash
-    /// lookup and a stage's selection is linear in the registry's size (a scan per call made
-    /// 20,000 components take 25 s).
+    /// lookup and a stage's selection is linear in the registry's size (with a scan per call,
+    /// a dry run of 60,000 components took 50 s in a release build; 2 s with the index).
     private var positions: [String: Int]
     /// Per-stage defaults.
     public var stages: [Stage: StageSettings]
