@@ -238,6 +238,73 @@ struct StageCLITests {
         #expect(dir.read("log") == "a\n")
     }
 
+    /// `orch --format human` had a report of its own: no stderr tail under a failed component
+    /// but an `output of c: PATH` line (251 columns), no progress on stderr, no pointer to the
+    /// failure snapshot, and a 144-column WARN line for a failed post hook with a long name, where
+    /// `run` and `runs show` show the tail, the progress and the snapshot (SPEC section 6: "the
+    /// same report"). It prints `run`'s report and progress, then the stage's own lines, every
+    /// line of both streams within 100 columns.
+    @Test func aFailedStageReportsAsRunDoesWithinTheWidth() async throws {
+        let dir = TempDir()
+        let hookName = String(repeating: "a-long-hook-name-", count: 5) + "end"
+        dir.put("omnibase.registry.json", registryJSON([
+            componentJSON("c", script: "echo some error detail >&2; exit 2"),
+            componentJSON("ok", script: "true"),
+        ], extra: "\"hooks\": {\"post\": [{\"name\": \"\(hookName)\", \"command\": \"false\"}]}"))
+        let result = await orch(["--stage", "ci", "--format", "human", "--no-color"], in: dir, json: false)
+        #expect(result.status == 1, "\(result.stderr)")
+        let runs = await runCLI(["runs", "list", "--format", "json", "--state-dir", dir.path + "/.state"], in: dir.path)
+        let runID = try #require(try runs.json()["runs"]?[0]?["run_id"]?.stringValue)
+
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("FAIL run \(runID) (plan stage-ci stage ci) failed in ") == true, "\(lines)")
+        let failed = try #require(lines.firstIndex { $0.hasPrefix("  FAIL  c ") }, "\(lines)")
+        #expect(lines[failed + 1] == "      | some error detail", "\(lines)")
+        #expect(lines.contains("failure snapshot: \(dir.path)/.state/runs/\(runID)/snapshot"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("hook post \(hookName.prefix(29))...: FAIL ") && $0.hasSuffix(": exited with code 1") },
+                "the hook's status and error stay in view: \(lines)")
+        #expect(!result.stdout.contains("output of"), "\(lines)")
+        // The same tail as `runs show` gives for the run.
+        let shown = await runCLI(["runs", "show", runID, "--format", "human", "--no-color", "--state-dir", dir.path + "/.state"],
+                                 in: dir.path)
+        let shownLines = shown.stdout.split(separator: "\n").map(String.init)
+        let shownFailed = try #require(shownLines.firstIndex { $0.hasPrefix("  FAIL  c ") }, "\(shownLines)")
+        #expect(shownLines[shownFailed + 1] == lines[failed + 1])
+
+        // Progress on stderr, as `run` prints it in lines mode, and the WARN over several lines.
+        let errors = result.stderr.split(separator: "\n").map(String.init)
+        #expect(errors.contains { $0.hasPrefix("Step 1/2: ") } && errors.contains { $0.hasPrefix("Step 2/2: ") }, "\(errors)")
+        #expect(errors.contains("WARN c attempt 1 failed: exited with code 2"), "\(errors)")
+        #expect(result.stderr.contains("WARN post hook\n     \"\(hookName)\"\n     failed: exited with code 1\n"), "\(result.stderr)")
+        for line in lines + errors {
+            #expect(displayWidth(line) <= 100, "\(displayWidth(line)) columns: \(line)")
+        }
+
+        // JSON prints only the report, as `run` does: no progress.
+        let json = await orch(["--stage", "ci"], in: dir)
+        #expect(json.status == 1)
+        #expect(!json.stderr.contains("Step "), "\(json.stderr)")
+    }
+
+    /// On a colour terminal a stage's run has `run`'s live progress block, cleared for good when
+    /// the run ends: the post hooks that follow (0.6 s here) must not see it drawn again above the
+    /// report.
+    @Test func aStageShowsLiveProgressOnATerminalAndClearsItBeforeTheReport() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", registryJSON([
+            componentJSON("a", script: "sleep 0.4"), componentJSON("b", script: "sleep 0.4"),
+        ], extra: "\"hooks\": {\"post\": [{\"name\": \"slow\", \"command\": \"sleep\", \"args\": [\"0.6\"]}]}"))
+        let result = await runInTerminal(["orch", "--stage", "ci", "--state-dir", dir.path + "/.state"], in: dir.path)
+        #expect(result.status == 0, "\(result.stdout)")
+        let screen = result.stdout
+        let lastBlock = try #require(screen.range(of: "done [", options: .backwards), "\(screen)")
+        let lastErase = try #require(screen.range(of: "\u{1B}[J", options: .backwards), "\(screen)")
+        let report = try #require(screen.range(of: "✅ run r-"), "\(screen)")
+        #expect(lastBlock.lowerBound < lastErase.lowerBound && lastErase.upperBound <= report.lowerBound,
+                "the block is erased after its last drawing, before the report: \(screen)")
+        #expect(!screen.contains("Step 1/2:"), "never both: no line mode on a terminal")
+    }
+
     /// A stage stopped by its pre hook left `runs/<id>/hooks/` (the hook's logs) with no run row,
     /// and `runs prune` never removed it. Prune removes such a folder once nobody holds it, and
     /// leaves it alone while the stage's hooks still run.

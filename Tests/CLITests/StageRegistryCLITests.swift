@@ -93,6 +93,89 @@ struct StageRegistryCLITests {
         #expect(json["component"]?["tags"]?[0]?.stringValue == tag)
     }
 
+    /// `registry list` printed tags raw: an escape sequence recoloured the terminal, a BEL rang,
+    /// a CR/LF forged a line and U+202E reversed what followed, while `inspect` and the dry run
+    /// escaped the same text. Every human view of registry text (names, descriptions, tags,
+    /// commands, args, hooks, the registry's path) shows it escaped; the JSON keeps it exact.
+    @Test func everyHumanViewOfRegistryTextIsEscaped() async throws {
+        let dir = TempDir()
+        let evil = #"x\u001b[31mRED\u0007\r\n\u202eevil"#
+        let shown = #"x\e[31mRED\u{7}\r\n\u{202E}evil"#
+        dir.put("omnibase.registry.json", """
+            {"components": [{"name": "c", "type": "tool", "tags": ["\(evil)"], "description": "d \(evil)",
+                             "command": "sh", "args": ["-c", "true", "\(evil)"], "env": {"K": "\(evil)"}}],
+             "hooks": {"pre": [{"name": "h", "command": "echo", "args": ["\(evil)"]}],
+                       "post": [{"name": "p", "command": "echo", "args": ["\(evil)"]}]}}
+            """)
+        func expectEscaped(_ result: CLIResult, lines: Int? = nil, _ what: String,
+                           sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+            #expect(result.status == 0, "\(what): \(result.stderr)", sourceLocation: sourceLocation)
+            let raw = result.stdout.unicodeScalars.filter { $0 != "\n" && TerminalText.needsEscape($0) }
+            #expect(raw.isEmpty, "\(what) printed \(raw.map { String($0.value, radix: 16) }): \(result.stdout)",
+                    sourceLocation: sourceLocation)
+            #expect(result.stdout.contains(shown), "\(what): \(result.stdout)", sourceLocation: sourceLocation)
+            if let lines {
+                #expect(result.stdout.split(separator: "\n").count == lines, "\(what): \(result.stdout)", sourceLocation: sourceLocation)
+            }
+        }
+        let human = ["--format", "human", "--no-color"]
+        expectEscaped(await orch(["--stage", "registry", "list"] + human, in: dir, json: false), lines: 3, "registry list")
+        expectEscaped(await orch(["--stage", "registry", "inspect", "c"] + human, in: dir, json: false), lines: 9, "inspect")
+        expectEscaped(await orch(["--stage", "ci", "--mode", "dry-run"] + human, in: dir, json: false), lines: 5, "dry run")
+        let list = try await orch(["--stage", "registry", "list"], in: dir).json()
+        #expect(list["components"]?[0]?["tags"]?[0]?.stringValue == "x\u{1B}[31mRED\u{07}\r\n\u{202E}evil")
+
+        // A registry's path is registry text too.
+        let added = await orch(["--stage", "registry", "add", "--registry", "r\u{1B}[2J\(evil).json", "--name", "a", "--type", "tool",
+                                "--command", "true"] + human, in: dir, json: false)
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stdout == "added a to r\\e[2J\(evil).json (1 component)\n", "\(added.stdout)")
+    }
+
+    /// `registry list` left out `description`, which docs/stages.md says it shows: the human
+    /// list gives it under the component's line (escaped, within the width), JSON and YAML as
+    /// `description` (null when there is none).
+    @Test func listShowsEachComponentsDescription() async throws {
+        let dir = TempDir()
+        let long = String(repeating: "word ", count: 30)
+        dir.put("omnibase.registry.json", """
+            {"components": [{"name": "lint", "type": "validator", "description": "Lints the sources", "command": "true"},
+                            {"name": "build", "type": "tool", "command": "true"},
+                            {"name": "docs", "type": "tool", "description": "\(long)", "command": "true"}]}
+            """)
+        let human = await orch(["--stage", "registry", "list", "--format", "human", "--no-color"], in: dir, json: false)
+        #expect(human.status == 0, "\(human.stderr)")
+        let lines = human.stdout.split(separator: "\n").map(String.init)
+        try #require(lines.count == 6, "\(lines)")
+        #expect(lines[1].hasPrefix("lint ") && lines[2] == "  Lints the sources", "\(lines)")
+        #expect(lines[3].hasPrefix("build "), "no description, no line: \(lines)")
+        #expect(lines[5].hasPrefix("  word word") && lines[5].hasSuffix("...") && displayWidth(lines[5]) == 100, "\(lines)")
+        let json = try await orch(["--stage", "registry", "list"], in: dir).json()
+        #expect(json["components"]?.arrayValue?.map { $0["description"] } == ["Lints the sources", .null, .string(long)])
+        let yaml = await orch(["--stage", "registry", "list", "--format", "yaml"], in: dir, json: false)
+        #expect(yaml.stdout.contains("description: \"Lints the sources\"\n"), "\(yaml.stdout)")
+    }
+
+    /// `registry list` and `inspect` printed 100-column lines on a 60-column terminal, where the
+    /// dry run kept to it (but for its first line, 72 columns). Every registry view fits the
+    /// terminal's width, as the other views do.
+    @Test func registryViewsFitANarrowTerminal() async throws {
+        let dir = TempDir()
+        dir.put("omnibase.registry.json", """
+            {"components": [{"name": "a-rather-long-component-name", "type": "validator", "command": "true",
+                             "tags": ["pre-commit", "schema", "style", "another-tag", "and-another"],
+                             "description": "Checks that every plan in plans/ is well-formed JSON and valid"}]}
+            """)
+        for arguments in [["list"], ["inspect", "a-rather-long-component-name"]].map({ ["--stage", "registry"] + $0 })
+            + [["--stage", "ci", "--mode", "dry-run"]] {
+            let result = await runInTerminal(["orch"] + arguments + ["--state-dir", dir.path + "/.state"], in: dir.path, columns: 60)
+            #expect(result.status == 0, "\(arguments): \(result.stdout)")
+            for line in result.stdout.split(whereSeparator: \.isNewline) {
+                #expect(displayWidth(String(line)) <= 60, "\(arguments): \(displayWidth(String(line))) columns: \(line)")
+            }
+        }
+    }
+
     @Test func addCreatesAMissingRegistryAndRejectsBadComponents() async throws {
         let dir = TempDir()
         let created = await orch(["--stage", "registry", "add", "--name", "a", "--type", "tool", "--command", "true"], in: dir)
@@ -203,6 +286,45 @@ struct StageRegistryCLITests {
                                "--registry", "bad.json"], in: dir)
         #expect(edit.status == 2)
         #expect(dir.read("bad.json") == "{\"components\": [\n  {\"name\": \"a\",}\n]}")
+    }
+
+    /// An environment name no process can receive (empty, or holding "=") got past the registry:
+    /// `registry add` wrote it (exit 0), then every stage failed with a location in the generated
+    /// plan (`omnibase.registry.json (stage ci):21:16: steps[0].env`, a line the registry does not
+    /// have), and a hook's failed at run time as "pre hook failed" (exit 1). The registry refuses
+    /// them where they are, exit 2, and `add` writes nothing.
+    @Test func invalidEnvironmentNamesAreRefusedWhereTheRegistrySaysThem() async throws {
+        let dir = TempDir()
+        let registry = "{\"components\": [{\"name\": \"a\", \"type\": \"tool\", \"command\": \"true\"}]}\n"
+        dir.put("omnibase.registry.json", registry)
+        for (env, shown) in [("{\"A=B\": \"1\"}", "\"A=B\" (it holds \"=\")"), ("{\"\": \"1\"}", "an empty name")] {
+            let added = await orch(["--stage", "registry", "add", "--json",
+                                    "{\"name\": \"b\", \"type\": \"tool\", \"command\": \"true\", \"env\": \(env)}"], in: dir)
+            #expect(added.status == 2, "\(added.stderr)")
+            #expect(added.stderr == "omnibase-agents: error: --json:1:58: component.env: \(shown) is not a valid environment "
+                    + "variable name\n", "\(added.stderr)")
+            #expect(dir.read("omnibase.registry.json") == registry, "nothing was added")
+        }
+
+        dir.put("component.json", """
+            {"components": [
+              {"name": "a", "type": "tool", "command": "true",
+               "env": {"OK": "1", "A=B": "1"}}
+            ]}
+            """)
+        let stage = await orch(["--stage", "ci", "--registry", "component.json"], in: dir)
+        #expect(stage.status == 2)
+        #expect(stage.stderr == "omnibase-agents: error: component.json:3:23: components[0].env: \"A=B\" (it holds \"=\") "
+                + "is not a valid environment variable name\n", "\(stage.stderr)")
+        dir.put("hook.json", """
+            {"components": [{"name": "a", "type": "tool", "command": "true"}],
+             "hooks": {"pre": [{"name": "h", "command": "true", "env": {"": "1"}}]}}
+            """)
+        let hook = await orch(["--stage", "ci", "--registry", "hook.json"], in: dir)
+        #expect(hook.status == 2)
+        #expect(hook.stderr == "omnibase-agents: error: hook.json:2:61: hooks.pre[0].env: an empty name is not a valid "
+                + "environment variable name\n", "\(hook.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/.state/runs"), "no run was started")
     }
 
     @Test func badArgumentsExit2() async throws {

@@ -143,4 +143,61 @@ struct StageSelectionTests {
         do { _ = try ComponentFilter(parsing: "type=validator,,") } catch { #expect(error.message.contains("empty clause")) }
         #expect((try? ComponentFilter(parsing: "tag=a|b, type = test"))?.description == "tags=a|b,type=test")
     }
+
+    /// Selection and `registry inspect` looked each component up by scanning the registry, once
+    /// per selected component (dependencies, pipeline placement): 60,000 components took 50 s to
+    /// dry-run and 42 s to inspect in a release build, against 2 s and 1 s now. They examine O(n)
+    /// components now; ``Registry/lookups`` counts every component a lookup examines, so a scan
+    /// per component (n²/2 here) fails this without timing anything.
+    @Test func selectionAndInspectExamineALinearNumberOfComponents() async throws {
+        let n = 2000
+        // A chain, each component needing the one before it: every selection pulls them all in.
+        let components = (0..<n).map { index in
+            Component(name: "c\(index)", kind: .tool, command: "true", dependsOn: index == 0 ? [] : ["c\(index - 1)"])
+        }
+        let registry = Registry(components: components)
+        func examined(_ body: () async throws -> Void) async rethrows -> Int {
+            let counter = LookupCounter()
+            try await Registry.$lookups.withValue(counter) { try await body() }
+            return counter.value
+        }
+
+        let ci = try await examined {
+            let selection = try StageSelection.select(stage: .ci, registry: registry, request: SelectionRequest())
+            #expect(selection.entries.count == n)
+        }
+        #expect(ci <= 2 * n, "stage ci examined \(ci) components for \(n)")
+        let narrowed = try await examined {
+            let selection = try StageSelection.select(stage: .ci, registry: registry,
+                                                      request: SelectionRequest(filter: try ComponentFilter(parsing: "name=c\(n - 1)")))
+            #expect(selection.entries.count == n)
+        }
+        #expect(narrowed <= 2 * n, "a selection pulling in \(n) dependencies examined \(narrowed) components")
+        let pipeline = try await examined {
+            let selection = try StageSelection.select(stage: .pipeline, registry: registry,
+                                                      request: SelectionRequest(chain: ["c0", "c\(n - 1)"]))
+            #expect(selection.entries.count == n)
+        }
+        #expect(pipeline <= 4 * n, "a pipeline examined \(pipeline) components for \(n)")
+
+        let text = JSONValue.object(["components": .array(components.map { component in
+            .object(["name": .string(component.name), "type": "tool", "command": "true",
+                     "depends_on": .array(component.dependsOn.map { .string($0) })])
+        })]).serialized()
+        let loaded = try RegistryLoader.load(bytes: Array(text.utf8), displayPath: "r.json", directory: "/tmp")
+        let missing = NSTemporaryDirectory() + "/no-state-\(UUID().uuidString)"
+        let inspect = try await examined {
+            let context = ExecutionContext(registry: loaded, stateDirectory: missing, registryAction: .inspect("c5"))
+            let report = try await RegistryOrchestrator().run(context)
+            #expect(report.json["dependents"] == ["c6"])
+        }
+        #expect(inspect <= 4 * n, "inspect examined \(inspect) components for \(n)")
+        let dryRun = try await examined {
+            let context = ExecutionContext(registry: loaded, workingDirectory: NSTemporaryDirectory(), stateDirectory: missing,
+                                           mode: .dryRun)
+            let report = try await StageRunner(stage: .ci).run(context)
+            #expect(report.json["steps"]?.arrayValue?.count == n)
+        }
+        #expect(dryRun <= 4 * n, "a dry run examined \(dryRun) components for \(n)")
+    }
 }

@@ -42,6 +42,8 @@ public struct ExecutionContext: Sendable {
     public var notices: @Sendable (String) -> Void
     /// Stop requests (SIGINT/SIGTERM).
     public var stopRequests: AsyncStream<StopReason>?
+    /// Watches the run the stage starts (the CLI's progress display); nil for none.
+    public var runWatcher: (any StageRunWatcher)?
 
     /// Creates a context.
     public init(registryPath: String = RegistryLoader.defaultFileName, registry: LoadedRegistry? = nil,
@@ -67,6 +69,7 @@ public struct ExecutionContext: Sendable {
         self.notices = notices
         self.stopRequests = stopRequests
         executor = nil
+        runWatcher = nil
     }
 
     /// The registry, which stages that run components need.

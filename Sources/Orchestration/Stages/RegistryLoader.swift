@@ -239,7 +239,7 @@ private struct RegistryDecoder {
             maxRetryDelaySeconds: try fields.secondsValue("max_retry_delay_sec", positive: false) ?? 60,
             critical: try fields.bool("critical") ?? true,
             onFailure: try fields.enumeration("on_failure", FailurePolicy.self) ?? .abort,
-            workingDirectory: try fields.string("cwd", nonEmpty: true), environment: try fields.stringMap("env") ?? [:],
+            workingDirectory: try fields.string("cwd", nonEmpty: true), environment: try environment(fields, path: path),
             breaker: breaker)
         return (component, dependencies.map(\.1))
     }
@@ -297,7 +297,24 @@ private struct RegistryDecoder {
                              arguments: try fields.strings("args")?.map(\.0) ?? [],
                              timeoutSeconds: try fields.secondsValue("timeout_sec", positive: true),
                              workingDirectory: try fields.string("cwd", nonEmpty: true),
-                             environment: try fields.stringMap("env") ?? [:], stages: stages)
+                             environment: try environment(fields, path: path), stages: stages)
+    }
+
+    /// The `env` of a component or hook: strings under names a process can receive. An empty
+    /// name, or one holding `=`, is refused here, located in the registry, as a plan refuses it:
+    /// let through, it failed every stage with a location in the generated plan, or a hook at
+    /// run time.
+    func environment(_ fields: LocatedFields, path: String) throws(EngineError) -> [String: String] {
+        let entries = try fields.stringMembers("env")
+        if case .object(let object)? = fields["env"]?.kind {
+            for member in object.members where member.key.isEmpty || member.key.utf8.contains(UInt8(ascii: "=")) {
+                let shown = member.key.isEmpty ? "an empty name" : "\"\(member.key)\" (it holds \"=\")"
+                throw error(member.keyLocation, "\(path).env", "\(shown) is not a valid environment variable name")
+            }
+        }
+        var environment: [String: String] = [:]
+        for (name, value, _) in entries { environment[name] = value }
+        return environment
     }
 
     func decodeBreaker(_ node: JSONNode, path: String, defaults: BreakerSettings) throws(EngineError) -> BreakerSettings {

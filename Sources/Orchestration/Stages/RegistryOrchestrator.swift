@@ -35,7 +35,8 @@ public struct RegistryOrchestrator: Orchestrator {
         return StageReport(stage: .registry, mode: .sync, outcome: .administered(json, human: human), exitCode: 0)
     }
 
-    private func perform(_ action: RegistryAction, context: ExecutionContext) throws(EngineError) -> (JSONValue, String) {
+    /// The action's JSON and its human lines (unescaped, unfitted: ``StageReport/Outcome/administered(_:human:)``).
+    private func perform(_ action: RegistryAction, context: ExecutionContext) throws(EngineError) -> (JSONValue, [String]) {
         let path = context.registryPath
         switch action {
         case .list:
@@ -50,6 +51,7 @@ public struct RegistryOrchestrator: Orchestrator {
                 let state = settings.map { (breakers[component.name] ?? CircuitBreaker()).state(at: now, settings: $0).name } ?? "disabled"
                 items.append(.object([
                     "name": .string(component.name),
+                    "description": component.description.map { .string($0) } ?? .null,
                     "type": .string(component.kind.rawValue),
                     "lifecycle": .string(component.lifecycle.rawValue),
                     "tags": .array(component.tags.map { .string($0) }),
@@ -58,14 +60,13 @@ public struct RegistryOrchestrator: Orchestrator {
                     "depends_on": .array(component.dependsOn.map { .string($0) }),
                     "breaker": .string(state),
                 ]))
-                lines.append(truncate("\(pad(truncate(component.name, to: width), width))  \(pad(component.kind.rawValue, 9))  "
-                                      + "\(pad(component.lifecycle.rawValue, 12))  \(pad(state, 9))  "
-                                      + component.tags.joined(separator: ","), to: 100))
+                lines.append("\(pad(truncate(component.name, to: width), width))  \(pad(component.kind.rawValue, 9))  "
+                             + "\(pad(component.lifecycle.rawValue, 12))  \(pad(state, 9))  "
+                             + component.tags.joined(separator: ","))
+                if let description = component.description, !description.isEmpty { lines.append("  " + description) }
             }
-            let header = "\(loaded.displayPath): \(loaded.registry.components.count) component"
-                + (loaded.registry.components.count == 1 ? "" : "s")
-            return (.object(["registry": .string(loaded.displayPath), "components": .array(items)]),
-                    ([header] + lines).joined(separator: "\n") + "\n")
+            let header = "\(loaded.displayPath): \(counted(loaded.registry.components.count, "component"))"
+            return (.object(["registry": .string(loaded.displayPath), "components": .array(items)]), [header] + lines)
 
         case .inspect(let name):
             let loaded = try loadRegistry(context)
@@ -79,7 +80,7 @@ public struct RegistryOrchestrator: Orchestrator {
                     stages.append(stage.rawValue)
                 }
             }
-            let dependents = registry.components.filter { $0.dependsOn.contains(name) }.map(\.name)
+            let dependents = registry.dependents(of: name)
             let settings = registry.breakerSettings(for: component)
             let breaker = (try readBreakers(context))[name] ?? CircuitBreaker()
             let now = context.now()
@@ -94,7 +95,7 @@ public struct RegistryOrchestrator: Orchestrator {
             ])
             var lines = ["\(name): \(component.kind.rawValue), \(component.lifecycle.rawValue)"
                          + (component.description.map { ": \($0)" } ?? "")]
-            lines.append(truncate("  argv: " + component.argv.map(ShellQuoting.quote).joined(separator: " "), to: 100))
+            lines.append("  argv: " + component.argv.map(ShellQuoting.quote).joined(separator: " "))
             lines.append("  tags: \(component.tags.isEmpty ? "-" : component.tags.joined(separator: ", "))")
             let retried = component.retries == 0 ? "not retried" : "\(component.retries) retries with exponential backoff"
             lines.append("  idempotent: \(component.idempotent ? "yes, \(retried)" : "no, never retried")")
@@ -105,13 +106,11 @@ public struct RegistryOrchestrator: Orchestrator {
             if let settings {
                 let state = breaker.state(at: now, settings: settings)
                 let why = breaker.reason(state, at: now, settings: settings).map { ": \($0)" } ?? ""
-                lines.append(truncate("  breaker: \(state.name), \(breaker.consecutiveFailures)/\(settings.failureThreshold) failures"
-                                      + "\(why)", to: 100))
+                lines.append("  breaker: \(state.name), \(breaker.consecutiveFailures)/\(settings.failureThreshold) failures\(why)")
             } else {
                 lines.append("  breaker: disabled")
             }
-            // Escaped and within 100 columns, as every human view (the JSON has each text whole).
-            return (json, lines.map { truncate(TerminalText.escaped($0), to: 100) }.joined(separator: "\n") + "\n")
+            return (json, lines)
 
         case .add(let text, let source):
             let node: JSONNode
@@ -146,7 +145,7 @@ public struct RegistryOrchestrator: Orchestrator {
             }
             return (.object(["registry": .string(path), "added": .string(component.name),
                              "components": .int(updated.registry.components.count)]),
-                    "added \(component.name) to \(path) (\(counted(updated.registry.components.count, "component")))\n")
+                    ["added \(component.name) to \(path) (\(counted(updated.registry.components.count, "component")))"])
 
         case .remove(let name):
             let updated = try RegistryFile.edit(path: path) { current throws(EngineError) -> JSONValue in
@@ -154,7 +153,7 @@ public struct RegistryOrchestrator: Orchestrator {
                 guard current.registry.component(named: name) != nil else {
                     throw current.registry.unknownComponent(name, context: "remove")
                 }
-                let dependents = current.registry.components.filter { $0.dependsOn.contains(name) }.map(\.name)
+                let dependents = current.registry.dependents(of: name)
                 guard dependents.isEmpty else {
                     throw EngineError(.usage, "cannot remove \"\(name)\": \(dependents.map { "\"\($0)\"" }.joined(separator: ", ")) "
                                       + "depend\(dependents.count == 1 ? "s" : "") on it; remove or change them first")
@@ -165,7 +164,7 @@ public struct RegistryOrchestrator: Orchestrator {
             }
             return (.object(["registry": .string(path), "removed": .string(name),
                              "components": .int(updated.registry.components.count)]),
-                    "removed \(name) from \(path) (\(counted(updated.registry.components.count, "component")))\n")
+                    ["removed \(name) from \(path) (\(counted(updated.registry.components.count, "component")))"])
 
         case .reset(let name):
             let loaded = try loadRegistry(context)
@@ -176,16 +175,16 @@ public struct RegistryOrchestrator: Orchestrator {
             }
             guard recorded[name] != nil else {
                 return (.object(["reset": .string(name), "breaker": "closed", "changed": false]),
-                        "nothing to reset: \(name) has no circuit-breaker record (its circuit is closed)\n")
+                        ["nothing to reset: \(name) has no circuit-breaker record (its circuit is closed)"])
             }
             let directory: StateDirectory
             do { directory = try StateDirectory(path: context.stateDirectory) } catch { throw EngineError(error) }
             let removed = try BreakerStore(stateDirectory: directory).update { breakers in breakers.removeValue(forKey: name) != nil }
             guard removed else {
                 return (.object(["reset": .string(name), "breaker": "closed", "changed": false]),
-                        "nothing to reset: \(name) has no circuit-breaker record (its circuit is closed)\n")
+                        ["nothing to reset: \(name) has no circuit-breaker record (its circuit is closed)"])
             }
-            return (.object(["reset": .string(name), "breaker": "closed", "changed": true]), "closed the circuit breaker of \(name)\n")
+            return (.object(["reset": .string(name), "breaker": "closed", "changed": true]), ["closed the circuit breaker of \(name)"])
         }
     }
 

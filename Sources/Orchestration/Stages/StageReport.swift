@@ -26,8 +26,10 @@ public struct StageReport: Sendable {
         case nothingStarted(traceID: String)
         /// A dry run.
         case dryRun(StageDryRun)
-        /// The registry stage: the action's JSON and human text.
-        case administered(JSONValue, human: String)
+        /// The registry stage: the action's JSON and its human lines, as the registry says them:
+        /// the renderer escapes and fits every line (registry text may hold control characters,
+        /// a line feed in a tag among them, so the lines are kept apart until then).
+        case administered(JSONValue, human: [String])
     }
 
     /// The stage.
@@ -50,8 +52,9 @@ public struct StageReport: Sendable {
     public var profile: StageProfile?
     /// The exit code (SPEC §5).
     public var exitCode: Int32
-    /// The output files of the components that failed, by component, for the human report.
-    public var failureLogs: [(component: String, paths: [String])] = []
+    /// The failure snapshot of a failed run (`runs/<id>/snapshot` in the state folder as given),
+    /// which the human report points to as `runs show` does; nil when there is none.
+    public var failureSnapshot: String?
 
     /// Creates a report.
     public init(stage: Stage, mode: StageMode, outcome: Outcome, skipped: [SkippedComponent] = [],

@@ -238,8 +238,11 @@ public struct StageRunner: Sendable {
             }
             graph = plan.graph
             let request = makeRequest(configuration, decision: decision, revision: revision, context: context)
-            runReport = try await session.start(plan, request: request, stopRequests: stops.subscribe(), runID: runID,
-                                                parentRunID: configuration.replay?.record.runID)
+            let parent = configuration.replay?.record.runID
+            runReport = try await watched(plan, request: request, context: context, stateDirectory: stateDirectory) { observers throws(EngineError) in
+                try await session.start(plan, request: request, observers: observers, stopRequests: stops.subscribe(),
+                                        runID: runID, parentRunID: parent)
+            }
         }
 
         do {
@@ -291,11 +294,9 @@ public struct StageRunner: Sendable {
         var stageReport = StageReport(stage: stage, mode: mode, outcome: .ran(report), skipped: decision.skipped, gates: gates,
                                       hooks: pre + post, warnings: warnings, gitCommit: revision?.commit, profile: profile,
                                       exitCode: report.exitCode)
-        for step in report.steps where step.status == .failed && step.attempts > 0 {
-            let paths = AttemptLog.Stream.allCases
-                .map { stateDirectory.path(of: AttemptLog(stepID: step.id, attempt: step.attempts, stream: $0), runID: report.runID) }
-                .filter { FileManager.default.fileExists(atPath: $0) }
-            if !paths.isEmpty { stageReport.failureLogs.append((step.id, paths)) }
+        let snapshot = FailureSnapshot.relativePath(runID: report.runID)
+        if FileManager.default.fileExists(atPath: "\(stateDirectory.path)/\(snapshot)") {
+            stageReport.failureSnapshot = "\(context.stateDirectory)/\(snapshot)"
         }
         return stageReport
     }
@@ -339,6 +340,15 @@ public struct StageRunner: Sendable {
         request.labels = labels
         request.notStarted = Dictionary(decision.skipped.map { ($0.name, $0.reason) }, uniquingKeysWith: { first, _ in first })
         return request
+    }
+
+    /// Runs `start` with the observers of the context's ``ExecutionContext/runWatcher``, and tells
+    /// the watcher when the run is over (whether it ended or failed to start).
+    private func watched(_ plan: LoadedPlan, request: RunRequest, context: ExecutionContext, stateDirectory: StateDirectory,
+                         _ start: ([any RunObserver]) async throws(EngineError) -> RunReport) async throws(EngineError) -> RunReport {
+        guard let watcher = context.runWatcher else { return try await start([]) }
+        defer { watcher.runEnded() }
+        return try await start(watcher.observers(for: plan, request: request, stateDirectory: stateDirectory))
     }
 
     /// The options that changed the stage's default selection, as given (`--filter name=lint`),

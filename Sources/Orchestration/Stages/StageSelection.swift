@@ -155,11 +155,13 @@ public struct StageSelection: Sendable {
         }
         for name in request.chain { place(name) }
         for name in registry.components.map(\.name) where chosen.contains(name) && !placed.contains(name) { place(name) }
+        var chainPosition: [String: Int] = [:]
+        for (position, name) in request.chain.enumerated() { chainPosition[name] = position }
         var entries: [Entry] = []
         for name in order {
             let component = registry.component(named: name)!
             var dependsOn = component.dependsOn
-            if let position = request.chain.firstIndex(of: name), position > 0, !dependsOn.contains(request.chain[position - 1]) {
+            if let position = chainPosition[name], position > 0, !dependsOn.contains(request.chain[position - 1]) {
                 dependsOn.append(request.chain[position - 1])
             }
             entries.append(Entry(component: component, reason: reasons[name] ?? .named, dependsOn: dependsOn))

@@ -2,6 +2,7 @@ import Foundation
 import Orchestration
 import Presentation
 import Stages
+import Synchronization
 
 /// `orch --stage pre-commit|ci|test|pipeline|registry ...`: the stage orchestrators (SPEC §6).
 /// Each option's table entry says which stages (or registry actions) it belongs to; any other
@@ -181,15 +182,53 @@ struct OrchCommand: CLICommand {
             selection: selection, from: from, to: to, maxConcurrency: maxConcurrency, replayRunID: replayRunID,
             registryAction: action,
             notices: { message in
-                let line = "\(warningStyle.rich ? "⚠️ " : "WARN") \(TerminalText.escaped(message))\n"
-                StandardStreams.printError(line)
+                // Within stderr's width, as every human line: a long sentence goes on over indented lines.
+                let marker = warningStyle.rich ? "⚠️ " : "WARN "
+                let lines = Self.wrap(TerminalText.escaped(PrintMask.shared.apply(message)), first: marker,
+                                      indent: String(repeating: " ", count: displayWidth(marker)),
+                                      width: max(60, warningStyle.width))
+                StandardStreams.printError(lines.joined(separator: "\n") + "\n")
             },
             stopRequests: signals?.requests)
         context.executor = executor
         context.keepGoing = keepGoing
-        let report = try await stage.orchestrator.run(context)
-        common.emit(json: report.json) { report.human(style: common.style) }
+        // The run's progress on stderr and its report as `run` shows them (SPEC section 6: "the
+        // same report"): the failed components' stderr tails, their secrets masked.
+        let progress = StageProgress(common: common)
+        context.runWatcher = progress
+        let stageContext = context
+        let report = try await withTicks(progress.tick) { () async throws(EngineError) -> StageReport in
+            try await stage.orchestrator.run(stageContext)
+        }
+        var tails: [String: FailureTail] = [:]
+        if let run = report.run {
+            if let store = try? RunStore(stateDirectory: StateDirectory(path: common.stateDirectory), readOnly: true) {
+                PrintMask.shared.addSecretOutputs(of: run.runID, store: store, plan: progress.plan)
+            }
+            tails = common.failureTails(of: run)
+        }
+        common.emit(json: report.json) { report.human(style: common.style, failureTails: tails) }
         return report.exitCode
+    }
+
+    /// `text` in lines of at most `width` columns, broken between words: the first line starts
+    /// with `first`, the others with `indent`; a word wider than a line is cut with an ellipsis.
+    static func wrap(_ text: String, first: String, indent: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var line = first
+        var hasWord = false
+        for word in text.split(separator: " ") {
+            if hasWord && displayWidth(line) + 1 + displayWidth(String(word)) > width {
+                lines.append(line)
+                line = indent
+                hasWord = false
+            }
+            line += (hasWord ? " " : "") + word
+            if displayWidth(line) > width { line = truncate(line, to: width) }
+            hasWord = true
+        }
+        lines.append(line)
+        return lines
     }
 
     // MARK: - Parsing helpers
@@ -219,6 +258,37 @@ struct OrchCommand: CLICommand {
         return phases
     }
 
+}
+
+/// The live progress of a stage's run on stderr, as `run` draws it (``ProgressPrinter``), and the
+/// secret values of the stage's plan for everything printed afterwards (``PrintMask``).
+final class StageProgress: StageRunWatcher {
+    private let common: CommonOptions
+    private let state = Mutex<(printer: ProgressPrinter?, plan: Plan?)>((nil, nil))
+
+    init(common: CommonOptions) { self.common = common }
+
+    /// The plan of the run the stage started, if it started one.
+    var plan: Plan? { state.withLock { $0.plan } }
+
+    func observers(for plan: LoadedPlan, request: RunRequest, stateDirectory: StateDirectory) -> [any RunObserver] {
+        PrintMask.shared.add(plan.plan.secretMask())
+        let printer = common.progressPrinter(for: plan, request: request, stateDirectory: stateDirectory)
+        state.withLock { $0 = (printer, plan.plan) }
+        return printer.map { [$0] } ?? []
+    }
+
+    /// Redraws a live block (every quarter second) while the run goes on.
+    func tick() { state.withLock { $0.printer?.tick() } }
+
+    /// Clears a live block for good: the ticks go on until the stage ends (post hooks), and must
+    /// not draw it again under the report.
+    func runEnded() {
+        state.withLock { state in
+            state.printer?.clear()
+            state.printer = nil
+        }
+    }
 }
 
 /// `orch --stage registry list | inspect NAME | add ... | remove NAME | reset NAME`: editing the

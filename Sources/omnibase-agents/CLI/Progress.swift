@@ -8,10 +8,16 @@ extension CommonOptions {
     /// or `--no-color`), plain lines otherwise; the ETA comes from earlier runs' durations.
     func progressPrinter(for loaded: LoadedPlan, request: RunRequest, session: RunSession,
                          alreadyDone: Int = 0) -> ProgressPrinter? {
+        progressPrinter(for: loaded, request: request, stateDirectory: session.stateDirectory, alreadyDone: alreadyDone)
+    }
+
+    /// ``progressPrinter(for:request:session:alreadyDone:)`` for a run in `stateDirectory` (a stage's).
+    func progressPrinter(for loaded: LoadedPlan, request: RunRequest, stateDirectory: StateDirectory,
+                         alreadyDone: Int = 0) -> ProgressPrinter? {
         guard format == .human else { return nil }
         let style = TextStyle.detect(fd: 2, noColor: noColor)
         var expected: [String: Double] = [:]
-        if let store = try? RunStore(stateDirectory: session.stateDirectory, readOnly: true),
+        if let store = try? RunStore(stateDirectory: stateDirectory, readOnly: true),
            let history = try? store.successfulDurations(planID: loaded.plan.id) {
             for (id, durations) in history where !durations.isEmpty {
                 expected[id] = durations.sorted()[durations.count / 2]
@@ -20,7 +26,7 @@ extension CommonOptions {
         return ProgressPrinter(mode: style.rich ? .live : .lines, style: style, stepIDs: loaded.graph.ids,
                                expectedDurations: expected,
                                slots: request.maxConcurrency ?? loaded.plan.maxConcurrency, alreadyDone: alreadyDone,
-                               failureTails: .init(stateDirectory: session.stateDirectory, mask: PrintMask.shared.current))
+                               failureTails: .init(stateDirectory: stateDirectory, mask: PrintMask.shared.current))
     }
 }
 
@@ -28,6 +34,13 @@ extension CommonOptions {
 func withProgress<T: Sendable>(_ progress: ProgressPrinter?,
                                _ body: @escaping @Sendable () async throws(EngineError) -> T) async throws(EngineError) -> T {
     guard let progress else { return try await body() }
+    defer { progress.clear() }
+    return try await withTicks(progress.tick, body)
+}
+
+/// Runs `body` while `tick` is called every quarter second (a live display's redraw).
+func withTicks<T: Sendable>(_ tick: @escaping @Sendable () -> Void,
+                            _ body: @escaping @Sendable () async throws(EngineError) -> T) async throws(EngineError) -> T {
     let result: Result<T, EngineError> = await withTaskGroup(of: Result<T, EngineError>?.self) { group in
         group.addTask {
             do { return .success(try await body()) } catch { return .failure(EngineError(error)) }
@@ -35,7 +48,7 @@ func withProgress<T: Sendable>(_ progress: ProgressPrinter?,
         group.addTask {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(250))
-                progress.tick()
+                tick()
             }
             return nil
         }
@@ -48,7 +61,6 @@ func withProgress<T: Sendable>(_ progress: ProgressPrinter?,
         }
         return outcome
     }
-    progress.clear()
     return try result.get()
 }
 
