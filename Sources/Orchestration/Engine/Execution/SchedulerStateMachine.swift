@@ -352,7 +352,8 @@ public struct SchedulerStateMachine: Sendable {
         for step in phase.indices {
             switch phase[step] {
             case .final(.skipped):
-                actions.append(.finish(step: step, status: .skipped, reason: .outsideSelection))
+                let reason = notStarted[step].map(FinishReason.notStarted) ?? .outsideSelection
+                actions.append(.finish(step: step, status: .skipped, reason: reason))
             case .final:
                 break
             default:
