@@ -63,7 +63,7 @@ struct ServeCommand: CLICommand {
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = UInt16(text[text.index(after: colon)...]) else {
+        guard !host.isEmpty, let port = UInt16(plainDecimal: text[text.index(after: colon)...]) else {
             throw usage("--listen needs ADDR:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:7070), not \"\(text)\"")
         }
         return (host, port)
