@@ -34,6 +34,51 @@ extension ServeTests {
         #expect(try await server.stop() == 143)
     }
 
+    /// `serve` never writes: over a state folder that does not exist it creates nothing, whatever
+    /// is asked, and shows an empty history as `runs list` does (no runs, exit 0); when a run
+    /// creates the folder, the list follows it. Before, `serve` created the folder at start.
+    @Test func aMissingStateFolderIsNotCreated() async throws {
+        let dir = TempDir()
+        let missing = dir.path + "/no/such/state"
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", missing], dir: dir)
+        #expect(server.stderr.contains("no such folder yet"))
+        for path in ["/", "/agents", "/api/agents", "/runs/r-x", "/api/runs/r-x", "/api/runs/r-x/events", "/api/monitor"] {
+            #expect(try HTTPClient.get(port: server.port, path: path).status < 500, "\(path)")
+        }
+        // Streams (read with a short timeout: a stream that sends nothing must not hold the test).
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        let list = try EventStreamClient(port: server.port, path: "/events")
+        setsockopt(list.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        #expect(list.next()?.data.contains("No runs.") == true, "the list's stream of an empty history")
+        let waiting = try EventStreamClient(port: server.port, path: "/runs/r-x/events?wait=1")
+        let agents = try EventStreamClient(port: server.port, path: "/agents/events")
+        setsockopt(agents.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        #expect(agents.next()?.data.contains("No agents session") == true)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/no"), "nothing is created")
+        let listed = await runCLI(["runs", "list", "--format", "json", "--state-dir", missing], in: dir.path)
+        #expect(listed.status == 0)
+        let api = try HTTPClient.get(port: server.port, path: "/api/runs")
+        #expect(try StrictJSONParser.parse(Array(api.body.utf8)).toValue() == (try listed.json()))
+        #expect(try HTTPClient.get(port: server.port, path: "/").body.contains("No run history in \(missing) yet"))
+
+        // A run creates the folder: the list's stream shows it.
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "true")], id: "PLAN-LATE"))
+        let run = await runCLI(["run", plan, "--format", "json", "--state-dir", missing], in: dir.path)
+        #expect(run.status == 0)
+        let runID = try #require(try run.json()["run_id"]?.stringValue)
+        timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(list.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let deadline = Date().addingTimeInterval(10)
+        var shown = false
+        while !shown && Date() < deadline {
+            if let event = list.next(), event.data.contains(runID) && event.data.contains("badge succeeded") { shown = true }
+        }
+        #expect(shown, "the list's stream never showed the run that created the folder")
+        withExtendedLifetime(waiting) {}
+        #expect(try await server.stop() == 143)
+    }
+
     /// Numbers are plain digits: `--listen 127.0.0.1:+0` is exit 2 (before, it listened on port
     /// 0; `:+80` bound port 80), and `after`, `Last-Event-ID` and `limit` with a sign or a leading
     /// zero are 400 (before, `+10` and `00010` meant 10).

@@ -236,6 +236,8 @@ private struct FeedLoop {
     var agentsStamp = ""
     var running = true
     var inotifyFD: Int32 = -1
+    /// The state folder is watched (it may not exist yet: `serve` does not create it).
+    var watching = false
     var changePending = true
     var lastCheck: Int64 = 0
     var lastTick: Int64 = 0
@@ -257,9 +259,7 @@ private struct FeedLoop {
 
     mutating func run() {
         inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        if inotifyFD >= 0 {
-            _ = inotify_add_watch(inotifyFD, directory.path, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE))
-        }
+        watchFolder()
         defer { if inotifyFD >= 0 { close(inotifyFD) } }
         while running {
             let now = Self.millis()
@@ -286,6 +286,7 @@ private struct FeedLoop {
             if after - lastTick >= 1000 {
                 lastTick = after
                 changePending = true
+                if !watching { watchFolder() }
                 refreshTails()
                 agentsChanged(force: false)
             }
@@ -299,6 +300,12 @@ private struct FeedLoop {
         }
         for follower in runFollowers.values { follower.stream.finish() }
         for follower in followers.values { follower.stream.finish() }
+    }
+
+    /// Watches the state folder for changes, once it exists (the 1 s tick tries again until then).
+    mutating func watchFolder() {
+        guard inotifyFD >= 0 else { return }
+        watching = inotify_add_watch(inotifyFD, directory.path, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0
     }
 
     static func millis() -> Int64 {
@@ -563,6 +570,8 @@ private struct FeedLoop {
 
     /// The list's runs with their progress, each run's events folded once (then only new ones).
     mutating func listedRuns(_ filter: RunStore.RunFilter) -> [MonitorPages.ListedRun]? {
+        // No history yet (no folder, no runs.db): no runs, as `runs list` says.
+        guard FileManager.default.fileExists(atPath: directory.databasePath) else { return [] }
         guard let store = openStore(), let rows = try? store.runRows(filter) else { return nil }
         return rows.map { row in
             let (total, counts) = progress(for: row, store: store)

@@ -95,8 +95,18 @@ struct ServeCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
+        // Read-only: a missing folder is not created. As 'runs list' lists no runs for it, the
+        // monitor shows an empty history and follows the folder once an engine creates it.
         let directory: StateDirectory
-        do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
+        var waiting = false
+        do {
+            directory = try StateDirectory(path: common.stateDirectory, creating: false)
+        } catch let error as EngineError where error.code == .unknownReference {
+            directory = .awaited(path: common.stateDirectory)
+            waiting = true
+        } catch {
+            throw EngineError(error)
+        }
         let statePath = directory.path
         let service = MonitorService(directory: directory) {
             do {
@@ -121,6 +131,7 @@ struct ServeCommand: CLICommand {
         server.start()
         StandardStreams.print(server.url)
         StandardStreams.printError("omnibase-agents serve: monitoring \(statePath) read-only"
+            + (waiting ? " (no such folder yet: the list fills in when a run creates it)" : "")
             + (configuration.token == nil ? "" : " (token required)") + "; Ctrl-C stops\n")
         var reason = StopReason.terminate
         for await request in signals.requests {
