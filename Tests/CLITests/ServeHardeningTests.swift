@@ -8,6 +8,55 @@ import Testing
 /// that dies under the runs list, a wildcard address, a live run's exit code, a missing state
 /// folder, the server's own refusals under `/api`, and numbers spelled another way.
 extension ServeTests {
+    /// The runs list's stream says when a run's engine dies (`engine gone: resume RUN_ID`), as a
+    /// reloaded list does. Before, nothing in the store changes when an engine is killed, so the
+    /// list's stream sent nothing and its row said "running" until the page was reloaded.
+    @Test func theRunsListStreamSaysWhenAnEngineDies() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("hold.json", planJSON([
+            stepJSON("hold", "echo $PPID > \"$D/engine.tmp\"; echo $$$$ >> \"$D/engine.tmp\"; mv \"$D/engine.tmp\" \"$D/engine\"; "
+                     + "exec sleep 100", extra: "\"env\": {\"D\": \"\(dir.path)\"}"),
+            stepJSON("after", "true", deps: ["hold"]),
+        ], id: "PLAN-HOLD"))
+        let path = dir.path
+        let running = Task { await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: path, timeout: .seconds(120)) }
+        let pids = try await waitForFile(dir.path + "/engine", seconds: 30).split(separator: "\n").compactMap { Int32($0) }
+        try #require(pids.count == 2)
+        let (engine, step) = (pids[0], pids[1])
+        defer { kill(-step, SIGKILL) }
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
+        // The step may start before the engine's commit of the run's start lands.
+        var listed: JSONValue?
+        for _ in 0..<200 {
+            let runs = try StrictJSONParser.parse(Array(try HTTPClient.get(port: server.port, path: "/api/runs").body.utf8)).toValue()
+            listed = runs["runs"]?.arrayValue?.first
+            if listed?["status"]?.stringValue == "running" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let runID = try #require(listed?["run_id"]?.stringValue)
+        let list = try EventStreamClient(port: server.port, path: "/events")
+        let first = try #require(list.events { $0.name == "runs" })
+        #expect(first.last?.data.contains("badge running") == true)
+        #expect(first.last?.data.contains("engine gone") == false)
+
+        kill(engine, SIGKILL)
+        #expect(await running.value.status == 128 + SIGKILL)
+        // Read with a short timeout until the row says so, for at most 10 s (heartbeats keep an
+        // idle stream from ever timing out).
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(list.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let deadline = Date().addingTimeInterval(10)
+        var gone = false
+        while !gone && Date() < deadline {
+            if let event = list.next(), event.name == "runs", event.data.contains("engine gone: resume \(runID)") { gone = true }
+        }
+        #expect(gone, "the runs list's stream never said the engine is gone")
+        let page = try HTTPClient.get(port: server.port, path: "/")
+        #expect(page.body.contains("engine gone: resume \(runID)"))
+        #expect(try await server.stop() == 143)
+    }
+
     /// A run that is still going has no exit code yet: its page and `report --html` show "-",
     /// as its JSON says null. Before, both showed 0.
     @Test func aLiveRunShowsNoExitCode() async throws {

@@ -243,6 +243,9 @@ private struct FeedLoop {
     var lastTick: Int64 = 0
     /// The runs list changed since its followers were last sent it.
     var listDirty = false
+    /// The engines of the runs the list last showed live: when one of them dies, nothing in the
+    /// store changes, so the tick looks at them (``listedEnginesGone()``).
+    var listedEngines: [String: EngineIdentity] = [:]
     var lastListAt: Int64 = 0
 
     /// The least time between two looks at the database (changes in between are taken together).
@@ -288,6 +291,7 @@ private struct FeedLoop {
                 changePending = true
                 if !watching { watchFolder() }
                 refreshTails()
+                if listedEnginesGone() { listDirty = true }
                 agentsChanged(force: false)
             }
             if changePending && after - lastCheck >= Self.minimumSpacing {
@@ -576,8 +580,23 @@ private struct FeedLoop {
         return rows.map { row in
             let (total, counts) = progress(for: row, store: store)
             let done = total - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
-            return MonitorPages.ListedRun(row: row, done: done, total: total, counts: counts, live: row.isLive)
+            let live = row.isLive
+            if live, let engine = row.engine { listedEngines[row.runID] = engine }
+            return MonitorPages.ListedRun(row: row, done: done, total: total, counts: counts, live: live)
         }
+    }
+
+    /// Whether the engine of a run the list showed live has died since (its row then says
+    /// `engine gone: resume RUN_ID`); forgets the dead ones. Looked at once a second while the list
+    /// has followers (a `/proc` read per live run).
+    mutating func listedEnginesGone() -> Bool {
+        guard followers.values.contains(where: { if case .runs = $0.topic { true } else { false } }) else {
+            listedEngines.removeAll()
+            return false
+        }
+        let dead = listedEngines.filter { !$0.value.isAlive }.map(\.key)
+        for runID in dead { listedEngines[runID] = nil }
+        return !dead.isEmpty
     }
 
     mutating func progress(for row: RunStore.RunRow, store: RunStore) -> (Int, [StepStatus: Int]) {
