@@ -128,6 +128,46 @@ extension ServeTests {
         #expect(try await server.stop() == 143)
     }
 
+    /// Under /api every answer is JSON, the HTTP server's own refusals included: 405, 413, 421,
+    /// 401, and 400 for a malformed path. Before, these were plain text. Elsewhere they stay text.
+    @Test func theServersOwnRefusalsUnderApiAreJSON() async throws {
+        let dir = TempDir()
+        let (state, _) = try await Self.finishedRun(dir)
+        let token = "s3cr3t-token-0123456789abcdef"
+        let file = dir.write("token", token + "\n")
+        chmod(file, 0o600)
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--token-file", file, "--state-dir", state], dir: dir,
+                                                  token: token)
+        let port = server.port
+        let host = "Host: 127.0.0.1:\(port)\r\n"
+        let auth = "Authorization: Bearer \(token)\r\n"
+        let cases: [(String, Int)] = [
+            ("POST /api/runs HTTP/1.1\r\n\(host)\(auth)Content-Length: 0\r\n\r\n", 405),
+            ("GET /api/runs HTTP/1.1\r\n\(host)\(auth)Content-Length: 5\r\n\r\nhello", 413),
+            ("GET /api/runs HTTP/1.1\r\nHost: evil.example:\(port)\r\n\(auth)\r\n", 421),
+            ("GET /api/runs/%zz HTTP/1.1\r\n\(host)\(auth)\r\n", 400),
+            ("GET /api/runs?status=%zz HTTP/1.1\r\n\(host)\(auth)\r\n", 400),
+            ("GET /api/runs HTTP/1.1\r\n\(host)\r\n", 401),
+        ]
+        for (raw, status) in cases {
+            let response = try HTTPClient.request(port: port, raw)
+            let line = String(raw.prefix { $0 != "\r" })
+            #expect(response.status == status, "\(line)")
+            #expect(response.header("Content-Type") == "application/json", "\(line)")
+            let body = try? StrictJSONParser.parse(Array(response.body.utf8)).toValue()
+            #expect(body?["error"]?["status"]?.intValue == status, "\(line): \(response.body)")
+            #expect(body?["error"]?["message"]?.stringValue?.isEmpty == false, "\(line)")
+            #expect(response.header("Content-Security-Policy") == Self.csp, "\(line)")
+        }
+        let post = try HTTPClient.request(port: port, "POST /api/runs HTTP/1.1\r\n\(host)\(auth)\r\n")
+        #expect(post.header("Allow") == "GET, HEAD")
+        #expect(try HTTPClient.request(port: port, "GET /api/runs HTTP/1.1\r\n\(host)\r\n").header("WWW-Authenticate") == "Bearer")
+        // Outside /api, the server's refusals stay plain text.
+        let page = try HTTPClient.request(port: port, "POST / HTTP/1.1\r\n\(host)\(auth)\r\n")
+        #expect(page.status == 405 && page.header("Content-Type") == "text/plain; charset=utf-8")
+        #expect(try await server.stop() == 143)
+    }
+
     /// Numbers are plain digits: `--listen 127.0.0.1:+0` is exit 2 (before, it listened on port
     /// 0; `:+80` bound port 80), and `after`, `Last-Event-ID` and `limit` with a sign or a leading
     /// zero are 400 (before, `+10` and `00010` meant 10).

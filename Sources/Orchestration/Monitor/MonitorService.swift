@@ -274,9 +274,24 @@ package final class MonitorService: Sendable {
             return HTTPResponse(status: status, contentType: "text/html; charset=utf-8",
                                 body: Array(MonitorPages.errorPage(status, message).utf8))
         }
+        return Self.jsonProblem(status, message)
+    }
+
+    /// `{"error": {"status": N, "message": "..."}}`.
+    private static func jsonProblem(_ status: HTTPStatus, _ message: String) -> HTTPResponse {
         let body: JSONValue = .object(["error": .object(["status": .int(status.code), "message": .string(message)])])
         return HTTPResponse(status: status, contentType: "application/json",
                             body: Array((body.serialized(pretty: true) + "\n").utf8))
+    }
+
+    /// The HTTP server's own refusals (``HTTPServer/Configuration/refusal``: 400 for a malformed
+    /// request, 401, 405, 408, 413, 421, 431, 503, 505): JSON under `/api`, as every answer there
+    /// is; plain text elsewhere and when no path could be read.
+    package static func refusal(path: String?, status: HTTPStatus, message: String) -> HTTPResponse {
+        guard let path, path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().first == "api" else {
+            return .text(status, message)
+        }
+        return jsonProblem(status, message)
     }
 
     /// Connects an event stream to the feed.

@@ -119,6 +119,8 @@ struct ServeCommand: CLICommand {
         }
         // Each connection is a descriptor: --max-connections may ask for more than the soft limit.
         LocalProcess.raiseOpenFilesLimit()
+        var configuration = self.configuration
+        configuration.refusal = { path, status, message in MonitorService.refusal(path: path, status: status, message: message) }
         let server: HTTPServer
         do {
             server = try HTTPServer(configuration: configuration) { request in service.handle(request) }

@@ -55,6 +55,13 @@ package final class HTTPServer: Sendable {
         package var token: String?
         /// The cookie that carries the token.
         package var tokenCookie = "omnibase_token"
+        /// Builds the server's own refusals (400, 401, 405, 408, 413, 421, 431, 503, 505) from the
+        /// request's path (percent-decoded when it can be; nil when no request line was read, as
+        /// for 503), the status and one sentence. Plain text by default; the server adds the fields
+        /// it needs (`Allow`, `WWW-Authenticate`).
+        package var refusal: @Sendable (_ path: String?, _ status: HTTPStatus, _ message: String) -> HTTPResponse = { _, status, message in
+            .text(status, message)
+        }
         /// Fields added to every response.
         package var securityHeaders: [(name: String, value: String)] = [
             ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -396,7 +403,7 @@ private struct Loop {
             }
             guard active < config.maxConnections, connections.count < 2 * config.maxConnections else {
                 // Over the cap: a best-effort 503 and close, without reading anything.
-                let response = HTTPResponse.text(.serviceUnavailable, "too many connections; try again later")
+                let response = config.refusal(nil, .serviceUnavailable, "too many connections; try again later")
                 var bytes = response.head(contentLength: responseLength(response), close: true, extra: config.securityHeaders)
                 if case .bytes(let body) = response.body { bytes += body }
                 _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -478,8 +485,9 @@ private struct Loop {
         case .incomplete:
             return
         case .invalid(let status, let reason):
+            let path = HTTPRequestParser.requestPath(connection.input)
             connection.input.removeAll()
-            reply(.text(status, reason), to: connection, head: false, close: true, now: now)
+            reply(config.refusal(path, status, reason), to: connection, head: false, close: true, now: now)
         case .request(let request, let consumed):
             connection.input.removeFirst(consumed)
             answer(request, on: connection, now: now)
@@ -491,7 +499,8 @@ private struct Loop {
         // DNS rebinding: the Host must be the address the client connected to.
         let host = (request.header("host") ?? "").lowercased()
         guard connection.allowedHosts.contains(host) else {
-            return reply(.text(.misdirectedRequest, "this server answers to \(connection.allowedHosts.sorted().joined(separator: " or "))"),
+            return reply(config.refusal(request.path, .misdirectedRequest,
+                                        "this server answers to \(connection.allowedHosts.sorted().joined(separator: " or "))"),
                         to: connection, head: head, close: true, now: now)
         }
         var extra: [(name: String, value: String)] = []
@@ -503,9 +512,9 @@ private struct Loop {
             let fromQuery = request.parameter("token")
             let offered = [bearer, fromQuery, request.cookie(config.tokenCookie)].compactMap { $0 }
             guard offered.contains(where: { constantTimeEqual($0, token) }) else {
-                return reply(.text(.unauthorized, "this server needs its token (Authorization: Bearer, or ?token=)",
-                                  headers: [("WWW-Authenticate", "Bearer")]),
-                            to: connection, head: head, close: true, now: now)
+                var refusal = config.refusal(request.path, .unauthorized, "this server needs its token (Authorization: Bearer, or ?token=)")
+                refusal.headers.append(("WWW-Authenticate", "Bearer"))
+                return reply(refusal, to: connection, head: head, close: true, now: now)
             }
             if let fromQuery, constantTimeEqual(fromQuery, token) {
                 // The page keeps the token in a cookie that scripts cannot read.
@@ -513,13 +522,15 @@ private struct Loop {
             }
         }
         guard request.method == "GET" || head else {
-            return reply(.text(.methodNotAllowed, "this server is read-only: GET and HEAD only", headers: [("Allow", "GET, HEAD")]),
-                        to: connection, head: false, close: true, now: now)
+            var refusal = config.refusal(request.path, .methodNotAllowed, "this server is read-only: GET and HEAD only")
+            refusal.headers.append(("Allow", "GET, HEAD"))
+            return reply(refusal, to: connection, head: false, close: true, now: now)
         }
         let length = request.header("content-length")
         if request.header("transfer-encoding") != nil || (length != nil && length != "0") {
             let status: HTTPStatus = length.map { Int($0) != nil } ?? true ? .payloadTooLarge : .badRequest
-            return reply(.text(status, "a request here carries no body"), to: connection, head: head, close: true, now: now)
+            return reply(config.refusal(request.path, status, "a request here carries no body"), to: connection, head: head, close: true,
+                         now: now)
         }
         var response = server.respond(to: request)
         response.headers += extra
@@ -626,8 +637,9 @@ private struct Loop {
             case .awaitingRequest(let started):
                 if started {
                     // A head that did not arrive in time (a slow client): 408, then close.
+                    let path = HTTPRequestParser.requestPath(connection.input)
                     connection.input.removeAll()
-                    reply(.text(.requestTimeout, "the request head did not arrive in time"), to: connection, head: false,
+                    reply(config.refusal(path, .requestTimeout, "the request head did not arrive in time"), to: connection, head: false,
                          close: true, now: now)
                 } else {
                     drop(connection)
