@@ -8,6 +8,19 @@ import Testing
 /// that dies under the runs list, a wildcard address, a live run's exit code, a missing state
 /// folder, the server's own refusals under `/api`, and numbers spelled another way.
 extension ServeTests {
+    /// Whether this machine can listen on ::1.
+    static var hasIPv6Loopback: Bool {
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        _ = inet_pton(AF_INET6, "::1", &address.sin6_addr)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        } == 0
+    }
+
     /// The runs list's stream says when a run's engine dies (`engine gone: resume RUN_ID`), as a
     /// reloaded list does. Before, nothing in the store changes when an engine is killed, so the
     /// list's stream sent nothing and its row said "running" until the page was reloaded.
@@ -55,6 +68,38 @@ extension ServeTests {
         let page = try HTTPClient.get(port: server.port, path: "/")
         #expect(page.body.contains("engine gone: resume \(runID)"))
         #expect(try await server.stop() == 143)
+    }
+
+    /// `--listen 0.0.0.0:0` (or `[::]:0`) prints a URL that opens: an address of this machine,
+    /// which the Host check accepts (it names the address the client connected to). Before, the
+    /// URL named 0.0.0.0 and asking for it with the token got 421. The wildcard itself is still
+    /// refused as a Host: a web page may send requests to http://0.0.0.0:PORT/ ("0.0.0.0 day").
+    @Test func aWildcardAddressPrintsAURLThatOpens() async throws {
+        let dir = TempDir()
+        let (state, runID) = try await Self.finishedRun(dir)
+        let token = "s3cr3t-token-0123456789abcdef"
+        let file = dir.write("token", token + "\n")
+        chmod(file, 0o600)
+        var wildcards = ["0.0.0.0"]
+        if Self.hasIPv6Loopback { wildcards.append("[::]") }
+        for wildcard in wildcards {
+            let server = try await ServeProcess.start(["--listen", "\(wildcard):0", "--token-file", file, "--state-dir", state], dir: dir,
+                                                      token: token)
+            let url = server.url
+            #expect(!url.contains("0.0.0.0") && !url.contains("[::]"), "\(url)")
+            let authority = String(url.dropFirst("http://".count).dropLast())
+            var host = String(authority[..<authority.lastIndex(of: ":")!])
+            if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+            let fd = try HTTPClient.connect(host: host, port: server.port)
+            HTTPClient.write(fd, "GET /runs/\(runID) HTTP/1.1\r\nHost: \(authority)\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n")
+            let page = try HTTPClient.readResponse(fd)
+            close(fd)
+            #expect(page.status == 200, "GET \(url)runs/\(runID) with the token: \(page.status) \(page.body)")
+            let wild = try HTTPClient.request(host: host, port: server.port, "GET / HTTP/1.1\r\nHost: \(wildcard):\(server.port)\r\n"
+                                              + "Authorization: Bearer \(token)\r\n\r\n")
+            #expect(wild.status == 421, "Host \(wildcard):\(server.port)")
+            #expect(try await server.stop() == 143)
+        }
     }
 
     /// A run that is still going has no exit code yet: its page and `report --html` show "-",

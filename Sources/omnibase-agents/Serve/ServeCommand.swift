@@ -132,9 +132,10 @@ struct ServeCommand: CLICommand {
         service.start()
         server.start()
         StandardStreams.print(server.url)
+        let wildcard = server.urlHost == configuration.host ? "" : "; listening on every address (\(configuration.host))"
         StandardStreams.printError("omnibase-agents serve: monitoring \(statePath) read-only"
             + (waiting ? " (no such folder yet: the list fills in when a run creates it)" : "")
-            + (configuration.token == nil ? "" : " (token required)") + "; Ctrl-C stops\n")
+            + (configuration.token == nil ? "" : " (token required)") + wildcard + "; Ctrl-C stops\n")
         var reason = StopReason.terminate
         for await request in signals.requests {
             reason = request

@@ -17,7 +17,9 @@ import Synchronization
 /// - send a request head over ``Configuration/maxHeadBytes`` (431), a body (413), another method
 ///   (405), another protocol version (505) or a malformed head (400);
 /// - name another host in `Host` than the address it connected to (421), which stops DNS
-///   rebinding: a page of another site whose name was rebound to 127.0.0.1 sends its own name;
+///   rebinding: a page of another site whose name was rebound to 127.0.0.1 sends its own name
+///   (on a wildcard address, the concrete address of the connection: never `0.0.0.0`, which
+///   other sites' pages can send requests to);
 /// - go without the token when one is configured (401);
 /// - hold a slot by sending its head slowly (closed after ``Configuration/headerTimeout``), by
 ///   idling on a kept-alive connection (``Configuration/idleTimeout``) or by not reading
@@ -94,6 +96,10 @@ package final class HTTPServer: Sendable {
     package let port: UInt16
     /// Whether the listening address is a loopback one.
     package let isLoopback: Bool
+    /// The host ``url`` names: the listening address, or for a wildcard one (`0.0.0.0`, `::`),
+    /// which no client can open and no `Host` field may name, an address of this machine (the
+    /// first interface that is up and not loopback; loopback when there is none).
+    package let urlHost: String
     private let handler: Handler
     private let listenFD: Int32
     private let wakeFD: Int32
@@ -133,6 +139,11 @@ package final class HTTPServer: Sendable {
         listenFD = fd
         wakeFD = wake
         port = local.port
+        if address.isUnspecified {
+            urlHost = SocketAddress.interfaceAddress(family: address.family) ?? (address.family == AF_INET ? "127.0.0.1" : "::1")
+        } else {
+            urlHost = configuration.host
+        }
     }
 
     /// Whether an IP address literal is a loopback address (`127.0.0.0/8`, `::1`).
@@ -141,9 +152,10 @@ package final class HTTPServer: Sendable {
         try SocketAddress(host: host, port: 0).isLoopback
     }
 
-    /// `http://HOST:PORT/`, with an IPv6 address in brackets.
+    /// `http://HOST:PORT/` with ``urlHost`` (an IPv6 address in brackets): an address a client
+    /// can open and whose `Host` field the server accepts.
     package var url: String {
-        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        let host = urlHost.contains(":") ? "[\(urlHost)]" : urlHost
         return "http://\(host):\(port)/"
     }
 
