@@ -21,6 +21,55 @@ extension ServeTests {
         } == 0
     }
 
+    /// Twenty clients with a 4 KiB receive buffer each send 2,000 pipelined requests for a run
+    /// page in one write and read nothing. Before, the server built page after page for each of
+    /// them until the kernel's buffers were full, one connection at a time, on its only thread:
+    /// another client's `GET /api/runs` waited 15-27 s and the server burned seconds of CPU. Now
+    /// the next pipelined request waits until the client has taken the previous answer, and each
+    /// connection gets one request per turn. A client that reads gets at most 100 answers on one
+    /// connection (the last closes it).
+    @Test func clientsThatPipelineAndDoNotReadCannotFreezeTheServer() async throws {
+        let dir = TempDir()
+        let (state, runID) = try await Self.finishedRun(dir)
+        let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
+        let port = server.port
+        let request = "GET /runs/\(runID) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
+        let pipelined = Array(String(repeating: request, count: 2000).utf8)
+        var sockets: [Int32] = []
+        defer { for fd in sockets { close(fd) } }
+        let before = try Self.cpuSeconds(of: server.pid)
+        for _ in 0..<20 {
+            let fd = try HTTPClient.connect(port: port, receiveBuffer: 4096)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            // One write: what the kernel takes of it (the rest would block).
+            _ = pipelined.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            sockets.append(fd)
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let started = Date()
+        let list = try HTTPClient.get(port: port, path: "/api/runs")
+        let waited = Date().timeIntervalSince(started)
+        #expect(list.status == 200)
+        #expect(waited < 3, "GET /api/runs waited \(waited) s behind clients that do not read")
+        try await Task.sleep(for: .seconds(2))
+        let used = try Self.cpuSeconds(of: server.pid) - before
+        #expect(used < 1.0, "the server used \(used) s of CPU for 20 clients that read nothing")
+        for fd in sockets { close(fd) }
+        sockets.removeAll()
+
+        // A client that reads: 300 pipelined requests, 100 answers, and the connection closes.
+        let reader = try HTTPClient.connect(port: port)
+        defer { close(reader) }
+        HTTPClient.write(reader, String(repeating: request, count: 300))
+        let (bytes, closed) = HTTPClient.read(reader)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.components(separatedBy: "HTTP/1.1 200 OK\r\n").count - 1 == 100)
+        #expect(closed, "the connection closes after its 100th answer")
+        #expect(text.components(separatedBy: "Connection: close\r\n").count - 1 == 1)
+        #expect(try HTTPClient.get(port: port, path: "/api/monitor").status == 200)
+        #expect(try await server.stop() == 143)
+    }
+
     /// The runs list's stream says when a run's engine dies (`engine gone: resume RUN_ID`), as a
     /// reloaded list does. Before, nothing in the store changes when an engine is killed, so the
     /// list's stream sent nothing and its row said "running" until the page was reloaded.
