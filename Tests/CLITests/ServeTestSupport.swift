@@ -44,7 +44,14 @@ final class ServeProcess: @unchecked Sendable {
         process.url = String(line.split(separator: "\n")[0])
         let port = try #require(process.url.split(separator: ":").last.flatMap { UInt16($0.trimmingCharacters(in: CharacterSet(charactersIn: "/"))) })
         process.port = port
-        let response = try HTTPClient.get(port: port, path: "/api/monitor", headers: token.map { ["Authorization: Bearer \($0)"] } ?? [])
+        // The URL it printed opens: its address, its Host.
+        let authority = String(process.url.dropFirst("http://".count).dropLast())
+        let colon = try #require(authority.lastIndex(of: ":"))
+        var host = String(authority[..<colon])
+        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let response = try HTTPClient.request(host: host, port: port,
+                                              "GET /api/monitor HTTP/1.1\r\nHost: \(authority)\r\n\(auth)Connection: close\r\n\r\n")
         let json = try StrictJSONParser.parse(Array(response.body.utf8)).toValue()
         process.pid = Int32(try #require(json["pid"]?.intValue))
         return process
@@ -94,16 +101,31 @@ enum HTTPClient {
         func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
     }
 
-    /// A connected socket with a receive timeout.
-    static func connect(port: UInt16, receiveTimeout: Double = 20) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    /// A socket connected to `host` (an IPv4 or IPv6 literal) with a receive timeout, and a small
+    /// receive buffer when `receiveBuffer` is given (set before connecting: the window it offers).
+    static func connect(host: String = "127.0.0.1", port: UInt16, receiveTimeout: Double = 20,
+                        receiveBuffer: Int32? = nil) throws -> Int32 {
+        let v6 = host.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+        let status: Int32
+        if v6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = port.bigEndian
+            try #require(inet_pton(AF_INET6, host, &address.sin6_addr) == 1)
+            status = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            try #require(inet_pton(AF_INET, host, &address.sin_addr) == 1)
+            status = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         }
         guard status == 0 else {
             close(fd)
@@ -166,8 +188,8 @@ enum HTTPClient {
     }
 
     /// A request with `Connection: close`, answered and closed.
-    static func request(port: UInt16, _ raw: String, head: Bool = false) throws -> Response {
-        let fd = try connect(port: port)
+    static func request(host: String = "127.0.0.1", port: UInt16, _ raw: String, head: Bool = false) throws -> Response {
+        let fd = try connect(host: host, port: port)
         defer { close(fd) }
         write(fd, raw)
         return try readResponse(fd, head: head)

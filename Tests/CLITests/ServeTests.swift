@@ -346,6 +346,14 @@ struct ServeTests {
         let server = try await ServeProcess.start(["--listen", "127.0.0.1:0", "--state-dir", state], dir: dir)
         let runs = try StrictJSONParser.parse(Array(try HTTPClient.get(port: server.port, path: "/api/runs").body.utf8)).toValue()
         let runID = try #require(runs["runs"]?.arrayValue?.first?["run_id"]?.stringValue)
+        // Step a may start before the engine's commit of its start lands (the run is still
+        // pending, with no event): wait for that commit, so that there is something to catch up.
+        for _ in 0..<400 {
+            let stored = try StrictJSONParser.parse(Array(try HTTPClient.get(port: server.port, path: "/api/runs/\(runID)/events").body.utf8))
+                .toValue()["events"]?.arrayValue ?? []
+            if stored.contains(where: { $0["type"]?.stringValue == "step_started" }) { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
 
         // A follower from the start gets every event so far, in order, then the page.
         let first = try EventStreamClient(port: server.port, path: "/runs/\(runID)/events")

@@ -236,11 +236,16 @@ private struct FeedLoop {
     var agentsStamp = ""
     var running = true
     var inotifyFD: Int32 = -1
+    /// The state folder is watched (it may not exist yet: `serve` does not create it).
+    var watching = false
     var changePending = true
     var lastCheck: Int64 = 0
     var lastTick: Int64 = 0
     /// The runs list changed since its followers were last sent it.
     var listDirty = false
+    /// The engines of the runs the list last showed live: when one of them dies, nothing in the
+    /// store changes, so the tick looks at them (``listedEnginesGone()``).
+    var listedEngines: [String: EngineIdentity] = [:]
     var lastListAt: Int64 = 0
 
     /// The least time between two looks at the database (changes in between are taken together).
@@ -257,9 +262,7 @@ private struct FeedLoop {
 
     mutating func run() {
         inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        if inotifyFD >= 0 {
-            _ = inotify_add_watch(inotifyFD, directory.path, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE))
-        }
+        watchFolder()
         defer { if inotifyFD >= 0 { close(inotifyFD) } }
         while running {
             let now = Self.millis()
@@ -286,7 +289,9 @@ private struct FeedLoop {
             if after - lastTick >= 1000 {
                 lastTick = after
                 changePending = true
+                if !watching { watchFolder() }
                 refreshTails()
+                if listedEnginesGone() { listDirty = true }
                 agentsChanged(force: false)
             }
             if changePending && after - lastCheck >= Self.minimumSpacing {
@@ -299,6 +304,12 @@ private struct FeedLoop {
         }
         for follower in runFollowers.values { follower.stream.finish() }
         for follower in followers.values { follower.stream.finish() }
+    }
+
+    /// Watches the state folder for changes, once it exists (the 1 s tick tries again until then).
+    mutating func watchFolder() {
+        guard inotifyFD >= 0 else { return }
+        watching = inotify_add_watch(inotifyFD, directory.path, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0
     }
 
     static func millis() -> Int64 {
@@ -563,12 +574,29 @@ private struct FeedLoop {
 
     /// The list's runs with their progress, each run's events folded once (then only new ones).
     mutating func listedRuns(_ filter: RunStore.RunFilter) -> [MonitorPages.ListedRun]? {
+        // No history yet (no folder, no runs.db): no runs, as `runs list` says.
+        guard FileManager.default.fileExists(atPath: directory.databasePath) else { return [] }
         guard let store = openStore(), let rows = try? store.runRows(filter) else { return nil }
         return rows.map { row in
             let (total, counts) = progress(for: row, store: store)
             let done = total - (counts[.pending] ?? 0) - (counts[.running] ?? 0)
-            return MonitorPages.ListedRun(row: row, done: done, total: total, counts: counts, live: row.isLive)
+            let live = row.isLive
+            if live, let engine = row.engine { listedEngines[row.runID] = engine }
+            return MonitorPages.ListedRun(row: row, done: done, total: total, counts: counts, live: live)
         }
+    }
+
+    /// Whether the engine of a run the list showed live has died since (its row then says
+    /// `engine gone: resume RUN_ID`); forgets the dead ones. Looked at once a second while the list
+    /// has followers (a `/proc` read per live run).
+    mutating func listedEnginesGone() -> Bool {
+        guard followers.values.contains(where: { if case .runs = $0.topic { true } else { false } }) else {
+            listedEngines.removeAll()
+            return false
+        }
+        let dead = listedEngines.filter { !$0.value.isAlive }.map(\.key)
+        for runID in dead { listedEngines[runID] = nil }
+        return !dead.isEmpty
     }
 
     mutating func progress(for row: RunStore.RunRow, store: RunStore) -> (Int, [StepStatus: Int]) {

@@ -202,18 +202,18 @@ package final class MonitorService: Sendable {
         }
         if let plan = request.parameter("plan"), !plan.isEmpty { filter.planID = plan }
         if let text = request.parameter("limit"), !text.isEmpty {
-            guard let limit = Int(text), (1...10_000).contains(limit) else { return nil }
+            guard let limit = Int(plainDecimal: text), (1...10_000).contains(limit) else { return nil }
             filter.limit = limit
         }
         return filter
     }
 
     /// An event's `seq` from `after` or `Last-Event-ID`: `.some(nil)` when absent or empty, nil
-    /// when it is not a whole number from 0 to 2^63-1 (which would otherwise mean "from the start"
-    /// and send every event again).
+    /// when it is not a whole number from 0 to 2^63-1 in plain digits (which would otherwise mean
+    /// "from the start" and send every event again; `+10` and `010` are refused, as `-1` is).
     private func seq(_ text: String?) -> Int64?? {
         guard let text, !text.isEmpty else { return .some(nil) }
-        guard let value = Int64(text), value >= 0 else { return nil }
+        guard let value = Int64(plainDecimal: text) else { return nil }
         return .some(value)
     }
 
@@ -274,9 +274,24 @@ package final class MonitorService: Sendable {
             return HTTPResponse(status: status, contentType: "text/html; charset=utf-8",
                                 body: Array(MonitorPages.errorPage(status, message).utf8))
         }
+        return Self.jsonProblem(status, message)
+    }
+
+    /// `{"error": {"status": N, "message": "..."}}`.
+    private static func jsonProblem(_ status: HTTPStatus, _ message: String) -> HTTPResponse {
         let body: JSONValue = .object(["error": .object(["status": .int(status.code), "message": .string(message)])])
         return HTTPResponse(status: status, contentType: "application/json",
                             body: Array((body.serialized(pretty: true) + "\n").utf8))
+    }
+
+    /// The HTTP server's own refusals (``HTTPServer/Configuration/refusal``: 400 for a malformed
+    /// request, 401, 405, 408, 413, 421, 431, 503, 505): JSON under `/api`, as every answer there
+    /// is; plain text elsewhere and when no path could be read.
+    package static func refusal(path: String?, status: HTTPStatus, message: String) -> HTTPResponse {
+        guard let path, path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().first == "api" else {
+            return .text(status, message)
+        }
+        return jsonProblem(status, message)
     }
 
     /// Connects an event stream to the feed.

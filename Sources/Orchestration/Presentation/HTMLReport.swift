@@ -352,7 +352,8 @@ public struct HTMLReport: Sendable {
         } else {
             fact("Duration", HTML.escape(formatDuration(report.duration ?? (report.startedAt == nil ? nil : timeline.span))))
         }
-        fact("Exit code", "\(report.exitCode)")
+        // A run that has not ended has no exit code yet (`exit_code` is null in its JSON).
+        fact("Exit code", report.status == .pending || report.status == .running ? "-" : "\(report.exitCode)")
         var parts: [String] = []
         for status in StepStatus.allCases {
             guard let count = counts[status], count > 0 else { continue }

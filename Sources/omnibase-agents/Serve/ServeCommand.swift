@@ -63,7 +63,7 @@ struct ServeCommand: CLICommand {
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = UInt16(text[text.index(after: colon)...]) else {
+        guard !host.isEmpty, let port = UInt16(plainDecimal: text[text.index(after: colon)...]) else {
             throw usage("--listen needs ADDR:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:7070), not \"\(text)\"")
         }
         return (host, port)
@@ -95,8 +95,18 @@ struct ServeCommand: CLICommand {
     }
 
     func run() async throws(EngineError) -> Int32 {
+        // Read-only: a missing folder is not created. As 'runs list' lists no runs for it, the
+        // monitor shows an empty history and follows the folder once an engine creates it.
         let directory: StateDirectory
-        do { directory = try StateDirectory(path: common.stateDirectory) } catch { throw EngineError(error) }
+        var waiting = false
+        do {
+            directory = try StateDirectory(path: common.stateDirectory, creating: false)
+        } catch let error as EngineError where error.code == .unknownReference {
+            directory = .awaited(path: common.stateDirectory)
+            waiting = true
+        } catch {
+            throw EngineError(error)
+        }
         let statePath = directory.path
         let service = MonitorService(directory: directory) {
             do {
@@ -109,6 +119,8 @@ struct ServeCommand: CLICommand {
         }
         // Each connection is a descriptor: --max-connections may ask for more than the soft limit.
         LocalProcess.raiseOpenFilesLimit()
+        var configuration = self.configuration
+        configuration.refusal = { path, status, message in MonitorService.refusal(path: path, status: status, message: message) }
         let server: HTTPServer
         do {
             server = try HTTPServer(configuration: configuration) { request in service.handle(request) }
@@ -120,8 +132,10 @@ struct ServeCommand: CLICommand {
         service.start()
         server.start()
         StandardStreams.print(server.url)
+        let wildcard = server.urlHost == configuration.host ? "" : "; listening on every address (\(configuration.host))"
         StandardStreams.printError("omnibase-agents serve: monitoring \(statePath) read-only"
-            + (configuration.token == nil ? "" : " (token required)") + "; Ctrl-C stops\n")
+            + (waiting ? " (no such folder yet: the list fills in when a run creates it)" : "")
+            + (configuration.token == nil ? "" : " (token required)") + wildcard + "; Ctrl-C stops\n")
         var reason = StopReason.terminate
         for await request in signals.requests {
             reason = request

@@ -53,6 +53,18 @@ public struct StateDirectory: Sendable, Hashable {
         }
     }
 
+    /// A state folder that does not exist (yet), for a reader that waits for an engine to create
+    /// it (`serve`): nothing is created, written or checked. Use ``init(path:creating:)`` with
+    /// `creating` false first; this is for its `.unknownReference` answer.
+    /// - Parameter path: The folder, absolute or relative to the current directory.
+    public static func awaited(path: String) -> StateDirectory {
+        StateDirectory(absolutePath: absolute(path))
+    }
+
+    private init(absolutePath: String) {
+        path = absolutePath
+    }
+
     /// The SQLite database: `<folder>/runs.db`.
     public var databasePath: String { path + "/runs.db" }
 

@@ -165,6 +165,19 @@ package enum HTTPRequestParser {
         return .request(request, consumed: end)
     }
 
+    /// The path of the request line at the start of `bytes` (for a refusal's form): percent-decoded,
+    /// or as sent when its escapes are broken; nil when no complete request line with a path is there.
+    package static func requestPath(_ bytes: [UInt8]) -> String? {
+        var start = 0
+        while start + 1 < bytes.count, bytes[start] == 13, bytes[start + 1] == 10 { start += 2 }
+        guard let end = bytes[start...].firstIndex(of: 10) else { return nil }
+        let parts = bytes[start..<end].split(separator: 32, omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[1].first == UInt8(ascii: "/") else { return nil }
+        let target = String(decoding: parts[1], as: UTF8.self)
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        return percentDecode(path, plusIsSpace: false) ?? String(path)
+    }
+
     /// The index just past the blank line that ends the head, or nil.
     private static func headEnd(_ bytes: [UInt8], from start: Int) -> Int? {
         var index = start

@@ -88,6 +88,40 @@ struct SocketAddress {
     /// `127.0.0.1:8080` or `[::1]:8080`, for messages.
     var display: String { hostHeader }
 
+    /// The wildcard address (`0.0.0.0`, `::`): every address of this machine.
+    var isUnspecified: Bool {
+        withUnsafeBytes(of: storage) { raw in
+            if family == AF_INET { return raw.load(as: sockaddr_in.self).sin_addr.s_addr == 0 }
+            return withUnsafeBytes(of: raw.load(as: sockaddr_in6.self).sin6_addr) { $0.allSatisfy { $0 == 0 } }
+        }
+    }
+
+    /// The first address of `family` on an interface that is up and not loopback (`getifaddrs`
+    /// order), skipping IPv6 link-local ones (they need a zone to be opened); nil when none.
+    static func interfaceAddress(family: Int32) -> String? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return nil }
+        defer { freeifaddrs(list) }
+        var entry: UnsafeMutablePointer<ifaddrs>? = first
+        while let current = entry {
+            defer { entry = current.pointee.ifa_next }
+            let flags = Int32(bitPattern: current.pointee.ifa_flags)
+            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == family,
+                  flags & Int32(IFF_UP) != 0, flags & Int32(IFF_LOOPBACK) == 0 else { continue }
+            var storage = sockaddr_storage()
+            let length = family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: length)) }
+            let address = SocketAddress(storage: storage)
+            if family == AF_INET6 {
+                let bytes = withUnsafeBytes(of: storage) { withUnsafeBytes(of: $0.load(as: sockaddr_in6.self).sin6_addr) { Array($0) } }
+                if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { continue }
+            }
+            guard !address.isLoopback else { continue }
+            return address.hostText
+        }
+        return nil
+    }
+
     /// 127.0.0.0/8 or ::1 (or an IPv4-mapped loopback).
     var isLoopback: Bool {
         withUnsafeBytes(of: storage) { raw in
