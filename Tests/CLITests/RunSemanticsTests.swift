@@ -21,8 +21,9 @@ func liveMembers(ofGroup pgid: Int32) -> [Int32] {
     }
 }
 
-/// Waits for a file to appear (a readiness marker written by a step), bounded.
-func waitForFile(_ path: String, seconds: Double = 20) async throws -> String {
+/// Waits for a file to appear (a readiness marker written by a step), bounded: generously, since
+/// only a failing test waits it out (under a loaded machine's full suite a step took over 20 s).
+func waitForFile(_ path: String, seconds: Double = 60) async throws -> String {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
         if let text = try? String(contentsOfFile: path, encoding: .utf8), text.hasSuffix("\n") { return text }

@@ -13,7 +13,7 @@ func storedRunStatus(_ state: String, _ runID: String) throws -> String? {
 }
 
 /// The pid written (with a newline) by a step into `path`.
-func pidFile(_ path: String, seconds: Double = 20) async throws -> Int32 {
+func pidFile(_ path: String, seconds: Double = 60) async throws -> Int32 {
     try #require(Int32(try await waitForFile(path, seconds: seconds).trimmingCharacters(in: .whitespacesAndNewlines)))
 }
 
@@ -78,7 +78,7 @@ extension StopTeardownTests {
             async let run = runProgram("sh", ["-c", "echo $$ > \"$0/engine-\(delay).pid\"; exec \"$1\" run \"$2\" --state-dir \"$0/s\"",
                                               folder, cliPath, plan],
                                        in: folder, environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil])
-            let engine = try await pidFile(folder + "/engine-\(delay).pid", seconds: 60)
+            let engine = try await pidFile(folder + "/engine-\(delay).pid")
             try await Task.sleep(for: .milliseconds(delay))
             kill(engine, SIGTERM)
             #expect(await run.status == 143, "SIGTERM \(delay) ms after the start")
@@ -144,7 +144,7 @@ extension StopTeardownTests {
         stepJSON("b", "true", deps: ["a"]),
     ], globals: "{\"kill_grace_sec\": 7}"))
     async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
-    let engine = try await pidFile(dir.path + "/engine.pid", seconds: 60)
+    let engine = try await pidFile(dir.path + "/engine.pid")
     #expect(kill(engine, SIGKILL) == 0)
     #expect(await run.status == 137)
     let runID = try #require(try FileManager.default.contentsOfDirectory(atPath: state + "/runs").first)
@@ -153,7 +153,7 @@ extension StopTeardownTests {
     async let resumed = runProgram("sh", ["-c", "echo $$ > \"$0/resume.pid\"; exec \"$1\" resume \"$2\" --format json --state-dir \"$3\"",
                                           folder, cliPath, runID, state],
                                    in: folder, environment: ["NO_COLOR": "1", "OMNIBASE_STATE_DIR": nil])
-    let resume = try await pidFile(dir.path + "/resume.pid", seconds: 60)
+    let resume = try await pidFile(dir.path + "/resume.pid")
     let deadline = ContinuousClock.now + .seconds(60)
     while !(dir.read("ran.log") ?? "").contains("term"), ContinuousClock.now < deadline {
         try await Task.sleep(for: .milliseconds(20))
@@ -184,7 +184,7 @@ extension StopTeardownTests {
                  extra: "\"env\": {\"D\": \"\(dir.path)\"}"),
     ]))
     async let run = runCLI(["run", plan, "--state-dir", dir.path + "/s"], in: dir.path)
-    let engine = try await pidFile(dir.path + "/engine.pid", seconds: 60)
+    let engine = try await pidFile(dir.path + "/engine.pid")
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(engine)/task")) ?? []
     let names = Set(tasks.compactMap { try? String(contentsOfFile: "/proc/\(engine)/task/\($0)/comm", encoding: .utf8) }
         .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })

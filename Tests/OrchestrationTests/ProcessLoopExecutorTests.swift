@@ -186,8 +186,9 @@ struct ProcessLoopExecutorTests {
         ignoring.timeout = .milliseconds(200)
         async let killReport = run(Plan(id: "K", maxConcurrency: DAGExecutor<ContinuousClock>.loopSlotLimit + 1,
                                         killGrace: .milliseconds(300), steps: [ignoring]), observers: [])
-        // Once the steps run, every thread of the pool (one per core) blocks for 1.2 s.
-        let deadline = ContinuousClock.now + .seconds(10)
+        // Once the steps run, every thread of the pool (one per core) blocks for 1.2 s. (A bound
+        // on readiness only: a loaded machine took over 10 s to start the three.)
+        let deadline = ContinuousClock.now + .seconds(60)
         for folder in [onLoop.folder, onPool.folder, stubborn.folder] {
             while !FileManager.default.fileExists(atPath: folder + "/started") {
                 try #require(ContinuousClock.now < deadline, "a step never started")
