@@ -332,6 +332,27 @@ struct SlurmExecutorTests {
         #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty)
     }
 
+    @Test func aJobLeavesNoEmptyLogAndItsOutputsFileIsPrivate() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("talks", "echo hello; echo version=1.2 >> \"$OMNIBASE_OUTPUT\""),
+            stepJSON("quiet", "[ \"$V\" = 1.2 ]", deps: ["talks"], extra: "\"env\": {\"V\": \"${steps.talks.outputs.version}\"}"),
+        ], globals: "{\"executor\": \"slurm\"}"))
+        // The engine's umask (022) is the job's: the outputs file is 0600 all the same.
+        let result = await runProgram("/bin/sh", ["-c", "umask 022; exec \"$@\"", "sh", cliPath, "run", plan, "--format", "json",
+                                                  "--state-dir", state], in: dir.path, environment: ["NO_COLOR": "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let runID = try #require(try result.json()["run_id"]?.stringValue)
+        let logs = "\(state)/runs/\(runID)/logs"
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: logs))
+        #expect(files == ["talks.1.out", "talks.1.outputs", "talks.1.sh", "quiet.1.sh"],
+                "a log exists only for a stream the job wrote to, as for a local step: \(files.sorted())")
+        var info = stat()
+        #expect(lstat(logs + "/talks.1.outputs", &info) == 0 && info.st_mode & 0o7777 == 0o600,
+                "\(String(info.st_mode & 0o7777, radix: 8))")
+    }
+
     @Test func theReadmeQuickStartPlanRunsUnchangedOnSlurm() async throws {
         let dir = TempDir()
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

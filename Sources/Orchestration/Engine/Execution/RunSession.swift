@@ -315,6 +315,8 @@ public struct RunSession: Sendable {
         } catch {
             throw EngineError(error)
         }
+        // Steps create their outputs files there with their own umask: 0600 all the same.
+        options.logDirectoryKeepsFilesPrivate = options.logDirectory.map(OutputFile.makeNewFilesPrivate(inFolder:)) ?? false
         let recorder = try StoreRecorder(stateDirectory: stateDirectory, runID: options.runID, durableSeq: durableSeq,
                                          synchronous: synchronous)
         let mask = loaded.plan.secretMask()

@@ -117,7 +117,14 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
         guard let jobID = SlurmCLI.parseJobID(submitted.stdout) else {
             return AttemptOutcome(result: .failed, error: "sbatch printed no job id (got \"\(submitted.stdout.prefix(80))\")")
         }
-        defer { monitor.forget(jobID) }
+        defer {
+            monitor.forget(jobID)
+            // Slurm opened both logs when the job started: an empty one means no output.
+            if context.logDirectory != nil {
+                AttemptLog.removeIfEmpty(atPath: context.stdoutPath)
+                AttemptLog.removeIfEmpty(atPath: context.stderrPath)
+            }
+        }
         context.reportJobID?(jobID)
         if monitor.register(jobID) == .stopping {
             // The run began to stop while this job was being submitted.
