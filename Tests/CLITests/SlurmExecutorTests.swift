@@ -161,6 +161,26 @@ struct SlurmExecutorTests {
         #expect(await jobState(jobID, in: dir.path) != "COMPLETED")
     }
 
+    @Test func theEnginesTimeoutKillsAStepThatTrapsTermAfterKillGrace() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("stubborn", "trap '[ -e \"$D/term\" ] || date +%s.%N > \"$D/term\"' TERM; echo $$$$ > \"$D/pid\"; while true; do sleep 0.1; done",
+                     extra: "\"env\": {\"D\": \"\(dir.path)\"}, \"timeout_sec\": 2"),
+        ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        let pid = try #require(Int32(try await waitForFile(dir.path + "/pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let watchedUntil = Date().addingTimeInterval(30)
+        while isAlive(pid) && Date() < watchedUntil { try await Task.sleep(for: .milliseconds(10)) }
+        let died = Date().timeIntervalSince1970
+        let result = await run
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(try result.json().stepReport("stubborn")?["timed_out"]?.boolValue == true)
+        let term = try #require(Double((dir.read("term") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)), "no TERM came")
+        // SPEC section 2: SIGKILL after kill_grace_sec (1 s), not after Slurm's KillWait (5 s) on top.
+        #expect(died - term < 2.5, "the step lived \(died - term) s after its TERM")
+    }
+
     @Test func theEnginesTimeoutEndsTheAttemptsProcessesThatOutliveTheJob() async throws {
         let dir = TempDir()
         let state = dir.path + "/s"
@@ -265,6 +285,10 @@ struct SlurmExecutorTests {
         let b = try #require(Int32(try await waitForFile(dir.path + "/b.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
         let engine = try #require(enginePID(usingStateDirectory: state))
         kill(engine, SIGINT)
+        let stoppedAt = Date()
+        while isAlive(b) && Date() < stoppedAt.addingTimeInterval(30) { try await Task.sleep(for: .milliseconds(10)) }
+        // SPEC section 2: KILL after kill_grace_sec (1 s), not after Slurm's KillWait (5 s).
+        #expect(Date().timeIntervalSince(stoppedAt) < 2.5, "b ignored TERM and lived \(Date().timeIntervalSince(stoppedAt)) s")
         let result = await run
         #expect(result.status == 130, "\(result.stderr)")
         let report = try result.json()
@@ -274,10 +298,14 @@ struct SlurmExecutorTests {
         #expect(report.stepReport("c")?["status"]?.stringValue == "cancelled")
         #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty, "no job of the run is left in squeue")
         #expect(!isAlive(a) && !isAlive(b), "the jobs' processes are gone (b ignored TERM)")
-        let calls = (dir.read("scancel.log") ?? "").split(separator: "\n")
-        #expect(calls.count == 1, "one scancel for all of the run's jobs: \(calls)")
+        // One scancel per signal for all of the run's jobs: the queued ones cancelled, TERM to
+        // the others, then KILL (after the grace) to b alone, which ignored TERM.
+        let calls = (dir.read("scancel.log") ?? "").split(separator: "\n").map(String.init)
         let ids = [report.stepReport("a"), report.stepReport("b")].compactMap { $0?["job_id"]?.stringValue }
-        #expect(ids.count == 2 && calls.first.map { Set($0.split(separator: " ").map(String.init)) } == Set(ids))
+        try #require(ids.count == 2)
+        #expect(calls == ["--state=PENDING \(ids.sorted().joined(separator: " "))",
+                          "--signal=TERM --full --state=RUNNING \(ids.sorted().joined(separator: " "))",
+                          "--signal=KILL --batch \(ids[1])"], "\(calls)")
     }
 
     @Test func killNineOfTheEngineThenResumeRecordsEveryResultOnce() async throws {
@@ -317,7 +345,12 @@ struct SlurmExecutorTests {
         let report = try resumed.json()
         #expect(report["status"]?.stringValue == "succeeded")
         #expect(!isAlive(orphan), "resume cancelled the dead engine's job")
-        if let orphanJob = left.first { #expect(await jobState(orphanJob, in: dir.path) == "CANCELLED") }
+        // Ended by TERM (then KILL after kill_grace_sec), as a stop ends a job: FAILED with its
+        // signal, no longer CANCELLED as a plain scancel left it.
+        if let orphanJob = left.first {
+            let state = await jobState(orphanJob, in: dir.path)
+            #expect(state.map { SlurmJobStates.final.contains($0) && $0 != "COMPLETED" } == true, "\(state ?? "no state")")
+        }
         let ran = (dir.read("ran.log") ?? "").split(separator: "\n").map(String.init).sorted()
         #expect(ran == ["first 1", "last 1", "long 1", "long 2"], "every step ran to a result once: \(ran)")
         let attempts = try attemptJobs(state, runID)
