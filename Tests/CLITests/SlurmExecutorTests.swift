@@ -26,6 +26,13 @@ private func jobState(_ jobID: String, in directory: String) async -> String? {
     return shown.stdout.split(separator: " ").first { $0.hasPrefix("JobState=") }.map { String($0.dropFirst(9)) }
 }
 
+/// Cancels what is left of the jobs of every run in the state folder `state` (a test that failed
+/// may leave a job waiting in the queue for ever).
+private func cancelJobs(ofRunsIn state: String, in directory: String) async {
+    let runs = (try? FileManager.default.contentsOfDirectory(atPath: state + "/runs")) ?? []
+    for runID in runs where runID.hasPrefix("r-") { _ = await runProgram("scancel", ["--name=\(runID)"], in: directory) }
+}
+
 /// The pid of the engine working on the state folder `state` (found by its command line).
 private func enginePID(usingStateDirectory state: String) -> Int32? {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
@@ -386,6 +393,44 @@ struct SlurmExecutorTests {
                 "\(String(info.st_mode & 0o7777, radix: 8))")
     }
 
+    @Test func aJobSlurmSaysCanNeverStartFailsTheAttemptWithSlurmsReason() async throws {
+        // Two nodes on this one-node cluster: Slurm keeps the job pending (PartitionNodeLimit) forever.
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([stepJSON("wide", "true", extra: "\"timeout_sec\": 5")],
+                                                globals: "{\"executor\": \"slurm\", \"slurm\": {\"extra_args\": [\"--nodes=2\"]}}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(30))
+        await cancelJobs(ofRunsIn: state, in: dir.path)
+        #expect(result.status == 1, "\(result.stderr)")
+        let step = try #require(try result.json().stepReport("wide"))
+        let jobID = try #require(step["job_id"]?.stringValue)
+        #expect(step["error"]?.stringValue == "Slurm job \(jobID) can never start as submitted: it waits with reason "
+                    + "PartitionNodeLimit: it asks for more nodes than its partition allows (or fewer than it requires); cancelled",
+                "\(step)")
+        #expect(step["timed_out"]?.boolValue == false)
+        #expect(step["exit_code"] == .null, "it never ran")
+        #expect(await jobState(jobID, in: dir.path) == "CANCELLED")
+    }
+
+    @Test func aJobStillQueuedAfterPendingTimeoutSecIsATimedOutAttempt() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([stepJSON("later", "true", extra: "\"slurm\": {\"pending_timeout_sec\": 2}")],
+                                                globals: "{\"executor\": \"slurm\", \"slurm\": {\"extra_args\": [\"--begin=now+3600\"]}}"))
+        let started = ContinuousClock.now
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(30))
+        await cancelJobs(ofRunsIn: state, in: dir.path)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let step = try #require(try result.json().stepReport("later"))
+        let jobID = try #require(step["job_id"]?.stringValue)
+        #expect(step["timed_out"]?.boolValue == true, "\(step)")
+        let error = step["error"]?.stringValue ?? ""
+        #expect(error.hasPrefix("timed out waiting to start: Slurm job \(jobID) was still pending (reason ") && error.contains("after 2s"),
+                "\(error)")
+        #expect(await jobState(jobID, in: dir.path) == "CANCELLED")
+    }
+
     @Test func theReadmeQuickStartPlanRunsUnchangedOnSlurm() async throws {
         let dir = TempDir()
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -508,6 +553,8 @@ struct ExecutorValidationTests {
         ("{}", "\"executor\": \"cloud\"", "steps[0].executor: unknown value \"cloud\""),
         ("{}", "\"slurm\": {\"partition\": \"x\"}", "steps[0].slurm.partition: unknown key"),
         ("{}", "\"slurm\": {\"time\": \"1-2:3:4:5\"}", "steps[0].slurm.time"),
+        ("{\"slurm\": {\"pending_timeout_sec\": 0}}", "", "globals.slurm.pending_timeout_sec: must be greater than 0"),
+        ("{}", "\"slurm\": {\"pending_timeout\": 5}", "unknown key \"pending_timeout\" (did you mean \"pending_timeout_sec\"?)"),
     ])
     func aBadFieldIsAConfigurationError(globals: String, stepExtra: String, message: String) async throws {
         let dir = TempDir()
@@ -537,7 +584,7 @@ struct ExecutorValidationTests {
     @Test func aGoodSlurmSectionValidates() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON(
-            [stepJSON("a", "true", extra: "\"executor\": \"slurm\", \"slurm\": {\"cpus\": 2, \"mem\": \"4G\", \"time\": \"1-00:00\"}")],
+            [stepJSON("a", "true", extra: "\"executor\": \"slurm\", \"slurm\": {\"cpus\": 2, \"mem\": \"4G\", \"time\": \"1-00:00\", \"pending_timeout_sec\": 60}")],
             globals: "{\"executor\": \"local\", \"slurm\": {\"partition\": \"debug\", \"account\": \"lab\", \"extra_args\": [\"--qos=high\", \"--exclusive\"], \"time\": \"30\"}}"))
         let result = await runCLI(["validate", plan], in: dir.path)
         #expect(result.status == 0, "\(result.stderr)")

@@ -43,6 +43,22 @@ struct SlurmOutcomeTests {
         #expect(lost.error?.contains("job record lost") == true)
     }
 
+    @Test func onlyReasonsThatNeverPassMeanAJobCanNeverStart() {
+        #expect(SlurmJobStates.reasonCode("ReqNodeNotAvail, UnavailableNodes:n[1-2]") == "ReqNodeNotAvail")
+        #expect(SlurmJobStates.reasonCode("PartitionNodeLimit") == "PartitionNodeLimit")
+        for reason in ["PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount", "InvalidQOS",
+                       "QOSMaxWallDurationPerJobLimit", "DependencyNeverSatisfied"] {
+            #expect(SlurmJobStates.neverStart[reason] != nil, "\(reason)")
+        }
+        for reason in ["None", "Resources", "Priority", "BeginTime", "JobHeldUser", "JobHeldAdmin", "PartitionDown", "NodeDown",
+                       "ReqNodeNotAvail", "QOSGrpCpuLimit", "QOSMaxJobsPerUserLimit", "AssocGrpJobsLimit", "Reservation"] {
+            #expect(SlurmJobStates.neverStart[reason] == nil, "\(reason) passes")
+        }
+        #expect(SlurmStepRunner.neverStarts("5", reason: "BadConstraints")
+                == "Slurm job 5 can never start as submitted: it waits with reason BadConstraints: "
+                + "no node of its partition can satisfy what it asks for; cancelled")
+    }
+
     @Test func scriptWordsAreQuotedExactlyAndLogPathsEscaped() {
         #expect(SlurmStepRunner.quote("it's $HOME *") == #"'it'\''s $HOME *'"#)
         #expect(SlurmStepRunner.quote("") == "''")

@@ -18,11 +18,14 @@ import Synchronization
 /// 3. One poller per run (``SlurmJobMonitor``) asks `squeue` about all of the run's jobs at once:
 ///    state and, once ended, exit status (`--Format=JobID,State,exit_code`); `scontrol show job`
 ///    only for a job that `squeue` no longer lists (gone from its records: "job record lost").
-/// 4. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then
+/// 4. In the queue: a job that Slurm keeps pending with a reason saying it can never start
+///    (``SlurmJobStates/neverStart``) is cancelled and fails the attempt with that reason; with
+///    `pending_timeout_sec`, so is one still queued that long (a timed-out attempt).
+/// 5. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then
 ///    `scancel --signal=KILL --batch` after `kill_grace_sec` (``SlurmJobMonitor/terminate(_:grace:)``).
 ///    A stop of the run (task cancellation) ends every job of the run the same way, each
 ///    `scancel` call naming them all, and waits until they have ended.
-/// 5. After a timeout (the engine's, or Slurm's time limit: `TIMEOUT`), the processes of this
+/// 6. After a timeout (the engine's, or Slurm's time limit: `TIMEOUT`), the processes of this
 ///    host that carry the attempt's marks (``OrphanReaper/tearDown(marked:grace:)``) are ended
 ///    as a local attempt's are: a job's process tracking without cgroups misses one that ignores
 ///    TERM or left with `setsid`. On other nodes that is Slurm's part (its cgroups).
@@ -133,9 +136,40 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
             await withUncancelledTask { await SlurmJobMonitor.terminate([jobID], grace: grace) }
             return await stopped(jobID, context: context)
         }
-        var wake = await monitor.wait(jobID, until: step.timeout == nil ? .ended : .started, cancellable: true)
-        if let timeout = step.timeout, case .phase(.running(let since)) = wake {
-            wake = await monitor.wait(jobID, until: .ended, deadline: since.advanced(by: timeout), cancellable: true)
+        // In the queue: until the job starts, Slurm says it never will, the plan's
+        // `pending_timeout_sec` passes or the run stops.
+        let pendingLimit = settings.overridden(by: step.slurm).pendingTimeout
+        var wake = await monitor.wait(jobID, until: .leftQueue, deadline: pendingLimit.map { ContinuousClock.now.advanced(by: $0) },
+                                      cancellable: true)
+        var unqueued: AttemptOutcome?
+        switch wake {
+        case .phase(.blocked(let reason)):
+            unqueued = AttemptOutcome(result: .failed, error: Self.neverStarts(jobID, reason: reason), jobID: jobID)
+        case .deadline:
+            let why = await Self.pendingReason(of: jobID).map { " (reason \($0))" } ?? ""
+            unqueued = AttemptOutcome(result: .failed, timedOut: true,
+                                      error: "timed out waiting to start: Slurm job \(jobID) was still pending\(why) after "
+                                        + "\(formatSeconds(pendingLimit ?? .zero)) (pending_timeout_sec); cancelled", jobID: jobID)
+        default:
+            unqueued = nil
+        }
+        if var unqueued {
+            // Cancelled in the queue, unless it started meanwhile: then it goes on as any job.
+            wake = await unqueue(jobID)
+            switch wake {
+            case .phase(.ended(let end)) where end.neverRan:
+                return unqueued
+            case .deadline:
+                unqueued.error = (unqueued.error ?? "") + ", but it had not left the queue "
+                    + "\(formatSeconds(SlurmJobMonitor.endWait)) later"
+                return unqueued
+            default:
+                break
+            }
+        }
+        // Running: the step's own timeout counts from the start the poller saw.
+        if case .phase(.running(let since)) = wake {
+            wake = await monitor.wait(jobID, until: .ended, deadline: step.timeout.map { since.advanced(by: $0) }, cancellable: true)
         }
         switch wake {
         case .phase(.ended(let end)):
@@ -149,6 +183,30 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
         case .cancelled:
             return await stopped(jobID, context: context)
         }
+    }
+
+    /// Cancels a job that still waits in the queue (`scancel --state=PENDING`, which leaves a job
+    /// that has just started alone) and waits until it has started or ended.
+    private func unqueue(_ jobID: String) async -> SlurmJobMonitor.Wake {
+        await withUncancelledTask { [monitor] in
+            _ = await SlurmCLI.run("scancel", ["--state=PENDING", jobID])
+            monitor.expectChange()
+            return await monitor.wait(jobID, until: .started, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
+        }
+    }
+
+    /// Why a job waits in the queue (`squeue`'s reason), if Slurm says.
+    private static func pendingReason(of jobID: String) async -> String? {
+        let shown = await SlurmCLI.run("squeue", ["-h", "-j", jobID, "-O", "Reason:|"])
+        let reason = shown.stdout.split(separator: "\n").first?.split(separator: "|").first.map(String.init) ?? ""
+        return shown.status == 0 && !reason.isEmpty ? reason : nil
+    }
+
+    /// The error of an attempt whose job Slurm says can never start (``SlurmJobStates/neverStart``).
+    static func neverStarts(_ jobID: String, reason: String) -> String {
+        let code = SlurmJobStates.reasonCode(reason)
+        let meaning = SlurmJobStates.neverStart[code].map { ": \($0)" } ?? ""
+        return "Slurm job \(jobID) can never start as submitted: it waits with reason \(reason)\(meaning); cancelled"
     }
 
     /// Ends the jobs a dead engine left (TERM, then KILL after 5 s) and names their attempts.
@@ -203,7 +261,7 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
             var outcome = AttemptOutcome(result: .cancelled, error: "interrupted", jobID: jobID)
             // A job cancelled while it still waited in the queue ends `CANCELLED` with exit code
             // 0 and no signal: its command never ran, so it has no exit code.
-            if case .phase(.ended(let end)) = wake, !(end.state == "CANCELLED" && end.exitCode == 0 && end.signal == nil) {
+            if case .phase(.ended(let end)) = wake, !end.neverRan {
                 outcome.exitCode = end.exitCode
                 outcome.signal = end.signal
             }
@@ -333,6 +391,10 @@ struct SlurmJobEnd: Sendable, Hashable {
         self.detail = detail
     }
 
+    /// Cancelled while it waited in the queue: its command never ran (`CANCELLED`, exit code 0,
+    /// no signal).
+    var neverRan: Bool { state == "CANCELLED" && (exitCode ?? 0) == 0 && signal == nil }
+
     /// From `squeue --Format=exit_code`: the job's raw wait status (`code << 8`, or the signal).
     init(state: String, waitStatus: Int32) {
         self.state = state
@@ -353,12 +415,21 @@ final class SlurmJobMonitor: Sendable {
     /// What a job is doing.
     enum Phase: Sendable, Hashable {
         case queued
+        /// Pending with a reason that says it can never start as submitted (``SlurmJobStates/neverStart``).
+        case blocked(reason: String)
         case running(since: ContinuousClock.Instant)
         case ended(SlurmJobEnd)
     }
 
     /// What a waiter waits for.
-    enum Goal: Sendable { case started, ended }
+    enum Goal: Sendable {
+        /// Running or ended, or blocked in the queue for good.
+        case leftQueue
+        /// Running or ended.
+        case started
+        /// Ended.
+        case ended
+    }
 
     /// Why a wait returned.
     enum Wake: Sendable {
@@ -531,7 +602,7 @@ final class SlurmJobMonitor: Sendable {
 
     private static func reached(_ phase: Phase, _ goal: Goal) -> Bool {
         switch (phase, goal) {
-        case (.ended, _), (.running, .started): true
+        case (.ended, _), (.running, .started), (.running, .leftQueue), (.blocked, .leftQueue): true
         default: false
         }
     }
@@ -577,7 +648,7 @@ final class SlurmJobMonitor: Sendable {
     private func poll(_ ids: [String]) async {
         // One call for every job of the run: id, state and (once ended) the raw wait status.
         let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)",
-                                                    "--Format=JobID:|,State:|,exit_code:|"])
+                                                    "--Format=JobID:|,State:|,exit_code:|,Reason:|"])
         guard listing.status == 0 else {
             let lostAll = state.withLock { state -> Bool in
                 state.failedPolls += 1
@@ -593,11 +664,11 @@ final class SlurmJobMonitor: Sendable {
             }
             return
         }
-        var states: [String: (state: String, status: Int32?)] = [:]
+        var states: [String: (state: String, status: Int32?, reason: String)] = [:]
         for line in listing.stdout.split(separator: "\n") {
             let fields = line.split(separator: "|", omittingEmptySubsequences: false)
                 .map { $0.trimmingCharacters(in: .whitespaces) }
-            if fields.count >= 3 { states[fields[0]] = (fields[1], Int32(fields[2])) }
+            if fields.count >= 4 { states[fields[0]] = (fields[1], Int32(fields[2]), fields[3]) }
         }
         var updates: [String: Phase] = [:]
         for jobID in ids {
@@ -610,6 +681,9 @@ final class SlurmJobMonitor: Sendable {
                 }
             case let name? where SlurmJobStates.started.contains(name):
                 updates[jobID] = .running(since: .now)
+            case "PENDING"?:
+                let reason = states[jobID]?.reason ?? ""
+                if SlurmJobStates.neverStart[SlurmJobStates.reasonCode(reason)] != nil { updates[jobID] = .blocked(reason: reason) }
             case .some:
                 continue
             case nil:
@@ -630,6 +704,7 @@ final class SlurmJobMonitor: Sendable {
             for (jobID, phase) in updates {
                 guard let old = state.jobs[jobID] else { continue }
                 if case .running = old, case .running = phase { continue }
+                if case .blocked = old, case .blocked = phase { continue }
                 if case .ended = old { continue }
                 state.jobs[jobID] = phase
                 changed = true
@@ -696,6 +771,47 @@ final class SlurmJobMonitor: Sendable {
 
 /// Slurm's job states, as `squeue` and `scontrol` print them.
 enum SlurmJobStates {
+    /// The reasons a pending job waits with that say it can never start as submitted, with what
+    /// each means: the job asks for more than its partition, account or QOS will ever give, or
+    /// for something no node has. Only a change of the job or of the cluster's configuration
+    /// lets it run (Slurm keeps such a job pending unless `EnforcePartLimits` rejects it at
+    /// submission). Not among them: reasons that pass (`Resources`, `Priority`, `BeginTime`,
+    /// group and per-user limits, `JobHeldUser`/`JobHeldAdmin`, `PartitionDown`, `NodeDown`,
+    /// `ReqNodeNotAvail`: nodes down, drained or reserved for maintenance come back); the
+    /// plan's `pending_timeout_sec` bounds those.
+    static let neverStart: [String: String] = [
+        "PartitionNodeLimit": "it asks for more nodes than its partition allows (or fewer than it requires)",
+        "PartitionTimeLimit": "its time limit is longer than its partition allows",
+        "PartitionConfig": "it asks for more than its partition is configured to give",
+        "BadConstraints": "no node of its partition can satisfy what it asks for",
+        "InvalidAccount": "its account is not valid",
+        "InvalidQOS": "its QOS is not valid",
+        "AccountNotAllowed": "its partition does not allow its account",
+        "QOSNotAllowed": "its partition does not allow its QOS",
+        "DependencyNeverSatisfied": "a dependency can never be satisfied",
+        "ReservationDeleted": "the reservation it asks for was deleted",
+        "QOSMaxCpuPerJobLimit": "it asks for more CPUs than its QOS allows a job",
+        "QOSMaxNodePerJobLimit": "it asks for more nodes than its QOS allows a job",
+        "QOSMaxWallDurationPerJobLimit": "its time limit is longer than its QOS allows a job",
+        "QOSMaxMemoryPerJob": "it asks for more memory than its QOS allows a job",
+        "QOSMaxGRESPerJob": "it asks for more generic resources than its QOS allows a job",
+        "QOSMaxCpuMinutesPerJobLimit": "it asks for more CPU-minutes than its QOS allows a job",
+        "QOSMinCpuNotSatisfied": "it asks for fewer CPUs than its QOS requires",
+        "QOSMinMemory": "it asks for less memory than its QOS requires",
+        "QOSMinGRES": "it asks for fewer generic resources than its QOS requires",
+        "AssocMaxCpuPerJobLimit": "it asks for more CPUs than its association allows a job",
+        "AssocMaxNodePerJobLimit": "it asks for more nodes than its association allows a job",
+        "AssocMaxWallDurationPerJobLimit": "its time limit is longer than its association allows a job",
+        "AssocMaxMemPerJob": "it asks for more memory than its association allows a job",
+        "AssocMaxGRESPerJob": "it asks for more generic resources than its association allows a job",
+        "AssocMaxCpuMinutesPerJobLimit": "it asks for more CPU-minutes than its association allows a job",
+    ]
+
+    /// A reason's code: `ReqNodeNotAvail, UnavailableNodes:n1` -> `ReqNodeNotAvail`.
+    static func reasonCode(_ reason: String) -> String {
+        String(reason.prefix { $0 != "," && $0 != " " && $0 != "(" })
+    }
+
     /// The job's processes run (or are being cleaned up).
     static let started: Set<String> = ["RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"]
     /// The job is over.
