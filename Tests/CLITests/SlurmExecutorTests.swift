@@ -431,6 +431,125 @@ struct SlurmExecutorTests {
         #expect(await jobState(jobID, in: dir.path) == "CANCELLED")
     }
 
+    @Test func resumeAdoptsWhatTheJobsOfADeadEngineDidWhileNobodyWatched() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        // Each job of the first session says it is up, waits for the test's go (given once the
+        // engine is dead), then ends on its own.
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let wait = "echo up > \"$D/$OMNIBASE_STEP_ID.up\"; while [ ! -e \"$D/go\" ]; do sleep 0.1; done; "
+            + "echo \"$OMNIBASE_STEP_ID $OMNIBASE_ATTEMPT\" >> \"$D/ran\"; "
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("good", wait + "echo said=hello >> \"$OMNIBASE_OUTPUT\"; echo out", extra: env),
+            stepJSON("bad", wait + "[ \"$OMNIBASE_ATTEMPT\" -ge 2 ] || exit 3", extra: env),
+            stepJSON("gone", wait, extra: env),
+            stepJSON("uses", "[ \"$V\" = hello ]", deps: ["good"], extra: "\"env\": {\"V\": \"${steps.good.outputs.said}\"}"),
+        ], globals: "{\"executor\": \"slurm\"}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        for step in ["good", "bad", "gone"] { _ = try await waitForFile("\(dir.path)/\(step).up", seconds: 20) }
+        let engine = try #require(enginePID(usingStateDirectory: state))
+        var jobs: [String: String] = [:]
+        let recordedBy = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < recordedBy {
+            let runID = try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID
+            jobs = Dictionary(try runID.map { try attemptJobs(state, $0) }?.compactMap { row in row.jobID.map { (row.step, $0) } } ?? [],
+                              uniquingKeysWith: { first, _ in first })
+            if jobs.count == 3 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        kill(engine, SIGKILL)
+        _ = await run
+        let runID = try #require(try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID)
+        try #require(jobs.count == 3, "the job ids were not recorded: \(jobs)")
+        // "gone" stands for a job whose record Slurm dropped (MinJobAge) before the resume.
+        let gone = try #require(jobs["gone"])
+        _ = await runProgram("scontrol", ["update", "JobId=\(gone)", "JobName=\(runID)-renamed"], in: dir.path)
+        _ = dir.write("go", "")
+        let endedBy = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < endedBy {
+            let gone = await runProgram("squeue", ["-h", "-t", "all", "-j", gone, "-o", "%T"], in: dir.path)
+            if await activeJobs(ofRun: runID, in: dir.path).isEmpty, SlurmJobStates.final.contains(gone.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let ran = (dir.read("ran") ?? "").split(separator: "\n").map(String.init).sorted()
+        #expect(ran == ["bad 1", "bad 2", "gone 1", "gone 2", "good 1"], "good's result was adopted, not run again: \(ran)")
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let rows = try db.query("""
+            SELECT step_id, attempt, exit_code, engine_lost, succeeded, error, job_id FROM attempts
+            WHERE run_id = ? ORDER BY step_id, attempt
+            """, runID).map { row in
+                "\(row.string(0) ?? "") \(row.int(1)) exit=\(row.isNull(2) ? "-" : String(row.int(2))) lost=\(row.int(3)) "
+                    + "ok=\(row.int(4)) job=\(row.string(6) == nil ? "-" : "yes") \(row.string(5) ?? "")"
+            }
+        let bad = try #require(jobs["bad"])
+        #expect(rows == [
+            "bad 1 exit=3 lost=0 ok=0 job=yes exited with code 3; Slurm job \(bad) FAILED",
+            "bad 2 exit=0 lost=0 ok=1 job=yes ",
+            "gone 1 exit=- lost=1 ok=0 job=yes engine lost while the attempt ran; job \(gone) was gone from the cluster's "
+                + "records at the takeover, so its result is unknown",
+            "gone 2 exit=0 lost=0 ok=1 job=yes ",
+            "good 1 exit=0 lost=0 ok=1 job=yes ",
+            "uses 1 exit=0 lost=0 ok=1 job=yes ",
+        ], "\(rows.joined(separator: "\n"))")
+        #expect(try attemptJobs(state, runID).filter { $0.attempt == 1 && $0.step != "uses" }.map(\.jobID)
+                    == ["bad", "gone", "good"].map { jobs[$0] })
+        let successes = try db.query("SELECT step_id FROM events WHERE run_id = ? AND type = 'step_succeeded'", runID)
+            .compactMap { $0.string(0) }.sorted()
+        #expect(successes == ["bad", "gone", "good", "uses"], "each result recorded once")
+        let logs = "\(state)/runs/\(runID)/logs"
+        #expect(try String(contentsOfFile: logs + "/good.1.out", encoding: .utf8) == "out\n")
+        #expect(!FileManager.default.fileExists(atPath: logs + "/good.1.err"), "the adopted job's empty log is removed")
+    }
+
+    @Test func resumeRecordsTheJobsOfAttemptsWhoseStartWasNeverCommitted() async throws {
+        // A dead engine's jobs that the database never heard of (the engine died after sbatch
+        // answered, before the group commit of their start): jobs named after the run, with the
+        // comment <step>/<attempt>, as the engine submits them.
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let body = "[ -e \"$D/open\" ] || exit 1; echo \"$OMNIBASE_STEP_ID $OMNIBASE_ATTEMPT\" >> \"$D/ran\""
+        let plan = dir.write("p.json", planJSON([stepJSON("queued", body, extra: env), stepJSON("ended", body, extra: env)],
+                                                globals: "{\"executor\": \"slurm\"}"))
+        let failed = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(failed.status == 1, "\(failed.stderr)")
+        let runID = try #require(try failed.json()["run_id"]?.stringValue)
+        _ = dir.write("open", "")
+        let logs = "\(state)/runs/\(runID)/logs"
+        func submit(_ step: String, _ script: String, _ extra: [String] = []) async throws -> String {
+            let submitted = await runProgram("sbatch", ["--parsable", "--no-requeue", "--job-name=\(runID)", "--comment=\(step)/2",
+                                                        "--output=\(logs)/\(step).2.out", "--error=\(logs)/\(step).2.err"]
+                                                 + extra + ["--wrap=\(script)"], in: dir.path)
+            return try #require(SlurmCLI.parseJobID(submitted.stdout), "\(submitted.stderr)")
+        }
+        let queued = try await submit("queued", "echo 'queued 2' >> \(dir.path)/ran", ["--begin=now+3600"])
+        let ended = try await submit("ended", "echo 'ended 2' >> \(dir.path)/ran")
+        let endedBy = ContinuousClock.now + .seconds(30)
+        while await jobState(ended, in: dir.path) != "COMPLETED", ContinuousClock.now < endedBy {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(await jobState(queued, in: dir.path) == "CANCELLED")
+        let ran = (dir.read("ran") ?? "").split(separator: "\n").map(String.init).sorted()
+        #expect(ran == ["ended 2", "queued 3"], "\(ran)")
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let rows = try db.query("""
+            SELECT step_id, attempt, engine_lost, succeeded, job_id, error FROM attempts WHERE run_id = ? AND attempt > 1
+            ORDER BY step_id, attempt
+            """, runID).map { "\($0.string(0) ?? "") \($0.int(1)) lost=\($0.int(2)) ok=\($0.int(3)) \($0.string(4) ?? "no job") \($0.string(5) ?? "")" }
+        // The ended job's result is adopted, the queued one is cancelled and lost, each with its job id.
+        #expect(rows.count == 3 && Array(rows.prefix(2)) == [
+            "ended 2 lost=0 ok=1 \(ended) ",
+            "queued 2 lost=1 ok=0 \(queued) engine lost before the attempt's start was recorded",
+        ], "\(rows.joined(separator: "\n"))")
+        #expect(rows.last?.hasPrefix("queued 3 lost=0 ok=1 ") == true && rows.last?.contains("no job") == false, "\(rows)")
+    }
+
     @Test func theReadmeQuickStartPlanRunsUnchangedOnSlurm() async throws {
         let dir = TempDir()
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -743,29 +743,86 @@ final class SlurmJobMonitor: Sendable {
 
     // MARK: - Resume
 
-    /// Ends the jobs a dead engine left for `jobName` (``terminate(_:grace:)``), waits until
-    /// they have ended, and says which attempts they were.
+    /// What `resume` learns of a dead engine's jobs for `jobName`, after ending those that still
+    /// ran or waited (``terminate(_:grace:)``, then a wait for their end): each job's attempt
+    /// (from its comment `<step>/<attempt>`), and for a job that had ended on its own, with
+    /// nobody to record it, its verdict as the poller would have given it and how long it ran.
+    /// A job that was still running when the takeover came is torn down and has no verdict: its
+    /// step runs again. A job that is `COMPLETING` had ended: its end is awaited and adopted.
     static func reclaim(jobName: String, grace: Duration) async -> [LostAttempt] {
-        let arguments = ["-h", "-t", "all", "--name=\(jobName)", "-o", "%i|%T|%k"]
-        let listing = await SlurmCLI.run("squeue", arguments)
-        guard listing.status == 0 else { return [] }
-        var jobs: [(id: String, state: String, comment: String)] = []
-        for line in listing.stdout.split(separator: "\n") {
-            let fields = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-            if fields.count == 3 { jobs.append((fields[0], fields[1], fields[2])) }
+        guard let found = await listing(jobName: jobName) else { return [] }
+        let active = found.filter { !SlurmJobStates.final.contains($0.state) && $0.state != "COMPLETING" }.map(\.id)
+        let completing = found.filter { $0.state == "COMPLETING" }.map(\.id)
+        if !active.isEmpty { await terminate(active, grace: grace) }
+        var jobs = found
+        if !active.isEmpty || !completing.isEmpty {
+            _ = await waitForEnd(of: active + completing, until: .now.advanced(by: endWait))
+            jobs = await listing(jobName: jobName) ?? found
         }
-        let active = jobs.filter { !SlurmJobStates.final.contains($0.state) }.map(\.id)
-        if !active.isEmpty {
-            await terminate(active, grace: grace)
-            _ = await waitForEnd(of: active, until: .now.advanced(by: endWait))
-        }
-        return jobs.compactMap { job in
-            guard let slash = job.comment.lastIndex(of: "/"), let attempt = Int(job.comment[job.comment.index(after: slash)...]) else {
-                return nil
+        var lost: [LostAttempt] = []
+        for job in jobs {
+            guard let slash = job.comment.lastIndex(of: "/"), let attempt = Int(job.comment[job.comment.index(after: slash)...]),
+                  slash > job.comment.startIndex else { continue }
+            var record = LostAttempt(stepID: String(job.comment[..<slash]), attempt: attempt, jobID: job.id,
+                                     wasRunning: active.contains(job.id))
+            if !record.wasRunning, SlurmJobStates.final.contains(job.state) {
+                var end: SlurmJobEnd
+                if let status = job.waitStatus { end = SlurmJobEnd(state: job.state, waitStatus: status) } else {
+                    end = await Self.end(of: job.id, listed: job.state)
+                }
+                record.outcome = SlurmStepRunner.outcome(end, jobID: job.id, timeLimit: job.timeLimit.isEmpty ? nil : job.timeLimit)
+                record.ranFor = SlurmTime.duration(job.timeUsed)
             }
-            return LostAttempt(stepID: String(job.comment[..<slash]), attempt: attempt, jobID: job.id,
-                               wasRunning: active.contains(job.id))
+            lost.append(record)
         }
+        return lost
+    }
+
+    /// One job of a run, as `squeue` lists it for a takeover.
+    private struct ListedJob {
+        var id: String
+        var state: String
+        var waitStatus: Int32?
+        var comment: String
+        var timeUsed: String
+        var timeLimit: String
+    }
+
+    /// Every job named `jobName` that Slurm still has a record of; nil when `squeue` fails.
+    private static func listing(jobName: String) async -> [ListedJob]? {
+        let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)",
+                                                    "--Format=JobID:|,State:|,exit_code:|,TimeUsed:|,TimeLimit:|,Comment:|"])
+        guard listing.status == 0 else { return nil }
+        return listing.stdout.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count >= 6 else { return nil }
+            return ListedJob(id: fields[0], state: fields[1], waitStatus: Int32(fields[2]), comment: fields[5],
+                             timeUsed: fields[3], timeLimit: fields[4])
+        }
+    }
+}
+
+/// Slurm's durations (`TimeUsed`, `TimeLimit`): `M:SS`, `H:MM:SS`, `D-HH:MM:SS`.
+enum SlurmTime {
+    /// The duration written, or nil for anything else (`UNLIMITED`, `INVALID`, empty).
+    static func duration(_ text: String) -> Duration? {
+        let dayParts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard (1...2).contains(dayParts.count) else { return nil }
+        var seconds = 0
+        if dayParts.count == 2 {
+            guard let days = Int(dayParts[0]), days >= 0 else { return nil }
+            seconds = days * 86_400
+        }
+        let clock = dayParts[dayParts.count - 1].split(separator: ":", omittingEmptySubsequences: false)
+        guard (2...3).contains(clock.count) || (dayParts.count == 2 && clock.count == 1) else { return nil }
+        var units = 0
+        for part in clock {
+            guard let value = Int(part), value >= 0 else { return nil }
+            units = units * 60 + value
+        }
+        // D-HH counts hours; D-HH:MM minutes; otherwise seconds.
+        if dayParts.count == 2 && clock.count < 3 { units *= clock.count == 1 ? 3_600 : 60 }
+        return .seconds(seconds + units)
     }
 }
 
