@@ -2,6 +2,7 @@
 #include "omnibase_shims.h"
 #include <errno.h>
 #include <dirent.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -15,6 +16,7 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef SYS_close_range
@@ -517,4 +519,23 @@ int omni_signal_latch_take(int signo) {
     int taken = omni_latched[signo];
     omni_latched[signo] = 0;
     return taken;
+}
+
+int omni_default_acl_owner_only(const char *folder) {
+    /* The extended attribute's layout (linux/posix_acl_xattr.h), little-endian: a version 2
+     * header, then the entries sorted by tag, each {u16 tag, u16 perm, u32 id}; the base
+     * entries carry no id (-1). */
+    static const uint16_t tags[3] = { 0x01, 0x04, 0x20 };  /* USER_OBJ, GROUP_OBJ, OTHER */
+    static const uint16_t perms[3] = { 7, 0, 0 };
+    struct { uint16_t tag, perm; uint32_t id; } __attribute__((packed)) entry;
+    unsigned char value[4 + 3 * sizeof entry];
+    uint32_t version = htole32(2);
+    memcpy(value, &version, 4);
+    for (int i = 0; i < 3; i++) {
+        entry.tag = htole16(tags[i]);
+        entry.perm = htole16(perms[i]);
+        entry.id = htole32(0xFFFFFFFFu);
+        memcpy(value + 4 + i * sizeof entry, &entry, sizeof entry);
+    }
+    return setxattr(folder, "system.posix_acl_default", value, sizeof value, 0);
 }

@@ -782,14 +782,17 @@ struct DurableStateTests {
     @Test func theStateFolderIsPrivateEvenUnderUmaskZero() async throws {
         let dir = TempDir()
         let state = dir.path + "/s"
-        let plan = dir.write("p.json", planJSON([stepJSON("a", "echo out; echo err >&2"), stepJSON("b", "echo b", deps: ["a"])]))
+        // The step creates its outputs file itself (`>>`), with its umask: 0600 all the same.
+        let plan = dir.write("p.json", planJSON([stepJSON("a", "echo out; echo err >&2; echo k=v >> \"$OMNIBASE_OUTPUT\""),
+                                                 stepJSON("b", "echo b", deps: ["a"])]))
         let result = await runTool("/bin/sh", ["-c", "umask 0; exec \"$@\"", "sh", cliPath, "run", plan, "--format", "json",
                                                "--state-dir", state], in: dir.path)
         #expect(result.status == 0, "\(result.stderr)")
         let runID = try #require(try result.json()["run_id"]?.stringValue)
         #expect(permissions(state) == 0o700)
         let paths = try FileManager.default.subpathsOfDirectory(atPath: state)
-        for name in ["runs.db", "runs/\(runID)/events.jsonl", "runs/\(runID)/logs/a.1.out", "runs/\(runID)/logs/a.1.err"] {
+        for name in ["runs.db", "runs/\(runID)/events.jsonl", "runs/\(runID)/logs/a.1.out", "runs/\(runID)/logs/a.1.err",
+                     "runs/\(runID)/logs/a.1.outputs"] {
             #expect(paths.contains(name), "\(name) missing")
         }
         for relative in paths {

@@ -26,6 +26,13 @@ private func jobState(_ jobID: String, in directory: String) async -> String? {
     return shown.stdout.split(separator: " ").first { $0.hasPrefix("JobState=") }.map { String($0.dropFirst(9)) }
 }
 
+/// Cancels what is left of the jobs of every run in the state folder `state` (a test that failed
+/// may leave a job waiting in the queue for ever).
+private func cancelJobs(ofRunsIn state: String, in directory: String) async {
+    let runs = (try? FileManager.default.contentsOfDirectory(atPath: state + "/runs")) ?? []
+    for runID in runs where runID.hasPrefix("r-") { _ = await runProgram("scancel", ["--name=\(runID)"], in: directory) }
+}
+
 /// The pid of the engine working on the state folder `state` (found by its command line).
 private func enginePID(usingStateDirectory state: String) -> Int32? {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
@@ -161,6 +168,26 @@ struct SlurmExecutorTests {
         #expect(await jobState(jobID, in: dir.path) != "COMPLETED")
     }
 
+    @Test func theEnginesTimeoutKillsAStepThatTrapsTermAfterKillGrace() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("stubborn", "trap '[ -e \"$D/term\" ] || date +%s.%N > \"$D/term\"' TERM; echo $$$$ > \"$D/pid\"; while true; do sleep 0.1; done",
+                     extra: "\"env\": {\"D\": \"\(dir.path)\"}, \"timeout_sec\": 2"),
+        ], globals: "{\"executor\": \"slurm\", \"kill_grace_sec\": 1}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        let pid = try #require(Int32(try await waitForFile(dir.path + "/pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let watchedUntil = Date().addingTimeInterval(30)
+        while isAlive(pid) && Date() < watchedUntil { try await Task.sleep(for: .milliseconds(10)) }
+        let died = Date().timeIntervalSince1970
+        let result = await run
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(try result.json().stepReport("stubborn")?["timed_out"]?.boolValue == true)
+        let term = try #require(Double((dir.read("term") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)), "no TERM came")
+        // SPEC section 2: SIGKILL after kill_grace_sec (1 s), not after Slurm's KillWait (5 s) on top.
+        #expect(died - term < 2.5, "the step lived \(died - term) s after its TERM")
+    }
+
     @Test func theEnginesTimeoutEndsTheAttemptsProcessesThatOutliveTheJob() async throws {
         let dir = TempDir()
         let state = dir.path + "/s"
@@ -265,6 +292,10 @@ struct SlurmExecutorTests {
         let b = try #require(Int32(try await waitForFile(dir.path + "/b.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
         let engine = try #require(enginePID(usingStateDirectory: state))
         kill(engine, SIGINT)
+        let stoppedAt = Date()
+        while isAlive(b) && Date() < stoppedAt.addingTimeInterval(30) { try await Task.sleep(for: .milliseconds(10)) }
+        // SPEC section 2: KILL after kill_grace_sec (1 s), not after Slurm's KillWait (5 s).
+        #expect(Date().timeIntervalSince(stoppedAt) < 2.5, "b ignored TERM and lived \(Date().timeIntervalSince(stoppedAt)) s")
         let result = await run
         #expect(result.status == 130, "\(result.stderr)")
         let report = try result.json()
@@ -274,10 +305,14 @@ struct SlurmExecutorTests {
         #expect(report.stepReport("c")?["status"]?.stringValue == "cancelled")
         #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty, "no job of the run is left in squeue")
         #expect(!isAlive(a) && !isAlive(b), "the jobs' processes are gone (b ignored TERM)")
-        let calls = (dir.read("scancel.log") ?? "").split(separator: "\n")
-        #expect(calls.count == 1, "one scancel for all of the run's jobs: \(calls)")
+        // One scancel per signal for all of the run's jobs: the queued ones cancelled, TERM to
+        // the others, then KILL (after the grace) to b alone, which ignored TERM.
+        let calls = (dir.read("scancel.log") ?? "").split(separator: "\n").map(String.init)
         let ids = [report.stepReport("a"), report.stepReport("b")].compactMap { $0?["job_id"]?.stringValue }
-        #expect(ids.count == 2 && calls.first.map { Set($0.split(separator: " ").map(String.init)) } == Set(ids))
+        try #require(ids.count == 2)
+        #expect(calls == ["--state=PENDING \(ids.sorted().joined(separator: " "))",
+                          "--signal=TERM --full --state=RUNNING \(ids.sorted().joined(separator: " "))",
+                          "--signal=KILL --batch \(ids[1])"], "\(calls)")
     }
 
     @Test func killNineOfTheEngineThenResumeRecordsEveryResultOnce() async throws {
@@ -317,7 +352,12 @@ struct SlurmExecutorTests {
         let report = try resumed.json()
         #expect(report["status"]?.stringValue == "succeeded")
         #expect(!isAlive(orphan), "resume cancelled the dead engine's job")
-        if let orphanJob = left.first { #expect(await jobState(orphanJob, in: dir.path) == "CANCELLED") }
+        // Ended by TERM (then KILL after kill_grace_sec), as a stop ends a job: FAILED with its
+        // signal, no longer CANCELLED as a plain scancel left it.
+        if let orphanJob = left.first {
+            let state = await jobState(orphanJob, in: dir.path)
+            #expect(state.map { SlurmJobStates.final.contains($0) && $0 != "COMPLETED" } == true, "\(state ?? "no state")")
+        }
         let ran = (dir.read("ran.log") ?? "").split(separator: "\n").map(String.init).sorted()
         #expect(ran == ["first 1", "last 1", "long 1", "long 2"], "every step ran to a result once: \(ran)")
         let attempts = try attemptJobs(state, runID)
@@ -330,6 +370,184 @@ struct SlurmExecutorTests {
             .compactMap { $0.string(0) }.sorted()
         #expect(successes == ["first", "last", "long"], "each result recorded once")
         #expect(await activeJobs(ofRun: runID, in: dir.path).isEmpty)
+    }
+
+    @Test func aJobLeavesNoEmptyLogAndItsOutputsFileIsPrivate() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("talks", "echo hello; echo version=1.2 >> \"$OMNIBASE_OUTPUT\""),
+            stepJSON("quiet", "[ \"$V\" = 1.2 ]", deps: ["talks"], extra: "\"env\": {\"V\": \"${steps.talks.outputs.version}\"}"),
+        ], globals: "{\"executor\": \"slurm\"}"))
+        // The engine's umask (022) is the job's: the outputs file is 0600 all the same.
+        let result = await runProgram("/bin/sh", ["-c", "umask 022; exec \"$@\"", "sh", cliPath, "run", plan, "--format", "json",
+                                                  "--state-dir", state], in: dir.path, environment: ["NO_COLOR": "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let runID = try #require(try result.json()["run_id"]?.stringValue)
+        let logs = "\(state)/runs/\(runID)/logs"
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: logs))
+        #expect(files == ["talks.1.out", "talks.1.outputs", "talks.1.sh", "quiet.1.sh"],
+                "a log exists only for a stream the job wrote to, as for a local step: \(files.sorted())")
+        var info = stat()
+        #expect(lstat(logs + "/talks.1.outputs", &info) == 0 && info.st_mode & 0o7777 == 0o600,
+                "\(String(info.st_mode & 0o7777, radix: 8))")
+    }
+
+    @Test func aJobSlurmSaysCanNeverStartFailsTheAttemptWithSlurmsReason() async throws {
+        // Two nodes on this one-node cluster: Slurm keeps the job pending (PartitionNodeLimit) forever.
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([stepJSON("wide", "true", extra: "\"timeout_sec\": 5")],
+                                                globals: "{\"executor\": \"slurm\", \"slurm\": {\"extra_args\": [\"--nodes=2\"]}}"))
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(30))
+        await cancelJobs(ofRunsIn: state, in: dir.path)
+        #expect(result.status == 1, "\(result.stderr)")
+        let step = try #require(try result.json().stepReport("wide"))
+        let jobID = try #require(step["job_id"]?.stringValue)
+        #expect(step["error"]?.stringValue == "Slurm job \(jobID) can never start as submitted: it waits with reason "
+                    + "PartitionNodeLimit: it asks for more nodes than its partition allows (or fewer than it requires); cancelled",
+                "\(step)")
+        #expect(step["timed_out"]?.boolValue == false)
+        #expect(step["exit_code"] == .null, "it never ran")
+        #expect(await jobState(jobID, in: dir.path) == "CANCELLED")
+    }
+
+    @Test func aJobStillQueuedAfterPendingTimeoutSecIsATimedOutAttempt() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let plan = dir.write("p.json", planJSON([stepJSON("later", "true", extra: "\"slurm\": {\"pending_timeout_sec\": 2}")],
+                                                globals: "{\"executor\": \"slurm\", \"slurm\": {\"extra_args\": [\"--begin=now+3600\"]}}"))
+        let started = ContinuousClock.now
+        let result = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path, timeout: .seconds(30))
+        await cancelJobs(ofRunsIn: state, in: dir.path)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let step = try #require(try result.json().stepReport("later"))
+        let jobID = try #require(step["job_id"]?.stringValue)
+        #expect(step["timed_out"]?.boolValue == true, "\(step)")
+        let error = step["error"]?.stringValue ?? ""
+        #expect(error.hasPrefix("timed out waiting to start: Slurm job \(jobID) was still pending (reason ") && error.contains("after 2s"),
+                "\(error)")
+        #expect(await jobState(jobID, in: dir.path) == "CANCELLED")
+    }
+
+    @Test func resumeAdoptsWhatTheJobsOfADeadEngineDidWhileNobodyWatched() async throws {
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        // Each job of the first session says it is up, waits for the test's go (given once the
+        // engine is dead), then ends on its own.
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let wait = "echo up > \"$D/$OMNIBASE_STEP_ID.up\"; while [ ! -e \"$D/go\" ]; do sleep 0.1; done; "
+            + "echo \"$OMNIBASE_STEP_ID $OMNIBASE_ATTEMPT\" >> \"$D/ran\"; "
+        let plan = dir.write("p.json", planJSON([
+            stepJSON("good", wait + "echo said=hello >> \"$OMNIBASE_OUTPUT\"; echo out", extra: env),
+            stepJSON("bad", wait + "[ \"$OMNIBASE_ATTEMPT\" -ge 2 ] || exit 3", extra: env),
+            stepJSON("gone", wait, extra: env),
+            stepJSON("uses", "[ \"$V\" = hello ]", deps: ["good"], extra: "\"env\": {\"V\": \"${steps.good.outputs.said}\"}"),
+        ], globals: "{\"executor\": \"slurm\"}"))
+        async let run = runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        for step in ["good", "bad", "gone"] { _ = try await waitForFile("\(dir.path)/\(step).up", seconds: 20) }
+        let engine = try #require(enginePID(usingStateDirectory: state))
+        var jobs: [String: String] = [:]
+        let recordedBy = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < recordedBy {
+            let runID = try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID
+            jobs = Dictionary(try runID.map { try attemptJobs(state, $0) }?.compactMap { row in row.jobID.map { (row.step, $0) } } ?? [],
+                              uniquingKeysWith: { first, _ in first })
+            if jobs.count == 3 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        kill(engine, SIGKILL)
+        _ = await run
+        let runID = try #require(try RunStore(stateDirectory: StateDirectory(path: state), readOnly: true).runs().first?.runID)
+        try #require(jobs.count == 3, "the job ids were not recorded: \(jobs)")
+        // "gone" stands for a job whose record Slurm dropped (MinJobAge) before the resume.
+        let gone = try #require(jobs["gone"])
+        _ = await runProgram("scontrol", ["update", "JobId=\(gone)", "JobName=\(runID)-renamed"], in: dir.path)
+        _ = dir.write("go", "")
+        let endedBy = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < endedBy {
+            let gone = await runProgram("squeue", ["-h", "-t", "all", "-j", gone, "-o", "%T"], in: dir.path)
+            if await activeJobs(ofRun: runID, in: dir.path).isEmpty, SlurmJobStates.final.contains(gone.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let ran = (dir.read("ran") ?? "").split(separator: "\n").map(String.init).sorted()
+        #expect(ran == ["bad 1", "bad 2", "gone 1", "gone 2", "good 1"], "good's result was adopted, not run again: \(ran)")
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let rows = try db.query("""
+            SELECT step_id, attempt, exit_code, engine_lost, succeeded, error, job_id FROM attempts
+            WHERE run_id = ? ORDER BY step_id, attempt
+            """, runID).map { row in
+                "\(row.string(0) ?? "") \(row.int(1)) exit=\(row.isNull(2) ? "-" : String(row.int(2))) lost=\(row.int(3)) "
+                    + "ok=\(row.int(4)) job=\(row.string(6) == nil ? "-" : "yes") \(row.string(5) ?? "")"
+            }
+        let bad = try #require(jobs["bad"])
+        #expect(rows == [
+            "bad 1 exit=3 lost=0 ok=0 job=yes exited with code 3; Slurm job \(bad) FAILED",
+            "bad 2 exit=0 lost=0 ok=1 job=yes ",
+            "gone 1 exit=- lost=1 ok=0 job=yes engine lost while the attempt ran; job \(gone) was gone from the cluster's "
+                + "records at the takeover, so its result is unknown",
+            "gone 2 exit=0 lost=0 ok=1 job=yes ",
+            "good 1 exit=0 lost=0 ok=1 job=yes ",
+            "uses 1 exit=0 lost=0 ok=1 job=yes ",
+        ], "\(rows.joined(separator: "\n"))")
+        #expect(try attemptJobs(state, runID).filter { $0.attempt == 1 && $0.step != "uses" }.map(\.jobID)
+                    == ["bad", "gone", "good"].map { jobs[$0] })
+        let successes = try db.query("SELECT step_id FROM events WHERE run_id = ? AND type = 'step_succeeded'", runID)
+            .compactMap { $0.string(0) }.sorted()
+        #expect(successes == ["bad", "gone", "good", "uses"], "each result recorded once")
+        let logs = "\(state)/runs/\(runID)/logs"
+        #expect(try String(contentsOfFile: logs + "/good.1.out", encoding: .utf8) == "out\n")
+        #expect(!FileManager.default.fileExists(atPath: logs + "/good.1.err"), "the adopted job's empty log is removed")
+    }
+
+    @Test func resumeRecordsTheJobsOfAttemptsWhoseStartWasNeverCommitted() async throws {
+        // A dead engine's jobs that the database never heard of (the engine died after sbatch
+        // answered, before the group commit of their start): jobs named after the run, with the
+        // comment <step>/<attempt>, as the engine submits them.
+        let dir = TempDir()
+        let state = dir.path + "/s"
+        let env = "\"env\": {\"D\": \"\(dir.path)\"}"
+        let body = "[ -e \"$D/open\" ] || exit 1; echo \"$OMNIBASE_STEP_ID $OMNIBASE_ATTEMPT\" >> \"$D/ran\""
+        let plan = dir.write("p.json", planJSON([stepJSON("queued", body, extra: env), stepJSON("ended", body, extra: env)],
+                                                globals: "{\"executor\": \"slurm\"}"))
+        let failed = await runCLI(["run", plan, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(failed.status == 1, "\(failed.stderr)")
+        let runID = try #require(try failed.json()["run_id"]?.stringValue)
+        _ = dir.write("open", "")
+        let logs = "\(state)/runs/\(runID)/logs"
+        func submit(_ step: String, _ script: String, _ extra: [String] = []) async throws -> String {
+            let submitted = await runProgram("sbatch", ["--parsable", "--no-requeue", "--job-name=\(runID)", "--comment=\(step)/2",
+                                                        "--output=\(logs)/\(step).2.out", "--error=\(logs)/\(step).2.err"]
+                                                 + extra + ["--wrap=\(script)"], in: dir.path)
+            return try #require(SlurmCLI.parseJobID(submitted.stdout), "\(submitted.stderr)")
+        }
+        let queued = try await submit("queued", "echo 'queued 2' >> \(dir.path)/ran", ["--begin=now+3600"])
+        let ended = try await submit("ended", "echo 'ended 2' >> \(dir.path)/ran")
+        let endedBy = ContinuousClock.now + .seconds(30)
+        while await jobState(ended, in: dir.path) != "COMPLETED", ContinuousClock.now < endedBy {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+
+        let resumed = await runCLI(["resume", runID, "--format", "json", "--state-dir", state], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(await jobState(queued, in: dir.path) == "CANCELLED")
+        let ran = (dir.read("ran") ?? "").split(separator: "\n").map(String.init).sorted()
+        #expect(ran == ["ended 2", "queued 3"], "\(ran)")
+        let db = try SQLiteDatabase(path: state + "/runs.db", mode: .readOnly)
+        let rows = try db.query("""
+            SELECT step_id, attempt, engine_lost, succeeded, job_id, error FROM attempts WHERE run_id = ? AND attempt > 1
+            ORDER BY step_id, attempt
+            """, runID).map { "\($0.string(0) ?? "") \($0.int(1)) lost=\($0.int(2)) ok=\($0.int(3)) \($0.string(4) ?? "no job") \($0.string(5) ?? "")" }
+        // The ended job's result is adopted, the queued one is cancelled and lost, each with its job id.
+        #expect(rows.count == 3 && Array(rows.prefix(2)) == [
+            "ended 2 lost=0 ok=1 \(ended) ",
+            "queued 2 lost=1 ok=0 \(queued) engine lost before the attempt's start was recorded",
+        ], "\(rows.joined(separator: "\n"))")
+        #expect(rows.last?.hasPrefix("queued 3 lost=0 ok=1 ") == true && rows.last?.contains("no job") == false, "\(rows)")
     }
 
     @Test func theReadmeQuickStartPlanRunsUnchangedOnSlurm() async throws {
@@ -454,6 +672,8 @@ struct ExecutorValidationTests {
         ("{}", "\"executor\": \"cloud\"", "steps[0].executor: unknown value \"cloud\""),
         ("{}", "\"slurm\": {\"partition\": \"x\"}", "steps[0].slurm.partition: unknown key"),
         ("{}", "\"slurm\": {\"time\": \"1-2:3:4:5\"}", "steps[0].slurm.time"),
+        ("{\"slurm\": {\"pending_timeout_sec\": 0}}", "", "globals.slurm.pending_timeout_sec: must be greater than 0"),
+        ("{}", "\"slurm\": {\"pending_timeout\": 5}", "unknown key \"pending_timeout\" (did you mean \"pending_timeout_sec\"?)"),
     ])
     func aBadFieldIsAConfigurationError(globals: String, stepExtra: String, message: String) async throws {
         let dir = TempDir()
@@ -483,7 +703,7 @@ struct ExecutorValidationTests {
     @Test func aGoodSlurmSectionValidates() async throws {
         let dir = TempDir()
         let plan = dir.write("p.json", planJSON(
-            [stepJSON("a", "true", extra: "\"executor\": \"slurm\", \"slurm\": {\"cpus\": 2, \"mem\": \"4G\", \"time\": \"1-00:00\"}")],
+            [stepJSON("a", "true", extra: "\"executor\": \"slurm\", \"slurm\": {\"cpus\": 2, \"mem\": \"4G\", \"time\": \"1-00:00\", \"pending_timeout_sec\": 60}")],
             globals: "{\"executor\": \"local\", \"slurm\": {\"partition\": \"debug\", \"account\": \"lab\", \"extra_args\": [\"--qos=high\", \"--exclusive\"], \"time\": \"30\"}}"))
         let result = await runCLI(["validate", plan], in: dir.path)
         #expect(result.status == 0, "\(result.stderr)")

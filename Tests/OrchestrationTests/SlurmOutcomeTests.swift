@@ -43,6 +43,61 @@ struct SlurmOutcomeTests {
         #expect(lost.error?.contains("job record lost") == true)
     }
 
+    @Test func onlyReasonsThatNeverPassMeanAJobCanNeverStart() {
+        #expect(SlurmJobStates.reasonCode("ReqNodeNotAvail, UnavailableNodes:n[1-2]") == "ReqNodeNotAvail")
+        #expect(SlurmJobStates.reasonCode("PartitionNodeLimit") == "PartitionNodeLimit")
+        for reason in ["PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount", "InvalidQOS",
+                       "QOSMaxWallDurationPerJobLimit", "DependencyNeverSatisfied"] {
+            #expect(SlurmJobStates.neverStart[reason] != nil, "\(reason)")
+        }
+        for reason in ["None", "Resources", "Priority", "BeginTime", "JobHeldUser", "JobHeldAdmin", "PartitionDown", "NodeDown",
+                       "ReqNodeNotAvail", "QOSGrpCpuLimit", "QOSMaxJobsPerUserLimit", "AssocGrpJobsLimit", "Reservation"] {
+            #expect(SlurmJobStates.neverStart[reason] == nil, "\(reason) passes")
+        }
+        #expect(SlurmStepRunner.neverStarts("5", reason: "BadConstraints")
+                == "Slurm job 5 can never start as submitted: it waits with reason BadConstraints: "
+                + "no node of its partition can satisfy what it asks for; cancelled")
+    }
+
+    @Test func resumeAdoptsAnEndedJobsResultAsThePollerWouldHaveRecordedIt() throws {
+        let folder = NSTemporaryDirectory() + "omnibase-takeover-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try "said=hi\nAPI_TOKEN=t0k\n".write(toFile: folder + "/s.1.outputs", atomically: false, encoding: .utf8)
+        let closing = RunSession.TakeoverClosing(logsFolder: folder, secretNames: [])
+        var step = Step.process("s", "true")
+        step.timeout = .seconds(10)
+        func end(_ found: LostAttempt?, recorded: String? = "7") -> RunEvent.Payload {
+            closing.end(of: .init(step: step, number: 1, recordedJobID: recorded, found: found, startUnrecorded: false))
+        }
+        let success = SlurmStepRunner.outcome(SlurmJobEnd(state: "COMPLETED", exitCode: 0), jobID: "7")
+        let adopted = end(LostAttempt(stepID: "s", attempt: 1, jobID: "7", wasRunning: false, outcome: success, ranFor: .seconds(9)))
+        guard case .stepSucceeded(let done?) = adopted else { Issue.record("\(adopted)"); return }
+        #expect(done.jobID == "7" && done.exitCode == 0 && !done.engineLost)
+        #expect(done.outputs.map { "\($0.name)=\($0.value) \($0.isSecret)" } == ["said=hi false", "API_TOKEN=t0k true"])
+        // Past the step's timeout: the engine would have ended it, so it is a timed-out attempt.
+        let late = end(LostAttempt(stepID: "s", attempt: 1, jobID: "7", wasRunning: false, outcome: success, ranFor: .seconds(25)))
+        guard case .stepAttemptFailed(let timedOut) = late else { Issue.record("\(late)"); return }
+        #expect(timedOut.timedOut && !timedOut.engineLost && timedOut.exitCode == 0)
+        #expect(timedOut.error == "timed out after 10s: job 7 ran 25s while no engine watched it (it ended: succeeded)")
+        // Slurm's TIMEOUT, as the poller records it.
+        let limit = SlurmStepRunner.outcome(SlurmJobEnd(state: "TIMEOUT", signal: 15), jobID: "7", timeLimit: "1:00")
+        guard case .stepAttemptFailed(let slurm) = end(LostAttempt(stepID: "s", attempt: 1, jobID: "7", wasRunning: false,
+                                                                    outcome: limit, ranFor: .seconds(5))) else { return }
+        #expect(slurm.timedOut && slurm.signal == 15)
+        // Torn down at the takeover: lost; gone from Slurm's records: lost, and said so.
+        guard case .stepAttemptFailed(let torn) = end(LostAttempt(stepID: "s", attempt: 1, jobID: "7", wasRunning: true)) else { return }
+        #expect(torn.engineLost && torn.jobID == "7" && torn.error == "engine lost while the attempt ran")
+        guard case .stepAttemptFailed(let gone) = end(nil) else { return }
+        #expect(gone.engineLost && gone.jobID == "7")
+        #expect(gone.error == "engine lost while the attempt ran; job 7 was gone from the cluster's records at the takeover, "
+                + "so its result is unknown")
+        guard case .stepAttemptFailed(let local) = end(nil, recorded: nil) else { return }
+        #expect(local.engineLost && local.jobID == nil && local.error == "engine lost while the attempt ran")
+        #expect(SlurmTime.duration("1:22") == .seconds(82) && SlurmTime.duration("1:02:03") == .seconds(3723))
+        #expect(SlurmTime.duration("2-03:04:05") == .seconds(2 * 86_400 + 11_045) && SlurmTime.duration("UNLIMITED") == nil)
+    }
+
     @Test func scriptWordsAreQuotedExactlyAndLogPathsEscaped() {
         #expect(SlurmStepRunner.quote("it's $HOME *") == #"'it'\''s $HOME *'"#)
         #expect(SlurmStepRunner.quote("") == "''")

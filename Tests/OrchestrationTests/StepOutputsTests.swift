@@ -193,6 +193,33 @@ struct StepOutputsTests {
 
     /// A plan built in code is checked like a plan file: a reference to a step it does not
     /// depend on is refused (exit 2) before anything runs.
+    @Test func outputsFilesAreOwnerOnlyWhateverTheStepsUmask() throws {
+        let folder = NSTemporaryDirectory() + "omnibase-private-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func mode(_ path: String) -> mode_t {
+            var info = stat()
+            return lstat(path, &info) == 0 ? info.st_mode & 0o7777 : 0
+        }
+        // What a file system without ACLs leaves: the step's own mode, mended afterwards.
+        let shared = folder + "/a.1.outputs"
+        close(open(shared, O_WRONLY | O_CREAT, 0o644))
+        chmod(shared, 0o644)
+        OutputFile.makePrivate(atPath: shared)
+        #expect(mode(shared) == 0o600)
+        symlink(shared, folder + "/b.1.outputs")
+        chmod(shared, 0o644)
+        OutputFile.makePrivate(atPath: folder + "/b.1.outputs")
+        #expect(mode(shared) == 0o644, "a symbolic link is not followed")
+        OutputFile.makePrivate(atPath: folder + "/none.1.outputs")
+        // With the folder's default ACL, a file created under umask 022 is 0600 from the start.
+        try #require(OutputFile.makeNewFilesPrivate(inFolder: folder), "this test's file system keeps ACLs")
+        let old = umask(0o022)
+        close(open(folder + "/c.1.outputs", O_WRONLY | O_CREAT, 0o666))
+        umask(old)
+        #expect(mode(folder + "/c.1.outputs") == 0o600)
+    }
+
     @Test func aPlanBuiltInCodeIsCheckedLikeAFile() throws {
         let bindings = OutputBindings(environment: ["V": OutputTemplate(parts: [.output(.init(step: "b", name: "v"))])])
         let plan = Plan(id: "code", steps: [

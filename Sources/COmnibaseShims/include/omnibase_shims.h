@@ -122,4 +122,9 @@ void omni_name_thread(const char *name);
  * (O_PATH sits behind _GNU_SOURCE). Returns the fd, or -1 and errno. */
 int omni_open_directory(const char *path);
 
+/* Gives the folder the default POSIX ACL u::rwx,g::---,o::---, so that files created in it are
+ * owner-only whatever the creator's umask. Returns 0, or -1 and errno (ENOTSUP where the file
+ * system keeps no ACLs). */
+int omni_default_acl_owner_only(const char *folder);
+
 #endif

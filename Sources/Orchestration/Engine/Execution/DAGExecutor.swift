@@ -30,6 +30,10 @@ public struct RunOptions: Sendable {
     /// A stop requested before the run could start a step (SIGTERM while `resume` took over from
     /// a dead engine): no step starts, every pending one ends `cancelled`.
     public var stoppedBeforeStart: StopReason?
+    /// Whether files created in ``logDirectory`` get mode 0600 whatever the creator's umask
+    /// (``OutputFile/makeNewFilesPrivate(inFolder:)``); when false, each process attempt's
+    /// outputs file is made 0600 once the attempt has ended.
+    package var logDirectoryKeepsFilesPrivate = false
 
     /// Creates options.
     public init(runID: String = RunID.make(), maxConcurrency: Int? = nil,
@@ -390,6 +394,7 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
         context.outputUse = closureUse
         let secretNames = plan.secretNames
         let secretValueMask = loop.secretValues
+        let mendsOutputsMode = options.logDirectory != nil && !options.logDirectoryKeepsFilesPrivate
         // Constants, not the variables above: an escaping closure boxes a `var` it captures on
         // the heap (one allocation per attempt more, measured).
         let (attemptStep, attemptContext, attemptSecrets) = (stepValue, context, secretValues)
@@ -416,6 +421,9 @@ public struct DAGExecutor<C: Clock>: Sendable where C.Duration == Duration {
             } else {
                 outcome = await runner.run(attemptStep, context: attemptContext)
             }
+            // The step created its outputs file with its own umask where the logs folder has no
+            // ACL to make it owner-only as every file of the state folder is.
+            if mendsOutputsMode, let outputPath { OutputFile.makePrivate(atPath: outputPath) }
             if !attemptSecrets.isEmpty, let error = outcome.error {
                 // A secret output inserted into the command must not show in "cannot start" messages.
                 outcome.error = SecretMask(values: attemptSecrets).apply(error)

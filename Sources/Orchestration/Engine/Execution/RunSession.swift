@@ -263,18 +263,41 @@ public struct RunSession: Sendable {
                 initial.append(step.status == .succeeded ? .alreadySucceeded : .pending)
             }
         }
-        // Attempts that were running when the engine died end as "engine lost".
+        // Attempts the dead engine left open: those whose start it recorded, then those that left
+        // a trace (a journal line, a log file, a leftover process, a cluster's job) but whose
+        // start was never committed (the engine died within a group commit's window), which may
+        // have run. Each is closed once: with its job's own result when the job ended while
+        // no engine watched it, else as "engine lost" (its step runs again). Numbering
+        // continues above every trace.
+        let closing = TakeoverClosing(logsFolder: stateDirectory.logsFolder(runID: runID), secretNames: loaded.plan.secretNames)
+        let stepIndex = Dictionary(uniqueKeysWithValues: loaded.graph.ids.enumerated().map { ($1, $0) })
         var seq = record.lastSeq
         var lost: [RunEvent] = []
-        for attempt in try store.unfinishedAttempts(runID) {
+        var closed: [(step: Int, attempt: Int)] = []
+        func close(_ stepID: String, _ attempt: Int, recordedJobID: String?, startUnrecorded: Bool) {
+            guard let index = stepIndex[stepID] else { return }
+            let found = reclaimed.first { $0.stepID == stepID && $0.attempt == attempt }
+            var payload = closing.end(of: .init(step: loaded.plan.steps[index], number: attempt, recordedJobID: recordedJobID,
+                                                found: found, startUnrecorded: startUnrecorded))
+            if case .stepSucceeded(let end) = payload, initial[index] == .alreadySucceeded {
+                // One success per step: a second one (which no engine would have started) is kept as a failed attempt.
+                var second = end ?? AttemptEnd()
+                second.error = "succeeded after the step had already succeeded"
+                second.outputs = []
+                payload = .stepAttemptFailed(second)
+            }
+            if startUnrecorded {
+                seq += 1
+                lost.append(RunEvent(seq: seq, runID: runID, stepID: stepID, attempt: attempt, payload: .stepStarted))
+            }
             seq += 1
-            let job = reclaimed.first { $0.stepID == attempt.stepID && $0.attempt == attempt.attempt }
-            lost.append(RunEvent(seq: seq, runID: runID, stepID: attempt.stepID, attempt: attempt.attempt,
-                                 payload: .stepAttemptFailed(.engineLost("engine lost while the attempt ran", jobID: job?.jobID))))
+            lost.append(RunEvent(seq: seq, runID: runID, stepID: stepID, attempt: attempt, payload: payload))
+            if case .stepSucceeded = payload, initial[index] == .pending { initial[index] = .alreadySucceeded }
+            closed.append((index, attempt))
         }
-        // Attempts that left a trace (a journal line, a log file, a leftover process) but whose
-        // start was never committed (the engine died within a group commit's window) may have
-        // run: they are recorded as engine lost too, and numbering continues above every trace.
+        for attempt in try store.attempts(runID) where attempt.finishedAt == nil {
+            close(attempt.stepID, attempt.attempt, recordedJobID: attempt.jobID, startUnrecorded: false)
+        }
         var previousAttempts = stored.map(\.attempts)
         let traced = AttemptJournal.traces(stateDirectory: stateDirectory, runID: runID, stepIDs: Set(loaded.graph.ids))
             .merging(Dictionary(reclaimed.map { ($0.stepID, Set([$0.attempt])) }, uniquingKeysWith: { $0.union($1) })) { $0.union($1) }
@@ -286,11 +309,15 @@ public struct RunSession: Sendable {
                 // Commits keep event order: a step recorded succeeded had no later attempt.
                 guard step.status != .succeeded else { continue }
                 for attempt in numbers.subtracting(recorded[step.id] ?? []).sorted() {
-                    lost.append(RunEvent(seq: seq + 1, runID: runID, stepID: step.id, attempt: attempt, payload: .stepStarted))
-                    lost.append(RunEvent(seq: seq + 2, runID: runID, stepID: step.id, attempt: attempt,
-                                         payload: .stepAttemptFailed(.engineLost("engine lost before the attempt's start was recorded"))))
-                    seq += 2
+                    close(step.id, attempt, recordedJobID: nil, startUnrecorded: true)
                 }
+            }
+        }
+        // Logs a job opened and never wrote to (a job opens both when it starts): no file = no output.
+        for (index, attempt) in closed {
+            for stream in AttemptLog.Stream.allCases {
+                let log = AttemptLog(stepID: loaded.graph.ids[index], attempt: attempt, stream: stream)
+                AttemptLog.removeIfEmpty(atPath: stateDirectory.path(of: log, runID: runID))
             }
         }
         if !lost.isEmpty { try store.append(lost) }
@@ -346,6 +373,8 @@ public struct RunSession: Sendable {
         } catch {
             throw EngineError(error)
         }
+        // Steps create their outputs files there with their own umask: 0600 all the same.
+        options.logDirectoryKeepsFilesPrivate = options.logDirectory.map(OutputFile.makeNewFilesPrivate(inFolder:)) ?? false
         let recorder = try StoreRecorder(stateDirectory: stateDirectory, runID: options.runID, durableSeq: durableSeq,
                                          synchronous: synchronous)
         let mask = loaded.plan.secretMask()

@@ -18,10 +18,14 @@ import Synchronization
 /// 3. One poller per run (``SlurmJobMonitor``) asks `squeue` about all of the run's jobs at once:
 ///    state and, once ended, exit status (`--Format=JobID,State,exit_code`); `scontrol show job`
 ///    only for a job that `squeue` no longer lists (gone from its records: "job record lost").
-/// 4. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then a
-///    plain `scancel` after `kill_grace_sec`. A stop of the run (task cancellation) cancels every
-///    job of the run in one `scancel` call and waits until they have ended.
-/// 5. After a timeout (the engine's, or Slurm's time limit: `TIMEOUT`), the processes of this
+/// 4. In the queue: a job that Slurm keeps pending with a reason saying it can never start
+///    (``SlurmJobStates/neverStart``) is cancelled and fails the attempt with that reason; with
+///    `pending_timeout_sec`, so is one still queued that long (a timed-out attempt).
+/// 5. The engine's own timeout counts from the job's start: `scancel --signal=TERM --full`, then
+///    `scancel --signal=KILL --batch` after `kill_grace_sec` (``SlurmJobMonitor/terminate(_:grace:)``).
+///    A stop of the run (task cancellation) ends every job of the run the same way, each
+///    `scancel` call naming them all, and waits until they have ended.
+/// 6. After a timeout (the engine's, or Slurm's time limit: `TIMEOUT`), the processes of this
 ///    host that carry the attempt's marks (``OrphanReaper/tearDown(marked:grace:)``) are ended
 ///    as a local attempt's are: a job's process tracking without cgroups misses one that ignores
 ///    TERM or left with `setsid`. On other nodes that is Slurm's part (its cgroups).
@@ -117,16 +121,55 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
         guard let jobID = SlurmCLI.parseJobID(submitted.stdout) else {
             return AttemptOutcome(result: .failed, error: "sbatch printed no job id (got \"\(submitted.stdout.prefix(80))\")")
         }
-        defer { monitor.forget(jobID) }
+        defer {
+            monitor.forget(jobID)
+            // Slurm opened both logs when the job started: an empty one means no output.
+            if context.logDirectory != nil {
+                AttemptLog.removeIfEmpty(atPath: context.stdoutPath)
+                AttemptLog.removeIfEmpty(atPath: context.stderrPath)
+            }
+        }
         context.reportJobID?(jobID)
         if monitor.register(jobID) == .stopping {
             // The run began to stop while this job was being submitted.
-            _ = await withUncancelledTask { await SlurmCLI.run("scancel", [jobID]) }
+            let grace = context.killGrace
+            await withUncancelledTask { await SlurmJobMonitor.terminate([jobID], grace: grace) }
             return await stopped(jobID, context: context)
         }
-        var wake = await monitor.wait(jobID, until: step.timeout == nil ? .ended : .started, cancellable: true)
-        if let timeout = step.timeout, case .phase(.running(let since)) = wake {
-            wake = await monitor.wait(jobID, until: .ended, deadline: since.advanced(by: timeout), cancellable: true)
+        // In the queue: until the job starts, Slurm says it never will, the plan's
+        // `pending_timeout_sec` passes or the run stops.
+        let pendingLimit = settings.overridden(by: step.slurm).pendingTimeout
+        var wake = await monitor.wait(jobID, until: .leftQueue, deadline: pendingLimit.map { ContinuousClock.now.advanced(by: $0) },
+                                      cancellable: true)
+        var unqueued: AttemptOutcome?
+        switch wake {
+        case .phase(.blocked(let reason)):
+            unqueued = AttemptOutcome(result: .failed, error: Self.neverStarts(jobID, reason: reason), jobID: jobID)
+        case .deadline:
+            let why = await Self.pendingReason(of: jobID).map { " (reason \($0))" } ?? ""
+            unqueued = AttemptOutcome(result: .failed, timedOut: true,
+                                      error: "timed out waiting to start: Slurm job \(jobID) was still pending\(why) after "
+                                        + "\(formatSeconds(pendingLimit ?? .zero)) (pending_timeout_sec); cancelled", jobID: jobID)
+        default:
+            unqueued = nil
+        }
+        if var unqueued {
+            // Cancelled in the queue, unless it started meanwhile: then it goes on as any job.
+            wake = await unqueue(jobID)
+            switch wake {
+            case .phase(.ended(let end)) where end.neverRan:
+                return unqueued
+            case .deadline:
+                unqueued.error = (unqueued.error ?? "") + ", but it had not left the queue "
+                    + "\(formatSeconds(SlurmJobMonitor.endWait)) later"
+                return unqueued
+            default:
+                break
+            }
+        }
+        // Running: the step's own timeout counts from the start the poller saw.
+        if case .phase(.running(let since)) = wake {
+            wake = await monitor.wait(jobID, until: .ended, deadline: step.timeout.map { since.advanced(by: $0) }, cancellable: true)
         }
         switch wake {
         case .phase(.ended(let end)):
@@ -142,24 +185,50 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
         }
     }
 
+    /// Cancels a job that still waits in the queue (`scancel --state=PENDING`, which leaves a job
+    /// that has just started alone) and waits until it has started or ended.
+    private func unqueue(_ jobID: String) async -> SlurmJobMonitor.Wake {
+        await withUncancelledTask { [monitor] in
+            _ = await SlurmCLI.run("scancel", ["--state=PENDING", jobID])
+            monitor.expectChange()
+            return await monitor.wait(jobID, until: .started, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
+        }
+    }
+
+    /// Why a job waits in the queue (`squeue`'s reason), if Slurm says.
+    private static func pendingReason(of jobID: String) async -> String? {
+        let shown = await SlurmCLI.run("squeue", ["-h", "-j", jobID, "-O", "Reason:|"])
+        let reason = shown.stdout.split(separator: "\n").first?.split(separator: "|").first.map(String.init) ?? ""
+        return shown.status == 0 && !reason.isEmpty ? reason : nil
+    }
+
+    /// The error of an attempt whose job Slurm says can never start (``SlurmJobStates/neverStart``).
+    static func neverStarts(_ jobID: String, reason: String) -> String {
+        let code = SlurmJobStates.reasonCode(reason)
+        let meaning = SlurmJobStates.neverStart[code].map { ": \($0)" } ?? ""
+        return "Slurm job \(jobID) can never start as submitted: it waits with reason \(reason)\(meaning); cancelled"
+    }
+
+    /// Ends the jobs a dead engine left (TERM, then KILL after 5 s) and names their attempts.
     public func reclaimLostAttempts(runID: String) async -> [LostAttempt] {
-        await SlurmJobMonitor.reclaim(jobName: runID)
+        await reclaimLostAttempts(runID: runID, killGrace: .seconds(5))
+    }
+
+    /// The same with the plan's `kill_grace_sec` between TERM and KILL.
+    public func reclaimLostAttempts(runID: String, killGrace: Duration) async -> [LostAttempt] {
+        await SlurmJobMonitor.reclaim(jobName: runID, grace: killGrace)
     }
 
     // MARK: - Ends
 
-    /// The engine's timeout: TERM to every process of the job, the grace period, then `scancel`,
-    /// then the attempt's marked processes on this host.
+    /// The engine's timeout: TERM to every process of the job, KILL after the grace period
+    /// (``SlurmJobMonitor/terminate(_:grace:)``), then the attempt's marked processes on this host.
     private func timedOut(_ jobID: String, timeout: Duration, context: AttemptContext) async -> AttemptOutcome {
+        let grace = context.killGrace
         let outcome = await withUncancelledTask { [monitor] in
-            _ = await SlurmCLI.run("scancel", ["--signal=TERM", "--full", jobID])
+            await SlurmJobMonitor.terminate([jobID], grace: grace)
             monitor.expectChange()
-            var wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: context.killGrace))
-            if case .deadline = wake {
-                _ = await SlurmCLI.run("scancel", [jobID])
-                monitor.expectChange()
-                wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
-            }
+            let wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
             var error = "timed out after \(formatSeconds(timeout))"
             guard case .phase(.ended(let end)) = wake else {
                 error += "; Slurm job \(jobID) had not ended \(formatSeconds(SlurmJobMonitor.endWait)) after scancel"
@@ -185,13 +254,14 @@ public struct SlurmStepRunner: StepRunner, LoopSafeRunner {
 
     /// A stop of the run: every job of the run cancelled in one `scancel`, then this one's end awaited.
     private func stopped(_ jobID: String, context: AttemptContext) async -> AttemptOutcome {
-        await withUncancelledTask { [monitor] in
-            await monitor.cancelAll()
+        let grace = context.killGrace
+        return await withUncancelledTask { [monitor] in
+            await monitor.cancelAll(grace: grace)
             let wake = await monitor.wait(jobID, until: .ended, deadline: .now.advanced(by: SlurmJobMonitor.endWait))
             var outcome = AttemptOutcome(result: .cancelled, error: "interrupted", jobID: jobID)
             // A job cancelled while it still waited in the queue ends `CANCELLED` with exit code
             // 0 and no signal: its command never ran, so it has no exit code.
-            if case .phase(.ended(let end)) = wake, !(end.state == "CANCELLED" && end.exitCode == 0 && end.signal == nil) {
+            if case .phase(.ended(let end)) = wake, !end.neverRan {
                 outcome.exitCode = end.exitCode
                 outcome.signal = end.signal
             }
@@ -321,6 +391,10 @@ struct SlurmJobEnd: Sendable, Hashable {
         self.detail = detail
     }
 
+    /// Cancelled while it waited in the queue: its command never ran (`CANCELLED`, exit code 0,
+    /// no signal).
+    var neverRan: Bool { state == "CANCELLED" && (exitCode ?? 0) == 0 && signal == nil }
+
     /// From `squeue --Format=exit_code`: the job's raw wait status (`code << 8`, or the signal).
     init(state: String, waitStatus: Int32) {
         self.state = state
@@ -341,12 +415,21 @@ final class SlurmJobMonitor: Sendable {
     /// What a job is doing.
     enum Phase: Sendable, Hashable {
         case queued
+        /// Pending with a reason that says it can never start as submitted (``SlurmJobStates/neverStart``).
+        case blocked(reason: String)
         case running(since: ContinuousClock.Instant)
         case ended(SlurmJobEnd)
     }
 
     /// What a waiter waits for.
-    enum Goal: Sendable { case started, ended }
+    enum Goal: Sendable {
+        /// Running or ended, or blocked in the queue for good.
+        case leftQueue
+        /// Running or ended.
+        case started
+        /// Ended.
+        case ended
+    }
 
     /// Why a wait returned.
     enum Wake: Sendable {
@@ -459,8 +542,9 @@ final class SlurmJobMonitor: Sendable {
         return wake
     }
 
-    /// Cancels every job of the run that has not ended, in one `scancel` call; later calls do nothing.
-    func cancelAll() async {
+    /// Ends every job of the run that has not ended (``terminate(_:grace:)``: one `scancel` call
+    /// for each signal, naming them all); later calls do nothing.
+    func cancelAll(grace: Duration) async {
         let ids = state.withLock { state -> [String] in
             guard !state.stopping else { return [] }
             state.stopping = true
@@ -468,12 +552,57 @@ final class SlurmJobMonitor: Sendable {
             state.nextPoll = .now
             return state.jobs.filter { if case .ended = $0.value { false } else { true } }.keys.sorted()
         }
-        if !ids.isEmpty { _ = await SlurmCLI.run("scancel", ids) }
+        await Self.terminate(ids, grace: grace)
+    }
+
+    /// Ends jobs as SPEC section 2 ends a step, TERM then KILL after `grace`, and returns once
+    /// they have ended (or after `grace` and a few seconds more):
+    /// 1. `scancel --state=PENDING`: the jobs still queued are cancelled (they never ran);
+    /// 2. `scancel --signal=TERM --full --state=RUNNING`: TERM to every process of the others
+    ///    (a plain `scancel` would do it too, but then KILL would come after Slurm's `KillWait`,
+    ///    whatever `grace` is, and a cancelled job can no longer be signalled);
+    /// 3. after `grace`, to each job still running, `scancel --signal=KILL --batch`: KILL to its
+    ///    batch step's leader, the step's own process (the job script `exec`s it); Slurm then
+    ///    ends the job and what is left of it. A KILL to the whole job (`--full`, or no option)
+    ///    would be a plain cancel, TERM again and KILL only after `KillWait` (measured: 4.8 s
+    ///    with `KillWait=5`, against 0.04 s with `--batch`);
+    /// 4. a plain `scancel` of any job that has still not ended two seconds later (one that was
+    ///    suspended, or started between the calls).
+    static func terminate(_ ids: [String], grace: Duration) async {
+        guard !ids.isEmpty else { return }
+        _ = await SlurmCLI.run("scancel", ["--state=PENDING"] + ids)
+        _ = await SlurmCLI.run("scancel", ["--signal=TERM", "--full", "--state=RUNNING"] + ids)
+        var open = await waitForEnd(of: ids, until: .now.advanced(by: grace))
+        guard !open.isEmpty else { return }
+        _ = await SlurmCLI.run("scancel", ["--signal=KILL", "--batch"] + open)
+        open = await waitForEnd(of: open, until: .now.advanced(by: .seconds(2)))
+        guard !open.isEmpty else { return }
+        _ = await SlurmCLI.run("scancel", open)
+    }
+
+    /// Waits until `squeue` shows each of `ids` ended (or no longer lists it), or until
+    /// `deadline`; returns those still going (all of them while `squeue` fails).
+    private static func waitForEnd(of ids: [String], until deadline: ContinuousClock.Instant) async -> [String] {
+        var open = ids
+        while true {
+            let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "-j", open.joined(separator: ","), "-O", "JobID:|,State:|"])
+            if listing.status == 0 {
+                var going: Set<String> = []
+                for line in listing.stdout.split(separator: "\n") {
+                    let fields = line.split(separator: "|").map(String.init)
+                    if fields.count >= 2, !SlurmJobStates.final.contains(fields[1]) { going.insert(fields[0]) }
+                }
+                open = open.filter(going.contains)
+            }
+            let left = deadline - .now
+            guard !open.isEmpty, left > .zero else { return open }
+            try? await Task.sleep(for: min(left, .milliseconds(100)))
+        }
     }
 
     private static func reached(_ phase: Phase, _ goal: Goal) -> Bool {
         switch (phase, goal) {
-        case (.ended, _), (.running, .started): true
+        case (.ended, _), (.running, .started), (.running, .leftQueue), (.blocked, .leftQueue): true
         default: false
         }
     }
@@ -519,7 +648,7 @@ final class SlurmJobMonitor: Sendable {
     private func poll(_ ids: [String]) async {
         // One call for every job of the run: id, state and (once ended) the raw wait status.
         let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)",
-                                                    "--Format=JobID:|,State:|,exit_code:|"])
+                                                    "--Format=JobID:|,State:|,exit_code:|,Reason:|"])
         guard listing.status == 0 else {
             let lostAll = state.withLock { state -> Bool in
                 state.failedPolls += 1
@@ -535,11 +664,11 @@ final class SlurmJobMonitor: Sendable {
             }
             return
         }
-        var states: [String: (state: String, status: Int32?)] = [:]
+        var states: [String: (state: String, status: Int32?, reason: String)] = [:]
         for line in listing.stdout.split(separator: "\n") {
             let fields = line.split(separator: "|", omittingEmptySubsequences: false)
                 .map { $0.trimmingCharacters(in: .whitespaces) }
-            if fields.count >= 3 { states[fields[0]] = (fields[1], Int32(fields[2])) }
+            if fields.count >= 4 { states[fields[0]] = (fields[1], Int32(fields[2]), fields[3]) }
         }
         var updates: [String: Phase] = [:]
         for jobID in ids {
@@ -552,6 +681,9 @@ final class SlurmJobMonitor: Sendable {
                 }
             case let name? where SlurmJobStates.started.contains(name):
                 updates[jobID] = .running(since: .now)
+            case "PENDING"?:
+                let reason = states[jobID]?.reason ?? ""
+                if SlurmJobStates.neverStart[SlurmJobStates.reasonCode(reason)] != nil { updates[jobID] = .blocked(reason: reason) }
             case .some:
                 continue
             case nil:
@@ -572,6 +704,7 @@ final class SlurmJobMonitor: Sendable {
             for (jobID, phase) in updates {
                 guard let old = state.jobs[jobID] else { continue }
                 if case .running = old, case .running = phase { continue }
+                if case .blocked = old, case .blocked = phase { continue }
                 if case .ended = old { continue }
                 state.jobs[jobID] = phase
                 changed = true
@@ -610,43 +743,132 @@ final class SlurmJobMonitor: Sendable {
 
     // MARK: - Resume
 
-    /// Cancels the jobs a dead engine left for `jobName` (one `scancel`), waits until they have
-    /// ended, and says which attempts they were.
-    static func reclaim(jobName: String) async -> [LostAttempt] {
-        let arguments = ["-h", "-t", "all", "--name=\(jobName)", "-o", "%i|%T|%k"]
-        let listing = await SlurmCLI.run("squeue", arguments)
-        guard listing.status == 0 else { return [] }
-        var jobs: [(id: String, state: String, comment: String)] = []
-        for line in listing.stdout.split(separator: "\n") {
-            let fields = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-            if fields.count == 3 { jobs.append((fields[0], fields[1], fields[2])) }
+    /// What `resume` learns of a dead engine's jobs for `jobName`, after ending those that still
+    /// ran or waited (``terminate(_:grace:)``, then a wait for their end): each job's attempt
+    /// (from its comment `<step>/<attempt>`), and for a job that had ended on its own, with
+    /// nobody to record it, its verdict as the poller would have given it and how long it ran.
+    /// A job that was still running when the takeover came is torn down and has no verdict: its
+    /// step runs again. A job that is `COMPLETING` had ended: its end is awaited and adopted.
+    static func reclaim(jobName: String, grace: Duration) async -> [LostAttempt] {
+        guard let found = await listing(jobName: jobName) else { return [] }
+        let active = found.filter { !SlurmJobStates.final.contains($0.state) && $0.state != "COMPLETING" }.map(\.id)
+        let completing = found.filter { $0.state == "COMPLETING" }.map(\.id)
+        if !active.isEmpty { await terminate(active, grace: grace) }
+        var jobs = found
+        if !active.isEmpty || !completing.isEmpty {
+            _ = await waitForEnd(of: active + completing, until: .now.advanced(by: endWait))
+            jobs = await listing(jobName: jobName) ?? found
         }
-        let active = jobs.filter { !SlurmJobStates.final.contains($0.state) }.map(\.id)
-        if !active.isEmpty {
-            _ = await SlurmCLI.run("scancel", active)
-            let deadline = ContinuousClock.now.advanced(by: endWait)
-            while ContinuousClock.now < deadline {
-                let again = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)", "-o", "%i|%T"])
-                let stillActive = again.stdout.split(separator: "\n").contains { line in
-                    let fields = line.split(separator: "|")
-                    return fields.count == 2 && active.contains(String(fields[0])) && !SlurmJobStates.final.contains(String(fields[1]))
+        var lost: [LostAttempt] = []
+        for job in jobs {
+            guard let slash = job.comment.lastIndex(of: "/"), let attempt = Int(job.comment[job.comment.index(after: slash)...]),
+                  slash > job.comment.startIndex else { continue }
+            var record = LostAttempt(stepID: String(job.comment[..<slash]), attempt: attempt, jobID: job.id,
+                                     wasRunning: active.contains(job.id))
+            if !record.wasRunning, SlurmJobStates.final.contains(job.state) {
+                var end: SlurmJobEnd
+                if let status = job.waitStatus { end = SlurmJobEnd(state: job.state, waitStatus: status) } else {
+                    end = await Self.end(of: job.id, listed: job.state)
                 }
-                if again.status != 0 || !stillActive { break }
-                try? await Task.sleep(for: .milliseconds(200))
+                record.outcome = SlurmStepRunner.outcome(end, jobID: job.id, timeLimit: job.timeLimit.isEmpty ? nil : job.timeLimit)
+                record.ranFor = SlurmTime.duration(job.timeUsed)
             }
+            lost.append(record)
         }
-        return jobs.compactMap { job in
-            guard let slash = job.comment.lastIndex(of: "/"), let attempt = Int(job.comment[job.comment.index(after: slash)...]) else {
-                return nil
-            }
-            return LostAttempt(stepID: String(job.comment[..<slash]), attempt: attempt, jobID: job.id,
-                               wasRunning: active.contains(job.id))
+        return lost
+    }
+
+    /// One job of a run, as `squeue` lists it for a takeover.
+    private struct ListedJob {
+        var id: String
+        var state: String
+        var waitStatus: Int32?
+        var comment: String
+        var timeUsed: String
+        var timeLimit: String
+    }
+
+    /// Every job named `jobName` that Slurm still has a record of; nil when `squeue` fails.
+    private static func listing(jobName: String) async -> [ListedJob]? {
+        let listing = await SlurmCLI.run("squeue", ["-h", "-t", "all", "--name=\(jobName)",
+                                                    "--Format=JobID:|,State:|,exit_code:|,TimeUsed:|,TimeLimit:|,Comment:|"])
+        guard listing.status == 0 else { return nil }
+        return listing.stdout.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count >= 6 else { return nil }
+            return ListedJob(id: fields[0], state: fields[1], waitStatus: Int32(fields[2]), comment: fields[5],
+                             timeUsed: fields[3], timeLimit: fields[4])
         }
+    }
+}
+
+/// Slurm's durations (`TimeUsed`, `TimeLimit`): `M:SS`, `H:MM:SS`, `D-HH:MM:SS`.
+enum SlurmTime {
+    /// The duration written, or nil for anything else (`UNLIMITED`, `INVALID`, empty).
+    static func duration(_ text: String) -> Duration? {
+        let dayParts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard (1...2).contains(dayParts.count) else { return nil }
+        var seconds = 0
+        if dayParts.count == 2 {
+            guard let days = Int(dayParts[0]), days >= 0 else { return nil }
+            seconds = days * 86_400
+        }
+        let clock = dayParts[dayParts.count - 1].split(separator: ":", omittingEmptySubsequences: false)
+        guard (2...3).contains(clock.count) || (dayParts.count == 2 && clock.count == 1) else { return nil }
+        var units = 0
+        for part in clock {
+            guard let value = Int(part), value >= 0 else { return nil }
+            units = units * 60 + value
+        }
+        // D-HH counts hours; D-HH:MM minutes; otherwise seconds.
+        if dayParts.count == 2 && clock.count < 3 { units *= clock.count == 1 ? 3_600 : 60 }
+        return .seconds(seconds + units)
     }
 }
 
 /// Slurm's job states, as `squeue` and `scontrol` print them.
 enum SlurmJobStates {
+    /// The reasons a pending job waits with that say it can never start as submitted, with what
+    /// each means: the job asks for more than its partition, account or QOS will ever give, or
+    /// for something no node has. Only a change of the job or of the cluster's configuration
+    /// lets it run (Slurm keeps such a job pending unless `EnforcePartLimits` rejects it at
+    /// submission). Not among them: reasons that pass (`Resources`, `Priority`, `BeginTime`,
+    /// group and per-user limits, `JobHeldUser`/`JobHeldAdmin`, `PartitionDown`, `NodeDown`,
+    /// `ReqNodeNotAvail`: nodes down, drained or reserved for maintenance come back); the
+    /// plan's `pending_timeout_sec` bounds those.
+    static let neverStart: [String: String] = [
+        "PartitionNodeLimit": "it asks for more nodes than its partition allows (or fewer than it requires)",
+        "PartitionTimeLimit": "its time limit is longer than its partition allows",
+        "PartitionConfig": "it asks for more than its partition is configured to give",
+        "BadConstraints": "no node of its partition can satisfy what it asks for",
+        "InvalidAccount": "its account is not valid",
+        "InvalidQOS": "its QOS is not valid",
+        "AccountNotAllowed": "its partition does not allow its account",
+        "QOSNotAllowed": "its partition does not allow its QOS",
+        "DependencyNeverSatisfied": "a dependency can never be satisfied",
+        "ReservationDeleted": "the reservation it asks for was deleted",
+        "QOSMaxCpuPerJobLimit": "it asks for more CPUs than its QOS allows a job",
+        "QOSMaxNodePerJobLimit": "it asks for more nodes than its QOS allows a job",
+        "QOSMaxWallDurationPerJobLimit": "its time limit is longer than its QOS allows a job",
+        "QOSMaxMemoryPerJob": "it asks for more memory than its QOS allows a job",
+        "QOSMaxGRESPerJob": "it asks for more generic resources than its QOS allows a job",
+        "QOSMaxCpuMinutesPerJobLimit": "it asks for more CPU-minutes than its QOS allows a job",
+        "QOSMinCpuNotSatisfied": "it asks for fewer CPUs than its QOS requires",
+        "QOSMinMemory": "it asks for less memory than its QOS requires",
+        "QOSMinGRES": "it asks for fewer generic resources than its QOS requires",
+        "AssocMaxCpuPerJobLimit": "it asks for more CPUs than its association allows a job",
+        "AssocMaxNodePerJobLimit": "it asks for more nodes than its association allows a job",
+        "AssocMaxWallDurationPerJobLimit": "its time limit is longer than its association allows a job",
+        "AssocMaxMemPerJob": "it asks for more memory than its association allows a job",
+        "AssocMaxGRESPerJob": "it asks for more generic resources than its association allows a job",
+        "AssocMaxCpuMinutesPerJobLimit": "it asks for more CPU-minutes than its association allows a job",
+    ]
+
+    /// A reason's code: `ReqNodeNotAvail, UnavailableNodes:n1` -> `ReqNodeNotAvail`.
+    static func reasonCode(_ reason: String) -> String {
+        String(reason.prefix { $0 != "," && $0 != " " && $0 != "(" })
+    }
+
     /// The job's processes run (or are being cleaned up).
     static let started: Set<String> = ["RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"]
     /// The job is over.

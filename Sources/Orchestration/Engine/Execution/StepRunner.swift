@@ -82,8 +82,9 @@ public protocol StepRunner: Sendable {
     /// Tears down what an engine that died while running `runID` left with this runner (local
     /// process groups, a cluster's jobs), before `resume` runs anything again; the default
     /// does nothing.
-    /// - Returns: the attempts it found, so the engine records them (with their job ids) and
-    ///   never numbers a new attempt like one of them.
+    /// - Returns: the attempts it found, so the engine records them (with their job ids, and
+    ///   the result of those that had ended on their own: ``LostAttempt/outcome``) and never
+    ///   numbers a new attempt like one of them.
     func reclaimLostAttempts(runID: String) async -> [LostAttempt]
 
     /// The same, giving what is torn down `killGrace` (the plan's `kill_grace_sec`) between
@@ -149,13 +150,24 @@ public struct LostAttempt: Sendable, Hashable {
     public var jobID: String?
     /// Whether it still ran (or waited) and was torn down; false when it had ended already.
     public var wasRunning: Bool
+    /// How it ended on its own, when it had (a cluster's job that finished while no engine
+    /// watched it): the verdict its runner would have given, which `resume` records for an
+    /// attempt the dead engine had not recorded the end of, instead of "engine lost". nil when
+    /// it was torn down, or its end is unknown.
+    public var outcome: AttemptOutcome?
+    /// How long it ran, when known (from the cluster's record), so that `resume` can tell an
+    /// ``outcome`` that came after the step's timeout.
+    public var ranFor: Duration?
 
     /// Creates a record.
-    public init(stepID: String, attempt: Int, jobID: String?, wasRunning: Bool) {
+    public init(stepID: String, attempt: Int, jobID: String?, wasRunning: Bool, outcome: AttemptOutcome? = nil,
+                ranFor: Duration? = nil) {
         self.stepID = stepID
         self.attempt = attempt
         self.jobID = jobID
         self.wasRunning = wasRunning
+        self.outcome = outcome
+        self.ranFor = ranFor
     }
 }
 

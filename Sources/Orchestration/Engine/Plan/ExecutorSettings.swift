@@ -28,25 +28,31 @@ public struct SlurmSettings: Sendable, Hashable {
     public var time: String?
     /// More `sbatch` options, each one `--name=value` or `--flag` (plan only).
     public var extraArguments: [String]
+    /// `pending_timeout_sec`: the longest an attempt's job may wait in Slurm's queue before it
+    /// starts; past it the job is cancelled and the attempt fails as timed out. nil (the
+    /// default): no limit, as long as Slurm does not say the job can never start.
+    public var pendingTimeout: Duration?
 
     /// Creates settings (all unset by default).
     public init(partition: String? = nil, account: String? = nil, cpus: Int? = nil, mem: String? = nil,
-                time: String? = nil, extraArguments: [String] = []) {
+                time: String? = nil, extraArguments: [String] = [], pendingTimeout: Duration? = nil) {
         self.partition = partition
         self.account = account
         self.cpus = cpus
         self.mem = mem
         self.time = time
         self.extraArguments = extraArguments
+        self.pendingTimeout = pendingTimeout
     }
 
-    /// These settings with a step's `cpus`, `mem` and `time` taking precedence.
+    /// These settings with a step's `cpus`, `mem`, `time` and `pending_timeout_sec` taking precedence.
     public func overridden(by step: SlurmSettings?) -> SlurmSettings {
         guard let step else { return self }
         var merged = self
         if let cpus = step.cpus { merged.cpus = cpus }
         if let mem = step.mem { merged.mem = mem }
         if let time = step.time { merged.time = time }
+        if let pendingTimeout = step.pendingTimeout { merged.pendingTimeout = pendingTimeout }
         return merged
     }
 

@@ -124,8 +124,8 @@ private struct PlanDecoder {
     static let planKeys = ["plan_id", "version", "metadata", "variables", "globals", "steps"]
     static let globalKeys = ["max_concurrency", "default_timeout_sec", "kill_grace_sec", "working_dir", "env", "secrets",
                              "executor", "slurm", "retry_budget", "env_file"]
-    static let globalSlurmKeys = ["partition", "account", "extra_args", "cpus", "mem", "time"]
-    static let stepSlurmKeys = ["cpus", "mem", "time"]
+    static let globalSlurmKeys = ["partition", "account", "extra_args", "cpus", "mem", "time", "pending_timeout_sec"]
+    static let stepSlurmKeys = ["cpus", "mem", "time", "pending_timeout_sec"]
     static let stepKeys = ["id", "name", "command", "args", "depends_on", "timeout_sec", "retries",
                            "retry_delay_sec", "retry_backoff", "max_retry_delay_sec", "critical",
                            "on_failure", "cwd", "env", "tags", "executor", "slurm", "retry_on", "retry_jitter", "env_file", "if",
@@ -308,7 +308,8 @@ private struct PlanDecoder {
         return condition
     }
 
-    /// `globals.slurm` (every key) or a step's `slurm` (`cpus`, `mem`, `time`), each value checked
+    /// `globals.slurm` (every key) or a step's `slurm` (`cpus`, `mem`, `time`,
+    /// `pending_timeout_sec`), each value checked
     /// so that `sbatch` never sees one the engine has not validated.
     func decodeSlurm(_ node: JSONNode, path: String, keys: [String]) throws(EngineError) -> SlurmSettings {
         let fields = try Fields(node, path: path, allowed: keys, decoder: locator)
@@ -323,6 +324,7 @@ private struct PlanDecoder {
         settings.mem = try checked("mem", SlurmSettings.validationError(ofMemory:))
         settings.time = try checked("time", SlurmSettings.validationError(ofTime:))
         settings.cpus = try fields.int("cpus", minimum: 1, maximum: 100_000)
+        settings.pendingTimeout = try fields.seconds("pending_timeout_sec", positive: true)
         for (i, argNode) in (try fields.array("extra_args") ?? []).enumerated() {
             guard case .string(let argument) = argNode.kind else {
                 throw error(argNode.location, "\(path).extra_args[\(i)]", "must be a string, not \(argNode.typeName)")

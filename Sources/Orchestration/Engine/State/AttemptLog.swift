@@ -57,6 +57,14 @@ extension AttemptLog {
     public static func tail(atPath path: String, maxBytes: Int) -> [UInt8] {
         FileTail.read(path: path, maxBytes: maxBytes)?.bytes ?? []
     }
+
+    /// Removes the log at `path` if it is an empty regular file: a log exists only for a stream
+    /// the attempt wrote to ("no file = no output"), and a cluster's job opens both of its logs
+    /// when it starts. Call it once the attempt's processes are gone.
+    public static func removeIfEmpty(atPath path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size == 0 { unlink(path) }
+    }
 }
 
 extension StateDirectory {

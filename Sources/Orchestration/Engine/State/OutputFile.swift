@@ -1,3 +1,4 @@
+import COmnibaseShims
 import Foundation
 
 /// The file an attempt writes its outputs to, named by `$OMNIBASE_OUTPUT` (SPEC section 11):
@@ -34,6 +35,26 @@ public enum OutputFile {
     /// The name of an attempt's outputs file in the run's `logs` folder, beside its logs:
     /// `build.3.outputs` (see ``AttemptLog``).
     public static func fileName(stepID: String, attempt: Int) -> String { "\(stepID).\(attempt).outputs" }
+
+    /// Makes the files that steps create in `folder` (their outputs files) owner-only, `0600`,
+    /// whatever their umask, as every file of the state folder is: `folder` gets the default
+    /// POSIX ACL `u::rwx,g::---,o::---`, which takes the place of the creator's umask for new
+    /// files (one system call per run, none per attempt).
+    /// - Returns: false where the file system keeps no ACLs: ``makePrivate(atPath:)`` then
+    ///   mends each outputs file once its attempt has ended.
+    public static func makeNewFilesPrivate(inFolder folder: String) -> Bool {
+        omni_default_acl_owner_only(folder) == 0
+    }
+
+    /// Gives an attempt's outputs file, if there is one, mode `0600` (a symbolic link in its
+    /// place is left alone).
+    public static func makePrivate(atPath path: String) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o7777 != 0o600 { fchmod(fd, 0o600) }
+    }
 
     /// Makes sure nothing (not even a symbolic link) is at an attempt's outputs path yet.
     /// - Throws: ``Failure`` when something is.

@@ -492,7 +492,9 @@ public final class RunStore {
             case .stepAttemptFailed:
                 let lost = end?.engineLost ?? false
                 try sql.attemptFailed.execute(ts, exitCode, signal, timedOut, lost, end?.error, runID, event.stepID, event.attempt)
-                if lost { try sql.stepPending.execute(runID, event.stepID) }
+                // No attempt of the step runs now: its retry, its end or (after a takeover) a
+                // later session decides what comes next.
+                try sql.stepPending.execute(runID, event.stepID)
             case .stepSubmitted:
                 break  // recordJobID below
             case .stepRetry:
