@@ -13,7 +13,7 @@ private let hardOpenFilesLimit: rlim_t = {
 /// holds two pipes and a pidfd, so at the common default of 1,024 about 300 steps could run at
 /// once and the rest failed with "Too many open files". The engine raises its own soft limit to
 /// the hard one (as Go's runtime does); its steps get the limit it was started with.
-@Suite(.timeLimit(.minutes(1)), .enabled(if: hardOpenFilesLimit >= 2048))
+@Suite(.timeLimit(.minutes(4)), .enabled(if: hardOpenFilesLimit >= 2048))
 struct OpenFilesLimitTests {
     @Test func aRunWiderThanItsSoftLimitOfOpenFilesSucceedsAndItsStepsGetThatLimit() async throws {
         let dir = TempDir()

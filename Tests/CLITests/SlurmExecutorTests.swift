@@ -185,7 +185,8 @@ struct SlurmExecutorTests {
         #expect(try result.json().stepReport("stubborn")?["timed_out"]?.boolValue == true)
         let term = try #require(Double((dir.read("term") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)), "no TERM came")
         // SPEC section 2: SIGKILL after kill_grace_sec (1 s), not after Slurm's KillWait (5 s) on top.
-        #expect(died - term < 2.5, "the step lived \(died - term) s after its TERM")
+        // (5.7 s before; 1.0 s on a quiet machine, 2.6 s seen on a loaded one.)
+        #expect(died - term < 4, "the step lived \(died - term) s after its TERM")
     }
 
     @Test func theEnginesTimeoutEndsTheAttemptsProcessesThatOutliveTheJob() async throws {
