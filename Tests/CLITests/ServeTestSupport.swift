@@ -6,8 +6,8 @@ import Testing
 /// A `serve` process of the CLI binary for a test: started with its stdout in a file, its URL
 /// read from the first line, stopped with a signal (killed when the test ends without stopping it).
 final class ServeProcess: @unchecked Sendable {
-    // @unchecked: `task`, `url`, `port` and `pid` are set in `start` before the instance is
-    // shared and only read afterwards; every other property is a constant.
+    // @unchecked: `task`, `url`, `port` and `pid` are set in `start` (`started`) before the
+    // instance is shared and only read afterwards; every other property is a constant.
     let dir: TempDir
     let stdoutPath: String
     let stderrPath: String
@@ -40,12 +40,26 @@ final class ServeProcess: @unchecked Sendable {
                                workingDirectory: dir.path, stdoutPath: process.stdoutPath, stderrPath: process.stderrPath,
                                timeout: .seconds(600), killGrace: .seconds(2))
         process.task = Task { await LocalProcess.run(spec) }
-        let line = try await waitForFile(process.stdoutPath, seconds: 30)
-        process.url = String(line.split(separator: "\n")[0])
-        let port = try #require(process.url.split(separator: ":").last.flatMap { UInt16($0.trimmingCharacters(in: CharacterSet(charactersIn: "/"))) })
-        process.port = port
+        do {
+            try await process.started(token: token)
+        } catch {
+            // A server that did not answer as expected (its pid unknown) is stopped here: the
+            // task's cancellation tears its process group down.
+            process.task?.cancel()
+            _ = await process.task?.value
+            throw error
+        }
+        return process
+    }
+
+    /// Reads the URL from the first line, opens it (its address, its Host) and learns the pid.
+    private func started(token: String?) async throws {
+        let line = try await waitForFile(stdoutPath, seconds: 30)
+        url = String(line.split(separator: "\n")[0])
+        let port = try #require(url.split(separator: ":").last.flatMap { UInt16($0.trimmingCharacters(in: CharacterSet(charactersIn: "/"))) })
+        self.port = port
         // The URL it printed opens: its address, its Host.
-        let authority = String(process.url.dropFirst("http://".count).dropLast())
+        let authority = String(url.dropFirst("http://".count).dropLast())
         let colon = try #require(authority.lastIndex(of: ":"))
         var host = String(authority[..<colon])
         if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
@@ -53,8 +67,7 @@ final class ServeProcess: @unchecked Sendable {
         let response = try HTTPClient.request(host: host, port: port,
                                               "GET /api/monitor HTTP/1.1\r\nHost: \(authority)\r\n\(auth)Connection: close\r\n\r\n")
         let json = try StrictJSONParser.parse(Array(response.body.utf8)).toValue()
-        process.pid = Int32(try #require(json["pid"]?.intValue))
-        return process
+        pid = Int32(try #require(json["pid"]?.intValue))
     }
 
     deinit {
