@@ -91,10 +91,11 @@ package enum LocalProcess {
             }
             // Out of descriptors, with steps of this process running: one of them ending gives
             // back what this needs (see DescriptorGate), so it waits for that, however long.
+            // With no step running, the descriptors of one that just ended may still be closing:
+            // the transient retries below give them that time before the refusal is final
+            // (a launch at a limit that fits one step failed at once now and then).
             if code == EMFILE || code == ENFILE, !Task.isCancelled {
                 if await gate.waitForRelease(after: releases) { continue }
-                // Refused for the reserve with no step running: nothing will give any back.
-                if refused { return outcome }
             }
             // The clone, or the child before its exec, failed for a reason that clears by itself
             // (see ProcessLauncher.spawnRetries): nothing ran, so the spec is started again,
